@@ -1,0 +1,1 @@
+"""Pure building blocks: ids, canonical JSON, errors, clock, crypto wrappers. No I/O here."""

@@ -1,0 +1,50 @@
+"""Identifier types and their generators.
+
+Ids are opaque strings. Random parts come from ``secrets`` so they cannot be guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import NewType
+
+UserId = NewType("UserId", str)
+"""A user's id: ``@`` followed by the username, e.g. ``@alice``. Stable for the account's life."""
+
+DeviceId = NewType("DeviceId", str)
+"""A device's id, unique per user, chosen by the server at login (10 upper-case letters)."""
+
+ConversationId = NewType("ConversationId", str)
+"""A conversation's id: ``c_`` followed by 22 random url-safe characters."""
+
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
+"""Usernames: 3 to 32 characters, lower-case ASCII letters, digits, ``_ . -``, starting with a letter."""
+
+DEVICE_ID_RE = re.compile(r"^[A-Z]{10}$")
+CONVERSATION_ID_RE = re.compile(r"^c_[A-Za-z0-9_-]{22}$")
+TXN_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+"""Client transaction ids: 1 to 64 URL-safe characters."""
+
+_DEVICE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def user_id_for(username: str) -> UserId:
+    return UserId("@" + username)
+
+
+def is_user_id(value: str) -> bool:
+    return value.startswith("@") and USERNAME_RE.match(value[1:]) is not None
+
+
+def new_device_id() -> DeviceId:
+    return DeviceId("".join(secrets.choice(_DEVICE_ALPHABET) for _ in range(10)))
+
+
+def new_conversation_id() -> ConversationId:
+    return ConversationId("c_" + secrets.token_urlsafe(16))
+
+
+def new_access_token() -> str:
+    """An opaque bearer token: 32 random bytes. Only its SHA-256 is ever stored."""
+    return "cpt_" + secrets.token_urlsafe(32)
