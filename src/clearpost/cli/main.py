@@ -1,0 +1,77 @@
+"""The ``clearpost`` command. Commands are thin: they parse flags and call services."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from clearpost.core.errors import ClearpostError
+from clearpost.server.config import Settings, load_settings
+
+app = typer.Typer(help="Clearpost: end-to-end encrypted messaging with checkable privacy.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML config file ([server] table).")]  # noqa: UP045
+DatabaseOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--database", help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite in the data dir)."),
+]
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the SQLite file and keys live (default ./data).")]  # noqa: UP045
+
+
+def _settings(config: Path | None, **flags: object) -> Settings:
+    try:
+        return load_settings(config, **flags)
+    except ClearpostError as exc:
+        console.print(f"[red]configuration error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,  # noqa: UP045
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on (default 8448).")] = None,  # noqa: UP045
+    database: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the server. Migrations are applied on start."""
+    import uvicorn
+
+    from clearpost.server.http.app import create_app
+
+    settings = _settings(config, host=host, port=port, database=database, data_dir=data_dir)
+    url = settings.database_url()
+    shown = url.split("@")[-1] if "@" in url else url
+    console.print(f"[bold]Clearpost[/bold] on http://{settings.host}:{settings.port}  database: {shown}")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        log_level=settings.log_level, access_log=False, ws="websockets-sansio",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: DatabaseOpt = None, data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """Apply pending schema migrations and exit."""
+    from clearpost.storage.db import Database
+    from clearpost.storage.migrations import current_revision, upgrade
+
+    settings = _settings(config, database=database, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str | None:
+        db = Database(settings.database_url())
+        try:
+            await upgrade(db)
+            return await current_revision(db)
+        finally:
+            await db.close()
+
+    revision = asyncio.run(run())
+    console.print(f"schema at revision [bold]{revision}[/bold]")

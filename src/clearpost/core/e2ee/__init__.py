@@ -1,0 +1,1 @@
+"""End-to-end encryption formats shared by server and client (vodozemac underneath)."""

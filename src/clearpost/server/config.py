@@ -1,0 +1,79 @@
+"""Server configuration: defaults < TOML file < environment (``CLEARPOST_*``) < flags.
+
+Every setting is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from clearpost.core.errors import InvalidInput
+
+ENV_PREFIX = "CLEARPOST_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8448
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    database: str | None = None
+    """SQLAlchemy URL; default is ``sqlite+aiosqlite:///<data_dir>/clearpost.db``."""
+    max_body_bytes: int = 1 << 20
+    max_message_bytes: int = 64 * 1024
+    max_group_members: int = 256
+    sync_timeout_max_ms: int = 60_000
+    login_rate_per_minute: float = 30.0
+    """Login and registration attempts per client IP per minute (0 disables)."""
+    login_burst: int = 10
+    token_rate_per_second: float = 200.0
+    """Requests per access token per second (0 disables)."""
+    token_burst: int = 400
+    log_level: str = "info"
+
+    def database_url(self) -> str:
+        if self.database:
+            return self.database
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'clearpost.db').resolve()}"
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    kind = str(kinds[name])
+    try:
+        if "int" in kind and "Path" not in kind:
+            return int(raw)
+        if "float" in kind:
+            return float(raw)
+        if "Path" in kind:
+            return Path(str(raw))
+        return None if raw in ("", None) else str(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"setting {name!r} has an invalid value {raw!r}") from exc
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Merge the layers. ``flags`` with value None are ignored (the flag was not given)."""
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in os.environ else None)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidInput(f"cannot read config file {path}: {exc}") from exc
+        section = data.get("server", data)
+        unknown = set(section) - names
+        if unknown:
+            raise InvalidInput(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+        values.update({k: _coerce(k, v) for k, v in section.items()})
+    for name in names:
+        env = os.environ.get(ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = _coerce(name, env)
+    values.update({k: _coerce(k, v) for k, v in flags.items() if v is not None})
+    return replace(Settings(), **values)

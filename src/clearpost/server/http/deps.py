@@ -1,0 +1,73 @@
+"""Request plumbing shared by the routes: services, the caller, JSON bodies and responses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from clearpost.core.errors import InvalidInput, PayloadTooLarge, Unauthenticated
+from clearpost.core.ids import TXN_ID_RE
+from clearpost.server.services.accounts import Caller
+from clearpost.server.services.container import Services
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("send your access token as 'Authorization: Bearer <token>'", code="missing_token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'", code="missing_token")
+    return token.strip()
+
+
+async def caller(request: Request, svc: Svc) -> Caller:
+    token = bearer_token(request)
+    who = await svc.accounts.authenticate(token)
+    svc.token_limiter.hit(who.device_id + who.user_id)
+    return who
+
+
+Auth = Annotated[Caller, Depends(caller)]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body, refusing bodies over ``limit`` bytes and anything not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is over {limit} bytes")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the request body is over {limit} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("the request body is not valid JSON", code="malformed_json") from exc
+
+
+def check_txn_id(txn_id: str) -> str:
+    if not TXN_ID_RE.match(txn_id):
+        raise InvalidInput("transaction ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -", code="invalid_txn_id")
+    return txn_id
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

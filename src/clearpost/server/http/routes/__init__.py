@@ -1,0 +1,1 @@
+"""Client API routes under /v1."""

@@ -1,0 +1,63 @@
+"""Accounts, login, logout and the caller's devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearpost.server.http.deps import JSON, Auth, Svc, client_ip
+from clearpost.storage.sql.accounts import DeviceRow
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(max_length=64, description="3-32 characters: a-z, 0-9, '_', '.', '-'; starts with a letter")
+    password: str = Field(max_length=1024, description="8 to 1024 characters")
+
+
+class Login(Credentials):
+    device_name: str | None = Field(default=None, max_length=100)
+
+
+def device_json(d: DeviceRow) -> dict[str, Any]:
+    return {"device_id": d.device_id, "display_name": d.display_name, "created_at": d.created_at,
+            "has_keys": d.ed25519 is not None}
+
+
+@router.post("/accounts", status_code=201, response_class=JSON)
+async def register(body: Credentials, request: Request, svc: Svc) -> JSON:
+    """Create an account. The password is stored only as an argon2id hash."""
+    svc.login_limiter.hit(client_ip(request))
+    user_id = await svc.accounts.register(body.username, body.password)
+    return JSON({"user_id": user_id}, status_code=201)
+
+
+@router.post("/login", response_class=JSON)
+async def login(body: Login, request: Request, svc: Svc) -> JSON:
+    """Log in as a new device; returns that device's id and its access token."""
+    svc.login_limiter.hit(client_ip(request))
+    session = await svc.accounts.login(body.username, body.password, body.device_name)
+    return JSON({"user_id": session.user_id, "device_id": session.device_id,
+                 "access_token": session.access_token})
+
+
+@router.post("/logout", status_code=204)
+async def logout(caller: Auth, svc: Svc) -> None:
+    """End this device's session: the token stops working and the device is removed."""
+    await svc.accounts.logout(caller)
+
+
+@router.get("/devices", response_class=JSON)
+async def my_devices(caller: Auth, svc: Svc) -> JSON:
+    devices = await svc.accounts.devices(caller.user_id)
+    return JSON({"devices": [device_json(d) for d in devices]})
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+async def delete_device(device_id: str, caller: Auth, svc: Svc) -> None:
+    """Remove one of your devices; its token stops working and your contacts are told."""
+    await svc.accounts.delete_device(caller, device_id)

@@ -1,0 +1,103 @@
+"""Conversations, their members, and their (encrypted) messages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, json_body
+from clearpost.storage.sql.conversations import ConversationRow
+from clearpost.storage.sql.messages import StoredMessage
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+class NewConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["direct", "group"]
+    members: list[str] = Field(max_length=1000, description="user ids of the other members")
+
+
+def conversation_json(c: ConversationRow) -> dict[str, Any]:
+    return {"conversation_id": c.conversation_id, "kind": c.kind, "created_by": c.created_by,
+            "created_at": c.created_at, "members": c.members, "last_seq": c.last_seq,
+            "joined_from_seq": c.joined_from_seq}
+
+
+def message_json(m: StoredMessage) -> dict[str, Any]:
+    return {"conversation_id": m.conversation_id, "seq": m.seq, "sender": m.sender_user,
+            "sender_device": m.sender_device, "sent_at": m.sent_at,
+            "envelope": orjson.Fragment(m.envelope)}
+
+
+@router.post("", response_class=JSON, status_code=201)
+async def create(body: NewConversation, caller: Auth, svc: Svc) -> JSON:
+    """Start a direct conversation (the same pair gets the same one back) or a group."""
+    conv, created = await svc.conversations.create(caller, body.kind, body.members)
+    return JSON(conversation_json(conv), status_code=201 if created else 200)
+
+
+@router.get("", response_class=JSON)
+async def list_mine(caller: Auth, svc: Svc) -> JSON:
+    convs = await svc.conversations.list(caller)
+    return JSON({"conversations": [conversation_json(c) for c in convs]})
+
+
+@router.get("/{conversation_id}", response_class=JSON)
+async def get(conversation_id: str, caller: Auth, svc: Svc) -> JSON:
+    return JSON(conversation_json(await svc.conversations.get(caller, conversation_id)))
+
+
+@router.post("/{conversation_id}/members/{user_id}", response_class=JSON)
+async def add_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc) -> JSON:
+    """Add a member to a group. They see messages sent from now on."""
+    return JSON(conversation_json(await svc.conversations.add_member(caller, conversation_id, user_id)))
+
+
+@router.delete("/{conversation_id}/members/{user_id}", status_code=204)
+async def remove_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc) -> None:
+    """Remove a member (the group's creator only; anyone may remove themselves)."""
+    await svc.conversations.remove_member(caller, conversation_id, user_id)
+
+
+@router.post("/{conversation_id}/leave", status_code=204)
+async def leave(conversation_id: str, caller: Auth, svc: Svc) -> None:
+    await svc.conversations.leave(caller, conversation_id)
+
+
+_ENVELOPE_SCHEMA = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["algorithm", "sender_key", "session_id", "device_id", "ciphertext"],
+        "properties": {
+            "algorithm": {"const": "megolm.v1"}, "sender_key": {"type": "string"},
+            "session_id": {"type": "string"}, "device_id": {"type": "string"},
+            "ciphertext": {"type": "string", "description": "a vodozemac Megolm message, base64"},
+        },
+    }}}},
+}
+
+
+@router.put("/{conversation_id}/messages/{txn_id}", response_class=JSON, openapi_extra=_ENVELOPE_SCHEMA)
+async def send(conversation_id: str, txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
+    """Send an encrypted message. Idempotent per (device, txn_id): a retry returns the first
+    result. Anything that is not a Megolm envelope is refused (not_encrypted / invalid_envelope)."""
+    check_txn_id(txn_id)
+    body = await json_body(request, svc.settings.max_message_bytes)
+    stored = await svc.messages.send(caller, conversation_id, txn_id, body)
+    return JSON({"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at})
+
+
+@router.get("/{conversation_id}/messages", response_class=JSON)
+async def history(
+    conversation_id: str, caller: Auth, svc: Svc,
+    after: int = Query(0, ge=0, description="return messages with seq greater than this"),
+    limit: int = Query(100, ge=1, le=500),
+) -> JSON:
+    """Page through history you may see (from when you joined), oldest first."""
+    msgs = await svc.messages.history(caller, conversation_id, after, limit)
+    return JSON({"messages": [message_json(m) for m in msgs],
+                 "next_after": msgs[-1].seq if len(msgs) == limit else None})

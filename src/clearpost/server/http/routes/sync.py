@@ -1,0 +1,87 @@
+"""Sync (long-poll) and the WebSocket stream that pushes the same events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+
+from clearpost.core.errors import ClearpostError
+from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.routes.conversations import message_json
+from clearpost.server.services.container import Services
+from clearpost.server.services.sync import SyncResult
+
+router = APIRouter(prefix="/v1", tags=["sync"])
+
+
+def sync_json(r: SyncResult) -> dict[str, Any]:
+    return {
+        "cursor": r.cursor,
+        "messages": [message_json(m) for m in r.messages],
+        "to_device": [{"sender": h.sender_user, "sender_device": h.sender_device,
+                       "envelope": orjson.Fragment(h.envelope)} for h in r.to_device],
+        "events": [{"kind": kind, **content} for _, kind, content in r.events],
+        "one_time_key_counts": {"signed_curve25519": r.one_time_key_count},
+        "fallback_key_used": r.fallback_key_used,
+    }
+
+
+@router.get("/sync", response_class=JSON)
+async def sync(
+    caller: Auth, svc: Svc,
+    since: str | None = Query(None, max_length=64, description="the cursor from the previous sync"),
+    timeout: int = Query(0, ge=0, description="milliseconds to wait when nothing is new"),
+) -> JSON:
+    """New messages in your conversations, to-device payloads for this device, membership and
+    device-list changes after ``since``. Passing ``since`` acknowledges the to-device payloads
+    delivered up to it (they are then deleted)."""
+    result = await svc.sync.sync(caller, since, min(timeout, svc.settings.sync_timeout_max_ms))
+    return JSON(sync_json(result))
+
+
+@router.websocket("/stream")
+async def stream(ws: WebSocket, since: str | None = None) -> None:
+    """Pushes one sync object per batch of events. Authenticate with the Authorization header.
+    Each pushed object's cursor acknowledges the previous one's to-device payloads."""
+    svc: Services = ws.app.state.services
+    header = ws.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token:
+            raise ClearpostError("missing token", code="missing_token")
+        caller = await svc.accounts.authenticate(token.strip())
+    except ClearpostError as exc:
+        await ws.close(code=4401, reason=exc.code)
+        return
+    await ws.accept()
+    closed = asyncio.Event()
+
+    async def watch_close() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+        closed.set()
+
+    watcher = asyncio.create_task(watch_close())
+    cursor = since
+    try:
+        while not closed.is_set():
+            try:
+                await svc.accounts.authenticate(token.strip())  # a logged-out device stops here
+                result = await svc.sync.sync(caller, cursor, 25_000)
+            except ClearpostError as exc:
+                await ws.close(code=4400 if exc.code == "invalid_cursor" else 4401, reason=exc.code)
+                return
+            if not result.empty or cursor is None:
+                await ws.send_bytes(orjson.dumps(sync_json(result)))
+            cursor = result.cursor
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        watcher.cancel()

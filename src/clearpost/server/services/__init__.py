@@ -1,0 +1,1 @@
+"""Use cases. Services import ``core`` and the stores; they know nothing about HTTP."""

@@ -1,0 +1,107 @@
+"""Registration, login, logout and devices.
+
+Passwords are hashed with argon2id (argon2-cffi's RFC 9106 profile) off the event loop.
+Access tokens are random, one per device, and stored only as their SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from clearpost.core.clock import Clock
+from clearpost.core.errors import InvalidInput, NotFound, Unauthenticated
+from clearpost.core.ids import USERNAME_RE, DeviceId, UserId, new_access_token, new_device_id, user_id_for
+from clearpost.server.services.notifier import Notifier
+from clearpost.storage.sql.accounts import AccountStore, DeviceRow
+from clearpost.storage.sql.keys import KeyStore
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is making an authenticated request."""
+
+    user_id: UserId
+    device_id: DeviceId
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user_id: UserId
+    device_id: DeviceId
+    access_token: str
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccountService:
+    def __init__(self, accounts: AccountStore, keys: KeyStore, clock: Clock, notifier: Notifier) -> None:
+        self.accounts, self.keys, self.clock, self.notifier = accounts, keys, clock, notifier
+        self._hasher = PasswordHasher()
+        self._dummy_hash = self._hasher.hash("clearpost-timing-equaliser")
+
+    async def register(self, username: str, password: str) -> UserId:
+        if not USERNAME_RE.match(username):
+            raise InvalidInput(
+                "usernames are 3-32 characters: lower-case letters, digits, '_', '.', '-', "
+                "starting with a letter",
+                code="invalid_username",
+            )
+        _check_password(password)
+        hashed = await asyncio.to_thread(self._hasher.hash, password)
+        user_id = user_id_for(username)
+        await self.accounts.create_user(user_id, hashed, self.clock.now_ms())
+        return user_id
+
+    async def login(self, username: str, password: str, device_name: str | None) -> Session:
+        user_id = user_id_for(username) if USERNAME_RE.match(username) else None
+        stored = await self.accounts.password_hash(user_id) if user_id else None
+        ok: bool
+        try:
+            ok = await asyncio.to_thread(self._hasher.verify, stored or self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or stored is None or user_id is None:
+            raise Unauthenticated("wrong username or password", code="invalid_credentials")
+        device_id = new_device_id()
+        token = new_access_token()
+        await self.accounts.add_device(user_id, device_id, token_hash(token), device_name, self.clock.now_ms())
+        return Session(UserId(user_id), device_id, token)
+
+    async def authenticate(self, token: str) -> Caller:
+        found = await self.accounts.device_for_token(token_hash(token))
+        if found is None:
+            raise Unauthenticated("the access token is not valid (logged out or never issued)", code="invalid_token")
+        return Caller(UserId(found[0]), DeviceId(found[1]))
+
+    async def user_exists(self, user_id: str) -> bool:
+        return await self.accounts.user_exists(user_id)
+
+    async def devices(self, user_id: str) -> list[DeviceRow]:
+        return await self.accounts.list_devices(user_id)
+
+    async def delete_device(self, caller: Caller, device_id: str) -> None:
+        """Delete one of the caller's devices (its token stops working at once)."""
+        peers = await self.keys.delete_device(caller.user_id, device_id)
+        if peers is None:
+            raise NotFound("no such device", code="device_not_found")
+        self.notifier.publish(peers)
+
+    async def logout(self, caller: Caller) -> None:
+        await self.delete_device(caller, caller.device_id)
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(
+            f"passwords are {MIN_PASSWORD} to {MAX_PASSWORD} characters", code="invalid_password"
+        )

@@ -1,0 +1,63 @@
+"""Wires stores and services together for one server process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clearpost.core.clock import Clock, SystemClock
+from clearpost.server.config import Settings
+from clearpost.server.services.accounts import AccountService
+from clearpost.server.services.conversations import ConversationService
+from clearpost.server.services.keys import KeyService
+from clearpost.server.services.messages import MessageService
+from clearpost.server.services.notifier import Notifier
+from clearpost.server.services.ratelimit import RateLimiter
+from clearpost.server.services.sync import SyncService
+from clearpost.server.services.todevice import ToDeviceService
+from clearpost.storage.db import Database
+from clearpost.storage.sql.accounts import AccountStore
+from clearpost.storage.sql.conversations import ConversationStore
+from clearpost.storage.sql.keys import KeyStore
+from clearpost.storage.sql.messages import MessageStore
+from clearpost.storage.sql.todevice import ToDeviceStore
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    notifier: Notifier
+    accounts: AccountService
+    keys: KeyService
+    conversations: ConversationService
+    messages: MessageService
+    to_device: ToDeviceService
+    sync: SyncService
+    login_limiter: RateLimiter
+    token_limiter: RateLimiter
+
+
+def build_services(settings: Settings, db: Database, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    notifier = Notifier()
+    account_store, key_store = AccountStore(db), KeyStore(db)
+    message_store, to_device_store = MessageStore(db), ToDeviceStore(db)
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        notifier=notifier,
+        accounts=AccountService(account_store, key_store, clock, notifier),
+        keys=KeyService(key_store, account_store, clock, notifier),
+        conversations=ConversationService(
+            ConversationStore(db), account_store, clock, notifier, settings.max_group_members
+        ),
+        messages=MessageService(message_store, clock, notifier, settings.max_message_bytes),
+        to_device=ToDeviceService(to_device_store, clock, notifier, settings.max_message_bytes),
+        sync=SyncService(db, message_store, to_device_store, key_store, notifier),
+        login_limiter=RateLimiter(
+            clock, settings.login_rate_per_minute / 60, settings.login_burst, "login attempts"
+        ),
+        token_limiter=RateLimiter(clock, settings.token_rate_per_second, settings.token_burst, "requests"),
+    )

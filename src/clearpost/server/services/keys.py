@@ -1,0 +1,86 @@
+"""Device identity keys, one-time keys, fallback keys and key claims."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from clearpost.core.clock import Clock
+from clearpost.core.e2ee.device_keys import parse_device_keys, parse_signed_key
+from clearpost.core.errors import Conflict, InvalidInput, NotFound
+from clearpost.server.services.accounts import Caller
+from clearpost.server.services.notifier import Notifier
+from clearpost.storage.sql.accounts import AccountStore
+from clearpost.storage.sql.keys import ClaimedKey, KeyStore
+
+MAX_ONE_TIME_KEYS_PER_UPLOAD = 100
+MAX_UNCLAIMED = 200
+MAX_CLAIM_DEVICES = 1000
+KEY_ALGORITHM = "signed_curve25519"
+
+
+class KeyService:
+    def __init__(self, keys: KeyStore, accounts: AccountStore, clock: Clock, notifier: Notifier) -> None:
+        self.keys, self.accounts, self.clock, self.notifier = keys, accounts, clock, notifier
+
+    async def upload_identity(self, caller: Caller, device_id: str, device_keys: Any) -> None:
+        if device_id != caller.device_id:
+            raise NotFound("you can upload keys only for the device you are logged in as", code="device_not_found")
+        ident = parse_device_keys(device_keys, caller.user_id, caller.device_id)
+        told = await self.keys.set_identity(
+            caller.user_id, caller.device_id, ident.curve25519, ident.ed25519,
+            orjson.dumps(device_keys).decode(),
+        )
+        if told:
+            self.notifier.publish(told)
+
+    async def upload_one_time(
+        self, caller: Caller, one_time_keys: dict[str, Any], fallback_key: dict[str, Any] | None
+    ) -> dict[str, int]:
+        identity = await self.keys.identity(caller.user_id, caller.device_id)
+        if identity is None or identity[1] is None:
+            raise Conflict(
+                "upload this device's identity keys before its one-time keys", code="device_keys_missing"
+            )
+        ed = identity[1]
+        if len(one_time_keys) > MAX_ONE_TIME_KEYS_PER_UPLOAD:
+            raise InvalidInput(f"at most {MAX_ONE_TIME_KEYS_PER_UPLOAD} one-time keys per upload")
+        parsed = {
+            _key_id(k): orjson.dumps(v).decode()
+            for k, v in one_time_keys.items()
+            if parse_signed_key(v, caller.user_id, caller.device_id, ed)
+        }
+        fallback = None
+        if fallback_key is not None:
+            if len(fallback_key) != 1:
+                raise InvalidInput("fallback_key must hold exactly one key")
+            (fid, fobj), = fallback_key.items()
+            parse_signed_key(fobj, caller.user_id, caller.device_id, ed)
+            fallback = (_key_id(fid), orjson.dumps(fobj).decode())
+        count, _ = await self.keys.counts(caller.user_id, caller.device_id)
+        if count + len(parsed) > MAX_UNCLAIMED:
+            raise InvalidInput(f"a device may hold at most {MAX_UNCLAIMED} unclaimed one-time keys", code="too_many_keys")
+        unclaimed = await self.keys.add_one_time_keys(caller.user_id, caller.device_id, parsed, fallback)
+        return {KEY_ALGORITHM: unclaimed}
+
+    async def counts(self, caller: Caller) -> tuple[int, bool]:
+        return await self.keys.counts(caller.user_id, caller.device_id)
+
+    async def claim(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, ClaimedKey]]:
+        pairs = [(u, d) for u, ds in wanted.items() for d in ds]
+        if len(pairs) > MAX_CLAIM_DEVICES:
+            raise InvalidInput(f"claim at most {MAX_CLAIM_DEVICES} devices at once")
+        claimed = await self.keys.claim(pairs, self.clock.now_ms())
+        out: dict[str, dict[str, ClaimedKey]] = {}
+        for (user, device), key in claimed.items():
+            out.setdefault(user, {})[device] = key
+        return out
+
+
+def _key_id(raw: str) -> str:
+    """Key ids look like ``signed_curve25519:AAAAAQ``; we keep the part after the colon."""
+    algorithm, _, key_id = raw.partition(":")
+    if algorithm != KEY_ALGORITHM or not key_id or len(key_id) > 64:
+        raise InvalidInput(f"key ids must be '{KEY_ALGORITHM}:<id>' (id up to 64 characters)")
+    return key_id

@@ -1,0 +1,112 @@
+"""Sync: everything new for one device after a cursor, waiting (long-poll) when nothing is.
+
+A cursor is an opaque token for a position in the server's single ordered stream, so it
+survives restarts and works on every server process of one database. Syncing with a
+cursor acknowledges (and deletes) the to-device messages it already delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearpost.core.errors import InvalidInput
+from clearpost.server.services.accounts import Caller
+from clearpost.server.services.notifier import Notifier
+from clearpost.storage.db import Database
+from clearpost.storage.sql import events, stream
+from clearpost.storage.sql.keys import KeyStore
+from clearpost.storage.sql.messages import MessageStore, StoredMessage
+from clearpost.storage.sql.todevice import HeldMessage, ToDeviceStore
+
+LIMIT = 200
+_PREFIX = "cp1_"
+
+
+def encode_cursor(pos: int) -> str:
+    return _PREFIX + base64.urlsafe_b64encode(struct.pack(">Q", pos)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        if not cursor.startswith(_PREFIX) or len(cursor) != len(_PREFIX) + 11:
+            raise ValueError
+        return int(struct.unpack(">Q", base64.urlsafe_b64decode(cursor[len(_PREFIX) :] + "="))[0])
+    except (ValueError, binascii.Error, struct.error) as exc:
+        raise InvalidInput("this sync cursor was not issued by this server", code="invalid_cursor") from exc
+
+
+@dataclass(slots=True)
+class SyncResult:
+    cursor: str
+    messages: list[StoredMessage] = field(default_factory=list)
+    to_device: list[HeldMessage] = field(default_factory=list)
+    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    one_time_key_count: int = 0
+    fallback_key_used: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.messages or self.to_device or self.events)
+
+
+class SyncService:
+    def __init__(
+        self, db: Database, messages: MessageStore, to_device: ToDeviceStore, keys: KeyStore, notifier: Notifier
+    ) -> None:
+        self.db, self.messages, self.to_device, self.keys, self.notifier = db, messages, to_device, keys, notifier
+
+    async def sync(self, caller: Caller, cursor: str | None, timeout_ms: int) -> SyncResult:
+        since = decode_cursor(cursor) if cursor else None
+        if since is not None:
+            await self.to_device.acknowledge(caller.user_id, caller.device_id, since)
+        waiter = self.notifier.subscribe(caller.user_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_ms / 1000
+            while True:
+                waiter.clear()
+                result = await self.read(caller, since)
+                remaining = deadline - loop.time()
+                if not result.empty or remaining <= 0:
+                    return result
+                try:
+                    await asyncio.wait_for(waiter.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            self.notifier.unsubscribe(caller.user_id, waiter)
+
+    async def read(self, caller: Caller, since: int | None) -> SyncResult:
+        """One look at the stream, without waiting."""
+        async with self.db.read() as conn:
+            upto = await stream.current(conn)
+        if since is not None and since > upto:
+            raise InvalidInput("this sync cursor is ahead of the server", code="invalid_cursor")
+        otks, fallback_used = await self.keys.counts(caller.user_id, caller.device_id)
+        if since is None:  # first sync: the held to-device messages and a cursor for "now"
+            held = await self.to_device.held(caller.user_id, caller.device_id, 0, upto, LIMIT + 1)
+            if len(held) > LIMIT:
+                upto = held[LIMIT].pos - 1
+                held = held[:LIMIT]
+            return SyncResult(encode_cursor(upto), to_device=held, one_time_key_count=otks, fallback_key_used=fallback_used)
+        msgs = await self.messages.visible_since(caller.user_id, since, upto, LIMIT + 1)
+        held = await self.to_device.held(caller.user_id, caller.device_id, since, upto, LIMIT + 1)
+        async with self.db.read() as conn:
+            evs = await events.read_events(conn, caller.user_id, since, upto, LIMIT + 1)
+        cuts = [lst[LIMIT].pos for lst in (msgs, held) if len(lst) > LIMIT]
+        cuts += [evs[LIMIT][0]] if len(evs) > LIMIT else []
+        if cuts:
+            upto = min(cuts) - 1
+        return SyncResult(
+            encode_cursor(upto),
+            messages=[m for m in msgs if m.pos <= upto],
+            to_device=[h for h in held if h.pos <= upto],
+            events=[e for e in evs if e[0] <= upto],
+            one_time_key_count=otks,
+            fallback_key_used=fallback_used,
+        )

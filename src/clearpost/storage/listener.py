@@ -1,0 +1,69 @@
+"""PostgreSQL LISTEN for stream signals from every server process of one database.
+
+One dedicated asyncpg connection per process. If it drops, it reconnects and then wakes
+every waiter once, so a signal lost while disconnected costs at most one extra read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+from clearpost.storage.db import asyncpg_dsn
+from clearpost.storage.sql.stream import CHANNEL, decode_signal
+
+log = logging.getLogger("clearpost.listener")
+
+WakeFn = Callable[[list[str] | None], None]
+
+
+class StreamListener:
+    def __init__(self, url: str, wake: WakeFn) -> None:
+        self._dsn = asyncpg_dsn(url)
+        self._wake = wake
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="clearpost-listener")
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _on_signal(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            _, users = decode_signal(payload)
+        except (ValueError, KeyError, TypeError):
+            users = None
+        self._wake(users)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                try:
+                    await conn.add_listener(CHANNEL, self._on_signal)
+                    if self._ready.is_set():
+                        self._wake(None)  # we may have missed signals while reconnecting
+                    self._ready.set()
+                    delay = 0.1
+                    while not conn.is_closed():
+                        await asyncio.sleep(1)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("stream listener lost its connection (%s); reconnecting", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,1 @@
+"""Per-domain SQL stores. Each public method runs one named transaction."""

@@ -1,0 +1,57 @@
+"""Stream positions and the cross-process wake-up signal.
+
+``advance`` must be the first write of a transaction that produces sync-visible rows: it
+locks the single ``stream`` row until commit, so positions commit in order. ``announce``
+queues a PostgreSQL NOTIFY that is delivered only if the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clearpost.storage.db import Dialect
+from clearpost.storage.schema import stream
+
+CHANNEL = "clearpost_stream"
+_MAX_PAYLOAD = 7000
+EVERYONE = "*"
+
+
+async def advance(conn: AsyncConnection, n: int = 1) -> int:
+    """Reserve ``n`` positions; return the highest one (the first is ``result - n + 1``)."""
+    result = await conn.execute(
+        update(stream).where(stream.c.id == 1).values(pos=stream.c.pos + n).returning(stream.c.pos)
+    )
+    return int(result.scalar_one())
+
+
+async def current(conn: AsyncConnection) -> int:
+    result = await conn.execute(select(func.max(stream.c.pos)))
+    return int(result.scalar_one() or 0)
+
+
+def encode_signal(pos: int, users: Iterable[str]) -> str:
+    users = sorted(set(users))
+    payload = orjson.dumps({"p": pos, "u": users}).decode()
+    if len(payload) > _MAX_PAYLOAD:
+        payload = orjson.dumps({"p": pos, "u": EVERYONE}).decode()
+    return payload
+
+
+def decode_signal(payload: str) -> tuple[int, list[str] | None]:
+    """(pos, users) from a NOTIFY payload; users None means "wake everyone"."""
+    data = orjson.loads(payload)
+    users = data.get("u")
+    return int(data["p"]), (None if users == EVERYONE else [str(u) for u in users])
+
+
+async def announce(conn: AsyncConnection, dialect: Dialect, pos: int, users: Iterable[str]) -> None:
+    if dialect.is_postgres:
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": encode_signal(pos, users)},
+        )

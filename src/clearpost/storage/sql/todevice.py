@@ -1,0 +1,94 @@
+"""To-device messages: held per target device until that device's next sync acknowledges them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from clearpost.storage.db import Database
+from clearpost.storage.schema import devices, to_device, to_device_txns
+from clearpost.storage.sql import stream
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    pos: int
+    sender_user: str
+    sender_device: str
+    envelope: str
+
+
+class ToDeviceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def send(
+        self, sender_user: str, sender_device: str, txn_id: str,
+        payloads: dict[tuple[str, str], str], now_ms: int,
+    ) -> tuple[int, list[tuple[str, str]], bool]:
+        """Queue payloads once per (sender device, txn_id).
+
+        Returns (queued count, unknown target devices, whether this call stored them); a
+        repeated txn_id stores nothing and reports ``False``."""
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    to_device_txns.insert().values(
+                        sender_user=sender_user, sender_device=sender_device, txn_id=txn_id, created_at=now_ms
+                    )
+                )
+                rows = await conn.execute(
+                    select(devices.c.user_id, devices.c.device_id).where(
+                        tuple_(devices.c.user_id, devices.c.device_id).in_(list(payloads))
+                    )
+                )
+                known = {(r[0], r[1]) for r in rows}
+                unknown = sorted(set(payloads) - known)
+                if not known:
+                    return 0, unknown, True
+                pos = await stream.advance(conn)
+                await conn.execute(
+                    to_device.insert(),
+                    [
+                        {
+                            "pos": pos, "target_user": u, "target_device": d, "sender_user": sender_user,
+                            "sender_device": sender_device, "envelope": payloads[(u, d)],
+                        }
+                        for (u, d) in sorted(known)
+                    ],
+                )
+                await stream.announce(conn, self.db.dialect, pos, {u for u, _ in known})
+                return len(known), unknown, True
+        except IntegrityError:
+            return 0, [], False
+
+    async def acknowledge(self, user_id: str, device_id: str, upto: int) -> None:
+        """Delete what this device has seen (everything at or before ``upto``)."""
+        mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
+        async with self.db.read() as conn:
+            pending = await conn.execute(select(exists().where(mine, to_device.c.pos <= upto)))
+            if not pending.scalar():
+                return
+        async with self.db.write() as conn:
+            await conn.execute(delete(to_device).where(mine, to_device.c.pos <= upto))
+
+    async def held(self, user_id: str, device_id: str, since: int, upto: int, limit: int) -> list[HeldMessage]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(to_device.c.pos, to_device.c.sender_user, to_device.c.sender_device, to_device.c.envelope)
+                .where(
+                    to_device.c.target_user == user_id,
+                    to_device.c.target_device == device_id,
+                    to_device.c.pos > since,
+                    to_device.c.pos <= upto,
+                )
+                .order_by(to_device.c.pos)
+                .limit(limit)
+            )
+            return [HeldMessage(*r) for r in rows]
+
+    async def current_pos(self) -> int:
+        async with self.db.read() as conn:
+            return await stream.current(conn)
