@@ -33,6 +33,9 @@ class Settings:
     token_rate_per_second: float = 200.0
     """Requests per access token per second (0 disables)."""
     token_burst: int = 400
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    """argon2id cost (RFC 9106 low-memory profile by default). Existing hashes keep their own."""
     log_level: str = "info"
 
     def database_url(self) -> str:

@@ -44,9 +44,12 @@ def token_hash(token: str) -> str:
 
 
 class AccountService:
-    def __init__(self, accounts: AccountStore, keys: KeyStore, clock: Clock, notifier: Notifier) -> None:
+    def __init__(
+        self, accounts: AccountStore, keys: KeyStore, clock: Clock, notifier: Notifier,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
         self.accounts, self.keys, self.clock, self.notifier = accounts, keys, clock, notifier
-        self._hasher = PasswordHasher()
+        self._hasher = hasher or PasswordHasher()
         self._dummy_hash = self._hasher.hash("clearpost-timing-equaliser")
 
     async def register(self, username: str, password: str) -> UserId:

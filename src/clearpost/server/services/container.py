@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher
+
 from clearpost.core.clock import Clock, SystemClock
 from clearpost.server.config import Settings
 from clearpost.server.services.accounts import AccountService
@@ -48,7 +50,10 @@ def build_services(settings: Settings, db: Database, clock: Clock | None = None)
         db=db,
         clock=clock,
         notifier=notifier,
-        accounts=AccountService(account_store, key_store, clock, notifier),
+        accounts=AccountService(
+            account_store, key_store, clock, notifier,
+            PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),
+        ),
         keys=KeyService(key_store, account_store, clock, notifier),
         conversations=ConversationService(
             ConversationStore(db), account_store, clock, notifier, settings.max_group_members

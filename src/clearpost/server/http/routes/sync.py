@@ -24,7 +24,7 @@ def sync_json(r: SyncResult) -> dict[str, Any]:
         "messages": [message_json(m) for m in r.messages],
         "to_device": [{"sender": h.sender_user, "sender_device": h.sender_device,
                        "envelope": orjson.Fragment(h.envelope)} for h in r.to_device],
-        "events": [{"kind": kind, **content} for _, kind, content in r.events],
+        "events": [{**content, "type": kind} for _, kind, content in r.events],
         "one_time_key_counts": {"signed_curve25519": r.one_time_key_count},
         "fallback_key_used": r.fallback_key_used,
     }

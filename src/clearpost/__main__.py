@@ -1,0 +1,3 @@
+from clearpost.cli.main import app
+
+app()

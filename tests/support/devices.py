@@ -1,0 +1,74 @@
+"""A minimal real-crypto device for tests: vodozemac keys, signed uploads, real envelopes.
+
+This is test support, not the SDK: it builds exactly the wire objects the server checks.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import vodozemac
+
+from clearpost.core.canonical import signable
+
+
+@dataclass
+class TestDevice:
+    user_id: str
+    device_id: str
+    access_token: str
+    account: vodozemac.Account = field(default_factory=vodozemac.Account)
+    group: vodozemac.GroupSession = field(default_factory=vodozemac.GroupSession)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    @property
+    def curve(self) -> str:
+        return self.account.curve25519_key.to_base64()
+
+    def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
+        sig = self.account.sign(signable(obj)).to_base64()
+        return {**obj, "signatures": {self.user_id: {f"ed25519:{self.device_id}": sig}}}
+
+    def device_keys(self) -> dict[str, Any]:
+        return self.sign({
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "algorithms": ["olm.v1", "megolm.v1"],
+            "keys": {
+                f"curve25519:{self.device_id}": self.curve,
+                f"ed25519:{self.device_id}": self.account.ed25519_key.to_base64(),
+            },
+        })
+
+    def one_time_keys(self, n: int) -> dict[str, Any]:
+        self.account.generate_one_time_keys(n)
+        keys = {f"signed_curve25519:{kid}": self.sign({"key": k.to_base64()})
+                for kid, k in self.account.one_time_keys.items()}
+        self.account.mark_keys_as_published()
+        return keys
+
+    def megolm(self, plaintext: bytes = b"hello") -> dict[str, Any]:
+        return {
+            "algorithm": "megolm.v1",
+            "sender_key": self.curve,
+            "session_id": self.group.session_id,
+            "device_id": self.device_id,
+            "ciphertext": self.group.encrypt(plaintext).to_base64(),
+        }
+
+    def olm_to(self, other_curve: str, other_otk: str, plaintext: bytes = b"key") -> dict[str, Any]:
+        session = self.account.create_outbound_session(
+            vodozemac.Curve25519PublicKey.from_base64(other_curve),
+            vodozemac.Curve25519PublicKey.from_base64(other_otk),
+        )
+        kind, body = session.encrypt(plaintext).to_parts()
+        return {
+            "algorithm": "olm.v1",
+            "sender_key": self.curve,
+            "ciphertext": {other_curve: {"type": kind, "body": base64.b64encode(body).decode().rstrip("=")}},
+        }
