@@ -43,8 +43,9 @@ __all__ = [
 LeafSource = Sequence[bytes] | NodeReader
 """Where proofs come from: all leaf hashes in order, or a reader of stored nodes."""
 
-MAX_PROOF_LENGTH = 64
-"""No proof for a tree of at most 2**64 - 1 leaves has more hashes than this."""
+MAX_PROOF_LENGTH = 65
+"""For trees of at most 2**64 - 1 leaves: inclusion proofs have at most 64 hashes and
+consistency proofs at most 65 (the tree's depth plus the old tree's own subtree)."""
 
 
 def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
