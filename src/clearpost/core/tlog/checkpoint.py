@@ -88,4 +88,4 @@ def open_checkpoint(
 
 
 def _is_line(value: str) -> bool:
-    return bool(value) and not any(ord(ch) < 0x20 or ch == "\x7f" for ch in value)
+    return bool(value) and not any(ord(ch) < 0x20 for ch in value)

@@ -37,7 +37,7 @@ def is_valid_key_name(name: str) -> bool:
     return (
         bool(name)
         and "+" not in name
-        and not any(ch.isspace() or ord(ch) < 0x20 or ch == "\x7f" for ch in name)
+        and not any(ch.isspace() or ord(ch) < 0x20 for ch in name)
     )
 
 

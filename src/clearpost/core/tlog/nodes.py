@@ -64,10 +64,12 @@ class ProofNode:
 
     @property
     def begin(self) -> int:
+        """First leaf index whose hash this node covers."""
         return self.parts[0].begin
 
     @property
     def end(self) -> int:
+        """One past the last leaf index covered."""
         return self.parts[-1].end
 
     def hash_with(self, read: NodeReader) -> bytes:
