@@ -53,6 +53,7 @@ def serve(
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
         log_level=settings.log_level, access_log=False, ws="websockets-sansio",
+        timeout_graceful_shutdown=5,
     )
 
 

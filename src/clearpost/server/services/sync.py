@@ -72,7 +72,7 @@ class SyncService:
                 waiter.clear()
                 result = await self.read(caller, since)
                 remaining = deadline - loop.time()
-                if not result.empty or remaining <= 0:
+                if since is None or not result.empty or remaining <= 0:
                     return result
                 try:
                     await asyncio.wait_for(waiter.wait(), remaining)

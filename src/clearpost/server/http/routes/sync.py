@@ -58,25 +58,30 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
         await ws.close(code=4401, reason=exc.code)
         return
     await ws.accept()
-    closed = asyncio.Event()
 
     async def watch_close() -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            while True:
-                message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-        closed.set()
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass
 
     watcher = asyncio.create_task(watch_close())
     cursor = since
     try:
-        while not closed.is_set():
+        while True:
             try:
                 await svc.accounts.authenticate(token.strip())  # a logged-out device stops here
-                result = await svc.sync.sync(caller, cursor, 25_000)
             except ClearpostError as exc:
-                await ws.close(code=4400 if exc.code == "invalid_cursor" else 4401, reason=exc.code)
+                await ws.close(code=4401, reason=exc.code)
+                return
+            waiting = asyncio.create_task(svc.sync.sync(caller, cursor, 25_000))
+            await asyncio.wait({waiting, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():  # the client went away
+                waiting.cancel()
+                return
+            try:
+                result = waiting.result()
+            except ClearpostError as exc:
+                await ws.close(code=4400, reason=exc.code)
                 return
             if not result.empty or cursor is None:
                 await ws.send_bytes(orjson.dumps(sync_json(result)))

@@ -1,0 +1,91 @@
+"""Against a real ``clearpost serve`` process, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from tests.support import api
+from tests.support.server import ServerProcess
+
+
+async def test_full_flow_over_a_real_server(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        alice = await api.user(client, "alice")
+        bob = await api.user(client, "bob")
+        carol = await api.user(client, "carol")
+        bob_cursor = str((await api.sync(client, bob))["cursor"])
+        group = await api.conversation(client, alice, "group", bob, carol)
+
+        # Olm key sharing: alice claims one of bob's keys and sends him a to-device envelope
+        r = await client.post("/v1/keys/claim", json={"devices": {bob.user_id: [bob.device_id]}},
+                              headers=alice.headers)
+        claimed = r.json()["one_time_keys"][bob.user_id][bob.device_id]
+        assert claimed["fallback"] is False
+        envelope = alice.olm_to(bob.curve, claimed["key"]["key"])
+        r = await client.put(f"/v1/to-device/{api.txn()}", headers=alice.headers,
+                             json={"messages": {bob.user_id: {bob.device_id: envelope}}})
+        assert r.json()["queued"] == 1
+
+        sent = [await api.send(client, alice, group, f"m{i}".encode()) for i in range(3)]
+        assert [s.json()["seq"] for s in sent] == [1, 2, 3]
+
+        got = await api.sync(client, bob, bob_cursor)
+        assert [m["seq"] for m in got["messages"]] == [1, 2, 3]  # type: ignore[index]
+        assert len(got["to_device"]) == 1  # type: ignore[arg-type]
+        assert got["one_time_key_counts"] == {"signed_curve25519": 4}
+        # the next sync acknowledges the to-device payload: it is gone for good
+        again = await api.sync(client, bob, str(got["cursor"]))
+        assert again["to_device"] == [] and again["messages"] == []
+
+        history = await client.get(f"/v1/conversations/{group}/messages", params={"after": 1, "limit": 10},
+                                   headers=carol.headers)
+        assert [m["seq"] for m in history.json()["messages"]] == [2, 3]
+
+        devices = await client.get(f"/v1/users/{bob.user_id}/devices", headers=alice.headers)
+        assert devices.json()["devices"][0]["device_keys"] == bob.device_keys()
+
+
+async def test_cursor_survives_a_restart(server: ServerProcess, tmp_path: object, db_url: str) -> None:
+    from tests.support.server import start_server
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        alice = await api.user(client, "alice")
+        bob = await api.user(client, "bob")
+        conv = await api.conversation(client, alice, "direct", bob)
+        cursor = str((await api.sync(client, bob))["cursor"])
+        await api.send(client, alice, conv, b"before restart")
+    server.stop()
+    data_dir = server.log_path.parent
+    restarted = start_server(data_dir, db_url)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=30) as client:
+            got = await api.sync(client, bob, cursor)
+            assert len(got["messages"]) == 1  # type: ignore[arg-type]
+    finally:
+        restarted.stop()
+
+
+async def test_websocket_stream_pushes_messages(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        alice = await api.user(client, "alice")
+        bob = await api.user(client, "bob")
+        conv = await api.conversation(client, alice, "direct", bob)
+        ws_url = server.url.replace("http://", "ws://") + "/v1/stream"
+        async with websockets.connect(ws_url, additional_headers=bob.headers) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert hello["cursor"].startswith("cp1_")
+            await api.send(client, alice, conv, b"pushed")
+            pushed = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert pushed["messages"][0]["sender"] == alice.user_id
+
+
+async def test_websocket_refuses_a_missing_token(server: ServerProcess) -> None:
+    ws_url = server.url.replace("http://", "ws://") + "/v1/stream"
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        async with websockets.connect(ws_url) as ws:
+            await ws.recv()
