@@ -20,8 +20,9 @@ from tests.support.server import ServerProcess, start_server
 PG_ADMIN = os.environ.get("CLEARPOST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-FAST_SETTINGS = dict(argon2_time_cost=1, argon2_memory_kib=8192, login_rate_per_minute=0.0,
-                     token_rate_per_second=0.0)
+FAST_SETTINGS = dict(
+    argon2_time_cost=1, argon2_memory_kib=8192, login_rate_per_minute=0.0, token_rate_per_second=0.0
+)
 
 
 async def _pg_available() -> bool:
@@ -41,7 +42,9 @@ def pg_available() -> bool:
 def _skip_or_fail_pg(pg_available: bool) -> None:
     if not pg_available:
         if IN_CI:
-            pytest.fail(f"PostgreSQL at {PG_ADMIN} is not reachable and CI=true: PostgreSQL tests must run")
+            pytest.fail(
+                f"PostgreSQL at {PG_ADMIN} is not reachable and CI=true: PostgreSQL tests must run"
+            )
         pytest.skip("PostgreSQL is not reachable")
 
 
@@ -82,7 +85,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def fast_settings(tmp_path: Path, database: str | None = None, **overrides: object) -> Settings:
-    values: dict[str, object] = {**FAST_SETTINGS, "data_dir": tmp_path / "data", "database": database}
+    values: dict[str, object] = {
+        **FAST_SETTINGS,
+        "data_dir": tmp_path / "data",
+        "database": database,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -73,7 +73,9 @@ async def test_sequence_numbers_are_gap_free_under_concurrency(db: Database) -> 
 
 async def test_append_is_idempotent_per_device_and_txn(db: Database) -> None:
     await _users(db, "alice", "bob")
-    conv, _ = await ConversationStore(db).create("c_" + "b" * 22, "direct", "@alice", ["@alice", "@bob"], "k", 0)
+    conv, _ = await ConversationStore(db).create(
+        "c_" + "b" * 22, "direct", "@alice", ["@alice", "@bob"], "k", 0
+    )
     store = MessageStore(db)
     first, _ = await store.append([_msg(conv, "@alice", "t1"), _msg(conv, "@alice", "t1")])
     again, _ = await store.append([_msg(conv, "@alice", "t1")])
@@ -83,8 +85,12 @@ async def test_append_is_idempotent_per_device_and_txn(db: Database) -> None:
 
 async def test_non_members_cannot_append_and_batch_neighbours_still_succeed(db: Database) -> None:
     await _users(db, "alice", "bob", "eve")
-    conv, _ = await ConversationStore(db).create("c_" + "c" * 22, "group", "@alice", ["@alice", "@bob"], None, 0)
-    results, woken = await MessageStore(db).append([_msg(conv, "@eve", "x"), _msg(conv, "@bob", "y")])
+    conv, _ = await ConversationStore(db).create(
+        "c_" + "c" * 22, "group", "@alice", ["@alice", "@bob"], None, 0
+    )
+    results, woken = await MessageStore(db).append(
+        [_msg(conv, "@eve", "x"), _msg(conv, "@bob", "y")]
+    )
     assert isinstance(results[0], NotFound)
     assert isinstance(results[1], StoredMessage) and results[1].seq == 1
     assert sorted(woken[conv]) == ["@alice", "@bob"]
@@ -117,8 +123,12 @@ async def test_one_time_keys_are_handed_out_once_even_concurrently(db: Database)
     await _users(db, "bob")
     keys = KeyStore(db)
     await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}")
-    await keys.add_one_time_keys("@bob", "DEVBOBXXXX", {f"k{i}": f'{{"key":"{i}"}}' for i in range(5)},
-                                 ("fb", '{"key":"fallback"}'))
+    await keys.add_one_time_keys(
+        "@bob",
+        "DEVBOBXXXX",
+        {f"k{i}": f'{{"key":"{i}"}}' for i in range(5)},
+        ("fb", '{"key":"fallback"}'),
+    )
     claims = await asyncio.gather(*(keys.claim([("@bob", "DEVBOBXXXX")], 5) for _ in range(8)))
     handed = [c[("@bob", "DEVBOBXXXX")] for c in claims]
     one_time = [k.key_id for k in handed if not k.fallback]
@@ -154,7 +164,9 @@ async def test_to_device_is_idempotent_and_deleted_on_ack(db: Database) -> None:
 
 async def test_deleting_a_device_removes_its_token_keys_and_mail(db: Database) -> None:
     await _users(db, "alice", "bob")
-    await ConversationStore(db).create("c_" + "e" * 22, "direct", "@alice", ["@alice", "@bob"], "ab", 0)
+    await ConversationStore(db).create(
+        "c_" + "e" * 22, "direct", "@alice", ["@alice", "@bob"], "ab", 0
+    )
     keys, accounts = KeyStore(db), AccountStore(db)
     await ToDeviceStore(db).send("@alice", "DEVALICEXX", "t", {("@bob", "DEVBOBXXXX"): "{}"}, 0)
     told = await keys.delete_device("@bob", "DEVBOBXXXX")

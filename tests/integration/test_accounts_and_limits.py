@@ -17,8 +17,9 @@ from tests.support import api
 @pytest.fixture
 async def limited(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FakeClock]]:
     clock = FakeClock()
-    settings = fast_settings(tmp_path, login_rate_per_minute=6.0, login_burst=3,
-                             token_rate_per_second=2.0, token_burst=4)
+    settings = fast_settings(
+        tmp_path, login_rate_per_minute=6.0, login_burst=3, token_rate_per_second=2.0, token_burst=4
+    )
     app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 1234))
@@ -42,7 +43,9 @@ async def test_login_and_registration_are_rate_limited_per_ip(
     assert r.status_code == 200
 
 
-async def test_requests_are_rate_limited_per_token(limited: tuple[httpx.AsyncClient, FakeClock]) -> None:
+async def test_requests_are_rate_limited_per_token(
+    limited: tuple[httpx.AsyncClient, FakeClock],
+) -> None:
     client, clock = limited
     alice = await api.user(client, "alice", keys=False)
     codes = [(await client.get("/v1/devices", headers=alice.headers)).status_code for _ in range(6)]
@@ -61,8 +64,14 @@ async def test_logout_kills_the_token_and_tells_contacts(app_client: httpx.Async
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
     got = await api.sync(app_client, alice, cursor)
     changes = [e for e in got["events"] if e["type"] == "device_list"]  # type: ignore[union-attr,index]
-    assert changes == [{"type": "device_list", "user_id": bob.user_id, "device_id": bob.device_id,
-                        "change": "removed"}]
+    assert changes == [
+        {
+            "type": "device_list",
+            "user_id": bob.user_id,
+            "device_id": bob.device_id,
+            "change": "removed",
+        }
+    ]
 
 
 async def test_a_new_device_is_announced_to_contacts(app_client: httpx.AsyncClient) -> None:
@@ -72,20 +81,30 @@ async def test_a_new_device_is_announced_to_contacts(app_client: httpx.AsyncClie
     cursor = str((await api.sync(app_client, alice))["cursor"])
     bob2 = await api.login(app_client, "bob")
     got = await api.sync(app_client, alice, cursor)
-    assert {"type": "device_list", "user_id": bob.user_id, "device_id": bob2.device_id,
-            "change": "added"} in got["events"]  # type: ignore[operator]
+    assert {
+        "type": "device_list",
+        "user_id": bob.user_id,
+        "device_id": bob2.device_id,
+        "change": "added",
+    } in got["events"]  # type: ignore[operator]
     devices = (await app_client.get("/v1/devices", headers=bob.headers)).json()["devices"]
     assert {d["device_id"] for d in devices} == {bob.device_id, bob2.device_id}
-    assert (await app_client.delete(f"/v1/devices/{bob2.device_id}", headers=bob.headers)).status_code == 204
+    assert (
+        await app_client.delete(f"/v1/devices/{bob2.device_id}", headers=bob.headers)
+    ).status_code == 204
     assert (await app_client.get("/v1/devices", headers=bob2.headers)).status_code == 401
 
 
-async def test_fallback_key_is_used_only_when_one_time_keys_run_out(app_client: httpx.AsyncClient) -> None:
+async def test_fallback_key_is_used_only_when_one_time_keys_run_out(
+    app_client: httpx.AsyncClient,
+) -> None:
     alice = await api.user(app_client, "alice")
     bob = await api.user(app_client, "bob", otks=1)
     fallback = bob.one_time_keys(1)
-    (fid, fkey), = fallback.items()
-    r = await app_client.post("/v1/keys/one-time", json={"fallback_key": {fid: fkey}}, headers=bob.headers)
+    ((fid, fkey),) = fallback.items()
+    r = await app_client.post(
+        "/v1/keys/one-time", json={"fallback_key": {fid: fkey}}, headers=bob.headers
+    )
     assert r.status_code == 200
     want = {"devices": {bob.user_id: [bob.device_id]}}
     first = (await app_client.post("/v1/keys/claim", json=want, headers=alice.headers)).json()
@@ -94,24 +113,36 @@ async def test_fallback_key_is_used_only_when_one_time_keys_run_out(app_client: 
     assert second["one_time_keys"][bob.user_id][bob.device_id]["fallback"] is True
     assert second["one_time_keys"][bob.user_id][bob.device_id]["key"] == fkey
     got = await api.sync(app_client, bob)
-    assert got["fallback_key_used"] is True and got["one_time_key_counts"] == {"signed_curve25519": 0}
+    assert got["fallback_key_used"] is True and got["one_time_key_counts"] == {
+        "signed_curve25519": 0
+    }
 
 
-async def test_membership_changes_reach_members_and_the_removed(app_client: httpx.AsyncClient) -> None:
+async def test_membership_changes_reach_members_and_the_removed(
+    app_client: httpx.AsyncClient,
+) -> None:
     alice = await api.user(app_client, "alice")
     bob = await api.user(app_client, "bob")
     carol = await api.user(app_client, "carol")
     conv = await api.conversation(app_client, alice, "group", bob)
     cursor = str((await api.sync(app_client, bob))["cursor"])
-    r = await app_client.post(f"/v1/conversations/{conv}/members/{carol.user_id}", headers=alice.headers)
+    r = await app_client.post(
+        f"/v1/conversations/{conv}/members/{carol.user_id}", headers=alice.headers
+    )
     assert r.status_code == 200 and carol.user_id in r.json()["members"]
-    r = await app_client.delete(f"/v1/conversations/{conv}/members/{bob.user_id}", headers=alice.headers)
+    r = await app_client.delete(
+        f"/v1/conversations/{conv}/members/{bob.user_id}", headers=alice.headers
+    )
     assert r.status_code == 204
     got = await api.sync(app_client, bob, cursor)
     changes = [(e["change"], e["user_id"]) for e in got["events"]]  # type: ignore[union-attr,index]
     assert changes == [("joined", carol.user_id), ("removed", bob.user_id)]
     r = await app_client.get(f"/v1/conversations/{conv}", headers=bob.headers)
     assert r.status_code == 404
-    assert (await app_client.post(f"/v1/conversations/{conv}/leave", headers=carol.headers)).status_code == 204
-    mine = (await app_client.get("/v1/conversations", headers=alice.headers)).json()["conversations"]
+    assert (
+        await app_client.post(f"/v1/conversations/{conv}/leave", headers=carol.headers)
+    ).status_code == 204
+    mine = (await app_client.get("/v1/conversations", headers=alice.headers)).json()[
+        "conversations"
+    ]
     assert mine[0]["members"] == [alice.user_id]

@@ -22,13 +22,19 @@ async def test_full_flow_over_a_real_server(server: ServerProcess) -> None:
         group = await api.conversation(client, alice, "group", bob, carol)
 
         # Olm key sharing: alice claims one of bob's keys and sends him a to-device envelope
-        r = await client.post("/v1/keys/claim", json={"devices": {bob.user_id: [bob.device_id]}},
-                              headers=alice.headers)
+        r = await client.post(
+            "/v1/keys/claim",
+            json={"devices": {bob.user_id: [bob.device_id]}},
+            headers=alice.headers,
+        )
         claimed = r.json()["one_time_keys"][bob.user_id][bob.device_id]
         assert claimed["fallback"] is False
         envelope = alice.olm_to(bob.curve, claimed["key"]["key"])
-        r = await client.put(f"/v1/to-device/{api.txn()}", headers=alice.headers,
-                             json={"messages": {bob.user_id: {bob.device_id: envelope}}})
+        r = await client.put(
+            f"/v1/to-device/{api.txn()}",
+            headers=alice.headers,
+            json={"messages": {bob.user_id: {bob.device_id: envelope}}},
+        )
         assert r.json()["queued"] == 1
 
         sent = [await api.send(client, alice, group, f"m{i}".encode()) for i in range(3)]
@@ -42,15 +48,20 @@ async def test_full_flow_over_a_real_server(server: ServerProcess) -> None:
         again = await api.sync(client, bob, str(got["cursor"]))
         assert again["to_device"] == [] and again["messages"] == []
 
-        history = await client.get(f"/v1/conversations/{group}/messages", params={"after": 1, "limit": 10},
-                                   headers=carol.headers)
+        history = await client.get(
+            f"/v1/conversations/{group}/messages",
+            params={"after": 1, "limit": 10},
+            headers=carol.headers,
+        )
         assert [m["seq"] for m in history.json()["messages"]] == [2, 3]
 
         devices = await client.get(f"/v1/users/{bob.user_id}/devices", headers=alice.headers)
         assert devices.json()["devices"][0]["device_keys"] == bob.device_keys()
 
 
-async def test_cursor_survives_a_restart(server: ServerProcess, tmp_path: object, db_url: str) -> None:
+async def test_cursor_survives_a_restart(
+    server: ServerProcess, tmp_path: object, db_url: str
+) -> None:
     from tests.support.server import start_server
 
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

@@ -32,8 +32,10 @@ async def test_a_message_sent_through_one_wakes_a_sync_on_the_other(
     pair: tuple[ServerProcess, ServerProcess],
 ) -> None:
     a, b = pair
-    async with httpx.AsyncClient(base_url=a.url, timeout=30) as ca, \
-            httpx.AsyncClient(base_url=b.url, timeout=30) as cb:
+    async with (
+        httpx.AsyncClient(base_url=a.url, timeout=30) as ca,
+        httpx.AsyncClient(base_url=b.url, timeout=30) as cb,
+    ):
         alice = await api.user(ca, "alice")
         await api.register(ca, "bob")
         bob = await api.login(cb, "bob")  # bob's device lives on process B
@@ -52,13 +54,17 @@ async def test_a_message_sent_through_one_wakes_a_sync_on_the_other(
             assert [m["seq"] for m in got["messages"]] == [i + 1]  # type: ignore[index]
             cursor = str(got["cursor"])
     median = statistics.median(latencies)
-    print(f"cross-process delivery: median {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"cross-process delivery: median {median * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
     # A 10 s long-poll that returns with the message proves a wake-up, not a timeout; the
     # median bounds it to the 100 ms (a polling loop would not be this regular).
     assert median < 0.1
 
 
-async def test_logout_on_one_process_is_seen_by_the_other(pair: tuple[ServerProcess, ServerProcess]) -> None:
+async def test_logout_on_one_process_is_seen_by_the_other(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
     a, b = pair
     async with httpx.AsyncClient(base_url=a.url) as ca, httpx.AsyncClient(base_url=b.url) as cb:
         alice = await api.user(ca, "alice")

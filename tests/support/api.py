@@ -22,18 +22,26 @@ async def register(client: httpx.AsyncClient, username: str) -> str:
     return str(r.json()["user_id"])
 
 
-async def login(client: httpx.AsyncClient, username: str, *, keys: bool = True, otks: int = 5) -> TestDevice:
+async def login(
+    client: httpx.AsyncClient, username: str, *, keys: bool = True, otks: int = 5
+) -> TestDevice:
     r = await client.post("/v1/login", json={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     body = r.json()
     dev = TestDevice(body["user_id"], body["device_id"], body["access_token"])
     if keys:
-        r = await client.put(f"/v1/devices/{dev.device_id}/keys", json={"device_keys": dev.device_keys()},
-                             headers=dev.headers)
+        r = await client.put(
+            f"/v1/devices/{dev.device_id}/keys",
+            json={"device_keys": dev.device_keys()},
+            headers=dev.headers,
+        )
         assert r.status_code == 200, r.text
         if otks:
-            r = await client.post("/v1/keys/one-time", json={"one_time_keys": dev.one_time_keys(otks)},
-                                  headers=dev.headers)
+            r = await client.post(
+                "/v1/keys/one-time",
+                json={"one_time_keys": dev.one_time_keys(otks)},
+                headers=dev.headers,
+            )
             assert r.status_code == 200, r.text
     return dev
 
@@ -43,21 +51,35 @@ async def user(client: httpx.AsyncClient, username: str, **kw: object) -> TestDe
     return await login(client, username, **kw)  # type: ignore[arg-type]
 
 
-async def conversation(client: httpx.AsyncClient, owner: TestDevice, kind: str, *members: TestDevice) -> str:
-    r = await client.post("/v1/conversations", json={"kind": kind, "members": [m.user_id for m in members]},
-                          headers=owner.headers)
+async def conversation(
+    client: httpx.AsyncClient, owner: TestDevice, kind: str, *members: TestDevice
+) -> str:
+    r = await client.post(
+        "/v1/conversations",
+        json={"kind": kind, "members": [m.user_id for m in members]},
+        headers=owner.headers,
+    )
     assert r.status_code in (200, 201), r.text
     return str(r.json()["conversation_id"])
 
 
-async def send(client: httpx.AsyncClient, dev: TestDevice, conv: str, text: bytes = b"hi",
-               txn_id: str | None = None) -> httpx.Response:
-    return await client.put(f"/v1/conversations/{conv}/messages/{txn_id or txn()}", json=dev.megolm(text),
-                            headers=dev.headers)
+async def send(
+    client: httpx.AsyncClient,
+    dev: TestDevice,
+    conv: str,
+    text: bytes = b"hi",
+    txn_id: str | None = None,
+) -> httpx.Response:
+    return await client.put(
+        f"/v1/conversations/{conv}/messages/{txn_id or txn()}",
+        json=dev.megolm(text),
+        headers=dev.headers,
+    )
 
 
-async def sync(client: httpx.AsyncClient, dev: TestDevice, since: str | None = None,
-               timeout: int = 0) -> dict[str, object]:
+async def sync(
+    client: httpx.AsyncClient, dev: TestDevice, since: str | None = None, timeout: int = 0
+) -> dict[str, object]:
     params: dict[str, str | int] = {"timeout": timeout}
     if since:
         params["since"] = since

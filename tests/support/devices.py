@@ -35,20 +35,24 @@ class TestDevice:
         return {**obj, "signatures": {self.user_id: {f"ed25519:{self.device_id}": sig}}}
 
     def device_keys(self) -> dict[str, Any]:
-        return self.sign({
-            "user_id": self.user_id,
-            "device_id": self.device_id,
-            "algorithms": ["olm.v1", "megolm.v1"],
-            "keys": {
-                f"curve25519:{self.device_id}": self.curve,
-                f"ed25519:{self.device_id}": self.account.ed25519_key.to_base64(),
-            },
-        })
+        return self.sign(
+            {
+                "user_id": self.user_id,
+                "device_id": self.device_id,
+                "algorithms": ["olm.v1", "megolm.v1"],
+                "keys": {
+                    f"curve25519:{self.device_id}": self.curve,
+                    f"ed25519:{self.device_id}": self.account.ed25519_key.to_base64(),
+                },
+            }
+        )
 
     def one_time_keys(self, n: int) -> dict[str, Any]:
         self.account.generate_one_time_keys(n)
-        keys = {f"signed_curve25519:{kid}": self.sign({"key": k.to_base64()})
-                for kid, k in self.account.one_time_keys.items()}
+        keys = {
+            f"signed_curve25519:{kid}": self.sign({"key": k.to_base64()})
+            for kid, k in self.account.one_time_keys.items()
+        }
         self.account.mark_keys_as_published()
         return keys
 
@@ -70,5 +74,7 @@ class TestDevice:
         return {
             "algorithm": "olm.v1",
             "sender_key": self.curve,
-            "ciphertext": {other_curve: {"type": kind, "body": base64.b64encode(body).decode().rstrip("=")}},
+            "ciphertext": {
+                other_curve: {"type": kind, "body": base64.b64encode(body).decode().rstrip("=")}
+            },
         }

@@ -45,13 +45,25 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, database: str, extra_env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(
+    data_dir: Path, database: str, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
     env = {**os.environ, **FAST_ENV, **(extra_env or {})}
-    cmd = [sys.executable, "-m", "clearpost", "serve", "--port", str(port),
-           "--data-dir", str(data_dir), "--database", database]
+    cmd = [
+        sys.executable,
+        "-m",
+        "clearpost",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--database",
+        database,
+    ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

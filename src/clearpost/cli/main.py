@@ -12,17 +12,28 @@ from rich.console import Console
 from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings, load_settings
 
-app = typer.Typer(help="Clearpost: end-to-end encrypted messaging with checkable privacy.", no_args_is_help=True)
+app = typer.Typer(
+    help="Clearpost: end-to-end encrypted messaging with checkable privacy.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML config file ([server] table).")]  # noqa: UP045
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config file ([server] table).")
+]
 DatabaseOpt = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option("--database", help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db (default: SQLite in the data dir)."),
+    typer.Option(
+        "--database",
+        help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db "
+        "(default: SQLite in the data dir).",
+    ),
 ]
-DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the SQLite file and keys live (default ./data).")]  # noqa: UP045
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where the SQLite file and keys live (default ./data)."),
+]
 
 
 def _settings(config: Path | None, **flags: object) -> Settings:
@@ -35,7 +46,9 @@ def _settings(config: Path | None, **flags: object) -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,  # noqa: UP045
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
     port: Annotated[Optional[int], typer.Option(help="Port to listen on (default 8448).")] = None,  # noqa: UP045
     database: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
@@ -49,16 +62,26 @@ def serve(
     settings = _settings(config, host=host, port=port, database=database, data_dir=data_dir)
     url = settings.database_url()
     shown = url.split("@")[-1] if "@" in url else url
-    console.print(f"[bold]Clearpost[/bold] on http://{settings.host}:{settings.port}  database: {shown}")
+    console.print(
+        f"[bold]Clearpost[/bold] on http://{settings.host}:{settings.port}  database: {shown}"
+    )
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-        log_level=settings.log_level, access_log=False, ws="websockets-sansio",
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+        ws="websockets-sansio",
         timeout_graceful_shutdown=5,
     )
 
 
 @db_app.command("upgrade")
-def db_upgrade(database: DatabaseOpt = None, data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+def db_upgrade(
+    database: DatabaseOpt = None, data_dir: DataDirOpt = None, config: ConfigOpt = None
+) -> None:
     """Apply pending schema migrations and exit."""
     from clearpost.storage.db import Database
     from clearpost.storage.migrations import current_revision, upgrade

@@ -19,7 +19,7 @@ ConversationId = NewType("ConversationId", str)
 """A conversation's id: ``c_`` followed by 22 random url-safe characters."""
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
-"""Usernames: 3 to 32 characters, lower-case ASCII letters, digits, ``_ . -``, starting with a letter."""
+"""Usernames: 3 to 32 characters of a-z, 0-9, ``_ . -``, starting with a letter."""
 
 DEVICE_ID_RE = re.compile(r"^[A-Z]{10}$")
 CONVERSATION_ID_RE = re.compile(r"^c_[A-Za-z0-9_-]{22}$")

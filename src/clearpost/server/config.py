@@ -63,7 +63,9 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     """Merge the layers. ``flags`` with value None are ignored (the flag was not given)."""
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
-    path = config_file or (Path(os.environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in os.environ else None)
+    path = config_file or (
+        Path(os.environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in os.environ else None
+    )
     if path is not None:
         try:
             data = tomllib.loads(path.read_text())

@@ -56,8 +56,9 @@ class StreamListener:
                         self._wake(None)  # we may have missed signals while reconnecting
                     self._ready.set()
                     delay = 0.1
-                    while not conn.is_closed():
-                        await asyncio.sleep(1)
+                    closed = asyncio.Event()
+                    conn.add_termination_listener(lambda _c, ev=closed: ev.set())
+                    await closed.wait()
                 finally:
                     with contextlib.suppress(Exception):
                         await conn.close()

@@ -64,7 +64,12 @@ one_time_keys = Table(
     Column("claimed_at", BigInteger, nullable=True),
     PrimaryKeyConstraint("user_id", "device_id", "key_id"),
 )
-Index("ix_otk_unclaimed", one_time_keys.c.user_id, one_time_keys.c.device_id, one_time_keys.c.claimed_at)
+Index(
+    "ix_otk_unclaimed",
+    one_time_keys.c.user_id,
+    one_time_keys.c.device_id,
+    one_time_keys.c.claimed_at,
+)
 
 fallback_keys = Table(
     "fallback_keys",

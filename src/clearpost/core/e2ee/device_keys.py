@@ -56,7 +56,10 @@ def parse_device_keys(obj: Any, user_id: str, device_id: str) -> DeviceIdentity:
     if obj.get("algorithms") != ALGORITHMS:
         raise InvalidInput(f"device_keys.algorithms must be {ALGORITHMS}")
     keys = obj.get("keys")
-    if not isinstance(keys, dict) or set(keys) != {f"curve25519:{device_id}", f"ed25519:{device_id}"}:
+    if not isinstance(keys, dict) or set(keys) != {
+        f"curve25519:{device_id}",
+        f"ed25519:{device_id}",
+    }:
         raise InvalidInput("device_keys.keys must hold exactly curve25519:<dev> and ed25519:<dev>")
     curve, ed = keys[f"curve25519:{device_id}"], keys[f"ed25519:{device_id}"]
     try:

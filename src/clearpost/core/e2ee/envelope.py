@@ -74,7 +74,9 @@ def validate_megolm_envelope(body: Any, *, sender_device: str) -> dict[str, Any]
     """
     env = _require_object(body)
     if env["algorithm"] != MEGOLM_V1:
-        raise NotEncrypted(f"unsupported algorithm {str(env['algorithm'])[:40]!r}; expected megolm.v1")
+        raise NotEncrypted(
+            f"unsupported algorithm {str(env['algorithm'])[:40]!r}; expected megolm.v1"
+        )
     extra = set(env) - _MEGOLM_FIELDS
     if extra:
         raise InvalidEnvelope(f"unexpected envelope fields: {', '.join(sorted(extra))[:200]}")

@@ -25,10 +25,14 @@ Svc = Annotated[Services, Depends(services)]
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
-        raise Unauthenticated("send your access token as 'Authorization: Bearer <token>'", code="missing_token")
+        raise Unauthenticated(
+            "send your access token as 'Authorization: Bearer <token>'", code="missing_token"
+        )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'", code="missing_token")
+        raise Unauthenticated(
+            "the Authorization header must be 'Bearer <token>'", code="missing_token"
+        )
     return token.strip()
 
 
@@ -62,7 +66,9 @@ async def json_body(request: Request, limit: int) -> Any:
 
 def check_txn_id(txn_id: str) -> str:
     if not TXN_ID_RE.match(txn_id):
-        raise InvalidInput("transaction ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -", code="invalid_txn_id")
+        raise InvalidInput(
+            "transaction ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -", code="invalid_txn_id"
+        )
     return txn_id
 
 

@@ -41,8 +41,14 @@ _BAD_REQUEST_CODES = {"malformed_json", "invalid_cursor", "invalid_parameter", "
 
 
 def problem(status: int, title: str, code: str, detail: str, **extra: Any) -> Response:
-    body = {"type": f"urn:clearpost:problem:{code}", "title": title, "status": status,
-            "detail": detail, "code": code, **extra}
+    body = {
+        "type": f"urn:clearpost:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
     return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json")
 
 
@@ -67,7 +73,10 @@ def _validation(exc: RequestValidationError) -> Response:
     if any(e.get("type") == "json_invalid" for e in errors):
         return problem(400, "Bad Request", "malformed_json", "the request body is not valid JSON")
     fields = [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "problem": str(e.get("msg"))}
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+            "problem": str(e.get("msg")),
+        }
         for e in errors[:20]
     ]
     first = fields[0] if fields else {"field": "", "problem": "invalid"}
@@ -75,7 +84,12 @@ def _validation(exc: RequestValidationError) -> Response:
     return problem(422, "Unprocessable Content", "invalid_request", detail, errors=fields)
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 400: "bad_request"}
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    400: "bad_request",
+}
 
 
 def install(app: FastAPI) -> None:
@@ -99,4 +113,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return problem(500, "Internal Server Error", "internal_error", "the server failed; this is a bug")
+        return problem(
+            500, "Internal Server Error", "internal_error", "the server failed; this is a bug"
+        )

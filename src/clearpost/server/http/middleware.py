@@ -48,6 +48,10 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "Content Too Large", "payload_too_large",
-                           f"the request body is over {self.max_bytes} bytes")
+        response = problem(
+            413,
+            "Content Too Large",
+            "payload_too_large",
+            f"the request body is over {self.max_bytes} bytes",
+        )
         await response(scope, receive, send)

@@ -15,7 +15,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput, NotFound, Unauthenticated
-from clearpost.core.ids import USERNAME_RE, DeviceId, UserId, new_access_token, new_device_id, user_id_for
+from clearpost.core.ids import (
+    USERNAME_RE,
+    DeviceId,
+    UserId,
+    new_access_token,
+    new_device_id,
+    user_id_for,
+)
 from clearpost.server.services.notifier import Notifier
 from clearpost.storage.sql.accounts import AccountStore, DeviceRow
 from clearpost.storage.sql.keys import KeyStore
@@ -45,7 +52,11 @@ def token_hash(token: str) -> str:
 
 class AccountService:
     def __init__(
-        self, accounts: AccountStore, keys: KeyStore, clock: Clock, notifier: Notifier,
+        self,
+        accounts: AccountStore,
+        keys: KeyStore,
+        clock: Clock,
+        notifier: Notifier,
         hasher: PasswordHasher | None = None,
     ) -> None:
         self.accounts, self.keys, self.clock, self.notifier = accounts, keys, clock, notifier
@@ -77,13 +88,17 @@ class AccountService:
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
         device_id = new_device_id()
         token = new_access_token()
-        await self.accounts.add_device(user_id, device_id, token_hash(token), device_name, self.clock.now_ms())
+        await self.accounts.add_device(
+            user_id, device_id, token_hash(token), device_name, self.clock.now_ms()
+        )
         return Session(UserId(user_id), device_id, token)
 
     async def authenticate(self, token: str) -> Caller:
         found = await self.accounts.device_for_token(token_hash(token))
         if found is None:
-            raise Unauthenticated("the access token is not valid (logged out or never issued)", code="invalid_token")
+            raise Unauthenticated(
+                "the access token is not valid (logged out or never issued)", code="invalid_token"
+            )
         return Caller(UserId(found[0]), DeviceId(found[1]))
 
     async def user_exists(self, user_id: str) -> bool:

@@ -16,7 +16,9 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 256) -> None:
+    def __init__(
+        self, write: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 256
+    ) -> None:
         self._write = write
         self._max = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []

@@ -51,8 +51,13 @@ def build_services(settings: Settings, db: Database, clock: Clock | None = None)
         clock=clock,
         notifier=notifier,
         accounts=AccountService(
-            account_store, key_store, clock, notifier,
-            PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib),
+            account_store,
+            key_store,
+            clock,
+            notifier,
+            PasswordHasher(
+                time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
+            ),
         ),
         keys=KeyService(key_store, account_store, clock, notifier),
         conversations=ConversationService(
@@ -64,5 +69,7 @@ def build_services(settings: Settings, db: Database, clock: Clock | None = None)
         login_limiter=RateLimiter(
             clock, settings.login_rate_per_minute / 60, settings.login_burst, "login attempts"
         ),
-        token_limiter=RateLimiter(clock, settings.token_rate_per_second, settings.token_burst, "requests"),
+        token_limiter=RateLimiter(
+            clock, settings.token_rate_per_second, settings.token_burst, "requests"
+        ),
     )

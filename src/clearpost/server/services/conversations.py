@@ -15,26 +15,40 @@ KINDS = ("direct", "group")
 
 class ConversationService:
     def __init__(
-        self, store: ConversationStore, accounts: AccountStore, clock: Clock, notifier: Notifier,
+        self,
+        store: ConversationStore,
+        accounts: AccountStore,
+        clock: Clock,
+        notifier: Notifier,
         max_members: int,
     ) -> None:
         self.store, self.accounts, self.clock, self.notifier = store, accounts, clock, notifier
         self.max_members = max_members
 
-    async def create(self, caller: Caller, kind: str, members: list[str]) -> tuple[ConversationRow, bool]:
+    async def create(
+        self, caller: Caller, kind: str, members: list[str]
+    ) -> tuple[ConversationRow, bool]:
         if kind not in KINDS:
             raise InvalidInput("kind must be 'direct' or 'group'", code="invalid_kind")
         others = sorted(set(members) - {caller.user_id})
         for m in others:
             if not is_user_id(m):
-                raise InvalidInput(f"{m[:50]!r} is not a user id (like '@alice')", code="invalid_user_id")
+                raise InvalidInput(
+                    f"{m[:50]!r} is not a user id (like '@alice')", code="invalid_user_id"
+                )
         if kind == "direct" and len(others) != 1:
-            raise InvalidInput("a direct conversation has exactly one other member", code="invalid_members")
+            raise InvalidInput(
+                "a direct conversation has exactly one other member", code="invalid_members"
+            )
         if len(others) + 1 > self.max_members:
-            raise InvalidInput(f"a group has at most {self.max_members} members", code="too_many_members")
+            raise InvalidInput(
+                f"a group has at most {self.max_members} members", code="too_many_members"
+            )
         missing = set(others) - await self.accounts.existing_users(others)
         if missing:
-            raise NotFound(f"no such user: {', '.join(sorted(missing))[:200]}", code="user_not_found")
+            raise NotFound(
+                f"no such user: {', '.join(sorted(missing))[:200]}", code="user_not_found"
+            )
         everyone = sorted({caller.user_id, *others})
         direct_key = "|".join(everyone) if kind == "direct" else None
         conv_id, created = await self.store.create(
@@ -50,12 +64,16 @@ class ConversationService:
     async def get(self, caller: Caller, conversation_id: str) -> ConversationRow:
         return await self.store.get(conversation_id, caller.user_id)
 
-    async def add_member(self, caller: Caller, conversation_id: str, user_id: str) -> ConversationRow:
+    async def add_member(
+        self, caller: Caller, conversation_id: str, user_id: str
+    ) -> ConversationRow:
         if not is_user_id(user_id) or not await self.accounts.user_exists(user_id):
             raise NotFound("no such user", code="user_not_found")
         conv = await self.store.get(conversation_id, caller.user_id)
         if len(conv.members) + 1 > self.max_members:
-            raise InvalidInput(f"a group has at most {self.max_members} members", code="too_many_members")
+            raise InvalidInput(
+                f"a group has at most {self.max_members} members", code="too_many_members"
+            )
         await self.store.add_member(conversation_id, caller.user_id, user_id, self.clock.now_ms())
         self.notifier.publish([*conv.members, user_id])
         return await self.store.get(conversation_id, caller.user_id)

@@ -21,15 +21,23 @@ KEY_ALGORITHM = "signed_curve25519"
 
 
 class KeyService:
-    def __init__(self, keys: KeyStore, accounts: AccountStore, clock: Clock, notifier: Notifier) -> None:
+    def __init__(
+        self, keys: KeyStore, accounts: AccountStore, clock: Clock, notifier: Notifier
+    ) -> None:
         self.keys, self.accounts, self.clock, self.notifier = keys, accounts, clock, notifier
 
     async def upload_identity(self, caller: Caller, device_id: str, device_keys: Any) -> None:
         if device_id != caller.device_id:
-            raise NotFound("you can upload keys only for the device you are logged in as", code="device_not_found")
+            raise NotFound(
+                "you can upload keys only for the device you are logged in as",
+                code="device_not_found",
+            )
         ident = parse_device_keys(device_keys, caller.user_id, caller.device_id)
         told = await self.keys.set_identity(
-            caller.user_id, caller.device_id, ident.curve25519, ident.ed25519,
+            caller.user_id,
+            caller.device_id,
+            ident.curve25519,
+            ident.ed25519,
             orjson.dumps(device_keys).decode(),
         )
         if told:
@@ -41,7 +49,8 @@ class KeyService:
         identity = await self.keys.identity(caller.user_id, caller.device_id)
         if identity is None or identity[1] is None:
             raise Conflict(
-                "upload this device's identity keys before its one-time keys", code="device_keys_missing"
+                "upload this device's identity keys before its one-time keys",
+                code="device_keys_missing",
             )
         ed = identity[1]
         if len(one_time_keys) > MAX_ONE_TIME_KEYS_PER_UPLOAD:
@@ -55,13 +64,18 @@ class KeyService:
         if fallback_key is not None:
             if len(fallback_key) != 1:
                 raise InvalidInput("fallback_key must hold exactly one key")
-            (fid, fobj), = fallback_key.items()
+            ((fid, fobj),) = fallback_key.items()
             parse_signed_key(fobj, caller.user_id, caller.device_id, ed)
             fallback = (_key_id(fid), orjson.dumps(fobj).decode())
         count, _ = await self.keys.counts(caller.user_id, caller.device_id)
         if count + len(parsed) > MAX_UNCLAIMED:
-            raise InvalidInput(f"a device may hold at most {MAX_UNCLAIMED} unclaimed one-time keys", code="too_many_keys")
-        unclaimed = await self.keys.add_one_time_keys(caller.user_id, caller.device_id, parsed, fallback)
+            raise InvalidInput(
+                f"a device may hold at most {MAX_UNCLAIMED} unclaimed one-time keys",
+                code="too_many_keys",
+            )
+        unclaimed = await self.keys.add_one_time_keys(
+            caller.user_id, caller.device_id, parsed, fallback
+        )
         return {KEY_ALGORITHM: unclaimed}
 
     async def counts(self, caller: Caller) -> tuple[int, bool]:

@@ -18,19 +18,30 @@ MAX_PAGE = 500
 
 
 class MessageService:
-    def __init__(self, store: MessageStore, clock: Clock, notifier: Notifier, max_message_bytes: int) -> None:
+    def __init__(
+        self, store: MessageStore, clock: Clock, notifier: Notifier, max_message_bytes: int
+    ) -> None:
         self.store, self.clock, self.notifier = store, clock, notifier
         self.max_message_bytes = max_message_bytes
         self._batcher: Batcher[NewMessage, StoredMessage | ClearpostError] = Batcher(self._write)
 
-    async def send(self, caller: Caller, conversation_id: str, txn_id: str, body: Any) -> StoredMessage:
+    async def send(
+        self, caller: Caller, conversation_id: str, txn_id: str, body: Any
+    ) -> StoredMessage:
         """Store an encrypted message once per (device, txn_id); a retry gets the first result."""
         envelope = validate_megolm_envelope(body, sender_device=caller.device_id)
         encoded = orjson.dumps(envelope).decode()
         if len(encoded) > self.max_message_bytes:
             raise PayloadTooLarge(f"a message envelope is at most {self.max_message_bytes} bytes")
         result = await self._batcher.submit(
-            NewMessage(conversation_id, caller.user_id, caller.device_id, txn_id, encoded, self.clock.now_ms())
+            NewMessage(
+                conversation_id,
+                caller.user_id,
+                caller.device_id,
+                txn_id,
+                encoded,
+                self.clock.now_ms(),
+            )
         )
         if isinstance(result, ClearpostError):
             raise result
@@ -41,5 +52,9 @@ class MessageService:
         self.notifier.publish({u for users in woken.values() for u in users})
         return results
 
-    async def history(self, caller: Caller, conversation_id: str, after: int, limit: int) -> list[StoredMessage]:
-        return await self.store.history(conversation_id, caller.user_id, after, min(limit, MAX_PAGE))
+    async def history(
+        self, caller: Caller, conversation_id: str, after: int, limit: int
+    ) -> list[StoredMessage]:
+        return await self.store.history(
+            conversation_id, caller.user_id, after, min(limit, MAX_PAGE)
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,9 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         return int(struct.unpack(">Q", base64.urlsafe_b64decode(cursor[len(_PREFIX) :] + "="))[0])
     except (ValueError, binascii.Error, struct.error) as exc:
-        raise InvalidInput("this sync cursor was not issued by this server", code="invalid_cursor") from exc
+        raise InvalidInput(
+            "this sync cursor was not issued by this server", code="invalid_cursor"
+        ) from exc
 
 
 @dataclass(slots=True)
@@ -56,9 +59,20 @@ class SyncResult:
 
 class SyncService:
     def __init__(
-        self, db: Database, messages: MessageStore, to_device: ToDeviceStore, keys: KeyStore, notifier: Notifier
+        self,
+        db: Database,
+        messages: MessageStore,
+        to_device: ToDeviceStore,
+        keys: KeyStore,
+        notifier: Notifier,
     ) -> None:
-        self.db, self.messages, self.to_device, self.keys, self.notifier = db, messages, to_device, keys, notifier
+        self.db, self.messages, self.to_device, self.keys, self.notifier = (
+            db,
+            messages,
+            to_device,
+            keys,
+            notifier,
+        )
 
     async def sync(self, caller: Caller, cursor: str | None, timeout_ms: int) -> SyncResult:
         since = decode_cursor(cursor) if cursor else None
@@ -74,10 +88,8 @@ class SyncService:
                 remaining = deadline - loop.time()
                 if since is None or not result.empty or remaining <= 0:
                     return result
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(waiter.wait(), remaining)
-                except TimeoutError:
-                    pass
         finally:
             self.notifier.unsubscribe(caller.user_id, waiter)
 
@@ -93,7 +105,12 @@ class SyncService:
             if len(held) > LIMIT:
                 upto = held[LIMIT].pos - 1
                 held = held[:LIMIT]
-            return SyncResult(encode_cursor(upto), to_device=held, one_time_key_count=otks, fallback_key_used=fallback_used)
+            return SyncResult(
+                encode_cursor(upto),
+                to_device=held,
+                one_time_key_count=otks,
+                fallback_key_used=fallback_used,
+            )
         msgs = await self.messages.visible_since(caller.user_id, since, upto, LIMIT + 1)
         held = await self.to_device.held(caller.user_id, caller.device_id, since, upto, LIMIT + 1)
         async with self.db.read() as conn:

@@ -18,7 +18,9 @@ MAX_TARGETS = 1000
 
 
 class ToDeviceService:
-    def __init__(self, store: ToDeviceStore, clock: Clock, notifier: Notifier, max_payload_bytes: int) -> None:
+    def __init__(
+        self, store: ToDeviceStore, clock: Clock, notifier: Notifier, max_payload_bytes: int
+    ) -> None:
         self.store, self.clock, self.notifier = store, clock, notifier
         self.max_payload_bytes = max_payload_bytes
 
@@ -37,7 +39,9 @@ class ToDeviceService:
             for device_id, envelope in by_device.items():
                 encoded = orjson.dumps(validate_olm_envelope(envelope)).decode()
                 if len(encoded) > self.max_payload_bytes:
-                    raise PayloadTooLarge(f"a to-device envelope is at most {self.max_payload_bytes} bytes")
+                    raise PayloadTooLarge(
+                        f"a to-device envelope is at most {self.max_payload_bytes} bytes"
+                    )
                 payloads[(user_id, device_id)] = encoded
         if not payloads:
             raise InvalidInput("no messages to send", code="invalid_input")

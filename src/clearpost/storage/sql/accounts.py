@@ -31,14 +31,18 @@ class AccountStore:
         try:
             async with self.db.write() as conn:
                 await conn.execute(
-                    users.insert().values(user_id=user_id, password_hash=password_hash, created_at=now_ms)
+                    users.insert().values(
+                        user_id=user_id, password_hash=password_hash, created_at=now_ms
+                    )
                 )
         except IntegrityError as exc:
             raise Conflict("that username is taken", code="username_taken") from exc
 
     async def password_hash(self, user_id: str) -> str | None:
         async with self.db.read() as conn:
-            row = await conn.execute(select(users.c.password_hash).where(users.c.user_id == user_id))
+            row = await conn.execute(
+                select(users.c.password_hash).where(users.c.user_id == user_id)
+            )
             return row.scalar_one_or_none()
 
     async def user_exists(self, user_id: str) -> bool:
@@ -57,8 +61,11 @@ class AccountStore:
         async with self.db.write() as conn:
             await conn.execute(
                 devices.insert().values(
-                    user_id=user_id, device_id=device_id, token_hash=token_hash,
-                    display_name=name, created_at=now_ms,
+                    user_id=user_id,
+                    device_id=device_id,
+                    token_hash=token_hash,
+                    display_name=name,
+                    created_at=now_ms,
                 )
             )
 
@@ -66,7 +73,9 @@ class AccountStore:
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(devices.c.user_id, devices.c.device_id).where(devices.c.token_hash == token_hash)
+                    select(devices.c.user_id, devices.c.device_id).where(
+                        devices.c.token_hash == token_hash
+                    )
                 )
             ).first()
             return (row[0], row[1]) if row else None
@@ -75,11 +84,15 @@ class AccountStore:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(
-                    devices.c.user_id, devices.c.device_id, devices.c.display_name, devices.c.created_at,
-                    devices.c.curve25519, devices.c.ed25519, devices.c.device_keys,
+                    devices.c.user_id,
+                    devices.c.device_id,
+                    devices.c.display_name,
+                    devices.c.created_at,
+                    devices.c.curve25519,
+                    devices.c.ed25519,
+                    devices.c.device_keys,
                 )
                 .where(devices.c.user_id == user_id)
                 .order_by(devices.c.created_at, devices.c.device_id)
             )
             return [DeviceRow(*r) for r in rows]
-

@@ -47,8 +47,13 @@ class ConversationStore:
         self.db = db
 
     async def create(
-        self, conversation_id: str, kind: str, creator: str, members: list[str],
-        direct_key: str | None, now_ms: int,
+        self,
+        conversation_id: str,
+        kind: str,
+        creator: str,
+        members: list[str],
+        direct_key: str | None,
+        now_ms: int,
     ) -> tuple[str, bool]:
         """Create a conversation; returns (id, created). A direct conversation between the same
         two users is created once: asking again returns the existing one."""
@@ -61,18 +66,33 @@ class ConversationStore:
                 pos = await stream.advance(conn)
                 await conn.execute(
                     conversations.insert().values(
-                        conversation_id=conversation_id, kind=kind, created_by=creator,
-                        created_at=now_ms, last_seq=0, direct_key=direct_key,
+                        conversation_id=conversation_id,
+                        kind=kind,
+                        created_by=creator,
+                        created_at=now_ms,
+                        last_seq=0,
+                        direct_key=direct_key,
                     )
                 )
                 await conn.execute(
                     memberships.insert(),
                     [
-                        {"conversation_id": conversation_id, "user_id": m, "from_seq": 1, "joined_at": now_ms}
+                        {
+                            "conversation_id": conversation_id,
+                            "user_id": m,
+                            "from_seq": 1,
+                            "joined_at": now_ms,
+                        }
                         for m in members
                     ],
                 )
-                content = {"conversation_id": conversation_id, "change": "created", "kind": kind, "members": members, "by": creator}
+                content = {
+                    "conversation_id": conversation_id,
+                    "change": "created",
+                    "kind": kind,
+                    "members": members,
+                    "by": creator,
+                }
                 await events.fan_out(conn, members, pos, "membership", content)
                 await stream.announce(conn, self.db.dialect, pos, members)
         except IntegrityError:
@@ -85,7 +105,9 @@ class ConversationStore:
     async def _direct(self, direct_key: str) -> str | None:
         async with self.db.read() as conn:
             row = await conn.execute(
-                select(conversations.c.conversation_id).where(conversations.c.direct_key == direct_key)
+                select(conversations.c.conversation_id).where(
+                    conversations.c.direct_key == direct_key
+                )
             )
             return row.scalar_one_or_none()
 
@@ -94,10 +116,17 @@ class ConversationStore:
             rows = (
                 await conn.execute(
                     select(
-                        conversations.c.conversation_id, conversations.c.kind, conversations.c.created_by,
-                        conversations.c.created_at, conversations.c.last_seq, memberships.c.from_seq,
+                        conversations.c.conversation_id,
+                        conversations.c.kind,
+                        conversations.c.created_by,
+                        conversations.c.created_at,
+                        conversations.c.last_seq,
+                        memberships.c.from_seq,
                     )
-                    .join(memberships, memberships.c.conversation_id == conversations.c.conversation_id)
+                    .join(
+                        memberships,
+                        memberships.c.conversation_id == conversations.c.conversation_id,
+                    )
                     .where(memberships.c.user_id == user_id, memberships.c.to_seq.is_(None))
                     .order_by(conversations.c.created_at, conversations.c.conversation_id)
                 )
@@ -112,7 +141,9 @@ class ConversationStore:
                 )
                 for cid, uid in mrows:
                     members[cid].append(uid)
-            return [ConversationRow(r[0], r[1], r[2], r[3], r[4], members[r[0]], r[5]) for r in rows]
+            return [
+                ConversationRow(r[0], r[1], r[2], r[3], r[4], members[r[0]], r[5]) for r in rows
+            ]
 
     async def get(self, conversation_id: str, user_id: str) -> ConversationRow:
         async with self.db.read() as conn:
@@ -123,17 +154,26 @@ class ConversationStore:
             pos = await stream.advance(conn)
             conv = await _get(conn, conversation_id, actor)
             if conv.kind != "group":
-                raise Conflict("members of a direct conversation cannot change", code="direct_conversation")
+                raise Conflict(
+                    "members of a direct conversation cannot change", code="direct_conversation"
+                )
             if target in conv.members:
                 raise Conflict(f"{target} is already a member", code="already_member")
             await conn.execute(
                 memberships.insert().values(
-                    conversation_id=conversation_id, user_id=target,
-                    from_seq=conv.last_seq + 1, joined_at=now_ms,
+                    conversation_id=conversation_id,
+                    user_id=target,
+                    from_seq=conv.last_seq + 1,
+                    joined_at=now_ms,
                 )
             )
             audience = [*conv.members, target]
-            content = {"conversation_id": conversation_id, "change": "joined", "user_id": target, "by": actor}
+            content = {
+                "conversation_id": conversation_id,
+                "change": "joined",
+                "user_id": target,
+                "by": actor,
+            }
             await events.fan_out(conn, audience, pos, "membership", content)
             await stream.announce(conn, self.db.dialect, pos, audience)
 
@@ -144,9 +184,13 @@ class ConversationStore:
             conv = await _get(conn, conversation_id, actor)
             if actor != target:
                 if conv.kind != "group":
-                    raise Conflict("members of a direct conversation cannot change", code="direct_conversation")
+                    raise Conflict(
+                        "members of a direct conversation cannot change", code="direct_conversation"
+                    )
                 if conv.created_by != actor:
-                    raise Forbidden("only the group's creator can remove members", code="not_group_admin")
+                    raise Forbidden(
+                        "only the group's creator can remove members", code="not_group_admin"
+                    )
                 if target not in conv.members:
                     raise NotFound(f"{target} is not a member", code="not_a_member")
             await conn.execute(
@@ -158,7 +202,12 @@ class ConversationStore:
                 )
                 .values(to_seq=conv.last_seq)
             )
-            content = {"conversation_id": conversation_id, "change": "left" if actor == target else "removed", "user_id": target, "by": actor}
+            content = {
+                "conversation_id": conversation_id,
+                "change": "left" if actor == target else "removed",
+                "user_id": target,
+                "by": actor,
+            }
             await events.fan_out(conn, conv.members, pos, "membership", content)
             await stream.announce(conn, self.db.dialect, pos, conv.members)
 
@@ -167,8 +216,12 @@ async def _get(conn: AsyncConnection, conversation_id: str, user_id: str) -> Con
     row = (
         await conn.execute(
             select(
-                conversations.c.conversation_id, conversations.c.kind, conversations.c.created_by,
-                conversations.c.created_at, conversations.c.last_seq, memberships.c.from_seq,
+                conversations.c.conversation_id,
+                conversations.c.kind,
+                conversations.c.created_by,
+                conversations.c.created_at,
+                conversations.c.last_seq,
+                memberships.c.from_seq,
             )
             .join(
                 memberships,

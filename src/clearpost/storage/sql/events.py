@@ -39,7 +39,9 @@ async def read_events(
 ) -> list[tuple[int, str, dict[str, Any]]]:
     rows = await conn.execute(
         select(user_events.c.pos, user_events.c.kind, user_events.c.content)
-        .where(user_events.c.user_id == user_id, user_events.c.pos > since, user_events.c.pos <= upto)
+        .where(
+            user_events.c.user_id == user_id, user_events.c.pos > since, user_events.c.pos <= upto
+        )
         .order_by(user_events.c.pos, user_events.c.id)
         .limit(limit)
     )

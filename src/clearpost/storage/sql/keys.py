@@ -73,7 +73,13 @@ class KeyStore:
                 .values(curve25519=curve, ed25519=ed, device_keys=signed_json)
             )
             peers = await events.peers_of(conn, user_id)
-            await events.fan_out(conn, peers, pos, "device_list", {"user_id": user_id, "device_id": device_id, "change": "added"})
+            await events.fan_out(
+                conn,
+                peers,
+                pos,
+                "device_list",
+                {"user_id": user_id, "device_id": device_id, "change": "added"},
+            )
             await stream.announce(conn, self.db.dialect, pos, peers)
             return peers
 
@@ -84,7 +90,9 @@ class KeyStore:
         async with self.db.write() as conn:
             pos = await stream.advance(conn)
             result = await conn.execute(
-                delete(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+                delete(devices).where(
+                    devices.c.user_id == user_id, devices.c.device_id == device_id
+                )
             )
             if result.rowcount == 0:
                 await conn.rollback()
@@ -99,7 +107,13 @@ class KeyStore:
                 )
             )
             peers = await events.peers_of(conn, user_id)
-            await events.fan_out(conn, peers, pos, "device_list", {"user_id": user_id, "device_id": device_id, "change": "removed"})
+            await events.fan_out(
+                conn,
+                peers,
+                pos,
+                "device_list",
+                {"user_id": user_id, "device_id": device_id, "change": "removed"},
+            )
             await stream.announce(conn, self.db.dialect, pos, peers)
             return peers
 
@@ -122,7 +136,9 @@ class KeyStore:
                 existing = {r[0]: r[1] for r in rows}
                 for key_id, old in existing.items():
                     if orjson.loads(old) != orjson.loads(keys[key_id]):
-                        raise Conflict(f"one-time key id {key_id!r} was already used", code="key_id_reused")
+                        raise Conflict(
+                            f"one-time key id {key_id!r} was already used", code="key_id_reused"
+                        )
                 new = [
                     {"user_id": user_id, "device_id": device_id, "key_id": k, "key_json": v}
                     for k, v in keys.items()
@@ -138,8 +154,11 @@ class KeyStore:
                 )
                 await conn.execute(
                     fallback_keys.insert().values(
-                        user_id=user_id, device_id=device_id, key_id=fallback[0],
-                        key_json=fallback[1], used=False,
+                        user_id=user_id,
+                        device_id=device_id,
+                        key_id=fallback[0],
+                        key_json=fallback[1],
+                        used=False,
                     )
                 )
             return await _unclaimed(conn, user_id, device_id)
@@ -157,7 +176,9 @@ class KeyStore:
             ).scalar_one_or_none()
             return n, bool(used)
 
-    async def claim(self, wanted: list[tuple[str, str]], now_ms: int) -> dict[tuple[str, str], ClaimedKey]:
+    async def claim(
+        self, wanted: list[tuple[str, str]], now_ms: int
+    ) -> dict[tuple[str, str], ClaimedKey]:
         """Hand out one key per requested device; devices with no key at all are left out."""
         out: dict[tuple[str, str], ClaimedKey] = {}
         async with self.db.write() as conn:
@@ -169,14 +190,18 @@ class KeyStore:
                 fb = (
                     await conn.execute(
                         select(fallback_keys.c.key_id, fallback_keys.c.key_json).where(
-                            fallback_keys.c.user_id == user_id, fallback_keys.c.device_id == device_id
+                            fallback_keys.c.user_id == user_id,
+                            fallback_keys.c.device_id == device_id,
                         )
                     )
                 ).first()
                 if fb is not None:
                     await conn.execute(
                         update(fallback_keys)
-                        .where(fallback_keys.c.user_id == user_id, fallback_keys.c.device_id == device_id)
+                        .where(
+                            fallback_keys.c.user_id == user_id,
+                            fallback_keys.c.device_id == device_id,
+                        )
                         .values(used=True)
                     )
                     out[(user_id, device_id)] = ClaimedKey(fb[0], orjson.loads(fb[1]), True)

@@ -41,8 +41,13 @@ class StoredMessage:
 
 
 _COLUMNS = (
-    messages.c.pos, messages.c.conversation_id, messages.c.seq, messages.c.sender_user,
-    messages.c.sender_device, messages.c.envelope, messages.c.sent_at,
+    messages.c.pos,
+    messages.c.conversation_id,
+    messages.c.seq,
+    messages.c.sender_user,
+    messages.c.sender_device,
+    messages.c.envelope,
+    messages.c.sent_at,
 )
 
 
@@ -65,7 +70,9 @@ class MessageStore:
             keys = {(m.sender_user, m.sender_device, m.txn_id) for m in batch}
             rows = await conn.execute(
                 select(*_COLUMNS, messages.c.txn_id).where(
-                    tuple_(messages.c.sender_user, messages.c.sender_device, messages.c.txn_id).in_(list(keys))
+                    tuple_(messages.c.sender_user, messages.c.sender_device, messages.c.txn_id).in_(
+                        list(keys)
+                    )
                 )
             )
             earlier = {(r[3], r[4], r[7]): StoredMessage(*r[:7]) for r in rows}
@@ -84,7 +91,9 @@ class MessageStore:
                 key = (m.sender_user, m.sender_device, m.txn_id)
                 if key in earlier:
                     prior = earlier[key]
-                    results[i] = prior if prior.conversation_id == m.conversation_id else _txn_reused()
+                    results[i] = (
+                        prior if prior.conversation_id == m.conversation_id else _txn_reused()
+                    )
                 elif (m.conversation_id, m.sender_user) not in member_of:
                     results[i] = _not_member()
                 elif key in first_in_batch:
@@ -116,26 +125,39 @@ class MessageStore:
                 for k, i in enumerate(fresh):
                     m = batch[i]
                     stored = StoredMessage(
-                        top - len(fresh) + 1 + k, m.conversation_id, seq_of[i], m.sender_user,
-                        m.sender_device, m.envelope, m.sent_at,
+                        top - len(fresh) + 1 + k,
+                        m.conversation_id,
+                        seq_of[i],
+                        m.sender_user,
+                        m.sender_device,
+                        m.envelope,
+                        m.sent_at,
                     )
                     results[i] = stored
                     rows_out.append(
                         {
-                            "pos": stored.pos, "conversation_id": m.conversation_id, "seq": stored.seq,
-                            "sender_user": m.sender_user, "sender_device": m.sender_device,
-                            "txn_id": m.txn_id, "envelope": m.envelope, "sent_at": m.sent_at,
+                            "pos": stored.pos,
+                            "conversation_id": m.conversation_id,
+                            "seq": stored.seq,
+                            "sender_user": m.sender_user,
+                            "sender_device": m.sender_device,
+                            "txn_id": m.txn_id,
+                            "envelope": m.envelope,
+                            "sent_at": m.sent_at,
                         }
                     )
                 await conn.execute(messages.insert(), rows_out)
                 member_rows = await conn.execute(
                     select(memberships.c.conversation_id, memberships.c.user_id).where(
-                        memberships.c.conversation_id.in_(list(per_conv)), memberships.c.to_seq.is_(None)
+                        memberships.c.conversation_id.in_(list(per_conv)),
+                        memberships.c.to_seq.is_(None),
                     )
                 )
                 for cid, uid in member_rows:
                     woken.setdefault(cid, []).append(uid)
-                await stream.announce(conn, self.db.dialect, top, {u for us in woken.values() for u in us})
+                await stream.announce(
+                    conn, self.db.dialect, top, {u for us in woken.values() for u in us}
+                )
             for i, m in enumerate(batch):
                 if results[i] is None:
                     results[i] = results[first_in_batch[(m.sender_user, m.sender_device, m.txn_id)]]
@@ -168,7 +190,9 @@ class MessageStore:
             )
             return [StoredMessage(*r) for r in rows]
 
-    async def visible_since(self, user_id: str, since: int, upto: int, limit: int) -> list[StoredMessage]:
+    async def visible_since(
+        self, user_id: str, since: int, upto: int, limit: int
+    ) -> list[StoredMessage]:
         """Messages in ``(since, upto]`` of the stream that ``user_id`` may see, oldest first."""
         async with self.db.read() as conn:
             rows = await conn.execute(

@@ -25,8 +25,12 @@ class ToDeviceStore:
         self.db = db
 
     async def send(
-        self, sender_user: str, sender_device: str, txn_id: str,
-        payloads: dict[tuple[str, str], str], now_ms: int,
+        self,
+        sender_user: str,
+        sender_device: str,
+        txn_id: str,
+        payloads: dict[tuple[str, str], str],
+        now_ms: int,
     ) -> tuple[int, list[tuple[str, str]], bool]:
         """Queue payloads once per (sender device, txn_id).
 
@@ -36,7 +40,10 @@ class ToDeviceStore:
             async with self.db.write() as conn:
                 await conn.execute(
                     to_device_txns.insert().values(
-                        sender_user=sender_user, sender_device=sender_device, txn_id=txn_id, created_at=now_ms
+                        sender_user=sender_user,
+                        sender_device=sender_device,
+                        txn_id=txn_id,
+                        created_at=now_ms,
                     )
                 )
                 rows = await conn.execute(
@@ -53,8 +60,12 @@ class ToDeviceStore:
                     to_device.insert(),
                     [
                         {
-                            "pos": pos, "target_user": u, "target_device": d, "sender_user": sender_user,
-                            "sender_device": sender_device, "envelope": payloads[(u, d)],
+                            "pos": pos,
+                            "target_user": u,
+                            "target_device": d,
+                            "sender_user": sender_user,
+                            "sender_device": sender_device,
+                            "envelope": payloads[(u, d)],
                         }
                         for (u, d) in sorted(known)
                     ],
@@ -74,10 +85,17 @@ class ToDeviceStore:
         async with self.db.write() as conn:
             await conn.execute(delete(to_device).where(mine, to_device.c.pos <= upto))
 
-    async def held(self, user_id: str, device_id: str, since: int, upto: int, limit: int) -> list[HeldMessage]:
+    async def held(
+        self, user_id: str, device_id: str, since: int, upto: int, limit: int
+    ) -> list[HeldMessage]:
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(to_device.c.pos, to_device.c.sender_user, to_device.c.sender_device, to_device.c.envelope)
+                select(
+                    to_device.c.pos,
+                    to_device.c.sender_user,
+                    to_device.c.sender_device,
+                    to_device.c.envelope,
+                )
                 .where(
                     to_device.c.target_user == user_id,
                     to_device.c.target_device == device_id,

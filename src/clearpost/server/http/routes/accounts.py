@@ -15,7 +15,9 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
 
 class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(max_length=64, description="3-32 characters: a-z, 0-9, '_', '.', '-'; starts with a letter")
+    username: str = Field(
+        max_length=64, description="3-32 characters: a-z, 0-9, '_', '.', '-'; starts with a letter"
+    )
     password: str = Field(max_length=1024, description="8 to 1024 characters")
 
 
@@ -24,8 +26,12 @@ class Login(Credentials):
 
 
 def device_json(d: DeviceRow) -> dict[str, Any]:
-    return {"device_id": d.device_id, "display_name": d.display_name, "created_at": d.created_at,
-            "has_keys": d.ed25519 is not None}
+    return {
+        "device_id": d.device_id,
+        "display_name": d.display_name,
+        "created_at": d.created_at,
+        "has_keys": d.ed25519 is not None,
+    }
 
 
 @router.post("/accounts", status_code=201, response_class=JSON)
@@ -41,8 +47,13 @@ async def login(body: Login, request: Request, svc: Svc) -> JSON:
     """Log in as a new device; returns that device's id and its access token."""
     svc.login_limiter.hit(client_ip(request))
     session = await svc.accounts.login(body.username, body.password, body.device_name)
-    return JSON({"user_id": session.user_id, "device_id": session.device_id,
-                 "access_token": session.access_token})
+    return JSON(
+        {
+            "user_id": session.user_id,
+            "device_id": session.device_id,
+            "access_token": session.access_token,
+        }
+    )
 
 
 @router.post("/logout", status_code=204)

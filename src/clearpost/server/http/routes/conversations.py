@@ -22,15 +22,26 @@ class NewConversation(BaseModel):
 
 
 def conversation_json(c: ConversationRow) -> dict[str, Any]:
-    return {"conversation_id": c.conversation_id, "kind": c.kind, "created_by": c.created_by,
-            "created_at": c.created_at, "members": c.members, "last_seq": c.last_seq,
-            "joined_from_seq": c.joined_from_seq}
+    return {
+        "conversation_id": c.conversation_id,
+        "kind": c.kind,
+        "created_by": c.created_by,
+        "created_at": c.created_at,
+        "members": c.members,
+        "last_seq": c.last_seq,
+        "joined_from_seq": c.joined_from_seq,
+    }
 
 
 def message_json(m: StoredMessage) -> dict[str, Any]:
-    return {"conversation_id": m.conversation_id, "seq": m.seq, "sender": m.sender_user,
-            "sender_device": m.sender_device, "sent_at": m.sent_at,
-            "envelope": orjson.Fragment(m.envelope)}
+    return {
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "sender": m.sender_user,
+        "sender_device": m.sender_device,
+        "sent_at": m.sent_at,
+        "envelope": orjson.Fragment(m.envelope),
+    }
 
 
 @router.post("", response_class=JSON, status_code=201)
@@ -54,7 +65,9 @@ async def get(conversation_id: str, caller: Auth, svc: Svc) -> JSON:
 @router.post("/{conversation_id}/members/{user_id}", response_class=JSON)
 async def add_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc) -> JSON:
     """Add a member to a group. They see messages sent from now on."""
-    return JSON(conversation_json(await svc.conversations.add_member(caller, conversation_id, user_id)))
+    return JSON(
+        conversation_json(await svc.conversations.add_member(caller, conversation_id, user_id))
+    )
 
 
 @router.delete("/{conversation_id}/members/{user_id}", status_code=204)
@@ -69,35 +82,63 @@ async def leave(conversation_id: str, caller: Auth, svc: Svc) -> None:
 
 
 _ENVELOPE_SCHEMA = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object",
-        "required": ["algorithm", "sender_key", "session_id", "device_id", "ciphertext"],
-        "properties": {
-            "algorithm": {"const": "megolm.v1"}, "sender_key": {"type": "string"},
-            "session_id": {"type": "string"}, "device_id": {"type": "string"},
-            "ciphertext": {"type": "string", "description": "a vodozemac Megolm message, base64"},
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": [
+                        "algorithm",
+                        "sender_key",
+                        "session_id",
+                        "device_id",
+                        "ciphertext",
+                    ],
+                    "properties": {
+                        "algorithm": {"const": "megolm.v1"},
+                        "sender_key": {"type": "string"},
+                        "session_id": {"type": "string"},
+                        "device_id": {"type": "string"},
+                        "ciphertext": {
+                            "type": "string",
+                            "description": "a vodozemac Megolm message, base64",
+                        },
+                    },
+                }
+            }
         },
-    }}}},
+    },
 }
 
 
-@router.put("/{conversation_id}/messages/{txn_id}", response_class=JSON, openapi_extra=_ENVELOPE_SCHEMA)
+@router.put(
+    "/{conversation_id}/messages/{txn_id}", response_class=JSON, openapi_extra=_ENVELOPE_SCHEMA
+)
 async def send(conversation_id: str, txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Send an encrypted message. Idempotent per (device, txn_id): a retry returns the first
     result. Anything that is not a Megolm envelope is refused (not_encrypted / invalid_envelope)."""
     check_txn_id(txn_id)
     body = await json_body(request, svc.settings.max_message_bytes)
     stored = await svc.messages.send(caller, conversation_id, txn_id, body)
-    return JSON({"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at})
+    return JSON(
+        {"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at}
+    )
 
 
 @router.get("/{conversation_id}/messages", response_class=JSON)
 async def history(
-    conversation_id: str, caller: Auth, svc: Svc,
+    conversation_id: str,
+    caller: Auth,
+    svc: Svc,
     after: int = Query(0, ge=0, description="return messages with seq greater than this"),
     limit: int = Query(100, ge=1, le=500),
 ) -> JSON:
     """Page through history you may see (from when you joined), oldest first."""
     msgs = await svc.messages.history(caller, conversation_id, after, limit)
-    return JSON({"messages": [message_json(m) for m in msgs],
-                 "next_after": msgs[-1].seq if len(msgs) == limit else None})
+    return JSON(
+        {
+            "messages": [message_json(m) for m in msgs],
+            "next_after": msgs[-1].seq if len(msgs) == limit else None,
+        }
+    )

@@ -27,11 +27,24 @@ class Claim(BaseModel):
 
 
 _DEVICE_KEYS_SCHEMA = {
-    "requestBody": {"content": {"application/json": {"schema": {
-        "type": "object", "required": ["device_keys"],
-        "properties": {"device_keys": {"type": "object", "description":
-            "{user_id, device_id, algorithms, keys: {curve25519:<dev>, ed25519:<dev>}, signatures}"}},
-    }}}, "required": True},
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["device_keys"],
+                    "properties": {
+                        "device_keys": {
+                            "type": "object",
+                            "description": "{user_id, device_id, algorithms, "
+                            "keys: {curve25519:<dev>, ed25519:<dev>}, signatures}",
+                        }
+                    },
+                }
+            }
+        },
+        "required": True,
+    },
 }
 
 
@@ -61,8 +74,10 @@ async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
             raise InvalidInput(f"{user_id[:50]!r} is not a user id", code="invalid_user_id")
     claimed = await svc.keys.claim(body.devices)
     out = {
-        user: {dev: {"key_id": f"signed_curve25519:{k.key_id}", "key": k.key, "fallback": k.fallback}
-               for dev, k in devs.items()}
+        user: {
+            dev: {"key_id": f"signed_curve25519:{k.key_id}", "key": k.key, "fallback": k.fallback}
+            for dev, k in devs.items()
+        }
         for user, devs in claimed.items()
     }
     return JSON({"one_time_keys": out})
@@ -74,8 +89,16 @@ async def user_devices(user_id: str, caller: Auth, svc: Svc) -> JSON:
     if not is_user_id(user_id) or not await svc.accounts.user_exists(user_id):
         raise NotFound("no such user", code="user_not_found")
     devices = await svc.accounts.devices(user_id)
-    return JSON({"user_id": user_id, "devices": [
-        {"device_id": d.device_id, "display_name": d.display_name,
-         "device_keys": orjson.Fragment(d.device_keys) if d.device_keys else None}
-        for d in devices
-    ]})
+    return JSON(
+        {
+            "user_id": user_id,
+            "devices": [
+                {
+                    "device_id": d.device_id,
+                    "display_name": d.display_name,
+                    "device_keys": orjson.Fragment(d.device_keys) if d.device_keys else None,
+                }
+                for d in devices
+            ],
+        }
+    )

@@ -22,8 +22,14 @@ def sync_json(r: SyncResult) -> dict[str, Any]:
     return {
         "cursor": r.cursor,
         "messages": [message_json(m) for m in r.messages],
-        "to_device": [{"sender": h.sender_user, "sender_device": h.sender_device,
-                       "envelope": orjson.Fragment(h.envelope)} for h in r.to_device],
+        "to_device": [
+            {
+                "sender": h.sender_user,
+                "sender_device": h.sender_device,
+                "envelope": orjson.Fragment(h.envelope),
+            }
+            for h in r.to_device
+        ],
         "events": [{**content, "type": kind} for _, kind, content in r.events],
         "one_time_key_counts": {"signed_curve25519": r.one_time_key_count},
         "fallback_key_used": r.fallback_key_used,
@@ -32,7 +38,8 @@ def sync_json(r: SyncResult) -> dict[str, Any]:
 
 @router.get("/sync", response_class=JSON)
 async def sync(
-    caller: Auth, svc: Svc,
+    caller: Auth,
+    svc: Svc,
     since: str | None = Query(None, max_length=64, description="the cursor from the previous sync"),
     timeout: int = Query(0, ge=0, description="milliseconds to wait when nothing is new"),
 ) -> JSON:

@@ -9,11 +9,26 @@ from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, json_body
 
 router = APIRouter(prefix="/v1", tags=["to-device"])
 
-_SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["messages"],
-    "properties": {"messages": {"type": "object", "description":
-        "user id -> device id -> olm.v1 envelope {algorithm, sender_key, ciphertext: {key: {type, body}}}"}},
-}}}}}
+_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["messages"],
+                    "properties": {
+                        "messages": {
+                            "type": "object",
+                            "description": "user id -> device id -> olm.v1 envelope "
+                            "{algorithm, sender_key, ciphertext: {key: {type, body}}}",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.put("/to-device/{txn_id}", response_class=JSON, openapi_extra=_SCHEMA)
@@ -21,7 +36,13 @@ async def send(txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Queue Olm envelopes for devices. Idempotent per (device, txn_id); each is delivered once."""
     check_txn_id(txn_id)
     body = await json_body(request, svc.settings.max_body_bytes)
-    if not isinstance(body, dict) or set(body) != {"messages"} or not isinstance(body["messages"], dict):
+    if (
+        not isinstance(body, dict)
+        or set(body) != {"messages"}
+        or not isinstance(body["messages"], dict)
+    ):
         raise InvalidInput("the body must be {'messages': {user_id: {device_id: envelope}}}")
     queued, unknown = await svc.to_device.send(caller, txn_id, body["messages"])
-    return JSON({"queued": queued, "unknown_devices": [{"user_id": u, "device_id": d} for u, d in unknown]})
+    return JSON(
+        {"queued": queued, "unknown_devices": [{"user_id": u, "device_id": d} for u, d in unknown]}
+    )

@@ -122,7 +122,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "user_events", "to_device_txns", "to_device", "messages", "memberships",
-        "conversations", "fallback_keys", "one_time_keys", "devices", "users", "stream",
+        "user_events",
+        "to_device_txns",
+        "to_device",
+        "messages",
+        "memberships",
+        "conversations",
+        "fallback_keys",
+        "one_time_keys",
+        "devices",
+        "users",
+        "stream",
     ):
         op.drop_table(table)
