@@ -16,6 +16,8 @@ from clearpost.core.canonical import signable
 
 @dataclass
 class TestDevice:
+    __test__ = False  # not a pytest test class
+
     user_id: str
     device_id: str
     access_token: str

@@ -1,0 +1,107 @@
+"""Ciphertext-only: what the server accepts as an envelope, and what it refuses."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+import vodozemac
+
+from clearpost.core.e2ee.device_keys import parse_device_keys, parse_signed_key
+from clearpost.core.e2ee.envelope import validate_megolm_envelope, validate_olm_envelope
+from clearpost.core.errors import InvalidEnvelope, InvalidInput, NotEncrypted, SignatureInvalid
+from tests.support.devices import TestDevice
+
+
+@pytest.fixture
+def dev() -> TestDevice:
+    return TestDevice("@alice", "ALICEDEVIC", "token")
+
+
+def test_a_real_megolm_envelope_passes(dev: TestDevice) -> None:
+    env = dev.megolm(b"hi")
+    assert validate_megolm_envelope(env, sender_device=dev.device_id) == env
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"body": "hello"},
+        "hello",
+        ["megolm.v1"],
+        None,
+        42,
+        {"algorithm": "plain"},
+        {"algorithm": "m.text"},
+    ],
+)
+def test_anything_not_an_envelope_is_not_encrypted(body: Any) -> None:
+    with pytest.raises(NotEncrypted):
+        validate_megolm_envelope(body, sender_device="X")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ciphertext": "aGVsbG8gd29ybGQ"},  # valid base64, not a Megolm message
+        {"ciphertext": "!!!not base64!!!"},
+        {"ciphertext": ""},
+        {"sender_key": "short"},
+        {"session_id": 7},
+        {"device_id": "SOMEONEELS"},
+        {"extra": "field"},
+    ],
+)
+def test_broken_envelopes_are_invalid(dev: TestDevice, change: dict[str, Any]) -> None:
+    env = {**dev.megolm(), **change}
+    with pytest.raises(InvalidEnvelope):
+        validate_megolm_envelope(env, sender_device=dev.device_id)
+
+
+def test_truncated_megolm_ciphertext_is_invalid(dev: TestDevice) -> None:
+    env = dev.megolm()
+    raw = base64.b64decode(env["ciphertext"] + "==")
+    env["ciphertext"] = base64.b64encode(raw[:10]).decode()
+    with pytest.raises(InvalidEnvelope):
+        validate_megolm_envelope(env, sender_device=dev.device_id)
+
+
+def test_olm_envelopes(dev: TestDevice) -> None:
+    bob = vodozemac.Account()
+    bob.generate_one_time_keys(1)
+    otk = next(iter(bob.one_time_keys.values())).to_base64()
+    env = dev.olm_to(bob.curve25519_key.to_base64(), otk)
+    assert validate_olm_envelope(env) == env
+    with pytest.raises(NotEncrypted):
+        validate_olm_envelope(dev.megolm())  # Megolm is not for to-device payloads
+    recipient = bob.curve25519_key.to_base64()
+    for bad in ({"type": 2, "body": "AAAA"}, {"type": 0, "body": "junk!"}, {"type": 1}, "text"):
+        with pytest.raises(InvalidEnvelope):
+            validate_olm_envelope({**env, "ciphertext": {recipient: bad}})
+
+
+def test_device_keys_are_self_signed(dev: TestDevice) -> None:
+    keys = dev.device_keys()
+    ident = parse_device_keys(keys, dev.user_id, dev.device_id)
+    assert ident.curve25519 == dev.curve
+    tampered = {
+        **keys,
+        "keys": {**keys["keys"], f"curve25519:{dev.device_id}": TestDevice("@a", "B", "").curve},
+    }
+    with pytest.raises(SignatureInvalid):
+        parse_device_keys(tampered, dev.user_id, dev.device_id)
+    with pytest.raises(InvalidInput):
+        parse_device_keys(keys, dev.user_id, "OTHERDEVIC")
+    other = TestDevice(dev.user_id, dev.device_id, "")
+    forged = {**keys, "signatures": other.device_keys()["signatures"]}
+    with pytest.raises(SignatureInvalid):
+        parse_device_keys(forged, dev.user_id, dev.device_id)
+
+
+def test_one_time_keys_must_carry_the_device_signature(dev: TestDevice) -> None:
+    ((_, signed),) = dev.one_time_keys(1).items()
+    ed = dev.account.ed25519_key.to_base64()
+    assert parse_signed_key(signed, dev.user_id, dev.device_id, ed) == signed["key"]
+    with pytest.raises(SignatureInvalid):
+        parse_signed_key({**signed, "key": dev.curve}, dev.user_id, dev.device_id, ed)
