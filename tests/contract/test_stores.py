@@ -43,7 +43,7 @@ def _msg(conv: str, user: str, txn: str) -> NewMessage:
 
 async def test_migrations_are_idempotent(db: Database) -> None:
     await upgrade(db)
-    assert await current_revision(db) == "0001"
+    assert await current_revision(db) == "0002"
 
 
 async def test_usernames_are_unique(db: Database) -> None:
@@ -122,7 +122,7 @@ async def _top(db: Database) -> int:
 async def test_one_time_keys_are_handed_out_once_even_concurrently(db: Database) -> None:
     await _users(db, "bob")
     keys = KeyStore(db)
-    await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}")
+    await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}", 0)
     await keys.add_one_time_keys(
         "@bob",
         "DEVBOBXXXX",
@@ -142,10 +142,10 @@ async def test_one_time_keys_are_handed_out_once_even_concurrently(db: Database)
 async def test_identity_keys_never_change(db: Database) -> None:
     await _users(db, "bob")
     keys = KeyStore(db)
-    assert await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}") == {"@bob"}
-    assert await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}") is None
+    assert await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}", 0) == {"@bob"}
+    assert await keys.set_identity("@bob", "DEVBOBXXXX", "c", "e", "{}", 0) is None
     with pytest.raises(Conflict):
-        await keys.set_identity("@bob", "DEVBOBXXXX", "c2", "e", "{}")
+        await keys.set_identity("@bob", "DEVBOBXXXX", "c2", "e", "{}", 0)
 
 
 async def test_to_device_is_idempotent_and_deleted_on_ack(db: Database) -> None:
@@ -169,7 +169,7 @@ async def test_deleting_a_device_removes_its_token_keys_and_mail(db: Database) -
     )
     keys, accounts = KeyStore(db), AccountStore(db)
     await ToDeviceStore(db).send("@alice", "DEVALICEXX", "t", {("@bob", "DEVBOBXXXX"): "{}"}, 0)
-    told = await keys.delete_device("@bob", "DEVBOBXXXX")
+    told = await keys.delete_device("@bob", "DEVBOBXXXX", 0)
     assert told == {"@alice", "@bob"}
     assert await accounts.device_for_token("tok-bob") is None
-    assert await keys.delete_device("@bob", "DEVBOBXXXX") is None
+    assert await keys.delete_device("@bob", "DEVBOBXXXX", 0) is None

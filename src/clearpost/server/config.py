@@ -37,6 +37,19 @@ class Settings:
     argon2_memory_kib: int = 65536
     """argon2id cost (RFC 9106 low-memory profile by default). Existing hashes keep their own."""
     log_level: str = "info"
+    log_origin: str = "clearpost.localhost/log"
+    """The transparency log's origin line (its name in checkpoints)."""
+    log_key_file: Path | None = None
+    """The log's signing key (C2SP signed-note skey); default ``<data_dir>/log.key``,
+    generated on first start. Every server process of one database needs the same file."""
+    log_witnesses: str = ""
+    """Comma-separated witness verifier keys (vkeys); only their cosignatures are kept."""
+
+    def log_key_path(self) -> Path:
+        return self.log_key_file or self.data_dir / "log.key"
+
+    def witness_vkeys(self) -> list[str]:
+        return [v.strip() for v in self.log_witnesses.split(",") if v.strip()]
 
     def database_url(self) -> str:
         if self.database:
@@ -48,13 +61,15 @@ def _coerce(name: str, raw: Any) -> Any:
     kinds = {f.name: f.type for f in fields(Settings)}
     kind = str(kinds[name])
     try:
-        if "int" in kind and "Path" not in kind:
+        if "Path" in kind:
+            return None if raw in ("", None) else Path(str(raw))
+        if "int" in kind:
             return int(raw)
         if "float" in kind:
             return float(raw)
-        if "Path" in kind:
-            return Path(str(raw))
-        return None if raw in ("", None) else str(raw)
+        if raw in ("", None) and "None" in kind:
+            return None
+        return str(raw)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"setting {name!r} has an invalid value {raw!r}") from exc
 

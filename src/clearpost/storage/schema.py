@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -153,3 +154,59 @@ user_events = Table(
     Column("content", Text, nullable=False),
 )
 Index("ix_user_events_user_pos", user_events.c.user_id, user_events.c.pos)
+
+# --- transparency log (migration 0002) ---
+
+tlog_state = Table(
+    "tlog_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("next_index", BigInteger, nullable=False),
+    Column("vkey", Text, nullable=True),
+)
+
+tlog_entries = Table(
+    "tlog_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Column("subject", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+Index("ix_tlog_entries_subject", tlog_entries.c.subject, tlog_entries.c.idx)
+
+tlog_nodes = Table(
+    "tlog_nodes",
+    metadata,
+    Column("level", Integer, nullable=False),
+    Column("idx", BigInteger, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("level", "idx"),
+)
+
+tlog_checkpoints = Table(
+    "tlog_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+tlog_cosignatures = Table(
+    "tlog_cosignatures",
+    metadata,
+    Column("size", BigInteger, nullable=False),
+    Column("witness", String(200), nullable=False),
+    Column("line", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("size", "witness"),
+)
+
+user_salts = Table(
+    "user_salts",
+    metadata,
+    Column("user_id", String(40), primary_key=True),
+    Column("salt", LargeBinary, nullable=False),
+)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,17 +11,18 @@ from fastapi import FastAPI
 
 import clearpost
 from clearpost.core.clock import Clock
+from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings
 from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.middleware import BodyLimit
-from clearpost.server.http.routes import accounts, conversations, keys, sync, todevice
+from clearpost.server.http.routes import accounts, conversations, keys, log, sync, todevice
 from clearpost.server.services.container import build_services
+from clearpost.server.services.logkey import load_or_create
 from clearpost.storage.db import Database
 from clearpost.storage.listener import StreamListener
 from clearpost.storage.migrations import upgrade
-
-log = logging.getLogger("clearpost")
+from clearpost.storage.sql.tlog import LogStore
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -31,8 +33,19 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url())
         await upgrade(db)
-        services = build_services(settings, db, clock)
+        signer = load_or_create(settings.log_key_path(), settings.log_origin)
+        on_record = await LogStore(db).bind_key(signer.vkey)
+        if on_record != signer.vkey:
+            await db.close()
+            raise ClearpostError(
+                f"this database's log is signed by {on_record}, but "
+                f"{settings.log_key_path()} holds {signer.vkey}; "
+                "give every server process the same log key file",
+                code="log_key_mismatch",
+            )
+        services = build_services(settings, db, signer, clock)
         app.state.services = services
+        sequencer = asyncio.create_task(services.log.run_sequencer(), name="clearpost-sequencer")
         listener = None
         if db.dialect.is_postgres:
             listener = StreamListener(settings.database_url(), services.notifier.publish)
@@ -40,6 +53,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         try:
             yield
         finally:
+            sequencer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sequencer
             if listener is not None:
                 await listener.stop()
             await db.close()
@@ -52,7 +68,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         default_response_class=JSON,
     )
     errors.install(app)
-    for module in (accounts, keys, todevice, conversations, sync):
+    for module in (accounts, keys, todevice, conversations, sync, log):
         app.include_router(module.router)
 
     @app.get("/health", tags=["meta"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -61,6 +62,8 @@ class AccountService:
     ) -> None:
         self.accounts, self.keys, self.clock, self.notifier = accounts, keys, clock, notifier
         self._hasher = hasher or PasswordHasher()
+        self.on_logged: Callable[[], None] | None = None
+        """Called after a change that appended to the transparency log (wakes the sequencer)."""
         self._dummy_hash = self._hasher.hash("clearpost-timing-equaliser")
 
     async def register(self, username: str, password: str) -> UserId:
@@ -109,10 +112,12 @@ class AccountService:
 
     async def delete_device(self, caller: Caller, device_id: str) -> None:
         """Delete one of the caller's devices (its token stops working at once)."""
-        peers = await self.keys.delete_device(caller.user_id, device_id)
+        peers = await self.keys.delete_device(caller.user_id, device_id, self.clock.now_ms())
         if peers is None:
             raise NotFound("no such device", code="device_not_found")
         self.notifier.publish(peers)
+        if self.on_logged is not None:
+            self.on_logged()
 
     async def logout(self, caller: Caller) -> None:
         await self.delete_device(caller, caller.device_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from clearpost.core.clock import Clock, SystemClock
+from clearpost.core.tlog import CosignatureVerifier, Signer
 from clearpost.server.config import Settings
 from clearpost.server.services.accounts import AccountService
 from clearpost.server.services.conversations import ConversationService
@@ -15,12 +16,14 @@ from clearpost.server.services.messages import MessageService
 from clearpost.server.services.notifier import Notifier
 from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.server.services.sync import SyncService
+from clearpost.server.services.tlog import LogService
 from clearpost.server.services.todevice import ToDeviceService
 from clearpost.storage.db import Database
 from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.conversations import ConversationStore
 from clearpost.storage.sql.keys import KeyStore
 from clearpost.storage.sql.messages import MessageStore
+from clearpost.storage.sql.tlog import LogStore
 from clearpost.storage.sql.todevice import ToDeviceStore
 
 
@@ -38,14 +41,18 @@ class Services:
     sync: SyncService
     login_limiter: RateLimiter
     token_limiter: RateLimiter
+    log: LogService
 
 
-def build_services(settings: Settings, db: Database, clock: Clock | None = None) -> Services:
+def build_services(
+    settings: Settings, db: Database, signer: Signer, clock: Clock | None = None
+) -> Services:
     clock = clock or SystemClock()
+    witnesses = [CosignatureVerifier.from_vkey(v) for v in settings.witness_vkeys()]
     notifier = Notifier()
     account_store, key_store = AccountStore(db), KeyStore(db)
     message_store, to_device_store = MessageStore(db), ToDeviceStore(db)
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         clock=clock,
@@ -72,4 +79,8 @@ def build_services(settings: Settings, db: Database, clock: Clock | None = None)
         token_limiter=RateLimiter(
             clock, settings.token_rate_per_second, settings.token_burst, "requests"
         ),
+        log=LogService(db, LogStore(db), signer, witnesses, clock),
     )
+    services.accounts.on_logged = services.log.appended
+    services.keys.on_logged = services.log.appended
+    return services

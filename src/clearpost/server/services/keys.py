@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ class KeyService:
         self, keys: KeyStore, accounts: AccountStore, clock: Clock, notifier: Notifier
     ) -> None:
         self.keys, self.accounts, self.clock, self.notifier = keys, accounts, clock, notifier
+        self.on_logged: Callable[[], None] | None = None
 
     async def upload_identity(self, caller: Caller, device_id: str, device_keys: Any) -> None:
         if device_id != caller.device_id:
@@ -39,9 +41,12 @@ class KeyService:
             ident.curve25519,
             ident.ed25519,
             orjson.dumps(device_keys).decode(),
+            self.clock.now_ms(),
         )
         if told:
             self.notifier.publish(told)
+            if self.on_logged is not None:
+                self.on_logged()
 
     async def upload_one_time(
         self, caller: Caller, one_time_keys: dict[str, Any], fallback_key: dict[str, Any] | None

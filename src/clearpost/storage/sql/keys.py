@@ -14,9 +14,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import Conflict, NotFound
+from clearpost.core.tlog.entries import commitment, device_entry, encode_entry
 from clearpost.storage.db import Database
 from clearpost.storage.schema import devices, fallback_keys, one_time_keys, to_device
-from clearpost.storage.sql import events, stream
+from clearpost.storage.sql import events, stream, tlog
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class KeyStore:
             return (row[0], row[1]) if row else None
 
     async def set_identity(
-        self, user_id: str, device_id: str, curve: str, ed: str, signed_json: str
+        self, user_id: str, device_id: str, curve: str, ed: str, signed_json: str, now_ms: int
     ) -> set[str] | None:
         """Store a device's identity keys once; returns the users told about the new device.
 
@@ -72,6 +73,7 @@ class KeyStore:
                 .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
                 .values(curve25519=curve, ed25519=ed, device_keys=signed_json)
             )
+            await _log_device(conn, user_id, device_id, curve, ed, "added", now_ms)
             peers = await events.peers_of(conn, user_id)
             await events.fan_out(
                 conn,
@@ -83,20 +85,23 @@ class KeyStore:
             await stream.announce(conn, self.db.dialect, pos, peers)
             return peers
 
-    async def delete_device(self, user_id: str, device_id: str) -> set[str] | None:
+    async def delete_device(self, user_id: str, device_id: str, now_ms: int) -> set[str] | None:
         """Remove a device, its token, keys and held to-device messages.
 
         Returns the users told about the change, or None if there was no such device."""
         async with self.db.write() as conn:
             pos = await stream.advance(conn)
             result = await conn.execute(
-                delete(devices).where(
-                    devices.c.user_id == user_id, devices.c.device_id == device_id
-                )
+                delete(devices)
+                .where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+                .returning(devices.c.curve25519, devices.c.ed25519)
             )
-            if result.rowcount == 0:
+            gone = result.first()
+            if gone is None:
                 await conn.rollback()
                 return None
+            if gone[0] is not None:  # published keys are withdrawn in the log, too
+                await _log_device(conn, user_id, device_id, gone[0], gone[1], "removed", now_ms)
             for table in (one_time_keys, fallback_keys):
                 await conn.execute(
                     delete(table).where(table.c.user_id == user_id, table.c.device_id == device_id)
@@ -206,6 +211,21 @@ class KeyStore:
                     )
                     out[(user_id, device_id)] = ClaimedKey(fb[0], orjson.loads(fb[1]), True)
         return out
+
+
+async def _log_device(
+    conn: AsyncConnection,
+    user_id: str,
+    device_id: str,
+    curve: str,
+    ed: str,
+    change: str,
+    now_ms: int,
+) -> None:
+    """Append the ``device`` log entry in the same transaction as the key change."""
+    subject = commitment(await tlog.salt_in(conn, user_id), user_id)
+    entry = device_entry(subject, device_id, curve, ed, change, now_ms)
+    await tlog.append_in(conn, [tlog.PendingEntry(encode_entry(entry), subject)], now_ms)
 
 
 async def _claim_one_time_key(

@@ -1,0 +1,62 @@
+"""Log entries: canonical JSON (RFC 8785) objects with a ``type``, one per logged event.
+
+A person is never named in the clear. An entry names its subject by a commitment,
+``SHA-256(salt ‖ user_id)``, with a per-user secret 32-byte salt that only that user's
+devices receive; with the salt a user can find and check the entries about them, and
+nobody else can tell whose entries they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from clearpost.core.canonical import canonical_json
+from clearpost.core.errors import InvalidInput
+
+ENTRY_TYPES = ("agreement", "scopes", "grant", "revocation", "access", "report", "device")
+MAX_ENTRY_BYTES = 16 * 1024
+
+
+def commitment(salt: bytes, user_id: str) -> str:
+    """The subject commitment for ``user_id``: hex SHA-256 over salt ‖ UTF-8 user id."""
+    if len(salt) != 32:
+        raise InvalidInput("a subject salt is 32 bytes")
+    return hashlib.sha256(salt + user_id.encode()).hexdigest()
+
+
+def encode_entry(entry: dict[str, Any]) -> bytes:
+    """The exact bytes that are hashed into the log for ``entry``."""
+    if entry.get("type") not in ENTRY_TYPES:
+        raise InvalidInput(f"log entries have a type among {', '.join(ENTRY_TYPES)}")
+    data = canonical_json(entry)
+    if len(data) > MAX_ENTRY_BYTES:
+        raise InvalidInput(f"a log entry is at most {MAX_ENTRY_BYTES} bytes")
+    return data
+
+
+def decode_entry(data: bytes) -> dict[str, Any]:
+    """Parse entry bytes, refusing anything that is not exactly canonical."""
+    try:
+        entry = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("a log entry is not JSON") from exc
+    if not isinstance(entry, dict) or canonical_json(entry) != data:
+        raise InvalidInput("a log entry is not canonical JSON")
+    return entry
+
+
+def device_entry(
+    subject: str, device_id: str, curve25519: str, ed25519: str, change: str, time_ms: int
+) -> dict[str, Any]:
+    """A device key was published (``added``) or withdrawn (``removed``)."""
+    return {
+        "type": "device",
+        "subject": subject,
+        "device_id": device_id,
+        "keys": {"curve25519": curve25519, "ed25519": ed25519},
+        "change": change,
+        "time": time_ms,
+    }

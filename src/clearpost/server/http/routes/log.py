@@ -1,0 +1,99 @@
+"""The public transparency log: checkpoints, entries, proofs, cosignatures; and "about me"."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from clearpost.core.tlog.entries import commitment
+from clearpost.server.http.deps import JSON, Auth, Svc
+
+router = APIRouter(prefix="/v1", tags=["transparency log"])
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+class Cosignature(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(ge=0, description="the tree size of the checkpoint that was cosigned")
+    cosignature: str = Field(max_length=1000, description="the C2SP signed-note signature line")
+
+
+@router.get("/log/checkpoint", response_class=Response)
+async def checkpoint(
+    svc: Svc,
+    cosigned: int = Query(0, ge=0, le=100, description="least number of witness cosignatures"),
+) -> Response:
+    """The latest C2SP tlog-checkpoint as a signed note, with the cosignatures collected so far.
+    With ``cosigned=N``: the latest checkpoint that has at least N cosignatures."""
+    note = await svc.log.checkpoint(cosigned)
+    return Response(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/log/key", response_class=JSON)
+async def key(svc: Svc) -> JSON:
+    """The log's origin and verifier key, and the witnesses whose cosignatures it keeps."""
+    return JSON(
+        {
+            "origin": svc.log.origin,
+            "vkey": svc.log.signer.vkey,
+            "witnesses": svc.settings.witness_vkeys(),
+        }
+    )
+
+
+@router.get("/log/entries", response_class=JSON)
+async def entries(svc: Svc, start: int = Query(ge=0), end: int = Query(ge=1)) -> JSON:
+    """Entries ``[start, end)`` as base64 of their exact canonical-JSON bytes (at most 1,000)."""
+    bodies = await svc.log.entries(start, end)
+    return JSON({"start": start, "entries": [b64(b) for b in bodies]})
+
+
+@router.get("/log/proof/inclusion", response_class=JSON)
+async def inclusion(svc: Svc, index: int = Query(ge=0), size: int = Query(ge=1)) -> JSON:
+    """RFC 9162 inclusion proof of entry ``index`` in the tree of a published ``size``."""
+    proof = await svc.log.inclusion(index, size)
+    return JSON({"index": index, "size": size, "hashes": [b64(h) for h in proof.hashes]})
+
+
+@router.get("/log/proof/consistency", response_class=JSON)
+async def consistency(
+    svc: Svc, first: int = Query(alias="from", ge=1), second: int = Query(alias="to", ge=1)
+) -> JSON:
+    """RFC 9162 consistency proof between two published tree sizes."""
+    proof = await svc.log.consistency(first, second)
+    return JSON({"from": first, "to": second, "hashes": [b64(h) for h in proof.hashes]})
+
+
+@router.post("/log/cosignatures", status_code=204)
+async def add_cosignature(body: Cosignature, svc: Svc) -> None:
+    """A witness submits its cosignature; only keys in the configured witness list are kept."""
+    await svc.log.add_cosignature(body.size, body.cosignature)
+
+
+@router.get("/me/log-entries", response_class=JSON)
+async def my_entries(caller: Auth, svc: Svc) -> JSON:
+    """The entries about you, each with its inclusion proof against the latest checkpoint,
+    and the salt that opens their subject commitment (only your devices get it)."""
+    salt, latest, found = await svc.log.entries_about(caller.user_id)
+    return JSON(
+        {
+            "user_id": caller.user_id,
+            "salt": b64(salt),
+            "subject": commitment(salt, caller.user_id),
+            "checkpoint": latest.note if latest else None,
+            "entries": [
+                {
+                    "index": i,
+                    "entry": b64(body),
+                    "proof": None if p is None else [b64(h) for h in p],
+                }
+                for i, body, p in found
+            ],
+        }
+    )

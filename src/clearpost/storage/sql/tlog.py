@@ -1,0 +1,280 @@
+"""Transparency-log storage: entries, perfect-subtree node hashes, checkpoints, cosignatures.
+
+Appends take indexes from the ``tlog_state`` row, locked until commit, so indexes commit
+in order: the sequencer integrates ``[size, next_index)`` knowing every one of them is
+durable. Node rows are written once and never change; a proof reads O(log n) of them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clearpost.core.tlog import NodeId, edge_nodes, leaf_hash
+from clearpost.storage.db import Database
+from clearpost.storage.schema import (
+    tlog_checkpoints,
+    tlog_cosignatures,
+    tlog_entries,
+    tlog_nodes,
+    tlog_state,
+    user_salts,
+)
+
+SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the sequencer
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    body: bytes
+    subject: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+
+
+async def append_in(
+    conn: AsyncConnection, entries: Sequence[PendingEntry], now_ms: int
+) -> list[int]:
+    """Append inside the caller's transaction; the indexes are durable when it commits."""
+    if not entries:
+        return []
+    top = (
+        await conn.execute(
+            update(tlog_state)
+            .where(tlog_state.c.id == 1)
+            .values(next_index=tlog_state.c.next_index + len(entries))
+            .returning(tlog_state.c.next_index)
+        )
+    ).scalar_one()
+    first = int(top) - len(entries)
+    await conn.execute(
+        tlog_entries.insert(),
+        [
+            {
+                "idx": first + i,
+                "body": e.body,
+                "leaf_hash": leaf_hash(e.body),
+                "subject": e.subject,
+                "created_at": now_ms,
+            }
+            for i, e in enumerate(entries)
+        ],
+    )
+    return list(range(first, first + len(entries)))
+
+
+async def salt_in(conn: AsyncConnection, user_id: str) -> bytes:
+    """The user's commitment salt, created on first use."""
+    row = (
+        await conn.execute(select(user_salts.c.salt).where(user_salts.c.user_id == user_id))
+    ).first()
+    if row is not None:
+        return bytes(row[0])
+    salt = secrets.token_bytes(32)
+    await conn.execute(user_salts.insert().values(user_id=user_id, salt=salt))
+    return salt
+
+
+class LogStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def append(self, entries: Sequence[PendingEntry], now_ms: int) -> list[int]:
+        async with self.db.write() as conn:
+            return await append_in(conn, entries, now_ms)
+
+    async def salt(self, user_id: str) -> bytes:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(select(user_salts.c.salt).where(user_salts.c.user_id == user_id))
+            ).first()
+        if row is not None:
+            return bytes(row[0])
+        try:
+            async with self.db.write() as conn:
+                return await salt_in(conn, user_id)
+        except IntegrityError:  # created concurrently
+            return await self.salt(user_id)
+
+    async def bind_key(self, vkey: str) -> str:
+        """Record the log's verifier key on first start; return the one on record."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(tlog_state)
+                .where(tlog_state.c.id == 1, tlog_state.c.vkey.is_(None))
+                .values(vkey=vkey)
+            )
+            return str((await conn.execute(select(tlog_state.c.vkey))).scalar_one())
+
+    async def next_index(self) -> int:
+        async with self.db.read() as conn:
+            return int((await conn.execute(select(tlog_state.c.next_index))).scalar_one())
+
+    async def latest(self) -> StoredCheckpoint | None:
+        async with self.db.read() as conn:
+            return await _latest(conn)
+
+    async def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        tlog_checkpoints.c.size, tlog_checkpoints.c.root, tlog_checkpoints.c.note
+                    ).where(tlog_checkpoints.c.size == size)
+                )
+            ).first()
+            return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+
+    async def latest_with_cosignatures(
+        self, minimum: int
+    ) -> tuple[StoredCheckpoint, list[str]] | None:
+        """The newest checkpoint that has at least ``minimum`` cosignatures, with them."""
+        async with self.db.read() as conn:
+            if minimum <= 0:
+                cp = await _latest(conn)
+            else:
+                counted = (
+                    select(tlog_cosignatures.c.size)
+                    .group_by(tlog_cosignatures.c.size)
+                    .having(func.count() >= minimum)
+                    .order_by(tlog_cosignatures.c.size.desc())
+                    .limit(1)
+                )
+                size = (await conn.execute(counted)).scalar_one_or_none()
+                cp = None if size is None else await _checkpoint(conn, int(size))
+            if cp is None:
+                return None
+            lines = await conn.execute(
+                select(tlog_cosignatures.c.line)
+                .where(tlog_cosignatures.c.size == cp.size)
+                .order_by(tlog_cosignatures.c.witness)
+            )
+            return cp, [r[0] for r in lines]
+
+    async def add_cosignature(self, size: int, witness: str, line: str, now_ms: int) -> bool:
+        """Keep a witness's cosignature of checkpoint ``size``; False if it had one already."""
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    tlog_cosignatures.insert().values(
+                        size=size, witness=witness, line=line, created_at=now_ms
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(tlog_entries.c.body)
+                .where(tlog_entries.c.idx >= start, tlog_entries.c.idx < end)
+                .order_by(tlog_entries.c.idx)
+            )
+            return [bytes(r[0]) for r in rows]
+
+    async def entries_about(self, subject: str, limit: int) -> list[tuple[int, bytes]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(tlog_entries.c.idx, tlog_entries.c.body)
+                .where(tlog_entries.c.subject == subject)
+                .order_by(tlog_entries.c.idx)
+                .limit(limit)
+            )
+            return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    async def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        wanted = sorted(set(ids), key=lambda n: (n.level, n.index))
+        if not wanted:
+            return {}
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
+                    tuple_(tlog_nodes.c.level, tlog_nodes.c.idx).in_(
+                        [(n.level, n.index) for n in wanted]
+                    )
+                )
+            )
+            return {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+
+    # --- sequencer side ---
+
+    async def try_sequencer_lock(self, conn: AsyncConnection) -> bool:
+        """PostgreSQL: take the session advisory lock on ``conn`` (held until it closes)."""
+        result = await conn.execute(
+            text("SELECT pg_try_advisory_lock(:k)"), {"k": SEQUENCER_LOCK_ID}
+        )
+        return bool(result.scalar_one())
+
+
+async def _latest(conn: AsyncConnection) -> StoredCheckpoint | None:
+    row = (
+        await conn.execute(
+            select(tlog_checkpoints.c.size, tlog_checkpoints.c.root, tlog_checkpoints.c.note)
+            .order_by(tlog_checkpoints.c.size.desc())
+            .limit(1)
+        )
+    ).first()
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+
+
+async def _checkpoint(conn: AsyncConnection, size: int) -> StoredCheckpoint | None:
+    row = (
+        await conn.execute(
+            select(tlog_checkpoints.c.size, tlog_checkpoints.c.root, tlog_checkpoints.c.note).where(
+                tlog_checkpoints.c.size == size
+            )
+        )
+    ).first()
+    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+
+
+async def integration_input(
+    conn: AsyncConnection, size: int, limit: int
+) -> tuple[list[bytes], list[bytes]]:
+    """(edge hashes of the tree at ``size``, leaf hashes of entries from ``size`` on)."""
+    edges = list(edge_nodes(size))
+    stored: dict[tuple[int, int], bytes] = {}
+    if edges:
+        rows = await conn.execute(
+            select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
+                tuple_(tlog_nodes.c.level, tlog_nodes.c.idx).in_(
+                    [(n.level, n.index) for n in edges]
+                )
+            )
+        )
+        stored = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    leaves = await conn.execute(
+        select(tlog_entries.c.leaf_hash)
+        .where(tlog_entries.c.idx >= size)
+        .order_by(tlog_entries.c.idx)
+        .limit(limit)
+    )
+    return [stored[(n.level, n.index)] for n in edges], [bytes(r[0]) for r in leaves]
+
+
+async def store_integration(
+    conn: AsyncConnection,
+    nodes: Sequence[tuple[NodeId, bytes]],
+    size: int,
+    root: bytes,
+    note: str,
+    now_ms: int,
+) -> None:
+    if nodes:
+        await conn.execute(
+            tlog_nodes.insert(), [{"level": n.level, "idx": n.index, "hash": h} for n, h in nodes]
+        )
+    await conn.execute(
+        tlog_checkpoints.insert().values(size=size, root=root, note=note, created_at=now_ms)
+    )
