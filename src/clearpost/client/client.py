@@ -1,0 +1,269 @@
+"""The SDK facade: one ``Client`` per device.
+
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:8448") as http:
+        alice = await Client.register(http, "alice", "password", store_path="alice.db",
+                                      passphrase="store passphrase")
+        conv = await alice.direct("@bob")
+        await alice.send(conv, "hello")
+        async for event in alice.listen():
+            ...
+        await alice.close()
+
+The HTTP client is injected and stays the caller's to close: the same code runs against
+a server process or against the app in-process (``httpx.ASGITransport``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clearpost.client.content import Content, Text
+from clearpost.client.crypto import Crypto, Stats
+from clearpost.client.errors import ClientError, StoreError
+from clearpost.client.model import Event, InboxEntry, Message, Sent
+from clearpost.client.store import DeviceStore, KdfParams, Login
+from clearpost.client.sync import Syncer
+from clearpost.client.transport import Transport
+from clearpost.core.clock import Clock, SystemClock
+
+log = logging.getLogger("clearpost.client")
+
+HISTORY_PAGE = 500
+
+
+class Client:
+    def __init__(self, http: httpx.AsyncClient, store: DeviceStore, transport: Transport, login: Login,
+                 clock: Clock, stream: bool | None) -> None:
+        self.http, self.store, self.transport, self.login_info = http, store, transport, login
+        self.crypto = Crypto(store, transport, clock, login.user_id, login.device_id)
+        self.syncer = Syncer(self.crypto)
+        self._stream = stream
+        self._listening = False
+        self._pending: dict[str, tuple[str, dict[str, Any], str, int, Content]] = {}
+        self._http_seconds = 0.0
+
+    # -- getting a client -----------------------------------------------------------------
+
+    @classmethod
+    async def register(cls, http: httpx.AsyncClient, username: str, password: str, *, store_path: str | Path,
+                       passphrase: str, device_name: str | None = None, kdf: KdfParams | None = None,
+                       clock: Clock | None = None, stream: bool | None = None) -> Client:
+        """Create an account, then log in as this device (see ``login``)."""
+        await Transport(http).register(username, password)
+        return await cls.login(http, username, password, store_path=store_path, passphrase=passphrase,
+                               device_name=device_name, kdf=kdf, clock=clock, stream=stream)
+
+    @classmethod
+    async def login(cls, http: httpx.AsyncClient, username: str, password: str, *, store_path: str | Path,
+                    passphrase: str, device_name: str | None = None, kdf: KdfParams | None = None,
+                    clock: Clock | None = None, stream: bool | None = None) -> Client:
+        """Log in as a new device with a new store: create its keys, publish them, sync once."""
+        store = DeviceStore.create(store_path, passphrase, kdf)
+        transport = Transport(http)
+        try:
+            result = await transport.login(username, password, device_name)
+        except BaseException:
+            store.close()
+            Path(store_path).unlink(missing_ok=True)
+            raise
+        transport.token = result.access_token
+        login = Login(str(http.base_url), result.user_id, result.device_id, result.access_token)
+        store.set_login(login)
+        store.commit()
+        client = cls(http, store, transport, login, clock or SystemClock(), stream)
+        await client._ensure_published()
+        await client.sync()
+        return client
+
+    @classmethod
+    async def open(cls, http: httpx.AsyncClient, *, store_path: str | Path, passphrase: str,
+                   clock: Clock | None = None, stream: bool | None = None) -> Client:
+        """Open an existing device store (``WrongPassphrase`` if the passphrase is wrong)."""
+        store = DeviceStore.open(store_path, passphrase)
+        login = store.login
+        if login is None:
+            store.close()
+            raise StoreError("this device store holds no login", code="not_logged_in")
+        client = cls(http, store, Transport(http, token=login.access_token), login, clock or SystemClock(), stream)
+        await client._ensure_published()
+        return client
+
+    async def _ensure_published(self) -> None:
+        if self.store.get_meta("published") == b"1":
+            return
+        count = await self.crypto.olm.publish_identity()
+        await self.crypto.olm.maintain_keys(count, False, force_fallback=True)
+        await self.crypto.devices.refresh(self.user_id)
+        self.store.set_meta("published", b"1")
+        self.crypto.commit()
+
+    async def close(self) -> None:
+        """Save everything and release the store. The HTTP client stays open."""
+        self.crypto.commit()
+        self.store.close()
+
+    async def logout(self) -> None:
+        """End this device on the server (its keys and token stop working) and close."""
+        await self.transport.logout()
+        await self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def user_id(self) -> str:
+        return self.login_info.user_id
+
+    @property
+    def device_id(self) -> str:
+        return self.login_info.device_id
+
+    @property
+    def stats(self) -> Stats:
+        return self.crypto.stats
+
+    # -- devices and conversations --------------------------------------------------------
+
+    async def devices(self) -> list[dict[str, Any]]:
+        """This user's devices, each with whether its published keys verified."""
+        devices = await self.transport.my_devices()
+        await self.crypto.devices.refresh(self.user_id)
+        verified = self.crypto.devices.known(self.user_id)
+        return [{**d, "verified": d["device_id"] in verified, "this_device": d["device_id"] == self.device_id}
+                for d in devices]
+
+    async def direct(self, user_id: str) -> str:
+        """The direct conversation with ``user_id`` (created on first use)."""
+        conv = await self.transport.create_conversation("direct", [user_id])
+        self.store.save_conversation(conv)
+        return str(conv["conversation_id"])
+
+    async def new_group(self, members: list[str]) -> str:
+        conv = await self.transport.create_conversation("group", members)
+        self.store.save_conversation(conv)
+        return str(conv["conversation_id"])
+
+    async def add_member(self, conversation_id: str, user_id: str) -> None:
+        conv = await self.transport.add_member(conversation_id, user_id)
+        self.store.save_conversation(conv)
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> None:
+        await self.transport.remove_member(conversation_id, user_id)
+        self.crypto.conversation_changed(conversation_id)
+
+    async def leave(self, conversation_id: str) -> None:
+        await self.transport.leave(conversation_id)
+        self.store.forget_conversation(conversation_id)
+
+    async def inbox(self) -> list[InboxEntry]:
+        """Your conversations with how many messages from others you have not read."""
+        out = []
+        for conv in await self.transport.conversations():
+            self.store.save_conversation(conv)
+            local = self.store.conversation(conv["conversation_id"])
+            assert local is not None
+            base = max(int(local["read_seq"]), int(conv["joined_from_seq"]) - 1)
+            last = int(conv["last_seq"])
+            own = self.crypto.cache.count_from(conv["conversation_id"], base, self.user_id)
+            out.append(InboxEntry(conv["conversation_id"], conv["kind"], tuple(conv["members"]), last,
+                                  max(0, last - base - own)))
+        self.store.commit()
+        return out
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, conversation_id: str, content: Content | str, *, txn_id: str | None = None) -> Sent:
+        """Encrypt and send. Safe to retry with the same ``txn_id``: the server stores one copy,
+        and a retry after a failure re-sends the same ciphertext."""
+        if isinstance(content, str):
+            content = Text(content)
+        if not self._listening:
+            await self.sync()  # learn membership and device changes before encrypting
+        txn_id = txn_id or "m" + secrets.token_urlsafe(16)
+        pending = self._pending.get(txn_id)
+        if pending is None or pending[0] != conversation_id:
+            envelope, session_id, index = await self.crypto.encrypt(conversation_id, content)
+            pending = (conversation_id, envelope, session_id, index, content)
+            self._pending[txn_id] = pending
+        _, envelope, session_id, index, content = pending
+        started = time.perf_counter()
+        result = await self.transport.send_message(conversation_id, txn_id, envelope)
+        self._http_seconds += time.perf_counter() - started
+        del self._pending[txn_id]
+        self.crypto.record_sent(envelope, session_id, index, content, int(result["seq"]), int(result["sent_at"]),
+                                conversation_id)
+        return Sent(conversation_id, int(result["seq"]), int(result["sent_at"]), session_id)
+
+    async def share_history(self, conversation_id: str, user_id: str) -> int:
+        """On purpose: give ``user_id`` the keys to our earlier messages in a conversation."""
+        return await self.crypto.keys.share_history(conversation_id, user_id)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def sync(self, timeout_ms: int = 0) -> list[Event]:
+        """One sync: apply everything new and return it as events."""
+        return await self.syncer.once(timeout_ms)
+
+    async def listen(self, *, stream: bool | None = None, timeout_ms: int = 25_000) -> AsyncIterator[Event]:
+        """Events as they happen: over the WebSocket stream when the server offers it
+        (``stream=None`` tries it), else by long-polling."""
+        use_stream = self._stream if stream is None else stream
+        self._listening = True
+        try:
+            if use_stream is not False:
+                try:
+                    async for event in self.syncer.stream():
+                        yield event
+                except ClientError as exc:
+                    if use_stream or exc.code != "stream_unavailable":
+                        raise
+                    log.info("no WebSocket stream (%s); long-polling", exc.message)
+            async for event in self.syncer.long_poll(timeout_ms):
+                yield event
+        finally:
+            self._listening = False
+
+    async def history(self, conversation_id: str, limit: int = 50) -> list[Message]:
+        """The last ``limit`` messages you may see, oldest first, decrypted where possible.
+        Marks them read, and asks for the keys of those that cannot be decrypted yet."""
+        self.crypto.conversation_changed(conversation_id)
+        conv = await self.crypto.conversation(conversation_id)
+        after = max(int(conv["joined_from_seq"]) - 1, int(conv["last_seq"]) - limit, 0)
+        out: list[Message] = []
+        while True:
+            page = await self.transport.messages(conversation_id, after, min(limit, HISTORY_PAGE))
+            for raw in page["messages"]:
+                msg, _ = await self.crypto.receive(raw)
+                out.append(msg)
+            if page.get("next_after") is None or not page["messages"]:
+                break
+            after = int(page["next_after"])
+        if out:
+            self.store.mark_read(conversation_id, out[-1].seq)
+        with contextlib.suppress(ClientError):
+            await self.crypto.keys.send_requests()
+        self.crypto.commit()
+        return out[-limit:]
+
+    async def decrypt(self, raw: dict[str, Any]) -> Message:
+        """Decrypt one wire message obtained elsewhere (as returned by the messages API)."""
+        msg, _ = await self.crypto.receive(raw)
+        with contextlib.suppress(ClientError):
+            await self.crypto.keys.send_requests()
+        self.crypto.commit()
+        return msg
+
+    def cached_history(self, conversation_id: str, limit: int = 50) -> list[Message]:
+        """What this device has already decrypted, without asking the server."""
+        return self.crypto.cache.history(conversation_id)[-limit:]

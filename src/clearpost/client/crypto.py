@@ -1,0 +1,287 @@
+"""The crypto state machine: encrypt for a conversation, decrypt what arrives.
+
+Sending: make sure the conversation's outbound Megolm session is current (rotating it when
+needed), share its key over Olm with every verified device of every member -- our own
+other devices included -- that does not have it yet, and only then encrypt.
+
+Receiving: to-device payloads are Olm-decrypted and dispatched (room keys are stored,
+key requests answered, withheld notices shown); conversation messages are decrypted
+against the inbound session, with the checks listed in ``Crypto.decrypt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import vodozemac
+
+from clearpost.client import content as content_mod
+from clearpost.client.cache import MessageCache
+from clearpost.client.errors import ClientError, CryptoError
+from clearpost.client.keyshare import KeyShare
+from clearpost.client.megolm import GroupSessions, Outbound
+from clearpost.client.model import Event, Message, MessageEvent, MessageState
+from clearpost.client.olm import OlmMachine
+from clearpost.client.store import DeviceStore
+from clearpost.client.transport import Transport
+from clearpost.client.verify import Device, DeviceTracker
+from clearpost.core.clock import Clock
+from clearpost.core.e2ee import control
+from clearpost.core.e2ee.envelope import MEGOLM_V1
+
+log = logging.getLogger("clearpost.client")
+
+UNREACHABLE_RETRY_MS = 60_000
+COMMIT_EVERY_S = 1.0
+
+
+@dataclass(slots=True)
+class Stats:
+    """Seconds spent per kind of work, for the benchmark and for curiosity."""
+
+    crypto: float = 0.0
+    store: float = 0.0
+    messages_encrypted: int = 0
+    messages_decrypted: int = 0
+
+
+class Crypto:
+    def __init__(self, store: DeviceStore, transport: Transport, clock: Clock, user_id: str, device_id: str) -> None:
+        self.store, self.transport, self.clock = store, transport, clock
+        self.user_id, self.device_id = user_id, device_id
+        self.devices = DeviceTracker(store, transport, clock, user_id)
+        self.olm = OlmMachine.load(store, transport, self.devices, clock, user_id, device_id)
+        self.groups = GroupSessions(store)
+        self.cache = MessageCache(store)
+        self.keys = KeyShare(self)
+        self.stats = Stats()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._stale_conversations: set[str] = set()
+        self._unreachable: dict[tuple[str, str], int] = {}
+        self._last_commit = time.monotonic()
+        if store.crashed:
+            log.warning("the device store was not closed cleanly; starting new outbound sessions")
+            self.groups.discard_all_outbound()
+        store.mark_open()
+
+    @property
+    def origin(self) -> control.Origin:
+        return control.Origin(self.user_id, self.device_id, self.olm.curve25519, self.olm.ed25519)
+
+    def commit(self) -> None:
+        started = time.perf_counter()
+        self.groups.flush()
+        self.olm.flush()  # commits the store
+        self._last_commit = time.monotonic()
+        self.stats.store += time.perf_counter() - started
+
+    def maybe_commit(self) -> None:
+        if time.monotonic() - self._last_commit >= COMMIT_EVERY_S:
+            self.commit()
+
+    # -- conversations --------------------------------------------------------------------
+
+    def conversation_changed(self, conversation_id: str) -> None:
+        self._stale_conversations.add(conversation_id)
+
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        conv = self.store.conversation(conversation_id)
+        if conv is None or conversation_id in self._stale_conversations:
+            try:
+                fresh = await self.transport.conversation(conversation_id)
+            except ClientError as exc:
+                if exc.code == "conversation_not_found":
+                    self.store.forget_conversation(conversation_id)
+                    self._stale_conversations.discard(conversation_id)
+                raise
+            self.store.save_conversation(fresh)
+            self._stale_conversations.discard(conversation_id)
+            conv = self.store.conversation(conversation_id)
+            assert conv is not None
+        return conv
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def encrypt(self, conversation_id: str, content: content_mod.Content) -> tuple[dict[str, Any], str, int]:
+        """(megolm.v1 envelope, session id, message index), the key shared beforehand."""
+        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        async with lock:
+            out = await self._ready_outbound(conversation_id)
+            started = time.perf_counter()
+            ciphertext, index = self.groups.encrypt(out, content_mod.encode(conversation_id, content))
+            self.stats.crypto += time.perf_counter() - started
+            self.stats.messages_encrypted += 1
+        envelope = {"algorithm": MEGOLM_V1, "sender_key": self.olm.curve25519, "session_id": out.session_id,
+                    "device_id": self.device_id, "ciphertext": ciphertext}
+        return envelope, out.session_id, index
+
+    async def _ready_outbound(self, conversation_id: str) -> Outbound:
+        conv = await self.conversation(conversation_id)
+        members = frozenset(conv["members"])
+        by_user = await self.devices.devices_for(sorted(members))
+        targets = {(u, d): dev for u, devs in by_user.items() for d, dev in devs.items()
+                   if (u, d) != (self.user_id, self.device_id)}
+        now = self.clock.now_ms()
+        out = self.groups.outbound(conversation_id)
+        if out is not None:
+            reason = self.groups.rotation_reason(out, members, set(targets), now)
+            if reason:
+                log.info("rotating the session of %s: %s", conversation_id, reason)
+                out = None
+        if out is None:
+            out = self.groups.new_outbound(conversation_id, members, now, self.origin)
+        missing = [dev for key, dev in targets.items() if key not in out.shared_with
+                   and now - self._unreachable.get(key, -UNREACHABLE_RETRY_MS) >= UNREACHABLE_RETRY_MS]
+        if missing:
+            await self._share(out, missing)
+        return out
+
+    async def _share(self, out: Outbound, devices: list[Device]) -> None:
+        key = control.RoomKey(
+            out.conversation_id, out.session_id, out.session.session_key.to_base64(), False,
+            out.session.message_index, tuple(sorted(out.members)), self.origin)
+        content = control.room_key_content(key)
+        self.groups.save_outbound(out)
+        started = time.perf_counter()
+        unreachable = await self.olm.send([(d, control.ROOM_KEY, content) for d in devices])
+        self.stats.crypto += time.perf_counter() - started
+        now = self.clock.now_ms()
+        for d in devices:
+            k = (d.user_id, d.device_id)
+            if k in unreachable:
+                self._unreachable[k] = now
+            else:
+                out.shared_with.add(k)
+                self._unreachable.pop(k, None)
+        out.dirty = True
+        self.commit()
+
+    def record_sent(self, envelope: dict[str, Any], session_id: str, index: int, content: content_mod.Content,
+                    seq: int, sent_at: int, conversation_id: str) -> Message:
+        started = time.perf_counter()
+        msg = Message(conversation_id, seq, self.user_id, self.device_id, sent_at, MessageState.DECRYPTED, content)
+        self.cache.put(msg, session_id, index, envelope)
+        self.store.mark_read(conversation_id, seq)
+        self.stats.store += time.perf_counter() - started
+        self.maybe_commit()
+        return msg
+
+    # -- receiving: messages --------------------------------------------------------------
+
+    async def receive(self, raw: dict[str, Any], *, known_new: bool = False) -> tuple[Message, bool]:
+        """Decrypt one wire message (from sync or history), through the cache.
+
+        Returns (message, changed): ``changed`` is False when the cache already had it in
+        the same state. Messages we cannot decrypt yet trigger a key request."""
+        conv, seq = str(raw["conversation_id"]), int(raw["seq"])
+        cached = None if known_new else self.cache.get(conv, seq)
+        if cached is not None and cached.state is MessageState.DECRYPTED:
+            return cached, False
+        msg, session_id, index = self.decrypt(raw)
+        if cached is not None and cached.state == msg.state and cached.code == msg.code:
+            return cached, False
+        started = time.perf_counter()
+        self.cache.put(msg, session_id, index, raw.get("envelope") or {})
+        self.store.bump_last_seq(conv, seq)
+        self.stats.store += time.perf_counter() - started
+        if msg.state is MessageState.WAITING_FOR_KEY:
+            self.keys.want(raw, msg)
+        return msg, True
+
+    def decrypt(self, raw: dict[str, Any]) -> tuple[Message, str, int | None]:
+        """Decrypt a wire message without touching the cache: (message, session id, index).
+
+        Steps:
+        1. The envelope is megolm.v1 and its ``device_id`` is the device the server says sent it.
+        2. We hold an inbound session with that id -- else WAITING_FOR_KEY.
+        3. The session belongs to this conversation and was shared by the sender's device:
+           same user, same device id, same Curve25519 key -- else FAILED (untrusted_sender).
+        4. The ciphertext authenticates (Ed25519 signature and MAC) -- else FAILED
+           (tampered); an index before the session's first known one is WAITING_FOR_KEY.
+        5. The (session, index) pair was not used by another message -- else FAILED (replay).
+        6. The content is a version and type we know, for this conversation.
+        """
+        conv, seq = str(raw["conversation_id"]), int(raw["seq"])
+        sender, sender_device = str(raw["sender"]), str(raw["sender_device"])
+        env = raw.get("envelope")
+
+        def result(state: MessageState, problem: str | None = None, code: str | None = None,
+                   content: content_mod.Content | None = None) -> Message:
+            return Message(conv, seq, sender, sender_device, int(raw.get("sent_at", 0)), state, content, problem, code)
+
+        # 1.
+        if (not isinstance(env, dict) or env.get("algorithm") != MEGOLM_V1
+                or not all(isinstance(env.get(f), str) for f in ("sender_key", "session_id", "device_id", "ciphertext"))):
+            return result(MessageState.FAILED, "this message is not a valid encrypted envelope", "invalid_envelope"), "", None
+        session_id = env["session_id"]
+        if env["device_id"] != sender_device:
+            return result(MessageState.FAILED, "the envelope names a different device than the one that sent it",
+                          "untrusted_sender"), session_id, None
+        started = time.perf_counter()
+        try:
+            megolm = vodozemac.MegolmMessage.from_base64(env["ciphertext"])
+        except (vodozemac.DecodeException, ValueError):
+            return result(MessageState.FAILED, "the ciphertext does not parse", "tampered"), session_id, None
+        # 2.
+        inbound = self.groups.inbound(session_id)
+        waiting = f"waiting for the key from {sender}'s device {sender_device}"
+        if inbound is None:
+            return result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"), session_id, None
+        # 3.
+        o = inbound.origin
+        if (inbound.conversation_id != conv or (o.user_id, o.device_id, o.curve25519)
+                != (sender, sender_device, env["sender_key"])):
+            return result(MessageState.FAILED, "the sender of this message is not the device that shared its "
+                          "session key; it was rejected", "untrusted_sender"), session_id, None
+        # 4.
+        try:
+            decrypted = inbound.session.decrypt(megolm)
+        except vodozemac.MegolmDecryptionException:
+            if megolm.message_index() < inbound.first_index:
+                return result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"), session_id, None
+            return result(MessageState.FAILED, "this message was tampered with or corrupted: its signature or "
+                          "MAC does not verify", "tampered"), session_id, None
+        finally:
+            self.stats.crypto += time.perf_counter() - started
+        self.stats.messages_decrypted += 1
+        index = decrypted.message_index
+        # 5.
+        earlier = self.cache.seen(session_id, index)
+        if earlier is not None and earlier != (conv, seq):
+            return result(MessageState.FAILED, f"replayed message: its key index was already used by message "
+                          f"{earlier[1]} of {earlier[0]}", "replay"), session_id, None
+        # 6.
+        try:
+            content = content_mod.decode(conv, decrypted.plaintext)
+        except CryptoError as exc:
+            return result(MessageState.FAILED, exc.message, exc.code), session_id, None
+        return result(MessageState.DECRYPTED, content=content), session_id, index
+
+    async def retry_session(self, session_id: str) -> list[Event]:
+        """Re-decrypt the messages that were waiting for ``session_id``."""
+        events: list[Event] = []
+        for raw, before in self.cache.waiting(session_id):
+            msg, session, index = self.decrypt(raw)
+            if msg.state is MessageState.WAITING_FOR_KEY and before.state is MessageState.WITHHELD:
+                continue
+            if (msg.state, msg.code) != (before.state, before.code):
+                self.cache.put(msg, session, index, raw["envelope"])
+                events.append(MessageEvent(msg, updated=True))
+        return events
+
+    # -- receiving: to-device -------------------------------------------------------------
+
+    async def receive_to_device(self, entries: list[dict[str, Any]]) -> list[Event]:
+        events: list[Event] = []
+        for entry in entries:
+            sender, sender_device = str(entry.get("sender")), str(entry.get("sender_device"))
+            try:
+                payload = await self.olm.decrypt(sender, sender_device, entry.get("envelope"))
+                events += await self.keys.dispatch(payload)
+            except (CryptoError, control.InvalidPayload) as exc:
+                log.warning("dropped a to-device message from %s/%s: %s", sender, sender_device, exc.message)
+        return events

@@ -1,0 +1,86 @@
+"""What the SDK hands to applications: messages in a clear state, and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from clearpost.client.content import Content, to_json
+from clearpost.client.verify import DeviceListChange
+
+
+class MessageState(StrEnum):
+    DECRYPTED = "decrypted"
+    WAITING_FOR_KEY = "waiting_for_key"
+    """We do not hold the key yet; it was requested from the sender's devices."""
+    WITHHELD = "withheld"
+    """The sender's device refused to share the key and said why (``problem``)."""
+    FAILED = "failed"
+    """The message failed a check (tampered, replayed, wrong sender); ``code`` says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    conversation_id: str
+    seq: int
+    sender: str
+    sender_device: str
+    sent_at: int
+    state: MessageState
+    content: Content | None = None
+    problem: str | None = None
+    """Human explanation when not decrypted: "waiting for the key from ...", a withheld reason."""
+    code: str | None = None
+    """Machine code when not decrypted: ``waiting_for_key``, ``not_member_then``, ``tampered``,
+    ``replay``, ``untrusted_sender`` ..."""
+
+    @property
+    def text(self) -> str:
+        """What a user is shown for this message."""
+        if self.content is not None:
+            return self.content.summary()
+        return f"({self.problem or self.state.value})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"conversation_id": self.conversation_id, "seq": self.seq, "sender": self.sender,
+                "sender_device": self.sender_device, "sent_at": self.sent_at, "state": self.state.value,
+                "content": to_json(self.content) if self.content is not None else None,
+                "problem": self.problem, "code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    conversation_id: str
+    seq: int
+    sent_at: int
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """A new message (``updated`` is True when an earlier message changed state, e.g. its
+    key arrived and it decrypted, or the key was withheld)."""
+
+    message: Message
+    updated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipEvent:
+    conversation_id: str
+    change: str
+    user_id: str | None
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    conversation_id: str
+    kind: str
+    members: tuple[str, ...]
+    last_seq: int
+    unread: int
+
+
+Event = MessageEvent | MembershipEvent | DeviceListChange

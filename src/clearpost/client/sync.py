@@ -1,0 +1,126 @@
+"""Applying sync results, and the two ways to get them: long-poll and the WebSocket stream.
+
+One sync object is applied in a fixed order, then committed with its cursor (the next
+request with that cursor acknowledges the to-device payloads, which the server then
+deletes, so they must be safely stored first):
+
+1. membership and device-list events (so keys are shared with the right devices),
+2. to-device payloads (room keys arrive before the messages that need them),
+3. conversation messages,
+4. one-time key top-up and fallback key rotation,
+5. key requests for anything we could not decrypt,
+6. the new cursor, and commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from clearpost.client.crypto import Crypto
+from clearpost.client.errors import ClientError
+from clearpost.client.model import Event, MembershipEvent, MessageEvent
+from clearpost.client.olm import ONE_TIME_KEY_TARGET
+
+log = logging.getLogger("clearpost.client")
+
+
+class Syncer:
+    def __init__(self, crypto: Crypto) -> None:
+        self.crypto = crypto
+        self.transport = crypto.transport
+        self.store = crypto.store
+        self._lock = asyncio.Lock()
+
+    async def process(self, data: dict[str, Any]) -> list[Event]:
+        async with self._lock:
+            return await self._process(data)
+
+    async def _process(self, data: dict[str, Any]) -> list[Event]:
+        c = self.crypto
+        events: list[Event] = []
+        # 1.
+        for ev in data.get("events", []):
+            if ev.get("type") == "membership":
+                conv = str(ev.get("conversation_id"))
+                c.conversation_changed(conv)
+                user = ev.get("user_id")
+                if ev.get("change") in ("left", "removed") and user == c.user_id:
+                    self.store.forget_conversation(conv)
+                events.append(MembershipEvent(conv, str(ev.get("change")), user, ev.get("by")))
+            elif ev.get("type") == "device_list":
+                try:
+                    change = await c.devices.refresh(str(ev.get("user_id")))
+                except ClientError as exc:
+                    log.warning("could not refresh the devices of %s: %s", ev.get("user_id"), exc.message)
+                    c.devices.mark_stale(str(ev.get("user_id")))
+                    continue
+                if change is not None:
+                    events.append(change)
+        # 2.
+        events += await c.receive_to_device(list(data.get("to_device", [])))
+        # 3.
+        for raw in data.get("messages", []):
+            msg, changed = await c.receive(raw, known_new=raw.get("sender_device") != c.device_id)
+            if changed:
+                events.append(MessageEvent(msg))
+        # 4.
+        counts = data.get("one_time_key_counts", {}).get("signed_curve25519", ONE_TIME_KEY_TARGET)
+        fallback_used = bool(data.get("fallback_key_used"))
+        if int(counts) < ONE_TIME_KEY_TARGET or fallback_used:
+            await c.olm.maintain_keys(int(counts), fallback_used)
+        # 5.
+        await c.keys.send_requests()
+        # 6.
+        self.store.set_cursor(str(data["cursor"]))
+        c.commit()
+        return events
+
+    async def once(self, timeout_ms: int = 0) -> list[Event]:
+        data = await self.transport.sync(self.store.cursor, timeout_ms)
+        return await self.process(data)
+
+    async def long_poll(self, timeout_ms: int = 25_000) -> AsyncIterator[Event]:
+        delay = 0.5
+        while True:
+            try:
+                events = await self.once(timeout_ms)
+            except ClientError as exc:
+                if exc.code != "network_error" and exc.status < 500:
+                    raise
+                log.warning("sync failed (%s); retrying in %.1fs", exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 0.5
+            for event in events:
+                yield event
+
+    async def stream(self) -> AsyncIterator[Event]:
+        """Follow ``/v1/stream``; raises ``ClientError(code="stream_unavailable")`` if it
+        cannot connect, so the caller can fall back to long-polling."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
+
+        url = self.transport.stream_url(self.store.cursor)
+        try:
+            ws = await connect(url, additional_headers=self.transport.auth_headers(), max_size=8 << 20,
+                               open_timeout=5)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise ClientError(f"the WebSocket stream is not available ({type(exc).__name__})",
+                              code="stream_unavailable") from exc
+        try:
+            async for frame in ws:
+                data = orjson.loads(frame)
+                for event in await self.process(data):
+                    yield event
+        except WebSocketException as exc:
+            raise ClientError(f"the WebSocket stream ended ({type(exc).__name__})", code="stream_closed") from exc
+        finally:
+            await ws.close()
+        reason = ws.close_reason or "closed"
+        raise ClientError(f"the server closed the stream: {reason}", code="stream_closed")

@@ -1,0 +1,228 @@
+"""HTTP transport: one call per API endpoint, safe retries, problem bodies -> ``ClientError``.
+
+The transport takes any ``httpx.AsyncClient``: one with a base URL pointing at a server,
+or one over ``httpx.ASGITransport`` running the app in-process. It never sees plaintext;
+everything it sends was encrypted by ``crypto``.
+
+Retries: a request that the server cannot have processed (connection refused, 429, 503)
+is retried with backoff. A request that is idempotent by design (GET, DELETE, the PUTs
+keyed by a client transaction id, one-time key uploads) is also retried after a network
+error or a 502/504, because sending it twice has the same effect as once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from clearpost.client.errors import ClientError
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_RETRY_STATUS_ALWAYS = {429, 503}
+_RETRY_STATUS_IDEMPOTENT = {502, 504}
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Transport:
+    def __init__(
+        self, http: httpx.AsyncClient, *, token: str | None = None, attempts: int = 5,
+        backoff: float = 0.1, sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.http = http
+        self.token = token
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self._sleep = sleep
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        if self.token is None:
+            raise ClientError("this client is not logged in", code="not_logged_in")
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def request(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+        idempotent: bool | None = None, auth: bool = True, timeout: float | None = None,
+    ) -> Any:
+        """Send one request; return its JSON body (None for 204). Raise ``ClientError``."""
+        if idempotent is None:
+            idempotent = method in ("GET", "PUT", "DELETE")
+        headers = self.auth_headers() if auth else {}
+        content = orjson.dumps(body) if body is not None else None
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        delay = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            last = attempt == self.attempts
+            try:
+                response = await self.http.request(
+                    method, path, content=content, params=params, headers=headers, **extra
+                )
+            except httpx.TransportError as exc:
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if last or not (idempotent or never_sent):
+                    raise ClientError(
+                        f"cannot reach the server ({type(exc).__name__})", code="network_error"
+                    ) from exc
+                await self._sleep(delay * (1 + random.random()))
+                delay *= 2
+                continue
+            status = response.status_code
+            retry = status in _RETRY_STATUS_ALWAYS or (idempotent and status in _RETRY_STATUS_IDEMPOTENT)
+            if retry and not last:
+                await self._sleep(_retry_after(response, delay))
+                delay *= 2
+                continue
+            return _decode(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- accounts -------------------------------------------------------------------------
+
+    async def register(self, username: str, password: str) -> str:
+        out = await self.request("POST", "/v1/accounts", body={"username": username, "password": password},
+                                 auth=False, idempotent=False)
+        return str(out["user_id"])
+
+    async def login(self, username: str, password: str, device_name: str | None) -> LoginResult:
+        out = await self.request("POST", "/v1/login", auth=False, idempotent=False,
+                                 body={"username": username, "password": password, "device_name": device_name})
+        return LoginResult(str(out["user_id"]), str(out["device_id"]), str(out["access_token"]))
+
+    async def logout(self) -> None:
+        await self.request("POST", "/v1/logout", idempotent=False)
+
+    async def my_devices(self) -> list[dict[str, Any]]:
+        out = await self.request("GET", "/v1/devices")
+        return list(out["devices"])
+
+    async def delete_device(self, device_id: str) -> None:
+        await self.request("DELETE", f"/v1/devices/{_seg(device_id)}")
+
+    # -- keys -----------------------------------------------------------------------------
+
+    async def upload_device_keys(self, device_id: str, device_keys: dict[str, Any]) -> int:
+        out = await self.request("PUT", f"/v1/devices/{_seg(device_id)}/keys", body={"device_keys": device_keys})
+        return int(out["one_time_key_counts"]["signed_curve25519"])
+
+    async def upload_one_time_keys(
+        self, one_time_keys: dict[str, Any], fallback_key: dict[str, Any] | None = None
+    ) -> int:
+        body: dict[str, Any] = {"one_time_keys": one_time_keys}
+        if fallback_key is not None:
+            body["fallback_key"] = fallback_key
+        # Re-uploading the same key ids is a no-op on the server, so retrying is safe.
+        out = await self.request("POST", "/v1/keys/one-time", body=body, idempotent=True)
+        return int(out["one_time_key_counts"]["signed_curve25519"])
+
+    async def claim_keys(self, devices: dict[str, list[str]]) -> dict[str, dict[str, dict[str, Any]]]:
+        out = await self.request("POST", "/v1/keys/claim", body={"devices": devices}, idempotent=False)
+        return dict(out["one_time_keys"])
+
+    async def user_devices(self, user_id: str) -> list[dict[str, Any]]:
+        out = await self.request("GET", f"/v1/users/{_seg(user_id)}/devices")
+        return list(out["devices"])
+
+    async def send_to_device(self, txn_id: str, messages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        out = await self.request("PUT", f"/v1/to-device/{_seg(txn_id)}", body={"messages": messages})
+        return dict(out)
+
+    # -- conversations --------------------------------------------------------------------
+
+    async def create_conversation(self, kind: str, members: list[str]) -> dict[str, Any]:
+        # A direct conversation is found-or-created, so a retry is harmless; a group is not.
+        out = await self.request("POST", "/v1/conversations", body={"kind": kind, "members": members},
+                                 idempotent=kind == "direct")
+        return dict(out)
+
+    async def conversations(self) -> list[dict[str, Any]]:
+        out = await self.request("GET", "/v1/conversations")
+        return list(out["conversations"])
+
+    async def conversation(self, conversation_id: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}"))
+
+    async def add_member(self, conversation_id: str, user_id: str) -> dict[str, Any]:
+        out = await self.request("POST", f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}",
+                                 idempotent=False)
+        return dict(out)
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> None:
+        await self.request("DELETE", f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}")
+
+    async def leave(self, conversation_id: str) -> None:
+        await self.request("POST", f"/v1/conversations/{_seg(conversation_id)}/leave", idempotent=False)
+
+    async def send_message(self, conversation_id: str, txn_id: str, envelope: dict[str, Any]) -> dict[str, Any]:
+        out = await self.request("PUT", f"/v1/conversations/{_seg(conversation_id)}/messages/{_seg(txn_id)}",
+                                 body=envelope)
+        return dict(out)
+
+    async def messages(self, conversation_id: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        out = await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}/messages",
+                                 params={"after": after, "limit": limit})
+        return dict(out)
+
+    # -- sync -----------------------------------------------------------------------------
+
+    async def sync(self, since: str | None, timeout_ms: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"timeout": timeout_ms}
+        if since is not None:
+            params["since"] = since
+        out = await self.request("GET", "/v1/sync", params=params, timeout=timeout_ms / 1000 + 30)
+        return dict(out)
+
+    def stream_url(self, since: str | None) -> str:
+        """The WebSocket URL of ``/v1/stream`` on the same server as the HTTP client."""
+        base = self.http.base_url
+        scheme = "wss" if base.scheme == "https" else "ws"
+        url = base.copy_with(scheme=scheme, raw_path=base.raw_path.rstrip(b"/") + b"/v1/stream")
+        return str(url.copy_merge_params({"since": since}) if since else url)
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    header = response.headers.get("retry-after", "")
+    try:
+        return min(30.0, max(0.0, float(header)))
+    except ValueError:
+        return default
+
+
+def _decode(response: httpx.Response) -> Any:
+    status = response.status_code
+    if status == 204 or not response.content:
+        if status < 400:
+            return None
+    try:
+        body = orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        body = None
+    if status < 400:
+        if body is None:
+            raise ClientError(f"the server sent a response that is not JSON (HTTP {status})",
+                              code="bad_response", status=status)
+        return body
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        detail = str(body.get("detail") or body.get("title") or "request refused")
+        extra = {k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "code")}
+        raise ClientError(detail, code=body["code"], status=status, **extra)
+    raise ClientError(f"the server answered HTTP {status}", code=f"http_{status}", status=status)
