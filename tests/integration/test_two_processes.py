@@ -19,8 +19,9 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    a = start_server(tmp_path / "a", pg_url)
-    b = start_server(tmp_path / "b", pg_url)
+    key = {"CLEARPOST_LOG_KEY_FILE": str(tmp_path / "shared-log.key")}
+    a = start_server(tmp_path / "a", pg_url, key)
+    b = start_server(tmp_path / "b", pg_url, key)
     try:
         yield a, b
     finally:
@@ -72,3 +73,52 @@ async def test_logout_on_one_process_is_seen_by_the_other(
         assert (await ca.post("/v1/logout", headers=alice.headers)).status_code == 204
         r = await cb.get("/v1/devices", headers=alice.headers)
         assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+
+
+def _sequencer(*procs: ServerProcess) -> ServerProcess:
+    for _ in range(100):
+        for p in procs:
+            if "now the log sequencer" in p.log():
+                return p
+        time.sleep(0.05)
+    raise AssertionError("no process became the log sequencer")
+
+
+async def _size(client: httpx.AsyncClient) -> int:
+    return int((await client.get("/v1/log/checkpoint")).text.split("\n")[1])
+
+
+async def test_exactly_one_sequencer_and_a_clean_handover(tmp_path: Path, pg_url: str) -> None:
+    key = {"CLEARPOST_LOG_KEY_FILE": str(tmp_path / "shared-log.key")}
+    a = start_server(tmp_path / "a", pg_url, key)
+    b = start_server(tmp_path / "b", pg_url, key)
+    try:
+        leader = _sequencer(a, b)
+        other = b if leader is a else a
+        assert "now the log sequencer" not in other.log()
+        async with httpx.AsyncClient(base_url=other.url, timeout=30) as client:
+            await api.user(client, "alice")  # one device entry
+            deadline = time.monotonic() + 5
+            while await _size(client) < 1:
+                assert time.monotonic() < deadline, "entry not integrated within 5 s"
+                await asyncio.sleep(0.05)
+            leader.process.kill()  # dies without a goodbye: PostgreSQL frees its advisory lock
+            leader.process.wait()
+            await api.user(client, "bob")
+            deadline = time.monotonic() + 10
+            while await _size(client) < 2:
+                assert time.monotonic() < deadline, "no process took over the sequencer"
+                await asyncio.sleep(0.1)
+            assert "now the log sequencer" in other.log()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_process_with_another_log_key_refuses_to_start(tmp_path: Path, pg_url: str) -> None:
+    a = start_server(tmp_path / "a", pg_url)
+    try:
+        with pytest.raises(RuntimeError, match="log_key_mismatch|same log key file"):
+            start_server(tmp_path / "b", pg_url)
+    finally:
+        a.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -60,6 +61,8 @@ def serve(
     from clearpost.server.http.app import create_app
 
     settings = _settings(config, host=host, port=port, database=database, data_dir=data_dir)
+    logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("clearpost").setLevel(settings.log_level.upper())
     url = settings.database_url()
     shown = url.split("@")[-1] if "@" in url else url
     console.print(
