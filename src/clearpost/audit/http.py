@@ -1,0 +1,199 @@
+"""Fetching from a Clearpost log over HTTP, through an injectable ``httpx.AsyncClient``.
+
+``LogClient`` speaks the public log API (``/v1/log/...``) and nothing else. It trusts
+nothing it receives: it only checks that answers have the documented shape (JSON fields,
+canonical base64, 32-byte hashes) and leaves every cryptographic judgement to the
+caller. Transport errors and 5xx answers are retried a few times, then raised as
+``LogUnavailable``; a 4xx problem is raised as ``ServerRefused`` with its machine code.
+
+The client must have its ``base_url`` set to the server (``http://host:port``), so the
+same code runs against a real server and, in tests, against the app in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from clearpost.audit.errors import LogUnavailable, ServerRefused
+from clearpost.core.tlog.note import MAX_NOTE_BYTES
+
+__all__ = ["MAX_PAGE", "LogClient", "LogKeyInfo"]
+
+MAX_PAGE = 1000
+"""Most entries the log serves per request."""
+
+_RETRIES = 3
+_RETRY_DELAY = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class LogKeyInfo:
+    """What ``GET /v1/log/key`` claims. Unauthenticated: pin it, do not re-trust it."""
+
+    origin: str
+    vkey: str
+    witnesses: tuple[str, ...]
+
+
+class LogClient:
+    """The public transparency-log API of one server."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    @property
+    def url(self) -> str:
+        return str(self.http.base_url).rstrip("/")
+
+    async def key(self) -> LogKeyInfo:
+        body = _object(await self._get_json("/v1/log/key"), "/v1/log/key")
+        origin, vkey, witnesses = body.get("origin"), body.get("vkey"), body.get("witnesses", [])
+        if not isinstance(origin, str) or not isinstance(vkey, str):
+            raise LogUnavailable("GET /v1/log/key did not return an origin and a vkey")
+        if not isinstance(witnesses, list) or not all(isinstance(w, str) for w in witnesses):
+            raise LogUnavailable("GET /v1/log/key returned a malformed witness list")
+        return LogKeyInfo(origin, vkey, tuple(witnesses))
+
+    async def checkpoint(self, cosigned: int = 0) -> str:
+        """The latest signed checkpoint note (with ``cosigned``: the latest with that many
+        cosignatures), exactly as served."""
+        params = {"cosigned": cosigned} if cosigned else None
+        response = await self._get("/v1/log/checkpoint", params)
+        if len(response.content) > MAX_NOTE_BYTES:
+            raise LogUnavailable("the checkpoint note is larger than any valid note")
+        try:
+            return response.content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LogUnavailable("the checkpoint note is not UTF-8") from exc
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        """Entry bodies ``[start, end)`` (at most ``MAX_PAGE``). A log that lost entries may
+        return fewer than asked for; judging that is the caller's job."""
+        what = f"entries [{start}, {end})"
+        body = _object(await self._get_json("/v1/log/entries", {"start": start, "end": end}), what)
+        items = body.get("entries")
+        if body.get("start") != start or not isinstance(items, list):
+            raise LogUnavailable(f"the answer for {what} is not an entries page")
+        if len(items) > end - start:
+            raise LogUnavailable(f"the log returned {len(items)} entries for {what}")
+        return [_b64(item, what) for item in items]
+
+    async def iter_entries(
+        self, start: int, end: int, *, page: int = MAX_PAGE, parallel: int = 4
+    ) -> AsyncIterator[tuple[int, list[bytes]]]:
+        """Yield ``(first index, bodies)`` pages covering ``[start, end)`` in order, with up
+        to ``parallel`` requests in flight."""
+        bounds = [(lo, min(lo + page, end)) for lo in range(start, end, page)]
+        pending: list[asyncio.Task[list[bytes]]] = []
+        try:
+            for i in range(len(bounds)):
+                while len(pending) < parallel and i + len(pending) < len(bounds):
+                    lo, hi = bounds[i + len(pending)]
+                    pending.append(asyncio.create_task(self.entries(lo, hi)))
+                bodies = await pending.pop(0)
+                yield bounds[i][0], bodies
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def inclusion(self, index: int, size: int) -> list[bytes]:
+        what = f"inclusion proof of entry {index} in size {size}"
+        body = await self._get_json("/v1/log/proof/inclusion", {"index": index, "size": size})
+        return _hashes(body, what)
+
+    async def consistency(self, first: int, second: int) -> list[bytes]:
+        what = f"consistency proof from size {first} to {second}"
+        body = await self._get_json("/v1/log/proof/consistency", {"from": first, "to": second})
+        return _hashes(body, what)
+
+    async def add_cosignature(self, size: int, line: str) -> bool:
+        """Submit a cosignature line; False when the log already has this witness's
+        cosignature for that size."""
+        try:
+            body = {"size": size, "cosignature": line}
+            await self._send("POST", "/v1/log/cosignatures", None, body)
+        except ServerRefused as exc:
+            if exc.problem == "already_cosigned":
+                return False
+            raise
+        return True
+
+    # --- plumbing ---
+
+    async def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = await self._get(path, params)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LogUnavailable(f"GET {path} did not return JSON") from exc
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        return await self._send("GET", path, params, None)
+
+    async def _send(
+        self, method: str, path: str, params: dict[str, Any] | None, json: Any
+    ) -> httpx.Response:
+        for attempt in range(_RETRIES):
+            last = attempt == _RETRIES - 1
+            try:
+                response = await self.http.request(method, path, params=params, json=json)
+            except httpx.HTTPError as exc:
+                if last:
+                    raise LogUnavailable(f"{method} {self.url}{path} failed: {exc}") from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                if response.status_code < 500:
+                    raise _refused(method, path, response)
+                if last:
+                    raise LogUnavailable(
+                        f"{method} {self.url}{path} answered {response.status_code}"
+                    )
+            await asyncio.sleep(_RETRY_DELAY * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refused(method: str, path: str, response: httpx.Response) -> ServerRefused:
+    problem, detail = "unknown", response.text[:200]
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        problem = str(body.get("code", problem))
+        detail = str(body.get("detail", detail))
+    return ServerRefused(
+        f"{method} {path} was refused ({response.status_code} {problem}): {detail}",
+        status=response.status_code,
+        problem=problem,
+    )
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise LogUnavailable(f"the answer for {what} is not a JSON object")
+    return value
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise LogUnavailable(f"the answer for {what} has a value that is not base64")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise LogUnavailable(f"the answer for {what} has malformed base64") from exc
+
+
+def _hashes(value: Any, what: str) -> list[bytes]:
+    hashes = _object(value, what).get("hashes")
+    if not isinstance(hashes, list) or len(hashes) > 65:
+        raise LogUnavailable(f"the answer for {what} is not a list of hashes")
+    return [_b64(h, what) for h in hashes]
