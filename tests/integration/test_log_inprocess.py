@@ -80,7 +80,7 @@ async def test_bad_proof_ranges_are_problems(app_client: httpx.AsyncClient) -> N
         ("/v1/log/proof/consistency", {"from": cp.size + 1, "to": cp.size}, "invalid_tree_size"),
         ("/v1/log/entries", {"start": 0, "end": cp.size + 1}, "invalid_range"),
         ("/v1/log/entries", {"start": 0, "end": 5000}, "invalid_range"),
-        ("/v1/log/proof/inclusion", {"index": -1, "size": 1}, "invalid_request"),
+        ("/v1/log/proof/inclusion", {"index": -1, "size": 1}, "invalid_parameter"),
     ]
     for path, params, code in cases:
         r = await app_client.get(path, params=params)

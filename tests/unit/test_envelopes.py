@@ -105,3 +105,23 @@ def test_one_time_keys_must_carry_the_device_signature(dev: TestDevice) -> None:
     assert parse_signed_key(signed, dev.user_id, dev.device_id, ed) == signed["key"]
     with pytest.raises(SignatureInvalid):
         parse_signed_key({**signed, "key": dev.curve}, dev.user_id, dev.device_id, ed)
+
+
+def test_an_envelope_must_name_the_senders_published_key(dev: TestDevice) -> None:
+    env = dev.megolm()
+    validate_megolm_envelope(env, sender_device=dev.device_id, sender_key=dev.curve)
+    other = TestDevice("@eve", "EVEDEVICEX", "").curve
+    with pytest.raises(InvalidEnvelope, match="published"):
+        validate_megolm_envelope(env, sender_device=dev.device_id, sender_key=other)
+
+
+@pytest.mark.parametrize("kind", [0.0, 1.0, True, "0"])
+def test_olm_message_type_must_be_an_integer(dev: TestDevice, kind: Any) -> None:
+    bob = vodozemac.Account()
+    bob.generate_one_time_keys(1)
+    env = dev.olm_to(
+        bob.curve25519_key.to_base64(), next(iter(bob.one_time_keys.values())).to_base64()
+    )
+    ((recipient, message),) = env["ciphertext"].items()
+    with pytest.raises(InvalidEnvelope):
+        validate_olm_envelope({**env, "ciphertext": {recipient: {**message, "type": kind}}})

@@ -17,7 +17,7 @@ from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.server.services.sync import decode_cursor, encode_cursor
 
 
-@given(st.integers(min_value=0, max_value=2**63))
+@given(st.integers(min_value=0, max_value=2**63 - 1))
 def test_cursors_round_trip(pos: int) -> None:
     assert decode_cursor(encode_cursor(pos)) == pos
 

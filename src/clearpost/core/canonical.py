@@ -17,7 +17,7 @@ from clearpost.core.errors import InvalidInput
 def canonical_json(value: Any) -> bytes:
     try:
         return bytes(rfc8785.dumps(value))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"value cannot be canonicalised: {exc}") from exc
 
 

@@ -108,12 +108,19 @@ class Withheld:
 def build(kind: str, content: dict[str, Any], sender: DeviceRef, recipient: DeviceRef) -> bytes:
     if kind not in TYPES:
         raise InvalidPayload(f"unknown control payload type {kind!r}")
-    return orjson.dumps({
-        "v": VERSION, "type": kind,
-        "sender": sender.user_id, "sender_device": sender.device_id, "sender_ed25519": sender.ed25519,
-        "recipient": recipient.user_id, "recipient_device": recipient.device_id,
-        "recipient_ed25519": recipient.ed25519, "content": content,
-    })
+    return orjson.dumps(
+        {
+            "v": VERSION,
+            "type": kind,
+            "sender": sender.user_id,
+            "sender_device": sender.device_id,
+            "sender_ed25519": sender.ed25519,
+            "recipient": recipient.user_id,
+            "recipient_device": recipient.device_id,
+            "recipient_ed25519": recipient.ed25519,
+            "content": content,
+        }
+    )
 
 
 def _s(d: dict[str, Any], name: str, max_len: int = 4096) -> str:
@@ -144,18 +151,29 @@ def parse(data: bytes) -> OlmPayload:
     return OlmPayload(
         type=d["type"],
         sender=DeviceRef(_s(d, "sender"), _s(d, "sender_device"), _s(d, "sender_ed25519")),
-        recipient=DeviceRef(_s(d, "recipient"), _s(d, "recipient_device"), _s(d, "recipient_ed25519")),
+        recipient=DeviceRef(
+            _s(d, "recipient"), _s(d, "recipient_device"), _s(d, "recipient_ed25519")
+        ),
         content=content,
     )
 
 
 def room_key_content(key: RoomKey) -> dict[str, Any]:
     o = key.origin
-    return {"conversation_id": key.conversation_id, "session_id": key.session_id,
-            "session_key": key.session_key, "exported": key.exported, "first_index": key.first_index,
-            "members": list(key.members),
-            "origin": {"user_id": o.user_id, "device_id": o.device_id, "curve25519": o.curve25519,
-                       "ed25519": o.ed25519}}
+    return {
+        "conversation_id": key.conversation_id,
+        "session_id": key.session_id,
+        "session_key": key.session_key,
+        "exported": key.exported,
+        "first_index": key.first_index,
+        "members": list(key.members),
+        "origin": {
+            "user_id": o.user_id,
+            "device_id": o.device_id,
+            "curve25519": o.curve25519,
+            "ed25519": o.ed25519,
+        },
+    }
 
 
 def parse_room_key(c: dict[str, Any]) -> RoomKey:
@@ -165,29 +183,54 @@ def parse_room_key(c: dict[str, Any]) -> RoomKey:
     if not all(isinstance(m, str) for m in members) or not isinstance(c.get("exported"), bool):
         raise InvalidPayload("room key members must be user ids and 'exported' a boolean")
     return RoomKey(
-        _s(c, "conversation_id", 128), _s(c, "session_id", 128), _s(c, "session_key", 8192),
-        bool(c["exported"]), _i(c, "first_index"), tuple(members),
-        Origin(_s(origin, "user_id", 64), _s(origin, "device_id", 64), _s(origin, "curve25519", 64),
-               _s(origin, "ed25519", 64)),
+        _s(c, "conversation_id", 128),
+        _s(c, "session_id", 128),
+        _s(c, "session_key", 8192),
+        bool(c["exported"]),
+        _i(c, "first_index"),
+        tuple(members),
+        Origin(
+            _s(origin, "user_id", 64),
+            _s(origin, "device_id", 64),
+            _s(origin, "curve25519", 64),
+            _s(origin, "ed25519", 64),
+        ),
     )
 
 
 def key_request_content(req: KeyRequest) -> dict[str, Any]:
-    return {"conversation_id": req.conversation_id, "session_id": req.session_id,
-            "origin_device": req.origin_device, "message_index": req.message_index,
-            "request_id": req.request_id}
+    return {
+        "conversation_id": req.conversation_id,
+        "session_id": req.session_id,
+        "origin_device": req.origin_device,
+        "message_index": req.message_index,
+        "request_id": req.request_id,
+    }
 
 
 def parse_key_request(c: dict[str, Any]) -> KeyRequest:
-    return KeyRequest(_s(c, "conversation_id", 128), _s(c, "session_id", 128), _s(c, "origin_device", 64),
-                      _i(c, "message_index"), _s(c, "request_id", 64))
+    return KeyRequest(
+        _s(c, "conversation_id", 128),
+        _s(c, "session_id", 128),
+        _s(c, "origin_device", 64),
+        _i(c, "message_index"),
+        _s(c, "request_id", 64),
+    )
 
 
 def withheld_content(w: Withheld) -> dict[str, Any]:
-    return {"conversation_id": w.conversation_id, "session_id": w.session_id, "code": w.code,
-            "reason": w.reason}
+    return {
+        "conversation_id": w.conversation_id,
+        "session_id": w.session_id,
+        "code": w.code,
+        "reason": w.reason,
+    }
 
 
 def parse_withheld(c: dict[str, Any]) -> Withheld:
-    return Withheld(_s(c, "conversation_id", 128), _s(c, "session_id", 128), _s(c, "code", 64),
-                    _s(c, "reason", 500))
+    return Withheld(
+        _s(c, "conversation_id", 128),
+        _s(c, "session_id", 128),
+        _s(c, "code", 64),
+        _s(c, "reason", 500),
+    )

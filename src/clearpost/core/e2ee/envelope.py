@@ -61,13 +61,21 @@ def _curve_key(body: dict[str, Any], field: str) -> str:
     return value
 
 
+def _check_sender_key(env: dict[str, Any], sender_key: str | None) -> None:
+    if _curve_key(env, "sender_key") != sender_key and sender_key is not None:
+        raise InvalidEnvelope("envelope sender_key is not the sending device's published key")
+
+
 def _b64decode(value: str) -> bytes:
     padded = value + "=" * (-len(value) % 4)
     return base64.b64decode(padded, validate=True)
 
 
-def validate_megolm_envelope(body: Any, *, sender_device: str) -> dict[str, Any]:
-    """Check that ``body`` is a megolm.v1 envelope from ``sender_device``; return it unchanged.
+def validate_megolm_envelope(
+    body: Any, *, sender_device: str, sender_key: str | None = None
+) -> dict[str, Any]:
+    """Check that ``body`` is a megolm.v1 envelope from ``sender_device`` (whose published
+    Curve25519 key is ``sender_key``, when given); return it unchanged.
 
     Raises NotEncrypted for anything that is not an envelope, InvalidEnvelope for an
     envelope whose fields or ciphertext are wrong.
@@ -80,7 +88,7 @@ def validate_megolm_envelope(body: Any, *, sender_device: str) -> dict[str, Any]
     extra = set(env) - _MEGOLM_FIELDS
     if extra:
         raise InvalidEnvelope(f"unexpected envelope fields: {', '.join(sorted(extra))[:200]}")
-    _curve_key(env, "sender_key")
+    _check_sender_key(env, sender_key)
     _require_str(env, "session_id", MAX_SESSION_ID)
     if _require_str(env, "device_id", 64) != sender_device:
         raise InvalidEnvelope("envelope device_id is not the sending device")
@@ -92,15 +100,16 @@ def validate_megolm_envelope(body: Any, *, sender_device: str) -> dict[str, Any]
     return env
 
 
-def validate_olm_envelope(body: Any) -> dict[str, Any]:
-    """Check that ``body`` is an olm.v1 to-device envelope; return it unchanged."""
+def validate_olm_envelope(body: Any, *, sender_key: str | None = None) -> dict[str, Any]:
+    """Check that ``body`` is an olm.v1 to-device envelope (from the device whose published
+    Curve25519 key is ``sender_key``, when given); return it unchanged."""
     env = _require_object(body)
     if env["algorithm"] != OLM_V1:
         raise NotEncrypted(f"unsupported algorithm {str(env['algorithm'])[:40]!r}; expected olm.v1")
     extra = set(env) - _OLM_FIELDS
     if extra:
         raise InvalidEnvelope(f"unexpected envelope fields: {', '.join(sorted(extra))[:200]}")
-    _curve_key(env, "sender_key")
+    _check_sender_key(env, sender_key)
     ciphertexts = env.get("ciphertext")
     if not isinstance(ciphertexts, dict) or not ciphertexts:
         raise InvalidEnvelope("envelope field 'ciphertext' must map recipient keys to messages")
@@ -111,7 +120,7 @@ def validate_olm_envelope(body: Any) -> dict[str, Any]:
         if not isinstance(message, dict) or set(message) != {"type", "body"}:
             raise InvalidEnvelope("each Olm ciphertext must be {'type': 0|1, 'body': <base64>}")
         kind, text = message["type"], message["body"]
-        if kind not in (0, 1) or isinstance(kind, bool) or not isinstance(text, str):
+        if type(kind) is not int or kind not in (0, 1) or not isinstance(text, str):
             raise InvalidEnvelope("Olm message type must be 0 or 1 and its body a string")
         try:
             vodozemac.AnyOlmMessage.from_parts(kind, _b64decode(text))

@@ -81,6 +81,8 @@ def _validation(exc: RequestValidationError) -> Response:
     ]
     first = fields[0] if fields else {"field": "", "problem": "invalid"}
     detail = f"{first['field'] or 'request'}: {first['problem']}"
+    if errors and all(e.get("loc", ("",))[0] in ("query", "path", "header") for e in errors):
+        return problem(400, "Bad Request", "invalid_parameter", detail, errors=fields)
     return problem(422, "Unprocessable Content", "invalid_request", detail, errors=fields)
 
 

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import InvalidInput, NotFound, Unauthenticated
+from clearpost.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from clearpost.core.ids import (
     USERNAME_RE,
     DeviceId,
@@ -38,6 +38,18 @@ class Caller:
 
     user_id: UserId
     device_id: DeviceId
+    curve25519: str | None = None
+    """The device's published Curve25519 key (None until it uploads its keys)."""
+
+    def published_key(self) -> str:
+        """The Curve25519 key envelopes from this device must name; a device that has not
+        published its keys cannot send anything encrypted."""
+        if self.curve25519 is None:
+            raise Conflict(
+                "publish this device's identity keys before sending encrypted messages",
+                code="device_keys_missing",
+            )
+        return self.curve25519
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +114,7 @@ class AccountService:
             raise Unauthenticated(
                 "the access token is not valid (logged out or never issued)", code="invalid_token"
             )
-        return Caller(UserId(found[0]), DeviceId(found[1]))
+        return Caller(UserId(found[0]), DeviceId(found[1]), found[2])
 
     async def user_exists(self, user_id: str) -> bool:
         return await self.accounts.user_exists(user_id)

@@ -29,7 +29,9 @@ class MessageService:
         self, caller: Caller, conversation_id: str, txn_id: str, body: Any
     ) -> StoredMessage:
         """Store an encrypted message once per (device, txn_id); a retry gets the first result."""
-        envelope = validate_megolm_envelope(body, sender_device=caller.device_id)
+        envelope = validate_megolm_envelope(
+            body, sender_device=caller.device_id, sender_key=caller.published_key()
+        )
         encoded = orjson.dumps(envelope).decode()
         if len(encoded) > self.max_message_bytes:
             raise PayloadTooLarge(f"a message envelope is at most {self.max_message_bytes} bytes")

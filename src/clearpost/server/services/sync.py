@@ -36,7 +36,10 @@ def decode_cursor(cursor: str) -> int:
     try:
         if not cursor.startswith(_PREFIX) or len(cursor) != len(_PREFIX) + 11:
             raise ValueError
-        return int(struct.unpack(">Q", base64.urlsafe_b64decode(cursor[len(_PREFIX) :] + "="))[0])
+        pos = int(struct.unpack(">Q", base64.urlsafe_b64decode(cursor[len(_PREFIX) :] + "="))[0])
+        if pos >= 2**63:
+            raise ValueError
+        return pos
     except (ValueError, binascii.Error, struct.error) as exc:
         raise InvalidInput(
             "this sync cursor was not issued by this server", code="invalid_cursor"
@@ -75,8 +78,10 @@ class SyncService:
         )
 
     async def sync(self, caller: Caller, cursor: str | None, timeout_ms: int) -> SyncResult:
-        since = decode_cursor(cursor) if cursor else None
+        since = decode_cursor(cursor) if cursor is not None else None
         if since is not None:
+            if since > await self.to_device.current_pos():  # refuse before acknowledging anything
+                raise InvalidInput("this sync cursor is ahead of the server", code="invalid_cursor")
             await self.to_device.acknowledge(caller.user_id, caller.device_id, since)
         waiter = self.notifier.subscribe(caller.user_id)
         try:

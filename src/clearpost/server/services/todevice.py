@@ -37,7 +37,8 @@ class ToDeviceService:
             if not isinstance(by_device, dict):
                 raise InvalidInput("messages must map user ids to {device_id: envelope}")
             for device_id, envelope in by_device.items():
-                encoded = orjson.dumps(validate_olm_envelope(envelope)).decode()
+                checked = validate_olm_envelope(envelope, sender_key=caller.published_key())
+                encoded = orjson.dumps(checked).decode()
                 if len(encoded) > self.max_payload_bytes:
                     raise PayloadTooLarge(
                         f"a to-device envelope is at most {self.max_payload_bytes} bytes"

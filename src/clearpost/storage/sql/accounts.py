@@ -69,16 +69,17 @@ class AccountStore:
                 )
             )
 
-    async def device_for_token(self, token_hash: str) -> tuple[str, str] | None:
+    async def device_for_token(self, token_hash: str) -> tuple[str, str, str | None] | None:
+        """(user, device, the device's Curve25519 key if published) for a token hash."""
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(devices.c.user_id, devices.c.device_id).where(
+                    select(devices.c.user_id, devices.c.device_id, devices.c.curve25519).where(
                         devices.c.token_hash == token_hash
                     )
                 )
             ).first()
-            return (row[0], row[1]) if row else None
+            return (row[0], row[1], row[2]) if row else None
 
     async def list_devices(self, user_id: str) -> list[DeviceRow]:
         async with self.db.read() as conn:

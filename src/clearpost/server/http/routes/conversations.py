@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, json_body
+from clearpost.server.http.routing import OrjsonRoute
 from clearpost.storage.sql.conversations import ConversationRow
 from clearpost.storage.sql.messages import StoredMessage
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_class=OrjsonRoute)
 
 
 class NewConversation(BaseModel):
@@ -131,7 +132,7 @@ async def history(
     conversation_id: str,
     caller: Auth,
     svc: Svc,
-    after: int = Query(0, ge=0, description="return messages with seq greater than this"),
+    after: int = Query(0, ge=0, le=2**63 - 1, description="return messages with seq above this"),
     limit: int = Query(100, ge=1, le=500),
 ) -> JSON:
     """Page through history you may see (from when you joined), oldest first."""

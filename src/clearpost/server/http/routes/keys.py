@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from clearpost.core.errors import InvalidInput, NotFound
 from clearpost.core.ids import is_user_id
 from clearpost.server.http.deps import JSON, Auth, Svc, json_body
+from clearpost.server.http.routing import OrjsonRoute
 
-router = APIRouter(prefix="/v1", tags=["keys"])
+router = APIRouter(prefix="/v1", tags=["keys"], route_class=OrjsonRoute)
 
 
 class OneTimeKeys(BaseModel):

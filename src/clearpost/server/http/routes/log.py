@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from clearpost.core.tlog.entries import commitment
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.routing import OrjsonRoute
 
-router = APIRouter(prefix="/v1", tags=["transparency log"])
+router = APIRouter(prefix="/v1", tags=["transparency log"], route_class=OrjsonRoute)
 
 
 def b64(raw: bytes) -> str:

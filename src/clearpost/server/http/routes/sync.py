@@ -12,10 +12,11 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from clearpost.core.errors import ClearpostError
 from clearpost.server.http.deps import JSON, Auth, Svc
 from clearpost.server.http.routes.conversations import message_json
+from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.container import Services
 from clearpost.server.services.sync import SyncResult
 
-router = APIRouter(prefix="/v1", tags=["sync"])
+router = APIRouter(prefix="/v1", tags=["sync"], route_class=OrjsonRoute)
 
 
 def sync_json(r: SyncResult) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def sync_json(r: SyncResult) -> dict[str, Any]:
 async def sync(
     caller: Auth,
     svc: Svc,
-    since: str | None = Query(None, max_length=64, description="the cursor from the previous sync"),
+    since: str | None = Query(None, description="the cursor from the previous sync"),
     timeout: int = Query(0, ge=0, description="milliseconds to wait when nothing is new"),
 ) -> JSON:
     """New messages in your conversations, to-device payloads for this device, membership and

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 
 from clearpost.core.errors import InvalidInput
 from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, json_body
+from clearpost.server.http.routing import OrjsonRoute
 
-router = APIRouter(prefix="/v1", tags=["to-device"])
+router = APIRouter(prefix="/v1", tags=["to-device"], route_class=OrjsonRoute)
 
 _SCHEMA = {
     "requestBody": {
