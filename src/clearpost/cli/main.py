@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from clearpost.cli.audit import app as audit_app
+from clearpost.cli.witness import app as witness_app
 from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings, load_settings
 
@@ -18,6 +20,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(witness_app, name="witness")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[

@@ -1,0 +1,177 @@
+"""``clearpost audit``: verify a transparency log from the outside.
+
+Exit codes (also in docs/transparency-log.md): 0 verified, 1 internal error, 2 usage,
+3 log unavailable, 4 bad signature, 5 entry mismatch, 6 missing entries, 7 rollback,
+8 fork, 9 bad proof, 10 state file problem, 11 cosignature rejected (witness).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from clearpost.audit import AuditFailure, AuditReport, LogClient, audit_log
+from clearpost.core.tlog import CosignatureVerifier, KeyFormatError, Verifier
+from clearpost.core.tlog.keys import b64encode
+
+app = typer.Typer(
+    help="Verify a Clearpost transparency log from the outside.", no_args_is_help=True
+)
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+T = TypeVar("T")
+
+ServerOpt = Annotated[
+    str, typer.Option("--server", help="Base URL of the server, e.g. http://127.0.0.1:8448.")
+]
+OriginOpt = Annotated[
+    str | None, typer.Option("--origin", help="The log's origin line (default: the key's name).")
+]
+VkeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vkey", help="The log's verifier key (default: trust /v1/log/key on first use)."
+    ),
+]
+
+
+def http_client(server: str) -> httpx.AsyncClient:
+    if not server.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            "the server URL must start with http:// or https://", param_hint="--server"
+        )
+    return httpx.AsyncClient(base_url=server.rstrip("/"), timeout=httpx.Timeout(30.0))
+
+
+def check_vkey(vkey: str | None) -> None:
+    if vkey is None:
+        return
+    try:
+        Verifier.from_vkey(vkey)
+    except KeyFormatError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--vkey") from exc
+
+
+def run_or_exit(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main``; an ``AuditFailure`` is printed plainly and becomes its exit code."""
+    try:
+        return asyncio.run(main())
+    except AuditFailure as exc:
+        show_failure(exc)
+        raise typer.Exit(int(exc.exit_code)) from exc
+
+
+def show_failure(exc: AuditFailure) -> None:
+    out.print(f"[bold red]FAILED: {exc.title}[/] [dim](exit {int(exc.exit_code)})[/]")
+    out.print(exc.message, markup=False)
+    if exc.evidence:
+        out.print("evidence — signed by the log:", style="bold")
+        for note in exc.evidence:
+            out.print("  " + note.rstrip("\n").replace("\n", "\n  "), markup=False)
+
+
+class RichProgress:
+    """The auditor's progress as a rich bar on stderr."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        self.task = self.bar.add_task("hashing entries", total=total)
+
+    def advance(self, count: int) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, count)
+
+
+@app.command()
+def verify(
+    server: ServerOpt,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="JSON file that pins the log key and remembers the last verified "
+            "checkpoint (needed to detect forks and rollbacks; makes runs incremental).",
+        ),
+    ] = None,
+    origin: OriginOpt = None,
+    vkey: VkeyOpt = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-hash every entry, not only the new ones.")
+    ] = False,
+    samples: Annotated[
+        int, typer.Option("--samples", min=0, help="Random inclusion proofs to check.")
+    ] = 8,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="A witness vkey whose cosignature to verify (repeatable)."),
+    ] = None,
+) -> None:
+    """Verify the log's signed checkpoint, every entry, and consistency with last time."""
+    check_vkey(vkey)
+    try:
+        witnesses = tuple(CosignatureVerifier.from_vkey(w) for w in witness or [])
+    except KeyFormatError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--witness") from exc
+
+    async def main() -> AuditReport:
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        async with http_client(server) as http:
+            with bar:
+                return await audit_log(
+                    LogClient(http),
+                    state,
+                    origin=origin,
+                    vkey=vkey,
+                    full=full,
+                    samples=samples,
+                    witnesses=witnesses,
+                    progress=RichProgress(bar),
+                )
+
+    report = run_or_exit(main)
+    cp = report.checkpoint
+    out.print(
+        f"[bold green]OK[/] log {report.origin}: {cp.size:,} entries verified, "
+        f"root {b64encode(cp.root_hash)}"
+    )
+    details = [f"re-hashed {report.hashed:,} entries from index {report.hashed_from:,}"]
+    if report.previous_size is not None:
+        details.append(f"consistent with the {report.previous_size:,} entries verified before")
+    details.append(f"{report.proofs_checked} proofs checked")
+    if report.witnesses:
+        details.append("cosigned by " + ", ".join(report.witnesses))
+    details.append(f"{report.seconds:.2f} s")
+    out.print("; ".join(details), markup=False)
+    if report.trusted_on_first_use:
+        where = f"pinned in {state}" if state else "not pinned: pass --state to keep it"
+        out.print(f"trusted the log key on first use ({where})", markup=False)
+    if state is None:
+        out.print("no --state: forks and rollbacks across runs cannot be detected", style="yellow")
