@@ -29,7 +29,9 @@ class MessageCache:
         self.store = store
         self._seen: dict[str, dict[int, tuple[str, int]]] = {}
 
-    def put(self, m: Message, session_id: str, index: int | None, envelope: dict[str, Any] | str) -> None:
+    def put(
+        self, m: Message, session_id: str, index: int | None, envelope: dict[str, Any] | str
+    ) -> None:
         """Insert or update one message. ``index`` only for a decrypted message."""
         body: dict[str, Any] = {"problem": m.problem}
         if m.content is not None:
@@ -37,20 +39,37 @@ class MessageCache:
         sealed = self.store.seal(orjson.dumps(body), _aad(m.conversation_id, m.seq))
         env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
         self.store.write(
-            "INSERT INTO messages (conversation_id, seq, sender, sender_device, sent_at, session_id, message_index, "
+            "INSERT INTO messages (conversation_id, seq, sender, sender_device, sent_at, "
+            "session_id, message_index, "
             "state, code, sealed, envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (conversation_id, seq) DO UPDATE SET state = excluded.state, code = excluded.code, "
+            "ON CONFLICT (conversation_id, seq) DO UPDATE SET state = excluded.state, code = "
+            "excluded.code, "
             "sealed = excluded.sealed, message_index = excluded.message_index",
-            (m.conversation_id, m.seq, m.sender, m.sender_device, m.sent_at, session_id, index, m.state.value,
-             m.code, sealed, env))
+            (
+                m.conversation_id,
+                m.seq,
+                m.sender,
+                m.sender_device,
+                m.sent_at,
+                session_id,
+                index,
+                m.state.value,
+                m.code,
+                sealed,
+                env,
+            ),
+        )
         if index is not None:
             self._seen_for(session_id)[index] = (m.conversation_id, m.seq)
 
     def _seen_for(self, session_id: str) -> dict[int, tuple[str, int]]:
         seen = self._seen.get(session_id)
         if seen is None:
-            rows = self.store.query("SELECT message_index, conversation_id, seq FROM messages "
-                                    "WHERE session_id = ? AND message_index IS NOT NULL", (session_id,))
+            rows = self.store.query(
+                "SELECT message_index, conversation_id, seq FROM messages "
+                "WHERE session_id = ? AND message_index IS NOT NULL",
+                (session_id,),
+            )
             seen = self._seen[session_id] = {r[0]: (r[1], r[2]) for r in rows}
         return seen
 
@@ -66,32 +85,49 @@ class MessageCache:
                 content = content_mod.from_json(body["content"])
             except UnsupportedContent:
                 content = None
-        return Message(r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), content, body.get("problem"), r[6])
+        return Message(
+            r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), content, body.get("problem"), r[6]
+        )
 
     def get(self, conversation_id: str, seq: int) -> Message | None:
-        rows = self.store.query(f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
-                                (conversation_id, seq))
+        rows = self.store.query(
+            f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
+            (conversation_id, seq),
+        )
         return self._row(rows[0]) if rows else None
 
     def history(self, conversation_id: str, after: int = 0, limit: int = 1000) -> list[Message]:
-        rows = self.store.query(f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? "
-                                "ORDER BY seq LIMIT ?", (conversation_id, after, limit))
+        rows = self.store.query(
+            f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (conversation_id, after, limit),
+        )
         return [self._row(r) for r in rows]
 
     def waiting(self, session_id: str) -> list[tuple[dict[str, Any], Message]]:
-        """Messages of ``session_id`` not decrypted yet (waiting or withheld), with their wire form."""
-        rows = self.store.query(f"SELECT {_COLUMNS}, envelope FROM messages WHERE session_id = ? AND state IN (?, ?)",
-                                (session_id, MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value))
+        """Messages of ``session_id`` not decrypted yet (waiting or withheld), in wire form."""
+        rows = self.store.query(
+            f"SELECT {_COLUMNS}, envelope FROM messages WHERE session_id = ? AND state IN (?, ?)",
+            (session_id, MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value),
+        )
         out = []
         for r in rows:
             m = self._row(r)
-            raw = {"conversation_id": m.conversation_id, "seq": m.seq, "sender": m.sender,
-                   "sender_device": m.sender_device, "sent_at": m.sent_at, "envelope": orjson.loads(r[8])}
+            raw = {
+                "conversation_id": m.conversation_id,
+                "seq": m.seq,
+                "sender": m.sender,
+                "sender_device": m.sender_device,
+                "sent_at": m.sent_at,
+                "envelope": orjson.loads(r[8]),
+            }
             out.append((raw, m))
         return out
 
     def count_from(self, conversation_id: str, after: int, sender: str) -> int:
         """Cached messages after ``after`` sent by ``sender``."""
-        rows = self.store.query("SELECT count(*) FROM messages WHERE conversation_id = ? AND seq > ? "
-                                "AND sender = ?", (conversation_id, after, sender))
+        rows = self.store.query(
+            "SELECT count(*) FROM messages WHERE conversation_id = ? AND seq > ? AND sender = ?",
+            (conversation_id, after, sender),
+        )
         return int(rows[0][0])

@@ -40,8 +40,15 @@ HISTORY_PAGE = 500
 
 
 class Client:
-    def __init__(self, http: httpx.AsyncClient, store: DeviceStore, transport: Transport, login: Login,
-                 clock: Clock, stream: bool | None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        store: DeviceStore,
+        transport: Transport,
+        login: Login,
+        clock: Clock,
+        stream: bool | None,
+    ) -> None:
         self.http, self.store, self.transport, self.login_info = http, store, transport, login
         self.crypto = Crypto(store, transport, clock, login.user_id, login.device_id)
         self.syncer = Syncer(self.crypto)
@@ -53,18 +60,47 @@ class Client:
     # -- getting a client -----------------------------------------------------------------
 
     @classmethod
-    async def register(cls, http: httpx.AsyncClient, username: str, password: str, *, store_path: str | Path,
-                       passphrase: str, device_name: str | None = None, kdf: KdfParams | None = None,
-                       clock: Clock | None = None, stream: bool | None = None) -> Client:
+    async def register(
+        cls,
+        http: httpx.AsyncClient,
+        username: str,
+        password: str,
+        *,
+        store_path: str | Path,
+        passphrase: str,
+        device_name: str | None = None,
+        kdf: KdfParams | None = None,
+        clock: Clock | None = None,
+        stream: bool | None = None,
+    ) -> Client:
         """Create an account, then log in as this device (see ``login``)."""
         await Transport(http).register(username, password)
-        return await cls.login(http, username, password, store_path=store_path, passphrase=passphrase,
-                               device_name=device_name, kdf=kdf, clock=clock, stream=stream)
+        return await cls.login(
+            http,
+            username,
+            password,
+            store_path=store_path,
+            passphrase=passphrase,
+            device_name=device_name,
+            kdf=kdf,
+            clock=clock,
+            stream=stream,
+        )
 
     @classmethod
-    async def login(cls, http: httpx.AsyncClient, username: str, password: str, *, store_path: str | Path,
-                    passphrase: str, device_name: str | None = None, kdf: KdfParams | None = None,
-                    clock: Clock | None = None, stream: bool | None = None) -> Client:
+    async def login(
+        cls,
+        http: httpx.AsyncClient,
+        username: str,
+        password: str,
+        *,
+        store_path: str | Path,
+        passphrase: str,
+        device_name: str | None = None,
+        kdf: KdfParams | None = None,
+        clock: Clock | None = None,
+        stream: bool | None = None,
+    ) -> Client:
         """Log in as a new device with a new store: create its keys, publish them, sync once."""
         store = DeviceStore.create(store_path, passphrase, kdf)
         transport = Transport(http)
@@ -72,7 +108,7 @@ class Client:
             result = await transport.login(username, password, device_name)
         except BaseException:
             store.close()
-            Path(store_path).unlink(missing_ok=True)
+            _remove(Path(store_path))
             raise
         transport.token = result.access_token
         login = Login(str(http.base_url), result.user_id, result.device_id, result.access_token)
@@ -84,15 +120,29 @@ class Client:
         return client
 
     @classmethod
-    async def open(cls, http: httpx.AsyncClient, *, store_path: str | Path, passphrase: str,
-                   clock: Clock | None = None, stream: bool | None = None) -> Client:
+    async def open(
+        cls,
+        http: httpx.AsyncClient,
+        *,
+        store_path: str | Path,
+        passphrase: str,
+        clock: Clock | None = None,
+        stream: bool | None = None,
+    ) -> Client:
         """Open an existing device store (``WrongPassphrase`` if the passphrase is wrong)."""
         store = DeviceStore.open(store_path, passphrase)
         login = store.login
         if login is None:
             store.close()
             raise StoreError("this device store holds no login", code="not_logged_in")
-        client = cls(http, store, Transport(http, token=login.access_token), login, clock or SystemClock(), stream)
+        client = cls(
+            http,
+            store,
+            Transport(http, token=login.access_token),
+            login,
+            clock or SystemClock(),
+            stream,
+        )
         await client._ensure_published()
         return client
 
@@ -140,8 +190,14 @@ class Client:
         devices = await self.transport.my_devices()
         await self.crypto.devices.refresh(self.user_id)
         verified = self.crypto.devices.known(self.user_id)
-        return [{**d, "verified": d["device_id"] in verified, "this_device": d["device_id"] == self.device_id}
-                for d in devices]
+        return [
+            {
+                **d,
+                "verified": d["device_id"] in verified,
+                "this_device": d["device_id"] == self.device_id,
+            }
+            for d in devices
+        ]
 
     async def direct(self, user_id: str) -> str:
         """The direct conversation with ``user_id`` (created on first use)."""
@@ -176,14 +232,23 @@ class Client:
             base = max(int(local["read_seq"]), int(conv["joined_from_seq"]) - 1)
             last = int(conv["last_seq"])
             own = self.crypto.cache.count_from(conv["conversation_id"], base, self.user_id)
-            out.append(InboxEntry(conv["conversation_id"], conv["kind"], tuple(conv["members"]), last,
-                                  max(0, last - base - own)))
+            out.append(
+                InboxEntry(
+                    conv["conversation_id"],
+                    conv["kind"],
+                    tuple(conv["members"]),
+                    last,
+                    max(0, last - base - own),
+                )
+            )
         self.store.commit()
         return out
 
     # -- sending --------------------------------------------------------------------------
 
-    async def send(self, conversation_id: str, content: Content | str, *, txn_id: str | None = None) -> Sent:
+    async def send(
+        self, conversation_id: str, content: Content | str, *, txn_id: str | None = None
+    ) -> Sent:
         """Encrypt and send. Safe to retry with the same ``txn_id``: the server stores one copy,
         and a retry after a failure re-sends the same ciphertext."""
         if isinstance(content, str):
@@ -201,8 +266,15 @@ class Client:
         result = await self.transport.send_message(conversation_id, txn_id, envelope)
         self._http_seconds += time.perf_counter() - started
         del self._pending[txn_id]
-        self.crypto.record_sent(envelope, session_id, index, content, int(result["seq"]), int(result["sent_at"]),
-                                conversation_id)
+        self.crypto.record_sent(
+            envelope,
+            session_id,
+            index,
+            content,
+            int(result["seq"]),
+            int(result["sent_at"]),
+            conversation_id,
+        )
         return Sent(conversation_id, int(result["seq"]), int(result["sent_at"]), session_id)
 
     async def share_history(self, conversation_id: str, user_id: str) -> int:
@@ -215,7 +287,9 @@ class Client:
         """One sync: apply everything new and return it as events."""
         return await self.syncer.once(timeout_ms)
 
-    async def listen(self, *, stream: bool | None = None, timeout_ms: int = 25_000) -> AsyncIterator[Event]:
+    async def listen(
+        self, *, stream: bool | None = None, timeout_ms: int = 25_000
+    ) -> AsyncIterator[Event]:
         """Events as they happen: over the WebSocket stream when the server offers it
         (``stream=None`` tries it), else by long-polling."""
         use_stream = self._stream if stream is None else stream
@@ -267,3 +341,9 @@ class Client:
     def cached_history(self, conversation_id: str, limit: int = 50) -> list[Message]:
         """What this device has already decrypted, without asking the server."""
         return self.crypto.cache.history(conversation_id)[-limit:]
+
+
+def _remove(path: Path) -> None:
+    """Remove a store that never got a device (the login failed)."""
+    for extra in ("", "-wal", "-shm"):
+        Path(f"{path}{extra}").unlink(missing_ok=True)

@@ -61,9 +61,12 @@ Content = Text | ShareCard
 
 def encode(conversation_id: str, content: Content) -> bytes:
     if isinstance(content, Text) and len(content.body) > MAX_TEXT:
-        raise UnsupportedContent(f"a text message is at most {MAX_TEXT} characters", code="content_too_large")
-    return orjson.dumps({"v": VERSION, "conversation_id": conversation_id, "type": content.type,
-                         **content.fields()})
+        raise UnsupportedContent(
+            f"a text message is at most {MAX_TEXT} characters", code="content_too_large"
+        )
+    return orjson.dumps(
+        {"v": VERSION, "conversation_id": conversation_id, "type": content.type, **content.fields()}
+    )
 
 
 def _str(d: dict[str, Any], name: str, optional: bool = False) -> Any:
@@ -84,9 +87,13 @@ def decode(conversation_id: str, data: bytes) -> Content:
     if not isinstance(d, dict):
         raise UnsupportedContent("the decrypted payload is not an object")
     if d.get("v") != VERSION:
-        raise UnsupportedContent(f"content version {str(d.get('v'))[:10]!r} is not supported (expected {VERSION})")
+        raise UnsupportedContent(
+            f"content version {str(d.get('v'))[:10]!r} is not supported (expected {VERSION})"
+        )
     if d.get("conversation_id") != conversation_id:
-        raise UnsupportedContent("the message was encrypted for another conversation", code="wrong_conversation")
+        raise UnsupportedContent(
+            "the message was encrypted for another conversation", code="wrong_conversation"
+        )
     return from_json(d)
 
 
@@ -96,7 +103,9 @@ def from_json(d: dict[str, Any]) -> Content:
     if kind == Text.type:
         return Text(_str(d, "body"))
     if kind == ShareCard.type:
-        return ShareCard(_str(d, "title"), _str(d, "url"), _str(d, "preview", True), _str(d, "via", True))
+        return ShareCard(
+            _str(d, "title"), _str(d, "url"), _str(d, "preview", True), _str(d, "via", True)
+        )
     raise UnsupportedContent(f"content type {str(kind)[:40]!r} is not supported")
 
 

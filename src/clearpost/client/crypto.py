@@ -50,7 +50,9 @@ class Stats:
 
 
 class Crypto:
-    def __init__(self, store: DeviceStore, transport: Transport, clock: Clock, user_id: str, device_id: str) -> None:
+    def __init__(
+        self, store: DeviceStore, transport: Transport, clock: Clock, user_id: str, device_id: str
+    ) -> None:
         self.store, self.transport, self.clock = store, transport, clock
         self.user_id, self.device_id = user_id, device_id
         self.devices = DeviceTracker(store, transport, clock, user_id)
@@ -106,25 +108,38 @@ class Crypto:
 
     # -- sending --------------------------------------------------------------------------
 
-    async def encrypt(self, conversation_id: str, content: content_mod.Content) -> tuple[dict[str, Any], str, int]:
+    async def encrypt(
+        self, conversation_id: str, content: content_mod.Content
+    ) -> tuple[dict[str, Any], str, int]:
         """(megolm.v1 envelope, session id, message index), the key shared beforehand."""
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
         async with lock:
             out = await self._ready_outbound(conversation_id)
             started = time.perf_counter()
-            ciphertext, index = self.groups.encrypt(out, content_mod.encode(conversation_id, content))
+            ciphertext, index = self.groups.encrypt(
+                out, content_mod.encode(conversation_id, content)
+            )
             self.stats.crypto += time.perf_counter() - started
             self.stats.messages_encrypted += 1
-        envelope = {"algorithm": MEGOLM_V1, "sender_key": self.olm.curve25519, "session_id": out.session_id,
-                    "device_id": self.device_id, "ciphertext": ciphertext}
+        envelope = {
+            "algorithm": MEGOLM_V1,
+            "sender_key": self.olm.curve25519,
+            "session_id": out.session_id,
+            "device_id": self.device_id,
+            "ciphertext": ciphertext,
+        }
         return envelope, out.session_id, index
 
     async def _ready_outbound(self, conversation_id: str) -> Outbound:
         conv = await self.conversation(conversation_id)
         members = frozenset(conv["members"])
         by_user = await self.devices.devices_for(sorted(members))
-        targets = {(u, d): dev for u, devs in by_user.items() for d, dev in devs.items()
-                   if (u, d) != (self.user_id, self.device_id)}
+        targets = {
+            (u, d): dev
+            for u, devs in by_user.items()
+            for d, dev in devs.items()
+            if (u, d) != (self.user_id, self.device_id)
+        }
         now = self.clock.now_ms()
         out = self.groups.outbound(conversation_id)
         if out is not None:
@@ -134,16 +149,26 @@ class Crypto:
                 out = None
         if out is None:
             out = self.groups.new_outbound(conversation_id, members, now, self.origin)
-        missing = [dev for key, dev in targets.items() if key not in out.shared_with
-                   and now - self._unreachable.get(key, -UNREACHABLE_RETRY_MS) >= UNREACHABLE_RETRY_MS]
+        missing = [
+            dev
+            for key, dev in targets.items()
+            if key not in out.shared_with
+            and now - self._unreachable.get(key, -UNREACHABLE_RETRY_MS) >= UNREACHABLE_RETRY_MS
+        ]
         if missing:
             await self._share(out, missing)
         return out
 
     async def _share(self, out: Outbound, devices: list[Device]) -> None:
         key = control.RoomKey(
-            out.conversation_id, out.session_id, out.session.session_key.to_base64(), False,
-            out.session.message_index, tuple(sorted(out.members)), self.origin)
+            out.conversation_id,
+            out.session_id,
+            out.session.session_key.to_base64(),
+            False,
+            out.session.message_index,
+            tuple(sorted(out.members)),
+            self.origin,
+        )
         content = control.room_key_content(key)
         self.groups.save_outbound(out)
         started = time.perf_counter()
@@ -160,10 +185,26 @@ class Crypto:
         out.dirty = True
         self.commit()
 
-    def record_sent(self, envelope: dict[str, Any], session_id: str, index: int, content: content_mod.Content,
-                    seq: int, sent_at: int, conversation_id: str) -> Message:
+    def record_sent(
+        self,
+        envelope: dict[str, Any],
+        session_id: str,
+        index: int,
+        content: content_mod.Content,
+        seq: int,
+        sent_at: int,
+        conversation_id: str,
+    ) -> Message:
         started = time.perf_counter()
-        msg = Message(conversation_id, seq, self.user_id, self.device_id, sent_at, MessageState.DECRYPTED, content)
+        msg = Message(
+            conversation_id,
+            seq,
+            self.user_id,
+            self.device_id,
+            sent_at,
+            MessageState.DECRYPTED,
+            content,
+        )
         self.cache.put(msg, session_id, index, envelope)
         self.store.mark_read(conversation_id, seq)
         self.stats.store += time.perf_counter() - started
@@ -172,7 +213,9 @@ class Crypto:
 
     # -- receiving: messages --------------------------------------------------------------
 
-    async def receive(self, raw: dict[str, Any], *, known_new: bool = False) -> tuple[Message, bool]:
+    async def receive(
+        self, raw: dict[str, Any], *, known_new: bool = False
+    ) -> tuple[Message, bool]:
         """Decrypt one wire message (from sync or history), through the cache.
 
         Returns (message, changed): ``changed`` is False when the cache already had it in
@@ -182,7 +225,10 @@ class Crypto:
         if cached is not None and cached.state is MessageState.DECRYPTED:
             return cached, False
         msg, session_id, index = self.decrypt(raw)
-        if cached is not None and cached.state == msg.state and cached.code == msg.code:
+        if cached is not None and (
+            (cached.state, cached.code) == (msg.state, msg.code)
+            or (cached.state is MessageState.WITHHELD and msg.state is MessageState.WAITING_FOR_KEY)
+        ):
             return cached, False
         started = time.perf_counter()
         self.cache.put(msg, session_id, index, raw.get("envelope") or {})
@@ -209,42 +255,108 @@ class Crypto:
         sender, sender_device = str(raw["sender"]), str(raw["sender_device"])
         env = raw.get("envelope")
 
-        def result(state: MessageState, problem: str | None = None, code: str | None = None,
-                   content: content_mod.Content | None = None) -> Message:
-            return Message(conv, seq, sender, sender_device, int(raw.get("sent_at", 0)), state, content, problem, code)
+        def result(
+            state: MessageState,
+            problem: str | None = None,
+            code: str | None = None,
+            content: content_mod.Content | None = None,
+        ) -> Message:
+            return Message(
+                conv,
+                seq,
+                sender,
+                sender_device,
+                int(raw.get("sent_at", 0)),
+                state,
+                content,
+                problem,
+                code,
+            )
 
         # 1.
-        if (not isinstance(env, dict) or env.get("algorithm") != MEGOLM_V1
-                or not all(isinstance(env.get(f), str) for f in ("sender_key", "session_id", "device_id", "ciphertext"))):
-            return result(MessageState.FAILED, "this message is not a valid encrypted envelope", "invalid_envelope"), "", None
+        if (
+            not isinstance(env, dict)
+            or env.get("algorithm") != MEGOLM_V1
+            or not all(
+                isinstance(env.get(f), str)
+                for f in ("sender_key", "session_id", "device_id", "ciphertext")
+            )
+        ):
+            return (
+                result(
+                    MessageState.FAILED,
+                    "this message is not a valid encrypted envelope",
+                    "invalid_envelope",
+                ),
+                "",
+                None,
+            )
         session_id = env["session_id"]
         if env["device_id"] != sender_device:
-            return result(MessageState.FAILED, "the envelope names a different device than the one that sent it",
-                          "untrusted_sender"), session_id, None
+            return (
+                result(
+                    MessageState.FAILED,
+                    "the envelope names a different device than the one that sent it",
+                    "untrusted_sender",
+                ),
+                session_id,
+                None,
+            )
         started = time.perf_counter()
         try:
             megolm = vodozemac.MegolmMessage.from_base64(env["ciphertext"])
         except (vodozemac.DecodeException, ValueError):
-            return result(MessageState.FAILED, "the ciphertext does not parse", "tampered"), session_id, None
+            return (
+                result(MessageState.FAILED, "the ciphertext does not parse", "tampered"),
+                session_id,
+                None,
+            )
         # 2.
         inbound = self.groups.inbound(session_id)
         waiting = f"waiting for the key from {sender}'s device {sender_device}"
         if inbound is None:
-            return result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"), session_id, None
+            return (
+                result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"),
+                session_id,
+                None,
+            )
         # 3.
         o = inbound.origin
-        if (inbound.conversation_id != conv or (o.user_id, o.device_id, o.curve25519)
-                != (sender, sender_device, env["sender_key"])):
-            return result(MessageState.FAILED, "the sender of this message is not the device that shared its "
-                          "session key; it was rejected", "untrusted_sender"), session_id, None
+        if inbound.conversation_id != conv or (o.user_id, o.device_id, o.curve25519) != (
+            sender,
+            sender_device,
+            env["sender_key"],
+        ):
+            return (
+                result(
+                    MessageState.FAILED,
+                    "the sender of this message is not the device that shared its "
+                    "session key; it was rejected",
+                    "untrusted_sender",
+                ),
+                session_id,
+                None,
+            )
         # 4.
         try:
             decrypted = inbound.session.decrypt(megolm)
         except vodozemac.MegolmDecryptionException:
             if megolm.message_index() < inbound.first_index:
-                return result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"), session_id, None
-            return result(MessageState.FAILED, "this message was tampered with or corrupted: its signature or "
-                          "MAC does not verify", "tampered"), session_id, None
+                return (
+                    result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"),
+                    session_id,
+                    None,
+                )
+            return (
+                result(
+                    MessageState.FAILED,
+                    "this message was tampered with or corrupted: its signature or "
+                    "MAC does not verify",
+                    "tampered",
+                ),
+                session_id,
+                None,
+            )
         finally:
             self.stats.crypto += time.perf_counter() - started
         self.stats.messages_decrypted += 1
@@ -252,8 +364,16 @@ class Crypto:
         # 5.
         earlier = self.cache.seen(session_id, index)
         if earlier is not None and earlier != (conv, seq):
-            return result(MessageState.FAILED, f"replayed message: its key index was already used by message "
-                          f"{earlier[1]} of {earlier[0]}", "replay"), session_id, None
+            return (
+                result(
+                    MessageState.FAILED,
+                    f"replayed message: its key index was already used by message "
+                    f"{earlier[1]} of {earlier[0]}",
+                    "replay",
+                ),
+                session_id,
+                None,
+            )
         # 6.
         try:
             content = content_mod.decode(conv, decrypted.plaintext)
@@ -283,5 +403,7 @@ class Crypto:
                 payload = await self.olm.decrypt(sender, sender_device, entry.get("envelope"))
                 events += await self.keys.dispatch(payload)
             except (CryptoError, control.InvalidPayload) as exc:
-                log.warning("dropped a to-device message from %s/%s: %s", sender, sender_device, exc.message)
+                log.warning(
+                    "dropped a to-device message from %s/%s: %s", sender, sender_device, exc.message
+                )
         return events

@@ -19,7 +19,9 @@ class ClientError(ClearpostError):
 
     code = "client_error"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int = 0, **extra: Any) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int = 0, **extra: Any
+    ) -> None:
         super().__init__(message, code=code, **extra)
         self.status = status
 

@@ -59,24 +59,35 @@ class KeyShare:
         now = c.clock.now_ms()
         wanted, self._wanted = self._wanted, {}
         for session_id, (conv, sender, device, index) in wanted.items():
-            rows = c.store.query("SELECT requested_ms FROM key_requests WHERE session_id = ?", (session_id,))
+            rows = c.store.query(
+                "SELECT requested_ms FROM key_requests WHERE session_id = ?", (session_id,)
+            )
             if rows and now - rows[0][0] < REQUEST_RETRY_MS:
                 continue
             try:
                 devices = (await c.devices.devices_for([sender]))[sender]
-                targets = [d for d in devices.values() if (d.user_id, d.device_id) != (c.user_id, c.device_id)]
+                targets = [
+                    d
+                    for d in devices.values()
+                    if (d.user_id, d.device_id) != (c.user_id, c.device_id)
+                ]
                 if not targets:
                     continue
-                request = control.KeyRequest(conv, session_id, device, index, secrets.token_urlsafe(12))
+                request = control.KeyRequest(
+                    conv, session_id, device, index, secrets.token_urlsafe(12)
+                )
                 content = control.key_request_content(request)
                 await c.olm.send([(d, control.KEY_REQUEST, content) for d in targets])
             except ClientError as exc:
                 log.warning("could not request a key from %s: %s", sender, exc.message)
                 self._wanted.setdefault(session_id, (conv, sender, device, index))
                 continue
-            c.store.write("INSERT INTO key_requests (session_id, conversation_id, requested_ms) VALUES (?, ?, ?) "
-                          "ON CONFLICT (session_id) DO UPDATE SET requested_ms = excluded.requested_ms",
-                          (session_id, conv, now))
+            c.store.write(
+                "INSERT INTO key_requests (session_id, conversation_id, requested_ms) VALUES (?, "
+                "?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET requested_ms = excluded.requested_ms",
+                (session_id, conv, now),
+            )
             sent += 1
         c.commit()
         return sent
@@ -109,7 +120,9 @@ class KeyShare:
         sender = c.devices.device(p.sender.user_id, p.sender.device_id)
         if sender is None:
             raise UntrustedSender("a room key came from a device we have not verified")
-        as_origin = control.Origin(sender.user_id, sender.device_id, sender.curve25519, sender.ed25519)
+        as_origin = control.Origin(
+            sender.user_id, sender.device_id, sender.curve25519, sender.ed25519
+        )
         try:
             if not key.exported:
                 # 1.
@@ -120,15 +133,23 @@ class KeyShare:
             else:
                 # 2.
                 if sender.user_id not in (key.origin.user_id, c.user_id):
-                    raise UntrustedSender(f"{sender.user_id} forwarded a key of {key.origin.user_id}; refused")
+                    raise UntrustedSender(
+                        f"{sender.user_id} forwarded a key of {key.origin.user_id}; refused"
+                    )
                 origin_dev = c.devices.device(key.origin.user_id, key.origin.device_id)
                 if origin_dev is None and key.origin != as_origin:
                     await c.devices.refresh(key.origin.user_id)
                     origin_dev = c.devices.device(key.origin.user_id, key.origin.device_id)
                 if origin_dev is not None and (origin_dev.curve25519, origin_dev.ed25519) != (
-                        key.origin.curve25519, key.origin.ed25519):
-                    raise UntrustedSender("a forwarded room key names origin keys that do not match")
-                session = vodozemac.InboundGroupSession.import_session(vodozemac.ExportedSessionKey(key.session_key))
+                    key.origin.curve25519,
+                    key.origin.ed25519,
+                ):
+                    raise UntrustedSender(
+                        "a forwarded room key names origin keys that do not match"
+                    )
+                session = vodozemac.InboundGroupSession.import_session(
+                    vodozemac.ExportedSessionKey(key.session_key)
+                )
                 forwarded_by = f"{sender.user_id}/{sender.device_id}"
         except (vodozemac.SessionKeyDecodeException, vodozemac.KeyException, ValueError) as exc:
             raise UntrustedSender("a room key does not decode") from exc
@@ -142,7 +163,9 @@ class KeyShare:
                 raise UntrustedSender("a room key conflicts with the session we already hold")
             if existing.first_index <= session.first_known_index:
                 return []
-        c.groups.save_inbound(Inbound(session, key.conversation_id, key.origin, forwarded_by, key.members))
+        c.groups.save_inbound(
+            Inbound(session, key.conversation_id, key.origin, forwarded_by, key.members)
+        )
         c.store.write("DELETE FROM key_requests WHERE session_id = ?", (key.session_id,))
         self._wanted.pop(key.session_id, None)
         return await c.retry_session(key.session_id)
@@ -187,20 +210,32 @@ class KeyShare:
         exported = inbound.session.export_at(inbound.first_index)
         if exported is None:  # pragma: no cover - the first known index is always exportable
             raise UntrustedSender("cannot export a session")
-        return control.room_key_content(control.RoomKey(
-            inbound.conversation_id, session_id, exported.to_base64(), True, inbound.first_index,
-            inbound.members, inbound.origin))
+        return control.room_key_content(
+            control.RoomKey(
+                inbound.conversation_id,
+                session_id,
+                exported.to_base64(),
+                True,
+                inbound.first_index,
+                inbound.members,
+                inbound.origin,
+            )
+        )
 
     def _withheld(self, p: control.OlmPayload) -> list[Event]:
-        """Show a withheld reason on the messages it concerns (only the sender's devices may say it)."""
+        """Show a withheld reason on the messages it concerns (only the sender's devices may)."""
         c = self.crypto
         notice = control.parse_withheld(p.content)
         events: list[Event] = []
         for raw, msg in c.cache.waiting(notice.session_id):
             if msg.sender != p.sender.user_id or msg.conversation_id != notice.conversation_id:
                 continue
-            updated = replace(msg, state=MessageState.WITHHELD, code=notice.code,
-                              problem=f"{p.sender.user_id} withheld the key: {notice.reason}")
+            updated = replace(
+                msg,
+                state=MessageState.WITHHELD,
+                code=notice.code,
+                problem=f"{p.sender.user_id} withheld the key: {notice.reason}",
+            )
             c.cache.put(updated, notice.session_id, None, raw["envelope"])
             events.append(MessageEvent(updated, updated=True))
         return events

@@ -70,16 +70,28 @@ class GroupSessions:
 
     def outbound(self, conversation_id: str) -> Outbound | None:
         if conversation_id not in self._outbound:
-            rows = self.store.query("SELECT pickle, created_ms, members, shared_with FROM outbound_groups "
-                                    "WHERE conversation_id = ?", (conversation_id,))
-            self._outbound[conversation_id] = None if not rows else Outbound(
-                conversation_id, vodozemac.GroupSession.from_pickle(rows[0][0], self.store.pickle_key),
-                rows[0][1], frozenset(orjson.loads(rows[0][2])),
-                {(u, d) for u, d in orjson.loads(rows[0][3])}, dirty=False)
+            rows = self.store.query(
+                "SELECT pickle, created_ms, members, shared_with FROM outbound_groups "
+                "WHERE conversation_id = ?",
+                (conversation_id,),
+            )
+            self._outbound[conversation_id] = (
+                None
+                if not rows
+                else Outbound(
+                    conversation_id,
+                    vodozemac.GroupSession.from_pickle(rows[0][0], self.store.pickle_key),
+                    rows[0][1],
+                    frozenset(orjson.loads(rows[0][2])),
+                    {(u, d) for u, d in orjson.loads(rows[0][3])},
+                    dirty=False,
+                )
+            )
         return self._outbound[conversation_id]
 
-    def rotation_reason(self, out: Outbound, members: frozenset[str], devices: set[DeviceKey],
-                        now_ms: int) -> str | None:
+    def rotation_reason(
+        self, out: Outbound, members: frozenset[str], devices: set[DeviceKey], now_ms: int
+    ) -> str | None:
         if out.members != members:
             return "membership changed"
         if out.shared_with - devices:
@@ -90,8 +102,9 @@ class GroupSessions:
             return "the session is a week old"
         return None
 
-    def new_outbound(self, conversation_id: str, members: frozenset[str], now_ms: int,
-                     me: control.Origin) -> Outbound:
+    def new_outbound(
+        self, conversation_id: str, members: frozenset[str], now_ms: int, me: control.Origin
+    ) -> Outbound:
         out = Outbound(conversation_id, vodozemac.GroupSession(), now_ms, members)
         self._outbound[conversation_id] = out
         self.save_outbound(out)
@@ -101,12 +114,22 @@ class GroupSessions:
 
     def save_outbound(self, out: Outbound) -> None:
         self.store.write(
-            "INSERT INTO outbound_groups (conversation_id, session_id, pickle, created_ms, members, shared_with) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET session_id = excluded.session_id, "
-            "pickle = excluded.pickle, created_ms = excluded.created_ms, members = excluded.members, "
+            "INSERT INTO outbound_groups (conversation_id, session_id, pickle, created_ms, "
+            "members, shared_with) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET session_id = "
+            "excluded.session_id, "
+            "pickle = excluded.pickle, created_ms = excluded.created_ms, members = "
+            "excluded.members, "
             "shared_with = excluded.shared_with",
-            (out.conversation_id, out.session_id, out.session.pickle(self.store.pickle_key), out.created_ms,
-             orjson.dumps(sorted(out.members)).decode(), orjson.dumps(sorted(out.shared_with)).decode()))
+            (
+                out.conversation_id,
+                out.session_id,
+                out.session.pickle(self.store.pickle_key),
+                out.created_ms,
+                orjson.dumps(sorted(out.members)).decode(),
+                orjson.dumps(sorted(out.shared_with)).decode(),
+            ),
+        )
         out.dirty = False
 
     def flush(self) -> None:
@@ -127,38 +150,71 @@ class GroupSessions:
     def inbound(self, session_id: str) -> Inbound | None:
         if session_id not in self._inbound:
             rows = self.store.query(
-                "SELECT pickle, conversation_id, origin_user, origin_device, origin_curve, origin_ed25519, "
-                "forwarded_by, members FROM inbound_groups WHERE session_id = ?", (session_id,))
-            self._inbound[session_id] = None if not rows else Inbound(
-                vodozemac.InboundGroupSession.from_pickle(rows[0][0], self.store.pickle_key), rows[0][1],
-                control.Origin(rows[0][2], rows[0][3], rows[0][4], rows[0][5]), rows[0][6],
-                tuple(orjson.loads(rows[0][7])))
+                "SELECT pickle, conversation_id, origin_user, origin_device, origin_curve, "
+                "origin_ed25519, "
+                "forwarded_by, members FROM inbound_groups WHERE session_id = ?",
+                (session_id,),
+            )
+            self._inbound[session_id] = (
+                None
+                if not rows
+                else Inbound(
+                    vodozemac.InboundGroupSession.from_pickle(rows[0][0], self.store.pickle_key),
+                    rows[0][1],
+                    control.Origin(rows[0][2], rows[0][3], rows[0][4], rows[0][5]),
+                    rows[0][6],
+                    tuple(orjson.loads(rows[0][7])),
+                )
+            )
         return self._inbound[session_id]
 
     def inbound_for_conversation(self, conversation_id: str) -> list[str]:
-        return [r[0] for r in self.store.query(
-            "SELECT session_id FROM inbound_groups WHERE conversation_id = ?", (conversation_id,))]
+        return [
+            r[0]
+            for r in self.store.query(
+                "SELECT session_id FROM inbound_groups WHERE conversation_id = ?",
+                (conversation_id,),
+            )
+        ]
 
     def save_inbound(self, inbound: Inbound) -> None:
         session_id = inbound.session.session_id
         self._inbound[session_id] = inbound
         o = inbound.origin
         self.store.write(
-            "INSERT INTO inbound_groups (session_id, conversation_id, origin_user, origin_device, origin_curve, "
-            "origin_ed25519, forwarded_by, first_index, members, pickle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO inbound_groups (session_id, conversation_id, origin_user, origin_device, "
+            "origin_curve, "
+            "origin_ed25519, forwarded_by, first_index, members, pickle) VALUES (?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, ?) "
             "ON CONFLICT (session_id) DO UPDATE SET forwarded_by = excluded.forwarded_by, "
             "first_index = excluded.first_index, pickle = excluded.pickle",
-            (session_id, inbound.conversation_id, o.user_id, o.device_id, o.curve25519, o.ed25519,
-             inbound.forwarded_by, inbound.first_index, orjson.dumps(list(inbound.members)).decode(),
-             inbound.session.pickle(self.store.pickle_key)))
+            (
+                session_id,
+                inbound.conversation_id,
+                o.user_id,
+                o.device_id,
+                o.curve25519,
+                o.ed25519,
+                inbound.forwarded_by,
+                inbound.first_index,
+                orjson.dumps(list(inbound.members)).decode(),
+                inbound.session.pickle(self.store.pickle_key),
+            ),
+        )
 
     # -- replay protection ----------------------------------------------------------------
 
     def seen(self, session_id: str, index: int) -> tuple[str, int] | None:
-        rows = self.store.query("SELECT conversation_id, seq FROM seen_indices WHERE session_id = ? "
-                                "AND message_index = ?", (session_id, index))
+        rows = self.store.query(
+            "SELECT conversation_id, seq FROM seen_indices WHERE session_id = ? "
+            "AND message_index = ?",
+            (session_id, index),
+        )
         return (rows[0][0], rows[0][1]) if rows else None
 
     def mark_seen(self, session_id: str, index: int, conversation_id: str, seq: int) -> None:
-        self.store.write("INSERT INTO seen_indices (session_id, message_index, conversation_id, seq) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (session_id, index, conversation_id, seq))
+        self.store.write(
+            "INSERT INTO seen_indices (session_id, message_index, conversation_id, seq) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (session_id, index, conversation_id, seq),
+        )

@@ -43,10 +43,17 @@ class Message:
         return f"({self.problem or self.state.value})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"conversation_id": self.conversation_id, "seq": self.seq, "sender": self.sender,
-                "sender_device": self.sender_device, "sent_at": self.sent_at, "state": self.state.value,
-                "content": to_json(self.content) if self.content is not None else None,
-                "problem": self.problem, "code": self.code}
+        return {
+            "conversation_id": self.conversation_id,
+            "seq": self.seq,
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "sent_at": self.sent_at,
+            "state": self.state.value,
+            "content": to_json(self.content) if self.content is not None else None,
+            "problem": self.problem,
+            "code": self.code,
+        }
 
 
 @dataclass(frozen=True, slots=True)

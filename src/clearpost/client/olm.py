@@ -59,8 +59,14 @@ def _b64decode(text: str) -> bytes:
 
 class OlmMachine:
     def __init__(
-        self, store: DeviceStore, transport: Transport, devices: DeviceTracker, clock: Clock,
-        user_id: str, device_id: str, account: vodozemac.Account,
+        self,
+        store: DeviceStore,
+        transport: Transport,
+        devices: DeviceTracker,
+        clock: Clock,
+        user_id: str,
+        device_id: str,
+        account: vodozemac.Account,
     ) -> None:
         self.store, self.transport, self.devices, self.clock = store, transport, devices, clock
         self.user_id, self.device_id = user_id, device_id
@@ -70,8 +76,15 @@ class OlmMachine:
         self._wedged: set[str] = set()
 
     @classmethod
-    def load(cls, store: DeviceStore, transport: Transport, devices: DeviceTracker, clock: Clock,
-             user_id: str, device_id: str) -> OlmMachine:
+    def load(
+        cls,
+        store: DeviceStore,
+        transport: Transport,
+        devices: DeviceTracker,
+        clock: Clock,
+        user_id: str,
+        device_id: str,
+    ) -> OlmMachine:
         pickled = store.get_meta("account")
         if pickled is None:
             machine = cls(store, transport, devices, clock, user_id, device_id, vodozemac.Account())
@@ -100,17 +113,25 @@ class OlmMachine:
         return {**obj, "signatures": {self.user_id: {f"ed25519:{self.device_id}": sig}}}
 
     def device_keys(self) -> dict[str, Any]:
-        return self.sign({
-            "user_id": self.user_id, "device_id": self.device_id, "algorithms": list(ALGORITHMS),
-            "keys": {f"curve25519:{self.device_id}": self.curve25519,
-                     f"ed25519:{self.device_id}": self.ed25519},
-        })
+        return self.sign(
+            {
+                "user_id": self.user_id,
+                "device_id": self.device_id,
+                "algorithms": list(ALGORITHMS),
+                "keys": {
+                    f"curve25519:{self.device_id}": self.curve25519,
+                    f"ed25519:{self.device_id}": self.ed25519,
+                },
+            }
+        )
 
     async def publish_identity(self) -> int:
         """Upload the self-signed identity keys (idempotent); returns the server's key count."""
         return await self.transport.upload_device_keys(self.device_id, self.device_keys())
 
-    async def maintain_keys(self, unclaimed: int, fallback_used: bool, *, force_fallback: bool = False) -> None:
+    async def maintain_keys(
+        self, unclaimed: int, fallback_used: bool, *, force_fallback: bool = False
+    ) -> None:
         """Keep ``ONE_TIME_KEY_TARGET`` one-time keys published; replace a used fallback key.
 
         Keys are generated and saved before they are uploaded, and uploaded again if a
@@ -123,15 +144,19 @@ class OlmMachine:
         if fallback_used or force_fallback:
             _generate_fallback_key(self.account)
             self._account_dirty = True
-        otks = {f"signed_curve25519:{kid}": self.sign({"key": k.to_base64()})
-                for kid, k in self.account.one_time_keys.items()}
-        fallback = {f"signed_curve25519:{kid}": self.sign({"key": k.to_base64(), "fallback": True})
-                    for kid, k in _fallback_key(self.account).items()}
+        otks = {
+            f"signed_curve25519:{kid}": self.sign({"key": k.to_base64()})
+            for kid, k in self.account.one_time_keys.items()
+        }
+        fallback = {
+            f"signed_curve25519:{kid}": self.sign({"key": k.to_base64(), "fallback": True})
+            for kid, k in _fallback_key(self.account).items()
+        }
         if not otks and not fallback:
             return
         self.flush()
         for start in range(0, max(len(otks), 1), 100):
-            chunk = dict(list(otks.items())[start:start + 100])
+            chunk = dict(list(otks.items())[start : start + 100])
             await self.transport.upload_one_time_keys(chunk, fallback or None)
             fallback = {}
         self.account.mark_keys_as_published()
@@ -149,21 +174,34 @@ class OlmMachine:
         for curve, sessions in self._sessions.items():
             for s in sessions:
                 if s.dirty:
-                    rows.append((curve, s.session.session_id, s.session.pickle(self.store.pickle_key),
-                                 s.created_ms, s.last_used_ms))
+                    rows.append(
+                        (
+                            curve,
+                            s.session.session_id,
+                            s.session.pickle(self.store.pickle_key),
+                            s.created_ms,
+                            s.last_used_ms,
+                        )
+                    )
                     s.dirty = False
         self.store.write_many(
             "INSERT INTO olm_sessions (curve_key, session_id, pickle, created_ms, last_used_ms) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (curve_key, session_id) DO UPDATE SET "
-            "pickle = excluded.pickle, last_used_ms = excluded.last_used_ms", rows)
+            "pickle = excluded.pickle, last_used_ms = excluded.last_used_ms",
+            rows,
+        )
         self.store.commit()
 
     def _sessions_for(self, curve: str) -> list[_Session]:
         if curve not in self._sessions:
-            rows = self.store.query("SELECT pickle, created_ms, last_used_ms FROM olm_sessions "
-                                    "WHERE curve_key = ? ORDER BY last_used_ms DESC", (curve,))
+            rows = self.store.query(
+                "SELECT pickle, created_ms, last_used_ms FROM olm_sessions "
+                "WHERE curve_key = ? ORDER BY last_used_ms DESC",
+                (curve,),
+            )
             self._sessions[curve] = [
-                _Session(vodozemac.Session.from_pickle(r[0], self.store.pickle_key), r[1], r[2]) for r in rows
+                _Session(vodozemac.Session.from_pickle(r[0], self.store.pickle_key), r[1], r[2])
+                for r in rows
             ]
         return self._sessions[curve]
 
@@ -181,8 +219,11 @@ class OlmMachine:
         Claims one-time keys for devices we have no working session with (verifying each
         key's signature by that device). Returns the devices that could not be reached."""
         unreachable: set[tuple[str, str]] = set()
-        need = {d.curve25519: d for d, _, _ in items
-                if d.curve25519 in self._wedged or not self._sessions_for(d.curve25519)}
+        need = {
+            d.curve25519: d
+            for d, _, _ in items
+            if d.curve25519 in self._wedged or not self._sessions_for(d.curve25519)
+        }
         if need:
             wanted: dict[str, list[str]] = {}
             for d in need.values():
@@ -196,39 +237,66 @@ class OlmMachine:
                     otk = parse_signed_key(entry["key"], d.user_id, d.device_id, d.ed25519)
                     session = self.account.create_outbound_session(
                         vodozemac.Curve25519PublicKey.from_base64(d.curve25519),
-                        vodozemac.Curve25519PublicKey.from_base64(otk))
-                except (CryptoError, InvalidInput, KeyError, TypeError, vodozemac.KeyException) as exc:
-                    log.warning("cannot start an Olm session with %s/%s: %s", d.user_id, d.device_id, exc)
+                        vodozemac.Curve25519PublicKey.from_base64(otk),
+                    )
+                except (
+                    CryptoError,
+                    InvalidInput,
+                    KeyError,
+                    TypeError,
+                    vodozemac.KeyException,
+                ) as exc:
+                    log.warning(
+                        "cannot start an Olm session with %s/%s: %s", d.user_id, d.device_id, exc
+                    )
                     unreachable.add((d.user_id, d.device_id))
                     continue
                 self._add_session(d.curve25519, session)
                 self._wedged.discard(d.curve25519)
-        messages: dict[str, dict[str, Any]] = {}
+        layers: list[dict[str, dict[str, Any]]] = []  # at most one envelope per device per request
         for d, kind, content in items:
             if (d.user_id, d.device_id) in unreachable:
                 continue
             current = self._sessions_for(d.curve25519)[0]
-            plaintext = control.build(kind, content, self.ref, control.DeviceRef(d.user_id, d.device_id, d.ed25519))
+            plaintext = control.build(
+                kind, content, self.ref, control.DeviceRef(d.user_id, d.device_id, d.ed25519)
+            )
             kind_no, body = current.session.encrypt(plaintext).to_parts()
             current.last_used_ms, current.dirty = self.clock.now_ms(), True
-            messages.setdefault(d.user_id, {})[d.device_id] = {
-                "algorithm": OLM_V1, "sender_key": self.curve25519,
-                "ciphertext": {d.curve25519: {"type": kind_no, "body": base64.b64encode(body).decode().rstrip("=")}},
+            envelope = {
+                "algorithm": OLM_V1,
+                "sender_key": self.curve25519,
+                "ciphertext": {
+                    d.curve25519: {
+                        "type": kind_no,
+                        "body": base64.b64encode(body).decode().rstrip("="),
+                    }
+                },
             }
+            layer = next((la for la in layers if d.device_id not in la.get(d.user_id, {})), None)
+            if layer is None:
+                layer = {}
+                layers.append(layer)
+            layer.setdefault(d.user_id, {})[d.device_id] = envelope
         self.flush()  # ratchets are saved before any ciphertext leaves
-        flat = [(u, dev, env) for u, by_dev in messages.items() for dev, env in by_dev.items()]
-        for start in range(0, len(flat), TO_DEVICE_CHUNK):
-            chunk: dict[str, dict[str, Any]] = {}
-            for u, dev, env in flat[start:start + TO_DEVICE_CHUNK]:
-                chunk.setdefault(u, {})[dev] = env
-            result = await self.transport.send_to_device("td" + secrets.token_urlsafe(16), chunk)
-            for gone in result.get("unknown_devices", []):
-                unreachable.add((str(gone["user_id"]), str(gone["device_id"])))
+        for layer in layers:
+            flat = [(u, dev, env) for u, by_dev in layer.items() for dev, env in by_dev.items()]
+            for start in range(0, len(flat), TO_DEVICE_CHUNK):
+                chunk: dict[str, dict[str, Any]] = {}
+                for u, dev, env in flat[start : start + TO_DEVICE_CHUNK]:
+                    chunk.setdefault(u, {})[dev] = env
+                result = await self.transport.send_to_device(
+                    "td" + secrets.token_urlsafe(16), chunk
+                )
+                for gone in result.get("unknown_devices", []):
+                    unreachable.add((str(gone["user_id"]), str(gone["device_id"])))
         return unreachable
 
     # -- receiving ------------------------------------------------------------------------
 
-    async def decrypt(self, sender_user: str, sender_device: str, envelope: Any) -> control.OlmPayload:
+    async def decrypt(
+        self, sender_user: str, sender_device: str, envelope: Any
+    ) -> control.OlmPayload:
         """Decrypt and check one to-device envelope.
 
         Steps:
@@ -246,7 +314,9 @@ class OlmMachine:
             raise DecryptionFailed(f"a to-device envelope is malformed: {exc.message}") from exc
         mine = env["ciphertext"].get(self.curve25519)
         if mine is None:
-            raise DecryptionFailed("a to-device envelope holds no ciphertext for this device", code="not_for_us")
+            raise DecryptionFailed(
+                "a to-device envelope holds no ciphertext for this device", code="not_for_us"
+            )
         # 2.
         device = self.devices.device(sender_user, sender_device)
         if device is None or device.curve25519 != env["sender_key"]:
@@ -256,16 +326,24 @@ class OlmMachine:
                 raise UntrustedSender(f"cannot look up the devices of {sender_user}") from exc
             device = self.devices.device(sender_user, sender_device)
         if device is None or device.curve25519 != env["sender_key"]:
-            raise UntrustedSender(f"a to-device message claims to come from {sender_user}/{sender_device}, "
-                                  "whose verified keys do not match")
+            raise UntrustedSender(
+                f"a to-device message claims to come from {sender_user}/{sender_device}, "
+                "whose verified keys do not match"
+            )
         # 3.
-        plaintext = self._olm_decrypt(device.curve25519, int(mine["type"]), _b64decode(mine["body"]))
+        plaintext = self._olm_decrypt(
+            device.curve25519, int(mine["type"]), _b64decode(mine["body"])
+        )
         # 4.
         payload = control.parse(plaintext)
         if payload.sender != control.DeviceRef(sender_user, sender_device, device.ed25519):
-            raise UntrustedSender("a to-device payload names a different sender than the one that sent it")
+            raise UntrustedSender(
+                "a to-device payload names a different sender than the one that sent it"
+            )
         if payload.recipient != self.ref:
-            raise UntrustedSender("a to-device payload was addressed to another device", code="not_for_us")
+            raise UntrustedSender(
+                "a to-device payload was addressed to another device", code="not_for_us"
+            )
         return payload
 
     def _olm_decrypt(self, curve: str, kind: int, body: bytes) -> bytes:
@@ -289,7 +367,8 @@ class OlmMachine:
             raise DecryptionFailed("an Olm message matches none of our sessions with its sender")
         try:
             session, plaintext = self.account.create_inbound_session(
-                vodozemac.Curve25519PublicKey.from_base64(curve), prekey)
+                vodozemac.Curve25519PublicKey.from_base64(curve), prekey
+            )
         except (vodozemac.SessionCreationException, vodozemac.KeyException) as exc:
             raise DecryptionFailed("cannot open an Olm session from a pre-key message") from exc
         self._account_dirty = True  # the one-time key it used is gone now

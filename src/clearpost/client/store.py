@@ -6,10 +6,11 @@ cursor, known devices of other users, conversations, and a cache of decrypted me
 
 How it is protected:
 
-1. A 64-byte master secret is derived from the passphrase with argon2id and a random
+1. A 96-byte master secret is derived from the passphrase with argon2id and a random
    16-byte salt stored in the file (with the cost parameters). There is no default key.
-2. The first 32 bytes are the vodozemac pickle key; the last 32 are an AES-256-GCM key
-   that seals everything else secret (access token, message bodies, withheld reasons).
+2. The first 32 bytes are the vodozemac pickle key; the other 64 are the two keys of the
+   sealer (``_seal``) that protects everything else secret (access token, message
+   bodies, withheld reasons) with authenticated encryption.
 3. A verifier (a known value sealed at creation) is checked at open, so a wrong
    passphrase fails there with ``WrongPassphrase``, never later with garbage.
 4. Nothing depends on the file's path: a copy opens anywhere with the right passphrase.
@@ -23,6 +24,7 @@ The file is opened in SQLite's exclusive locking mode: one process at a time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -33,9 +35,8 @@ from typing import Any
 
 import orjson
 from argon2.low_level import Type, hash_secret_raw
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from clearpost.client._seal import SealBroken, Sealer
 from clearpost.client.errors import StoreError, WrongPassphrase
 
 FORMAT = 1
@@ -45,7 +46,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS olm_sessions (
     curve_key TEXT NOT NULL, session_id TEXT NOT NULL, pickle TEXT NOT NULL,
-    created_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL, PRIMARY KEY (curve_key, session_id));
+    created_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL,
+    PRIMARY KEY (curve_key, session_id));
 CREATE TABLE IF NOT EXISTS outbound_groups (
     conversation_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, pickle TEXT NOT NULL,
     created_ms INTEGER NOT NULL, members TEXT NOT NULL, shared_with TEXT NOT NULL);
@@ -91,10 +93,17 @@ class Login:
 
 def _derive(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
     if not passphrase:
-        raise StoreError("a passphrase is required to open the device store", code="passphrase_required")
+        raise StoreError(
+            "a passphrase is required to open the device store", code="passphrase_required"
+        )
     return hash_secret_raw(
-        passphrase.encode(), salt, time_cost=kdf.time_cost, memory_cost=kdf.memory_kib,
-        parallelism=kdf.parallelism, hash_len=64, type=Type.ID,
+        passphrase.encode(),
+        salt,
+        time_cost=kdf.time_cost,
+        memory_cost=kdf.memory_kib,
+        parallelism=kdf.parallelism,
+        hash_len=96,
+        type=Type.ID,
     )
 
 
@@ -106,7 +115,7 @@ class DeviceStore:
         self.path = path
         self._conn = conn
         self.pickle_key = master[:32]
-        self._aead = AESGCM(master[32:])
+        self._sealer = Sealer(master[32:64], master[64:96])
         self._in_txn = False
 
     # -- opening --------------------------------------------------------------------------
@@ -127,16 +136,18 @@ class DeviceStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     store._exec(statement)
-            params = {"salt": base64.b64encode(salt).decode(), "time_cost": kdf.time_cost,
-                      "memory_kib": kdf.memory_kib, "parallelism": kdf.parallelism}
+            params = {
+                "salt": base64.b64encode(salt).decode(),
+                "time_cost": kdf.time_cost,
+                "memory_kib": kdf.memory_kib,
+                "parallelism": kdf.parallelism,
+            }
             store.set_meta("format", str(FORMAT).encode())
             store.set_meta("kdf", orjson.dumps(params))
             store.set_meta("verifier", store.seal(_VERIFIER, b"verifier"))
             store.set_meta("open", b"0")
-        try:
+        with contextlib.suppress(OSError):
             os.chmod(path, 0o600)
-        except OSError:
-            pass
         return store
 
     @classmethod
@@ -147,21 +158,37 @@ class DeviceStore:
             raise StoreError(f"no device store at {path}", code="store_missing")
         conn = _connect(path)
         try:
-            rows = dict(conn.execute("SELECT name, value FROM meta WHERE name IN ('format', 'kdf', 'verifier')"))
+            rows = dict(
+                conn.execute(
+                    "SELECT name, value FROM meta WHERE name IN ('format', 'kdf', 'verifier')"
+                )
+            )
         except sqlite3.OperationalError as exc:
             conn.close()
             if "locked" in str(exc):
-                raise StoreError(f"the device store {path} is in use by another process",
-                                 code="store_locked") from exc
-            raise StoreError(f"{path} is not a Clearpost device store", code="store_corrupt") from exc
+                raise StoreError(
+                    f"the device store {path} is in use by another process", code="store_locked"
+                ) from exc
+            raise StoreError(
+                f"{path} is not a Clearpost device store", code="store_corrupt"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{path} is not a Clearpost device store", code="store_corrupt") from exc
-        if set(rows) != {"format", "kdf", "verifier"} or bytes(rows["format"]) != str(FORMAT).encode():
+            raise StoreError(
+                f"{path} is not a Clearpost device store", code="store_corrupt"
+            ) from exc
+        if (
+            set(rows) != {"format", "kdf", "verifier"}
+            or bytes(rows["format"]) != str(FORMAT).encode()
+        ):
             conn.close()
-            raise StoreError(f"{path} is not a Clearpost device store of format {FORMAT}", code="store_corrupt")
+            raise StoreError(
+                f"{path} is not a Clearpost device store of format {FORMAT}", code="store_corrupt"
+            )
         params = orjson.loads(rows["kdf"])
-        kdf = KdfParams(int(params["time_cost"]), int(params["memory_kib"]), int(params["parallelism"]))
+        kdf = KdfParams(
+            int(params["time_cost"]), int(params["memory_kib"]), int(params["parallelism"])
+        )
         master = _derive(passphrase, base64.b64decode(params["salt"]), kdf)
         store = cls(path, conn, master)
         try:
@@ -191,14 +218,13 @@ class DeviceStore:
     # -- sealing --------------------------------------------------------------------------
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
-        """AES-256-GCM with a random nonce; ``aad`` binds the value to its place."""
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, data, aad)
+        """Authenticated encryption; ``aad`` binds the value to its place in the store."""
+        return self._sealer.seal(data, aad)
 
     def unseal(self, blob: bytes, aad: bytes) -> bytes:
         try:
-            return self._aead.decrypt(blob[:12], blob[12:], aad)
-        except InvalidTag as exc:
+            return self._sealer.unseal(blob, aad)
+        except SealBroken as exc:
             raise WrongPassphrase("a sealed value in the device store does not open") from exc
 
     # -- transactions ---------------------------------------------------------------------
@@ -246,8 +272,11 @@ class DeviceStore:
         return bytes(row[0]) if row else None
 
     def set_meta(self, name: str, value: bytes) -> None:
-        self._exec("INSERT INTO meta (name, value) VALUES (?, ?) "
-                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+        self._exec(
+            "INSERT INTO meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
 
     def get_sealed(self, name: str) -> bytes | None:
         blob = self.get_meta(name)
@@ -265,9 +294,17 @@ class DeviceStore:
         return Login(d["server"], d["user_id"], d["device_id"], d["access_token"])
 
     def set_login(self, login: Login) -> None:
-        self.set_sealed("login", orjson.dumps({"server": login.server, "user_id": login.user_id,
-                                               "device_id": login.device_id,
-                                               "access_token": login.access_token}))
+        self.set_sealed(
+            "login",
+            orjson.dumps(
+                {
+                    "server": login.server,
+                    "user_id": login.user_id,
+                    "device_id": login.device_id,
+                    "access_token": login.access_token,
+                }
+            ),
+        )
 
     @property
     def cursor(self) -> str | None:
@@ -281,39 +318,65 @@ class DeviceStore:
 
     def save_conversation(self, conv: dict[str, Any]) -> None:
         self._exec(
-            "INSERT INTO conversations (conversation_id, kind, created_by, members, joined_from_seq, last_seq) "
+            "INSERT INTO conversations (conversation_id, kind, created_by, members, "
+            "joined_from_seq, last_seq) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET "
             "members = excluded.members, joined_from_seq = excluded.joined_from_seq, "
             "last_seq = max(conversations.last_seq, excluded.last_seq), kind = excluded.kind",
-            (conv["conversation_id"], conv["kind"], conv["created_by"], orjson.dumps(conv["members"]).decode(),
-             int(conv["joined_from_seq"]), int(conv["last_seq"])),
+            (
+                conv["conversation_id"],
+                conv["kind"],
+                conv["created_by"],
+                orjson.dumps(conv["members"]).decode(),
+                int(conv["joined_from_seq"]),
+                int(conv["last_seq"]),
+            ),
         )
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
-        rows = self.query("SELECT conversation_id, kind, created_by, members, joined_from_seq, last_seq, read_seq "
-                          "FROM conversations WHERE conversation_id = ?", (conversation_id,))
+        rows = self.query(
+            "SELECT conversation_id, kind, created_by, members, joined_from_seq, last_seq, "
+            "read_seq "
+            "FROM conversations WHERE conversation_id = ?",
+            (conversation_id,),
+        )
         return _conv(rows[0]) if rows else None
 
     def conversations(self) -> list[dict[str, Any]]:
-        rows = self.query("SELECT conversation_id, kind, created_by, members, joined_from_seq, last_seq, read_seq "
-                          "FROM conversations ORDER BY conversation_id")
+        rows = self.query(
+            "SELECT conversation_id, kind, created_by, members, joined_from_seq, last_seq, "
+            "read_seq "
+            "FROM conversations ORDER BY conversation_id"
+        )
         return [_conv(r) for r in rows]
 
     def forget_conversation(self, conversation_id: str) -> None:
         self._exec("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
 
     def mark_read(self, conversation_id: str, seq: int) -> None:
-        self._exec("UPDATE conversations SET read_seq = max(read_seq, ?), last_seq = max(last_seq, ?) "
-                   "WHERE conversation_id = ?", (seq, seq, conversation_id))
+        self._exec(
+            "UPDATE conversations SET read_seq = max(read_seq, ?), last_seq = max(last_seq, ?) "
+            "WHERE conversation_id = ?",
+            (seq, seq, conversation_id),
+        )
 
     def bump_last_seq(self, conversation_id: str, seq: int) -> None:
-        self._exec("UPDATE conversations SET last_seq = max(last_seq, ?) WHERE conversation_id = ?",
-                   (seq, conversation_id))
+        self._exec(
+            "UPDATE conversations SET last_seq = max(last_seq, ?) WHERE conversation_id = ?",
+            (seq, conversation_id),
+        )
 
 
 def _conv(r: Any) -> dict[str, Any]:
-    return {"conversation_id": r[0], "kind": r[1], "created_by": r[2], "members": orjson.loads(r[3]),
-            "joined_from_seq": r[4], "last_seq": r[5], "read_seq": r[6]}
+    return {
+        "conversation_id": r[0],
+        "kind": r[1],
+        "created_by": r[2],
+        "members": orjson.loads(r[3]),
+        "joined_from_seq": r[4],
+        "last_seq": r[5],
+        "read_seq": r[6],
+    }
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -326,8 +389,12 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:
         conn.close()
         if "locked" in str(exc):
-            raise StoreError(f"the device store {path} is in use by another process", code="store_locked") from exc
-        raise StoreError(f"cannot open the device store {path}: {exc}", code="store_corrupt") from exc
+            raise StoreError(
+                f"the device store {path} is in use by another process", code="store_locked"
+            ) from exc
+        raise StoreError(
+            f"cannot open the device store {path}: {exc}", code="store_corrupt"
+        ) from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"{path} is not a Clearpost device store", code="store_corrupt") from exc

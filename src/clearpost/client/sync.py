@@ -56,7 +56,9 @@ class Syncer:
                 try:
                     change = await c.devices.refresh(str(ev.get("user_id")))
                 except ClientError as exc:
-                    log.warning("could not refresh the devices of %s: %s", ev.get("user_id"), exc.message)
+                    log.warning(
+                        "could not refresh the devices of %s: %s", ev.get("user_id"), exc.message
+                    )
                     c.devices.mark_stale(str(ev.get("user_id")))
                     continue
                 if change is not None:
@@ -108,18 +110,26 @@ class Syncer:
 
         url = self.transport.stream_url(self.store.cursor)
         try:
-            ws = await connect(url, additional_headers=self.transport.auth_headers(), max_size=8 << 20,
-                               open_timeout=5)
+            ws = await connect(
+                url,
+                additional_headers=self.transport.auth_headers(),
+                max_size=8 << 20,
+                open_timeout=5,
+            )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise ClientError(f"the WebSocket stream is not available ({type(exc).__name__})",
-                              code="stream_unavailable") from exc
+            raise ClientError(
+                f"the WebSocket stream is not available ({type(exc).__name__})",
+                code="stream_unavailable",
+            ) from exc
         try:
             async for frame in ws:
                 data = orjson.loads(frame)
                 for event in await self.process(data):
                     yield event
         except WebSocketException as exc:
-            raise ClientError(f"the WebSocket stream ended ({type(exc).__name__})", code="stream_closed") from exc
+            raise ClientError(
+                f"the WebSocket stream ended ({type(exc).__name__})", code="stream_closed"
+            ) from exc
         finally:
             await ws.close()
         reason = ws.close_reason or "closed"

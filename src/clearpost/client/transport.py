@@ -43,8 +43,13 @@ def _seg(value: str) -> str:
 
 class Transport:
     def __init__(
-        self, http: httpx.AsyncClient, *, token: str | None = None, attempts: int = 5,
-        backoff: float = 0.1, sleep: Sleep = asyncio.sleep,
+        self,
+        http: httpx.AsyncClient,
+        *,
+        token: str | None = None,
+        attempts: int = 5,
+        backoff: float = 0.1,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.http = http
         self.token = token
@@ -60,8 +65,15 @@ class Transport:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def request(
-        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
-        idempotent: bool | None = None, auth: bool = True, timeout: float | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool | None = None,
+        auth: bool = True,
+        timeout: float | None = None,
     ) -> Any:
         """Send one request; return its JSON body (None for 204). Raise ``ClientError``."""
         if idempotent is None:
@@ -88,7 +100,9 @@ class Transport:
                 delay *= 2
                 continue
             status = response.status_code
-            retry = status in _RETRY_STATUS_ALWAYS or (idempotent and status in _RETRY_STATUS_IDEMPOTENT)
+            retry = status in _RETRY_STATUS_ALWAYS or (
+                idempotent and status in _RETRY_STATUS_IDEMPOTENT
+            )
             if retry and not last:
                 await self._sleep(_retry_after(response, delay))
                 delay *= 2
@@ -99,13 +113,23 @@ class Transport:
     # -- accounts -------------------------------------------------------------------------
 
     async def register(self, username: str, password: str) -> str:
-        out = await self.request("POST", "/v1/accounts", body={"username": username, "password": password},
-                                 auth=False, idempotent=False)
+        out = await self.request(
+            "POST",
+            "/v1/accounts",
+            body={"username": username, "password": password},
+            auth=False,
+            idempotent=False,
+        )
         return str(out["user_id"])
 
     async def login(self, username: str, password: str, device_name: str | None) -> LoginResult:
-        out = await self.request("POST", "/v1/login", auth=False, idempotent=False,
-                                 body={"username": username, "password": password, "device_name": device_name})
+        out = await self.request(
+            "POST",
+            "/v1/login",
+            auth=False,
+            idempotent=False,
+            body={"username": username, "password": password, "device_name": device_name},
+        )
         return LoginResult(str(out["user_id"]), str(out["device_id"]), str(out["access_token"]))
 
     async def logout(self) -> None:
@@ -121,7 +145,9 @@ class Transport:
     # -- keys -----------------------------------------------------------------------------
 
     async def upload_device_keys(self, device_id: str, device_keys: dict[str, Any]) -> int:
-        out = await self.request("PUT", f"/v1/devices/{_seg(device_id)}/keys", body={"device_keys": device_keys})
+        out = await self.request(
+            "PUT", f"/v1/devices/{_seg(device_id)}/keys", body={"device_keys": device_keys}
+        )
         return int(out["one_time_key_counts"]["signed_curve25519"])
 
     async def upload_one_time_keys(
@@ -134,24 +160,36 @@ class Transport:
         out = await self.request("POST", "/v1/keys/one-time", body=body, idempotent=True)
         return int(out["one_time_key_counts"]["signed_curve25519"])
 
-    async def claim_keys(self, devices: dict[str, list[str]]) -> dict[str, dict[str, dict[str, Any]]]:
-        out = await self.request("POST", "/v1/keys/claim", body={"devices": devices}, idempotent=False)
+    async def claim_keys(
+        self, devices: dict[str, list[str]]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        out = await self.request(
+            "POST", "/v1/keys/claim", body={"devices": devices}, idempotent=False
+        )
         return dict(out["one_time_keys"])
 
     async def user_devices(self, user_id: str) -> list[dict[str, Any]]:
         out = await self.request("GET", f"/v1/users/{_seg(user_id)}/devices")
         return list(out["devices"])
 
-    async def send_to_device(self, txn_id: str, messages: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        out = await self.request("PUT", f"/v1/to-device/{_seg(txn_id)}", body={"messages": messages})
+    async def send_to_device(
+        self, txn_id: str, messages: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        out = await self.request(
+            "PUT", f"/v1/to-device/{_seg(txn_id)}", body={"messages": messages}
+        )
         return dict(out)
 
     # -- conversations --------------------------------------------------------------------
 
     async def create_conversation(self, kind: str, members: list[str]) -> dict[str, Any]:
         # A direct conversation is found-or-created, so a retry is harmless; a group is not.
-        out = await self.request("POST", "/v1/conversations", body={"kind": kind, "members": members},
-                                 idempotent=kind == "direct")
+        out = await self.request(
+            "POST",
+            "/v1/conversations",
+            body={"kind": kind, "members": members},
+            idempotent=kind == "direct",
+        )
         return dict(out)
 
     async def conversations(self) -> list[dict[str, Any]]:
@@ -162,24 +200,41 @@ class Transport:
         return dict(await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}"))
 
     async def add_member(self, conversation_id: str, user_id: str) -> dict[str, Any]:
-        out = await self.request("POST", f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}",
-                                 idempotent=False)
+        out = await self.request(
+            "POST",
+            f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}",
+            idempotent=False,
+        )
         return dict(out)
 
     async def remove_member(self, conversation_id: str, user_id: str) -> None:
-        await self.request("DELETE", f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}")
+        await self.request(
+            "DELETE", f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}"
+        )
 
     async def leave(self, conversation_id: str) -> None:
-        await self.request("POST", f"/v1/conversations/{_seg(conversation_id)}/leave", idempotent=False)
+        await self.request(
+            "POST", f"/v1/conversations/{_seg(conversation_id)}/leave", idempotent=False
+        )
 
-    async def send_message(self, conversation_id: str, txn_id: str, envelope: dict[str, Any]) -> dict[str, Any]:
-        out = await self.request("PUT", f"/v1/conversations/{_seg(conversation_id)}/messages/{_seg(txn_id)}",
-                                 body=envelope)
+    async def send_message(
+        self, conversation_id: str, txn_id: str, envelope: dict[str, Any]
+    ) -> dict[str, Any]:
+        out = await self.request(
+            "PUT",
+            f"/v1/conversations/{_seg(conversation_id)}/messages/{_seg(txn_id)}",
+            body=envelope,
+        )
         return dict(out)
 
-    async def messages(self, conversation_id: str, after: int = 0, limit: int = 100) -> dict[str, Any]:
-        out = await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}/messages",
-                                 params={"after": after, "limit": limit})
+    async def messages(
+        self, conversation_id: str, after: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        out = await self.request(
+            "GET",
+            f"/v1/conversations/{_seg(conversation_id)}/messages",
+            params={"after": after, "limit": limit},
+        )
         return dict(out)
 
     # -- sync -----------------------------------------------------------------------------
@@ -209,20 +264,24 @@ def _retry_after(response: httpx.Response, default: float) -> float:
 
 def _decode(response: httpx.Response) -> Any:
     status = response.status_code
-    if status == 204 or not response.content:
-        if status < 400:
-            return None
+    if (status == 204 or not response.content) and status < 400:
+        return None
     try:
         body = orjson.loads(response.content) if response.content else None
     except orjson.JSONDecodeError:
         body = None
     if status < 400:
         if body is None:
-            raise ClientError(f"the server sent a response that is not JSON (HTTP {status})",
-                              code="bad_response", status=status)
+            raise ClientError(
+                f"the server sent a response that is not JSON (HTTP {status})",
+                code="bad_response",
+                status=status,
+            )
         return body
     if isinstance(body, dict) and isinstance(body.get("code"), str):
         detail = str(body.get("detail") or body.get("title") or "request refused")
-        extra = {k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "code")}
+        extra = {
+            k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "code")
+        }
         raise ClientError(detail, code=body["code"], status=status, **extra)
     raise ClientError(f"the server answered HTTP {status}", code=f"http_{status}", status=status)

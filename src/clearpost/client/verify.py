@@ -46,9 +46,11 @@ class DeviceListChange:
     reasons: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
-        parts = [f"{len(self.added)} added ({', '.join(self.added)})" if self.added else "",
-                 f"{len(self.removed)} removed ({', '.join(self.removed)})" if self.removed else "",
-                 f"{len(self.rejected)} refused ({', '.join(self.rejected)})" if self.rejected else ""]
+        parts = [
+            f"{len(self.added)} added ({', '.join(self.added)})" if self.added else "",
+            f"{len(self.removed)} removed ({', '.join(self.removed)})" if self.removed else "",
+            f"{len(self.rejected)} refused ({', '.join(self.rejected)})" if self.rejected else "",
+        ]
         who = "your" if self.own else f"{self.user_id}'s"
         return f"{who} devices changed: " + "; ".join(p for p in parts if p)
 
@@ -70,27 +72,35 @@ def verify_device(entry: dict[str, Any], user_id: str, pinned: Device | None) ->
     # 1.
     keys = entry.get("device_keys")
     if keys is None:
-        raise DeviceVerificationFailed(f"device {device_id} of {user_id} has not published keys",
-                                       code="device_without_keys")
+        raise DeviceVerificationFailed(
+            f"device {device_id} of {user_id} has not published keys", code="device_without_keys"
+        )
     # 2.
     try:
         ident = parse_device_keys(keys, user_id, device_id)
     except InvalidInput as exc:
         raise DeviceVerificationFailed(f"device {device_id} of {user_id}: {exc.message}") from exc
     # 3.
-    if pinned is not None and (pinned.curve25519, pinned.ed25519) != (ident.curve25519, ident.ed25519):
+    if pinned is not None and (pinned.curve25519, pinned.ed25519) != (
+        ident.curve25519,
+        ident.ed25519,
+    ):
         raise DeviceVerificationFailed(
             f"device {device_id} of {user_id} now shows different keys than before; refusing it",
             code="device_keys_changed",
         )
     name = entry.get("display_name")
-    return Device(user_id, device_id, ident.curve25519, ident.ed25519, name if isinstance(name, str) else None)
+    return Device(
+        user_id, device_id, ident.curve25519, ident.ed25519, name if isinstance(name, str) else None
+    )
 
 
 class DeviceTracker:
     """Verified devices per user, cached in the store and refreshed on device-list events."""
 
-    def __init__(self, store: DeviceStore, transport: Transport, clock: Clock, own_user: str) -> None:
+    def __init__(
+        self, store: DeviceStore, transport: Transport, clock: Clock, own_user: str
+    ) -> None:
         self.store, self.transport, self.clock, self.own_user = store, transport, clock, own_user
         self._stale: set[str] = set()
         self._cache: dict[str, dict[str, Device]] = {}
@@ -99,18 +109,24 @@ class DeviceTracker:
         if user_id in self._cache:
             return self._cache[user_id]
         rows = self.store.query(
-            "SELECT device_id, curve25519, ed25519, display_name, status FROM devices WHERE user_id = ?",
-            (user_id,))
+            "SELECT device_id, curve25519, ed25519, display_name, status FROM devices WHERE "
+            "user_id = ?",
+            (user_id,),
+        )
         if not rows:
             return None
-        devices = {r[0]: Device(user_id, r[0], r[1], r[2], r[3]) for r in rows if r[4] == "verified"}
+        devices = {
+            r[0]: Device(user_id, r[0], r[1], r[2], r[3]) for r in rows if r[4] == "verified"
+        }
         self._cache[user_id] = devices
         return devices
 
     def _pinned(self, user_id: str, device_id: str) -> Device | None:
-        rows = self.store.query("SELECT curve25519, ed25519, display_name FROM devices "
-                                "WHERE user_id = ? AND device_id = ? AND curve25519 IS NOT NULL",
-                                (user_id, device_id))
+        rows = self.store.query(
+            "SELECT curve25519, ed25519, display_name FROM devices "
+            "WHERE user_id = ? AND device_id = ? AND curve25519 IS NOT NULL",
+            (user_id, device_id),
+        )
         return Device(user_id, device_id, rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def mark_stale(self, user_id: str) -> None:
@@ -150,18 +166,28 @@ class DeviceTracker:
         ms = self.clock.now_ms()
         self.store.write("UPDATE devices SET status = 'removed' WHERE user_id = ?", (user_id,))
         self.store.write_many(
-            "INSERT INTO devices (user_id, device_id, curve25519, ed25519, display_name, status, first_seen_ms) "
+            "INSERT INTO devices (user_id, device_id, curve25519, ed25519, display_name, status, "
+            "first_seen_ms) "
             "VALUES (?, ?, ?, ?, ?, 'verified', ?) ON CONFLICT (user_id, device_id) DO UPDATE SET "
             "status = 'verified', display_name = excluded.display_name",
-            [(user_id, d.device_id, d.curve25519, d.ed25519, d.display_name, ms) for d in now.values()])
+            [
+                (user_id, d.device_id, d.curve25519, d.ed25519, d.display_name, ms)
+                for d in now.values()
+            ],
+        )
         self.store.write_many(
-            "INSERT INTO devices (user_id, device_id, status, first_seen_ms) VALUES (?, ?, 'invalid', ?) "
+            "INSERT INTO devices (user_id, device_id, status, first_seen_ms) VALUES (?, ?, "
+            "'invalid', ?) "
             "ON CONFLICT (user_id, device_id) DO UPDATE SET status = 'invalid'",
-            [(user_id, dev, ms) for dev in rejected])
+            [(user_id, dev, ms) for dev in rejected],
+        )
         if not now and not rejected:  # remember that we looked, so we do not ask every time
             self.store.write(
-                "INSERT INTO devices (user_id, device_id, status, first_seen_ms) VALUES (?, '', 'none', ?) "
-                "ON CONFLICT (user_id, device_id) DO NOTHING", (user_id, ms))
+                "INSERT INTO devices (user_id, device_id, status, first_seen_ms) VALUES (?, '', "
+                "'none', ?) "
+                "ON CONFLICT (user_id, device_id) DO NOTHING",
+                (user_id, ms),
+            )
         self._cache[user_id] = now
         added = tuple(sorted(set(now) - set(before)))
         removed = tuple(sorted(set(before) - set(now)))
@@ -169,5 +195,11 @@ class DeviceTracker:
             return None
         if not (added or removed or rejected):
             return None
-        return DeviceListChange(user_id, added, removed, tuple(sorted(rejected)),
-                                own=user_id == self.own_user, reasons=rejected)
+        return DeviceListChange(
+            user_id,
+            added,
+            removed,
+            tuple(sorted(rejected)),
+            own=user_id == self.own_user,
+            reasons=rejected,
+        )
