@@ -6,6 +6,7 @@ appear nowhere (nor unsealed in the device stores)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from clearpost.client import Client, DeviceListChange, MessageEvent, MessageState, Text
 from tests.e2e.conftest import People, assert_no_plaintext, secret_text
@@ -17,9 +18,11 @@ def texts(events: list[object]) -> list[str]:
 
 
 async def next_message(client: Client, stream: bool) -> MessageEvent:
-    async for event in client.listen(stream=stream):
-        if isinstance(event, MessageEvent):
-            return event
+    events = client.listen(stream=stream)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, MessageEvent):
+                return event
     raise AssertionError("listen() ended")
 
 

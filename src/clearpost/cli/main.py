@@ -10,7 +10,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from clearpost.cli.account import app as account_app
 from clearpost.cli.audit import app as audit_app
+from clearpost.cli.chat import app as chat_app
 from clearpost.cli.witness import app as witness_app
 from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings, load_settings
@@ -22,6 +24,8 @@ db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(witness_app, name="witness")
+app.add_typer(account_app, name="account")
+app.add_typer(chat_app, name="chat")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[

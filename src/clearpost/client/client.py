@@ -130,7 +130,20 @@ class Client:
         stream: bool | None = None,
     ) -> Client:
         """Open an existing device store (``WrongPassphrase`` if the passphrase is wrong)."""
-        store = DeviceStore.open(store_path, passphrase)
+        return await cls.from_store(
+            http, DeviceStore.open(store_path, passphrase), clock=clock, stream=stream
+        )
+
+    @classmethod
+    async def from_store(
+        cls,
+        http: httpx.AsyncClient,
+        store: DeviceStore,
+        *,
+        clock: Clock | None = None,
+        stream: bool | None = None,
+    ) -> Client:
+        """A client over a store already opened (the client closes it)."""
         login = store.login
         if login is None:
             store.close()
