@@ -324,6 +324,8 @@ class Client:
     async def history(self, conversation_id: str, limit: int = 50) -> list[Message]:
         """The last ``limit`` messages you may see, oldest first, decrypted where possible.
         Marks them read, and asks for the keys of those that cannot be decrypted yet."""
+        if not self._listening:
+            await self.sync()  # room keys that arrived meanwhile
         self.crypto.conversation_changed(conversation_id)
         conv = await self.crypto.conversation(conversation_id)
         after = max(int(conv["joined_from_seq"]) - 1, int(conv["last_seq"]) - limit, 0)

@@ -1,0 +1,107 @@
+"""The device store: sealed with the passphrase, checked at open, movable, one user at a time."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clearpost.client import DeviceStore, KdfParams, StoreError, WrongPassphrase
+from clearpost.client._seal import SealBroken, Sealer
+from clearpost.client.store import Login
+
+FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
+
+
+def make(path: Path, passphrase: str = "right passphrase") -> DeviceStore:
+    store = DeviceStore.create(path, passphrase, FAST)
+    store.set_login(Login("http://server", "@alice", "ABCDEFGHIJ", "cpt_secret-token"))
+    store.set_sealed("note", b"sealed value")
+    store.close()
+    return store
+
+
+def test_wrong_passphrase_fails_at_open(tmp_path: Path) -> None:
+    make(tmp_path / "a.store")
+    with pytest.raises(WrongPassphrase) as caught:
+        DeviceStore.open(tmp_path / "a.store", "wrong passphrase")
+    assert caught.value.code == "wrong_passphrase"
+    assert "passphrase" in caught.value.message
+    store = DeviceStore.open(tmp_path / "a.store", "right passphrase")  # still fine afterwards
+    assert store.get_sealed("note") == b"sealed value"
+    store.close()
+
+
+def test_a_copied_store_opens_elsewhere(tmp_path: Path) -> None:
+    make(tmp_path / "a.store")
+    (tmp_path / "moved").mkdir()
+    shutil.copy(tmp_path / "a.store", tmp_path / "moved" / "other-name")
+    store = DeviceStore.open(tmp_path / "moved" / "other-name", "right passphrase")
+    assert store.login == Login("http://server", "@alice", "ABCDEFGHIJ", "cpt_secret-token")
+    store.close()
+
+
+def test_secrets_are_not_in_the_file(tmp_path: Path) -> None:
+    make(tmp_path / "a.store")
+    raw = (tmp_path / "a.store").read_bytes()
+    assert b"cpt_secret-token" not in raw and b"sealed value" not in raw
+
+
+def test_there_is_no_default_passphrase(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as caught:
+        DeviceStore.create(tmp_path / "a.store", "", FAST)
+    assert caught.value.code == "passphrase_required"
+
+
+def test_one_process_at_a_time(tmp_path: Path) -> None:
+    make(tmp_path / "a.store")
+    first = DeviceStore.open(tmp_path / "a.store", "right passphrase")
+    first.mark_open()
+    with pytest.raises(StoreError) as caught:
+        DeviceStore.open(tmp_path / "a.store", "right passphrase")
+    assert caught.value.code == "store_locked"
+    first.close()
+
+
+def test_refuses_other_files(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError) as caught:
+        DeviceStore.open(junk, "x")
+    assert caught.value.code == "store_corrupt"
+    with pytest.raises(StoreError) as caught:
+        DeviceStore.open(tmp_path / "missing", "x")
+    assert caught.value.code == "store_missing"
+    make(tmp_path / "a.store")
+    with pytest.raises(StoreError) as caught:
+        DeviceStore.create(tmp_path / "a.store", "x", FAST)
+    assert caught.value.code == "store_exists"
+
+
+def test_sealed_values_are_bound_to_their_place(tmp_path: Path) -> None:
+    store = DeviceStore.create(tmp_path / "a.store", "p", FAST)
+    blob = store.seal(b"message body", b"msg:c_1:1")
+    assert store.unseal(blob, b"msg:c_1:1") == b"message body"
+    with pytest.raises(WrongPassphrase):
+        store.unseal(blob, b"msg:c_1:2")  # moved to another row
+    store.close()
+
+
+def test_sealer_detects_any_change() -> None:
+    sealer = Sealer(b"e" * 32, b"m" * 32)
+    blob = sealer.seal(b"hello world", b"aad")
+    assert sealer.unseal(blob, b"aad") == b"hello world"
+    assert sealer.seal(b"hello world", b"aad") != blob  # a fresh nonce every time
+    for i in range(len(blob)):
+        tampered = bytearray(blob)
+        tampered[i] ^= 1
+        with pytest.raises(SealBroken):
+            sealer.unseal(bytes(tampered), b"aad")
+    with pytest.raises(SealBroken):
+        Sealer(b"e" * 32, b"n" * 32).unseal(blob, b"aad")
+    with pytest.raises(SealBroken):
+        sealer.unseal(blob[:20], b"aad")
+    assert sealer.unseal(sealer.seal(b"", b""), b"") == b""
+    with pytest.raises(ValueError):
+        Sealer(b"k" * 32, b"k" * 32)
