@@ -19,7 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,7 @@ class Client:
 
     async def listen(
         self, *, stream: bool | None = None, timeout_ms: int = 25_000
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Events as they happen: over the WebSocket stream when the server offers it
         (``stream=None`` tries it), else by long-polling."""
         use_stream = self._stream if stream is None else stream

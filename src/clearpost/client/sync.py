@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -86,7 +86,7 @@ class Syncer:
         data = await self.transport.sync(self.store.cursor, timeout_ms)
         return await self.process(data)
 
-    async def long_poll(self, timeout_ms: int = 25_000) -> AsyncIterator[Event]:
+    async def long_poll(self, timeout_ms: int = 25_000) -> AsyncGenerator[Event, None]:
         delay = 0.5
         while True:
             try:
@@ -102,7 +102,7 @@ class Syncer:
             for event in events:
                 yield event
 
-    async def stream(self) -> AsyncIterator[Event]:
+    async def stream(self) -> AsyncGenerator[Event, None]:
         """Follow ``/v1/stream``; raises ``ClientError(code="stream_unavailable")`` if it
         cannot connect, so the caller can fall back to long-polling."""
         from websockets.asyncio.client import connect
