@@ -43,7 +43,7 @@ def _msg(conv: str, user: str, txn: str) -> NewMessage:
 
 async def test_migrations_are_idempotent(db: Database) -> None:
     await upgrade(db)
-    assert await current_revision(db) == "0002"
+    assert await current_revision(db) == "0003"
 
 
 async def test_usernames_are_unique(db: Database) -> None:

@@ -33,10 +33,14 @@ class Settings:
     token_rate_per_second: float = 200.0
     """Requests per access token per second (0 disables)."""
     token_burst: int = 400
+    click_rate_per_minute: float = 120.0
+    """Click-link follows per client IP per minute (0 disables)."""
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     """argon2id cost (RFC 9106 low-memory profile by default). Existing hashes keep their own."""
     log_level: str = "info"
+    public_url: str | None = None
+    """The server's public base URL (OAuth issuer, click links); default http://host:port."""
     log_origin: str = "clearpost.localhost/log"
     """The transparency log's origin line (its name in checkpoints)."""
     log_key_file: Path | None = None
@@ -44,6 +48,9 @@ class Settings:
     generated on first start. Every server process of one database needs the same file."""
     log_witnesses: str = ""
     """Comma-separated witness verifier keys (vkeys); only their cosignatures are kept."""
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def log_key_path(self) -> Path:
         return self.log_key_file or self.data_dir / "log.key"

@@ -38,6 +38,7 @@ users = Table(
     Column("user_id", String(40), primary_key=True),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("display_name", String(100), nullable=True),  # migration 0003
 )
 
 devices = Table(
@@ -209,4 +210,132 @@ user_salts = Table(
     metadata,
     Column("user_id", String(40), primary_key=True),
     Column("salt", LargeBinary, nullable=False),
+)
+
+# --- partner platform (migration 0003) ---
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("partner_id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("partner_id", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("partner_id", "version"),
+)
+
+scope_catalogues = Table(
+    "scope_catalogues",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("grant_id", String(40), primary_key=True),
+    Column("partner_id", String(32), nullable=False),
+    Column("user_id", String(40), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("grant_log_index", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoke_log_index", BigInteger, nullable=True),
+    Column("last_access_at", BigInteger, nullable=True),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("grant_id", String(40), nullable=False),
+    Column("partner_id", String(32), nullable=False),
+    Column("user_id", String(40), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("challenge", String(128), nullable=False),
+    Column("challenge_method", String(10), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("grant_id", String(40), nullable=True),
+    Column("partner_id", String(32), nullable=False),
+    Column("user_id", String(40), nullable=True),
+    Column("scope", String(200), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(40), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+share_intents = Table(
+    "share_intents",
+    metadata,
+    Column("intent_id", String(40), primary_key=True),
+    Column("partner_id", String(32), nullable=False),
+    Column("user_id", String(40), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("image_url", Text, nullable=True),
+    Column("description", String(1000), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("recipients", Integer, nullable=True),
+    Column("log_index", BigInteger, nullable=False),
+)
+
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("token", String(40), primary_key=True),
+    Column("intent_id", String(40), nullable=False),
+    Column("partner_id", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+clicks = Table(
+    "clicks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token", String(40), nullable=False),
+    Column("partner_id", String(32), nullable=False),
+    Column("at", BigInteger, nullable=False),
 )

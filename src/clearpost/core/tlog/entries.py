@@ -60,3 +60,61 @@ def device_entry(
         "change": change,
         "time": time_ms,
     }
+
+
+def agreement_entry(
+    partner_id: str, version: int, agreement: dict[str, Any], time_ms: int
+) -> dict[str, Any]:
+    """A partner agreement version, published before it takes effect."""
+    return {
+        "type": "agreement",
+        "partner": partner_id,
+        "version": version,
+        "agreement": agreement,
+        "time": time_ms,
+    }
+
+
+def scopes_entry(catalogue: dict[str, Any], time_ms: int) -> dict[str, Any]:
+    """A version of the scope catalogue: what each scope means and which endpoints it opens."""
+    return {"type": "scopes", "catalogue": catalogue, "time": time_ms}
+
+
+def grant_entry(partner_id: str, scopes: list[str], subject: str, time_ms: int) -> dict[str, Any]:
+    """A user consented to ``scopes`` for ``partner_id``."""
+    return {
+        "type": "grant",
+        "partner": partner_id,
+        "scopes": sorted(scopes),
+        "subject": subject,
+        "time": time_ms,
+    }
+
+
+def revocation_entry(
+    partner_id: str, scopes: list[str], subject: str, time_ms: int
+) -> dict[str, Any]:
+    """A user withdrew consent; the partner's tokens stopped working when this was logged."""
+    return {
+        "type": "revocation",
+        "partner": partner_id,
+        "scopes": sorted(scopes),
+        "subject": subject,
+        "time": time_ms,
+    }
+
+
+def access_entry(
+    partner_id: str, scope: str, endpoint: str, subject: str, data: str, items: int, time_ms: int
+) -> dict[str, Any]:
+    """A partner used ``scope`` at ``endpoint`` about ``subject``: the kind of data, how many."""
+    return {
+        "type": "access",
+        "partner": partner_id,
+        "scope": scope,
+        "endpoint": endpoint,
+        "subject": subject,
+        "data": data,
+        "items": items,
+        "time": time_ms,
+    }

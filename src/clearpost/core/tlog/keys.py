@@ -34,11 +34,7 @@ _PRIVATE_PREFIX = "PRIVATE+KEY+"
 
 def is_valid_key_name(name: str) -> bool:
     """Non-empty, and free of Unicode spaces, ``+`` and control characters."""
-    return (
-        bool(name)
-        and "+" not in name
-        and not any(ch.isspace() or ord(ch) < 0x20 for ch in name)
-    )
+    return bool(name) and "+" not in name and not any(ch.isspace() or ord(ch) < 0x20 for ch in name)
 
 
 def key_id(name: str, sig_type: int, public_key: bytes) -> int:

@@ -16,7 +16,18 @@ from clearpost.server.config import Settings
 from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.middleware import BodyLimit
-from clearpost.server.http.routes import accounts, conversations, keys, log, sync, todevice
+from clearpost.server.http.routes import (
+    accounts,
+    conversations,
+    keys,
+    links,
+    log,
+    me,
+    oauth,
+    partners,
+    sync,
+    todevice,
+)
 from clearpost.server.services.container import build_services
 from clearpost.server.services.logkey import load_or_create
 from clearpost.storage.db import Database
@@ -45,6 +56,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             )
         services = build_services(settings, db, signer, clock)
         app.state.services = services
+        await services.partners.publish_catalogue()  # the scope catalogue is logged before use
         sequencer = asyncio.create_task(services.log.run_sequencer(), name="clearpost-sequencer")
         listener = None
         if db.dialect.is_postgres:
@@ -68,7 +80,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         default_response_class=JSON,
     )
     errors.install(app)
-    for module in (accounts, keys, todevice, conversations, sync, log):
+    for module in (accounts, keys, todevice, conversations, sync, log, partners, me, oauth, links):
         app.include_router(module.router)
 
     @app.get("/health", tags=["meta"])

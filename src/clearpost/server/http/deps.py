@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from clearpost.core.errors import InvalidInput, PayloadTooLarge, Unauthenticated
+from clearpost.core.errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthenticated
 from clearpost.core.ids import TXN_ID_RE
 from clearpost.server.services.accounts import Caller
+from clearpost.server.services.authorize import PartnerAccess
 from clearpost.server.services.container import Services
 
 
@@ -36,14 +38,39 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+PARTNER_TOKEN_PREFIX = "cpo_"
+
+
 async def caller(request: Request, svc: Svc) -> Caller:
     token = bearer_token(request)
+    if token.startswith(PARTNER_TOKEN_PREFIX):
+        raise Forbidden(
+            "partner tokens reach only the endpoints their scopes open (see GET /v1/scopes)",
+            code="scope_not_allowed",
+        )
     who = await svc.accounts.authenticate(token)
     svc.token_limiter.hit(who.device_id + who.user_id)
     return who
 
 
 Auth = Annotated[Caller, Depends(caller)]
+
+
+def partner(scope: str) -> Callable[..., Awaitable[PartnerAccess]]:
+    """A dependency: a live partner access token carrying ``scope``."""
+
+    async def check(request: Request, svc: Svc) -> PartnerAccess:
+        token = bearer_token(request)
+        if not token.startswith(PARTNER_TOKEN_PREFIX):
+            raise Forbidden(
+                "this endpoint is for partner apps (OAuth access tokens)", code="partner_only"
+            )
+        access = await svc.oauth.check_partner_token(token, scope)
+        svc.token_limiter.hit("partner:" + token[-16:])
+        return access
+
+    check.required_scope = scope  # type: ignore[attr-defined]  # read by the scope router test
+    return check
 
 
 def client_ip(request: Request) -> str:

@@ -92,6 +92,16 @@ class AccountService:
         return user_id
 
     async def login(self, username: str, password: str, device_name: str | None) -> Session:
+        user_id = await self.check_password(username, password)
+        device_id = new_device_id()
+        token = new_access_token()
+        await self.accounts.add_device(
+            user_id, device_id, token_hash(token), device_name, self.clock.now_ms()
+        )
+        return Session(UserId(user_id), device_id, token)
+
+    async def check_password(self, username: str, password: str) -> UserId:
+        """The user id for a correct username and password (for the web sign-in)."""
         user_id = user_id_for(username) if USERNAME_RE.match(username) else None
         stored = await self.accounts.password_hash(user_id) if user_id else None
         ok: bool
@@ -101,12 +111,7 @@ class AccountService:
             ok = False
         if not ok or stored is None or user_id is None:
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
-        device_id = new_device_id()
-        token = new_access_token()
-        await self.accounts.add_device(
-            user_id, device_id, token_hash(token), device_name, self.clock.now_ms()
-        )
-        return Session(UserId(user_id), device_id, token)
+        return user_id
 
     async def authenticate(self, token: str) -> Caller:
         found = await self.accounts.device_for_token(token_hash(token))

@@ -10,11 +10,14 @@ from clearpost.core.clock import Clock, SystemClock
 from clearpost.core.tlog import CosignatureVerifier, Signer
 from clearpost.server.config import Settings
 from clearpost.server.services.accounts import AccountService
+from clearpost.server.services.authorize import OAuthService
 from clearpost.server.services.conversations import ConversationService
 from clearpost.server.services.keys import KeyService
 from clearpost.server.services.messages import MessageService
 from clearpost.server.services.notifier import Notifier
+from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.ratelimit import RateLimiter
+from clearpost.server.services.shares import ShareService
 from clearpost.server.services.sync import SyncService
 from clearpost.server.services.tlog import LogService
 from clearpost.server.services.todevice import ToDeviceService
@@ -23,6 +26,10 @@ from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.conversations import ConversationStore
 from clearpost.storage.sql.keys import KeyStore
 from clearpost.storage.sql.messages import MessageStore
+from clearpost.storage.sql.oauth import OAuthStore
+from clearpost.storage.sql.partners import PartnerStore
+from clearpost.storage.sql.secrets import SecretStore
+from clearpost.storage.sql.shares import ShareStore
 from clearpost.storage.sql.tlog import LogStore
 from clearpost.storage.sql.todevice import ToDeviceStore
 
@@ -42,6 +49,10 @@ class Services:
     login_limiter: RateLimiter
     token_limiter: RateLimiter
     log: LogService
+    partners: PartnerService
+    oauth: OAuthService
+    shares: ShareService
+    click_limiter: RateLimiter
 
 
 def build_services(
@@ -79,8 +90,18 @@ def build_services(
         token_limiter=RateLimiter(
             clock, settings.token_rate_per_second, settings.token_burst, "requests"
         ),
-        log=LogService(db, LogStore(db), signer, witnesses, clock),
+        log=(log := LogService(db, LogStore(db), signer, witnesses, clock)),
+        partners=(
+            partners := PartnerService(PartnerStore(db), SecretStore(db), clock, log.appended)
+        ),
+        oauth=OAuthService(settings.base_url(), OAuthStore(db), partners, log, clock),
+        shares=ShareService(
+            ShareStore(db), partners, log, account_store, clock, settings.base_url()
+        ),
+        click_limiter=RateLimiter(clock, settings.click_rate_per_minute / 60, 30, "link clicks"),
     )
-    services.accounts.on_logged = services.log.appended
-    services.keys.on_logged = services.log.appended
+    services.accounts.on_logged = log.appended
+    services.keys.on_logged = log.appended
+    services.oauth.on_logged = log.appended
+    services.shares.on_logged = log.appended
     return services

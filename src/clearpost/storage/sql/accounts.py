@@ -32,7 +32,10 @@ class AccountStore:
             async with self.db.write() as conn:
                 await conn.execute(
                     users.insert().values(
-                        user_id=user_id, password_hash=password_hash, created_at=now_ms
+                        user_id=user_id,
+                        password_hash=password_hash,
+                        created_at=now_ms,
+                        display_name=user_id.removeprefix("@"),
                     )
                 )
         except IntegrityError as exc:
@@ -43,6 +46,11 @@ class AccountStore:
             row = await conn.execute(
                 select(users.c.password_hash).where(users.c.user_id == user_id)
             )
+            return row.scalar_one_or_none()
+
+    async def display_name(self, user_id: str) -> str | None:
+        async with self.db.read() as conn:
+            row = await conn.execute(select(users.c.display_name).where(users.c.user_id == user_id))
             return row.scalar_one_or_none()
 
     async def user_exists(self, user_id: str) -> bool:

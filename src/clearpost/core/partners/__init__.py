@@ -1,0 +1,1 @@
+"""Partners: the scope catalogue, agreements and pairwise pseudonyms (pure)."""

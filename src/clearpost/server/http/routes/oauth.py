@@ -1,0 +1,226 @@
+"""OAuth 2.0 endpoints and the consent page (authlib core behind a thin ASGI adapter).
+
+The token, revocation and introspection endpoints answer in RFC 6749 form
+(``error``/``error_description``) and, on errors, also carry the RFC 9457 problem members
+(``type``, ``title``, ``status``, ``detail``, ``code``) so both kinds of client understand.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from clearpost.core.errors import ClearpostError
+from clearpost.core.partners.scopes import SCOPES
+from clearpost.server.http.deps import JSON, Svc, client_ip
+from clearpost.server.services.authorize import ConsentView, OAuthPageError
+from clearpost.server.services.oauth import Reply
+from clearpost.web.pages import esc, render
+
+router = APIRouter(tags=["oauth"])
+
+SESSION_COOKIE = "cp_session"
+PRE_COOKIE = "cp_pre"
+
+
+def _page(status: int, title: str, message: str) -> HTMLResponse:
+    return HTMLResponse(
+        render("message", title=title, heading=title, message=message),
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _reply(reply: Reply) -> Response:
+    if reply.location:
+        return RedirectResponse(
+            reply.location, status_code=302, headers={"Cache-Control": "no-store"}
+        )
+    body: dict[str, Any] = dict(reply.body or {})
+    if reply.status >= 400 and "error" in body:
+        body.update(
+            {
+                "type": f"urn:clearpost:problem:oauth_{body['error']}",
+                "title": body["error"],
+                "status": reply.status,
+                "detail": body.get("error_description") or body["error"],
+                "code": f"oauth_{body['error']}",
+            }
+        )
+    headers = {k: v for k, v in reply.headers if k.lower() != "content-type"}
+    return Response(
+        orjson.dumps(body), status_code=reply.status, media_type="application/json", headers=headers
+    )
+
+
+def _uri(request: Request, svc: Svc) -> str:
+    """The request URI on the configured public base URL (never the client's Host header)."""
+    query = "?" + request.url.query if request.url.query else ""
+    return svc.settings.base_url() + request.url.path + query
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/oauth",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def _consent_page(request: Request, view: ConsentView, user_id: str, csrf: str) -> HTMLResponse:
+    items = "".join(
+        f'<li><span class="scope-name">{esc(s)}</span><br>{esc(SCOPES[s].description)}</li>'
+        for s in view.scopes
+    )
+    action = request.url.path + ("?" + request.url.query if request.url.query else "")
+    html = render(
+        "consent",
+        title=f"Connect {view.client.agreement.name}",
+        partner=view.client.agreement.name,
+        partner_id=view.client.partner_id,
+        homepage=view.client.agreement.homepage,
+        user=user_id,
+        scopes_html=items,
+        version=str(view.agreement_version),
+        log_index=str(view.agreement_log_index),
+        log_end=str(view.agreement_log_index + 1),
+        action=action,
+        csrf=csrf,
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+@router.get("/oauth/authorize", response_class=HTMLResponse)
+async def authorize(request: Request, svc: Svc) -> Response:
+    """The consent page: sign in, then see the partner's scopes in plain words and decide."""
+    try:
+        result = await svc.oauth.consent_request(_uri(request, svc), request.headers)
+    except OAuthPageError as err:
+        return _page(400, "This link to Clearpost is broken", f"{err.description} ({err.error})")
+    if isinstance(result, Reply):
+        return _reply(result)
+    session = await svc.oauth.session(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
+        next_url = request.url.path + "?" + request.url.query
+        html = render(
+            "login",
+            title="Sign in",
+            partner=result.client.agreement.name,
+            error="",
+            csrf=pre,
+            next=next_url,
+        )
+        response = HTMLResponse(
+            html, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+        )
+        _cookie(response, request, PRE_COOKIE, pre, 1800)
+        return response
+    user_id, csrf = session
+    return _consent_page(request, result, user_id, csrf)
+
+
+@router.post("/oauth/authorize", response_class=HTMLResponse)
+async def decide(request: Request, svc: Svc) -> Response:
+    """The Allow / Deny form. Needs the session and its CSRF token; Allow logs the grant
+    before the code is issued."""
+    form = await request.form()
+    session = await svc.oauth.session(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return _page(
+            401, "Please sign in again", "Your sign-in expired; go back to the app and start over."
+        )
+    user_id, csrf = session
+    sent = str(form.get("csrf", ""))
+    if not sent or not hmac.compare_digest(sent, csrf):
+        return _page(
+            403,
+            "This form was not sent by Clearpost",
+            "The security token is missing or wrong (csrf_failed); nothing was changed.",
+        )
+    decision = form.get("decision")
+    if decision not in ("allow", "deny"):
+        return _page(400, "No decision", "Choose Allow or Deny.")
+    try:
+        reply = await svc.oauth.decide(
+            _uri(request, svc), request.headers, user_id, decision == "allow"
+        )
+    except OAuthPageError as err:
+        return _page(400, "This link to Clearpost is broken", f"{err.description} ({err.error})")
+    return _reply(reply)
+
+
+@router.post("/oauth/login", response_class=HTMLResponse)
+async def login(request: Request, svc: Svc) -> Response:
+    svc.login_limiter.hit(client_ip(request))
+    form = await request.form()
+    pre = request.cookies.get(PRE_COOKIE, "")
+    sent = str(form.get("csrf", ""))
+    next_url = str(form.get("next", ""))
+    if not pre or not hmac.compare_digest(sent, pre):
+        return _page(
+            403,
+            "This form was not sent by Clearpost",
+            "The security token is missing or wrong (csrf_failed); nothing was changed.",
+        )
+    if urlsplit(next_url).netloc or not next_url.startswith("/oauth/authorize?"):
+        return _page(400, "Nowhere to go back to", "The sign-in link is incomplete.")
+    try:
+        user_id = await svc.accounts.check_password(
+            str(form.get("username", "")), str(form.get("password", ""))
+        )
+    except ClearpostError:
+        html = render(
+            "login",
+            title="Sign in",
+            partner="An app",
+            error="Wrong username or password.",
+            csrf=pre,
+            next=next_url,
+        )
+        return HTMLResponse(html, status_code=401, headers={"Cache-Control": "no-store"})
+    session, _ = await svc.oauth.start_session(user_id)
+    response = RedirectResponse(next_url, status_code=303)
+    _cookie(response, request, SESSION_COOKIE, session, 3600)
+    return response
+
+
+async def _form(request: Request) -> list[tuple[str, str]]:
+    form = await request.form()
+    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+
+
+@router.post("/oauth/token")
+async def token(request: Request, svc: Svc) -> Response:
+    """Authorization code (with PKCE), refresh token (rotating) and client credentials."""
+    return _reply(await svc.oauth.token(_uri(request, svc), request.headers, await _form(request)))
+
+
+@router.post("/oauth/revoke")
+async def revoke(request: Request, svc: Svc) -> Response:
+    """RFC 7009 token revocation (for the partner that owns the token)."""
+    return _reply(await svc.oauth.revoke(_uri(request, svc), request.headers, await _form(request)))
+
+
+@router.post("/oauth/introspect")
+async def introspect(request: Request, svc: Svc) -> Response:
+    """RFC 7662 token introspection (a partner may introspect only its own tokens)."""
+    return _reply(
+        await svc.oauth.introspect(_uri(request, svc), request.headers, await _form(request))
+    )
+
+
+@router.get("/.well-known/oauth-authorization-server", response_class=JSON)
+async def metadata(svc: Svc) -> JSON:
+    """RFC 8414 authorization server metadata."""
+    return JSON(svc.oauth.metadata())

@@ -1,0 +1,195 @@
+"""Share intents from partners, the user's own view of them, click links, and the
+partner's profile view — each partner access logged before it is answered."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from clearpost.core.clock import Clock
+from clearpost.core.errors import Conflict, InvalidInput, NotFound
+from clearpost.core.tlog.entries import access_entry, encode_entry
+from clearpost.server.services.authorize import PartnerAccess
+from clearpost.server.services.partners import PartnerService
+from clearpost.server.services.tlog import LogService
+from clearpost.storage.sql.accounts import AccountStore
+from clearpost.storage.sql.shares import IntentRow, LinkRow, ShareStore
+
+INTENT_SECONDS = 24 * 3600
+LINK_SECONDS = 90 * 24 * 3600
+MAX_TITLE, MAX_URL, MAX_DESCRIPTION = 200, 2000, 1000
+MAX_RECIPIENTS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    intent_id: str
+    expires_at: int
+    log_index: int
+
+
+class ShareService:
+    def __init__(
+        self,
+        store: ShareStore,
+        partners: PartnerService,
+        log: LogService,
+        accounts: AccountStore,
+        clock: Clock,
+        base_url: str,
+    ) -> None:
+        self.store, self.partners, self.log, self.accounts = store, partners, log, accounts
+        self.clock, self.base_url = clock, base_url
+        self.on_logged: Callable[[], None] | None = None
+
+    def link_url(self, token: str) -> str:
+        return f"{self.base_url}/s/{token}"
+
+    async def create_intent(
+        self,
+        access: PartnerAccess,
+        title: str,
+        url: str,
+        image_url: str | None,
+        description: str | None,
+    ) -> Created:
+        """A partner suggests something to share; it goes only to the user's own devices."""
+        if access.user_id is None:
+            raise InvalidInput("share intents need a user's token", code="user_token_required")
+        agreement, _ = await self.partners.agreement(access.partner_id)
+        _check_text("title", title, MAX_TITLE)
+        _check_url("url", url)
+        if not agreement.allows_link(url):
+            raise InvalidInput(
+                "the URL's domain is not in this partner's agreement "
+                f"({', '.join(agreement.link_domains)})",
+                code="link_domain_not_allowed",
+            )
+        if image_url is not None:
+            _check_url("image_url", image_url)
+            if not agreement.allows_link(image_url):
+                raise InvalidInput(
+                    "the image URL's domain is not in this partner's agreement",
+                    code="link_domain_not_allowed",
+                )
+        if description is not None:
+            _check_text("description", description, MAX_DESCRIPTION)
+        now = self.clock.now_ms()
+        intent_id = "si_" + secrets.token_urlsafe(16)
+        token = secrets.token_urlsafe(16)
+        intent = IntentRow(
+            intent_id,
+            access.partner_id,
+            access.user_id,
+            title,
+            url,
+            image_url,
+            description,
+            now,
+            now + INTENT_SECONDS * 1000,
+            None,
+            None,
+            0,
+        )
+        link = LinkRow(token, intent_id, access.partner_id, url, now, now + LINK_SECONDS * 1000)
+        subject, _ = await self.log.subject_of(access.user_id)
+        entry = access_entry(
+            access.partner_id,
+            "share:intent",
+            "POST /v1/partner/share-intents",
+            subject,
+            "share_intent",
+            1,
+            now,
+        )
+        event = {
+            "intent_id": intent_id,
+            "partner": access.partner_id,
+            "partner_name": agreement.name,
+            "title": title,
+            "url": url,
+            "link": self.link_url(token),
+            "image_url": image_url,
+            "description": description,
+            "expires_at": intent.expires_at,
+        }
+        index = await self.store.create(intent, link, encode_entry(entry), subject, event)
+        self._logged()
+        return Created(intent_id, intent.expires_at, index)
+
+    async def profile(self, access: PartnerAccess) -> tuple[dict[str, str | None], int]:
+        """``profile:basic``: display name and pairwise id; the access is logged first."""
+        if access.user_id is None:
+            raise InvalidInput("this endpoint needs a user's token", code="user_token_required")
+        now = self.clock.now_ms()
+        subject, _ = await self.log.subject_of(access.user_id)
+        entry = access_entry(
+            access.partner_id, "profile:basic", "GET /v1/partner/me", subject, "profile", 1, now
+        )
+        index = await self.log.append(entry, subject)
+        name = await self.accounts.display_name(access.user_id)
+        pairwise = await self.partners.pairwise_id(access.partner_id, access.user_id)
+        return {"id": pairwise, "display_name": name}, index
+
+    def _logged(self) -> None:
+        if self.on_logged is not None:
+            self.on_logged()
+
+    async def pending(self, user_id: str) -> list[tuple[IntentRow, str]]:
+        out = []
+        for intent in await self.store.pending(user_id, self.clock.now_ms()):
+            link = await self.store.link_for(intent.intent_id)
+            out.append((intent, self.link_url(link.token) if link else ""))
+        return out
+
+    async def complete(self, user_id: str, intent_id: str, recipients: int) -> None:
+        if not 1 <= recipients <= MAX_RECIPIENTS:
+            raise InvalidInput(f"recipients is 1 to {MAX_RECIPIENTS}", code="invalid_recipients")
+        intent = await self.store.intent(intent_id)
+        if intent is None or intent.user_id != user_id:
+            raise NotFound("no such share intent", code="intent_not_found")
+        if intent.completed_at is not None:
+            raise Conflict("this share intent was already completed", code="intent_completed")
+        if intent.expires_at <= self.clock.now_ms():
+            raise Conflict(
+                "this share intent has expired (they last 24 hours)", code="intent_expired"
+            )
+        if not await self.store.complete(intent_id, user_id, recipients, self.clock.now_ms()):
+            raise Conflict("this share intent was already completed", code="intent_completed")
+
+    async def follow(self, token: str) -> str | None:
+        """Count a click and return where to send the browser, or None for a dead link."""
+        link = await self.store.link(token)
+        now = self.clock.now_ms()
+        if link is None or link.expires_at <= now:
+            return None
+        try:
+            agreement, _ = await self.partners.agreement(link.partner_id)
+        except NotFound:
+            return None
+        if not agreement.allows_link(link.url):  # the agreement changed: never redirect outside it
+            return None
+        await self.store.click(token, link.partner_id, now)
+        return link.url
+
+
+def _check_text(name: str, value: str, limit: int) -> None:
+    if not value.strip():
+        raise InvalidInput(f"{name} must not be empty", code="invalid_input")
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is at most {limit} characters", code="field_too_long")
+
+
+def _check_url(name: str, value: str) -> None:
+    if len(value) > MAX_URL:
+        raise InvalidInput(f"{name} is at most {MAX_URL} characters", code="field_too_long")
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.username
+        or parts.password
+    ):
+        raise InvalidInput(f"{name} must be an http(s) URL without credentials", code="invalid_url")
