@@ -1,14 +1,15 @@
-"""ASGI middleware: a hard cap on request bodies, before any route reads them."""
+"""ASGI middleware: a hard cap on request bodies, before any route reads them.
+
+The body is read here (at most ``max_bytes`` + one chunk) and replayed to the app, so an
+oversized body — announced by Content-Length or not — is refused with 413 before any
+route or body parser sees it.
+"""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearpost.server.http.errors import problem
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodyLimit:
@@ -23,29 +24,23 @@ class BodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._refuse(scope, receive, send)
                 return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message]), send)
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_bytes:
                 await self._refuse(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        await self.app(scope, _replay(replay, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
@@ -54,4 +49,18 @@ class BodyLimit:
             "payload_too_large",
             f"the request body is over {self.max_bytes} bytes",
         )
+        response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    queue = list(messages)
+
+    async def receive() -> Message:
+        if queue:
+            return queue.pop(0)
+        if then is not None:
+            return await then()  # e.g. http.disconnect while a long-poll waits
+        return {"type": "http.disconnect"}
+
+    return receive
