@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -13,9 +12,9 @@ from rich.console import Console
 from clearpost.cli.account import app as account_app
 from clearpost.cli.audit import app as audit_app
 from clearpost.cli.chat import app as chat_app
+from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
+from clearpost.cli.partner import app as partner_app
 from clearpost.cli.witness import app as witness_app
-from clearpost.core.errors import ClearpostError
-from clearpost.server.config import Settings, load_settings
 
 app = typer.Typer(
     help="Clearpost: end-to-end encrypted messaging with checkable privacy.", no_args_is_help=True
@@ -26,31 +25,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(witness_app, name="witness")
 app.add_typer(account_app, name="account")
 app.add_typer(chat_app, name="chat")
+app.add_typer(partner_app, name="partner")
 console = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file ([server] table).")
-]
-DatabaseOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--database",
-        help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db "
-        "(default: SQLite in the data dir).",
-    ),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Where the SQLite file and keys live (default ./data)."),
-]
-
-
-def _settings(config: Path | None, **flags: object) -> Settings:
-    try:
-        return load_settings(config, **flags)
-    except ClearpostError as exc:
-        console.print(f"[red]configuration error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -68,7 +44,7 @@ def serve(
 
     from clearpost.server.http.app import create_app
 
-    settings = _settings(config, host=host, port=port, database=database, data_dir=data_dir)
+    settings = settings_from(config, host=host, port=port, database=database, data_dir=data_dir)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("clearpost").setLevel(settings.log_level.upper())
     url = settings.database_url()
@@ -97,7 +73,7 @@ def db_upgrade(
     from clearpost.storage.db import Database
     from clearpost.storage.migrations import current_revision, upgrade
 
-    settings = _settings(config, database=database, data_dir=data_dir)
+    settings = settings_from(config, database=database, data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> str | None:
