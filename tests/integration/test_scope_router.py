@@ -11,12 +11,29 @@ from clearpost.core.partners.scopes import SCOPES, endpoints_for
 from tests.integration.test_oauth_inprocess import World, consent, oauth_client, world  # noqa: F401
 
 PUBLIC = {
-    "POST /v1/accounts", "POST /v1/login", "GET /health", "GET /openapi.json", "GET /docs", "GET /docs/oauth2-redirect", "GET /redoc",
-    "GET /v1/log/checkpoint", "GET /v1/log/key", "GET /v1/log/entries", "GET /v1/log/proof/inclusion",
-    "GET /v1/log/proof/consistency", "POST /v1/log/cosignatures",
-    "GET /v1/agreements", "GET /v1/agreements/{partner_id}", "GET /v1/scopes",
-    "GET /oauth/authorize", "POST /oauth/authorize", "POST /oauth/login", "POST /oauth/token",
-    "POST /oauth/revoke", "POST /oauth/introspect", "GET /.well-known/oauth-authorization-server",
+    "POST /v1/accounts",
+    "POST /v1/login",
+    "GET /health",
+    "GET /openapi.json",
+    "GET /docs",
+    "GET /docs/oauth2-redirect",
+    "GET /redoc",
+    "GET /v1/log/checkpoint",
+    "GET /v1/log/key",
+    "GET /v1/log/entries",
+    "GET /v1/log/proof/inclusion",
+    "GET /v1/log/proof/consistency",
+    "POST /v1/log/cosignatures",
+    "GET /v1/agreements",
+    "GET /v1/agreements/{partner_id}",
+    "GET /v1/scopes",
+    "GET /oauth/authorize",
+    "POST /oauth/authorize",
+    "POST /oauth/login",
+    "POST /oauth/token",
+    "POST /oauth/revoke",
+    "POST /oauth/introspect",
+    "GET /.well-known/oauth-authorization-server",
     "GET /s/{token}",
 }
 """Routes that need no token at all (the public log, agreements, OAuth itself, click links)."""
@@ -54,11 +71,23 @@ def _required_scope(route: APIRoute) -> str | None:
 
 async def test_catalogue_matches_the_routes_that_accept_partner_tokens(world: World) -> None:
     app = world.client.app  # type: ignore[attr-defined]
-    partner_routes = {f"{m} {p}": _required_scope(r) for m, p, r in _routes(app) if isinstance(r, APIRoute)
-                      and _required_scope(r)}
+    partner_routes = {
+        f"{m} {p}": _required_scope(r)
+        for m, p, r in _routes(app)
+        if isinstance(r, APIRoute) and _required_scope(r)
+    }
     opened = {e: s.name for s in SCOPES.values() for e in s.endpoints}
     assert partner_routes == opened
-    forbidden_words = ("message", "conversation", "contact", "friend", "device", "inbox", "sync", "to-device")
+    forbidden_words = (
+        "message",
+        "conversation",
+        "contact",
+        "friend",
+        "device",
+        "inbox",
+        "sync",
+        "to-device",
+    )
     for endpoint in opened:
         assert not any(w in endpoint for w in forbidden_words), endpoint
 
@@ -66,9 +95,14 @@ async def test_catalogue_matches_the_routes_that_accept_partner_tokens(world: Wo
 async def test_every_route_refuses_partner_tokens_it_is_not_opened_for(world: World) -> None:
     async with oauth_client(world) as oauth:
         code, verifier = await consent(world, oauth)
-        user_token = (await oauth.fetch_token("http://test/oauth/token", code=code, code_verifier=verifier))
-    r = await world.client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "reports:read"},
-                                auth=(world.partner_id, world.secret))
+        user_token = await oauth.fetch_token(
+            "http://test/oauth/token", code=code, code_verifier=verifier
+        )
+    r = await world.client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "reports:read"},
+        auth=(world.partner_id, world.secret),
+    )
     tokens = {
         frozenset(user_token["scope"].split()): user_token["access_token"],
         frozenset({"reports:read"}): r.json()["access_token"],
@@ -81,13 +115,21 @@ async def test_every_route_refuses_partner_tokens_it_is_not_opened_for(world: Wo
             continue
         for scopes, token in tokens.items():
             allowed = key in endpoints_for(set(scopes))
-            resp = await world.client.request(method, _fill(path), headers={"Authorization": f"Bearer {token}"},
-                                              json={} if method in ("POST", "PUT") else None)
+            resp = await world.client.request(
+                method,
+                _fill(path),
+                headers={"Authorization": f"Bearer {token}"},
+                json={} if method in ("POST", "PUT") else None,
+            )
             if allowed:
                 assert resp.status_code != 403, (key, scopes, resp.text)
             else:
                 assert resp.status_code == 403, (key, scopes, resp.status_code, resp.text)
-                assert resp.json()["code"] in ("scope_not_allowed", "insufficient_scope", "partner_only")
+                assert resp.json()["code"] in (
+                    "scope_not_allowed",
+                    "insufficient_scope",
+                    "partner_only",
+                )
             checked += 1
     assert checked >= 40
 
@@ -98,6 +140,8 @@ async def test_public_list_is_exactly_the_routes_without_a_token(world: World) -
         key = f"{method} {path}"
         if key in PUBLIC:
             continue
-        r = await world.client.request(method, _fill(path), json={} if method in ("POST", "PUT") else None)
+        r = await world.client.request(
+            method, _fill(path), json={} if method in ("POST", "PUT") else None
+        )
         assert r.status_code in (401, 403), (key, r.status_code)  # every other route needs a token
     assert isinstance(world.client, httpx.AsyncClient)
