@@ -3,58 +3,11 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
-import pytest
-from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from tests.support import api, partner
-from tests.support.partner import REDIRECT
-
-
-@dataclass
-class World:
-    client: httpx.AsyncClient
-    partner_id: str
-    secret: str
-    transport: httpx.ASGITransport
-
-
-@pytest.fixture
-async def world(app_client: httpx.AsyncClient) -> AsyncIterator[World]:
-    services = app_client.app.state.services  # type: ignore[attr-defined]
-    version, secret = await services.partners.register(partner.AGREEMENT)
-    await api.user(app_client, "alice")
-    yield World(app_client, version.partner_id, secret, app_client._transport)  # type: ignore[attr-defined]
-
-
-def oauth_client(w: World, **kw: object) -> AsyncOAuth2Client:
-    return AsyncOAuth2Client(
-        client_id=w.partner_id,
-        client_secret=w.secret,
-        redirect_uri=REDIRECT,
-        scope="profile:basic share:intent",
-        code_challenge_method="S256",
-        transport=w.transport,
-        base_url="http://test",
-        **kw,
-    )
-
-
-async def consent(w: World, oauth: AsyncOAuth2Client) -> tuple[str, str]:
-    verifier = generate_token(48)
-    url, state = oauth.create_authorization_url(
-        "http://test/oauth/authorize", code_verifier=verifier
-    )
-    done = await partner.approve(w.client, url, "alice", api.PASSWORD)
-    params = partner.code_from(done)
-    assert params["state"] == [state]
-    assert params["iss"] == ["http://127.0.0.1:8448"]
-    return params["code"][0], verifier
+from tests.support import api
+from tests.support.partner import REDIRECT, World, consent, oauth_client
 
 
 async def test_code_flow_with_pkce_then_partner_api(world: World) -> None:

@@ -8,7 +8,7 @@ import httpx
 from fastapi.routing import APIRoute
 
 from clearpost.core.partners.scopes import SCOPES, endpoints_for
-from tests.integration.test_oauth_inprocess import World, consent, oauth_client, world  # noqa: F401
+from tests.support.partner import World, consent, oauth_client
 
 PUBLIC = {
     "POST /v1/accounts",

@@ -118,7 +118,7 @@ async def test_exactly_one_sequencer_and_a_clean_handover(tmp_path: Path, pg_url
 def test_a_process_with_another_log_key_refuses_to_start(tmp_path: Path, pg_url: str) -> None:
     a = start_server(tmp_path / "a", pg_url)
     try:
-        with pytest.raises(RuntimeError, match="log_key_mismatch|same log key file"):
+        with pytest.raises(RuntimeError, match=r"log_key_mismatch|same log key file"):
             start_server(tmp_path / "b", pg_url)
     finally:
         a.stop()

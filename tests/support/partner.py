@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 REDIRECT = "http://127.0.0.1:8765/callback"
+PASSWORD = "correct horse battery"  # the one tests/support/api.py registers with
 
 AGREEMENT = """
 id = "streamco"
@@ -60,3 +64,36 @@ async def approve(
 def code_from(response: httpx.Response) -> dict[str, list[str]]:
     assert response.status_code == 302, response.text
     return parse_qs(urlsplit(response.headers["location"]).query)
+
+
+@dataclass
+class World:
+    client: httpx.AsyncClient
+    partner_id: str
+    secret: str
+    transport: httpx.ASGITransport
+
+
+def oauth_client(w: World, **kw: object) -> AsyncOAuth2Client:
+    return AsyncOAuth2Client(
+        client_id=w.partner_id,
+        client_secret=w.secret,
+        redirect_uri=REDIRECT,
+        scope="profile:basic share:intent",
+        code_challenge_method="S256",
+        transport=w.transport,
+        base_url="http://test",
+        **kw,
+    )
+
+
+async def consent(w: World, oauth: AsyncOAuth2Client) -> tuple[str, str]:
+    verifier = generate_token(48)
+    url, state = oauth.create_authorization_url(
+        "http://test/oauth/authorize", code_verifier=verifier
+    )
+    done = await approve(w.client, url, "alice", PASSWORD)
+    params = code_from(done)
+    assert params["state"] == [state]
+    assert params["iss"] == ["http://127.0.0.1:8448"]
+    return params["code"][0], verifier
