@@ -39,12 +39,15 @@ class Sealer:
     def __init__(self, enc_key: bytes, mac_key: bytes) -> None:
         if len(enc_key) != 32 or len(mac_key) != 32 or enc_key == mac_key:
             raise ValueError("the sealer needs two different 32-byte keys")
-        self._enc, self._mac = enc_key, mac_key
+        self._mac = mac_key
+        self._keyed = hashlib.shake_256(_DOMAIN + enc_key)  # copied per value, then fed the nonce
 
     def _xor(self, nonce: bytes, data: bytes) -> bytes:
         if not data:
             return b""
-        stream = hashlib.shake_256(_DOMAIN + self._enc + nonce).digest(len(data))
+        xof = self._keyed.copy()
+        xof.update(nonce)
+        stream = xof.digest(len(data))
         return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(
             len(data), "big"
         )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,6 @@ class Client:
         self._stream = stream
         self._listening = False
         self._pending: dict[str, tuple[str, dict[str, Any], str, int, Content]] = {}
-        self._http_seconds = 0.0
 
     # -- getting a client -----------------------------------------------------------------
 
@@ -226,6 +224,7 @@ class Client:
     async def add_member(self, conversation_id: str, user_id: str) -> None:
         conv = await self.transport.add_member(conversation_id, user_id)
         self.store.save_conversation(conv)
+        self.crypto.conversation_changed(conversation_id)
 
     async def remove_member(self, conversation_id: str, user_id: str) -> None:
         await self.transport.remove_member(conversation_id, user_id)
@@ -275,9 +274,7 @@ class Client:
             pending = (conversation_id, envelope, session_id, index, content)
             self._pending[txn_id] = pending
         _, envelope, session_id, index, content = pending
-        started = time.perf_counter()
         result = await self.transport.send_message(conversation_id, txn_id, envelope)
-        self._http_seconds += time.perf_counter() - started
         del self._pending[txn_id]
         self.crypto.record_sent(
             envelope,

@@ -23,7 +23,12 @@ from clearpost.client import content as content_mod
 from clearpost.client.cache import MessageCache
 from clearpost.client.errors import ClientError, CryptoError
 from clearpost.client.keyshare import KeyShare
-from clearpost.client.megolm import GroupSessions, Outbound
+from clearpost.client.megolm import (
+    ROTATE_AFTER_MESSAGES,
+    ROTATE_AFTER_MS,
+    GroupSessions,
+    Outbound,
+)
 from clearpost.client.model import Event, Message, MessageEvent, MessageState
 from clearpost.client.olm import OlmMachine
 from clearpost.client.store import DeviceStore
@@ -64,6 +69,8 @@ class Crypto:
         self._locks: dict[str, asyncio.Lock] = {}
         self._stale_conversations: set[str] = set()
         self._unreachable: dict[tuple[str, str], int] = {}
+        self._ready: dict[str, tuple[int, Outbound]] = {}
+        """Outbound sessions checked and fully shared, with the device generation they saw."""
         self._last_commit = time.monotonic()
         if store.crashed:
             log.warning("the device store was not closed cleanly; starting new outbound sessions")
@@ -76,6 +83,7 @@ class Crypto:
 
     def commit(self) -> None:
         started = time.perf_counter()
+        self.cache.flush()
         self.groups.flush()
         self.olm.flush()  # commits the store
         self._last_commit = time.monotonic()
@@ -89,6 +97,7 @@ class Crypto:
 
     def conversation_changed(self, conversation_id: str) -> None:
         self._stale_conversations.add(conversation_id)
+        self._ready.pop(conversation_id, None)
 
     async def conversation(self, conversation_id: str) -> dict[str, Any]:
         conv = self.store.conversation(conversation_id)
@@ -114,7 +123,7 @@ class Crypto:
         """(megolm.v1 envelope, session id, message index), the key shared beforehand."""
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
         async with lock:
-            out = await self._ready_outbound(conversation_id)
+            out = self._still_ready(conversation_id) or await self._ready_outbound(conversation_id)
             started = time.perf_counter()
             ciphertext, index = self.groups.encrypt(
                 out, content_mod.encode(conversation_id, content)
@@ -129,6 +138,21 @@ class Crypto:
             "ciphertext": ciphertext,
         }
         return envelope, out.session_id, index
+
+    def _still_ready(self, conversation_id: str) -> Outbound | None:
+        """The outbound session, if nothing that could require rotating or sharing it has
+        happened since it was last checked (the fast path: no SQL, no set building)."""
+        ready = self._ready.get(conversation_id)
+        if ready is None or ready[0] != self.devices.generation:
+            return None
+        out = ready[1]
+        if (
+            self.groups.outbound(conversation_id) is not out
+            or out.session.message_index >= ROTATE_AFTER_MESSAGES
+            or self.clock.now_ms() - out.created_ms >= ROTATE_AFTER_MS
+        ):
+            return None
+        return out
 
     async def _ready_outbound(self, conversation_id: str) -> Outbound:
         conv = await self.conversation(conversation_id)
@@ -157,6 +181,8 @@ class Crypto:
         ]
         if missing:
             await self._share(out, missing)
+        if set(targets) <= out.shared_with:
+            self._ready[conversation_id] = (self.devices.generation, out)
         return out
 
     async def _share(self, out: Outbound, devices: list[Device]) -> None:
@@ -171,9 +197,9 @@ class Crypto:
         )
         content = control.room_key_content(key)
         self.groups.save_outbound(out)
-        started = time.perf_counter()
+        started, waited = time.perf_counter(), self.transport.seconds
         unreachable = await self.olm.send([(d, control.ROOM_KEY, content) for d in devices])
-        self.stats.crypto += time.perf_counter() - started
+        self.stats.crypto += time.perf_counter() - started - (self.transport.seconds - waited)
         now = self.clock.now_ms()
         for d in devices:
             k = (d.user_id, d.device_id)

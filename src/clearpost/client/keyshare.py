@@ -83,13 +83,14 @@ class KeyShare:
                 self._wanted.setdefault(session_id, (conv, sender, device, index))
                 continue
             c.store.write(
-                "INSERT INTO key_requests (session_id, conversation_id, requested_ms) VALUES (?, "
-                "?, ?) "
-                "ON CONFLICT (session_id) DO UPDATE SET requested_ms = excluded.requested_ms",
+                "INSERT INTO key_requests (session_id, conversation_id, requested_ms) "
+                "VALUES (?, ?, ?) ON CONFLICT (session_id) "
+                "DO UPDATE SET requested_ms = excluded.requested_ms",
                 (session_id, conv, now),
             )
             sent += 1
-        c.commit()
+        if wanted:
+            c.commit()
         return sent
 
     # -- receiving ------------------------------------------------------------------------

@@ -183,11 +183,9 @@ class GroupSessions:
         o = inbound.origin
         self.store.write(
             "INSERT INTO inbound_groups (session_id, conversation_id, origin_user, origin_device, "
-            "origin_curve, "
-            "origin_ed25519, forwarded_by, first_index, members, pickle) VALUES (?, ?, ?, ?, ?, "
-            "?, ?, ?, ?, ?) "
-            "ON CONFLICT (session_id) DO UPDATE SET forwarded_by = excluded.forwarded_by, "
-            "first_index = excluded.first_index, pickle = excluded.pickle",
+            "origin_curve, origin_ed25519, forwarded_by, first_index, members, pickle) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+            "forwarded_by = excluded.forwarded_by, first_index = excluded.first_index, pickle = excluded.pickle",
             (
                 session_id,
                 inbound.conversation_id,
@@ -200,21 +198,4 @@ class GroupSessions:
                 orjson.dumps(list(inbound.members)).decode(),
                 inbound.session.pickle(self.store.pickle_key),
             ),
-        )
-
-    # -- replay protection ----------------------------------------------------------------
-
-    def seen(self, session_id: str, index: int) -> tuple[str, int] | None:
-        rows = self.store.query(
-            "SELECT conversation_id, seq FROM seen_indices WHERE session_id = ? "
-            "AND message_index = ?",
-            (session_id, index),
-        )
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    def mark_seen(self, session_id: str, index: int, conversation_id: str, seq: int) -> None:
-        self.store.write(
-            "INSERT INTO seen_indices (session_id, message_index, conversation_id, seq) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (session_id, index, conversation_id, seq),
         )

@@ -117,6 +117,7 @@ class DeviceStore:
         self.pickle_key = master[:32]
         self._sealer = Sealer(master[32:64], master[64:96])
         self._in_txn = False
+        self._seqs: dict[str, tuple[int, int]] = {}  # conversation -> (last seq, read seq)
 
     # -- opening --------------------------------------------------------------------------
 
@@ -239,6 +240,7 @@ class DeviceStore:
         return self._conn.execute(sql, params).fetchall()
 
     def commit(self) -> None:
+        self._flush_seqs()
         if self._in_txn:
             self._conn.execute("COMMIT")
             self._in_txn = False
@@ -334,19 +336,19 @@ class DeviceStore:
         )
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        self._flush_seqs()
         rows = self.query(
             "SELECT conversation_id, kind, created_by, members, joined_from_seq, last_seq, "
-            "read_seq "
-            "FROM conversations WHERE conversation_id = ?",
+            "read_seq FROM conversations WHERE conversation_id = ?",
             (conversation_id,),
         )
         return _conv(rows[0]) if rows else None
 
     def conversations(self) -> list[dict[str, Any]]:
+        self._flush_seqs()
         rows = self.query(
             "SELECT conversation_id, kind, created_by, members, joined_from_seq, last_seq, "
-            "read_seq "
-            "FROM conversations ORDER BY conversation_id"
+            "read_seq FROM conversations ORDER BY conversation_id"
         )
         return [_conv(r) for r in rows]
 
@@ -354,17 +356,23 @@ class DeviceStore:
         self._exec("DELETE FROM conversations WHERE conversation_id = ?", (conversation_id,))
 
     def mark_read(self, conversation_id: str, seq: int) -> None:
-        self._exec(
-            "UPDATE conversations SET read_seq = max(read_seq, ?), last_seq = max(last_seq, ?) "
-            "WHERE conversation_id = ?",
-            (seq, seq, conversation_id),
-        )
+        """Everything up to ``seq`` was shown (written at the next commit or read)."""
+        last, read = self._seqs.get(conversation_id, (0, 0))
+        self._seqs[conversation_id] = (max(last, seq), max(read, seq))
 
     def bump_last_seq(self, conversation_id: str, seq: int) -> None:
-        self._exec(
-            "UPDATE conversations SET last_seq = max(last_seq, ?) WHERE conversation_id = ?",
-            (seq, conversation_id),
-        )
+        last, read = self._seqs.get(conversation_id, (0, 0))
+        self._seqs[conversation_id] = (max(last, seq), read)
+
+    def _flush_seqs(self) -> None:
+        if self._seqs:
+            rows = [(last, read, conv) for conv, (last, read) in self._seqs.items()]
+            self._seqs = {}
+            self.write_many(
+                "UPDATE conversations SET last_seq = max(last_seq, ?), read_seq = max(read_seq, ?) "
+                "WHERE conversation_id = ?",
+                rows,
+            )
 
 
 def _conv(r: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,9 @@ class Transport:
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self._sleep = sleep
+        self.seconds = 0.0
+        """Wall time spent waiting for HTTP responses (for the benchmark)."""
+        self.calls = 0
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -84,6 +88,26 @@ class Transport:
             headers["Content-Type"] = "application/json"
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         delay = self.backoff
+        started = time.perf_counter()
+        try:
+            return await self._attempts(
+                method, path, content, params, headers, extra, idempotent, delay
+            )
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.calls += 1
+
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str],
+        extra: dict[str, Any],
+        idempotent: bool,
+        delay: float,
+    ) -> Any:
         for attempt in range(1, self.attempts + 1):
             last = attempt == self.attempts
             try:

@@ -104,6 +104,8 @@ class DeviceTracker:
         self.store, self.transport, self.clock, self.own_user = store, transport, clock, own_user
         self._stale: set[str] = set()
         self._cache: dict[str, dict[str, Device]] = {}
+        self.generation = 0
+        """Bumped whenever a device list may have changed (senders re-check their sessions)."""
 
     def _load(self, user_id: str) -> dict[str, Device] | None:
         if user_id in self._cache:
@@ -131,6 +133,7 @@ class DeviceTracker:
 
     def mark_stale(self, user_id: str) -> None:
         self._stale.add(user_id)
+        self.generation += 1
 
     def known(self, user_id: str) -> dict[str, Device]:
         return dict(self._load(user_id) or {})
@@ -150,6 +153,7 @@ class DeviceTracker:
     async def refresh(self, user_id: str) -> DeviceListChange | None:
         """Fetch and verify ``user_id``'s devices; record them; return what changed."""
         self._stale.discard(user_id)
+        self.generation += 1
         first_time = self._load(user_id) is None
         before = self.known(user_id)
         entries = await self.transport.user_devices(user_id)
