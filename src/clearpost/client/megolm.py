@@ -185,7 +185,8 @@ class GroupSessions:
             "INSERT INTO inbound_groups (session_id, conversation_id, origin_user, origin_device, "
             "origin_curve, origin_ed25519, forwarded_by, first_index, members, pickle) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-            "forwarded_by = excluded.forwarded_by, first_index = excluded.first_index, pickle = excluded.pickle",
+            "forwarded_by = excluded.forwarded_by, first_index = excluded.first_index, "
+            "pickle = excluded.pickle",
             (
                 session_id,
                 inbound.conversation_id,
