@@ -107,11 +107,16 @@ class Tamper:
         await self.run("UPDATE tlog_state SET next_index = $1", size)
 
 
-async def users(url: str, prefix: str, count: int) -> None:
-    """Create ``count`` users with a device key each: one ``device`` entry per user."""
+async def grow(url: str, prefix: str, count: int) -> int:
+    """Add ``count`` users with a device key each (one ``device`` entry per user), wait
+    until the log has integrated them, and return the log's size."""
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for i in range(count):
-            await api.user(client, f"{prefix}{i}", otks=0)
+            last = await api.user(client, f"{prefix}{i}", otks=0)
+        mine = (await client.get("/v1/me/log-entries", headers=last.headers)).json()
+    size = max(e["index"] for e in mine["entries"]) + 1
+    await checkpoint_of(url, size)
+    return size
 
 
 async def checkpoint_of(url: str, size: int) -> Checkpoint:
@@ -157,31 +162,29 @@ async def test_clean_log_verifies_and_later_audits_fetch_only_new_entries(
 ) -> None:
     state = tmp_path / "audit.json"
     audit = ("audit", "verify", "--server", server.url, "--state", state)
-    await users(server.url, "alice", 4)
-    await checkpoint_of(server.url, 4)
+    n1 = await grow(server.url, "alice", 4)
 
     first = await cli(*audit)
     expect(
         first,
         ExitCode.OK,
-        "4 entries verified",
-        "re-hashed 4 entries from index 0",
+        f"{n1} entries verified",
+        f"re-hashed {n1} entries from index 0",
         "trusted the log key on first use",
     )
     pinned = orjson.loads(state.read_bytes())
-    assert pinned["size"] == 4 and len(pinned["compact_range"]) == 1
+    assert pinned["size"] == n1 and len(pinned["compact_range"]) == n1.bit_count()
 
-    await users(server.url, "bob", 3)
-    await checkpoint_of(server.url, 7)
+    n2 = await grow(server.url, "bob", 3)
     expect(
         await cli(*audit),
         ExitCode.OK,
-        "7 entries verified",
-        "re-hashed 3 entries from index 4",
-        "consistent with the 4 entries verified before",
+        f"{n2} entries verified",
+        f"re-hashed {n2 - n1} entries from index {n1}",
+        f"consistent with the {n1} entries verified before",
     )
-    expect(await cli(*audit), ExitCode.OK, "re-hashed 0 entries from index 7")
-    expect(await cli(*audit, "--full"), ExitCode.OK, "re-hashed 7 entries from index 0")
+    expect(await cli(*audit), ExitCode.OK, f"re-hashed 0 entries from index {n2}")
+    expect(await cli(*audit, "--full"), ExitCode.OK, f"re-hashed {n2} entries from index 0")
 
     # A key other than the log's is refused, whatever the log says.
     wrong = Signer.generate(pinned["origin"]).vkey
@@ -206,10 +209,9 @@ async def test_witness_cosignatures_are_accepted_and_served(
     srv, key, vkey = witnessed
     wstate = tmp_path / "witness.json"
     witness = ("witness", "run", "--server", srv.url, "--key", key, "--state", wstate, "--once")
-    await users(srv.url, "alice", 4)
-    await checkpoint_of(srv.url, 4)
+    n1 = await grow(srv.url, "alice", 4)
 
-    expect(await cli(*witness), ExitCode.OK, "trusting log", "cosigned size 4")
+    expect(await cli(*witness), ExitCode.OK, "trusting log", f"cosigned size {n1} ")
     assert orjson.loads(wstate.read_bytes())["posted"] is True
     async with httpx.AsyncClient(base_url=srv.url) as client:
         log_key = Verifier.from_vkey((await client.get("/v1/log/key")).json()["vkey"])
@@ -222,23 +224,21 @@ async def test_witness_cosignatures_are_accepted_and_served(
     for note in (latest, with_cosig):
         opened = open_note(note, [log_key, w1])  # every known signature must verify
         assert {s.name for s in opened.signatures} == {log_key.name, w1.name}
-        assert Checkpoint.parse(opened.text).size == 4
+        assert Checkpoint.parse(opened.text).size == n1
 
     # The log grows; the witness follows with a consistency proof, once.
-    await users(srv.url, "bob", 3)
-    await checkpoint_of(srv.url, 7)
-    expect(await cli(*witness), ExitCode.OK, "cosigned size 7 ", "(consistent with 4)")
-    expect(await cli(*witness), ExitCode.OK, "unchanged: size 7 is already cosigned")
+    n2 = await grow(srv.url, "bob", 3)
+    expect(await cli(*witness), ExitCode.OK, f"cosigned size {n2} ", f"(consistent with {n1})")
+    expect(await cli(*witness), ExitCode.OK, f"unchanged: size {n2} is already cosigned")
     audit = await cli("audit", "verify", "--server", srv.url, "--witness", vkey)
-    expect(audit, ExitCode.OK, "7 entries verified", "cosigned by witness.example/w1")
+    expect(audit, ExitCode.OK, f"{n2} entries verified", "cosigned by witness.example/w1")
 
 
 async def test_a_witness_the_log_does_not_know_is_rejected(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     key, _ = await keygen(tmp_path, "stranger")
-    await users(server.url, "carol", 1)
-    await checkpoint_of(server.url, 1)
+    await grow(server.url, "carol", 1)
     result = await cli("witness", "run", "--server", server.url, "--key", key, "--once")
     expect(result, ExitCode.REJECTED, "unknown_witness")
 
@@ -250,17 +250,16 @@ async def test_tampering_with_entries_nodes_and_signatures_is_caught(
     server: ServerProcess, db_url: str, tmp_path: Path
 ) -> None:
     db = Tamper(db_url)
-    await users(server.url, "dave", 6)
-    await checkpoint_of(server.url, 6)
+    n = await grow(server.url, "dave", 6)
+    mine = n - 4  # one of dave's device entries
     verify = ("audit", "verify", "--server", server.url, "--full")
     expect(await cli(*verify), ExitCode.OK)
 
     # An entry's bytes are changed: the auditor names the entry.
-    original = await db.entry(2)
-    body = bytes(original[1])
-    await db.set_body(2, body.replace(b'"added"', b'"ADDED"'))
-    expect(await cli(*verify), ExitCode.ENTRY_MISMATCH, "entry 2 was changed")
-    await db.set_body(2, body)
+    body = bytes((await db.entry(mine))[1])
+    await db.set_body(mine, body.replace(b'"added"', b'"ADDED"'))
+    expect(await cli(*verify), ExitCode.ENTRY_MISMATCH, f"entry {mine} was changed")
+    await db.set_body(mine, body)
 
     # A stored node is changed: the data still matches, the proofs users get do not.
     node = await db.node(0, 1)
@@ -269,9 +268,9 @@ async def test_tampering_with_entries_nodes_and_signatures_is_caught(
     await db.set_node(0, 1, node)
 
     # An entry is deleted: the auditor names the missing one.
-    deleted = await db.entry(3)
-    await db.run("DELETE FROM tlog_entries WHERE idx = $1", 3)
-    expect(await cli(*verify), ExitCode.MISSING_ENTRIES, "entry 3 is missing")
+    deleted = await db.entry(mine)
+    await db.run("DELETE FROM tlog_entries WHERE idx = $1", mine)
+    expect(await cli(*verify), ExitCode.MISSING_ENTRIES, f"entry {mine} is missing")
     await db.run(
         "INSERT INTO tlog_entries (idx, body, leaf_hash, subject, created_at) "
         "VALUES ($1, $2, $3, $4, $5)",
@@ -280,24 +279,30 @@ async def test_tampering_with_entries_nodes_and_signatures_is_caught(
     expect(await cli(*verify), ExitCode.OK)
 
     # The checkpoint's root is rewritten: its signature no longer verifies.
-    (note_row,) = await db.run("SELECT note FROM tlog_checkpoints WHERE size = $1", 6)
+    (note_row,) = await db.run("SELECT note FROM tlog_checkpoints WHERE size = $1", n)
     note = str(note_row[0])
     lines = note.split("\n")
     lines[2] = base64.b64encode(hashlib.sha256(b"other root").digest()).decode()
-    await db.run("UPDATE tlog_checkpoints SET note = $1 WHERE size = $2", "\n".join(lines), 6)
+    await db.run("UPDATE tlog_checkpoints SET note = $1 WHERE size = $2", "\n".join(lines), n)
     expect(await cli(*verify), ExitCode.BAD_SIGNATURE, "invalid signature")
-    await db.run("UPDATE tlog_checkpoints SET note = $1 WHERE size = $2", note, 6)
+    await db.run("UPDATE tlog_checkpoints SET note = $1 WHERE size = $2", note, n)
 
-    # A node on the tree's right edge is changed before the log grows: the log then
-    # signs a root that its own entries do not produce.
+    # The stored node of the tree's largest left subtree is changed before the log grows:
+    # the log then signs a root that its own entries do not produce.
     state = tmp_path / "audit.json"
     expect(await cli(*verify, "--state", state), ExitCode.OK)
-    await db.set_node(2, 0, hashlib.sha256(b"evil edge").digest())
-    await users(server.url, "erin", 1)
-    await checkpoint_of(server.url, 7)
-    expect(await cli(*verify), ExitCode.ENTRY_MISMATCH, "disagrees with itself over entries 0..3")
+    left = n.bit_length() - 1  # that subtree covers entries 0 .. 2**left - 1
+    await db.set_node(left, 0, hashlib.sha256(b"evil edge").digest())
+    await grow(server.url, "erin", 1)
     expect(
-        await cli(*verify, "--state", state), ExitCode.FORK, "does not extend the tree of 6 entries"
+        await cli(*verify),
+        ExitCode.ENTRY_MISMATCH,
+        f"disagrees with itself over entries 0..{2**left - 1}",
+    )
+    expect(
+        await cli(*verify, "--state", state),
+        ExitCode.FORK,
+        f"does not extend the tree of {n} entries",
     )
 
 
@@ -312,24 +317,22 @@ async def test_a_rolled_back_and_regrown_log_is_caught(
     state, wstate = tmp_path / "audit.json", tmp_path / "witness.json"
     audit = ("audit", "verify", "--server", srv.url, "--state", state)
     witness = ("witness", "run", "--server", srv.url, "--key", key, "--state", wstate, "--once")
-    await users(srv.url, "frank", 3)
-    await checkpoint_of(srv.url, 3)
-    await users(srv.url, "grace", 3)
-    await checkpoint_of(srv.url, 6)
+    n1 = await grow(srv.url, "frank", 3)
+    n2 = await grow(srv.url, "grace", 3)
     expect(await cli(*audit), ExitCode.OK)
-    expect(await cli(*witness), ExitCode.OK, "cosigned size 6")
+    expect(await cli(*witness), ExitCode.OK, f"cosigned size {n2} ")
 
-    # The operator drops the last three entries: both notice, neither accepts it.
-    await db.roll_back(3)
-    await checkpoint_of(srv.url, 3)
+    # The operator drops the newest entries: both notice, neither accepts it.
+    await db.roll_back(n1)
+    await checkpoint_of(srv.url, n1)
     rolled = await cli(*audit)
-    expect(rolled, ExitCode.ROLLBACK, "dropped 3 entries", "evidence")
+    expect(rolled, ExitCode.ROLLBACK, f"dropped {n2 - n1} entries", "evidence")
     expect(await cli(*witness), ExitCode.ROLLBACK, "REFUSING to cosign")
 
     # ... and grows a different history past the old size.
-    await users(srv.url, "mallory", 4)
-    await checkpoint_of(srv.url, 7)
-    expect(await cli(*audit), ExitCode.FORK, "does not extend the tree of 6 entries")
+    n3 = await grow(srv.url, "mallory", 4)
+    assert n3 > n2
+    expect(await cli(*audit), ExitCode.FORK, f"does not extend the tree of {n2} entries")
     expect(await cli(*witness), ExitCode.FORK, "REFUSING to cosign", "cannot prove")
     # A fresh auditor sees a self-consistent log: only memory catches a rewrite.
     expect(await cli("audit", "verify", "--server", srv.url), ExitCode.OK)
@@ -347,16 +350,10 @@ async def test_two_servers_showing_two_histories_are_caught(tmp_path: Path) -> N
     a = start_server(a_dir, f"sqlite+aiosqlite:///{a_dir / 'clearpost.db'}", env)
     b: ServerProcess | None = None
     try:
-        await users(a.url, "henry", 3)
-        await checkpoint_of(a.url, 3)
+        n1 = await grow(a.url, "henry", 3)
         state, wstate = tmp_path / "audit.json", tmp_path / "witness.json"
-        expect(
-            await cli(
-                "witness", "run", "--server", a.url, "--key", key, "--state", wstate, "--once"
-            ),
-            ExitCode.OK,
-            "cosigned size 3",
-        )
+        witness = ("witness", "run", "--key", key, "--state", wstate, "--once", "--server")
+        expect(await cli(*witness, a.url), ExitCode.OK, f"cosigned size {n1} ")
 
         # The operator clones the log (database and key) behind a second server ...
         b_dir.mkdir()
@@ -364,30 +361,28 @@ async def test_two_servers_showing_two_histories_are_caught(tmp_path: Path) -> N
         shutil.copy(a_dir / "log.key", b_dir / "log.key")
         b = start_server(b_dir, f"sqlite+aiosqlite:///{b_dir / 'clearpost.db'}", env)
         # ... and lets the two grow apart, to the same size.
-        await users(a.url, "ivy", 2)
-        await users(b.url, "judy", 2)
-        cp_a, cp_b = await checkpoint_of(a.url, 5), await checkpoint_of(b.url, 5)
+        n2 = await grow(a.url, "ivy", 2)
+        assert await grow(b.url, "judy", 2) == n2
+        cp_a, cp_b = await checkpoint_of(a.url, n2), await checkpoint_of(b.url, n2)
         assert cp_a.root_hash != cp_b.root_hash
 
-        # An auditor and a witness that saw A's tree of 5 are shown B's.
+        # An auditor and a witness that saw A's tree are shown B's, of the same size.
         expect(await cli("audit", "verify", "--state", state, "--server", a.url), ExitCode.OK)
-        witness = ("witness", "run", "--key", key, "--state", wstate, "--once", "--server")
-        expect(await cli(*witness, a.url), ExitCode.OK, "cosigned size 5")
+        expect(await cli(*witness, a.url), ExitCode.OK, f"cosigned size {n2} ")
         forked = await cli(*witness, b.url)
-        expect(forked, ExitCode.FORK, "two different trees of 5 entries", "evidence")
-        assert forked.output.count("clearpost.localhost/log\n  5\n") == 2  # both signed notes
+        expect(forked, ExitCode.FORK, f"two different trees of {n2} entries", "evidence")
+        assert forked.output.count(f"clearpost.localhost/log\n  {n2}\n") == 2  # both notes
         expect(
             await cli("audit", "verify", "--state", state, "--server", b.url),
             ExitCode.FORK,
-            "signed two different trees of 5 entries",
+            f"signed two different trees of {n2} entries",
         )
         # ... and once B grows on, B cannot prove it extends A.
-        await users(b.url, "kim", 1)
-        await checkpoint_of(b.url, 6)
+        await grow(b.url, "kim", 1)
         expect(
             await cli("audit", "verify", "--state", state, "--server", b.url),
             ExitCode.FORK,
-            "does not extend the tree of 5 entries",
+            f"does not extend the tree of {n2} entries",
         )
         expect(await cli(*witness, b.url), ExitCode.FORK, "cannot prove")
     finally:
