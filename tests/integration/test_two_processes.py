@@ -21,12 +21,14 @@ pytestmark = pytest.mark.postgres
 def pair(tmp_path: Path, pg_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     key = {"CLEARPOST_LOG_KEY_FILE": str(tmp_path / "shared-log.key")}
     a = start_server(tmp_path / "a", pg_url, key)
-    b = start_server(tmp_path / "b", pg_url, key)
     try:
-        yield a, b
+        b = start_server(tmp_path / "b", pg_url, key)
+        try:
+            yield a, b
+        finally:
+            b.stop()
     finally:
         a.stop()
-        b.stop()
 
 
 async def test_a_message_sent_through_one_wakes_a_sync_on_the_other(
@@ -91,7 +93,11 @@ async def _size(client: httpx.AsyncClient) -> int:
 async def test_exactly_one_sequencer_and_a_clean_handover(tmp_path: Path, pg_url: str) -> None:
     key = {"CLEARPOST_LOG_KEY_FILE": str(tmp_path / "shared-log.key")}
     a = start_server(tmp_path / "a", pg_url, key)
-    b = start_server(tmp_path / "b", pg_url, key)
+    try:
+        b = start_server(tmp_path / "b", pg_url, key)
+    except BaseException:
+        a.stop()
+        raise
     try:
         leader = _sequencer(a, b)
         other = b if leader is a else a
