@@ -1,0 +1,63 @@
+"""Partner reports: contribution bounds, OpenDP noise, suppression, the budget ledger's
+rules, and report signatures. Pure: no I/O; noise comes from OpenDP's own sampler."""
+
+from clearpost.core.privacy.bounds import (
+    METRICS,
+    Activity,
+    Bounds,
+    ClickEvent,
+    Contributions,
+    IntentEvent,
+    ShareEvent,
+    UserContribution,
+    contributions,
+)
+from clearpost.core.privacy.errors import BudgetSpent, InvalidPeriod, PeriodNotNext, PeriodOpen
+from clearpost.core.privacy.ledger import Period, choose_period, next_period, parse_period
+from clearpost.core.privacy.mechanism import (
+    MeasurementSpec,
+    NoisyCounts,
+    ReleasePlan,
+    plan_release,
+    release,
+)
+from clearpost.core.privacy.report import (
+    build_report,
+    report_bytes,
+    report_entry,
+    report_hash,
+    suppress,
+)
+from clearpost.core.privacy.signing import ReportSigner, verify_report
+
+__all__ = [
+    "METRICS",
+    "Activity",
+    "Bounds",
+    "BudgetSpent",
+    "ClickEvent",
+    "Contributions",
+    "IntentEvent",
+    "InvalidPeriod",
+    "MeasurementSpec",
+    "NoisyCounts",
+    "Period",
+    "PeriodNotNext",
+    "PeriodOpen",
+    "ReleasePlan",
+    "ReportSigner",
+    "ShareEvent",
+    "UserContribution",
+    "build_report",
+    "choose_period",
+    "contributions",
+    "next_period",
+    "parse_period",
+    "plan_release",
+    "release",
+    "report_bytes",
+    "report_entry",
+    "report_hash",
+    "suppress",
+    "verify_report",
+]

@@ -1,0 +1,166 @@
+"""The noise: OpenDP discrete Laplace on integer counts, composed to the agreement's epsilon.
+
+A release is eight measurements on the same dataset (one bounded record per user): the
+total and the per-item vector of each metric. The epsilon per period is split equally,
+``epsilon / 8`` each. Each measurement is an OpenDP chain
+
+    user-level dataset --(bound and count: d_out = d_in * sensitivity)--> counts
+                       --(make_laplace, integer domain: discrete Laplace)--> noisy counts
+
+with ``scale = sensitivity / (epsilon / 8)``, and OpenDP's basic (sequential) composition
+of the eight must report a privacy loss of exactly the agreement's epsilon for a change of
+one user; ``plan_release`` refuses to return a plan otherwise.
+
+The counting step is ours, declared to OpenDP as a user transformation, which needs the
+``honest-but-curious`` feature: we vouch that its stability map is right. It clips every
+record itself (``bounds.clipped``), so the claim does not rest on the caller.
+
+Noise comes from OpenDP's own sampler (the operating system's CSPRNG). It is deliberately
+not injectable: a seedable noise source is a way to undo the noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import opendp.prelude as dp
+
+from clearpost.core.errors import InvalidInput
+from clearpost.core.privacy.bounds import METRICS, Bounds, Contributions, clipped
+
+dp.enable_features("contrib", "honest-but-curious")
+
+SCALE_MARGIN = 1e-12
+"""Scales are widened by this fraction so OpenDP's conservative (rounded-up) privacy map
+never exceeds the agreement's epsilon by a rounding error."""
+
+EPSILON_TOLERANCE = 1e-9
+"""The composed epsilon must lie in ``[epsilon * (1 - tol), epsilon]``."""
+
+MAX_COUNT = 2**31 - 1  # OpenDP's integer domain is 32-bit
+
+_DOMAIN = dp.user_domain("ClearpostContributions", member=lambda x: isinstance(x, Contributions))
+_USERS = dp.user_distance("users added or removed")
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementSpec:
+    """One measurement of a release, as published in the report."""
+
+    name: str
+    """``totals.<metric>`` or ``items.<metric>``."""
+    metric: str
+    sensitivity: int
+    epsilon: float
+    scale: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sensitivity": self.sensitivity,
+            "epsilon": self.epsilon,
+            "scale": self.scale,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePlan:
+    epsilon: float
+    bounds: Bounds
+    keys: tuple[str, ...]
+    measurements: tuple[MeasurementSpec, ...]
+    composed_epsilon: float
+    """OpenDP's composed privacy map at one user: the epsilon this release spends."""
+    _measurement: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NoisyCounts:
+    """What leaves the mechanism: noisy totals and noisy per-item counts, nothing else."""
+
+    totals: dict[str, int]
+    items: dict[str, dict[str, int]]
+
+
+def _total(metric: str, bounds: Bounds) -> Callable[[Contributions], int]:
+    def count(data: Contributions) -> int:
+        total = sum(v for user in data.users for _, v in clipped(user.of(metric), metric, bounds))
+        return min(total, MAX_COUNT)
+
+    return count
+
+
+def _per_item(metric: str, bounds: Bounds, keys: tuple[str, ...]) -> Callable[..., list[int]]:
+    index = {url: i for i, url in enumerate(keys)}
+
+    def count(data: Contributions) -> list[int]:
+        out = [0] * len(keys)
+        for user in data.users:
+            for url, v in clipped(user.of(metric), metric, bounds):
+                i = index.get(url)
+                if i is not None:
+                    out[i] = min(out[i] + v, MAX_COUNT)
+        return out
+
+    return count
+
+
+def _scale(sensitivity: int, epsilon: float) -> float:
+    return sensitivity / epsilon * (1 + SCALE_MARGIN)
+
+
+def plan_release(epsilon: float, bounds: Bounds, keys: tuple[str, ...]) -> ReleasePlan:
+    """Build the composed measurement and check that it spends exactly ``epsilon``."""
+    if not 0 < epsilon <= 100:
+        raise InvalidInput("epsilon per period must be in (0, 100]")
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("report items must be distinct")
+    share = epsilon / (2 * len(METRICS))
+    specs: list[MeasurementSpec] = []
+    chains = []
+    for kind in ("totals", "items"):
+        for metric in METRICS:
+            sensitivity = bounds.sensitivity(metric)
+            spec = MeasurementSpec(
+                f"{kind}.{metric}", metric, sensitivity, share, _scale(sensitivity, share)
+            )
+            if kind == "totals":
+                out_domain, out_metric = dp.atom_domain(T=int), dp.absolute_distance(T=int)
+                function: Callable[..., Any] = _total(metric, bounds)
+            else:
+                out_domain = dp.vector_domain(dp.atom_domain(T=int), size=len(keys))
+                out_metric = dp.l1_distance(T=int)
+                function = _per_item(metric, bounds, keys)
+            count = dp.t.make_user_transformation(
+                _DOMAIN,
+                _USERS,
+                out_domain,
+                out_metric,
+                function=function,
+                stability_map=lambda d_in, s=sensitivity: d_in * s,
+            )
+            chains.append(count >> dp.m.then_laplace(scale=spec.scale))
+            specs.append(spec)
+    composed: Any = dp.c.make_composition(chains)  # OpenDP's map() is untyped
+    spent = float(composed.map(1))
+    if not epsilon * (1 - EPSILON_TOLERANCE) <= spent <= epsilon:
+        raise InvalidInput(
+            f"the composed privacy loss {spent!r} does not match the budget {epsilon!r}"
+        )
+    return ReleasePlan(epsilon, bounds, tuple(keys), tuple(specs), spent, composed)
+
+
+def release(plan: ReleasePlan, data: Contributions) -> NoisyCounts:
+    """Run the composed measurement once. Only noisy numbers come out."""
+    if data.bounds != plan.bounds or data.keys != plan.keys:
+        raise InvalidInput("the dataset was prepared for a different plan")
+    results = plan._measurement(data)
+    n = len(METRICS)
+    totals = {metric: int(v) for metric, v in zip(METRICS, results[:n], strict=True)}
+    items: dict[str, dict[str, int]] = {url: {} for url in plan.keys}
+    for metric, vector in zip(METRICS, results[n:], strict=True):
+        for url, v in zip(plan.keys, vector, strict=True):
+            items[url][metric] = int(v)
+    return NoisyCounts(totals, items)

@@ -1,0 +1,144 @@
+"""Contribution bounds: how much one person can add to any count, and which events count."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearpost.core.privacy import (
+    METRICS,
+    Activity,
+    Bounds,
+    ClickEvent,
+    Contributions,
+    IntentEvent,
+    ShareEvent,
+    UserContribution,
+    contributions,
+)
+from clearpost.core.privacy.bounds import clipped
+
+A, B, C = "https://s.example/a", "https://s.example/b", "https://s.example/c"
+
+
+def by_user(data: Contributions) -> dict[str, UserContribution]:
+    """Records in user order (``contributions`` sorts users); the tests name users u1, u2..."""
+    return {f"u{i + 1}": r for i, r in enumerate(data.users)}
+
+
+def test_one_user_counts_at_most_shares_per_item_per_item() -> None:
+    bounds = Bounds(items_per_user=5, shares_per_item=2, clicks_per_share=1, recipients_per_share=9)
+    activity = Activity(
+        intents=[IntentEvent("u1", A, t) for t in range(10)] + [IntentEvent("u2", A, 1)],
+        shares=[ShareEvent("u1", A, f"i{t}", 100 + t, 3) for t in range(10)],
+        clicks=[],
+        keys=(A,),
+    )
+    u1 = by_user(contributions(activity, bounds))["u1"]
+    assert u1.intents == ((A, 2),)
+    assert u1.shares == ((A, 2),)
+    assert u1.recipients == ((A, 6),)  # the two earliest shares, 3 recipients each
+
+
+def test_recipients_are_capped_per_share() -> None:
+    bounds = Bounds(items_per_user=1, shares_per_item=1, clicks_per_share=1, recipients_per_share=4)
+    activity = Activity([], [ShareEvent("u1", A, "i1", 5, 1000)], [], (A,))
+    assert contributions(activity, bounds).users[0].recipients == ((A, 4),)
+
+
+def test_only_the_first_items_of_a_user_count() -> None:
+    bounds = Bounds(items_per_user=2, shares_per_item=1, clicks_per_share=1, recipients_per_share=1)
+    activity = Activity(
+        intents=[IntentEvent("u1", C, 1), IntentEvent("u1", A, 3), IntentEvent("u1", B, 2)],
+        shares=[],
+        clicks=[],
+        keys=(A, B, C),
+    )
+    assert contributions(activity, bounds).users[0].intents == ((C, 1), (B, 1))
+
+
+def test_clicks_are_capped_per_link_and_counted_on_few_links() -> None:
+    bounds = Bounds(items_per_user=3, shares_per_item=2, clicks_per_share=3, recipients_per_share=1)
+    clicks = (
+        [ClickEvent("u1", A, "old", 10, 500 + t) for t in range(50)]  # one link clicked 50 times
+        + [ClickEvent("u1", A, "mid", 20, 600)]
+        + [ClickEvent("u1", A, "new", 30, 400) for _ in range(3)]  # a third link: not counted
+        + [ClickEvent("u2", A, "other", 15, 700)]
+    )
+    users = by_user(contributions(Activity([], [], clicks, (A,)), bounds))
+    assert users["u1"].clicks == ((A, 3 + 1),)  # "old" capped at 3, "mid" 1, "new" not counted
+    assert users["u2"].clicks == ((A, 1),)  # clicks count under the sharer, not the clicker
+
+
+def test_clipping_holds_for_records_not_built_by_contributions() -> None:
+    bounds = Bounds(items_per_user=2, shares_per_item=1, clicks_per_share=1, recipients_per_share=2)
+    forged = ((A, 10**9), (A, 5), (B, -7), (C, 3))
+    assert list(clipped(forged, "recipients", bounds)) == [(A, 2), (B, 0)]
+
+
+events = st.integers(0, 10_000)
+urls = st.sampled_from([A, B, C, "https://s.example/d"])
+
+
+@st.composite
+def one_user(
+    draw: st.DrawFn, user: str
+) -> tuple[list[IntentEvent], list[ShareEvent], list[ClickEvent]]:
+    intents = [IntentEvent(user, draw(urls), draw(events)) for _ in range(draw(st.integers(0, 8)))]
+    shares = [
+        ShareEvent(user, draw(urls), f"{user}-{i}", draw(events), draw(st.integers(1, 1000)))
+        for i in range(draw(st.integers(0, 8)))
+    ]
+    clicks = [
+        ClickEvent(user, draw(urls), f"{user}-l{draw(st.integers(0, 4))}", 0, draw(events))
+        for _ in range(draw(st.integers(0, 20)))
+    ]
+    return intents, shares, clicks
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    others=st.lists(st.sampled_from(["u1", "u2", "u3"]), unique=True).flatmap(
+        lambda names: st.tuples(*(one_user(n) for n in names))
+    ),
+    newcomer=one_user("zz"),
+    items_per_user=st.integers(1, 3),
+    shares_per_item=st.integers(1, 3),
+    clicks_per_share=st.integers(1, 3),
+    recipients_per_share=st.integers(1, 5),
+)
+def test_adding_one_user_moves_each_metric_by_at_most_its_sensitivity(
+    others: tuple[tuple[list[IntentEvent], list[ShareEvent], list[ClickEvent]], ...],
+    newcomer: tuple[list[IntentEvent], list[ShareEvent], list[ClickEvent]],
+    items_per_user: int,
+    shares_per_item: int,
+    clicks_per_share: int,
+    recipients_per_share: int,
+) -> None:
+    bounds = Bounds(items_per_user, shares_per_item, clicks_per_share, recipients_per_share)
+    keys = (A, B, C, "https://s.example/d")
+
+    def build(
+        parts: list[tuple[list[IntentEvent], list[ShareEvent], list[ClickEvent]]],
+    ) -> Contributions:
+        return contributions(
+            Activity(
+                [e for p in parts for e in p[0]],
+                [e for p in parts for e in p[1]],
+                [e for p in parts for e in p[2]],
+                keys,
+            ),
+            bounds,
+        )
+
+    without, with_ = build(list(others)), build([*others, newcomer])
+    assert with_.users[: len(without.users)] == without.users  # nobody else's record moves
+    added = with_.users[len(without.users) :]
+    assert len(added) <= 1
+    for record in added:
+        for metric in METRICS:
+            cells = record.of(metric)
+            assert len(cells) <= bounds.items_per_user
+            assert len({u for u, _ in cells}) == len(cells)
+            assert all(0 <= v <= bounds.per_item(metric) for _, v in cells)
+            assert sum(v for _, v in cells) <= bounds.sensitivity(metric)
