@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -339,3 +340,33 @@ clicks = Table(
     Column("partner_id", String(32), nullable=False),
     Column("at", BigInteger, nullable=False),
 )
+
+# --- partner reports (migration 0004) ---
+
+privacy_ledger = Table(
+    "privacy_ledger",
+    metadata,
+    Column("report_id", String(40), primary_key=True),
+    Column("partner_id", String(32), nullable=False),
+    Column("period_start", BigInteger, nullable=False),
+    Column("period_end", BigInteger, nullable=False),
+    Column("epsilon", Float, nullable=False),
+    Column("spent_at", BigInteger, nullable=False),
+    UniqueConstraint("partner_id", "period_start", name="uq_privacy_ledger_period"),
+)
+
+reports = Table(
+    "reports",
+    metadata,
+    Column("report_id", String(40), primary_key=True),
+    Column("partner_id", String(32), nullable=False),
+    Column("period_start", BigInteger, nullable=False),
+    Column("period_end", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("report_hash", String(64), nullable=False),
+    Column("signature", String(100), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+    Column("released_at", BigInteger, nullable=False),
+)
+Index("ix_reports_partner", reports.c.partner_id, reports.c.period_start)
