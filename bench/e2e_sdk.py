@@ -164,10 +164,10 @@ async def sdk_round(
     outbound = alice_c.groups.outbound(conv)
     assert outbound is not None
     count = ROTATE_AFTER_MESSAGES - outbound.session.message_index
+    contents = [Text(body(i, size)) for i in range(count)]  # as raw_round prepares its plaintexts
     store0 = alice.stats.store + bob.stats.store
     started = time.perf_counter()
-    for i in range(count):
-        content = Text(body(i, size))
+    for i, content in enumerate(contents):
         envelope, session, index = await alice_c.encrypt(conv, content)
         alice_c.record_sent(envelope, session, index, content, seq + i, 0, conv)
         raw = {

@@ -15,6 +15,7 @@ a server process or against the app in-process (``httpx.ASGITransport``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -301,18 +302,26 @@ class Client:
         self, *, stream: bool | None = None, timeout_ms: int = 25_000
     ) -> AsyncGenerator[Event, None]:
         """Events as they happen: over the WebSocket stream when the server offers it
-        (``stream=None`` tries it), else by long-polling."""
+        (``stream=None`` tries it and falls back to long-polling), reconnecting when the
+        connection drops. Ends only by raising (logged out, bad cursor) or being closed."""
         use_stream = self._stream if stream is None else stream
         self._listening = True
+        delay = 0.5
         try:
-            if use_stream is not False:
+            while use_stream is not False:
                 try:
                     async for event in self.syncer.stream():
+                        delay = 0.5
                         yield event
                 except ClientError as exc:
-                    if use_stream or exc.code != "stream_unavailable":
+                    if exc.code == "stream_unavailable" and not use_stream:
+                        log.info("no WebSocket stream (%s); long-polling", exc.message)
+                        break
+                    if exc.code not in ("stream_closed", "stream_unavailable"):
                         raise
-                    log.info("no WebSocket stream (%s); long-polling", exc.message)
+                    log.warning("%s; reconnecting in %.1fs", exc.message, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
             async for event in self.syncer.long_poll(timeout_ms):
                 yield event
         finally:

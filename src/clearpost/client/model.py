@@ -20,8 +20,11 @@ class MessageState(StrEnum):
     """The message failed a check (tampered, replayed, wrong sender); ``code`` says which."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
+    """One conversation message as this device sees it. Treat it as read-only (it is not
+    frozen only because this sits on the per-message path, where frozen dataclasses cost)."""
+
     conversation_id: str
     seq: int
     sender: str

@@ -133,4 +133,7 @@ class Syncer:
         finally:
             await ws.close()
         reason = ws.close_reason or "closed"
+        if ws.close_code in (4400, 4401):  # a bad cursor, or this device is logged out
+            status = 400 if ws.close_code == 4400 else 401
+            raise ClientError(f"the server ended the stream: {reason}", code=reason, status=status)
         raise ClientError(f"the server closed the stream: {reason}", code="stream_closed")
