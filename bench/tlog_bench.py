@@ -521,7 +521,7 @@ _PACKAGES = (
 def _package(frame: str) -> str:
     where = frame.partition(" (")[2]
     for name in _PACKAGES:
-        if f"/{name}/" in where or f"site-packages/{name}" in where:
+        if where.startswith(f"{name}/") or f"/{name}/" in where:
             return name
     return ""
 
