@@ -109,7 +109,17 @@ async def test_group_and_a_second_device(
         from_bob2,
     ]
 
-    plain = [m_alice, m_bob, m_carol, after, from_bob2]
+    # Bob logs the laptop out: everyone hears, and Alice's next message uses a new session
+    # that the laptop never receives.
+    before_logout = (await alice.send(group, secret_text("still-shared"))).session_id
+    await bob2.logout()
+    removed = [e for e in await alice.sync() if isinstance(e, DeviceListChange)]
+    assert removed and removed[0].removed == (bob2.device_id,)
+    gone = secret_text("after-logout")
+    assert (await alice.send(group, gone)).session_id != before_logout
+    assert texts(await bob.sync())[-1] == gone
+
+    plain = [m_alice, m_bob, m_carol, after, from_bob2, gone]
     await assert_no_plaintext(server, db_url, plain, stores=[people.store_path("bob-laptop")])
 
 
