@@ -240,8 +240,7 @@ class Client:
         out = []
         for conv in await self.transport.conversations():
             self.store.save_conversation(conv)
-            local = self.store.conversation(conv["conversation_id"])
-            assert local is not None
+            local = self.store.conversation(conv["conversation_id"]) or {"read_seq": 0}
             base = max(int(local["read_seq"]), int(conv["joined_from_seq"]) - 1)
             last = int(conv["last_seq"])
             own = self.crypto.cache.count_from(conv["conversation_id"], base, self.user_id)

@@ -111,8 +111,7 @@ class Crypto:
                 raise
             self.store.save_conversation(fresh)
             self._stale_conversations.discard(conversation_id)
-            conv = self.store.conversation(conversation_id)
-            assert conv is not None
+            conv = self.store.conversation(conversation_id) or {**fresh, "read_seq": 0}
         return conv
 
     # -- sending --------------------------------------------------------------------------

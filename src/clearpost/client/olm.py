@@ -71,6 +71,9 @@ class OlmMachine:
         self.store, self.transport, self.devices, self.clock = store, transport, devices, clock
         self.user_id, self.device_id = user_id, device_id
         self.account = account
+        self.curve25519 = account.curve25519_key.to_base64()
+        self.ed25519 = account.ed25519_key.to_base64()
+        """The identity keys (they never change for a device)."""
         self._account_dirty = False
         self._sessions: dict[str, list[_Session]] = {}
         self._wedged: set[str] = set()
@@ -95,14 +98,6 @@ class OlmMachine:
         return cls(store, transport, devices, clock, user_id, device_id, account)
 
     # -- identity -------------------------------------------------------------------------
-
-    @property
-    def curve25519(self) -> str:
-        return self.account.curve25519_key.to_base64()
-
-    @property
-    def ed25519(self) -> str:
-        return self.account.ed25519_key.to_base64()
 
     @property
     def ref(self) -> control.DeviceRef:
