@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 
 from clearpost.client import Client, DeviceListChange, MessageEvent, MessageState, Text
+from clearpost.core.e2ee import control
 from tests.e2e.conftest import People, assert_no_plaintext, secret_text
 from tests.support.server import ServerProcess
 
@@ -162,6 +163,17 @@ async def test_removed_and_late_members(server: ServerProcess, db_url: str, peop
     )
     await alice.send(group, welcome)
     assert texts(await dave.sync()) == [welcome]
+
+    # Bob (who holds Alice's first session) forwards it to Dave behind Alice's back, through
+    # the SDK's internals: Dave refuses a key of Alice's that does not come from Alice.
+    first_session = raw_before["envelope"]["session_id"]
+    inbound = bob.crypto.groups.inbound(first_session)
+    assert inbound is not None
+    dave_device = (await bob.crypto.devices.devices_for(["@dave"]))["@dave"][dave.device_id]
+    forwarded = bob.crypto.keys._export(first_session, inbound)
+    await bob.crypto.olm.send([(dave_device, control.ROOM_KEY, forwarded)])
+    assert [e for e in await dave.sync() if isinstance(e, MessageEvent)] == []
+    assert dave.crypto.groups.inbound(first_session) is None
 
     # Sharing on purpose: Alice deliberately gives Dave the keys of her earlier sessions.
     # Only then can he read the message sent before he joined.

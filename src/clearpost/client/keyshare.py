@@ -109,9 +109,10 @@ class KeyShare:
         Steps:
         1. An original key (``exported`` false) must come from its origin device itself:
            the origin named in it is exactly the Olm sender and its verified keys.
-        2. A forwarded key must come from the origin device, another verified device of
-           the origin's user, or one of our own devices; if we know the origin device,
-           its keys must match the ones named.
+        2. A forwarded key must come from the origin device or another verified device of
+           the origin's user (not from our own devices: a device added to our account
+           behind our back must not be able to put words in someone else's mouth); if we
+           know the origin device, its keys must match the ones named.
         3. The key opens a session with the id it names.
         4. A session we already hold keeps its origin and conversation; a key is only
            taken if it reaches further back (a lower first index).
@@ -133,7 +134,7 @@ class KeyShare:
                 forwarded_by = None
             else:
                 # 2.
-                if sender.user_id not in (key.origin.user_id, c.user_id):
+                if sender.user_id != key.origin.user_id:
                     raise UntrustedSender(
                         f"{sender.user_id} forwarded a key of {key.origin.user_id}; refused"
                     )
