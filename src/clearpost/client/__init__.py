@@ -5,7 +5,6 @@ Start with ``Client``; everything else here is what its methods take and return.
 
 from clearpost.client.client import Client
 from clearpost.client.content import Content, ShareCard, Text
-from clearpost.client.crypto import Stats
 from clearpost.client.errors import (
     ClientError,
     CryptoError,
@@ -25,6 +24,7 @@ from clearpost.client.model import (
     MessageEvent,
     MessageState,
     Sent,
+    Stats,
 )
 from clearpost.client.store import DeviceStore, KdfParams
 from clearpost.client.verify import Device, DeviceListChange

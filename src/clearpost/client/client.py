@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 
 from clearpost.client.content import Content, Text
-from clearpost.client.crypto import Crypto, Stats
+from clearpost.client.crypto import Crypto
 from clearpost.client.errors import ClientError, StoreError
-from clearpost.client.model import Event, InboxEntry, Message, Sent
+from clearpost.client.model import Event, InboxEntry, Message, Sent, Stats
 from clearpost.client.store import DeviceStore, KdfParams, Login
 from clearpost.client.sync import Syncer
 from clearpost.client.transport import Transport

@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
-
-import vodozemac
 
 from clearpost.client import content as content_mod
 from clearpost.client.cache import MessageCache
+from clearpost.client.decrypt import decrypt_message
 from clearpost.client.errors import ClientError, CryptoError
 from clearpost.client.keyshare import KeyShare
 from clearpost.client.megolm import (
@@ -29,7 +27,7 @@ from clearpost.client.megolm import (
     GroupSessions,
     Outbound,
 )
-from clearpost.client.model import Event, Message, MessageEvent, MessageState
+from clearpost.client.model import Event, Message, MessageEvent, MessageState, Stats
 from clearpost.client.olm import OlmMachine
 from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
@@ -42,16 +40,6 @@ log = logging.getLogger("clearpost.client")
 
 UNREACHABLE_RETRY_MS = 60_000
 COMMIT_EVERY_S = 1.0
-
-
-@dataclass(slots=True)
-class Stats:
-    """Seconds spent per kind of work, for the benchmark and for curiosity."""
-
-    crypto: float = 0.0
-    store: float = 0.0
-    messages_encrypted: int = 0
-    messages_decrypted: int = 0
 
 
 class Crypto:
@@ -264,147 +252,8 @@ class Crypto:
         return msg, True
 
     def decrypt(self, raw: dict[str, Any]) -> tuple[Message, str, int | None]:
-        """Decrypt a wire message without touching the cache: (message, session id, index).
-
-        Steps:
-        1. The envelope is megolm.v1 and its ``device_id`` is the device the server says sent it.
-        2. We hold an inbound session with that id -- else WAITING_FOR_KEY.
-        3. The session belongs to this conversation and was shared by the sender's device:
-           same user, same device id, same Curve25519 key -- else FAILED (untrusted_sender).
-        4. The ciphertext authenticates (Ed25519 signature and MAC) -- else FAILED
-           (tampered); an index before the session's first known one is WAITING_FOR_KEY.
-        5. The (session, index) pair was not used by another message -- else FAILED (replay).
-        6. The content is a version and type we know, for this conversation.
-        """
-        conv, seq = str(raw["conversation_id"]), int(raw["seq"])
-        sender, sender_device = str(raw["sender"]), str(raw["sender_device"])
-        env = raw.get("envelope")
-
-        def result(
-            state: MessageState,
-            problem: str | None = None,
-            code: str | None = None,
-            content: content_mod.Content | None = None,
-        ) -> Message:
-            return Message(
-                conv,
-                seq,
-                sender,
-                sender_device,
-                int(raw.get("sent_at", 0)),
-                state,
-                content,
-                problem,
-                code,
-            )
-
-        # 1.
-        if (
-            not isinstance(env, dict)
-            or env.get("algorithm") != MEGOLM_V1
-            or not all(
-                isinstance(env.get(f), str)
-                for f in ("sender_key", "session_id", "device_id", "ciphertext")
-            )
-        ):
-            return (
-                result(
-                    MessageState.FAILED,
-                    "this message is not a valid encrypted envelope",
-                    "invalid_envelope",
-                ),
-                "",
-                None,
-            )
-        session_id = env["session_id"]
-        if env["device_id"] != sender_device:
-            return (
-                result(
-                    MessageState.FAILED,
-                    "the envelope names a different device than the one that sent it",
-                    "untrusted_sender",
-                ),
-                session_id,
-                None,
-            )
-        started = time.perf_counter()
-        try:
-            megolm = vodozemac.MegolmMessage.from_base64(env["ciphertext"])
-        except (vodozemac.DecodeException, ValueError):
-            return (
-                result(MessageState.FAILED, "the ciphertext does not parse", "tampered"),
-                session_id,
-                None,
-            )
-        # 2.
-        inbound = self.groups.inbound(session_id)
-        waiting = f"waiting for the key from {sender}'s device {sender_device}"
-        if inbound is None:
-            return (
-                result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"),
-                session_id,
-                None,
-            )
-        # 3.
-        o = inbound.origin
-        if inbound.conversation_id != conv or (o.user_id, o.device_id, o.curve25519) != (
-            sender,
-            sender_device,
-            env["sender_key"],
-        ):
-            return (
-                result(
-                    MessageState.FAILED,
-                    "the sender of this message is not the device that shared its "
-                    "session key; it was rejected",
-                    "untrusted_sender",
-                ),
-                session_id,
-                None,
-            )
-        # 4.
-        try:
-            decrypted = inbound.session.decrypt(megolm)
-        except vodozemac.MegolmDecryptionException:
-            if megolm.message_index() < inbound.first_index:
-                return (
-                    result(MessageState.WAITING_FOR_KEY, waiting, "waiting_for_key"),
-                    session_id,
-                    None,
-                )
-            return (
-                result(
-                    MessageState.FAILED,
-                    "this message was tampered with or corrupted: its signature or "
-                    "MAC does not verify",
-                    "tampered",
-                ),
-                session_id,
-                None,
-            )
-        finally:
-            self.stats.crypto += time.perf_counter() - started
-        self.stats.messages_decrypted += 1
-        index = decrypted.message_index
-        # 5.
-        earlier = self.cache.seen(session_id, index)
-        if earlier is not None and earlier != (conv, seq):
-            return (
-                result(
-                    MessageState.FAILED,
-                    f"replayed message: its key index was already used by message "
-                    f"{earlier[1]} of {earlier[0]}",
-                    "replay",
-                ),
-                session_id,
-                None,
-            )
-        # 6.
-        try:
-            content = content_mod.decode(conv, decrypted.plaintext)
-        except CryptoError as exc:
-            return result(MessageState.FAILED, exc.message, exc.code), session_id, None
-        return result(MessageState.DECRYPTED, content=content), session_id, index
+        """Decrypt a wire message without touching the cache (see ``decrypt_message``)."""
+        return decrypt_message(raw, self.groups, self.cache, self.stats)
 
     async def retry_session(self, session_id: str) -> list[Event]:
         """Re-decrypt the messages that were waiting for ``session_id``."""

@@ -93,4 +93,14 @@ class InboxEntry:
     unread: int
 
 
+@dataclass(slots=True)
+class Stats:
+    """Seconds spent per kind of work, for the benchmark and for curiosity."""
+
+    crypto: float = 0.0
+    store: float = 0.0
+    messages_encrypted: int = 0
+    messages_decrypted: int = 0
+
+
 Event = MessageEvent | MembershipEvent | DeviceListChange
