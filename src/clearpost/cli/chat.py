@@ -169,7 +169,6 @@ def history(
 
     async def main() -> tuple[str, list[Message]]:
         async with open_client(server, store, passphrase) as client:
-            await client.sync()
             conv = (
                 await client.direct(conversation) if conversation.startswith("@") else conversation
             )
