@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
-from clearpost.client import Client, ClientError, KdfParams, MessageState, WrongPassphrase
+from clearpost.client import (
+    Client,
+    ClientError,
+    KdfParams,
+    MessageEvent,
+    MessageState,
+    WrongPassphrase,
+)
 from clearpost.client.olm import ONE_TIME_KEY_TARGET
 from clearpost.core.clock import FakeClock
 
@@ -184,5 +193,30 @@ async def test_after_a_crash_outbound_sessions_are_never_reused(
         ("two", MessageState.DECRYPTED),
         ("three", MessageState.DECRYPTED),
     ]
+    await alice.close()
+    await bob.close()
+
+
+async def test_listen_by_long_poll_delivers_live(
+    app_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    alice, bob = (
+        await register(app_client, tmp_path, "alice"),
+        await register(app_client, tmp_path, "bob"),
+    )
+    conv = await alice.direct("@bob")
+
+    async def first_message() -> str:
+        events = bob.listen(stream=False, timeout_ms=5_000)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, MessageEvent):
+                    return event.message.text
+        raise AssertionError("listen() ended")
+
+    waiting = asyncio.create_task(first_message())
+    await asyncio.sleep(0.2)
+    await alice.send(conv, "are you there?")
+    assert await asyncio.wait_for(waiting, 10) == "are you there?"
     await alice.close()
     await bob.close()
