@@ -154,24 +154,26 @@ class Auditor:
         # 3.
         base = prev.compact if prev is not None and not self.full else CompactRange()
         tree = PartialTree(base)
-        edge = CompactRange.from_hashes(base.size, base.hashes)
-        old_root_seen: bytes | None = None
+        old_size = prev.checkpoint.size if prev is not None else None
+        old_root_seen = None
+        if prev is not None and old_size == base.size:
+            old_root_seen = prev.checkpoint.root_hash
         self.progress.start(size - base.size)
         pages = self.client.iter_entries(base.size, size, parallel=self.parallel)
         async for first, bodies in pages:
             expected = min(first + MAX_PAGE, size) - first
             if len(bodies) < expected:
                 raise await self._missing(first, first + expected, size)
+            if old_size is not None and first < old_size <= first + len(bodies):
+                for body in bodies[: old_size - first]:
+                    tree.append(leaf_hash(body))
+                old_root_seen = tree.root()
+                bodies = bodies[old_size - first :]
             for body in bodies:
-                h = leaf_hash(body)
-                tree.append(h)
-                edge.append(h)
-                if prev is not None and edge.size == prev.checkpoint.size:
-                    old_root_seen = edge.root()
-            self.progress.advance(len(bodies))
-        if prev is not None and base.size == prev.checkpoint.size:
-            old_root_seen = prev.checkpoint.root_hash
+                tree.append(leaf_hash(body))
+            self.progress.advance(expected)
         # 4.
+        edge = tree.compact()
         if edge.root() != checkpoint.root_hash:
             if prev is not None and not await self._consistent(prev.checkpoint, checkpoint):
                 raise Fork(

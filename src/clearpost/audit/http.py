@@ -13,13 +13,13 @@ same code runs against a real server and, in tests, against the app in-process.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from clearpost.audit.errors import LogUnavailable, ServerRefused
 from clearpost.core.tlog.note import MAX_NOTE_BYTES
@@ -131,8 +131,8 @@ class LogClient:
     async def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self._get(path, params)
         try:
-            return response.json()
-        except ValueError as exc:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
             raise LogUnavailable(f"GET {path} did not return JSON") from exc
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
@@ -187,7 +187,7 @@ def _b64(value: Any, what: str) -> bytes:
     if not isinstance(value, str):
         raise LogUnavailable(f"the answer for {what} has a value that is not base64")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise LogUnavailable(f"the answer for {what} has malformed base64") from exc
 

@@ -47,3 +47,17 @@ async def test_a_log_whose_nodes_disagree_with_its_root_is_reported_as_such() ->
         ours.append(leaf)
     found = await locate_mismatch(ours, 13, signed_root, fetcher(corrupt))
     assert found.index is None and (found.begin, found.end) == (0, 8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(start=st.integers(0, 150), count=st.integers(0, 150))
+def test_the_right_edge_grows_like_compact_range(start: int, count: int) -> None:
+    base = CompactRange()
+    base.extend(LEAVES[:start])
+    ours = PartialTree(base)
+    reference = CompactRange.from_hashes(base.size, base.hashes)
+    for leaf in LEAVES[start : start + count]:
+        ours.append(leaf)
+        reference.append(leaf)
+    assert ours.size == reference.size
+    assert ours.compact().hashes == reference.hashes and ours.root() == reference.root()
