@@ -43,7 +43,14 @@ def _msg(conv: str, user: str, txn: str) -> NewMessage:
 
 async def test_migrations_are_idempotent(db: Database) -> None:
     await upgrade(db)
-    assert await current_revision(db) == "0003"
+    from alembic.script import ScriptDirectory
+
+    from clearpost.storage.migrations import alembic_config
+
+    assert (
+        await current_revision(db)
+        == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    )
 
 
 async def test_usernames_are_unique(db: Database) -> None:

@@ -39,7 +39,9 @@ class BodyLimit:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        replay: list[Message] = [
+            {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        ]
         await self.app(scope, _replay(replay, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -17,6 +17,7 @@ from clearpost.server.services.messages import MessageService
 from clearpost.server.services.notifier import Notifier
 from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.ratelimit import RateLimiter
+from clearpost.server.services.reports import ReportService, load_or_create_report_key
 from clearpost.server.services.shares import ShareService
 from clearpost.server.services.sync import SyncService
 from clearpost.server.services.tlog import LogService
@@ -30,6 +31,7 @@ from clearpost.storage.sql.oauth import OAuthStore
 from clearpost.storage.sql.partners import PartnerStore
 from clearpost.storage.sql.secrets import SecretStore
 from clearpost.storage.sql.shares import ShareStore
+from clearpost.storage.sql.syncview import SyncView
 from clearpost.storage.sql.tlog import LogStore
 from clearpost.storage.sql.todevice import ToDeviceStore
 
@@ -53,6 +55,7 @@ class Services:
     oauth: OAuthService
     shares: ShareService
     click_limiter: RateLimiter
+    reports: ReportService
 
 
 def build_services(
@@ -83,7 +86,7 @@ def build_services(
         ),
         messages=MessageService(message_store, clock, notifier, settings.max_message_bytes),
         to_device=ToDeviceService(to_device_store, clock, notifier, settings.max_message_bytes),
-        sync=SyncService(db, message_store, to_device_store, key_store, notifier),
+        sync=SyncService(SyncView(db), to_device_store, notifier),
         login_limiter=RateLimiter(
             clock, settings.login_rate_per_minute / 60, settings.login_burst, "login attempts"
         ),
@@ -99,9 +102,13 @@ def build_services(
             ShareStore(db), partners, log, account_store, clock, settings.base_url()
         ),
         click_limiter=RateLimiter(clock, settings.click_rate_per_minute / 60, 30, "link clicks"),
+        reports=ReportService.from_settings(
+            settings, db, partners, load_or_create_report_key(settings.report_key_path()), clock
+        ),
     )
     services.accounts.on_logged = log.appended
     services.keys.on_logged = log.appended
     services.oauth.on_logged = log.appended
     services.shares.on_logged = log.appended
+    services.reports.on_logged = log.appended
     return services

@@ -18,10 +18,8 @@ from typing import Any
 from clearpost.core.errors import InvalidInput
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
-from clearpost.storage.db import Database
-from clearpost.storage.sql import events, stream
-from clearpost.storage.sql.keys import KeyStore
-from clearpost.storage.sql.messages import MessageStore, StoredMessage
+from clearpost.storage.sql.messages import StoredMessage
+from clearpost.storage.sql.syncview import SyncView
 from clearpost.storage.sql.todevice import HeldMessage, ToDeviceStore
 
 LIMIT = 200
@@ -61,28 +59,17 @@ class SyncResult:
 
 
 class SyncService:
-    def __init__(
-        self,
-        db: Database,
-        messages: MessageStore,
-        to_device: ToDeviceStore,
-        keys: KeyStore,
-        notifier: Notifier,
-    ) -> None:
-        self.db, self.messages, self.to_device, self.keys, self.notifier = (
-            db,
-            messages,
-            to_device,
-            keys,
-            notifier,
-        )
+    def __init__(self, view: SyncView, to_device: ToDeviceStore, notifier: Notifier) -> None:
+        self.view, self.to_device, self.notifier = view, to_device, notifier
 
     async def sync(self, caller: Caller, cursor: str | None, timeout_ms: int) -> SyncResult:
         since = decode_cursor(cursor) if cursor is not None else None
         if since is not None:
-            if since > await self.to_device.current_pos():  # refuse before acknowledging anything
+            current, pending = await self.view.position(caller.user_id, caller.device_id, since)
+            if since > current:  # refuse before acknowledging anything
                 raise InvalidInput("this sync cursor is ahead of the server", code="invalid_cursor")
-            await self.to_device.acknowledge(caller.user_id, caller.device_id, since)
+            if pending:
+                await self.to_device.acknowledge(caller.user_id, caller.device_id, since)
         waiter = self.notifier.subscribe(caller.user_id)
         try:
             loop = asyncio.get_running_loop()
@@ -100,35 +87,19 @@ class SyncService:
 
     async def read(self, caller: Caller, since: int | None) -> SyncResult:
         """One look at the stream, without waiting."""
-        async with self.db.read() as conn:
-            upto = await stream.current(conn)
+        rows = await self.view.read(caller.user_id, caller.device_id, since, LIMIT)
+        upto = rows.upto
         if since is not None and since > upto:
             raise InvalidInput("this sync cursor is ahead of the server", code="invalid_cursor")
-        otks, fallback_used = await self.keys.counts(caller.user_id, caller.device_id)
-        if since is None:  # first sync: the held to-device messages and a cursor for "now"
-            held = await self.to_device.held(caller.user_id, caller.device_id, 0, upto, LIMIT + 1)
-            if len(held) > LIMIT:
-                upto = held[LIMIT].pos - 1
-                held = held[:LIMIT]
-            return SyncResult(
-                encode_cursor(upto),
-                to_device=held,
-                one_time_key_count=otks,
-                fallback_key_used=fallback_used,
-            )
-        msgs = await self.messages.visible_since(caller.user_id, since, upto, LIMIT + 1)
-        held = await self.to_device.held(caller.user_id, caller.device_id, since, upto, LIMIT + 1)
-        async with self.db.read() as conn:
-            evs = await events.read_events(conn, caller.user_id, since, upto, LIMIT + 1)
-        cuts = [lst[LIMIT].pos for lst in (msgs, held) if len(lst) > LIMIT]
-        cuts += [evs[LIMIT][0]] if len(evs) > LIMIT else []
+        cuts = [lst[LIMIT].pos for lst in (rows.messages, rows.to_device) if len(lst) > LIMIT]
+        cuts += [rows.events[LIMIT][0]] if len(rows.events) > LIMIT else []
         if cuts:
             upto = min(cuts) - 1
         return SyncResult(
             encode_cursor(upto),
-            messages=[m for m in msgs if m.pos <= upto],
-            to_device=[h for h in held if h.pos <= upto],
-            events=[e for e in evs if e[0] <= upto],
-            one_time_key_count=otks,
-            fallback_key_used=fallback_used,
+            messages=[m for m in rows.messages if m.pos <= upto],
+            to_device=[h for h in rows.to_device if h.pos <= upto],
+            events=[e for e in rows.events if e[0] <= upto],
+            one_time_key_count=rows.one_time_keys,
+            fallback_key_used=rows.fallback_used,
         )

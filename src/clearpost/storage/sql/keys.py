@@ -171,15 +171,7 @@ class KeyStore:
     async def counts(self, user_id: str, device_id: str) -> tuple[int, bool]:
         """(unclaimed one-time keys, whether the fallback key has been handed out)."""
         async with self.db.read() as conn:
-            n = await _unclaimed(conn, user_id, device_id)
-            used = (
-                await conn.execute(
-                    select(fallback_keys.c.used).where(
-                        fallback_keys.c.user_id == user_id, fallback_keys.c.device_id == device_id
-                    )
-                )
-            ).scalar_one_or_none()
-            return n, bool(used)
+            return await counts_in(conn, user_id, device_id)
 
     async def claim(
         self, wanted: list[tuple[str, str]], now_ms: int
@@ -270,3 +262,16 @@ async def _unclaimed(conn: AsyncConnection, user_id: str, device_id: str) -> int
         )
     )
     return int(result.scalar_one())
+
+
+async def counts_in(conn: AsyncConnection, user_id: str, device_id: str) -> tuple[int, bool]:
+    """(unclaimed one-time keys, whether the fallback key has been handed out)."""
+    n = await _unclaimed(conn, user_id, device_id)
+    used = (
+        await conn.execute(
+            select(fallback_keys.c.used).where(
+                fallback_keys.c.user_id == user_id, fallback_keys.c.device_id == device_id
+            )
+        )
+    ).scalar_one_or_none()
+    return n, bool(used)

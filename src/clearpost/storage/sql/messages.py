@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
 from clearpost.storage.db import Database
@@ -195,22 +196,28 @@ class MessageStore:
     ) -> list[StoredMessage]:
         """Messages in ``(since, upto]`` of the stream that ``user_id`` may see, oldest first."""
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(*_COLUMNS)
-                .join(
-                    memberships,
-                    and_(
-                        memberships.c.conversation_id == messages.c.conversation_id,
-                        memberships.c.user_id == user_id,
-                        messages.c.seq >= memberships.c.from_seq,
-                        or_(memberships.c.to_seq.is_(None), messages.c.seq <= memberships.c.to_seq),
-                    ),
-                )
-                .where(messages.c.pos > since, messages.c.pos <= upto)
-                .order_by(messages.c.pos)
-                .limit(limit)
-            )
-            return [StoredMessage(*r) for r in rows]
+            return await visible_in(conn, user_id, since, upto, limit)
+
+
+async def visible_in(
+    conn: AsyncConnection, user_id: str, since: int, upto: int, limit: int
+) -> list[StoredMessage]:
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .join(
+            memberships,
+            and_(
+                memberships.c.conversation_id == messages.c.conversation_id,
+                memberships.c.user_id == user_id,
+                messages.c.seq >= memberships.c.from_seq,
+                or_(memberships.c.to_seq.is_(None), messages.c.seq <= memberships.c.to_seq),
+            ),
+        )
+        .where(messages.c.pos > since, messages.c.pos <= upto)
+        .order_by(messages.c.pos)
+        .limit(limit)
+    )
+    return [StoredMessage(*r) for r in rows]
 
 
 def _txn_reused() -> Conflict:

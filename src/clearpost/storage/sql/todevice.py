@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, exists, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Database
 from clearpost.storage.schema import devices, to_device, to_device_txns
@@ -78,10 +79,6 @@ class ToDeviceStore:
     async def acknowledge(self, user_id: str, device_id: str, upto: int) -> None:
         """Delete what this device has seen (everything at or before ``upto``)."""
         mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
-        async with self.db.read() as conn:
-            pending = await conn.execute(select(exists().where(mine, to_device.c.pos <= upto)))
-            if not pending.scalar():
-                return
         async with self.db.write() as conn:
             await conn.execute(delete(to_device).where(mine, to_device.c.pos <= upto))
 
@@ -89,24 +86,38 @@ class ToDeviceStore:
         self, user_id: str, device_id: str, since: int, upto: int, limit: int
     ) -> list[HeldMessage]:
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    to_device.c.pos,
-                    to_device.c.sender_user,
-                    to_device.c.sender_device,
-                    to_device.c.envelope,
-                )
-                .where(
-                    to_device.c.target_user == user_id,
-                    to_device.c.target_device == device_id,
-                    to_device.c.pos > since,
-                    to_device.c.pos <= upto,
-                )
-                .order_by(to_device.c.pos)
-                .limit(limit)
-            )
-            return [HeldMessage(*r) for r in rows]
+            return await held_in(conn, user_id, device_id, since, upto, limit)
 
     async def current_pos(self) -> int:
         async with self.db.read() as conn:
             return await stream.current(conn)
+
+
+async def held_in(
+    conn: AsyncConnection, user_id: str, device_id: str, since: int, upto: int, limit: int
+) -> list[HeldMessage]:
+    rows = await conn.execute(
+        select(
+            to_device.c.pos,
+            to_device.c.sender_user,
+            to_device.c.sender_device,
+            to_device.c.envelope,
+        )
+        .where(
+            to_device.c.target_user == user_id,
+            to_device.c.target_device == device_id,
+            to_device.c.pos > since,
+            to_device.c.pos <= upto,
+        )
+        .order_by(to_device.c.pos)
+        .limit(limit)
+    )
+    return [HeldMessage(*r) for r in rows]
+
+
+async def pending_in(conn: AsyncConnection, user_id: str, device_id: str, upto: int) -> bool:
+    """Whether this device holds to-device messages at or before ``upto``."""
+    mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
+    return bool(
+        (await conn.execute(select(exists().where(mine, to_device.c.pos <= upto)))).scalar()
+    )
