@@ -48,12 +48,26 @@ class Settings:
     generated on first start. Every server process of one database needs the same file."""
     log_witnesses: str = ""
     """Comma-separated witness verifier keys (vkeys); only their cosignatures are kept."""
+    report_key_file: Path | None = None
+    """The Ed25519 key that signs partner reports; default ``<data_dir>/report.key``,
+    generated on first start. Every server process of one database needs the same file."""
+    report_max_items_per_user: int = 5
+    """Contribution bound: items (URLs) one user counts toward in one report period."""
+    report_max_recipients_per_share: int = 10
+    """Contribution bound: recipients counted per share."""
+    report_grace_seconds: int = 600
+    """How long after a report period ends the scheduler waits before releasing it."""
+    report_check_seconds: float = 60.0
+    """How often the report scheduler looks for closed periods."""
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def log_key_path(self) -> Path:
         return self.log_key_file or self.data_dir / "log.key"
+
+    def report_key_path(self) -> Path:
+        return self.report_key_file or self.data_dir / "report.key"
 
     def witness_vkeys(self) -> list[str]:
         return [v.strip() for v in self.log_witnesses.split(",") if v.strip()]

@@ -82,7 +82,7 @@ def test_the_report_states_bounds_noise_and_suppression() -> None:
         "clicks_per_share": 1,
         "recipients_per_share": 5,
     }
-    assert privacy["budget"] == 1.0 and 1 - 1e-9 <= privacy["epsilon"] <= 1.0
+    assert privacy["epsilon"] == 1.0 and 1 - 1e-9 <= privacy["opendp_epsilon"] <= 1.0
     assert len(privacy["measurements"]) == 8
     assert privacy["suppression"] == {"metric": "shares", "threshold": 10}
     assert doc["totals"] == noisy().totals  # noisy values as they came, negative ones too

@@ -63,8 +63,8 @@ def build_report(
         "signing_key": {"alg": "Ed25519", "public_key": public_key},
         "privacy": {
             "unit": UNIT,
-            "epsilon": plan.composed_epsilon,
-            "budget": plan.epsilon,
+            "epsilon": plan.epsilon,
+            "opendp_epsilon": plan.composed_epsilon,
             "mechanism": "discrete Laplace on integer counts (OpenDP make_laplace)",
             "composition": "basic sequential composition of the measurements (pure DP)",
             "bounds": plan.bounds.to_json(),

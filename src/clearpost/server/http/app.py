@@ -25,6 +25,7 @@ from clearpost.server.http.routes import (
     me,
     oauth,
     partners,
+    reports,
     sync,
     todevice,
 )
@@ -58,13 +59,21 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         app.state.services = services
         await services.partners.publish_catalogue()  # the scope catalogue is logged before use
         sequencer = asyncio.create_task(services.log.run_sequencer(), name="clearpost-sequencer")
+        scheduler = asyncio.create_task(
+            services.reports.run_scheduler(), name="clearpost-report-scheduler"
+        )
         listener = None
         if db.dialect.is_postgres:
-            listener = StreamListener(settings.database_url(), services.notifier.publish)
+            listener = StreamListener(
+                settings.database_url(), services.notifier.publish, services.accounts.forget
+            )
             await listener.start()
         try:
             yield
         finally:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
             sequencer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sequencer
@@ -80,7 +89,19 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         default_response_class=JSON,
     )
     errors.install(app)
-    for module in (accounts, keys, todevice, conversations, sync, log, partners, me, oauth, links):
+    for module in (
+        accounts,
+        keys,
+        todevice,
+        conversations,
+        sync,
+        log,
+        partners,
+        reports,
+        me,
+        oauth,
+        links,
+    ):
         app.include_router(module.router)
 
     @app.get("/health", tags=["meta"])

@@ -108,6 +108,7 @@ def build_services(
     )
     services.accounts.on_logged = log.appended
     services.keys.on_logged = log.appended
+    services.keys.on_device_changed = lambda user, device: services.accounts.forget((user, device))
     services.oauth.on_logged = log.appended
     services.shares.on_logged = log.appended
     services.reports.on_logged = log.appended

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from clearpost.core.privacy import Activity, BudgetSpent, ClickEvent, IntentEvent, ShareEvent
@@ -82,7 +82,8 @@ class ReportStore:
             )
             click_events = [ClickEvent(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in click_rows]
             key_rows = await conn.execute(
-                select(distinct(share_links.c.url))
+                select(share_links.c.url)
+                .distinct()
                 .where(
                     share_links.c.partner_id == partner_id,
                     share_links.c.created_at < end_ms,
