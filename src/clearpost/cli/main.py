@@ -14,6 +14,7 @@ from clearpost.cli.audit import app as audit_app
 from clearpost.cli.chat import app as chat_app
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.cli.partner import app as partner_app
+from clearpost.cli.reports import app as reports_app
 from clearpost.cli.witness import app as witness_app
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(witness_app, name="witness")
 app.add_typer(account_app, name="account")
 app.add_typer(chat_app, name="chat")
+app.add_typer(reports_app, name="reports")
 app.add_typer(partner_app, name="partner")
 console = Console(stderr=True)
 

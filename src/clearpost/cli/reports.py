@@ -1,0 +1,308 @@
+"""``clearpost reports``: release a partner's report by hand; show released reports.
+
+``release`` and ``show`` work on the server's database (``--database``/``--data-dir``/
+``--config``, like ``serve``). ``show --server URL`` instead fetches the reports as the
+partner does (client credentials, ``reports:read``) and verifies every signature and hash.
+
+Exit codes: 0 done, 1 error, 2 usage or configuration, 3 refused (``budget_spent``,
+``period_open``, ``period_not_next``, ...), 4 a report failed verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import httpx
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
+from clearpost.core.canonical import canonical_json
+from clearpost.core.clock import SystemClock
+from clearpost.core.errors import ClearpostError, Conflict, SignatureInvalid
+from clearpost.core.privacy import verify_report
+from clearpost.core.privacy.ledger import DAY_MS
+from clearpost.server.config import Settings
+from clearpost.server.services.partners import PartnerService
+from clearpost.server.services.reports import Released, ReportService, load_report_key
+from clearpost.storage.db import Database
+from clearpost.storage.migrations import upgrade
+from clearpost.storage.sql.partners import PartnerStore
+from clearpost.storage.sql.secrets import SecretStore
+
+app = typer.Typer(
+    help="Partner reports: release a period by hand, show released reports.",
+    no_args_is_help=True,
+)
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+EXIT_ERROR, EXIT_REFUSED, EXIT_UNVERIFIED = 1, 3, 4  # 2: usage/configuration (typer)
+
+PartnerOpt = Annotated[str, typer.Option("--partner", help="The partner's id.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@asynccontextmanager
+async def _service(settings: Settings) -> AsyncIterator[ReportService]:
+    """The report service on the server's database, signing with the server's report key."""
+    signer = load_report_key(settings.report_key_path())  # never create one here
+    db = Database(settings.database_url())
+    try:
+        await upgrade(db)
+        clock = SystemClock()
+        partners = PartnerService(PartnerStore(db), SecretStore(db), clock)
+        yield ReportService.from_settings(settings, db, partners, signer, clock)
+    finally:
+        await db.close()
+
+
+def _fail(exc: ClearpostError) -> typer.Exit:
+    err.print(f"[red]{exc.code}[/red]: {exc.message}")
+    return typer.Exit(EXIT_REFUSED if isinstance(exc, Conflict) else EXIT_ERROR)
+
+
+@app.command("release")
+def release_command(
+    partner: PartnerOpt,
+    period: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--period",
+            help="The period's start date YYYY-MM-DD (or START/END); default: the next closed one.",
+        ),
+    ] = None,
+    database: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a closed period's report now. Each period is released once: the budget is
+    spent, the report is logged and signed; a second release is refused (budget_spent)."""
+    settings = settings_from(config, database=database, data_dir=data_dir)
+
+    async def run() -> Released:
+        async with _service(settings) as reports:
+            return await reports.release(partner, period)
+
+    try:
+        released = asyncio.run(run())
+    except ClearpostError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "report_id": released.report_id,
+                    "period": released.period.id,
+                    "log_index": released.log_index,
+                    "report_hash": released.report_hash,
+                    "report": released.report,
+                }
+            )
+        )
+        return
+    out.print(
+        f"released {partner} {released.period.id}: log index {released.log_index}, "
+        f"report hash {released.report_hash}"
+    )
+    _table(partner, [_Shown(released.report, released.log_index, True)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    report: dict[str, Any]
+    log_index: int
+    verified: bool
+
+
+def _verified(report: dict[str, Any], signature: str, public_key: str, digest: str) -> bool:
+    try:
+        verify_report(report, signature, public_key)
+    except SignatureInvalid:
+        return False
+    return hashlib.sha256(canonical_json(report)).hexdigest() == digest
+
+
+async def _from_database(settings: Settings, partner: str, limit: int) -> list[_Shown]:
+    async with _service(settings) as reports:
+        await reports.partners.agreement(partner)  # partner_not_found, clearly
+        rows = await reports.reports(partner, limit)
+    return [
+        _Shown(r.report, r.log_index, _verified(r.report, r.signature, r.public_key, r.report_hash))
+        for r in rows
+    ]
+
+
+def _from_server(server: str, partner: str, secret: str, limit: int) -> list[_Shown]:
+    if not server.startswith(("http://", "https://")):
+        raise typer.BadParameter(
+            "the URL must start with http:// or https://", param_hint="--server"
+        )
+    basic = base64.b64encode(f"{partner}:{secret}".encode()).decode()
+    with httpx.Client(base_url=server.rstrip("/"), timeout=30.0) as client:
+        token = client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "reports:read"},
+            headers={"Authorization": f"Basic {basic}"},
+        )
+        if token.status_code != 200:
+            raise ClearpostError(
+                f"the server refused the client credentials ({token.status_code})",
+                code="token_refused",
+            )
+        got = client.get(
+            "/v1/partner/reports",
+            params={"limit": limit},
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+        if got.status_code != 200:
+            raise ClearpostError(f"GET /v1/partner/reports: {got.status_code}", code="http_error")
+    shown = []
+    for item in got.json()["reports"]:
+        report = item["report"]
+        ok = _verified(report, item["signature"], item["public_key"], item["report_hash"])
+        shown.append(_Shown(report, int(item["log_index"]), ok and report["partner"] == partner))
+    return shown
+
+
+@app.command("show")
+def show_command(
+    partner: PartnerOpt,
+    chart: Annotated[
+        Path | None,
+        typer.Option("--chart", help="Draw shares sent and clicks per period into this PNG."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Newest periods to show.")] = 26,
+    server: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--server", help="Fetch as the partner from this server instead."),
+    ] = None,
+    client_secret: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--client-secret",
+            envvar="CLEARPOST_CLIENT_SECRET",
+            help="The partner's client secret (with --server).",
+        ),
+    ] = None,
+    database: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A partner's released reports (noisy counts only) as a table; each signature and hash
+    is verified. With --chart, also draw shares sent and clicks per period."""
+    try:
+        if server is not None:
+            if not client_secret:
+                raise typer.BadParameter(
+                    "give --client-secret or CLEARPOST_CLIENT_SECRET", param_hint="--server"
+                )
+            shown = _from_server(server, partner, client_secret, limit)
+        else:
+            settings = settings_from(config, database=database, data_dir=data_dir)
+            shown = asyncio.run(_from_database(settings, partner, limit))
+    except ClearpostError as exc:
+        raise _fail(exc) from exc
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach the server:[/red] {exc}")
+        raise typer.Exit(EXIT_ERROR) from exc
+    shown.sort(key=lambda s: int(s.report["period"]["start"]))
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [{"log_index": s.log_index, "verified": s.verified, **s.report} for s in shown]
+            )
+        )
+    else:
+        _table(partner, shown)
+    if chart is not None:
+        _chart(partner, shown, chart)
+        err.print(f"chart written to {chart}")
+    if not all(s.verified for s in shown):
+        err.print("[red]a report failed signature or hash verification[/red]")
+        raise typer.Exit(EXIT_UNVERIFIED)
+
+
+def _table(partner: str, shown: list[_Shown]) -> None:
+    if not shown:
+        out.print(f"no released reports for {partner} yet")
+        return
+    epsilons = sorted({f"{s.report['privacy']['epsilon']:g}" for s in shown})
+    days = sorted(
+        {(s.report["period"]["end"] - s.report["period"]["start"]) // DAY_MS for s in shown}
+    )
+    table = Table(
+        title=f"{partner}: released reports, noisy counts",
+        caption=f"ε {', '.join(epsilons)} and {', '.join(map(str, days))} days per period",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("period", no_wrap=True)
+    for name in ("intents", "sent", "recip.", "clicks", "items", "hidden", "log"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    for s in shown:
+        r, totals = s.report, s.report["totals"]
+        table.add_row(
+            r["period"]["id"].split("/")[0],
+            str(totals["intents"]),
+            str(totals["shares"]),
+            str(totals["recipients"]),
+            str(totals["clicks"]),
+            str(len(r["items"])),
+            str(r["suppressed_items"]),
+            str(s.log_index),
+            "[green]verified[/green]" if s.verified else "[red]INVALID[/red]",
+        )
+    out.print(table)
+    out.print(
+        "period = its first day (UTC); sent = shares sent; recip. = their recipients; "
+        "items = items listed; hidden = items under the suppression threshold; "
+        "log = transparency-log index; check = signature and hash"
+    )
+
+
+def _scale(report: dict[str, Any], name: str) -> float:
+    for m in report["privacy"]["measurements"]:
+        if m["name"] == name:
+            return float(m["scale"])
+    return 0.0
+
+
+def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        err.print("[red]--chart needs matplotlib:[/red] pip install matplotlib")
+        raise typer.Exit(EXIT_ERROR) from exc
+    starts = [str(s.report["period"]["id"]).split("/")[0] for s in shown]  # one tick each
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for metric, label, marker in (("shares", "shares sent", "o"), ("clicks", "clicks", "s")):
+        values = [s.report["totals"][metric] for s in shown]
+        # discrete Laplace at scale b: 95% of the noise lies within b * ln 20
+        spread = [_scale(s.report, f"totals.{metric}") * math.log(20) for s in shown]
+        ax.errorbar(starts, values, yerr=spread, marker=marker, capsize=3, label=label)
+    epsilons = sorted({s.report["privacy"]["epsilon"] for s in shown})
+    ax.set_title(f"{partner}: shares sent and clicks per report period")
+    ax.set_xlabel("period start (UTC)")
+    ax.set_ylabel(f"noisy count (ε = {', '.join(f'{e:g}' for e in epsilons) or '-'} per period)")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.grid(alpha=0.3)
+    ax.legend(title="whiskers: 95% of the noise")
+    fig.autofmt_xdate()
+    fig.savefig(path, dpi=120)
