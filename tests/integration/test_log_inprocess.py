@@ -42,6 +42,10 @@ async def test_device_keys_are_logged_and_the_user_can_prove_it(
     cp = await _checkpoint(app_client, 3)
 
     mine = (await app_client.get("/v1/me/log-entries", headers=alice.headers)).json()
+    key = (await app_client.get("/v1/log/key")).json()
+    cp, _ = open_checkpoint(
+        mine["checkpoint"], [Verifier.from_vkey(key["vkey"])], origin=key["origin"]
+    )
     salt = base64.b64decode(mine["salt"])
     assert mine["subject"] == commitment(salt, alice.user_id)
     changes = []

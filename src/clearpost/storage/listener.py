@@ -14,17 +14,22 @@ from collections.abc import Callable
 import asyncpg
 
 from clearpost.storage.db import asyncpg_dsn
-from clearpost.storage.sql.stream import CHANNEL, decode_signal
+from clearpost.storage.sql.stream import CHANNEL, DEVICE_CHANNEL, decode_device, decode_signal
 
 log = logging.getLogger("clearpost.listener")
 
 WakeFn = Callable[[list[str] | None], None]
+ForgetFn = Callable[[tuple[str, str] | None], None]
 
 
 class StreamListener:
-    def __init__(self, url: str, wake: WakeFn) -> None:
+    """``wake(users)`` on stream signals (None: everyone); ``forget((user, device))`` when a
+    device changed (None: forget every cached device, e.g. after a reconnect)."""
+
+    def __init__(self, url: str, wake: WakeFn, forget: ForgetFn) -> None:
         self._dsn = asyncpg_dsn(url)
         self._wake = wake
+        self._forget = forget
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -45,6 +50,12 @@ class StreamListener:
             users = None
         self._wake(users)
 
+    def _on_device(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self._forget(decode_device(payload))
+        except (ValueError, TypeError):
+            self._forget(None)
+
     async def _run(self) -> None:
         delay = 0.1
         while True:
@@ -52,8 +63,10 @@ class StreamListener:
                 conn = await asyncpg.connect(self._dsn)
                 try:
                     await conn.add_listener(CHANNEL, self._on_signal)
-                    if self._ready.is_set():
-                        self._wake(None)  # we may have missed signals while reconnecting
+                    await conn.add_listener(DEVICE_CHANNEL, self._on_device)
+                    if self._ready.is_set():  # we may have missed signals while reconnecting
+                        self._forget(None)
+                        self._wake(None)
                     self._ready.set()
                     delay = 0.1
                     closed = asyncio.Event()

@@ -29,6 +29,7 @@ from clearpost.storage.sql.accounts import AccountStore, DeviceRow
 from clearpost.storage.sql.keys import KeyStore
 
 MIN_PASSWORD = 8
+TOKEN_CACHE_SIZE = 100_000
 MAX_PASSWORD = 1024
 
 
@@ -76,6 +77,8 @@ class AccountService:
         self._hasher = hasher or PasswordHasher()
         self.on_logged: Callable[[], None] | None = None
         """Called after a change that appended to the transparency log (wakes the sequencer)."""
+        self._tokens: dict[str, Caller] = {}
+        self._token_of: dict[tuple[str, str], str] = {}
         self._dummy_hash = self._hasher.hash("clearpost-timing-equaliser")
 
     async def register(self, username: str, password: str) -> UserId:
@@ -114,12 +117,34 @@ class AccountService:
         return user_id
 
     async def authenticate(self, token: str) -> Caller:
-        found = await self.accounts.device_for_token(token_hash(token))
+        """The device a token belongs to. Answers from a per-process cache; every change to a
+        device (keys published, device deleted) drops its entry here and, through
+        PostgreSQL NOTIFY, in every other process."""
+        hashed = token_hash(token)
+        cached = self._tokens.get(hashed)
+        if cached is not None:
+            return cached
+        found = await self.accounts.device_for_token(hashed)
         if found is None:
             raise Unauthenticated(
                 "the access token is not valid (logged out or never issued)", code="invalid_token"
             )
-        return Caller(UserId(found[0]), DeviceId(found[1]), found[2])
+        caller = Caller(UserId(found[0]), DeviceId(found[1]), found[2])
+        if len(self._tokens) >= TOKEN_CACHE_SIZE:
+            self.forget(None)
+        self._tokens[hashed] = caller
+        self._token_of[(caller.user_id, caller.device_id)] = hashed
+        return caller
+
+    def forget(self, device: tuple[str, str] | None) -> None:
+        """Drop the cached token of ``(user, device)``; None drops them all."""
+        if device is None:
+            self._tokens.clear()
+            self._token_of.clear()
+            return
+        hashed = self._token_of.pop(device, None)
+        if hashed is not None:
+            self._tokens.pop(hashed, None)
 
     async def user_exists(self, user_id: str) -> bool:
         return await self.accounts.user_exists(user_id)
@@ -130,6 +155,7 @@ class AccountService:
     async def delete_device(self, caller: Caller, device_id: str) -> None:
         """Delete one of the caller's devices (its token stops working at once)."""
         peers = await self.keys.delete_device(caller.user_id, device_id, self.clock.now_ms())
+        self.forget((caller.user_id, device_id))
         if peers is None:
             raise NotFound("no such device", code="device_not_found")
         self.notifier.publish(peers)

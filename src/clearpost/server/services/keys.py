@@ -27,6 +27,7 @@ class KeyService:
     ) -> None:
         self.keys, self.accounts, self.clock, self.notifier = keys, accounts, clock, notifier
         self.on_logged: Callable[[], None] | None = None
+        self.on_device_changed: Callable[[str, str], None] = lambda _user, _device: None
 
     async def upload_identity(self, caller: Caller, device_id: str, device_keys: Any) -> None:
         if device_id != caller.device_id:
@@ -45,6 +46,7 @@ class KeyService:
         )
         if told:
             self.notifier.publish(told)
+            self.on_device_changed(caller.user_id, caller.device_id)
             if self.on_logged is not None:
                 self.on_logged()
 

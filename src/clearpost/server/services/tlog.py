@@ -223,9 +223,8 @@ class LogService:
             raise InvalidInput(
                 "the cosignature does not verify for that checkpoint", code="invalid_cosignature"
             ) from exc
-        if not await self.store.add_cosignature(
-            size, witness.name, signature.to_line(), self.clock.now_ms()
-        ):
+        line = signature.to_line().removesuffix("\n")
+        if not await self.store.add_cosignature(size, witness.name, line, self.clock.now_ms()):
             raise Conflict("this witness already cosigned that checkpoint", code="already_cosigned")
 
     async def entries_about(

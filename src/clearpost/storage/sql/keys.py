@@ -74,6 +74,7 @@ class KeyStore:
                 .values(curve25519=curve, ed25519=ed, device_keys=signed_json)
             )
             await _log_device(conn, user_id, device_id, curve, ed, "added", now_ms)
+            await stream.announce_device(conn, self.db.dialect, user_id, device_id)
             peers = await events.peers_of(conn, user_id)
             await events.fan_out(
                 conn,
@@ -102,6 +103,7 @@ class KeyStore:
                 return None
             if gone[0] is not None:  # published keys are withdrawn in the log, too
                 await _log_device(conn, user_id, device_id, gone[0], gone[1], "removed", now_ms)
+            await stream.announce_device(conn, self.db.dialect, user_id, device_id)
             for table in (one_time_keys, fallback_keys):
                 await conn.execute(
                     delete(table).where(table.c.user_id == user_id, table.c.device_id == device_id)

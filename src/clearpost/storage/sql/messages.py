@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
 from clearpost.storage.db import Database
 from clearpost.storage.schema import conversations, memberships, messages
 from clearpost.storage.sql import stream
+from clearpost.storage.sql.match import any_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,8 @@ class MessageStore:
             keys = {(m.sender_user, m.sender_device, m.txn_id) for m in batch}
             rows = await conn.execute(
                 select(*_COLUMNS, messages.c.txn_id).where(
-                    tuple_(messages.c.sender_user, messages.c.sender_device, messages.c.txn_id).in_(
-                        list(keys)
+                    any_of(
+                        (messages.c.sender_user, messages.c.sender_device, messages.c.txn_id), keys
                     )
                 )
             )
@@ -81,7 +82,7 @@ class MessageStore:
             pairs = {(m.conversation_id, m.sender_user) for m in batch}
             rows = await conn.execute(
                 select(memberships.c.conversation_id, memberships.c.user_id).where(
-                    tuple_(memberships.c.conversation_id, memberships.c.user_id).in_(list(pairs)),
+                    any_of((memberships.c.conversation_id, memberships.c.user_id), pairs),
                     memberships.c.to_seq.is_(None),
                 )
             )

@@ -17,6 +17,8 @@ from clearpost.storage.db import Dialect
 from clearpost.storage.schema import stream
 
 CHANNEL = "clearpost_stream"
+DEVICE_CHANNEL = "clearpost_devices"
+"""Signals "this device changed (keys published, or deleted)": processes drop cached tokens."""
 _MAX_PAYLOAD = 7000
 EVERYONE = "*"
 
@@ -55,3 +57,18 @@ async def announce(conn: AsyncConnection, dialect: Dialect, pos: int, users: Ite
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": CHANNEL, "payload": encode_signal(pos, users)},
         )
+
+
+async def announce_device(
+    conn: AsyncConnection, dialect: Dialect, user_id: str, device_id: str
+) -> None:
+    if dialect.is_postgres:
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": DEVICE_CHANNEL, "payload": orjson.dumps([user_id, device_id]).decode()},
+        )
+
+
+def decode_device(payload: str) -> tuple[str, str]:
+    user_id, device_id = orjson.loads(payload)
+    return str(user_id), str(device_id)

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +25,7 @@ from clearpost.storage.schema import (
     tlog_state,
     user_salts,
 )
+from clearpost.storage.sql.match import any_of
 
 SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the sequencer
 
@@ -200,8 +201,8 @@ class LogStore:
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
-                    tuple_(tlog_nodes.c.level, tlog_nodes.c.idx).in_(
-                        [(n.level, n.index) for n in wanted]
+                    any_of(
+                        (tlog_nodes.c.level, tlog_nodes.c.idx), [(n.level, n.index) for n in wanted]
                     )
                 )
             )
@@ -248,9 +249,7 @@ async def integration_input(
     if edges:
         rows = await conn.execute(
             select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
-                tuple_(tlog_nodes.c.level, tlog_nodes.c.idx).in_(
-                    [(n.level, n.index) for n in edges]
-                )
+                any_of((tlog_nodes.c.level, tlog_nodes.c.idx), [(n.level, n.index) for n in edges])
             )
         )
         stored = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}

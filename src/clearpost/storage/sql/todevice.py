@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, select, tuple_
+from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Database
 from clearpost.storage.schema import devices, to_device, to_device_txns
 from clearpost.storage.sql import stream
+from clearpost.storage.sql.match import any_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class ToDeviceStore:
                 )
                 rows = await conn.execute(
                     select(devices.c.user_id, devices.c.device_id).where(
-                        tuple_(devices.c.user_id, devices.c.device_id).in_(list(payloads))
+                        any_of((devices.c.user_id, devices.c.device_id), payloads)
                     )
                 )
                 known = {(r[0], r[1]) for r in rows}
