@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
+from clearpost.cli.reports import show_command as show_reports
 from clearpost.core.clock import SystemClock
 from clearpost.core.errors import ClearpostError
 from clearpost.server.services.partners import PartnerService
@@ -179,3 +180,6 @@ def show(
     out.print(table)
     for v in versions:
         out.print(f"  v{v.version}: log entry {v.log_index}")
+
+
+app.command("reports", help="A partner's released reports as a table (and --chart PNG).")(show_reports)
