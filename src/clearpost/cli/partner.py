@@ -182,4 +182,6 @@ def show(
         out.print(f"  v{v.version}: log entry {v.log_index}")
 
 
-app.command("reports", help="A partner's released reports as a table (and --chart PNG).")(show_reports)
+app.command("reports", help="A partner's released reports as a table (and a --chart PNG).")(
+    show_reports
+)
