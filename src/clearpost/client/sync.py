@@ -9,7 +9,9 @@ deletes, so they must be safely stored first):
 3. conversation messages,
 4. one-time key top-up and fallback key rotation,
 5. key requests for anything we could not decrypt,
-6. the new cursor, and commit.
+6. the new cursor, committed at once when the batch held to-device payloads (the next
+   request acknowledges them), else within a second: if the process dies first, the
+   next sync starts from the older cursor and delivers the same messages again.
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ class Syncer:
         await c.keys.send_requests()
         # 6.
         self.store.set_cursor(str(data["cursor"]))
-        c.commit()
+        if data.get("to_device"):
+            c.commit()  # the next request acknowledges them: they must be on disk first
+        else:
+            c.maybe_commit()  # a lost tail is simply synced again from the older cursor
         return events
 
     async def once(self, timeout_ms: int = 0) -> list[Event]:
