@@ -15,6 +15,7 @@ from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings
 from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
+from clearpost.server.http.fastpath import FastPath
 from clearpost.server.http.middleware import BodyLimit
 from clearpost.server.http.routes import (
     accounts,
@@ -109,5 +110,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         await app.state.services.db.ping()
         return {"status": "ok"}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(FastPath)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: runs first
     return app

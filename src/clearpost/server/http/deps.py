@@ -16,7 +16,7 @@ from clearpost.server.services.authorize import PartnerAccess
 from clearpost.server.services.container import Services
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
@@ -25,7 +25,10 @@ Svc = Annotated[Services, Depends(services)]
 
 
 def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
+    return token_from_header(request.headers.get("authorization"))
+
+
+def token_from_header(header: str | None) -> str:
     if not header:
         raise Unauthenticated(
             "send your access token as 'Authorization: Bearer <token>'", code="missing_token"
@@ -42,7 +45,11 @@ PARTNER_TOKEN_PREFIX = "cpo_"
 
 
 async def caller(request: Request, svc: Svc) -> Caller:
-    token = bearer_token(request)
+    return await authenticate(svc, bearer_token(request))
+
+
+async def authenticate(svc: Services, token: str) -> Caller:
+    """The calling device for a user access token (partner tokens are refused here)."""
     if token.startswith(PARTNER_TOKEN_PREFIX):
         raise Forbidden(
             "partner tokens reach only the endpoints their scopes open (see GET /v1/scopes)",
@@ -82,7 +89,10 @@ async def json_body(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is over {limit} bytes")
-    raw = await request.body()
+    return parse_json(await request.body(), limit)
+
+
+def parse_json(raw: bytes, limit: int) -> Any:
     if len(raw) > limit:
         raise PayloadTooLarge(f"the request body is over {limit} bytes")
     try:

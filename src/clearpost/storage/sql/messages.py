@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
@@ -53,6 +54,18 @@ _COLUMNS = (
 )
 
 
+_MEMBERS = select(memberships.c.conversation_id, memberships.c.user_id).where(
+    memberships.c.conversation_id.in_(bindparam("convs", expanding=True)),
+    memberships.c.to_seq.is_(None),
+)
+_BUMP = (
+    update(conversations)
+    .where(conversations.c.conversation_id == bindparam("conv"))
+    .values(last_seq=conversations.c.last_seq + bindparam("n"))
+    .returning(conversations.c.last_seq)
+)
+
+
 def _not_member() -> NotFound:
     return NotFound("no such conversation (or you are not a member)", code="conversation_not_found")
 
@@ -64,29 +77,39 @@ class MessageStore:
     async def append(
         self, batch: list[NewMessage]
     ) -> tuple[list[StoredMessage | ClearpostError], dict[str, list[str]]]:
-        """Store a batch; returns one result per item, and the members of each conversation
-        that received a new message (to wake their syncs)."""
+        """Store a batch; returns one result per item, and the current members of each
+        conversation that received a new message (to wake their syncs).
+
+        Retries are rare, so the batch is first written assuming none of it was sent
+        before; if the unique (sender, device, txn_id) index says otherwise, that
+        transaction is rolled back and the batch is written again, looking up every
+        earlier copy first."""
+        try:
+            return await self._append(batch, look_up_earlier=False)
+        except IntegrityError:
+            return await self._append(batch, look_up_earlier=True)
+
+    async def _append(
+        self, batch: list[NewMessage], *, look_up_earlier: bool
+    ) -> tuple[list[StoredMessage | ClearpostError], dict[str, list[str]]]:
         results: list[StoredMessage | ClearpostError | None] = [None] * len(batch)
         async with self.db.write() as conn:
-            # 1. earlier sends with the same (sender, device, txn_id): return the stored copy.
-            keys = {(m.sender_user, m.sender_device, m.txn_id) for m in batch}
-            rows = await conn.execute(
-                select(*_COLUMNS, messages.c.txn_id).where(
-                    any_of(
-                        (messages.c.sender_user, messages.c.sender_device, messages.c.txn_id), keys
-                    )
+            # 1. (retry path only) earlier sends with the same key: return the stored copy.
+            earlier: dict[tuple[str, str, str], StoredMessage] = {}
+            if look_up_earlier:
+                keys = {(m.sender_user, m.sender_device, m.txn_id) for m in batch}
+                cols = (messages.c.sender_user, messages.c.sender_device, messages.c.txn_id)
+                rows = await conn.execute(
+                    select(*_COLUMNS, messages.c.txn_id).where(any_of(cols, keys))
                 )
+                earlier = {(r[3], r[4], r[7]): StoredMessage(*r[:7]) for r in rows}
+            # 2. the current members of every conversation in the batch (one indexed query).
+            current = await conn.execute(
+                _MEMBERS, {"convs": sorted({m.conversation_id for m in batch})}
             )
-            earlier = {(r[3], r[4], r[7]): StoredMessage(*r[:7]) for r in rows}
-            # 2. membership of every sender in every conversation of the batch.
-            pairs = {(m.conversation_id, m.sender_user) for m in batch}
-            rows = await conn.execute(
-                select(memberships.c.conversation_id, memberships.c.user_id).where(
-                    any_of((memberships.c.conversation_id, memberships.c.user_id), pairs),
-                    memberships.c.to_seq.is_(None),
-                )
-            )
-            member_of = {(r[0], r[1]) for r in rows}
+            members: dict[str, list[str]] = defaultdict(list)
+            for cid, uid in current:
+                members[cid].append(uid)
             fresh: list[int] = []
             first_in_batch: dict[tuple[str, str, str], int] = {}
             for i, m in enumerate(batch):
@@ -96,7 +119,7 @@ class MessageStore:
                     results[i] = (
                         prior if prior.conversation_id == m.conversation_id else _txn_reused()
                     )
-                elif (m.conversation_id, m.sender_user) not in member_of:
+                elif m.sender_user not in members.get(m.conversation_id, ()):
                     results[i] = _not_member()
                 elif key in first_in_batch:
                     continue  # a concurrent retry: filled in from the first copy below
@@ -114,12 +137,7 @@ class MessageStore:
                 for conv_id in sorted(per_conv):
                     items = per_conv[conv_id]
                     last = (
-                        await conn.execute(
-                            update(conversations)
-                            .where(conversations.c.conversation_id == conv_id)
-                            .values(last_seq=conversations.c.last_seq + len(items))
-                            .returning(conversations.c.last_seq)
-                        )
+                        await conn.execute(_BUMP, {"conv": conv_id, "n": len(items)})
                     ).scalar_one()
                     for k, i in enumerate(items):
                         seq_of[i] = int(last) - len(items) + 1 + k
@@ -149,14 +167,7 @@ class MessageStore:
                         }
                     )
                 await conn.execute(messages.insert(), rows_out)
-                member_rows = await conn.execute(
-                    select(memberships.c.conversation_id, memberships.c.user_id).where(
-                        memberships.c.conversation_id.in_(list(per_conv)),
-                        memberships.c.to_seq.is_(None),
-                    )
-                )
-                for cid, uid in member_rows:
-                    woken.setdefault(cid, []).append(uid)
+                woken = {cid: members[cid] for cid in per_conv}
                 await stream.announce(
                     conn, self.db.dialect, top, {u for us in woken.values() for u in us}
                 )

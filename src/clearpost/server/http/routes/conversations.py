@@ -8,8 +8,10 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, json_body
+from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, parse_json
 from clearpost.server.http.routing import OrjsonRoute
+from clearpost.server.services.accounts import Caller
+from clearpost.server.services.container import Services
 from clearpost.storage.sql.conversations import ConversationRow
 from clearpost.storage.sql.messages import StoredMessage
 
@@ -119,12 +121,17 @@ _ENVELOPE_SCHEMA = {
 async def send(conversation_id: str, txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Send an encrypted message. Idempotent per (device, txn_id): a retry returns the first
     result. Anything that is not a Megolm envelope is refused (not_encrypted / invalid_envelope)."""
+    return JSON(await send_message(svc, caller, conversation_id, txn_id, await request.body()))
+
+
+async def send_message(
+    svc: Services, caller: Caller, conversation_id: str, txn_id: str, raw: bytes
+) -> dict[str, Any]:
+    """The send itself, shared with the fast path (``http/fastpath.py``)."""
     check_txn_id(txn_id)
-    body = await json_body(request, svc.settings.max_message_bytes)
+    body = parse_json(raw, svc.settings.max_message_bytes)
     stored = await svc.messages.send(caller, conversation_id, txn_id, body)
-    return JSON(
-        {"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at}
-    )
+    return {"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at}
 
 
 @router.get("/{conversation_id}/messages", response_class=JSON)

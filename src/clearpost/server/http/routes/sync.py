@@ -13,6 +13,7 @@ from clearpost.core.errors import ClearpostError
 from clearpost.server.http.deps import JSON, Auth, Svc
 from clearpost.server.http.routes.conversations import message_json
 from clearpost.server.http.routing import OrjsonRoute
+from clearpost.server.services.accounts import Caller
 from clearpost.server.services.container import Services
 from clearpost.server.services.sync import SyncResult
 
@@ -47,8 +48,15 @@ async def sync(
     """New messages in your conversations, to-device payloads for this device, membership and
     device-list changes after ``since``. Passing ``since`` acknowledges the to-device payloads
     delivered up to it (they are then deleted)."""
+    return JSON(await run_sync(svc, caller, since, timeout))
+
+
+async def run_sync(
+    svc: Services, caller: Caller, since: str | None, timeout: int
+) -> dict[str, Any]:
+    """The sync itself, shared with the fast path (``http/fastpath.py``)."""
     result = await svc.sync.sync(caller, since, min(timeout, svc.settings.sync_timeout_max_ms))
-    return JSON(sync_json(result))
+    return sync_json(result)
 
 
 @router.websocket("/stream")
