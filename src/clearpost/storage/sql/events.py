@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.schema import memberships, user_events
@@ -34,10 +34,8 @@ async def fan_out(
         await conn.execute(user_events.insert(), rows)
 
 
-async def read_events(
-    conn: AsyncConnection, user_id: str, since: int, upto: int, limit: int
-) -> list[tuple[int, str, dict[str, Any]]]:
-    rows = await conn.execute(
+def events_query(user_id: str, since: int, upto: int, limit: int) -> Select[Any]:
+    return (
         select(user_events.c.pos, user_events.c.kind, user_events.c.content)
         .where(
             user_events.c.user_id == user_id, user_events.c.pos > since, user_events.c.pos <= upto
@@ -45,4 +43,7 @@ async def read_events(
         .order_by(user_events.c.pos, user_events.c.id)
         .limit(limit)
     )
+
+
+def event_rows(rows: Iterable[Any]) -> list[tuple[int, str, dict[str, Any]]]:
     return [(r[0], r[1], orjson.loads(r[2])) for r in rows]

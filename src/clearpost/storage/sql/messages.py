@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -214,7 +215,13 @@ class MessageStore:
 async def visible_in(
     conn: AsyncConnection, user_id: str, since: int, upto: int, limit: int
 ) -> list[StoredMessage]:
-    rows = await conn.execute(
+    rows = await conn.execute(visible_query(user_id, since, upto, limit))
+    return [StoredMessage(*r) for r in rows]
+
+
+def visible_query(user_id: str, since: int, upto: int, limit: int) -> Select[Any]:
+    """Messages in ``(since, upto]`` that ``user_id`` may see, oldest first."""
+    return (
         select(*_COLUMNS)
         .join(
             memberships,
@@ -229,7 +236,6 @@ async def visible_in(
         .order_by(messages.c.pos)
         .limit(limit)
     )
-    return [StoredMessage(*r) for r in rows]
 
 
 def _txn_reused() -> Conflict:

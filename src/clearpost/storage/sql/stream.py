@@ -31,8 +31,11 @@ async def advance(conn: AsyncConnection, n: int = 1) -> int:
     return int(result.scalar_one())
 
 
+CURRENT = select(func.max(stream.c.pos))
+
+
 async def current(conn: AsyncConnection) -> int:
-    result = await conn.execute(select(func.max(stream.c.pos)))
+    result = await conn.execute(CURRENT)
     return int(result.scalar_one() or 0)
 
 

@@ -1,16 +1,19 @@
-"""Everything one sync needs, read in one transaction (one consistent snapshot, one
-connection checkout)."""
+"""Everything one sync needs, read in one transaction (one consistent snapshot, and on
+SQLite one thread hop — see ``Database.run_read``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
 from clearpost.storage.db import Database
-from clearpost.storage.sql import events, stream
-from clearpost.storage.sql.keys import counts_in
-from clearpost.storage.sql.messages import StoredMessage, visible_in
-from clearpost.storage.sql.todevice import HeldMessage, held_in, pending_in
+from clearpost.storage.sql.events import event_rows, events_query
+from clearpost.storage.sql.keys import counts_sync
+from clearpost.storage.sql.messages import StoredMessage, visible_query
+from clearpost.storage.sql.stream import CURRENT
+from clearpost.storage.sql.todevice import HeldMessage, held_query, pending_query
 
 
 @dataclass(slots=True)
@@ -23,6 +26,26 @@ class SyncRows:
     fallback_used: bool = False
 
 
+def _position(conn: Connection, user_id: str, device_id: str, since: int) -> tuple[int, bool]:
+    current = int(conn.execute(CURRENT).scalar_one() or 0)
+    return current, bool(conn.execute(pending_query(user_id, device_id, since)).scalar())
+
+
+def _read(
+    conn: Connection, user_id: str, device_id: str, since: int | None, limit: int
+) -> SyncRows:
+    upto = int(conn.execute(CURRENT).scalar_one() or 0)
+    rows = SyncRows(upto)
+    rows.one_time_keys, rows.fallback_used = counts_sync(conn, user_id, device_id)
+    held = conn.execute(held_query(user_id, device_id, since or 0, upto, limit + 1))
+    rows.to_device = [HeldMessage(*r) for r in held]
+    if since is not None and since < upto:
+        visible = conn.execute(visible_query(user_id, since, upto, limit + 1))
+        rows.messages = [StoredMessage(*r) for r in visible]
+        rows.events = event_rows(conn.execute(events_query(user_id, since, upto, limit + 1)))
+    return rows
+
+
 class SyncView:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -30,18 +53,9 @@ class SyncView:
     async def position(self, user_id: str, device_id: str, since: int) -> tuple[int, bool]:
         """(the stream's current position, whether to-device messages up to ``since`` wait
         to be acknowledged)."""
-        async with self.db.read() as conn:
-            return await stream.current(conn), await pending_in(conn, user_id, device_id, since)
+        return await self.db.run_read(_position, user_id, device_id, since)
 
     async def read(self, user_id: str, device_id: str, since: int | None, limit: int) -> SyncRows:
         """Rows in ``(since, now]`` (``limit`` + 1 of each kind, so callers see truncation).
         Without ``since``: only the held to-device messages."""
-        async with self.db.read() as conn:
-            upto = await stream.current(conn)
-            rows = SyncRows(upto)
-            rows.one_time_keys, rows.fallback_used = await counts_in(conn, user_id, device_id)
-            rows.to_device = await held_in(conn, user_id, device_id, since or 0, upto, limit + 1)
-            if since is not None and since < upto:
-                rows.messages = await visible_in(conn, user_id, since, upto, limit + 1)
-                rows.events = await events.read_events(conn, user_id, since, upto, limit + 1)
-            return rows
+        return await self.db.run_read(_read, user_id, device_id, since, limit)

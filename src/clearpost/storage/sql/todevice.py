@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -97,7 +98,12 @@ class ToDeviceStore:
 async def held_in(
     conn: AsyncConnection, user_id: str, device_id: str, since: int, upto: int, limit: int
 ) -> list[HeldMessage]:
-    rows = await conn.execute(
+    rows = await conn.execute(held_query(user_id, device_id, since, upto, limit))
+    return [HeldMessage(*r) for r in rows]
+
+
+def held_query(user_id: str, device_id: str, since: int, upto: int, limit: int) -> Select[Any]:
+    return (
         select(
             to_device.c.pos,
             to_device.c.sender_user,
@@ -113,7 +119,12 @@ async def held_in(
         .order_by(to_device.c.pos)
         .limit(limit)
     )
-    return [HeldMessage(*r) for r in rows]
+
+
+def pending_query(user_id: str, device_id: str, upto: int) -> Select[Any]:
+    """Whether this device holds to-device messages at or before ``upto``."""
+    mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
+    return select(exists().where(mine, to_device.c.pos <= upto))
 
 
 async def pending_in(conn: AsyncConnection, user_id: str, device_id: str, upto: int) -> bool:
