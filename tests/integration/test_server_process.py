@@ -100,3 +100,36 @@ async def test_websocket_refuses_a_missing_token(server: ServerProcess) -> None:
     with pytest.raises(websockets.exceptions.InvalidStatus):
         async with websockets.connect(ws_url) as ws:
             await ws.recv()
+
+
+async def test_stream_deletes_to_device_payloads_only_when_the_client_acknowledges(
+    server: ServerProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        alice = await api.user(client, "alice")
+        bob = await api.user(client, "bob")
+        start = str((await api.sync(client, bob))["cursor"])
+        claimed = await client.post(
+            "/v1/keys/claim",
+            json={"devices": {bob.user_id: [bob.device_id]}},
+            headers=alice.headers,
+        )
+        otk = claimed.json()["one_time_keys"][bob.user_id][bob.device_id]["key"]["key"]
+        ws_url = server.url.replace("http://", "ws://") + f"/v1/stream?since={start}"
+        async with websockets.connect(ws_url, additional_headers=bob.headers) as ws:
+            await client.put(
+                f"/v1/to-device/{api.txn()}",
+                headers=alice.headers,
+                json={"messages": {bob.user_id: {bob.device_id: alice.olm_to(bob.curve, otk)}}},
+            )
+            pushed = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert len(pushed["to_device"]) == 1
+        # the client vanished without acknowledging: the payload is still there
+        again = await api.sync(client, bob, start)
+        assert len(again["to_device"]) == 1  # type: ignore[arg-type]
+        async with websockets.connect(ws_url, additional_headers=bob.headers) as ws:
+            pushed = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            await ws.send(json.dumps({"ack": pushed["cursor"]}))
+            await ws.send(json.dumps({"ack": pushed["cursor"]}))  # idempotent
+            await asyncio.sleep(0.3)
+        assert (await api.sync(client, bob, start))["to_device"] == []

@@ -129,7 +129,10 @@ class Syncer:
         try:
             async for frame in ws:
                 data = orjson.loads(frame)
-                for event in await self.process(data):
+                events = await self.process(data)
+                # stored durably: now the server may delete the to-device payloads it pushed
+                await ws.send(orjson.dumps({"ack": data["cursor"]}).decode())
+                for event in events:
                     yield event
         except WebSocketException as exc:
             raise ClientError(

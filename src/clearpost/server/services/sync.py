@@ -62,14 +62,25 @@ class SyncService:
     def __init__(self, view: SyncView, to_device: ToDeviceStore, notifier: Notifier) -> None:
         self.view, self.to_device, self.notifier = view, to_device, notifier
 
-    async def sync(self, caller: Caller, cursor: str | None, timeout_ms: int) -> SyncResult:
-        since = decode_cursor(cursor) if cursor is not None else None
-        if since is not None:
-            current, pending = await self.view.position(caller.user_id, caller.device_id, since)
-            if since > current:  # refuse before acknowledging anything
-                raise InvalidInput("this sync cursor is ahead of the server", code="invalid_cursor")
-            if pending:
-                await self.to_device.acknowledge(caller.user_id, caller.device_id, since)
+    async def acknowledge(self, caller: Caller, cursor: str) -> int:
+        """Delete this device's to-device payloads up to ``cursor``; returns its position."""
+        since = decode_cursor(cursor)
+        current, pending = await self.view.position(caller.user_id, caller.device_id, since)
+        if since > current:  # refuse before acknowledging anything
+            raise InvalidInput("this sync cursor is ahead of the server", code="invalid_cursor")
+        if pending:
+            await self.to_device.acknowledge(caller.user_id, caller.device_id, since)
+        return since
+
+    async def sync(
+        self, caller: Caller, cursor: str | None, timeout_ms: int, *, acknowledge: bool = True
+    ) -> SyncResult:
+        """Everything after ``cursor``, waiting up to ``timeout_ms``. A long-poll passes
+        ``acknowledge`` (the cursor it sends proves the client stored what came before);
+        the stream does not, and acknowledges when the client says so."""
+        since: int | None = None
+        if cursor is not None:
+            since = await self.acknowledge(caller, cursor) if acknowledge else decode_cursor(cursor)
         waiter = self.notifier.subscribe(caller.user_id)
         try:
             loop = asyncio.get_running_loop()

@@ -62,7 +62,9 @@ async def run_sync(
 @router.websocket("/stream")
 async def stream(ws: WebSocket, since: str | None = None) -> None:
     """Pushes one sync object per batch of events. Authenticate with the Authorization header.
-    Each pushed object's cursor acknowledges the previous one's to-device payloads."""
+    Pushing acknowledges nothing: the client sends ``{"ack": <cursor>}`` once it has stored
+    what it got, and only then are the to-device payloads up to that cursor deleted (a
+    client that dies before acknowledging gets them again)."""
     svc: Services = ws.app.state.services
     header = ws.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -75,12 +77,21 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
         return
     await ws.accept()
 
-    async def watch_close() -> None:
+    async def watch_client() -> None:
+        """Apply acknowledgements until the client goes away (or sends garbage)."""
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            while (await ws.receive())["type"] != "websocket.disconnect":
-                pass
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                try:
+                    ack = orjson.loads(message.get("text") or message.get("bytes") or b"")["ack"]
+                    await svc.sync.acknowledge(caller, str(ack))
+                except (orjson.JSONDecodeError, KeyError, TypeError, ClearpostError):
+                    await ws.close(code=4400, reason="invalid_ack")
+                    return
 
-    watcher = asyncio.create_task(watch_close())
+    watcher = asyncio.create_task(watch_client())
     cursor = since
     try:
         while True:
@@ -89,7 +100,7 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
             except ClearpostError as exc:
                 await ws.close(code=4401, reason=exc.code)
                 return
-            waiting = asyncio.create_task(svc.sync.sync(caller, cursor, 25_000))
+            waiting = asyncio.create_task(svc.sync.sync(caller, cursor, 25_000, acknowledge=False))
             await asyncio.wait({waiting, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():  # the client went away
                 waiting.cancel()
