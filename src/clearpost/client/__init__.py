@@ -10,7 +10,9 @@ from clearpost.client.errors import (
     CryptoError,
     DecryptionFailed,
     DeviceVerificationFailed,
+    LogVerificationFailed,
     ReplayDetected,
+    ShareError,
     StoreError,
     UnsupportedContent,
     UntrustedSender,
@@ -24,14 +26,18 @@ from clearpost.client.model import (
     MessageEvent,
     MessageState,
     Sent,
+    ShareIntentEvent,
     Stats,
 )
+from clearpost.client.shares import ConnectedApp, Shared, ShareIntent
 from clearpost.client.store import DeviceStore, KdfParams
+from clearpost.client.transparency import LogEntry, VerifiedLog
 from clearpost.client.verify import Device, DeviceListChange
 
 __all__ = [
     "Client",
     "ClientError",
+    "ConnectedApp",
     "Content",
     "CryptoError",
     "DecryptionFailed",
@@ -42,6 +48,8 @@ __all__ = [
     "Event",
     "InboxEntry",
     "KdfParams",
+    "LogEntry",
+    "LogVerificationFailed",
     "MembershipEvent",
     "Message",
     "MessageEvent",
@@ -49,10 +57,15 @@ __all__ = [
     "ReplayDetected",
     "Sent",
     "ShareCard",
+    "ShareError",
+    "ShareIntent",
+    "ShareIntentEvent",
+    "Shared",
     "Stats",
     "StoreError",
     "Text",
     "UnsupportedContent",
     "UntrustedSender",
+    "VerifiedLog",
     "WrongPassphrase",
 ]

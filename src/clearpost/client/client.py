@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from clearpost.client import transparency
 from clearpost.client.content import Content, Text
 from clearpost.client.crypto import Crypto
-from clearpost.client.errors import ClientError, StoreError
+from clearpost.client.errors import ClientError, ShareError, StoreError
 from clearpost.client.model import Event, InboxEntry, Message, Sent, Stats
+from clearpost.client.shares import ConnectedApp, Shared, ShareIntent, send_share
 from clearpost.client.store import DeviceStore, KdfParams, Login
 from clearpost.client.sync import Syncer
+from clearpost.client.transparency import LogEntry, VerifiedLog
 from clearpost.client.transport import Transport
 from clearpost.core.clock import Clock, SystemClock
 
@@ -50,11 +54,13 @@ class Client:
         stream: bool | None,
     ) -> None:
         self.http, self.store, self.transport, self.login_info = http, store, transport, login
+        self.clock = clock
         self.crypto = Crypto(store, transport, clock, login.user_id, login.device_id)
         self.syncer = Syncer(self.crypto)
         self._stream = stream
         self._listening = False
         self._pending: dict[str, tuple[str, dict[str, Any], str, int, Content]] = {}
+        self._partner_names: dict[str, str] | None = None
 
     # -- getting a client -----------------------------------------------------------------
 
@@ -361,6 +367,107 @@ class Client:
     def cached_history(self, conversation_id: str, limit: int = 50) -> list[Message]:
         """What this device has already decrypted, without asking the server."""
         return self.crypto.cache.history(conversation_id)[-limit:]
+
+    # -- partner apps: share intents, connected apps, the log about you -------------------
+
+    async def partner_names(self) -> dict[str, str]:
+        """Partner id -> display name, from the public agreements (fetched once)."""
+        if self._partner_names is None:
+            agreements = await self.transport.agreements()
+            self._partner_names = {
+                str(p["partner_id"]): str(p.get("name") or p["partner_id"]) for p in agreements
+            }
+        return self._partner_names
+
+    async def share_intents(self) -> list[ShareIntent]:
+        """Share suggestions from your apps that you have not sent yet (they expire after
+        24 hours). Only your own devices ever see them."""
+        names = await self.partner_names()
+        return [
+            ShareIntent.from_json(d, names.get(str(d.get("partner"))))
+            for d in await self.transport.share_intents()
+        ]
+
+    async def share_intent(self, intent_id: str) -> ShareIntent:
+        """One pending intent by its id, or by a prefix of it that names only one."""
+        pending = await self.share_intents()
+        found = [i for i in pending if i.intent_id == intent_id] or [
+            i for i in pending if i.intent_id.startswith(intent_id)
+        ]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ShareError(
+                f"{intent_id!r} names {len(found)} pending share intents; give more of the id",
+                code="intent_ambiguous",
+            )
+        raise ShareError(
+            f"no pending share intent {intent_id!r}: it was sent already, it expired, "
+            "or it is not yours",
+            code="intent_not_found",
+        )
+
+    async def share(
+        self,
+        intent: ShareIntent | str,
+        *,
+        to: Sequence[str] = (),
+        conversations: Sequence[str] = (),
+    ) -> Shared:
+        """Send a share intent as an end-to-end encrypted card to users (``to``: their
+        direct conversations) and ``conversations``, then tell the server only how many
+        people received it. Safe to repeat after a failure: no conversation gets it twice."""
+        return await send_share(self, intent, to, conversations)
+
+    async def apps(self) -> list[ConnectedApp]:
+        """Partner apps you connected, including revoked ones (``connected`` is False)."""
+        names = await self.partner_names()
+        return [
+            ConnectedApp.from_json(d, names.get(str(d.get("partner_id"))))
+            for d in await self.transport.apps()
+        ]
+
+    async def revoke_app(self, partner_id: str) -> list[int]:
+        """Withdraw your consent: logged first, then the app's tokens stop working at once.
+        Returns the log indexes of the revocation entries."""
+        return await self.transport.revoke_app(partner_id)
+
+    async def log_entries(self) -> list[LogEntry]:
+        """The transparency-log entries about you, decoded but not verified."""
+        return await transparency.read_log(self.transport, self.user_id)
+
+    async def verify_log(
+        self,
+        *,
+        vkey: str | None = None,
+        witnesses: Sequence[str] = (),
+        cosigned: int = 0,
+        wait: float = 0.0,
+    ) -> VerifiedLog:
+        """The log entries about you, each checked against the log's signed checkpoint
+        (see ``clearpost.client.transparency``). ``vkey`` pins the log key (else it is
+        trusted on first use and pinned in this device's store); ``cosigned=N`` requires N
+        cosignatures from the ``witnesses`` (cosignature/v1 vkeys). With ``wait`` seconds,
+        entries newer than the checkpoint are waited for. Raises ``LogVerificationFailed``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        first_use = False
+        while True:
+            result = await transparency.verify_log(
+                self.transport,
+                self.store,
+                self.user_id,
+                vkey=vkey,
+                witnesses=witnesses,
+                cosigned=cosigned,
+            )
+            first_use = first_use or result.trusted_on_first_use
+            behind = result.pending or (
+                cosigned and any(e.verified and not e.witnessed for e in result.entries)
+            )
+            if not behind or loop.time() >= deadline:
+                return dataclasses.replace(result, trusted_on_first_use=first_use)
+            await asyncio.sleep(0.25)
 
 
 def _remove(path: Path) -> None:

@@ -72,3 +72,28 @@ class UnsupportedContent(CryptoError):
     """Decrypted content of an unknown type or version."""
 
     code = "unsupported_content"
+
+
+class ShareError(ClearpostError):
+    """A share intent cannot be sent: unknown, expired, or without recipients."""
+
+    code = "share_failed"
+
+
+class LogVerificationFailed(ClearpostError):
+    """The transparency log's answer about you does not verify.
+
+    ``code`` says which check failed (``log_bad_signature``, ``log_not_included``,
+    ``log_subject_mismatch``, ``log_missing_proof``, ``log_not_enough_cosignatures``,
+    ``log_inconsistent``, ``log_rollback``, ``log_key_mismatch``, ``log_bad_response``);
+    ``index`` names the entry when one entry is at fault. A failure is evidence against
+    the server, never something to retry silently.
+    """
+
+    code = "log_verification_failed"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, index: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message, code=code, **extra)
+        self.index = index

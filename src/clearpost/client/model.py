@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from clearpost.client.content import Content, to_json
+from clearpost.client.shares import ShareIntent
 from clearpost.client.verify import DeviceListChange
 
 
@@ -85,6 +86,14 @@ class MembershipEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareIntentEvent:
+    """A partner app suggested something to share; it reached only your devices. Send it
+    with ``Client.share`` (or let it expire after 24 hours)."""
+
+    intent: ShareIntent
+
+
+@dataclass(frozen=True, slots=True)
 class InboxEntry:
     conversation_id: str
     kind: str
@@ -103,4 +112,4 @@ class Stats:
     messages_decrypted: int = 0
 
 
-Event = MessageEvent | MembershipEvent | DeviceListChange
+Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent

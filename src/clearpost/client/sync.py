@@ -4,7 +4,8 @@ One sync object is applied in a fixed order, then committed with its cursor (the
 request with that cursor acknowledges the to-device payloads, which the server then
 deletes, so they must be safely stored first):
 
-1. membership and device-list events (so keys are shared with the right devices),
+1. membership and device-list events (so keys are shared with the right devices), and
+   share intents from partner apps,
 2. to-device payloads (room keys arrive before the messages that need them),
 3. conversation messages,
 4. one-time key top-up and fallback key rotation,
@@ -25,8 +26,9 @@ import orjson
 
 from clearpost.client.crypto import Crypto
 from clearpost.client.errors import ClientError
-from clearpost.client.model import Event, MembershipEvent, MessageEvent
+from clearpost.client.model import Event, MembershipEvent, MessageEvent, ShareIntentEvent
 from clearpost.client.olm import ONE_TIME_KEY_TARGET
+from clearpost.client.shares import ShareIntent
 
 log = logging.getLogger("clearpost.client")
 
@@ -65,6 +67,11 @@ class Syncer:
                     continue
                 if change is not None:
                     events.append(change)
+            elif ev.get("type") == "share_intent":
+                try:
+                    events.append(ShareIntentEvent(ShareIntent.from_json(ev)))
+                except ClientError as exc:  # one bad suggestion must not stop the sync
+                    log.warning("ignoring a share intent: %s", exc.message)
         # 2.
         events += await c.receive_to_device(list(data.get("to_device", [])))
         # 3.

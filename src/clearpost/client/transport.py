@@ -261,6 +261,36 @@ class Transport:
         )
         return dict(out)
 
+    # -- partners: share intents, connected apps, the log about me ------------------------
+
+    async def share_intents(self) -> list[dict[str, Any]]:
+        out = await self.request("GET", "/v1/me/share-intents")
+        return list(out["share_intents"])
+
+    async def complete_share_intent(self, intent_id: str, recipients: int) -> None:
+        # Not retried after a network error: a repeat would fail with intent_completed.
+        await self.request(
+            "POST",
+            f"/v1/me/share-intents/{_seg(intent_id)}/complete",
+            body={"recipients": recipients},
+            idempotent=False,
+        )
+
+    async def apps(self) -> list[dict[str, Any]]:
+        out = await self.request("GET", "/v1/me/apps")
+        return list(out["apps"])
+
+    async def revoke_app(self, partner_id: str) -> list[int]:
+        out = await self.request("DELETE", f"/v1/me/apps/{_seg(partner_id)}")
+        return [int(i) for i in out.get("log_indexes", [])]
+
+    async def agreements(self) -> list[dict[str, Any]]:
+        out = await self.request("GET", "/v1/agreements", auth=False)
+        return list(out["partners"])
+
+    async def my_log_entries(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/v1/me/log-entries"))
+
     # -- sync -----------------------------------------------------------------------------
 
     async def sync(self, since: str | None, timeout_ms: int = 0) -> dict[str, Any]:
