@@ -86,8 +86,8 @@ class LogEntry:
         b = self.body
         if self.type == "access":
             items = b.get("items")
-            data = f"{b.get('data')} x{items}" if items is not None else str(b.get("data"))
-            return f"{' '.join(self.scopes)} {self.endpoint or ''} ({data})"
+            data = f"{items} {b.get('data')}" if items is not None else str(b.get("data"))
+            return f"{' '.join(self.scopes)}: {self.endpoint or '?'} ({data})"
         if self.type in ("grant", "revocation"):
             reason = f" (reason: {b['reason']})" if "reason" in b else ""
             return " ".join(self.scopes) + reason
