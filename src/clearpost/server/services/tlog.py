@@ -24,6 +24,7 @@ from clearpost.core.tlog import (
     CompactRange,
     CosignatureVerifier,
     NoteSignature,
+    ProofNode,
     Signer,
     consistency_proof_nodes,
     inclusion_proof_nodes,
@@ -174,21 +175,29 @@ class LogService:
         return cp
 
     async def inclusion(self, index: int, size: int) -> Proof:
-        await self._size_ok(size)
         if not 0 <= index < size:
+            await self._size_ok(size)
             raise InvalidInput("index must be below the tree size", code="invalid_range")
         nodes = inclusion_proof_nodes(index, size)
-        stored = await self.store.nodes(node_ids(nodes))
-        return Proof(size, resolve_proof(nodes, stored.__getitem__))
+        return await self._prove([size], nodes, size)
 
     async def consistency(self, first: int, second: int) -> Proof:
-        await self._size_ok(first)
-        await self._size_ok(second)
         if not 0 < first <= second:
+            await self._size_ok(first)
+            await self._size_ok(second)
             raise InvalidInput("need 0 < from <= to", code="invalid_range")
-        nodes = consistency_proof_nodes(first, second)
-        stored = await self.store.nodes(node_ids(nodes))
-        return Proof(second, resolve_proof(nodes, stored.__getitem__))
+        return await self._prove([first, second], consistency_proof_nodes(first, second), second)
+
+    async def _prove(self, sizes: list[int], nodes: list[ProofNode], size: int) -> Proof:
+        """Resolve a proof's nodes, after checking every size is a published checkpoint."""
+        known, stored = await self.store.proof_material(sizes, node_ids(nodes))
+        for s in sizes:
+            if s not in known:
+                raise InvalidInput(
+                    f"no checkpoint of size {s}; use a size from a published checkpoint",
+                    code="invalid_tree_size",
+                )
+        return Proof(size, resolve_proof(nodes, stored.__getitem__))
 
     async def entries(self, start: int, end: int) -> list[bytes]:
         if not 0 <= start < end:

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -195,18 +195,17 @@ class LogStore:
             return [(int(r[0]), bytes(r[1])) for r in rows]
 
     async def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        _, found = await self.proof_material([], ids)
+        return found
+
+    async def proof_material(
+        self, sizes: Iterable[int], ids: Iterable[NodeId]
+    ) -> tuple[set[int], dict[NodeId, bytes]]:
+        """Which of ``sizes`` have a published checkpoint, and the stored hashes of ``ids``,
+        read in one transaction. (Not cached: what is served must be what is stored, so a
+        damaged or rolled-back database shows at once to auditors.)"""
         wanted = sorted(set(ids), key=lambda n: (n.level, n.index))
-        if not wanted:
-            return {}
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
-                    any_of(
-                        (tlog_nodes.c.level, tlog_nodes.c.idx), [(n.level, n.index) for n in wanted]
-                    )
-                )
-            )
-            return {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+        return await self.db.run_read(_proof_rows, sorted(set(sizes)), wanted)
 
     # --- sequencer side ---
 
@@ -277,3 +276,24 @@ async def store_integration(
     await conn.execute(
         tlog_checkpoints.insert().values(size=size, root=root, note=note, created_at=now_ms)
     )
+
+
+def _proof_rows(
+    conn: Connection, sizes: list[int], wanted: list[NodeId]
+) -> tuple[set[int], dict[NodeId, bytes]]:
+    known: set[int] = set()
+    if sizes:
+        rows = conn.execute(
+            select(tlog_checkpoints.c.size).where(tlog_checkpoints.c.size.in_(sizes))
+        )
+        known = {int(r[0]) for r in rows}
+    found: dict[NodeId, bytes] = {}
+    if wanted:
+        cols = (tlog_nodes.c.level, tlog_nodes.c.idx)
+        rows = conn.execute(
+            select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
+                any_of(cols, [(n.level, n.index) for n in wanted])
+            )
+        )
+        found = {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    return known, found
