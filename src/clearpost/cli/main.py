@@ -12,6 +12,7 @@ from rich.console import Console
 from clearpost.cli.account import app as account_app
 from clearpost.cli.audit import app as audit_app
 from clearpost.cli.chat import app as chat_app
+from clearpost.cli.demo import app as demo_app
 from clearpost.cli.me import app as me_app
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.cli.partner import app as partner_app
@@ -28,6 +29,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(witness_app, name="witness")
 app.add_typer(account_app, name="account")
 app.add_typer(chat_app, name="chat")
+app.add_typer(demo_app, name="demo")
 app.add_typer(shares_app, name="shares")
 app.add_typer(me_app, name="me")
 app.add_typer(reports_app, name="reports")
