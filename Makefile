@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run serve test lint typecheck unit bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,12 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## Install, then start the server on the embedded default (SQLite under ./data).
+## Install, then run the whole story (`clearpost demo`) on an embedded SQLite database.
 run: install
+	$(BIN)/clearpost demo
+
+## Install, then start the server on the embedded default (SQLite under ./data).
+serve: install
 	$(BIN)/clearpost serve
 
 ## Install, then lint, type-check and run the whole test suite (SQLite and PostgreSQL).
