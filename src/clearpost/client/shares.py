@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from clearpost.client.client import Client
     from clearpost.client.model import Sent
 
-__all__ = ["ConnectedApp", "ShareIntent", "Shared", "send_share"]
+__all__ = ["MAX_RECIPIENTS", "ConnectedApp", "ShareIntent", "Shared", "send_share"]
+
+MAX_RECIPIENTS = 1000
+"""The most people one share may reach (the server refuses a larger count)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,12 @@ async def send_share(
         recipients.update(m for m in conv["members"] if m != client.user_id)
     if not recipients:
         raise ShareError("nobody else is in that conversation", code="no_recipients")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ShareError(
+            f"a share reaches at most {MAX_RECIPIENTS} people; this one would reach "
+            f"{len(recipients)}",
+            code="too_many_recipients",
+        )
     # 3.
     card = intent.card()
     sent = []

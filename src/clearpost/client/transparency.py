@@ -300,7 +300,14 @@ async def _consistent(log: LogClient, old: Checkpoint, new: Checkpoint, what: st
     if old.size == 0:
         return
     small, large = (old, new) if old.size < new.size else (new, old)
-    proof = await log.consistency(small.size, large.size)
+    try:
+        proof = await log.consistency(small.size, large.size)
+    except ServerRefused as exc:  # a log that cannot prove it only grew: treat as a fork
+        raise LogVerificationFailed(
+            f"the log refused to prove that its tree of {large.size} entries extends its tree "
+            f"of {small.size} ({what}): {exc.message}",
+            code="log_inconsistent",
+        ) from exc
     try:
         verify_consistency(small.size, large.size, small.root_hash, large.root_hash, proof)
     except ProofError as exc:

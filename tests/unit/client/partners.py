@@ -106,6 +106,8 @@ class Tamper(httpx.AsyncBaseTransport):
         self.inner = inner
         self.rewrites: dict[str, Callable[[bytes], bytes]] = {}
         """path -> a function of the answer's body returning the body to hand on."""
+        self.statuses: dict[str, int] = {}
+        """path -> the status to answer with instead (with a rewritten body)."""
         self.unreachable: set[str] = set()
         """path prefixes whose requests fail with a network error before reaching the app."""
 
@@ -119,4 +121,5 @@ class Tamper(httpx.AsyncBaseTransport):
         body = await response.aread()
         new = rewrite(body)
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        return httpx.Response(response.status_code, headers=headers, content=new)
+        status = self.statuses.get(request.url.path, response.status_code)
+        return httpx.Response(status, headers=headers, content=new)

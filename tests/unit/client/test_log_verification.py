@@ -182,6 +182,40 @@ async def test_a_wrong_salt_for_the_named_subject_and_a_rollback_are_rejected(
         assert rolled.value.code == "log_rollback"
 
 
+async def test_a_grown_log_that_cannot_prove_it_only_grew_is_rejected(tmp_path: Path) -> None:
+    async with partnered(tmp_path) as w:
+        await settled(w)
+        await w.alice.verify_log()
+        await w.suggest()
+        await w.integrate()
+
+        def bent(body: bytes) -> bytes:
+            answer = orjson.loads(body)
+            answer["hashes"][0] = base64.b64encode(b"\x07" * 32).decode()
+            return orjson.dumps(answer)
+
+        w.tamper.rewrites["/v1/log/proof/consistency"] = bent
+        with pytest.raises(LogVerificationFailed) as failed:
+            await w.alice.verify_log()
+        assert failed.value.code == "log_inconsistent"
+        assert "does not extend" in failed.value.message
+
+        def refused(body: bytes) -> bytes:
+            return orjson.dumps({"code": "invalid_tree_size", "detail": "no such checkpoint"})
+
+        w.tamper.rewrites.clear()
+        w.tamper.statuses["/v1/log/proof/consistency"] = 422
+        w.tamper.rewrites["/v1/log/proof/consistency"] = refused
+        with pytest.raises(LogVerificationFailed) as refusal:
+            await w.alice.verify_log()
+        assert refusal.value.code == "log_inconsistent"
+        assert "refused to prove" in refusal.value.message
+
+        w.tamper.rewrites.clear()
+        w.tamper.statuses.clear()
+        assert (await w.alice.verify_log()).pending == 0  # the honest answer still verifies
+
+
 async def test_a_key_other_than_the_pinned_one_is_refused(tmp_path: Path) -> None:
     async with partnered(tmp_path) as w:
         await settled(w)
