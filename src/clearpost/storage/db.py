@@ -10,6 +10,7 @@ crash of the server process. On PostgreSQL both use one pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -46,15 +47,15 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-def _sqlite_sync_reader(url: str) -> Engine:
-    """A plain (thread-side) SQLite engine for ``Database.run_read``."""
+def _sqlite_sync_engine(url: str, *, writer: bool) -> Engine:
+    """A plain (thread-side) SQLite engine for ``Database.run_read`` / ``run_write``."""
     engine = create_engine(
         make_url(url).set(drivername="sqlite+pysqlite"),
-        pool_size=READ_THREADS,
+        pool_size=1 if writer else READ_THREADS,
         max_overflow=0,
         connect_args={"timeout": 30, "check_same_thread": False},
     )
-    _sqlite_events(engine, writer=False)
+    _sqlite_events(engine, writer=writer)
     return engine
 
 
@@ -81,13 +82,19 @@ class Database:
         self.dialect = Dialect(is_sqlite=parsed.get_backend_name() == "sqlite")
         self._sync_reader: Engine | None = None
         self._read_threads: ThreadPoolExecutor | None = None
+        self._sync_writer: Engine | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
+        self._write_lock: asyncio.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         if self.dialect.is_sqlite:
             self._reader = _sqlite_engine(url, writer=False)
             self._writer = _sqlite_engine(url, writer=True)
-            self._sync_reader = _sqlite_sync_reader(url)
+            self._sync_reader = _sqlite_sync_engine(url, writer=False)
             self._read_threads = ThreadPoolExecutor(
                 READ_THREADS, thread_name_prefix="clearpost-read"
             )
+            self._sync_writer = _sqlite_sync_engine(url, writer=True)
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="clearpost-write")
+            self._write_lock = asyncio.Lock()
         else:
             self._reader = create_async_engine(url, pool_size=10, max_overflow=10)
             self._writer = self._reader
@@ -103,8 +110,25 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._writer.begin() as conn:
+        async with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` in one write transaction (committed if it returns,
+        rolled back if it raises). On SQLite it runs on the one writer thread with the plain
+        sqlite3 driver — one thread hop per transaction — serialised with ``write()`` by an
+        in-process lock, so the two never contend for SQLite's write lock."""
+        if self._sync_writer is not None and self._write_thread is not None:
+            engine = self._sync_writer
+
+            def in_thread() -> T:
+                with engine.begin() as conn:
+                    return fn(conn, *args)
+
+            async with self._write_lock:
+                return await asyncio.get_running_loop().run_in_executor(self._write_thread, in_thread)
+        async with self.write() as aconn:
+            return await aconn.run_sync(fn, *args)
 
     async def run_read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` in one read transaction.
@@ -131,6 +155,9 @@ class Database:
         if self._sync_reader is not None and self._read_threads is not None:
             self._read_threads.shutdown(wait=True)
             self._sync_reader.dispose()
+        if self._sync_writer is not None and self._write_thread is not None:
+            self._write_thread.shutdown(wait=True)
+            self._sync_writer.dispose()
         await self._reader.dispose()
         if self._writer is not self._reader:
             await self._writer.dispose()

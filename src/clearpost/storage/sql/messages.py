@@ -12,12 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
-from clearpost.storage.db import Database
+from clearpost.storage.db import Database, Dialect
 from clearpost.storage.schema import conversations, memberships, messages
 from clearpost.storage.sql import stream
 from clearpost.storage.sql.match import any_of
@@ -55,6 +55,84 @@ _COLUMNS = (
 )
 
 
+def _append(
+    conn: Connection, dialect: Dialect, batch: list[NewMessage], look_up_earlier: bool
+) -> tuple[list[StoredMessage | ClearpostError], dict[str, list[str]]]:
+    """The batch write itself (plain connection: one thread hop on SQLite)."""
+    results: list[StoredMessage | ClearpostError | None] = [None] * len(batch)
+    # 1. (retry path only) earlier sends with the same key: return the stored copy.
+    earlier: dict[tuple[str, str, str], StoredMessage] = {}
+    if look_up_earlier:
+        keys = {(m.sender_user, m.sender_device, m.txn_id) for m in batch}
+        cols = (messages.c.sender_user, messages.c.sender_device, messages.c.txn_id)
+        rows = conn.execute(select(*_COLUMNS, messages.c.txn_id).where(any_of(cols, keys)))
+        earlier = {(r[3], r[4], r[7]): StoredMessage(*r[:7]) for r in rows}
+    # 2. the current members of every conversation in the batch (one indexed query).
+    current = conn.execute(_MEMBERS, {"convs": sorted({m.conversation_id for m in batch})})
+    members: dict[str, list[str]] = defaultdict(list)
+    for cid, uid in current:
+        members[cid].append(uid)
+    fresh: list[int] = []
+    first_in_batch: dict[tuple[str, str, str], int] = {}
+    for i, m in enumerate(batch):
+        key = (m.sender_user, m.sender_device, m.txn_id)
+        if key in earlier:
+            prior = earlier[key]
+            results[i] = prior if prior.conversation_id == m.conversation_id else _txn_reused()
+        elif m.sender_user not in members.get(m.conversation_id, ()):
+            results[i] = _not_member()
+        elif key in first_in_batch:
+            continue  # a concurrent retry: filled in from the first copy below
+        else:
+            first_in_batch[key] = i
+            fresh.append(i)
+    woken: dict[str, list[str]] = {}
+    if fresh:
+        # 3. positions and gap-free sequence numbers, then one insert.
+        top = stream.advance_sync(conn, len(fresh))
+        per_conv: dict[str, list[int]] = defaultdict(list)
+        for i in fresh:
+            per_conv[batch[i].conversation_id].append(i)
+        seq_of: dict[int, int] = {}
+        for conv_id in sorted(per_conv):
+            items = per_conv[conv_id]
+            last = (conn.execute(_BUMP, {"conv": conv_id, "n": len(items)})).scalar_one()
+            for k, i in enumerate(items):
+                seq_of[i] = int(last) - len(items) + 1 + k
+        rows_out = []
+        for k, i in enumerate(fresh):
+            m = batch[i]
+            stored = StoredMessage(
+                top - len(fresh) + 1 + k,
+                m.conversation_id,
+                seq_of[i],
+                m.sender_user,
+                m.sender_device,
+                m.envelope,
+                m.sent_at,
+            )
+            results[i] = stored
+            rows_out.append(
+                {
+                    "pos": stored.pos,
+                    "conversation_id": m.conversation_id,
+                    "seq": stored.seq,
+                    "sender_user": m.sender_user,
+                    "sender_device": m.sender_device,
+                    "txn_id": m.txn_id,
+                    "envelope": m.envelope,
+                    "sent_at": m.sent_at,
+                }
+            )
+        conn.execute(messages.insert(), rows_out)
+        woken = {cid: members[cid] for cid in per_conv}
+        stream.announce_sync(conn, dialect, top, {u for us in woken.values() for u in us})
+    for i, m in enumerate(batch):
+        if results[i] is None:
+            results[i] = results[first_in_batch[(m.sender_user, m.sender_device, m.txn_id)]]
+    return [r for r in results if r is not None], woken
+
+
 _MEMBERS = select(memberships.c.conversation_id, memberships.c.user_id).where(
     memberships.c.conversation_id.in_(bindparam("convs", expanding=True)),
     memberships.c.to_seq.is_(None),
@@ -86,96 +164,9 @@ class MessageStore:
         transaction is rolled back and the batch is written again, looking up every
         earlier copy first."""
         try:
-            return await self._append(batch, look_up_earlier=False)
+            return await self.db.run_write(_append, self.db.dialect, batch, False)
         except IntegrityError:
-            return await self._append(batch, look_up_earlier=True)
-
-    async def _append(
-        self, batch: list[NewMessage], *, look_up_earlier: bool
-    ) -> tuple[list[StoredMessage | ClearpostError], dict[str, list[str]]]:
-        results: list[StoredMessage | ClearpostError | None] = [None] * len(batch)
-        async with self.db.write() as conn:
-            # 1. (retry path only) earlier sends with the same key: return the stored copy.
-            earlier: dict[tuple[str, str, str], StoredMessage] = {}
-            if look_up_earlier:
-                keys = {(m.sender_user, m.sender_device, m.txn_id) for m in batch}
-                cols = (messages.c.sender_user, messages.c.sender_device, messages.c.txn_id)
-                rows = await conn.execute(
-                    select(*_COLUMNS, messages.c.txn_id).where(any_of(cols, keys))
-                )
-                earlier = {(r[3], r[4], r[7]): StoredMessage(*r[:7]) for r in rows}
-            # 2. the current members of every conversation in the batch (one indexed query).
-            current = await conn.execute(
-                _MEMBERS, {"convs": sorted({m.conversation_id for m in batch})}
-            )
-            members: dict[str, list[str]] = defaultdict(list)
-            for cid, uid in current:
-                members[cid].append(uid)
-            fresh: list[int] = []
-            first_in_batch: dict[tuple[str, str, str], int] = {}
-            for i, m in enumerate(batch):
-                key = (m.sender_user, m.sender_device, m.txn_id)
-                if key in earlier:
-                    prior = earlier[key]
-                    results[i] = (
-                        prior if prior.conversation_id == m.conversation_id else _txn_reused()
-                    )
-                elif m.sender_user not in members.get(m.conversation_id, ()):
-                    results[i] = _not_member()
-                elif key in first_in_batch:
-                    continue  # a concurrent retry: filled in from the first copy below
-                else:
-                    first_in_batch[key] = i
-                    fresh.append(i)
-            woken: dict[str, list[str]] = {}
-            if fresh:
-                # 3. positions and gap-free sequence numbers, then one insert.
-                top = await stream.advance(conn, len(fresh))
-                per_conv: dict[str, list[int]] = defaultdict(list)
-                for i in fresh:
-                    per_conv[batch[i].conversation_id].append(i)
-                seq_of: dict[int, int] = {}
-                for conv_id in sorted(per_conv):
-                    items = per_conv[conv_id]
-                    last = (
-                        await conn.execute(_BUMP, {"conv": conv_id, "n": len(items)})
-                    ).scalar_one()
-                    for k, i in enumerate(items):
-                        seq_of[i] = int(last) - len(items) + 1 + k
-                rows_out = []
-                for k, i in enumerate(fresh):
-                    m = batch[i]
-                    stored = StoredMessage(
-                        top - len(fresh) + 1 + k,
-                        m.conversation_id,
-                        seq_of[i],
-                        m.sender_user,
-                        m.sender_device,
-                        m.envelope,
-                        m.sent_at,
-                    )
-                    results[i] = stored
-                    rows_out.append(
-                        {
-                            "pos": stored.pos,
-                            "conversation_id": m.conversation_id,
-                            "seq": stored.seq,
-                            "sender_user": m.sender_user,
-                            "sender_device": m.sender_device,
-                            "txn_id": m.txn_id,
-                            "envelope": m.envelope,
-                            "sent_at": m.sent_at,
-                        }
-                    )
-                await conn.execute(messages.insert(), rows_out)
-                woken = {cid: members[cid] for cid in per_conv}
-                await stream.announce(
-                    conn, self.db.dialect, top, {u for us in woken.values() for u in us}
-                )
-            for i, m in enumerate(batch):
-                if results[i] is None:
-                    results[i] = results[first_in_batch[(m.sender_user, m.sender_device, m.txn_id)]]
-        return [r for r in results if r is not None], woken
+            return await self.db.run_write(_append, self.db.dialect, batch, True)
 
     async def history(
         self, conversation_id: str, user_id: str, after: int, limit: int

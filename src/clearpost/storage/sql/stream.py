@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Dialect
@@ -23,12 +23,22 @@ _MAX_PAYLOAD = 7000
 EVERYONE = "*"
 
 
+_ADVANCE = (
+    update(stream)
+    .where(stream.c.id == 1)
+    .values(pos=stream.c.pos + bindparam("n"))
+    .returning(stream.c.pos)
+)
+
+
 async def advance(conn: AsyncConnection, n: int = 1) -> int:
     """Reserve ``n`` positions; return the highest one (the first is ``result - n + 1``)."""
-    result = await conn.execute(
-        update(stream).where(stream.c.id == 1).values(pos=stream.c.pos + n).returning(stream.c.pos)
-    )
-    return int(result.scalar_one())
+    return int((await conn.execute(_ADVANCE, {"n": n})).scalar_one())
+
+
+def advance_sync(conn: Connection, n: int = 1) -> int:
+    """``advance`` for a plain (thread-side) connection."""
+    return int(conn.execute(_ADVANCE, {"n": n}).scalar_one())
 
 
 CURRENT = select(func.max(stream.c.pos))
@@ -54,12 +64,18 @@ def decode_signal(payload: str) -> tuple[int, list[str] | None]:
     return int(data["p"]), (None if users == EVERYONE else [str(u) for u in users])
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
 async def announce(conn: AsyncConnection, dialect: Dialect, pos: int, users: Iterable[str]) -> None:
     if dialect.is_postgres:
-        await conn.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": CHANNEL, "payload": encode_signal(pos, users)},
-        )
+        await conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": encode_signal(pos, users)})
+
+
+def announce_sync(conn: Connection, dialect: Dialect, pos: int, users: Iterable[str]) -> None:
+    """``announce`` for a plain (thread-side) connection."""
+    if dialect.is_postgres:
+        conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": encode_signal(pos, users)})
 
 
 async def announce_device(
