@@ -1,3 +1,3 @@
-from clearpost.cli.main import app
+from clearpost.cli.entry import main
 
-app()
+main()

@@ -21,16 +21,13 @@ not injectable: a seedable noise source is a way to undo the noise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import opendp.prelude as dp
-
 from clearpost.core.errors import InvalidInput
 from clearpost.core.privacy.bounds import METRICS, Bounds, Contributions, clipped
-
-dp.enable_features("contrib", "honest-but-curious")
 
 SCALE_MARGIN = 1e-12
 """Scales are widened by this fraction so OpenDP's conservative (rounded-up) privacy map
@@ -41,8 +38,16 @@ EPSILON_TOLERANCE = 1e-9
 
 MAX_COUNT = 2**31 - 1  # OpenDP's integer domain is 32-bit
 
-_DOMAIN = dp.user_domain("ClearpostContributions", member=lambda x: isinstance(x, Contributions))
-_USERS = dp.user_distance("users added or removed")
+
+@functools.cache
+def _opendp() -> tuple[Any, Any, Any]:
+    """OpenDP, its features, and our input domain and distance — loaded on first use
+    (importing OpenDP costs about 0.15 s, which server start-up need not pay)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib", "honest-but-curious")
+    domain = dp.user_domain("ClearpostContributions", member=lambda x: isinstance(x, Contributions))
+    return dp, domain, dp.user_distance("users added or removed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ def _scale(sensitivity: int, epsilon: float) -> float:
 
 def plan_release(epsilon: float, bounds: Bounds, keys: tuple[str, ...]) -> ReleasePlan:
     """Build the composed measurement and check that it spends exactly ``epsilon``."""
+    dp, domain, users = _opendp()
     if not 0 < epsilon <= 100:
         raise InvalidInput("epsilon per period must be in (0, 100]")
     if len(set(keys)) != len(keys):
@@ -134,8 +140,8 @@ def plan_release(epsilon: float, bounds: Bounds, keys: tuple[str, ...]) -> Relea
                 out_metric = dp.l1_distance(T=int)
                 function = _per_item(metric, bounds, keys)
             count = dp.t.make_user_transformation(
-                _DOMAIN,
-                _USERS,
+                domain,
+                users,
                 out_domain,
                 out_metric,
                 function=function,

@@ -1,41 +1,70 @@
-"""Alembic migrations, applied on server start and by ``clearpost db upgrade``."""
+"""Alembic migrations, applied on server start and by ``clearpost db upgrade``.
+
+Start-up checks the recorded revision against the newest migration file first and imports
+Alembic only when there is something to apply (importing it costs about 0.1 s).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from clearpost.storage.db import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 HERE = Path(__file__).parent
+_REVISION = re.compile(r'^revision = "([^"]+)"$', re.M)
+_DOWN = re.compile(r'^down_revision = (?:"([^"]+)"|None)$', re.M)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
     cfg.attributes["connection"] = connection
     return cfg
 
 
+def head_revision() -> str:
+    """The newest migration, read from the files (the one no other migration revises)."""
+    revisions, revised = set(), set()
+    for path in (HERE / "versions").glob("*.py"):
+        source = path.read_text()
+        if (rev := _REVISION.search(source)) is not None:
+            revisions.add(rev.group(1))
+            down = _DOWN.search(source)
+            if down is not None and down.group(1):
+                revised.add(down.group(1))
+    (head,) = revisions - revised
+    return head
+
+
+async def current_revision(db: Database) -> str | None:
+    async with db.engine.connect() as conn:
+        try:
+            row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+        except DBAPIError:  # no schema yet
+            return None
+        return str(row[0]) if row else None
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision``. Safe to run on every start."""
+    if revision == "head" and await current_revision(db) == head_revision():
+        return
 
     def _run(sync_conn: Connection) -> None:
+        from alembic import command
+
         command.upgrade(alembic_config(sync_conn), revision)
 
     async with db.engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()
-
-
-async def current_revision(db: Database) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    def _rev(sync_conn: Connection) -> str | None:
-        return MigrationContext.configure(sync_conn).get_current_revision()
-
-    async with db.engine.connect() as conn:
-        return await conn.run_sync(_rev)
