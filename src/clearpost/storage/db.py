@@ -126,7 +126,9 @@ class Database:
                     return fn(conn, *args)
 
             async with self._write_lock:
-                return await asyncio.get_running_loop().run_in_executor(self._write_thread, in_thread)
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._write_thread, in_thread
+                )
         async with self.write() as aconn:
             return await aconn.run_sync(fn, *args)
 

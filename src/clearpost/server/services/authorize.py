@@ -247,7 +247,12 @@ class OAuthService:
     ) -> Reply:
         reply, c = await self._token_endpoint("revocation", uri, headers, form)
         for token_hash, partner_id in c.revoked:
-            await self.store.revoke_token(token_hash, partner_id)
+            row = next((t for t in c.tokens.values() if t.token_hash == token_hash), None)
+            if row is not None and row.kind == "refresh" and row.grant_id is not None:
+                # the app disconnects itself: the consent ends, and the log says so
+                await self._revoke_grant(row.grant_id, "partner_revoked")
+            else:
+                await self.store.revoke_token(token_hash, partner_id)
         return reply
 
     async def introspect(

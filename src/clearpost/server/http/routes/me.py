@@ -48,12 +48,14 @@ async def revoke(partner_id: str, caller: Auth, svc: Svc) -> JSON:
 async def pending(caller: Auth, svc: Svc) -> JSON:
     """Share suggestions from your apps that you have not acted on (they expire after 24 h)."""
     items = await svc.shares.pending(caller.user_id)
+    names = {p.partner_id: p.name for p in await svc.partners.all()}
     return JSON(
         {
             "share_intents": [
                 {
                     "intent_id": i.intent_id,
                     "partner": i.partner_id,
+                    "partner_name": names.get(i.partner_id, i.partner_id),
                     "title": i.title,
                     "url": i.url,
                     "link": link,

@@ -94,6 +94,8 @@ def _consent_page(request: Request, view: ConsentView, user_id: str, csrf: str) 
         version=str(view.agreement_version),
         log_index=str(view.agreement_log_index),
         log_end=str(view.agreement_log_index + 1),
+        purposes="; ".join(view.client.agreement.purposes),
+        retention=view.client.agreement.retention,
         action=action,
         csrf=csrf,
     )
