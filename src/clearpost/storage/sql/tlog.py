@@ -7,11 +7,12 @@ durable. Node rows are written once and never change; a proof reads O(log n) of 
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, TextClause, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -283,17 +284,27 @@ def _proof_rows(
 ) -> tuple[set[int], dict[NodeId, bytes]]:
     known: set[int] = set()
     if sizes:
-        rows = conn.execute(
-            select(tlog_checkpoints.c.size).where(tlog_checkpoints.c.size.in_(sizes))
-        )
+        rows = conn.execute(_SIZES, {"sizes": sizes})
         known = {int(r[0]) for r in rows}
     found: dict[NodeId, bytes] = {}
     if wanted:
-        cols = (tlog_nodes.c.level, tlog_nodes.c.idx)
-        rows = conn.execute(
-            select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
-                any_of(cols, [(n.level, n.index) for n in wanted])
-            )
-        )
+        params: dict[str, int] = {}
+        for k, n in enumerate(wanted):
+            params[f"l{k}"], params[f"i{k}"] = n.level, n.index
+        rows = conn.execute(_nodes_query(len(wanted)), params)
         found = {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
     return known, found
+
+
+_SIZES = select(tlog_checkpoints.c.size).where(
+    tlog_checkpoints.c.size.in_(bindparam("sizes", expanding=True))
+)
+
+
+@functools.cache
+def _nodes_query(n: int) -> TextClause:
+    """``(level, idx) = (:l0, :i0) OR ...`` for ``n`` nodes: the primary key serves each
+    term, and one statement per count keeps SQLAlchemy's compiled cache warm (a proof
+    needs at most about 2·log2(size) nodes, so there are few distinct counts)."""
+    terms = " OR ".join(f"(level = :l{k} AND idx = :i{k})" for k in range(n))
+    return text(f"SELECT level, idx, hash FROM tlog_nodes WHERE {terms}")
