@@ -48,18 +48,16 @@ async def append_in(
     conn: AsyncConnection, entries: Sequence[PendingEntry], now_ms: int
 ) -> list[int]:
     """Append inside the caller's transaction; the indexes are durable when it commits."""
+    return await conn.run_sync(append_sync, entries, now_ms)
+
+
+def append_sync(conn: Connection, entries: Sequence[PendingEntry], now_ms: int) -> list[int]:
+    """``append_in`` for a plain connection (``Database.run_write``)."""
     if not entries:
         return []
-    top = (
-        await conn.execute(
-            update(tlog_state)
-            .where(tlog_state.c.id == 1)
-            .values(next_index=tlog_state.c.next_index + len(entries))
-            .returning(tlog_state.c.next_index)
-        )
-    ).scalar_one()
+    top = conn.execute(_RESERVE, {"n": len(entries)}).scalar_one()
     first = int(top) - len(entries)
-    await conn.execute(
+    conn.execute(
         tlog_entries.insert(),
         [
             {
@@ -73,6 +71,14 @@ async def append_in(
         ],
     )
     return list(range(first, first + len(entries)))
+
+
+_RESERVE = (
+    update(tlog_state)
+    .where(tlog_state.c.id == 1)
+    .values(next_index=tlog_state.c.next_index + bindparam("n"))
+    .returning(tlog_state.c.next_index)
+)
 
 
 async def salt_in(conn: AsyncConnection, user_id: str) -> bytes:
@@ -92,8 +98,7 @@ class LogStore:
         self.db = db
 
     async def append(self, entries: Sequence[PendingEntry], now_ms: int) -> list[int]:
-        async with self.db.write() as conn:
-            return await append_in(conn, entries, now_ms)
+        return await self.db.run_write(append_sync, list(entries), now_ms)
 
     async def salt(self, user_id: str) -> bytes:
         async with self.db.read() as conn:
