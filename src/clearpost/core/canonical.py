@@ -3,22 +3,50 @@
 Signatures over JSON objects (device keys, log entries, reports) are computed over these
 bytes, so signer and verifier agree byte for byte. We use the ``rfc8785`` package rather
 than our own serializer: number formatting is where hand-written JCS code goes wrong.
+
+For the common case — objects of strings, integers, booleans and null with ASCII keys —
+orjson with sorted keys already produces exactly the RFC 8785 bytes (same escaping, same
+integer form, key order by code unit for ASCII keys), and is much faster; anything else
+(a float, a non-ASCII key) goes to ``rfc8785``. A property test holds the two together.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import rfc8785
 
 from clearpost.core.errors import InvalidInput
 
+_MAX_SAFE = 2**53 - 1  # I-JSON: larger integers are not interoperable; rfc8785 refuses them
+
 
 def canonical_json(value: Any) -> bytes:
+    if _plain(value, 0):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     try:
         return bytes(rfc8785.dumps(value))
     except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"value cannot be canonicalised: {exc}") from exc
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """True when orjson's sorted output is already the RFC 8785 form of ``value``."""
+    if depth > 64:
+        return False
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_MAX_SAFE <= value <= _MAX_SAFE)
+    if kind is dict:
+        return all(
+            type(k) is str and k.isascii() and _plain(v, depth + 1) for k, v in value.items()
+        )
+    if kind is list:
+        return all(_plain(v, depth + 1) for v in value)
+    return False
 
 
 def signable(obj: dict[str, Any]) -> bytes:
