@@ -27,7 +27,9 @@ def serve(
     import uvicorn
 
     from clearpost.server.http.app import create_app
+    from clearpost.server.memory import release_large_blocks
 
+    release_large_blocks()
     settings = settings_from(config, host=host, port=port, database=database, data_dir=data_dir)
     logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("clearpost").setLevel(settings.log_level.upper())

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,6 +32,8 @@ from clearpost.storage.sql.keys import KeyStore
 
 MIN_PASSWORD = 8
 TOKEN_CACHE_SIZE = 100_000
+HASH_THREADS = 2
+T = TypeVar("T")
 MAX_PASSWORD = 1024
 
 
@@ -77,6 +81,7 @@ class AccountService:
         self._hasher = hasher or PasswordHasher()
         self.on_logged: Callable[[], None] | None = None
         """Called after a change that appended to the transparency log (wakes the sequencer)."""
+        self._hash_threads = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="clearpost-argon2")
         self._tokens: dict[str, Caller] = {}
         self._token_of: dict[tuple[str, str], str] = {}
         self._dummy_hash = self._hasher.hash("clearpost-timing-equaliser")
@@ -89,7 +94,7 @@ class AccountService:
                 code="invalid_username",
             )
         _check_password(password)
-        hashed = await asyncio.to_thread(self._hasher.hash, password)
+        hashed = await self._in_hash_thread(self._hasher.hash, password)
         user_id = user_id_for(username)
         await self.accounts.create_user(user_id, hashed, self.clock.now_ms())
         return user_id
@@ -103,13 +108,20 @@ class AccountService:
         )
         return Session(UserId(user_id), device_id, token)
 
+    async def _in_hash_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """argon2id off the event loop, two at a time: each hash holds its whole memory cost
+        (64 MiB by default), so unbounded concurrency would be unbounded memory."""
+        return await asyncio.get_running_loop().run_in_executor(self._hash_threads, fn, *args)
+
     async def check_password(self, username: str, password: str) -> UserId:
         """The user id for a correct username and password (for the web sign-in)."""
         user_id = user_id_for(username) if USERNAME_RE.match(username) else None
         stored = await self.accounts.password_hash(user_id) if user_id else None
         ok: bool
         try:
-            ok = await asyncio.to_thread(self._hasher.verify, stored or self._dummy_hash, password)
+            ok = await self._in_hash_thread(
+                self._hasher.verify, stored or self._dummy_hash, password
+            )
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or stored is None or user_id is None:
