@@ -1,7 +1,7 @@
 """Clearpost against Matrix Synapse, and against a bare uvicorn "hello" ceiling, in one run.
 
-    .venv/bin/python bench/compare_synapse.py              # 3 runs, medians (~20 min)
-    .venv/bin/python bench/compare_synapse.py --quick      # 1 short run (~3 min)
+    .venv/bin/python bench/compare_synapse.py              # 3 runs, medians (~15 min)
+    .venv/bin/python bench/compare_synapse.py --quick      # 1 short run (~1.5 min)
     .venv/bin/python bench/compare_synapse.py --runs 1 --json bench/work/compare.json
 
 Every run starts, measures and stops, in this order (see bench/COMPARE.md):
