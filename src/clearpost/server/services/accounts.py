@@ -84,7 +84,8 @@ class AccountService:
         self._hash_threads = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="clearpost-argon2")
         self._tokens: dict[str, Caller] = {}
         self._token_of: dict[tuple[str, str], str] = {}
-        self._dummy_hash = self._hasher.hash("clearpost-timing-equaliser")
+        self._dummy_hash: str | None = None
+        """A hash to verify against for unknown users (equal timing), made on first need."""
 
     async def register(self, username: str, password: str) -> UserId:
         if not USERNAME_RE.match(username):
@@ -113,6 +114,11 @@ class AccountService:
         (64 MiB by default), so unbounded concurrency would be unbounded memory."""
         return await asyncio.get_running_loop().run_in_executor(self._hash_threads, fn, *args)
 
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._in_hash_thread(self._hasher.hash, "timing-equaliser")
+        return self._dummy_hash
+
     async def check_password(self, username: str, password: str) -> UserId:
         """The user id for a correct username and password (for the web sign-in)."""
         user_id = user_id_for(username) if USERNAME_RE.match(username) else None
@@ -120,7 +126,7 @@ class AccountService:
         ok: bool
         try:
             ok = await self._in_hash_thread(
-                self._hasher.verify, stored or self._dummy_hash, password
+                self._hasher.verify, stored or await self._dummy(), password
             )
         except (VerificationError, InvalidHashError):
             ok = False
