@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +9,6 @@ from fastapi import FastAPI
 
 import clearpost
 from clearpost.core.clock import Clock
-from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings
 from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
@@ -30,12 +27,7 @@ from clearpost.server.http.routes import (
     sync,
     todevice,
 )
-from clearpost.server.services.container import build_services
-from clearpost.server.services.logkey import load_or_create
-from clearpost.storage.db import Database
-from clearpost.storage.listener import StreamListener
-from clearpost.storage.migrations import upgrade
-from clearpost.storage.sql.tlog import LogStore
+from clearpost.server.services.runtime import running
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -43,44 +35,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.database_url())
-        await upgrade(db)
-        signer = load_or_create(settings.log_key_path(), settings.log_origin)
-        on_record = await LogStore(db).bind_key(signer.vkey)
-        if on_record != signer.vkey:
-            await db.close()
-            raise ClearpostError(
-                f"this database's log is signed by {on_record}, but "
-                f"{settings.log_key_path()} holds {signer.vkey}; "
-                "give every server process the same log key file",
-                code="log_key_mismatch",
-            )
-        services = build_services(settings, db, signer, clock)
-        app.state.services = services
-        await services.partners.publish_catalogue()  # the scope catalogue is logged before use
-        sequencer = asyncio.create_task(services.log.run_sequencer(), name="clearpost-sequencer")
-        scheduler = asyncio.create_task(
-            services.reports.run_scheduler(), name="clearpost-report-scheduler"
-        )
-        listener = None
-        if db.dialect.is_postgres:
-            listener = StreamListener(
-                settings.database_url(), services.notifier.publish, services.accounts.forget
-            )
-            await listener.start()
-        try:
+        async with running(settings, clock) as services:
+            app.state.services = services
             yield
-        finally:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
-            sequencer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sequencer
-            if listener is not None:
-                await listener.stop()
-            await db.close()
 
     app = ClearpostApp(
         title="Clearpost",

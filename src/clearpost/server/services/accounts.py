@@ -27,7 +27,8 @@ from clearpost.core.ids import (
     user_id_for,
 )
 from clearpost.server.services.notifier import Notifier
-from clearpost.storage.sql.accounts import AccountStore, DeviceRow
+from clearpost.storage.sql.accounts import AccountStore
+from clearpost.storage.sql.accounts import DeviceRow as DeviceRow  # what the HTTP layer shows
 from clearpost.storage.sql.keys import KeyStore
 
 MIN_PASSWORD = 8

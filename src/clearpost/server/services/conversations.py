@@ -8,7 +8,8 @@ from clearpost.core.ids import is_user_id, new_conversation_id
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
 from clearpost.storage.sql.accounts import AccountStore
-from clearpost.storage.sql.conversations import ConversationRow, ConversationStore
+from clearpost.storage.sql.conversations import ConversationRow as ConversationRow  # shown
+from clearpost.storage.sql.conversations import ConversationStore
 
 KINDS = ("direct", "group")
 

@@ -12,7 +12,8 @@ from clearpost.core.errors import ClearpostError, PayloadTooLarge
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.batcher import Batcher
 from clearpost.server.services.notifier import Notifier
-from clearpost.storage.sql.messages import MessageStore, NewMessage, StoredMessage
+from clearpost.storage.sql.messages import MessageStore, NewMessage
+from clearpost.storage.sql.messages import StoredMessage as StoredMessage  # shown by HTTP
 
 MAX_PAGE = 500
 

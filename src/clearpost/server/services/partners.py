@@ -15,7 +15,8 @@ from clearpost.core.partners.agreement import Agreement, agreement_from_json, pa
 from clearpost.core.partners.scopes import CATALOGUE_VERSION, catalogue
 from clearpost.core.tlog.entries import agreement_entry, encode_entry, scopes_entry
 from clearpost.server.services.oauth_models import PartnerClient, sha256_hex
-from clearpost.storage.sql.partners import AgreementVersion, PartnerRow, PartnerStore
+from clearpost.storage.sql.partners import AgreementVersion as AgreementVersion  # shown
+from clearpost.storage.sql.partners import PartnerRow, PartnerStore
 from clearpost.storage.sql.secrets import SecretStore
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clearpost.server.http.deps import JSON, Auth, Svc, client_ip
 from clearpost.server.http.routing import OrjsonRoute
-from clearpost.storage.sql.accounts import DeviceRow
+from clearpost.server.services.accounts import DeviceRow
 
 router = APIRouter(prefix="/v1", tags=["accounts"], route_class=OrjsonRoute)
 

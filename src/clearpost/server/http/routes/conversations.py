@@ -12,8 +12,8 @@ from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, parse_json
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.container import Services
-from clearpost.storage.sql.conversations import ConversationRow
-from clearpost.storage.sql.messages import StoredMessage
+from clearpost.server.services.conversations import ConversationRow
+from clearpost.server.services.messages import StoredMessage
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_class=OrjsonRoute)
 

@@ -12,7 +12,7 @@ from clearpost.core.partners.scopes import catalogue
 from clearpost.server.http.deps import JSON, Svc, partner
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.authorize import PartnerAccess
-from clearpost.storage.sql.partners import AgreementVersion
+from clearpost.server.services.partners import AgreementVersion
 
 router = APIRouter(prefix="/v1", route_class=OrjsonRoute)
 

@@ -1,0 +1,65 @@
+"""Starting and stopping one server process's services (the composition root).
+
+Start: open the database, apply migrations, load (or create) the log key and check it is
+the key this database's log is signed with, build the services, log the scope catalogue,
+then start the background work — the log sequencer, the report scheduler and, on
+PostgreSQL, the listener that carries wake-ups and device changes between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from clearpost.core.clock import Clock
+from clearpost.core.errors import ClearpostError
+from clearpost.server.config import Settings
+from clearpost.server.services.container import Services, build_services
+from clearpost.server.services.logkey import load_or_create
+from clearpost.storage.db import Database
+from clearpost.storage.listener import StreamListener
+from clearpost.storage.migrations import upgrade
+from clearpost.storage.sql.tlog import LogStore
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Services]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url())
+    try:
+        await upgrade(db)
+        signer = load_or_create(settings.log_key_path(), settings.log_origin)
+        on_record = await LogStore(db).bind_key(signer.vkey)
+        if on_record != signer.vkey:
+            raise ClearpostError(
+                f"this database's log is signed by {on_record}, but "
+                f"{settings.log_key_path()} holds {signer.vkey}; "
+                "give every server process the same log key file",
+                code="log_key_mismatch",
+            )
+        services = build_services(settings, db, signer, clock)
+        await services.partners.publish_catalogue()  # the scope catalogue is logged before use
+    except BaseException:
+        await db.close()
+        raise
+    tasks = [
+        asyncio.create_task(services.log.run_sequencer(), name="clearpost-sequencer"),
+        asyncio.create_task(services.reports.run_scheduler(), name="clearpost-report-scheduler"),
+    ]
+    listener = None
+    try:
+        if db.dialect.is_postgres:
+            listener = StreamListener(
+                settings.database_url(), services.notifier.publish, services.accounts.forget
+            )
+            await listener.start()
+        yield services
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if listener is not None:
+            await listener.stop()
+        await db.close()
