@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.clock import Clock
@@ -135,20 +136,23 @@ class LogService:
 
     async def integrate_once(self) -> int | None:
         """Integrate pending entries and sign a checkpoint; returns the new size, if any."""
-        now = self.clock.now_ms()
-        async with self.db.write() as conn:
-            latest = await store_fns._latest(conn)
-            size = latest.size if latest else 0
-            edges, leaves = await store_fns.integration_input(conn, size, MAX_BATCH)
-            if latest is not None and not leaves:
-                return None
-            tree = CompactRange.from_hashes(size, edges)
-            nodes = tree.extend(leaves)
-            checkpoint = Checkpoint(self.origin, tree.size, tree.root())
-            note = checkpoint.sign([self.signer]).decode()
-            await store_fns.store_integration(conn, nodes, tree.size, tree.root(), note, now)
+        size = await self.db.run_write(self._integrate, self.clock.now_ms())
         async with self._integrated:
             self._integrated.notify_all()
+        return size
+
+    def _integrate(self, conn: Connection, now: int) -> int | None:
+        """One integration step, inside one write transaction (on SQLite: the writer thread)."""
+        latest = store_fns.latest_sync(conn)
+        size = latest.size if latest else 0
+        edges, leaves = store_fns.integration_input(conn, size, MAX_BATCH)
+        if latest is not None and not leaves:
+            return None
+        tree = CompactRange.from_hashes(size, edges)
+        nodes = tree.extend(leaves)
+        checkpoint = Checkpoint(self.origin, tree.size, tree.root())
+        note = checkpoint.sign([self.signer]).decode()
+        store_fns.store_integration(conn, nodes, tree.size, tree.root(), note, now)
         return tree.size
 
     # --- reading and proving ---

@@ -57,20 +57,24 @@ def append_sync(conn: Connection, entries: Sequence[PendingEntry], now_ms: int) 
         return []
     top = conn.execute(_RESERVE, {"n": len(entries)}).scalar_one()
     first = int(top) - len(entries)
-    conn.execute(
-        tlog_entries.insert(),
-        [
-            {
-                "idx": first + i,
-                "body": e.body,
-                "leaf_hash": leaf_hash(e.body),
-                "subject": e.subject,
-                "created_at": now_ms,
-            }
-            for i, e in enumerate(entries)
-        ],
-    )
+    rows = [
+        (first + i, e.body, leaf_hash(e.body), e.subject, now_ms) for i, e in enumerate(entries)
+    ]
+    _insert_many(conn, "tlog_entries", ("idx", "body", "leaf_hash", "subject", "created_at"), rows)
     return list(range(first, first + len(entries)))
+
+
+def _insert_many(
+    conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[object, ...]]
+) -> None:
+    """A plain DB-API ``executemany``: the log's bulk inserts are flat rows of ints and bytes,
+    and SQLAlchemy's per-value bind processing was a sixth of the append path's time."""
+    if conn.dialect.paramstyle == "qmark":
+        marks = ", ".join("?" for _ in columns)
+    else:  # asyncpg: numeric_dollar
+        marks = ", ".join(f"${k + 1}" for k in range(len(columns)))
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    conn.exec_driver_sql(sql, list(rows))
 
 
 _RESERVE = (
@@ -224,12 +228,14 @@ class LogStore:
 
 
 async def _latest(conn: AsyncConnection) -> StoredCheckpoint | None:
-    row = (
-        await conn.execute(
-            select(tlog_checkpoints.c.size, tlog_checkpoints.c.root, tlog_checkpoints.c.note)
-            .order_by(tlog_checkpoints.c.size.desc())
-            .limit(1)
-        )
+    return await conn.run_sync(latest_sync)
+
+
+def latest_sync(conn: Connection) -> StoredCheckpoint | None:
+    row = conn.execute(
+        select(tlog_checkpoints.c.size, tlog_checkpoints.c.root, tlog_checkpoints.c.note)
+        .order_by(tlog_checkpoints.c.size.desc())
+        .limit(1)
     ).first()
     return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
 
@@ -245,20 +251,18 @@ async def _checkpoint(conn: AsyncConnection, size: int) -> StoredCheckpoint | No
     return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
 
 
-async def integration_input(
-    conn: AsyncConnection, size: int, limit: int
-) -> tuple[list[bytes], list[bytes]]:
+def integration_input(conn: Connection, size: int, limit: int) -> tuple[list[bytes], list[bytes]]:
     """(edge hashes of the tree at ``size``, leaf hashes of entries from ``size`` on)."""
     edges = list(edge_nodes(size))
     stored: dict[tuple[int, int], bytes] = {}
     if edges:
-        rows = await conn.execute(
+        rows = conn.execute(
             select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
                 any_of((tlog_nodes.c.level, tlog_nodes.c.idx), [(n.level, n.index) for n in edges])
             )
         )
         stored = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
-    leaves = await conn.execute(
+    leaves = conn.execute(
         select(tlog_entries.c.leaf_hash)
         .where(tlog_entries.c.idx >= size)
         .order_by(tlog_entries.c.idx)
@@ -267,8 +271,8 @@ async def integration_input(
     return [stored[(n.level, n.index)] for n in edges], [bytes(r[0]) for r in leaves]
 
 
-async def store_integration(
-    conn: AsyncConnection,
+def store_integration(
+    conn: Connection,
     nodes: Sequence[tuple[NodeId, bytes]],
     size: int,
     root: bytes,
@@ -276,10 +280,9 @@ async def store_integration(
     now_ms: int,
 ) -> None:
     if nodes:
-        await conn.execute(
-            tlog_nodes.insert(), [{"level": n.level, "idx": n.index, "hash": h} for n, h in nodes]
-        )
-    await conn.execute(
+        rows = [(n.level, n.index, h) for n, h in nodes]
+        _insert_many(conn, "tlog_nodes", ("level", "idx", "hash"), rows)
+    conn.execute(
         tlog_checkpoints.insert().values(size=size, root=root, note=note, created_at=now_ms)
     )
 
