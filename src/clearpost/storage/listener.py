@@ -11,8 +11,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-import asyncpg
-
 from clearpost.storage.db import asyncpg_dsn
 from clearpost.storage.sql.stream import CHANNEL, DEVICE_CHANNEL, decode_device, decode_signal
 
@@ -57,6 +55,8 @@ class StreamListener:
             self._forget(None)
 
     async def _run(self) -> None:
+        import asyncpg  # only PostgreSQL deployments pay for importing it
+
         delay = 0.1
         while True:
             try:
