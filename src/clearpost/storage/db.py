@@ -1,10 +1,14 @@
 """Engines and transactions.
 
-``Database.read()`` gives a read transaction, ``Database.write()`` a write transaction.
-On SQLite writes go through one connection that starts with ``BEGIN IMMEDIATE``, so
-writers queue in-process instead of failing with "database is locked"; the file runs in
-WAL mode with ``synchronous=NORMAL``, which keeps every committed transaction across a
-crash of the server process. On PostgreSQL both use one pool.
+``Database.read()`` / ``write()`` give an async read / write transaction;
+``run_read(fn)`` / ``run_write(fn)`` run a plain function in one. On SQLite the async
+path goes through aiosqlite (a thread hop per statement), while ``run_*`` run the whole
+function on a reader thread or the one writer thread with the plain sqlite3 driver (one
+hop per transaction) — the hot paths use those. Writes of both kinds are serialised by an
+in-process lock and start with ``BEGIN IMMEDIATE``, so writers queue instead of failing
+with "database is locked". The file runs in WAL mode with ``synchronous=NORMAL``, which
+keeps every committed transaction across a crash of the server process. On PostgreSQL
+everything uses one asyncpg pool.
 """
 
 from __future__ import annotations
