@@ -15,6 +15,7 @@ from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.conversations import ConversationStore
 from clearpost.storage.sql.keys import KeyStore
 from clearpost.storage.sql.messages import MessageStore, NewMessage, StoredMessage
+from clearpost.storage.sql.syncview import SyncView
 from clearpost.storage.sql.todevice import ToDeviceStore
 
 ENV = '{"algorithm":"megolm.v1"}'
@@ -117,8 +118,8 @@ async def test_history_starts_when_a_member_joined_and_stops_when_they_left(db: 
     await store.append([_msg(conv, "@alice", "gone")])
     with pytest.raises(NotFound):
         await store.history(conv, "@bob", 0, 10)
-    visible = await store.visible_since("@bob", 0, await _top(db), 100)
-    assert [m.seq for m in visible] == [1, 2] and top > 0
+    rows = await SyncView(db).read("@bob", "DEVBOBXXXX", 0, 100)  # what bob's sync sees
+    assert [m.seq for m in rows.messages] == [1, 2] and top > 0
 
 
 async def _top(db: Database) -> int:
@@ -162,11 +163,12 @@ async def test_to_device_is_idempotent_and_deleted_on_ack(db: Database) -> None:
     queued, unknown, stored = await store.send("@alice", "DEVALICEXX", "t1", target, 0)
     assert (queued, unknown, stored) == (1, [("@bob", "NOSUCHDEVX")], True)
     assert (await store.send("@alice", "DEVALICEXX", "t1", target, 0))[2] is False
-    top = await store.current_pos()
-    held = await store.held("@bob", "DEVBOBXXXX", 0, top, 10)
-    assert len(held) == 1
+    view = SyncView(db)
+    top, pending = await view.position("@bob", "DEVBOBXXXX", 10**9)
+    assert pending and len((await view.read("@bob", "DEVBOBXXXX", 0, 10)).to_device) == 1
     await store.acknowledge("@bob", "DEVBOBXXXX", top)
-    assert await store.held("@bob", "DEVBOBXXXX", 0, top, 10) == []
+    assert (await view.read("@bob", "DEVBOBXXXX", 0, 10)).to_device == []
+    assert (await view.position("@bob", "DEVBOBXXXX", top))[1] is False
 
 
 async def test_deleting_a_device_removes_its_token_keys_and_mail(db: Database) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
 from clearpost.storage.db import Database, Dialect
@@ -194,20 +193,6 @@ class MessageStore:
                 .limit(limit)
             )
             return [StoredMessage(*r) for r in rows]
-
-    async def visible_since(
-        self, user_id: str, since: int, upto: int, limit: int
-    ) -> list[StoredMessage]:
-        """Messages in ``(since, upto]`` of the stream that ``user_id`` may see, oldest first."""
-        async with self.db.read() as conn:
-            return await visible_in(conn, user_id, since, upto, limit)
-
-
-async def visible_in(
-    conn: AsyncConnection, user_id: str, since: int, upto: int, limit: int
-) -> list[StoredMessage]:
-    rows = await conn.execute(visible_query(user_id, since, upto, limit))
-    return [StoredMessage(*r) for r in rows]
 
 
 def visible_query(user_id: str, since: int, upto: int, limit: int) -> Select[Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Database
@@ -245,12 +245,6 @@ class OAuthStore:
                 )
             ).first()
             return (row[0], row[1]) if row else None
-
-    async def end_session(self, session_hash: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
-                delete(web_sessions).where(web_sessions.c.session_hash == session_hash)
-            )
 
 
 async def _grant_live(conn: AsyncConnection, grant_id: str | None) -> bool:

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Database
 from clearpost.storage.schema import devices, to_device, to_device_txns
@@ -84,23 +83,6 @@ class ToDeviceStore:
         async with self.db.write() as conn:
             await conn.execute(delete(to_device).where(mine, to_device.c.pos <= upto))
 
-    async def held(
-        self, user_id: str, device_id: str, since: int, upto: int, limit: int
-    ) -> list[HeldMessage]:
-        async with self.db.read() as conn:
-            return await held_in(conn, user_id, device_id, since, upto, limit)
-
-    async def current_pos(self) -> int:
-        async with self.db.read() as conn:
-            return await stream.current(conn)
-
-
-async def held_in(
-    conn: AsyncConnection, user_id: str, device_id: str, since: int, upto: int, limit: int
-) -> list[HeldMessage]:
-    rows = await conn.execute(held_query(user_id, device_id, since, upto, limit))
-    return [HeldMessage(*r) for r in rows]
-
 
 def held_query(user_id: str, device_id: str, since: int, upto: int, limit: int) -> Select[Any]:
     return (
@@ -125,11 +107,3 @@ def pending_query(user_id: str, device_id: str, upto: int) -> Select[Any]:
     """Whether this device holds to-device messages at or before ``upto``."""
     mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
     return select(exists().where(mine, to_device.c.pos <= upto))
-
-
-async def pending_in(conn: AsyncConnection, user_id: str, device_id: str, upto: int) -> bool:
-    """Whether this device holds to-device messages at or before ``upto``."""
-    mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
-    return bool(
-        (await conn.execute(select(exists().where(mine, to_device.c.pos <= upto)))).scalar()
-    )
