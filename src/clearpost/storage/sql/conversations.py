@@ -7,8 +7,9 @@ message after they joined) to ``to_seq`` (the last before they left; NULL while 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -115,20 +116,9 @@ class ConversationStore:
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(
-                        conversations.c.conversation_id,
-                        conversations.c.kind,
-                        conversations.c.created_by,
-                        conversations.c.created_at,
-                        conversations.c.last_seq,
-                        memberships.c.from_seq,
+                    _mine(user_id).order_by(
+                        conversations.c.created_at, conversations.c.conversation_id
                     )
-                    .join(
-                        memberships,
-                        memberships.c.conversation_id == conversations.c.conversation_id,
-                    )
-                    .where(memberships.c.user_id == user_id, memberships.c.to_seq.is_(None))
-                    .order_by(conversations.c.created_at, conversations.c.conversation_id)
                 )
             ).all()
             ids = [r[0] for r in rows]
@@ -212,27 +202,25 @@ class ConversationStore:
             await stream.announce(conn, self.db.dialect, pos, conv.members)
 
 
+def _mine(user_id: str) -> Select[Any]:
+    """The conversations ``user_id`` is a member of now, with the seq they see from."""
+    return (
+        select(
+            conversations.c.conversation_id,
+            conversations.c.kind,
+            conversations.c.created_by,
+            conversations.c.created_at,
+            conversations.c.last_seq,
+            memberships.c.from_seq,
+        )
+        .join(memberships, memberships.c.conversation_id == conversations.c.conversation_id)
+        .where(memberships.c.user_id == user_id, memberships.c.to_seq.is_(None))
+    )
+
+
 async def _get(conn: AsyncConnection, conversation_id: str, user_id: str) -> ConversationRow:
     row = (
-        await conn.execute(
-            select(
-                conversations.c.conversation_id,
-                conversations.c.kind,
-                conversations.c.created_by,
-                conversations.c.created_at,
-                conversations.c.last_seq,
-                memberships.c.from_seq,
-            )
-            .join(
-                memberships,
-                and_(
-                    memberships.c.conversation_id == conversations.c.conversation_id,
-                    memberships.c.user_id == user_id,
-                    memberships.c.to_seq.is_(None),
-                ),
-            )
-            .where(conversations.c.conversation_id == conversation_id)
-        )
+        await conn.execute(_mine(user_id).where(conversations.c.conversation_id == conversation_id))
     ).first()
     if row is None:
         raise _not_found()
