@@ -75,17 +75,7 @@ class KeyStore:
                 .values(curve25519=curve, ed25519=ed, device_keys=signed_json)
             )
             await _log_device(conn, user_id, device_id, curve, ed, "added", now_ms)
-            await stream.announce_device(conn, self.db.dialect, user_id, device_id)
-            peers = await events.peers_of(conn, user_id)
-            await events.fan_out(
-                conn,
-                peers,
-                pos,
-                "device_list",
-                {"user_id": user_id, "device_id": device_id, "change": "added"},
-            )
-            await stream.announce(conn, self.db.dialect, pos, peers)
-            return peers
+            return await self._announce(conn, pos, user_id, device_id, "added")
 
     async def delete_device(self, user_id: str, device_id: str, now_ms: int) -> set[str] | None:
         """Remove a device, its token, keys and held to-device messages.
@@ -104,7 +94,6 @@ class KeyStore:
                 return None
             if gone[0] is not None:  # published keys are withdrawn in the log, too
                 await _log_device(conn, user_id, device_id, gone[0], gone[1], "removed", now_ms)
-            await stream.announce_device(conn, self.db.dialect, user_id, device_id)
             for table in (one_time_keys, fallback_keys):
                 await conn.execute(
                     delete(table).where(table.c.user_id == user_id, table.c.device_id == device_id)
@@ -114,16 +103,19 @@ class KeyStore:
                     to_device.c.target_user == user_id, to_device.c.target_device == device_id
                 )
             )
-            peers = await events.peers_of(conn, user_id)
-            await events.fan_out(
-                conn,
-                peers,
-                pos,
-                "device_list",
-                {"user_id": user_id, "device_id": device_id, "change": "removed"},
-            )
-            await stream.announce(conn, self.db.dialect, pos, peers)
-            return peers
+            return await self._announce(conn, pos, user_id, device_id, "removed")
+
+    async def _announce(
+        self, conn: AsyncConnection, pos: int, user_id: str, device_id: str, change: str
+    ) -> set[str]:
+        """Tell the user and everyone who shares a conversation with them (a ``device_list``
+        sync event), and every server process (cached tokens); returns who was told."""
+        await stream.announce_device(conn, self.db.dialect, user_id, device_id)
+        peers = await events.peers_of(conn, user_id)
+        content = {"user_id": user_id, "device_id": device_id, "change": change}
+        await events.fan_out(conn, peers, pos, "device_list", content)
+        await stream.announce(conn, self.db.dialect, pos, peers)
+        return peers
 
     async def add_one_time_keys(
         self, user_id: str, device_id: str, keys: dict[str, str], fallback: tuple[str, str] | None
