@@ -62,11 +62,10 @@ class KeyService:
         ed = identity[1]
         if len(one_time_keys) > MAX_ONE_TIME_KEYS_PER_UPLOAD:
             raise InvalidInput(f"at most {MAX_ONE_TIME_KEYS_PER_UPLOAD} one-time keys per upload")
-        parsed = {
-            _key_id(k): orjson.dumps(v).decode()
-            for k, v in one_time_keys.items()
-            if parse_signed_key(v, caller.user_id, caller.device_id, ed)
-        }
+        parsed: dict[str, str] = {}
+        for raw_id, signed in one_time_keys.items():
+            parse_signed_key(signed, caller.user_id, caller.device_id, ed)  # raises if bad
+            parsed[_key_id(raw_id)] = orjson.dumps(signed).decode()
         fallback = None
         if fallback_key is not None:
             if len(fallback_key) != 1:
