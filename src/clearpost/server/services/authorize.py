@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import Forbidden, NotFound, Unauthenticated
@@ -128,8 +129,6 @@ class OAuthService:
             location = next((v for k, v in headers if k.lower() == "location"), None)
             if location:
                 sep = "&" if "?" in location else "?"
-                from urllib.parse import quote
-
                 headers = [(k, v) for k, v in headers if k.lower() != "location"]
                 headers.append(("Location", f"{location}{sep}iss={quote(self.issuer, safe='')}"))
             return Reply(status, body, headers)

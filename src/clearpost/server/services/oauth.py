@@ -14,7 +14,7 @@ import base64
 import secrets
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import JsonRequest, OAuth2Error, OAuth2Request
@@ -308,8 +308,6 @@ def client_id_of(headers: Mapping[str, str], form: Mapping[str, str]) -> str | N
             decoded = base64.b64decode(auth[6:].strip()).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        from urllib.parse import unquote
-
         return unquote(decoded.partition(":")[0])
     return form.get("client_id")
 
