@@ -15,7 +15,7 @@ the caller can fetch all of them in one batch and then call ``resolve_proof``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from clearpost.core.tlog.errors import TreeRangeError
 from clearpost.core.tlog.hashing import EMPTY_ROOT, node_hash
@@ -24,12 +24,14 @@ MAX_TREE_SIZE = 2**64 - 1
 """Largest tree size we accept: sizes travel as unsigned 64-bit integers."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class NodeId:
-    """A perfect subtree: ``level`` 0 is a leaf; it covers ``2**level`` leaves from ``begin``."""
+class NodeId(NamedTuple):
+    """A perfect subtree: ``level`` 0 is a leaf; it covers ``2**level`` leaves from ``begin``.
+
+    A named tuple rather than a dataclass: a proof at a million entries builds, hashes
+    and sorts a few dozen of these per request, and tuples do that in C."""
 
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # (shadows tuple.index, which nothing here uses)
 
     @property
     def begin(self) -> int:
@@ -46,8 +48,7 @@ NodeReader = Callable[[NodeId], bytes]
 """Returns the stored hash of a perfect subtree (for example ``dict.__getitem__``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ProofNode:
+class ProofNode(NamedTuple):
     """One hash of a proof: the MTH of leaves ``[begin, end)``, tiled by stored ``parts``.
 
     ``parts`` are perfect subtrees in leaf order, strictly decreasing in size. With one
@@ -113,10 +114,12 @@ def subtree_nodes(begin: int, end: int) -> tuple[NodeId, ...]:
     if begin % (1 << top):
         raise TreeRangeError("range is not a subtree of the Merkle tree")
     parts = []
-    for level in range(top, -1, -1):
-        if (end - begin) >> level & 1:
-            parts.append(NodeId(level, begin >> level))
-            begin += 1 << level
+    remaining = end - begin
+    while remaining:  # one part per set bit of the range's width, highest first
+        level = remaining.bit_length() - 1
+        parts.append(NodeId(level, begin >> level))
+        begin += 1 << level
+        remaining -= 1 << level
     return tuple(parts)
 
 
@@ -138,12 +141,13 @@ def inclusion_proof_nodes(index: int, size: int) -> list[ProofNode]:
     path: list[ProofNode] = []
     lo, hi = 0, size
     while hi - lo > 1:
-        k = largest_power_of_two_below(hi - lo)
+        level = (hi - lo - 1).bit_length() - 1  # k = 2**level, largest power of two below
+        k = 1 << level
         if index < lo + k:
             path.append(ProofNode(subtree_nodes(lo + k, hi)))
             hi = lo + k
-        else:
-            path.append(ProofNode(subtree_nodes(lo, lo + k)))
+        else:  # the left part [lo, lo + k) is always one perfect subtree
+            path.append(ProofNode((NodeId(level, lo >> level),)))
             lo += k
     path.reverse()
     return path
