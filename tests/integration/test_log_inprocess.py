@@ -93,6 +93,52 @@ async def test_bad_proof_ranges_are_problems(app_client: httpx.AsyncClient) -> N
         assert r.json()["code"] == code, (path, params, r.json())
 
 
+async def test_proof_fast_path_answers_exactly_as_the_fastapi_route(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """Well-formed proof requests are answered before FastAPI (``fastpath.py``); an extra
+    query parameter sends the same request through FastAPI, which ignores it. Both must
+    give the same status, type and body, for good proofs and for refused ones."""
+    await api.user(app_client, "alice")
+    await api.user(app_client, "bob")
+    cp = await _checkpoint(app_client, 2)
+    cases = [
+        ("/v1/log/proof/inclusion", {"index": 0, "size": cp.size}),
+        ("/v1/log/proof/inclusion", {"size": cp.size, "index": cp.size - 1}),
+        ("/v1/log/proof/inclusion", {"index": cp.size, "size": cp.size}),  # invalid_range
+        ("/v1/log/proof/inclusion", {"index": 0, "size": cp.size + 7}),  # invalid_tree_size
+        ("/v1/log/proof/consistency", {"from": 1, "to": cp.size}),
+        ("/v1/log/proof/consistency", {"from": cp.size, "to": cp.size}),
+        ("/v1/log/proof/consistency", {"from": cp.size + 1, "to": cp.size}),
+    ]
+    for path, params in cases:
+        fast = await app_client.get(path, params=params)
+        routed = await app_client.get(path, params={**params, "via": "fastapi"})
+        assert fast.status_code == routed.status_code, (path, params, fast.text, routed.text)
+        assert fast.headers["content-type"] == routed.headers["content-type"]
+        assert fast.json() == routed.json(), (path, params)
+    good = await app_client.get("/v1/log/proof/inclusion", params={"index": 0, "size": cp.size})
+    assert good.status_code == 200 and good.json()["index"] == 0
+    # odd spellings are not the fast path's business: they fall through to FastAPI, so
+    # whatever pydantic makes of them, both routes agree; nonsense is a 400 problem
+    for query in (
+        "index=1.0&size=2",
+        "index=%2B1&size=2",
+        "index=1&index=1&size=2",
+        "index=99999999999999999999&size=2",
+    ):
+        r = await app_client.get("/v1/log/proof/inclusion?" + query)
+        routed = await app_client.get("/v1/log/proof/inclusion?" + query + "&via=fastapi")
+        assert (r.status_code, r.json()) == (routed.status_code, routed.json()), query
+    for query in (
+        "index=abc&size=2",
+        "index=-1&size=2",
+        "size=2",
+    ):
+        r = await app_client.get("/v1/log/proof/inclusion?" + query)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_parameter", (query, r.text)
+
+
 async def test_only_configured_witnesses_can_cosign(app_client: httpx.AsyncClient) -> None:
     await api.user(app_client, "alice")
     cp = await _checkpoint(app_client, 1)

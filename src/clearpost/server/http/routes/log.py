@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,7 @@ from starlette.responses import Response
 from clearpost.core.tlog.entries import commitment
 from clearpost.server.http.deps import JSON, Auth, Svc
 from clearpost.server.http.routing import OrjsonRoute
+from clearpost.server.services.container import Services
 
 router = APIRouter(prefix="/v1", tags=["transparency log"], route_class=OrjsonRoute)
 
@@ -58,8 +60,7 @@ async def entries(svc: Svc, start: int = Query(ge=0), end: int = Query(ge=1)) ->
 @router.get("/log/proof/inclusion", response_class=JSON)
 async def inclusion(svc: Svc, index: int = Query(ge=0), size: int = Query(ge=1)) -> JSON:
     """RFC 9162 inclusion proof of entry ``index`` in the tree of a published ``size``."""
-    proof = await svc.log.inclusion(index, size)
-    return JSON({"index": index, "size": size, "hashes": [b64(h) for h in proof.hashes]})
+    return JSON(await inclusion_body(svc, index, size))
 
 
 @router.get("/log/proof/consistency", response_class=JSON)
@@ -67,8 +68,19 @@ async def consistency(
     svc: Svc, first: int = Query(alias="from", ge=1), second: int = Query(alias="to", ge=1)
 ) -> JSON:
     """RFC 9162 consistency proof between two published tree sizes."""
+    return JSON(await consistency_body(svc, first, second))
+
+
+async def inclusion_body(svc: Services, index: int, size: int) -> dict[str, Any]:
+    """The inclusion proof response (also answered by the fast path, ``fastpath.py``)."""
+    proof = await svc.log.inclusion(index, size)
+    return {"index": index, "size": size, "hashes": [b64(h) for h in proof.hashes]}
+
+
+async def consistency_body(svc: Services, first: int, second: int) -> dict[str, Any]:
+    """The consistency proof response (also answered by the fast path)."""
     proof = await svc.log.consistency(first, second)
-    return JSON({"from": first, "to": second, "hashes": [b64(h) for h in proof.hashes]})
+    return {"from": first, "to": second, "hashes": [b64(h) for h in proof.hashes]}
 
 
 @router.post("/log/cosignatures", status_code=204)
