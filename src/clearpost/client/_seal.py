@@ -1,22 +1,22 @@
-"""DANGEROUS LAYER: authenticated encryption of device-store values, from stdlib primitives.
+"""Authenticated encryption of device-store values: AES-256-GCM from ``cryptography``.
 
-Why this exists: the store must seal values that are not vodozemac objects (the access
-token, decrypted message bodies, withheld reasons) and the project's declared
-dependencies offer no AEAD (vodozemac's PkEncryption does not authenticate its
-ciphertext). Replace ``seal``/``unseal`` with AES-256-GCM from ``cryptography`` once that
-package is a declared dependency; the callers will not change.
+The store seals what is not a vodozemac object (the access token, decrypted message
+bodies, withheld reasons) with keys derived from the passphrase (``store._derive``).
 
-Construction (encrypt-then-MAC, independent keys, nothing novel):
+Blob, version 2 (everything written now):
+``0x02 || nonce (12 random bytes) || AES-256-GCM(enc_key, nonce, data, aad=0x02 || aad)``
+(ciphertext followed by the 16-byte tag). Random 96-bit nonces stay within NIST SP
+800-38D's bound for up to 2**32 seals under one key; a device store seals about two
+values per message it sends or receives.
 
-1. ``nonce`` = 16 random bytes from ``os.urandom``.
-2. keystream = SHAKE-256(``"clearpost-seal-v1" || enc_key || nonce``), as long as the
-   data; ciphertext = data XOR keystream. (Keccak has no length extension, so a
-   prefix-keyed SHAKE is a PRF; a 128-bit random nonce never repeats in practice.)
-3. tag = HMAC-SHA-256(mac_key, ``version || nonce || len(aad) || aad || ciphertext``).
-4. blob = ``version || nonce || ciphertext || tag``.
+Blob, version 1 (stores written before AES-GCM; read, never written): encrypt-then-MAC
+from stdlib primitives — a SHAKE-256 keystream (``"clearpost-seal-v1" || enc_key ||
+nonce``) XORed onto the data, then HMAC-SHA-256 with ``mac_key`` over
+``0x01 || nonce || len(aad) || aad || ciphertext``; ``0x01 || nonce(16) || ciphertext ||
+tag(32)``. Kept so that stores made by earlier versions still open; a value is
+re-sealed as version 2 whenever it is written again.
 
-``unseal`` checks the tag in constant time before decrypting anything, and raises
-``SealBroken`` without saying why.
+``unseal`` raises ``SealBroken`` without saying why (wrong key, or altered blob).
 """
 
 from __future__ import annotations
@@ -25,10 +25,17 @@ import hashlib
 import hmac
 import os
 
-_VERSION = b"\x01"
-_DOMAIN = b"clearpost-seal-v1"
-_NONCE = 16
-_TAG = 32
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_V2 = b"\x02"
+_V2_NONCE = 12
+_V2_TAG = 16
+
+_V1 = b"\x01"
+_V1_DOMAIN = b"clearpost-seal-v1"
+_V1_NONCE = 16
+_V1_TAG = 32
 
 
 class SealBroken(Exception):
@@ -39,32 +46,37 @@ class Sealer:
     def __init__(self, enc_key: bytes, mac_key: bytes) -> None:
         if len(enc_key) != 32 or len(mac_key) != 32 or enc_key == mac_key:
             raise ValueError("the sealer needs two different 32-byte keys")
-        self._mac = mac_key
-        self._keyed = hashlib.shake_256(_DOMAIN + enc_key)  # copied per value, then fed the nonce
-
-    def _xor(self, nonce: bytes, data: bytes) -> bytes:
-        if not data:
-            return b""
-        xof = self._keyed.copy()
-        xof.update(nonce)
-        stream = xof.digest(len(data))
-        return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(
-            len(data), "big"
-        )
-
-    def _tag(self, nonce: bytes, aad: bytes, ciphertext: bytes) -> bytes:
-        header = _VERSION + nonce + len(aad).to_bytes(4, "big") + aad
-        return hmac.digest(self._mac, header + ciphertext, "sha256")
+        self._aead = AESGCM(enc_key)
+        self._v1_enc = enc_key
+        self._v1_mac = mac_key  # version 1 only: AES-GCM authenticates with enc_key
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(_NONCE)
-        ciphertext = self._xor(nonce, data)
-        return _VERSION + nonce + ciphertext + self._tag(nonce, aad, ciphertext)
+        nonce = os.urandom(_V2_NONCE)
+        return _V2 + nonce + self._aead.encrypt(nonce, data, _V2 + aad)
 
     def unseal(self, blob: bytes, aad: bytes) -> bytes:
-        if len(blob) < 1 + _NONCE + _TAG or blob[:1] != _VERSION:
+        version = blob[:1]
+        if version == _V2 and len(blob) >= 1 + _V2_NONCE + _V2_TAG:
+            try:
+                return self._aead.decrypt(blob[1 : 1 + _V2_NONCE], blob[1 + _V2_NONCE :], _V2 + aad)
+            except InvalidTag:
+                raise SealBroken from None
+        if version == _V1 and len(blob) >= 1 + _V1_NONCE + _V1_TAG:
+            return self._unseal_v1(blob, aad)
+        raise SealBroken
+
+    def _unseal_v1(self, blob: bytes, aad: bytes) -> bytes:
+        nonce, ciphertext, tag = (
+            blob[1 : 1 + _V1_NONCE],
+            blob[1 + _V1_NONCE : -_V1_TAG],
+            blob[-_V1_TAG:],
+        )
+        header = _V1 + nonce + len(aad).to_bytes(4, "big") + aad
+        if not hmac.compare_digest(tag, hmac.digest(self._v1_mac, header + ciphertext, "sha256")):
             raise SealBroken
-        nonce, ciphertext, tag = blob[1 : 1 + _NONCE], blob[1 + _NONCE : -_TAG], blob[-_TAG:]
-        if not hmac.compare_digest(tag, self._tag(nonce, aad, ciphertext)):
-            raise SealBroken
-        return self._xor(nonce, ciphertext)
+        if not ciphertext:
+            return b""
+        stream = hashlib.shake_256(_V1_DOMAIN + self._v1_enc + nonce).digest(len(ciphertext))
+        return (int.from_bytes(ciphertext, "big") ^ int.from_bytes(stream, "big")).to_bytes(
+            len(ciphertext), "big"
+        )

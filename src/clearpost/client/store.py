@@ -8,9 +8,9 @@ How it is protected:
 
 1. A 96-byte master secret is derived from the passphrase with argon2id and a random
    16-byte salt stored in the file (with the cost parameters). There is no default key.
-2. The first 32 bytes are the vodozemac pickle key; the other 64 are the two keys of the
-   sealer (``_seal``) that protects everything else secret (access token, message
-   bodies, withheld reasons) with authenticated encryption.
+2. The first 32 bytes are the vodozemac pickle key; the next 32 are the AES-256-GCM key
+   of the sealer (``_seal``) that protects everything else secret (access token, message
+   bodies, withheld reasons); the last 32 only open version-1 blobs of older stores.
 3. A verifier (a known value sealed at creation) is checked at open, so a wrong
    passphrase fails there with ``WrongPassphrase``, never later with garbage.
 4. Nothing depends on the file's path: a copy opens anywhere with the right passphrase.

@@ -98,10 +98,38 @@ def test_sealer_detects_any_change() -> None:
         tampered[i] ^= 1
         with pytest.raises(SealBroken):
             sealer.unseal(bytes(tampered), b"aad")
+    assert blob[:1] == b"\x02"  # AES-256-GCM
     with pytest.raises(SealBroken):
-        Sealer(b"e" * 32, b"n" * 32).unseal(blob, b"aad")
+        Sealer(b"f" * 32, b"m" * 32).unseal(blob, b"aad")  # another passphrase's key
     with pytest.raises(SealBroken):
         sealer.unseal(blob[:20], b"aad")
     assert sealer.unseal(sealer.seal(b"", b""), b"") == b""
     with pytest.raises(ValueError):
         Sealer(b"k" * 32, b"k" * 32)
+
+
+# Sealed by the version-1 sealer (SHAKE-256 keystream + HMAC-SHA-256) that stores made before
+# AES-GCM use, with enc key bytes 0..31 and MAC key bytes 32..63. Such stores must still open.
+V1_BLOB = bytes.fromhex(
+    "01b37e1a9a260c866d5ab3549ddbfa2fd597befadfb8caa4d5fa46b216013cabaabc56f2db9ab4701cc60cb4"
+    "4146a33773ad0f4177118bd301afa83692b2cd74c3065f5f6155"
+)
+V1_EMPTY = bytes.fromhex(
+    "01a3b7f9726d41eb5859bdc5a5c6fffc2ab04950ebe9839b9312efd24136982e8a4e12e1028d743d8d3523"
+    "9553efc0b1a1"
+)
+
+
+def test_version_1_blobs_from_older_stores_still_open() -> None:
+    sealer = Sealer(bytes(range(32)), bytes(range(32, 64)))
+    assert sealer.unseal(V1_BLOB, b"msg:c1:7") == b"hello from a v1 store"
+    assert sealer.unseal(V1_EMPTY, b"meta:empty") == b""
+    with pytest.raises(SealBroken):
+        sealer.unseal(V1_BLOB, b"msg:c1:8")  # bound to its place, as before
+    with pytest.raises(SealBroken):
+        Sealer(bytes(range(32)), bytes(range(1, 33))).unseal(V1_BLOB, b"msg:c1:7")
+    for i in range(len(V1_BLOB)):
+        tampered = bytearray(V1_BLOB)
+        tampered[i] ^= 1
+        with pytest.raises(SealBroken):
+            sealer.unseal(bytes(tampered), b"msg:c1:7")
