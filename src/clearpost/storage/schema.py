@@ -1,4 +1,9 @@
-"""Table definitions used by the stores. The migrations in ``migrations/versions`` create them.
+"""Table definitions used by the stores.
+
+The migrations in ``migrations/versions`` build existing databases up to these tables; an
+empty database is created from them directly (``create_fresh``), as Synapse does with its
+full-schema snapshots. ``tests/contract/test_schema.py`` checks that both ways give the
+same schema and rows on SQLite and PostgreSQL, so the two cannot drift apart.
 
 Stream positions (``pos``) come from the single-row ``stream`` table, bumped inside each
 writing transaction. Because that row is locked until commit, positions become visible in
@@ -11,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Float,
     ForeignKeyConstraint,
     Index,
@@ -264,6 +270,7 @@ oauth_grants = Table(
     Column("revoke_log_index", BigInteger, nullable=True),
     Column("last_access_at", BigInteger, nullable=True),
 )
+Index("ix_oauth_grants_user", oauth_grants.c.user_id, oauth_grants.c.partner_id)
 
 oauth_codes = Table(
     "oauth_codes",
@@ -294,6 +301,7 @@ oauth_tokens = Table(
     Column("revoked", Boolean, nullable=False),
     Column("used", Boolean, nullable=False),
 )
+Index("ix_oauth_tokens_grant", oauth_tokens.c.grant_id)
 
 web_sessions = Table(
     "web_sessions",
@@ -320,6 +328,13 @@ share_intents = Table(
     Column("recipients", Integer, nullable=True),
     Column("log_index", BigInteger, nullable=False),
 )
+Index("ix_share_intents_user", share_intents.c.user_id, share_intents.c.created_at)
+Index("ix_share_intents_partner_created", share_intents.c.partner_id, share_intents.c.created_at)
+Index(
+    "ix_share_intents_partner_completed",
+    share_intents.c.partner_id,
+    share_intents.c.completed_at,
+)
 
 share_links = Table(
     "share_links",
@@ -331,6 +346,7 @@ share_links = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
 )
+Index("ix_share_links_partner_created", share_links.c.partner_id, share_links.c.created_at)
 
 clicks = Table(
     "clicks",
@@ -340,6 +356,7 @@ clicks = Table(
     Column("partner_id", String(32), nullable=False),
     Column("at", BigInteger, nullable=False),
 )
+Index("ix_clicks_partner_at", clicks.c.partner_id, clicks.c.at)
 
 # --- partner reports (migration 0004) ---
 
@@ -370,3 +387,23 @@ reports = Table(
     Column("released_at", BigInteger, nullable=False),
 )
 Index("ix_reports_partner", reports.c.partner_id, reports.c.period_start)
+
+
+SEED_ROWS: list[tuple[Table, dict[str, int]]] = [
+    (stream, {"id": 1, "pos": 0}),
+    (tlog_state, {"id": 1, "next_index": 0}),
+]
+"""The single-row tables' first rows (the migrations insert the same)."""
+
+
+def create_fresh(conn: Connection, revision: str) -> None:
+    """Create every table, index and first row in an empty database, and record
+    ``revision`` the way Alembic does, so later migrations apply on top as usual."""
+    metadata.create_all(conn)
+    for table, row in SEED_ROWS:
+        conn.execute(table.insert().values(**row))
+    conn.exec_driver_sql(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    conn.exec_driver_sql(f"INSERT INTO alembic_version (version_num) VALUES ('{revision}')")

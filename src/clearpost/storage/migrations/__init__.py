@@ -1,7 +1,10 @@
 """Alembic migrations, applied on server start and by ``clearpost db upgrade``.
 
 Start-up checks the recorded revision against the newest migration file first and imports
-Alembic only when there is something to apply (importing it costs about 0.1 s).
+Alembic only when there is something to apply (importing it costs about 0.1 s). An empty
+database is not migrated step by step: it is created from ``schema.py`` and stamped with
+the newest revision (0.06 s instead of 0.27 s on the 2-core machine; every in-process test
+and every first start pays this). A contract test keeps both ways identical.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from clearpost.storage.db import Database
+from clearpost.storage.schema import create_fresh
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -55,10 +59,18 @@ async def current_revision(db: Database) -> str | None:
         return str(row[0]) if row else None
 
 
-async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to ``revision``. Safe to run on every start."""
-    if revision == "head" and await current_revision(db) == head_revision():
-        return
+async def upgrade(db: Database, revision: str = "head", *, step_by_step: bool = False) -> None:
+    """Bring the schema to ``revision``. Safe to run on every start. An empty database
+    is created at the head revision directly, unless ``step_by_step`` (the tests compare
+    the two)."""
+    if revision == "head":
+        current, head = await current_revision(db), head_revision()
+        if current == head:
+            return
+        if current is None and not step_by_step and not await _has_tables(db):
+            async with db.engine.begin() as conn:
+                await conn.run_sync(create_fresh, head)
+            return
 
     def _run(sync_conn: Connection) -> None:
         from alembic import command
@@ -68,3 +80,13 @@ async def upgrade(db: Database, revision: str = "head") -> None:
     async with db.engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()
+
+
+async def _has_tables(db: Database) -> bool:
+    """Whether the database holds any table at all (a half-made schema is not "empty")."""
+
+    def check(sync_conn: Connection) -> bool:
+        return bool(inspect(sync_conn).get_table_names())
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(check)
