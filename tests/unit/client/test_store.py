@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,19 @@ def test_version_1_blobs_from_older_stores_still_open() -> None:
         tampered[i] ^= 1
         with pytest.raises(SealBroken):
             sealer.unseal(bytes(tampered), b"msg:c1:7")
+
+
+def test_nonces_never_repeat_and_a_forked_child_draws_its_own() -> None:
+    sealer = Sealer(b"e" * 32, b"m" * 32)
+    nonces = {sealer.seal(b"x", b"")[1:13] for _ in range(2000)}  # crosses several pools
+    assert len(nonces) == 2000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next nonce must not be the parent's next one
+        os.write(write, sealer.seal(b"x", b"")[1:13])
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 12)
+    os.close(read)
+    os.close(write)
+    assert sealer.seal(b"x", b"")[1:13] != child
