@@ -19,6 +19,7 @@ from clearpost.core.errors import ClearpostError, Conflict, NotFound
 from clearpost.storage.db import Database, Dialect
 from clearpost.storage.schema import conversations, memberships, messages
 from clearpost.storage.sql import stream
+from clearpost.storage.sql.bulk import insert_many
 from clearpost.storage.sql.match import any_of
 
 
@@ -112,18 +113,18 @@ def _append(
             )
             results[i] = stored
             rows_out.append(
-                {
-                    "pos": stored.pos,
-                    "conversation_id": m.conversation_id,
-                    "seq": stored.seq,
-                    "sender_user": m.sender_user,
-                    "sender_device": m.sender_device,
-                    "txn_id": m.txn_id,
-                    "envelope": m.envelope,
-                    "sent_at": m.sent_at,
-                }
+                (
+                    stored.pos,
+                    m.conversation_id,
+                    stored.seq,
+                    m.sender_user,
+                    m.sender_device,
+                    m.txn_id,
+                    m.envelope,
+                    m.sent_at,
+                )
             )
-        conn.execute(messages.insert(), rows_out)
+        insert_many(conn, "messages", _INSERT_COLUMNS, rows_out)
         woken = {cid: members[cid] for cid in per_conv}
         stream.announce_sync(conn, dialect, top, {u for us in woken.values() for u in us})
     for i, m in enumerate(batch):
@@ -132,6 +133,16 @@ def _append(
     return [r for r in results if r is not None], woken
 
 
+_INSERT_COLUMNS = (
+    "pos",
+    "conversation_id",
+    "seq",
+    "sender_user",
+    "sender_device",
+    "txn_id",
+    "envelope",
+    "sent_at",
+)
 _MEMBERS = select(memberships.c.conversation_id, memberships.c.user_id).where(
     memberships.c.conversation_id.in_(bindparam("convs", expanding=True)),
     memberships.c.to_seq.is_(None),

@@ -27,6 +27,7 @@ from clearpost.storage.schema import (
     tlog_state,
     user_salts,
 )
+from clearpost.storage.sql.bulk import insert_many
 from clearpost.storage.sql.match import any_of
 
 SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the sequencer
@@ -61,21 +62,8 @@ def append_sync(conn: Connection, entries: Sequence[PendingEntry], now_ms: int) 
     rows = [
         (first + i, e.body, leaf_hash(e.body), e.subject, now_ms) for i, e in enumerate(entries)
     ]
-    _insert_many(conn, "tlog_entries", ("idx", "body", "leaf_hash", "subject", "created_at"), rows)
+    insert_many(conn, "tlog_entries", ("idx", "body", "leaf_hash", "subject", "created_at"), rows)
     return list(range(first, first + len(entries)))
-
-
-def _insert_many(
-    conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[tuple[object, ...]]
-) -> None:
-    """A plain DB-API ``executemany``: the log's bulk inserts are flat rows of ints and bytes,
-    and SQLAlchemy's per-value bind processing was a sixth of the append path's time."""
-    if conn.dialect.paramstyle == "qmark":
-        marks = ", ".join("?" for _ in columns)
-    else:  # asyncpg: numeric_dollar
-        marks = ", ".join(f"${k + 1}" for k in range(len(columns)))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-    conn.exec_driver_sql(sql, list(rows))
 
 
 _RESERVE = (
@@ -282,7 +270,7 @@ def store_integration(
 ) -> None:
     if nodes:
         rows = [(n.level, n.index, h) for n, h in nodes]
-        _insert_many(conn, "tlog_nodes", ("level", "idx", "hash"), rows)
+        insert_many(conn, "tlog_nodes", ("level", "idx", "hash"), rows)
     conn.execute(
         tlog_checkpoints.insert().values(size=size, root=root, note=note, created_at=now_ms)
     )
