@@ -51,11 +51,11 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
-def _sqlite_sync_engine(url: str, *, writer: bool, connections: int = READ_THREADS) -> Engine:
-    """A plain SQLite engine for ``Database.run_read`` / ``run_write`` / ``read_now``."""
+def _sqlite_sync_engine(url: str, *, writer: bool) -> Engine:
+    """A plain (thread-side) SQLite engine for ``Database.run_read`` / ``run_write``."""
     engine = create_engine(
         make_url(url).set(drivername="sqlite+pysqlite"),
-        pool_size=1 if writer else connections,
+        pool_size=1 if writer else READ_THREADS,
         max_overflow=0,
         connect_args={"timeout": 30, "check_same_thread": False},
     )
@@ -85,7 +85,6 @@ class Database:
         parsed = make_url(url)
         self.dialect = Dialect(is_sqlite=parsed.get_backend_name() == "sqlite")
         self._sync_reader: Engine | None = None
-        self._loop_reader: Engine | None = None
         self._read_threads: ThreadPoolExecutor | None = None
         self._sync_writer: Engine | None = None
         self._write_thread: ThreadPoolExecutor | None = None
@@ -94,7 +93,6 @@ class Database:
             self._reader = _sqlite_engine(url, writer=False)
             self._writer = _sqlite_engine(url, writer=True)
             self._sync_reader = _sqlite_sync_engine(url, writer=False)
-            self._loop_reader = _sqlite_sync_engine(url, writer=False, connections=1)
             self._read_threads = ThreadPoolExecutor(
                 READ_THREADS, thread_name_prefix="clearpost-read"
             )
@@ -156,20 +154,6 @@ class Database:
         async with self.read() as aconn:
             return await aconn.run_sync(fn, *args)
 
-    async def read_now(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a short indexed read ``fn(connection, *args)`` in one read transaction.
-
-        On SQLite it runs right here, on the event loop's thread, on a connection only that
-        thread uses: for a read of about a tenth of a millisecond, the hand-off to a reader
-        thread and back costs more than the read (measured with inclusion proofs at
-        1,000,000 entries: 769/s through the reader threads, 1,376/s here). Only for
-        reads that touch a few indexed rows; anything that scans goes to ``run_read``. On
-        PostgreSQL this is ``run_read``."""
-        if self._loop_reader is None:
-            return await self.run_read(fn, *args)
-        with self._loop_reader.connect() as conn, conn.begin():
-            return fn(conn, *args)
-
     async def ping(self) -> None:
         await self.run_read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
 
@@ -177,8 +161,6 @@ class Database:
         if self._sync_reader is not None and self._read_threads is not None:
             self._read_threads.shutdown(wait=True)
             self._sync_reader.dispose()
-        if self._loop_reader is not None:
-            self._loop_reader.dispose()
         if self._sync_writer is not None and self._write_thread is not None:
             self._write_thread.shutdown(wait=True)
             self._sync_writer.dispose()

@@ -204,7 +204,7 @@ class LogStore:
         read in one transaction. (Not cached: what is served must be what is stored, so a
         damaged or rolled-back database shows at once to auditors.)"""
         wanted = sorted(set(ids))  # (level, index) order
-        return await self.db.read_now(_proof_rows, sorted(set(sizes)), wanted)
+        return await self.db.run_read(_proof_rows, sorted(set(sizes)), wanted)
 
     # --- sequencer side ---
 
