@@ -123,6 +123,18 @@ async def test_shares_and_the_verified_log_from_the_command_line(
                     )
                     assert r.status_code == 201, r.text
 
+                # they reach Alice live too: `chat listen` shows each suggestion
+                live = await cli("alice", "chat", "listen", "--json", "--timeout", "2")
+                suggested = [
+                    json.loads(line)
+                    for line in live.splitlines()
+                    if line.startswith("{") and '"share_intent"' in line
+                ]
+                assert [e["title"] for e in suggested] == ["Night Train", "The Lighthouse Keeper"]
+                assert {e["partner_name"] for e in suggested} == {"StreamCo"}
+                shown = await cli("alice", "chat", "listen", "--timeout", "1.5")
+                assert "suggests sharing" not in shown  # already delivered to this device
+
                 # Alice lists her suggestions and sends one to two friends, one to a group
                 listed = (await cli.json("alice", "shares", "list"))["share_intents"]
                 assert [i["title"] for i in listed] == ["Night Train", "The Lighthouse Keeper"]

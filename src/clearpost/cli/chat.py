@@ -33,6 +33,7 @@ from clearpost.client import (
     Message,
     MessageEvent,
     MessageState,
+    ShareIntentEvent,
 )
 
 app = typer.Typer(help="End-to-end encrypted conversations.", no_args_is_help=True)
@@ -254,6 +255,16 @@ def _print_event(event: Event, me: str, as_json: bool) -> int:
             )
         else:
             out.print(f"[yellow]{event.describe()}[/yellow]")
+    elif isinstance(event, ShareIntentEvent):
+        intent = event.intent
+        if as_json:
+            _line({"type": "share_intent", **intent.to_json()})
+        else:
+            out.print(
+                f"[cyan]{intent.partner_name} suggests sharing[/cyan] {intent.title} "
+                f"({intent.url}) [dim]-- send it with: clearpost shares send "
+                f"{intent.intent_id} --to @user[/dim]"
+            )
     return 0
 
 
