@@ -347,6 +347,7 @@ share_links = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 Index("ix_share_links_partner_created", share_links.c.partner_id, share_links.c.created_at)
+Index("ix_share_links_intent", share_links.c.intent_id)
 
 clicks = Table(
     "clicks",

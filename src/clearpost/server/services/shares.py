@@ -138,11 +138,10 @@ class ShareService:
             self.on_logged()
 
     async def pending(self, user_id: str) -> list[tuple[IntentRow, str]]:
-        out = []
-        for intent in await self.store.pending(user_id, self.clock.now_ms()):
-            link = await self.store.link_for(intent.intent_id)
-            out.append((intent, self.link_url(link.token) if link else ""))
-        return out
+        return [
+            (intent, self.link_url(token) if token else "")
+            for intent, token in await self.store.pending(user_id, self.clock.now_ms())
+        ]
 
     async def complete(self, user_id: str, intent_id: str, recipients: int) -> None:
         if not 1 <= recipients <= MAX_RECIPIENTS:

@@ -71,10 +71,17 @@ class ShareStore:
             ).first()
             return IntentRow(*row) if row else None
 
-    async def pending(self, user_id: str, now_ms: int) -> list[IntentRow]:
+    async def pending(self, user_id: str, now_ms: int) -> list[tuple[IntentRow, str | None]]:
+        """The user's open intents, oldest first, each with its link's token."""
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(share_intents)
+                select(share_intents, share_links.c.token)
+                .join_from(
+                    share_intents,
+                    share_links,
+                    share_links.c.intent_id == share_intents.c.intent_id,
+                    isouter=True,
+                )
                 .where(
                     share_intents.c.user_id == user_id,
                     share_intents.c.completed_at.is_(None),
@@ -82,7 +89,7 @@ class ShareStore:
                 )
                 .order_by(share_intents.c.created_at)
             )
-            return [IntentRow(*r) for r in rows]
+            return [(IntentRow(*r[:-1]), r[-1]) for r in rows]
 
     async def link_for(self, intent_id: str) -> LinkRow | None:
         async with self.db.read() as conn:
