@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -161,3 +162,22 @@ async def test_user_sees_and_revokes_the_app(world: World) -> None:
         "/v1/devices", headers={"Authorization": f"Bearer {token['access_token']}"}
     )
     assert r.status_code == 403 and r.json()["code"] == "scope_not_allowed"
+
+
+async def test_last_access_is_written_at_most_once_a_minute(world: World) -> None:
+    """Every partner call used to write the grant's last access; now the first call in a
+    minute does, and ``me/apps`` still shows when the app was last used."""
+    alice_dev = await api.login(world.client, "alice", keys=False)
+    async with oauth_client(world) as oauth:
+        code, verifier = await consent(world, oauth)
+        await oauth.fetch_token("http://test/oauth/token", code=code, code_verifier=verifier)
+
+        async def call_and_read() -> int:
+            r = await oauth.get("http://test/v1/partner/me")
+            assert r.status_code == 200, r.text
+            apps = (await world.client.get("/v1/me/apps", headers=alice_dev.headers)).json()
+            return int(apps["apps"][0]["last_access"])
+
+        first = await call_and_read()
+        await asyncio.sleep(0.02)  # the clock moves on; the recorded access does not
+        assert await call_and_read() == first

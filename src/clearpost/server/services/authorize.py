@@ -54,6 +54,12 @@ class OAuthPageError(Exception):
         self.error, self.description = error, description
 
 
+TOUCH_EVERY_MS = 60_000
+"""How stale a grant's recorded last access may get (per server process)."""
+TOUCHED_KEPT = 10_000
+"""Grants remembered for that; the memory is dropped when it fills."""
+
+
 @dataclass(frozen=True, slots=True)
 class PartnerAccess:
     """A checked partner access token."""
@@ -82,6 +88,7 @@ class OAuthService:
             clock,
         )
         self.on_logged: Callable[[], None] | None = None
+        self._touched: dict[str, int] = {}  # grant id -> when its last access was written
 
     # --- the authorization endpoint ---
 
@@ -301,8 +308,19 @@ class OAuthService:
         return PartnerAccess(row.partner_id, row.user_id, row.grant_id, scopes)
 
     async def touch(self, access: PartnerAccess) -> None:
-        if access.grant_id is not None:
-            await self.store.touch_grant(access.grant_id, self.clock.now_ms())
+        """Record the grant's last access (``me/apps`` shows it), at most once per
+        ``TOUCH_EVERY_MS`` per grant in this process: a partner making many calls costs one
+        small write a minute, not one per call."""
+        if access.grant_id is None:
+            return
+        now = self.clock.now_ms()
+        last = self._touched.get(access.grant_id)
+        if last is not None and now - last < TOUCH_EVERY_MS:
+            return
+        if len(self._touched) >= TOUCHED_KEPT:
+            self._touched.clear()
+        self._touched[access.grant_id] = now
+        await self.store.touch_grant(access.grant_id, now)
 
     # --- the user's view ---
 
