@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.schema import memberships, user_events
@@ -34,15 +34,17 @@ async def fan_out(
         await conn.execute(user_events.insert(), rows)
 
 
-def events_query(user_id: str, since: int, upto: int, limit: int) -> Select[Any]:
-    return (
-        select(user_events.c.pos, user_events.c.kind, user_events.c.content)
-        .where(
-            user_events.c.user_id == user_id, user_events.c.pos > since, user_events.c.pos <= upto
-        )
-        .order_by(user_events.c.pos, user_events.c.id)
-        .limit(limit)
+EVENTS = (
+    select(user_events.c.pos, user_events.c.kind, user_events.c.content)
+    .where(
+        user_events.c.user_id == bindparam("user_id"),
+        user_events.c.pos > bindparam("since"),
+        user_events.c.pos <= bindparam("upto"),
     )
+    .order_by(user_events.c.pos, user_events.c.id)
+    .limit(bindparam("limit"))
+)
+"""A user's events in ``(since, upto]``."""
 
 
 def event_rows(rows: Iterable[Any]) -> list[tuple[int, str, dict[str, Any]]]:

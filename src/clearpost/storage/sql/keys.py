@@ -8,10 +8,9 @@ only when a device has no unclaimed one-time key left.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import Conflict, NotFound
@@ -249,7 +248,8 @@ async def _claim_one_time_key(
 
 
 async def _unclaimed(conn: AsyncConnection, user_id: str, device_id: str) -> int:
-    return int((await conn.execute(_unclaimed_query(user_id, device_id))).scalar_one())
+    ids = {"user_id": user_id, "device_id": device_id}
+    return int((await conn.execute(_UNCLAIMED, ids)).scalar_one())
 
 
 async def counts_in(conn: AsyncConnection, user_id: str, device_id: str) -> tuple[int, bool]:
@@ -259,20 +259,18 @@ async def counts_in(conn: AsyncConnection, user_id: str, device_id: str) -> tupl
 
 def counts_sync(conn: Connection, user_id: str, device_id: str) -> tuple[int, bool]:
     """``counts_in`` for a plain (thread-side) connection."""
-    n = conn.execute(_unclaimed_query(user_id, device_id)).scalar_one()
-    used = conn.execute(_fallback_used_query(user_id, device_id)).scalar_one_or_none()
+    ids = {"user_id": user_id, "device_id": device_id}
+    n = conn.execute(_UNCLAIMED, ids).scalar_one()
+    used = conn.execute(_FALLBACK_USED, ids).scalar_one_or_none()
     return int(n), bool(used)
 
 
-def _unclaimed_query(user_id: str, device_id: str) -> Select[Any]:
-    return select(func.count()).where(
-        one_time_keys.c.user_id == user_id,
-        one_time_keys.c.device_id == device_id,
-        one_time_keys.c.claimed_at.is_(None),
-    )
-
-
-def _fallback_used_query(user_id: str, device_id: str) -> Select[Any]:
-    return select(fallback_keys.c.used).where(
-        fallback_keys.c.user_id == user_id, fallback_keys.c.device_id == device_id
-    )
+_UNCLAIMED = select(func.count()).where(
+    one_time_keys.c.user_id == bindparam("user_id"),
+    one_time_keys.c.device_id == bindparam("device_id"),
+    one_time_keys.c.claimed_at.is_(None),
+)
+_FALLBACK_USED = select(fallback_keys.c.used).where(
+    fallback_keys.c.user_id == bindparam("user_id"),
+    fallback_keys.c.device_id == bindparam("device_id"),
+)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
@@ -206,23 +205,22 @@ class MessageStore:
             return [StoredMessage(*r) for r in rows]
 
 
-def visible_query(user_id: str, since: int, upto: int, limit: int) -> Select[Any]:
-    """Messages in ``(since, upto]`` that ``user_id`` may see, oldest first."""
-    return (
-        select(*_COLUMNS)
-        .join(
-            memberships,
-            and_(
-                memberships.c.conversation_id == messages.c.conversation_id,
-                memberships.c.user_id == user_id,
-                messages.c.seq >= memberships.c.from_seq,
-                or_(memberships.c.to_seq.is_(None), messages.c.seq <= memberships.c.to_seq),
-            ),
-        )
-        .where(messages.c.pos > since, messages.c.pos <= upto)
-        .order_by(messages.c.pos)
-        .limit(limit)
+VISIBLE = (
+    select(*_COLUMNS)
+    .join(
+        memberships,
+        and_(
+            memberships.c.conversation_id == messages.c.conversation_id,
+            memberships.c.user_id == bindparam("user_id"),
+            messages.c.seq >= memberships.c.from_seq,
+            or_(memberships.c.to_seq.is_(None), messages.c.seq <= memberships.c.to_seq),
+        ),
     )
+    .where(messages.c.pos > bindparam("since"), messages.c.pos <= bindparam("upto"))
+    .order_by(messages.c.pos)
+    .limit(bindparam("limit"))
+)
+"""Messages in ``(since, upto]`` that ``user_id`` may see, oldest first."""
 
 
 def _txn_reused() -> Conflict:

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from clearpost.storage.db import Database
-from clearpost.storage.sql.events import event_rows, events_query
+from clearpost.storage.sql.events import EVENTS, event_rows
 from clearpost.storage.sql.keys import counts_sync
-from clearpost.storage.sql.messages import StoredMessage, visible_query
+from clearpost.storage.sql.messages import VISIBLE, StoredMessage
 from clearpost.storage.sql.stream import CURRENT
-from clearpost.storage.sql.todevice import HeldMessage, held_query, pending_query
+from clearpost.storage.sql.todevice import HELD, PENDING, HeldMessage
 
 
 @dataclass(slots=True)
@@ -28,7 +28,8 @@ class SyncRows:
 
 def _position(conn: Connection, user_id: str, device_id: str, since: int) -> tuple[int, bool]:
     current = int(conn.execute(CURRENT).scalar_one() or 0)
-    return current, bool(conn.execute(pending_query(user_id, device_id, since)).scalar())
+    pending = conn.execute(PENDING, {"user_id": user_id, "device_id": device_id, "upto": since})
+    return current, bool(pending.scalar())
 
 
 def _read(
@@ -37,12 +38,12 @@ def _read(
     upto = int(conn.execute(CURRENT).scalar_one() or 0)
     rows = SyncRows(upto)
     rows.one_time_keys, rows.fallback_used = counts_sync(conn, user_id, device_id)
-    held = conn.execute(held_query(user_id, device_id, since or 0, upto, limit + 1))
+    window = {"user_id": user_id, "since": since or 0, "upto": upto, "limit": limit + 1}
+    held = conn.execute(HELD, {**window, "device_id": device_id})
     rows.to_device = [HeldMessage(*r) for r in held]
     if since is not None and since < upto:
-        visible = conn.execute(visible_query(user_id, since, upto, limit + 1))
-        rows.messages = [StoredMessage(*r) for r in visible]
-        rows.events = event_rows(conn.execute(events_query(user_id, since, upto, limit + 1)))
+        rows.messages = [StoredMessage(*r) for r in conn.execute(VISIBLE, window)]
+        rows.events = event_rows(conn.execute(EVENTS, window))
     return rows
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from clearpost.storage.db import Database
@@ -84,26 +83,31 @@ class ToDeviceStore:
             await conn.execute(delete(to_device).where(mine, to_device.c.pos <= upto))
 
 
-def held_query(user_id: str, device_id: str, since: int, upto: int, limit: int) -> Select[Any]:
-    return (
-        select(
-            to_device.c.pos,
-            to_device.c.sender_user,
-            to_device.c.sender_device,
-            to_device.c.envelope,
-        )
-        .where(
-            to_device.c.target_user == user_id,
-            to_device.c.target_device == device_id,
-            to_device.c.pos > since,
-            to_device.c.pos <= upto,
-        )
-        .order_by(to_device.c.pos)
-        .limit(limit)
+HELD = (
+    select(
+        to_device.c.pos,
+        to_device.c.sender_user,
+        to_device.c.sender_device,
+        to_device.c.envelope,
     )
+    .where(
+        to_device.c.target_user == bindparam("user_id"),
+        to_device.c.target_device == bindparam("device_id"),
+        to_device.c.pos > bindparam("since"),
+        to_device.c.pos <= bindparam("upto"),
+    )
+    .order_by(to_device.c.pos)
+    .limit(bindparam("limit"))
+)
+"""A device's held to-device messages in ``(since, upto]``. Sync statements are built once,
+with bound parameters: building and cache-keying a new statement per call cost about 0.2
+ms each on the 2-core machine, most of a sync read."""
 
-
-def pending_query(user_id: str, device_id: str, upto: int) -> Select[Any]:
-    """Whether this device holds to-device messages at or before ``upto``."""
-    mine = (to_device.c.target_user == user_id) & (to_device.c.target_device == device_id)
-    return select(exists().where(mine, to_device.c.pos <= upto))
+PENDING = select(
+    exists().where(
+        to_device.c.target_user == bindparam("user_id"),
+        to_device.c.target_device == bindparam("device_id"),
+        to_device.c.pos <= bindparam("upto"),
+    )
+)
+"""Whether this device holds to-device messages at or before ``upto``."""
