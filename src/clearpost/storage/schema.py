@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -407,4 +408,4 @@ def create_fresh(conn: Connection, revision: str) -> None:
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
     )
-    conn.exec_driver_sql(f"INSERT INTO alembic_version (version_num) VALUES ('{revision}')")
+    conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": revision})

@@ -2,7 +2,8 @@
 
 Their rows are flat ints, bytes and strings that need no conversion, and SQLAlchemy's
 per-value bind processing for ``conn.execute(table.insert(), rows)`` was a sixth of the
-log's append path and about 5% of a message send. Driver errors are still raised as
+log's append path; for message batches, going around it raised sends at concurrency 64
+by about 12%. Driver errors are still raised as
 SQLAlchemy's (``IntegrityError`` and so on): ``exec_driver_sql`` wraps them.
 """
 
