@@ -48,7 +48,7 @@ def _skip_or_fail_pg(pg_available: bool) -> None:
         pytest.skip("PostgreSQL is not reachable")
 
 
-async def _create_db() -> str:
+async def create_pg_db() -> str:
     name = "cp_test_" + secrets.token_hex(6)
     conn = await asyncpg.connect(PG_ADMIN)
     try:
@@ -58,7 +58,7 @@ async def _create_db() -> str:
     return name
 
 
-async def _drop_db(name: str) -> None:
+async def drop_pg_db(name: str) -> None:
     conn = await asyncpg.connect(PG_ADMIN)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,10 +70,15 @@ async def _drop_db(name: str) -> None:
 def pg_url(pg_available: bool) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     _skip_or_fail_pg(pg_available)
-    name = asyncio.run(_create_db())
+    name = asyncio.run(create_pg_db())
+    yield pg_url_of(name)
+    asyncio.run(drop_pg_db(name))
+
+
+def pg_url_of(name: str) -> str:
+    """The SQLAlchemy URL of test database ``name`` on the test server."""
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    asyncio.run(_drop_db(name))
+    return f"{base}/{name}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

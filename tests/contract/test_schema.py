@@ -15,6 +15,7 @@ from sqlalchemy import Connection, inspect
 
 from clearpost.storage.db import Database
 from clearpost.storage.migrations import current_revision, head_revision, upgrade
+from tests.conftest import create_pg_db, drop_pg_db, pg_url_of
 from tests.support.snapshot import snapshot
 
 
@@ -59,12 +60,9 @@ async def _built(url: str, *, step_by_step: bool) -> tuple[dict[str, Any], Any, 
 def second_db_url(db_url: str, tmp_path: Any, request: pytest.FixtureRequest) -> str:
     if db_url.startswith("sqlite"):
         return f"sqlite+aiosqlite:///{tmp_path / 'second.db'}"
-    from tests.conftest import PG_ADMIN, _create_db, _drop_db
-
-    name = asyncio.run(_create_db())
-    request.addfinalizer(lambda: asyncio.run(_drop_db(name)))
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{name}"
+    name = asyncio.run(create_pg_db())
+    request.addfinalizer(lambda: asyncio.run(drop_pg_db(name)))
+    return pg_url_of(name)
 
 
 async def test_fresh_schema_equals_every_migration_applied(db_url: str, second_db_url: str) -> None:

@@ -91,13 +91,6 @@ class ShareStore:
             )
             return [(IntentRow(*r[:-1]), r[-1]) for r in rows]
 
-    async def link_for(self, intent_id: str) -> LinkRow | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(share_links).where(share_links.c.intent_id == intent_id))
-            ).first()
-            return LinkRow(*row) if row else None
-
     async def complete(self, intent_id: str, user_id: str, recipients: int, now_ms: int) -> bool:
         """Record that the user shared it, with only the number of recipients. False if the
         intent is not theirs, expired or already completed."""
