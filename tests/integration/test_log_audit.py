@@ -29,11 +29,13 @@ from clearpost.cli.main import app
 from clearpost.core.tlog import (
     Checkpoint,
     CosignatureVerifier,
+    NodeId,
     Signer,
     Verifier,
     open_checkpoint,
     open_note,
 )
+from clearpost.core.tlog.tiles import TileId, locate, nodes_below, width_at
 from tests.support import api
 from tests.support.server import ServerProcess, start_server
 
@@ -85,22 +87,44 @@ class Tamper:
         await self.run("UPDATE tlog_entries SET body = $1 WHERE idx = $2", body, idx)
 
     async def node(self, level: int, idx: int) -> bytes:
+        tile, position = locate(NodeId(level, idx))
+        hashes = await self.tile(tile)
+        return hashes[32 * position : 32 * position + 32]
+
+    async def set_node(self, level: int, idx: int, value: bytes) -> None:
+        """Overwrite one node's 32 bytes inside its stored tile."""
+        tile, position = locate(NodeId(level, idx))
+        hashes = await self.tile(tile)
+        changed = hashes[: 32 * position] + value + hashes[32 * position + 32 :]
+        await self.run(
+            "UPDATE tlog_tiles SET hashes = $1 WHERE level = $2 AND idx = $3",
+            changed,
+            tile.level,
+            tile.index,
+        )
+
+    async def tile(self, tile: TileId) -> bytes:
         (row,) = await self.run(
-            "SELECT hash FROM tlog_nodes WHERE level = $1 AND idx = $2", level, idx
+            "SELECT hashes FROM tlog_tiles WHERE level = $1 AND idx = $2", tile.level, tile.index
         )
         return bytes(row[0])
 
-    async def set_node(self, level: int, idx: int, value: bytes) -> None:
-        await self.run(
-            "UPDATE tlog_nodes SET hash = $1 WHERE level = $2 AND idx = $3", value, level, idx
-        )
-
     async def roll_back(self, size: int) -> None:
         """Forget everything after ``size`` entries, as if the log had never grown."""
-        nodes = await self.run("SELECT level, idx FROM tlog_nodes")
-        for level, idx in nodes:
-            if (int(idx) + 1) << int(level) > size:
-                await self.run("DELETE FROM tlog_nodes WHERE level = $1 AND idx = $2", level, idx)
+        for level, idx in await self.run("SELECT level, idx FROM tlog_tiles"):
+            tile = TileId(int(level), int(idx))
+            keep = 32 * nodes_below(width_at(tile, size))
+            if keep == 0:
+                await self.run(
+                    "DELETE FROM tlog_tiles WHERE level = $1 AND idx = $2", tile.level, tile.index
+                )
+            else:
+                await self.run(
+                    "UPDATE tlog_tiles SET hashes = $1 WHERE level = $2 AND idx = $3",
+                    (await self.tile(tile))[:keep],
+                    tile.level,
+                    tile.index,
+                )
         await self.run("DELETE FROM tlog_cosignatures WHERE size > $1", size)
         await self.run("DELETE FROM tlog_checkpoints WHERE size > $1", size)
         await self.run("DELETE FROM tlog_entries WHERE idx >= $1", size)

@@ -185,12 +185,12 @@ tlog_entries = Table(
 )
 Index("ix_tlog_entries_subject", tlog_entries.c.subject, tlog_entries.c.idx)
 
-tlog_nodes = Table(
-    "tlog_nodes",
+tlog_tiles = Table(  # node hashes, eight tree levels per row (core/tlog/tiles.py)
+    "tlog_tiles",
     metadata,
     Column("level", Integer, nullable=False),
     Column("idx", BigInteger, nullable=False),
-    Column("hash", LargeBinary, nullable=False),
+    Column("hashes", LargeBinary, nullable=False),
     PrimaryKeyConstraint("level", "idx"),
 )
 

@@ -1,34 +1,36 @@
-"""Transparency-log storage: entries, perfect-subtree node hashes, checkpoints, cosignatures.
+"""Transparency-log storage: entries, tiles of node hashes, checkpoints, cosignatures.
 
 Appends take indexes from the ``tlog_state`` row, locked until commit, so indexes commit
 in order: the sequencer integrates ``[size, next_index)`` knowing every one of them is
-durable. Node rows are written once and never change; a proof reads O(log n) of them.
+durable. Perfect-subtree node hashes are kept in tiles of eight levels
+(``core/tlog/tiles.py``): the sequencer appends to the right-edge tile of each level, a
+full tile never changes, and a proof reads one tile per eight levels of the tree.
 """
 
 from __future__ import annotations
 
 import functools
 import secrets
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from sqlalchemy import Connection, TextClause, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.tlog import NodeId, edge_nodes, leaf_hash
+from clearpost.core.tlog.tiles import HASH_SIZE, TileId, hash_at, locate
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
     tlog_checkpoints,
     tlog_cosignatures,
     tlog_entries,
-    tlog_nodes,
     tlog_state,
     user_salts,
 )
-from clearpost.storage.sql.bulk import insert_many
-from clearpost.storage.sql.match import any_of
+from clearpost.storage.sql.bulk import insert_many, upsert_many
 
 SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the sequencer
 
@@ -203,7 +205,7 @@ class LogStore:
         """Which of ``sizes`` have a published checkpoint, and the stored hashes of ``ids``,
         read in one transaction. (Not cached: what is served must be what is stored, so a
         damaged or rolled-back database shows at once to auditors.)"""
-        wanted = sorted(set(ids))  # (level, index) order
+        wanted = list(dict.fromkeys(ids))
         return await self.db.run_read(_proof_rows, sorted(set(sizes)), wanted)
 
     # --- sequencer side ---
@@ -243,21 +245,14 @@ async def _checkpoint(conn: AsyncConnection, size: int) -> StoredCheckpoint | No
 def integration_input(conn: Connection, size: int, limit: int) -> tuple[list[bytes], list[bytes]]:
     """(edge hashes of the tree at ``size``, leaf hashes of entries from ``size`` on)."""
     edges = list(edge_nodes(size))
-    stored: dict[tuple[int, int], bytes] = {}
-    if edges:
-        rows = conn.execute(
-            select(tlog_nodes.c.level, tlog_nodes.c.idx, tlog_nodes.c.hash).where(
-                any_of((tlog_nodes.c.level, tlog_nodes.c.idx), [(n.level, n.index) for n in edges])
-            )
-        )
-        stored = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    stored = read_nodes(conn, edges)
     leaves = conn.execute(
         select(tlog_entries.c.leaf_hash)
         .where(tlog_entries.c.idx >= size)
         .order_by(tlog_entries.c.idx)
         .limit(limit)
     )
-    return [stored[(n.level, n.index)] for n in edges], [bytes(r[0]) for r in leaves]
+    return [stored[n] for n in edges], [bytes(r[0]) for r in leaves]
 
 
 def store_integration(
@@ -268,55 +263,92 @@ def store_integration(
     note: str,
     now_ms: int,
 ) -> None:
-    if nodes:
-        rows = [(n.level, n.index, h) for n, h in nodes]
-        insert_many(conn, "tlog_nodes", ("level", "idx", "hash"), rows)
+    """Add the nodes an integration completed (in completion order) to their tiles."""
+    grown: dict[TileId, list[bytes]] = {}
+    first: dict[TileId, int] = {}
+    for node, h in nodes:
+        tile, position = locate(node)
+        if tile not in grown:
+            grown[tile], first[tile] = [], position
+        grown[tile].append(h)
+    partial = [t for t, p in first.items() if p > 0]  # right-edge tiles that already exist
+    before = _tiles(conn, partial)
+    rows = []
+    for tile, added in grown.items():
+        head = before.get(tile, b"")
+        if len(head) != first[tile] * HASH_SIZE:
+            raise RuntimeError(f"log tile {tuple(tile)} does not end where the tree does")
+        rows.append((tile.level, tile.index, head + b"".join(added)))
+    if rows:
+        upsert_many(conn, "tlog_tiles", ("level", "idx"), ("hashes",), rows)
     conn.execute(
         tlog_checkpoints.insert().values(size=size, root=root, note=note, created_at=now_ms)
     )
 
 
+def read_nodes(conn: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+    """The stored hashes of ``ids`` (a node not stored yet is left out)."""
+    places = [locate(n) for n in ids]
+    tiles = _tiles(conn, list({t for t, _ in places}))
+    return _cut(ids, places, tiles)
+
+
+def _cut(
+    ids: Sequence[NodeId], places: Sequence[tuple[TileId, int]], tiles: dict[TileId, bytes]
+) -> dict[NodeId, bytes]:
+    found: dict[NodeId, bytes] = {}
+    for node, (tile, position) in zip(ids, places, strict=True):
+        stored = tiles.get(tile)
+        h = None if stored is None else hash_at(stored, position)
+        if h is not None:
+            found[node] = h
+    return found
+
+
+def _tiles(conn: Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
+    if not wanted:
+        return {}
+    raw = _plain_sqlite(conn)
+    if raw is not None:
+        return _sqlite_tiles(raw, wanted)
+    params: dict[str, int] = {}
+    for k, t in enumerate(wanted):
+        params[f"l{k}"], params[f"i{k}"] = t.level, t.index
+    rows = conn.execute(_tiles_query(len(wanted)), params)
+    return {TileId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+
+
+def _plain_sqlite(conn: Connection) -> sqlite3.Connection | None:
+    """The sqlite3 connection under ``conn`` (``Database.run_read`` and ``run_write`` on
+    SQLite), or None (PostgreSQL, or SQLite through aiosqlite)."""
+    raw = conn.connection.driver_connection
+    return raw if isinstance(raw, sqlite3.Connection) else None
+
+
+def _sqlite_tiles(raw: sqlite3.Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
+    """``_tiles`` on the plain sqlite3 connection, without SQLAlchemy's per-statement work
+    (about 200 of the 330 µs a proof's reads took when it still read one row per node)."""
+    params = [x for t in wanted for x in t]
+    rows = raw.execute(_SQLITE_TILES[0] + " OR ".join([_SQLITE_TILES[1]] * len(wanted)), params)
+    # plain (level, index) tuples: equal to, and hashed as, the TileId keys callers use
+    found = {(level, index): h for level, index, h in rows}
+    return cast(dict[TileId, bytes], found)
+
+
 def _proof_rows(
     conn: Connection, sizes: list[int], wanted: list[NodeId]
 ) -> tuple[set[int], dict[NodeId, bytes]]:
-    if conn.dialect.paramstyle == "qmark":
-        return _proof_rows_sqlite(conn.connection.driver_connection, sizes, wanted)
-    known: set[int] = set()
-    if sizes:
-        rows = conn.execute(_SIZES, {"sizes": sizes})
-        known = {int(r[0]) for r in rows}
-    found: dict[NodeId, bytes] = {}
-    if wanted:
-        params: dict[str, int] = {}
-        for k, n in enumerate(wanted):
-            params[f"l{k}"], params[f"i{k}"] = n.level, n.index
-        rows = conn.execute(_nodes_query(len(wanted)), params)
-        found = {NodeId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
-    return known, found
+    raw = _plain_sqlite(conn)
+    if raw is not None:
+        marks = ", ".join("?" * len(sizes))
+        known = {r[0] for r in raw.execute(f"{_SQLITE_SIZES} ({marks})", sizes)}
+    else:
+        known = {int(r[0]) for r in conn.execute(_SIZES, {"sizes": sizes})} if sizes else set()
+    return known, read_nodes(conn, wanted)
 
 
-def _proof_rows_sqlite(
-    raw: Any, sizes: list[int], wanted: list[NodeId]
-) -> tuple[set[int], dict[NodeId, bytes]]:
-    """``_proof_rows`` on the plain sqlite3 connection: the same two statements without
-    SQLAlchemy's per-statement work, which cost about 200 of the 330 µs these reads took
-    for an inclusion proof at 1,000,000 entries. Still read from the database every time."""
-    known = {
-        r[0]
-        for r in raw.execute(
-            f"SELECT size FROM tlog_checkpoints WHERE size IN ({', '.join('?' * len(sizes))})",
-            sizes,
-        )
-    }
-    found: dict[NodeId, bytes] = {}
-    if wanted:
-        params = [x for n in wanted for x in (n.level, n.index)]
-        rows = raw.execute(_SQLITE_NODES[0] + " OR ".join([_SQLITE_NODES[1]] * len(wanted)), params)
-        found = {NodeId(r[0], r[1]): r[2] for r in rows}
-    return known, found
-
-
-_SQLITE_NODES = ("SELECT level, idx, hash FROM tlog_nodes WHERE ", "(level = ? AND idx = ?)")
+_SQLITE_SIZES = "SELECT size FROM tlog_checkpoints WHERE size IN"
+_SQLITE_TILES = ("SELECT level, idx, hashes FROM tlog_tiles WHERE ", "(level = ? AND idx = ?)")
 
 
 _SIZES = select(tlog_checkpoints.c.size).where(
@@ -325,9 +357,8 @@ _SIZES = select(tlog_checkpoints.c.size).where(
 
 
 @functools.cache
-def _nodes_query(n: int) -> TextClause:
-    """``(level, idx) = (:l0, :i0) OR ...`` for ``n`` nodes: the primary key serves each
-    term, and one statement per count keeps SQLAlchemy's compiled cache warm (a proof
-    needs at most about 2·log2(size) nodes, so there are few distinct counts)."""
+def _tiles_query(n: int) -> TextClause:
+    """``(level, idx) = (:l0, :i0) OR ...`` for ``n`` tiles: the primary key serves each
+    term, and one statement per count keeps SQLAlchemy's compiled cache warm."""
     terms = " OR ".join(f"(level = :l{k} AND idx = :i{k})" for k in range(n))
-    return text(f"SELECT level, idx, hash FROM tlog_nodes WHERE {terms}")
+    return text(f"SELECT level, idx, hashes FROM tlog_tiles WHERE {terms}")
