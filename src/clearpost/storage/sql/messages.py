@@ -20,6 +20,7 @@ from clearpost.storage.schema import conversations, memberships, messages
 from clearpost.storage.sql import stream
 from clearpost.storage.sql.bulk import insert_many
 from clearpost.storage.sql.match import any_of
+from clearpost.storage.sql.plain import Prepared, plain_sqlite
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +67,8 @@ def _append(
         cols = (messages.c.sender_user, messages.c.sender_device, messages.c.txn_id)
         rows = conn.execute(select(*_COLUMNS, messages.c.txn_id).where(any_of(cols, keys)))
         earlier = {(r[3], r[4], r[7]): StoredMessage(*r[:7]) for r in rows}
-    # 2. the current members of every conversation in the batch (one indexed query).
-    current = conn.execute(_MEMBERS, {"convs": sorted({m.conversation_id for m in batch})})
-    members: dict[str, list[str]] = defaultdict(list)
-    for cid, uid in current:
-        members[cid].append(uid)
+    # 2. the current members of every conversation in the batch (indexed look-ups).
+    members = _members(conn, sorted({m.conversation_id for m in batch}))
     fresh: list[int] = []
     first_in_batch: dict[tuple[str, str, str], int] = {}
     for i, m in enumerate(batch):
@@ -95,7 +93,7 @@ def _append(
         seq_of: dict[int, int] = {}
         for conv_id in sorted(per_conv):
             items = per_conv[conv_id]
-            last = (conn.execute(_BUMP, {"conv": conv_id, "n": len(items)})).scalar_one()
+            last = _BUMP.scalar(conn, {"conv": conv_id, "n": len(items)})
             for k, i in enumerate(items):
                 seq_of[i] = int(last) - len(items) + 1 + k
         rows_out = []
@@ -142,11 +140,31 @@ _INSERT_COLUMNS = (
     "envelope",
     "sent_at",
 )
+
+
+def _members(conn: Connection, conversation_ids: list[str]) -> dict[str, list[str]]:
+    """The current members of each conversation: one query on PostgreSQL (a round trip
+    each otherwise); on SQLite one plain look-up per conversation is cheaper."""
+    members: dict[str, list[str]] = defaultdict(list)
+    if plain_sqlite(conn) is None:
+        for cid, uid in conn.execute(_MEMBERS, {"convs": conversation_ids}):
+            members[cid].append(uid)
+        return members
+    for cid in conversation_ids:
+        members[cid] = [uid for (uid,) in _MEMBERS_OF.rows(conn, {"conv": cid})]
+    return members
+
+
 _MEMBERS = select(memberships.c.conversation_id, memberships.c.user_id).where(
     memberships.c.conversation_id.in_(bindparam("convs", expanding=True)),
     memberships.c.to_seq.is_(None),
 )
-_BUMP = (
+_MEMBERS_OF = Prepared(
+    select(memberships.c.user_id).where(
+        memberships.c.conversation_id == bindparam("conv"), memberships.c.to_seq.is_(None)
+    )
+)
+_BUMP = Prepared(
     update(conversations)
     .where(conversations.c.conversation_id == bindparam("conv"))
     .values(last_seq=conversations.c.last_seq + bindparam("n"))

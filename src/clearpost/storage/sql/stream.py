@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Dialect
 from clearpost.storage.schema import stream
+from clearpost.storage.sql.plain import Prepared
 
 CHANNEL = "clearpost_stream"
 DEVICE_CHANNEL = "clearpost_devices"
@@ -36,9 +37,12 @@ async def advance(conn: AsyncConnection, n: int = 1) -> int:
     return int((await conn.execute(_ADVANCE, {"n": n})).scalar_one())
 
 
+_ADVANCE_PLAIN = Prepared(_ADVANCE)
+
+
 def advance_sync(conn: Connection, n: int = 1) -> int:
     """``advance`` for a plain (thread-side) connection."""
-    return int(conn.execute(_ADVANCE, {"n": n}).scalar_one())
+    return int(_ADVANCE_PLAIN.scalar(conn, {"n": n}))
 
 
 CURRENT = select(func.max(stream.c.pos))

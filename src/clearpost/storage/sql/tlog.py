@@ -31,6 +31,7 @@ from clearpost.storage.schema import (
     user_salts,
 )
 from clearpost.storage.sql.bulk import insert_many, upsert_many
+from clearpost.storage.sql.plain import plain_sqlite
 
 SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the sequencer
 
@@ -308,7 +309,7 @@ def _cut(
 def _tiles(conn: Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
     if not wanted:
         return {}
-    raw = _plain_sqlite(conn)
+    raw = plain_sqlite(conn)
     if raw is not None:
         return _sqlite_tiles(raw, wanted)
     params: dict[str, int] = {}
@@ -316,13 +317,6 @@ def _tiles(conn: Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
         params[f"l{k}"], params[f"i{k}"] = t.level, t.index
     rows = conn.execute(_tiles_query(len(wanted)), params)
     return {TileId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
-
-
-def _plain_sqlite(conn: Connection) -> sqlite3.Connection | None:
-    """The sqlite3 connection under ``conn`` (``Database.run_read`` and ``run_write`` on
-    SQLite), or None (PostgreSQL, or SQLite through aiosqlite)."""
-    raw = conn.connection.driver_connection
-    return raw if isinstance(raw, sqlite3.Connection) else None
 
 
 def _sqlite_tiles(raw: sqlite3.Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
@@ -338,7 +332,7 @@ def _sqlite_tiles(raw: sqlite3.Connection, wanted: Sequence[TileId]) -> dict[Til
 def _proof_rows(
     conn: Connection, sizes: list[int], wanted: list[NodeId]
 ) -> tuple[set[int], dict[NodeId, bytes]]:
-    raw = _plain_sqlite(conn)
+    raw = plain_sqlite(conn)
     if raw is not None:
         marks = ", ".join("?" * len(sizes))
         known = {r[0] for r in raw.execute(f"{_SQLITE_SIZES} ({marks})", sizes)}
