@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -88,6 +88,7 @@ class Database:
         self._read_threads: ThreadPoolExecutor | None = None
         self._sync_writer: Engine | None = None
         self._write_thread: ThreadPoolExecutor | None = None
+        self._writer_conn: Connection | None = None  # used on the writer thread only
         self._write_lock: asyncio.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         if self.dialect.is_sqlite:
             self._reader = _sqlite_engine(url, writer=False)
@@ -123,10 +124,10 @@ class Database:
         sqlite3 driver — one thread hop per transaction — serialised with ``write()`` by an
         in-process lock, so the two never contend for SQLite's write lock."""
         if self._sync_writer is not None and self._write_thread is not None:
-            engine = self._sync_writer
 
             def in_thread() -> T:
-                with engine.begin() as conn:
+                conn = self._thread_writer()
+                with conn.begin():
                     return fn(conn, *args)
 
             async with self._write_lock:
@@ -135,6 +136,15 @@ class Database:
                 )
         async with self.write() as aconn:
             return await aconn.run_sync(fn, *args)
+
+    def _thread_writer(self) -> Connection:
+        """The writer thread's connection, kept open between transactions: checking one
+        out of the pool and back for each was a tenth of a message batch's write."""
+        conn = self._writer_conn
+        if conn is None or conn.closed or conn.invalidated:
+            assert self._sync_writer is not None
+            conn = self._writer_conn = self._sync_writer.connect()
+        return conn
 
     async def run_read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` in one read transaction.
@@ -162,6 +172,10 @@ class Database:
             self._read_threads.shutdown(wait=True)
             self._sync_reader.dispose()
         if self._sync_writer is not None and self._write_thread is not None:
+            if self._writer_conn is not None:  # closed on the thread that uses it
+                await asyncio.get_running_loop().run_in_executor(
+                    self._write_thread, self._writer_conn.close
+                )
             self._write_thread.shutdown(wait=True)
             self._sync_writer.dispose()
         await self._reader.dispose()
