@@ -126,6 +126,10 @@ async def test_proof_fast_path_answers_exactly_as_the_fastapi_route(
         "index=%2B1&size=2",
         "index=1&index=1&size=2",
         "index=99999999999999999999&size=2",
+        "index=%31&size=2",  # percent-encoded digit
+        "%69ndex=1&size=2",  # percent-encoded name
+        "index=1&size=2&",
+        "index=1+&size=2",
     ):
         r = await app_client.get("/v1/log/proof/inclusion?" + query)
         routed = await app_client.get("/v1/log/proof/inclusion?" + query + "&via=fastapi")

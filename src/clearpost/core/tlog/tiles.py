@@ -37,12 +37,13 @@ def nodes_below(width: int) -> int:
 
 def locate(node: NodeId) -> tuple[TileId, int]:
     """The tile holding ``node`` and the node's position in it (in hashes, not bytes)."""
-    tile_level, sub = divmod(node.level, TILE_HEIGHT)
+    level, index = node
+    sub = level % TILE_HEIGHT
     shift = TILE_HEIGHT - sub
-    tile = node.index >> shift
-    end = (node.index - (tile << shift) + 1) << sub  # one past its last bottom node
+    end = ((index & ((1 << shift) - 1)) + 1) << sub  # one past its last bottom node
     tops = min((end & -end).bit_length() - 1, TILE_HEIGHT - 1)  # nodes ending at ``end``
-    return TileId(tile_level, tile), nodes_below(end) - 1 - (tops - sub)
+    below = 2 * end - end.bit_count() - (end >> TILE_HEIGHT)  # nodes_below(end), inline
+    return TileId(level // TILE_HEIGHT, index >> shift), below - 1 - tops + sub
 
 
 def width_at(tile: TileId, size: int) -> int:

@@ -164,10 +164,15 @@ def _whole_numbers(
     scope: Scope, names: tuple[str, str], least: tuple[int, int]
 ) -> list[int] | None:
     """The two query parameters, when the query is exactly ``a=N&b=M`` (either order) with
-    plain decimal digits at or above their minimum; None for anything else."""
-    pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    found = dict(pairs)
-    if len(pairs) != 2 or found.keys() != set(names):
+    plain decimal digits at or above their minimum; None for anything else (including any
+    percent-encoding, which FastAPI then decodes and checks)."""
+    found: dict[str, str] = {}
+    for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
+        name, eq, raw = pair.partition("=")
+        if not eq or name not in names or name in found:
+            return None
+        found[name] = raw
+    if len(found) != 2:
         return None
     values = []
     for name, minimum in zip(names, least, strict=True):
