@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from clearpost.core.tlog import MemoryTree, NodeId, leaf_hash
+from clearpost.core.tlog.tiles import TileId
 from clearpost.storage.db import Database
 from clearpost.storage.migrations import alembic_config, upgrade
 from clearpost.storage.sql import tlog as log_sql
@@ -87,3 +88,20 @@ def _completed(tree: MemoryTree, index: int) -> list[tuple[NodeId, Any]]:
         if not idx & 1:
             return out
         level, idx = level + 1, idx >> 1
+
+
+async def test_reading_more_tiles_than_one_statement_takes(db_url: str) -> None:
+    """A batch of proofs can ask for hundreds of tiles; SQLite refuses an OR of over 1,000
+    terms, so the look-up is split (and still finds every stored tile)."""
+    tree = _tree(SIZE)
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        added = [(n, h) for i in range(SIZE) for n, h in _completed(tree, i)]
+        async with db.engine.begin() as conn:
+            await conn.run_sync(log_sql.store_integration, added, SIZE, b"r" * 32, "n", 0)
+        wanted = [TileId(0, i) for i in range(1200)] + [TileId(1, 0)]
+        found = await db.run_read(log_sql._tiles, wanted)
+        assert sorted(found) == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    finally:
+        await db.close()

@@ -307,6 +307,11 @@ def _cut(
 
 
 def _tiles(conn: Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
+    if len(wanted) > _MAX_TERMS:  # SQLite refuses an expression tree over 1,000 deep
+        found: dict[TileId, bytes] = {}
+        for start in range(0, len(wanted), _MAX_TERMS):
+            found.update(_tiles(conn, wanted[start : start + _MAX_TERMS]))
+        return found
     if not wanted:
         return {}
     raw = plain_sqlite(conn)
@@ -341,6 +346,7 @@ def _proof_rows(
     return known, read_nodes(conn, wanted)
 
 
+_MAX_TERMS = 500  # tiles per statement (a batch of proofs at a million entries needs ~200)
 _SQLITE_SIZES = "SELECT size FROM tlog_checkpoints WHERE size IN"
 _SQLITE_TILES = ("SELECT level, idx, hashes FROM tlog_tiles WHERE ", "(level = ? AND idx = ?)")
 

@@ -22,7 +22,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_SLICE = 4096  # tiles moved per step: a million leaves' worth at the bottom level
+_SLICE = 256  # tiles moved per step: 65,536 leaves at the bottom level, about 30 MB
 
 
 def _table(name: str, hash_column: str) -> sa.Table:
