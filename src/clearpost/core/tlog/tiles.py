@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from clearpost.core.tlog.hashing import HASH_SIZE
 from clearpost.core.tlog.nodes import NodeId
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # nodes on a tile's bottom level
 TILE_NODES = 2 * TILE_WIDTH - 2  # all its levels: 256 + 128 + ... + 2
-HASH_SIZE = 32
 
 
 class TileId(NamedTuple):
@@ -42,8 +42,7 @@ def locate(node: NodeId) -> tuple[TileId, int]:
     shift = TILE_HEIGHT - sub
     end = ((index & ((1 << shift) - 1)) + 1) << sub  # one past its last bottom node
     tops = min((end & -end).bit_length() - 1, TILE_HEIGHT - 1)  # nodes ending at ``end``
-    below = 2 * end - end.bit_count() - (end >> TILE_HEIGHT)  # nodes_below(end), inline
-    return TileId(level // TILE_HEIGHT, index >> shift), below - 1 - tops + sub
+    return TileId(level // TILE_HEIGHT, index >> shift), nodes_below(end) - 1 - tops + sub
 
 
 def width_at(tile: TileId, size: int) -> int:

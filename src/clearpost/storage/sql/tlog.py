@@ -20,8 +20,8 @@ from sqlalchemy import Connection, TextClause, bindparam, func, select, text, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from clearpost.core.tlog import NodeId, edge_nodes, leaf_hash
-from clearpost.core.tlog.tiles import HASH_SIZE, TileId, hash_at, locate
+from clearpost.core.tlog import HASH_SIZE, NodeId, edge_nodes, leaf_hash
+from clearpost.core.tlog.tiles import TileId, hash_at, locate
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
     tlog_checkpoints,
