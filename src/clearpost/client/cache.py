@@ -1,13 +1,26 @@
-"""The decrypted-message cache in the device store.
+"""The decrypted-message cache in the device store, kept in sealed pages.
 
-Bodies and problem texts are sealed with the store key; the original envelope (already
-ciphertext) is kept so a message waiting for its key can be decrypted when it arrives.
-The (session, message index) of each decrypted message is kept too: that is what replay
-protection checks against.
+Messages are buffered in memory and written at the next commit as *pages*: one row per
+(conversation, Megolm session) per commit, holding every buffered message of that pair
+in one sealed blob. A page is sealed once (AES-256-GCM with the store key, bound to its
+page number, conversation and session), so the per-message cost is a list entry, not a
+seal and a row of its own.
+
+A message can be written again (a key arrives, or is withheld): the newer page wins.
+Readers merge the pages they need in page order, then what is still buffered.
+
+Each entry keeps what a message needs to be shown (sender, time, state, content or
+problem) and, while it is not decrypted, its original envelope (already ciphertext), so
+it can be decrypted when its key arrives. The (session, message index) of each decrypted
+message is kept too: that is what replay protection checks against.
+
+Stores of format 1 kept one sealed row per message in a ``messages`` table; they are
+moved into pages (and the table dropped) the first time a cache opens them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -15,136 +28,224 @@ import orjson
 from clearpost.client import content as content_mod
 from clearpost.client.errors import UnsupportedContent
 from clearpost.client.model import Message, MessageState
-from clearpost.client.store import DeviceStore
+from clearpost.client.store import FORMAT, DeviceStore
 
-_COLUMNS = "conversation_id, seq, sender, sender_device, sent_at, state, code, sealed"
+Key = tuple[str, int]
+"""(conversation id, seq)."""
+
+_Pending = tuple[Message, str, int | None, "dict[str, Any] | str"]
+"""(message, session id, message index if decrypted, envelope)."""
+
+_NOT_DECRYPTED = (MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value)
+
+# Entry fields inside a page, in order.
+_SEQ, _SENDER, _DEVICE, _SENT_AT, _INDEX, _STATE, _CODE, _PROBLEM, _CONTENT, _ENVELOPE = range(10)
 
 
-def _aad(conversation_id: str, seq: int) -> bytes:
-    return f"msg:{conversation_id}:{seq}".encode()
+def _aad(page: int, conversation_id: str, session_id: str) -> bytes:
+    return f"page:{page}:{conversation_id}:{session_id}".encode()
 
 
 class MessageCache:
     def __init__(self, store: DeviceStore) -> None:
         self.store = store
-        self._seen: dict[str, dict[int, tuple[str, int]]] = {}
-        self._buffer: dict[tuple[str, int], tuple[Any, ...]] = {}
+        self._seen: dict[str, dict[int, Key]] = {}
+        self._buffer: dict[Key, _Pending] = {}
+        self._next_page = 0
+        if store.format < FORMAT:
+            _upgrade(self)
+
+    # -- writing --------------------------------------------------------------------------
 
     def put(
         self, m: Message, session_id: str, index: int | None, envelope: dict[str, Any] | str
     ) -> None:
-        """Insert or update one message; ``index`` only for a decrypted one. Rows are written
-        in batches (at the next commit or read); the replay map is updated at once. The
-        envelope is kept only while the message is not decrypted (to retry it later)."""
-        body: dict[str, Any] = {"problem": m.problem}
-        if m.content is not None:
-            body["content"] = content_mod.to_json(m.content)
-        sealed = self.store.seal(orjson.dumps(body), _aad(m.conversation_id, m.seq))
-        if m.state is MessageState.DECRYPTED:
-            env = ""
-        else:
-            env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
-        self._buffer[(m.conversation_id, m.seq)] = (
-            m.conversation_id,
-            m.seq,
-            m.sender,
-            m.sender_device,
-            m.sent_at,
-            session_id,
-            index,
-            m.state.value,
-            m.code,
-            sealed,
-            env,
-        )
+        """Insert or update one message; ``index`` only for a decrypted one. It is written
+        at the next commit; the replay map is updated at once."""
+        self._buffer[(m.conversation_id, m.seq)] = (m, session_id, index, envelope)
         if index is not None:
             self._seen_for(session_id)[index] = (m.conversation_id, m.seq)
 
     def flush(self) -> None:
-        """Write buffered rows (inside the store's current transaction)."""
-        if self._buffer:
-            rows, self._buffer = list(self._buffer.values()), {}
-            self.store.write_many(
-                "INSERT INTO messages (conversation_id, seq, sender, sender_device, sent_at, "
-                "session_id, message_index, state, code, sealed, envelope) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (conversation_id, seq) DO UPDATE SET state = excluded.state, "
-                "code = excluded.code, sealed = excluded.sealed, "
-                "message_index = excluded.message_index, envelope = excluded.envelope",
-                rows,
-            )
+        """Write the buffer as pages (inside the store's current transaction)."""
+        if not self._buffer:
+            return
+        pending, self._buffer = self._buffer, {}
+        pages: dict[tuple[str, str], list[list[Any]]] = {}
+        for m, session_id, index, envelope in pending.values():
+            entries = pages.get((m.conversation_id, session_id))
+            if entries is None:
+                entries = pages[(m.conversation_id, session_id)] = []
+            entries.append(_entry(m, index, envelope))
+        if not self._next_page:
+            rows = self.store.query("SELECT coalesce(max(page), 0) FROM message_pages")
+            self._next_page = int(rows[0][0]) + 1
+        out = []
+        for (conv, session_id), entries in pages.items():
+            page, self._next_page = self._next_page, self._next_page + 1
+            seqs = [e[_SEQ] for e in entries]
+            sealed = self.store.seal(orjson.dumps(entries), _aad(page, conv, session_id))
+            out.append((page, conv, session_id, min(seqs), max(seqs), sealed))
+        self.store.write_many(
+            "INSERT INTO message_pages (page, conversation_id, session_id, first_seq, last_seq, "
+            "sealed) VALUES (?, ?, ?, ?, ?, ?)",
+            out,
+        )
 
-    def _seen_for(self, session_id: str) -> dict[int, tuple[str, int]]:
+    # -- reading --------------------------------------------------------------------------
+
+    def _merged(self, where: str, params: tuple[Any, ...]) -> dict[Key, tuple[str, list[Any]]]:
+        """(conversation, seq) -> (session id, entry), newest first: the pages matching
+        ``where`` in page order, then the buffer (the caller filters the buffer)."""
+        out: dict[Key, tuple[str, list[Any]]] = {}
+        rows = self.store.query(
+            "SELECT page, conversation_id, session_id, sealed FROM message_pages "
+            f"WHERE {where} ORDER BY page",
+            params,
+        )
+        for page, conv, session_id, sealed in rows:
+            plain = self.store.unseal(bytes(sealed), _aad(page, conv, session_id))
+            for e in orjson.loads(plain):
+                out[(conv, e[_SEQ])] = (session_id, e)
+        for (conv, seq), (m, session_id, index, envelope) in self._buffer.items():
+            out[(conv, seq)] = (session_id, _entry(m, index, envelope))
+        return out
+
+    def _conversation(self, conversation_id: str, after: int) -> list[Message]:
+        """Messages of one conversation after ``after``, in seq order."""
+        merged = self._merged("conversation_id = ? AND last_seq > ?", (conversation_id, after))
+        return [
+            _message(conv, e)
+            for (conv, seq), (_, e) in sorted(merged.items(), key=lambda kv: kv[0][1])
+            if conv == conversation_id and seq > after
+        ]
+
+    def _seen_for(self, session_id: str) -> dict[int, Key]:
         seen = self._seen.get(session_id)
         if seen is None:
-            self.flush()
-            rows = self.store.query(
-                "SELECT message_index, conversation_id, seq FROM messages "
-                "WHERE session_id = ? AND message_index IS NOT NULL",
-                (session_id,),
-            )
-            seen = self._seen[session_id] = {r[0]: (r[1], r[2]) for r in rows}
+            merged = self._merged("session_id = ?", (session_id,))
+            seen = self._seen[session_id] = {
+                e[_INDEX]: key
+                for key, (s, e) in merged.items()
+                if s == session_id and e[_INDEX] is not None
+            }
         return seen
 
-    def seen(self, session_id: str, index: int) -> tuple[str, int] | None:
+    def seen(self, session_id: str, index: int) -> Key | None:
         """Which message (conversation, seq) already used this session's ``index``."""
         return self._seen_for(session_id).get(index)
 
-    def _row(self, r: Any) -> Message:
-        body = orjson.loads(self.store.unseal(bytes(r[7]), _aad(r[0], r[1])))
-        content = None
-        if "content" in body:
-            try:
-                content = content_mod.from_json(body["content"])
-            except UnsupportedContent:
-                content = None
-        return Message(
-            r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), content, body.get("problem"), r[6]
-        )
-
     def get(self, conversation_id: str, seq: int) -> Message | None:
-        self.flush()
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
-            (conversation_id, seq),
+        pending = self._buffer.get((conversation_id, seq))
+        if pending is not None:
+            m, _, index, envelope = pending
+            return _message(conversation_id, _entry(m, index, envelope))
+        merged = self._merged(
+            "conversation_id = ? AND last_seq >= ? AND first_seq <= ?",
+            (conversation_id, seq, seq),
         )
-        return self._row(rows[0]) if rows else None
+        found = merged.get((conversation_id, seq))
+        return None if found is None else _message(conversation_id, found[1])
 
     def history(self, conversation_id: str, after: int = 0, limit: int = 1000) -> list[Message]:
-        self.flush()
-        rows = self.store.query(
-            f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (conversation_id, after, limit),
-        )
-        return [self._row(r) for r in rows]
+        return self._conversation(conversation_id, after)[:limit]
 
     def waiting(self, session_id: str) -> list[tuple[dict[str, Any], Message]]:
         """Messages of ``session_id`` not decrypted yet (waiting or withheld), in wire form."""
-        self.flush()
-        rows = self.store.query(
-            f"SELECT {_COLUMNS}, envelope FROM messages WHERE session_id = ? AND state IN (?, ?)",
-            (session_id, MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value),
-        )
+        candidates = [
+            key
+            for key, (s, e) in self._merged("session_id = ?", (session_id,)).items()
+            if s == session_id and e[_STATE] in _NOT_DECRYPTED
+        ]
         out = []
-        for r in rows:
-            m = self._row(r)
+        for conv, seq in candidates:
+            # A newer page of another session may hold the same message: ask for the newest.
+            merged = self._merged(
+                "conversation_id = ? AND last_seq >= ? AND first_seq <= ?", (conv, seq, seq)
+            )
+            s, e = merged[(conv, seq)]
+            if s != session_id or e[_STATE] not in _NOT_DECRYPTED:
+                continue
+            m = _message(conv, e)
             raw = {
-                "conversation_id": m.conversation_id,
-                "seq": m.seq,
+                "conversation_id": conv,
+                "seq": seq,
                 "sender": m.sender,
                 "sender_device": m.sender_device,
                 "sent_at": m.sent_at,
-                "envelope": orjson.loads(r[8]),
+                "envelope": orjson.loads(e[_ENVELOPE]),
             }
             out.append((raw, m))
         return out
 
     def count_from(self, conversation_id: str, after: int, sender: str) -> int:
         """Cached messages after ``after`` sent by ``sender``."""
-        self.flush()
-        rows = self.store.query(
-            "SELECT count(*) FROM messages WHERE conversation_id = ? AND seq > ? AND sender = ?",
-            (conversation_id, after, sender),
+        return sum(1 for m in self._conversation(conversation_id, after) if m.sender == sender)
+
+
+def _entry(m: Message, index: int | None, envelope: dict[str, Any] | str) -> list[Any]:
+    if m.state is MessageState.DECRYPTED:
+        env = None
+    else:
+        env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
+    content = None if m.content is None else content_mod.to_json(m.content)
+    return [m.seq, m.sender, m.sender_device, m.sent_at, index, m.state, m.code, m.problem,
+            content, env]  # fmt: skip
+
+
+def _message(conversation_id: str, e: list[Any]) -> Message:
+    content = None
+    if e[_CONTENT] is not None:
+        try:
+            content = content_mod.from_json(e[_CONTENT])
+        except UnsupportedContent:
+            content = None
+    return Message(
+        conversation_id,
+        e[_SEQ],
+        e[_SENDER],
+        e[_DEVICE],
+        e[_SENT_AT],
+        MessageState(e[_STATE]),
+        content,
+        e[_PROBLEM],
+        e[_CODE],
+    )
+
+
+# -- stores of format 1 ---------------------------------------------------------------------
+
+
+def _legacy_aad(conversation_id: str, seq: int) -> bytes:
+    return f"msg:{conversation_id}:{seq}".encode()
+
+
+def _legacy_rows(store: DeviceStore) -> Iterable[tuple[Message, str, int | None, str]]:
+    rows = store.query(
+        "SELECT conversation_id, seq, sender, sender_device, sent_at, state, code, sealed, "
+        "session_id, message_index, envelope FROM messages ORDER BY conversation_id, seq"
+    )
+    for r in rows:
+        body = orjson.loads(store.unseal(bytes(r[7]), _legacy_aad(r[0], r[1])))
+        content = None
+        if "content" in body:
+            try:
+                content = content_mod.from_json(body["content"])
+            except UnsupportedContent:
+                content = None
+        m = Message(
+            r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), content, body.get("problem"), r[6]
         )
-        return int(rows[0][0])
+        yield m, r[8], r[9], r[10]
+
+
+def _upgrade(cache: MessageCache) -> None:
+    """Move a format-1 store's message rows into pages, in one transaction."""
+    store = cache.store
+    with store.transaction():
+        if store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'"):
+            for m, session_id, index, envelope in _legacy_rows(store):
+                cache.put(m, session_id, index, envelope)
+            cache.flush()
+            store.write("DROP TABLE messages")
+        store.set_format(FORMAT)

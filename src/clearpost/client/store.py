@@ -39,7 +39,9 @@ from argon2.low_level import Type, hash_secret_raw
 from clearpost.client._seal import SealBroken, Sealer
 from clearpost.client.errors import StoreError, WrongPassphrase
 
-FORMAT = 1
+FORMAT = 2
+"""Format 2 keeps decrypted messages in sealed pages (``cache``); format 1 stores, with one
+sealed row per message, still open and are moved to pages by the cache."""
 _VERIFIER = b"clearpost device store v1"
 
 _SCHEMA = """
@@ -55,12 +57,12 @@ CREATE TABLE IF NOT EXISTS inbound_groups (
     session_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, origin_user TEXT NOT NULL,
     origin_device TEXT NOT NULL, origin_curve TEXT NOT NULL, origin_ed25519 TEXT NOT NULL,
     forwarded_by TEXT, first_index INTEGER NOT NULL, members TEXT NOT NULL, pickle TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
-    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
-    sender_device TEXT NOT NULL, sent_at INTEGER NOT NULL, session_id TEXT NOT NULL,
-    message_index INTEGER, state TEXT NOT NULL, code TEXT, sealed BLOB NOT NULL,
-    envelope TEXT NOT NULL, PRIMARY KEY (conversation_id, seq));
-CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session_id, message_index);
+CREATE TABLE IF NOT EXISTS message_pages (
+    page INTEGER PRIMARY KEY, conversation_id TEXT NOT NULL, session_id TEXT NOT NULL,
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, sealed BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS message_pages_by_conversation
+    ON message_pages (conversation_id, last_seq);
+CREATE INDEX IF NOT EXISTS message_pages_by_session ON message_pages (session_id);
 CREATE TABLE IF NOT EXISTS devices (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, curve25519 TEXT, ed25519 TEXT,
     display_name TEXT, status TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,
@@ -118,6 +120,8 @@ class DeviceStore:
         self._sealer = Sealer(master[32:64], master[64:96])
         self._in_txn = False
         self._seqs: dict[str, tuple[int, int]] = {}  # conversation -> (last seq, read seq)
+        self.format = FORMAT
+        """The file's format; older ones are brought up to ``FORMAT`` by their readers."""
 
     # -- opening --------------------------------------------------------------------------
 
@@ -134,9 +138,7 @@ class DeviceStore:
         conn = _connect(path)
         store = cls(path, conn, master)
         with store.transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    store._exec(statement)
+            store._create_tables()
             params = {
                 "salt": base64.b64encode(salt).decode(),
                 "time_cost": kdf.time_cost,
@@ -178,13 +180,12 @@ class DeviceStore:
             raise StoreError(
                 f"{path} is not a Clearpost device store", code="store_corrupt"
             ) from exc
-        if (
-            set(rows) != {"format", "kdf", "verifier"}
-            or bytes(rows["format"]) != str(FORMAT).encode()
-        ):
+        known = {str(f).encode(): f for f in range(1, FORMAT + 1)}
+        if set(rows) != {"format", "kdf", "verifier"} or bytes(rows["format"]) not in known:
             conn.close()
             raise StoreError(
-                f"{path} is not a Clearpost device store of format {FORMAT}", code="store_corrupt"
+                f"{path} is not a Clearpost device store of format 1 to {FORMAT}",
+                code="store_corrupt",
             )
         params = orjson.loads(rows["kdf"])
         kdf = KdfParams(
@@ -199,7 +200,20 @@ class DeviceStore:
         if not ok:
             conn.close()
             raise WrongPassphrase("wrong passphrase for this device store")
+        store.format = known[bytes(rows["format"])]
+        if store.format < FORMAT:
+            with store.transaction():
+                store._create_tables()  # the newer tables; the cache moves the old rows
         return store
+
+    def _create_tables(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._exec(statement)
+
+    def set_format(self, version: int) -> None:
+        self.set_meta("format", str(version).encode())
+        self.format = version
 
     @property
     def crashed(self) -> bool:

@@ -1,0 +1,199 @@
+"""The decrypted-message cache: sealed pages, newest write wins, replay map kept, format 1
+stores moved into pages."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from clearpost.client import DeviceStore, KdfParams, WrongPassphrase
+from clearpost.client.cache import MessageCache
+from clearpost.client.content import ShareCard, Text
+from clearpost.client.model import Message, MessageState
+from clearpost.client.store import FORMAT
+
+FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
+PASS = "right passphrase"
+ENVELOPE = {"algorithm": "megolm.v1", "session_id": "S1", "ciphertext": "AwgA"}
+
+
+def decrypted(seq: int, body: str, conv: str = "!c1", sender: str = "@bob") -> Message:
+    return Message(conv, seq, sender, "BOBDEV", 1000 + seq, MessageState.DECRYPTED, Text(body))
+
+
+def waiting(seq: int, conv: str = "!c1") -> Message:
+    return Message(
+        conv, seq, "@bob", "BOBDEV", 1000 + seq, MessageState.WAITING_FOR_KEY, None,
+        "waiting for the key from @bob's device BOBDEV", "waiting_for_key",
+    )  # fmt: skip
+
+
+def reopen(path: Path) -> tuple[DeviceStore, MessageCache]:
+    store = DeviceStore.open(path, PASS)
+    return store, MessageCache(store)
+
+
+def commit(store: DeviceStore, cache: MessageCache) -> None:
+    """As ``Crypto.commit`` does: the cache writes its pages, then the store commits."""
+    cache.flush()
+    store.commit()
+
+
+def close(store: DeviceStore, cache: MessageCache) -> None:
+    cache.flush()
+    store.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    DeviceStore.create(tmp_path / "d.store", PASS, FAST).close()
+    return tmp_path / "d.store"
+
+
+def test_messages_read_back_in_order_from_pages_and_buffer(path: Path) -> None:
+    store, cache = reopen(path)
+    cache.put(decrypted(2, "two"), "S1", 1, {})
+    cache.put(decrypted(1, "one"), "S1", 0, {})
+    commit(store, cache)  # page 1: seqs 2 and 1
+    cache.put(decrypted(3, "three", sender="@alice"), "S2", 0, {})  # still buffered
+    cache.put(decrypted(1, "other conversation", conv="!c2"), "S3", 0, {})
+    assert [m.text for m in cache.history("!c1")] == ["one", "two", "three"]
+    assert [m.seq for m in cache.history("!c1", after=1, limit=1)] == [2]
+    assert cache.get("!c1", 3) == decrypted(3, "three", sender="@alice")
+    assert cache.get("!c1", 2) == decrypted(2, "two")
+    assert cache.get("!c1", 9) is None
+    assert cache.count_from("!c1", 0, "@alice") == 1
+    assert cache.count_from("!c1", 1, "@bob") == 1
+    close(store, cache)
+    store, cache = reopen(path)
+    assert [m.text for m in cache.history("!c1")] == ["one", "two", "three"]
+    assert [m.text for m in cache.history("!c2")] == ["other conversation"]
+    assert store.query("SELECT count(*) FROM message_pages")[0][0] == 3  # (conv, session) pairs
+    store.close()
+
+
+def test_a_newer_write_wins_and_waiting_messages_keep_their_envelope(path: Path) -> None:
+    store, cache = reopen(path)
+    cache.put(waiting(1), "S1", None, ENVELOPE)
+    cache.put(waiting(2), "S1", None, orjson.dumps(ENVELOPE).decode())
+    commit(store, cache)
+    assert [(raw["seq"], raw["envelope"]) for raw, _ in cache.waiting("S1")] == [
+        (1, ENVELOPE),
+        (2, ENVELOPE),
+    ]
+    cache.put(decrypted(1, "now readable"), "S1", 0, {})  # the key arrived
+    commit(store, cache)
+    close(store, cache)
+    store, cache = reopen(path)
+    assert [m.state for m in cache.history("!c1")] == [
+        MessageState.DECRYPTED,
+        MessageState.WAITING_FOR_KEY,
+    ]
+    assert [raw["seq"] for raw, _ in cache.waiting("S1")] == [2]
+    assert cache.history("!c1")[1].problem == "waiting for the key from @bob's device BOBDEV"
+    # The same message stored later under another session: the older session no longer has it.
+    cache.put(decrypted(2, "from elsewhere"), "S9", 4, {})
+    commit(store, cache)
+    assert cache.waiting("S1") == []
+    store.close()
+
+
+def test_the_replay_map_survives_a_restart(path: Path) -> None:
+    store, cache = reopen(path)
+    cache.put(decrypted(1, "one"), "S1", 0, {})
+    cache.put(decrypted(2, "two"), "S1", 1, {})
+    assert cache.seen("S1", 1) == ("!c1", 2)  # before any write
+    close(store, cache)
+    store, cache = reopen(path)
+    assert cache.seen("S1", 0) == ("!c1", 1)
+    assert cache.seen("S1", 1) == ("!c1", 2)
+    assert cache.seen("S1", 2) is None and cache.seen("S2", 0) is None
+    store.close()
+
+
+def test_share_cards_and_unknown_content_read_back(path: Path) -> None:
+    store, cache = reopen(path)
+    card = ShareCard("A film", "https://example.org/f", None, "Streamer")
+    cache.put(Message("!c1", 1, "@bob", "D", 0, MessageState.DECRYPTED, card), "S1", 0, {})
+    commit(store, cache)
+    assert cache.get("!c1", 1) == Message("!c1", 1, "@bob", "D", 0, MessageState.DECRYPTED, card)
+    store.close()
+
+
+def test_pages_are_sealed_and_bound_to_their_place(path: Path) -> None:
+    store, cache = reopen(path)
+    cache.put(decrypted(1, "a secret sentence"), "S1", 0, {})
+    cache.put(decrypted(1, "another secret", conv="!c2"), "S2", 0, {})
+    close(store, cache)
+    assert b"secret" not in path.read_bytes()
+    conn = sqlite3.connect(path)
+    [_, b] = [bytes(r[0]) for r in conn.execute("SELECT sealed FROM message_pages ORDER BY page")]
+    conn.execute("UPDATE message_pages SET sealed = ? WHERE conversation_id = '!c1'", (b,))
+    conn.commit()
+    conn.close()
+    store, cache = reopen(path)
+    with pytest.raises(WrongPassphrase):
+        cache.history("!c1")
+    assert [m.text for m in cache.history("!c2")] == ["another secret"]
+    store.close()
+
+
+# -- format 1 ---------------------------------------------------------------------------------
+
+_LEGACY_TABLE = """CREATE TABLE messages (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
+    sender_device TEXT NOT NULL, sent_at INTEGER NOT NULL, session_id TEXT NOT NULL,
+    message_index INTEGER, state TEXT NOT NULL, code TEXT, sealed BLOB NOT NULL,
+    envelope TEXT NOT NULL, PRIMARY KEY (conversation_id, seq))"""
+
+
+def make_format_1(path: Path) -> None:
+    """A store as format 1 wrote it: one sealed row per message, no pages table."""
+    store = DeviceStore.create(path, PASS, FAST)
+    with store.transaction():
+        store.write("DROP TABLE message_pages")
+        store.write(_LEGACY_TABLE)
+        rows = [
+            ("!c1", 1, "@bob", "BOBDEV", 5, "S1", 0, "decrypted", None,
+             {"problem": None, "content": {"type": "text", "body": "old words"}}, ""),
+            ("!c1", 2, "@bob", "BOBDEV", 6, "S1", None, "waiting_for_key", "waiting_for_key",
+             {"problem": "waiting for the key"}, orjson.dumps(ENVELOPE).decode()),
+        ]  # fmt: skip
+        for r in rows:
+            sealed = store.seal(orjson.dumps(r[9]), f"msg:{r[0]}:{r[1]}".encode())
+            store.write(
+                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*r[:9], sealed, r[10]),
+            )
+        store.set_format(1)
+    store.close()
+
+
+def test_a_format_1_store_is_moved_into_pages(tmp_path: Path) -> None:
+    path = tmp_path / "old.store"
+    make_format_1(path)
+    store, cache = reopen(path)
+    assert store.format == FORMAT == 2
+    assert [m.text for m in cache.history("!c1")] == ["old words", "(waiting for the key)"]
+    assert cache.seen("S1", 0) == ("!c1", 1)
+    assert [(raw["seq"], raw["envelope"]) for raw, _ in cache.waiting("S1")] == [(2, ENVELOPE)]
+    tables = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "messages" not in tables and "message_pages" in tables
+    close(store, cache)
+    store, cache = reopen(path)
+    assert store.format == 2
+    assert [m.seq for m in cache.history("!c1")] == [1, 2]
+    store.close()
+
+
+def test_a_newer_format_is_refused(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (str(FORMAT + 1).encode(),))
+    conn.commit()
+    conn.close()
+    with pytest.raises(Exception) as caught:
+        DeviceStore.open(path, PASS)
+    assert getattr(caught.value, "code", None) == "store_corrupt"
