@@ -108,15 +108,22 @@ class Crypto:
         self, conversation_id: str, content: content_mod.Content
     ) -> tuple[dict[str, Any], str, int]:
         """(megolm.v1 envelope, session id, message index), the key shared beforehand."""
-        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock:
-            out = self._still_ready(conversation_id) or await self._ready_outbound(conversation_id)
-            started = time.perf_counter()
-            ciphertext, index = self.groups.encrypt(
-                out, content_mod.encode(conversation_id, content)
-            )
-            self.stats.crypto += time.perf_counter() - started
-            self.stats.messages_encrypted += 1
+        plaintext = content_mod.encode(conversation_id, content)
+        lock = self._locks.get(conversation_id)
+        # The fast path takes no lock: with no await between the check and the encryption,
+        # nothing else can run in between. Only while a send is getting its session ready
+        # (and may await the network) do the others wait for the lock.
+        out = None if lock is not None and lock.locked() else self._still_ready(conversation_id)
+        if out is None:
+            if lock is None:
+                lock = self._locks[conversation_id] = asyncio.Lock()
+            async with lock:
+                out = self._still_ready(conversation_id) or await self._ready_outbound(
+                    conversation_id
+                )
+                ciphertext, index = self._encrypt(out, plaintext)
+        else:
+            ciphertext, index = self._encrypt(out, plaintext)
         envelope = {
             "algorithm": MEGOLM_V1,
             "sender_key": self.olm.curve25519,
@@ -125,6 +132,13 @@ class Crypto:
             "ciphertext": ciphertext,
         }
         return envelope, out.session_id, index
+
+    def _encrypt(self, out: Outbound, plaintext: bytes) -> tuple[str, int]:
+        started = time.perf_counter()
+        ciphertext, index = self.groups.encrypt(out, plaintext)
+        self.stats.crypto += time.perf_counter() - started
+        self.stats.messages_encrypted += 1
+        return ciphertext, index
 
     def _still_ready(self, conversation_id: str) -> Outbound | None:
         """The outbound session, if nothing that could require rotating or sharing it has
