@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from clearpost.client import content as content_mod
+from clearpost.client.content import Text
 from clearpost.client.errors import UnsupportedContent
 from clearpost.client.model import Message, MessageState
 from clearpost.client.store import FORMAT, DeviceStore
@@ -62,9 +63,13 @@ class MessageCache:
     ) -> None:
         """Insert or update one message; ``index`` only for a decrypted one. It is written
         at the next commit; the replay map is updated at once."""
-        self._buffer[(m.conversation_id, m.seq)] = (m, session_id, index, envelope)
+        key = (m.conversation_id, m.seq)
+        self._buffer[key] = (m, session_id, index, envelope)
         if index is not None:
-            self._seen_for(session_id)[index] = (m.conversation_id, m.seq)
+            seen = self._seen.get(session_id)
+            if seen is None:
+                seen = self._seen_for(session_id)
+            seen[index] = key
 
     def flush(self) -> None:
         """Write the buffer as pages (inside the store's current transaction)."""
@@ -131,6 +136,10 @@ class MessageCache:
             }
         return seen
 
+    def new_session(self, session_id: str) -> None:
+        """``session_id`` was just created or first imported: no message has used it yet."""
+        self._seen.setdefault(session_id, {})
+
     def seen(self, session_id: str, index: int) -> Key | None:
         """Which message (conversation, seq) already used this session's ``index``."""
         return self._seen_for(session_id).get(index)
@@ -188,16 +197,22 @@ def _entry(m: Message, index: int | None, envelope: dict[str, Any] | str) -> lis
         env = None
     else:
         env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
-    content = None if m.content is None else content_mod.to_json(m.content)
+    c = m.content
+    # A text message's content is its body alone (the common case, kept small); other
+    # content is its JSON form with its type.
+    content = c.body if type(c) is Text else None if c is None else content_mod.to_json(c)
     return [m.seq, m.sender, m.sender_device, m.sent_at, index, m.state, m.code, m.problem,
             content, env]  # fmt: skip
 
 
 def _message(conversation_id: str, e: list[Any]) -> Message:
-    content = None
-    if e[_CONTENT] is not None:
+    stored = e[_CONTENT]
+    content: content_mod.Content | None = None
+    if isinstance(stored, str):
+        content = Text(stored)
+    elif stored is not None:
         try:
-            content = content_mod.from_json(e[_CONTENT])
+            content = content_mod.from_json(stored)
         except UnsupportedContent:
             content = None
     return Message(

@@ -344,7 +344,7 @@ class Client:
         while True:
             page = await self.transport.messages(conversation_id, after, min(limit, HISTORY_PAGE))
             for raw in page["messages"]:
-                msg, _ = await self.crypto.receive(raw)
+                msg, _ = self.crypto.receive(raw)
                 out.append(msg)
             if page.get("next_after") is None or not page["messages"]:
                 break
@@ -358,7 +358,7 @@ class Client:
 
     async def decrypt(self, raw: dict[str, Any]) -> Message:
         """Decrypt one wire message obtained elsewhere (as returned by the messages API)."""
-        msg, _ = await self.crypto.receive(raw)
+        msg, _ = self.crypto.receive(raw)
         with contextlib.suppress(ClientError):
             await self.crypto.keys.send_requests()
         self.crypto.commit()

@@ -174,6 +174,7 @@ class Crypto:
                 out = None
         if out is None:
             out = self.groups.new_outbound(conversation_id, members, now, self.origin)
+            self.cache.new_session(out.session_id)
         missing = [
             dev
             for key, dev in targets.items()
@@ -222,7 +223,6 @@ class Crypto:
         sent_at: int,
         conversation_id: str,
     ) -> Message:
-        started = time.perf_counter()
         msg = Message(
             conversation_id,
             seq,
@@ -234,15 +234,12 @@ class Crypto:
         )
         self.cache.put(msg, session_id, index, envelope)
         self.store.mark_read(conversation_id, seq)
-        self.stats.store += time.perf_counter() - started
         self.maybe_commit()
         return msg
 
     # -- receiving: messages --------------------------------------------------------------
 
-    async def receive(
-        self, raw: dict[str, Any], *, known_new: bool = False
-    ) -> tuple[Message, bool]:
+    def receive(self, raw: dict[str, Any], *, known_new: bool = False) -> tuple[Message, bool]:
         """Decrypt one wire message (from sync or history), through the cache.
 
         Returns (message, changed): ``changed`` is False when the cache already had it in
@@ -251,23 +248,24 @@ class Crypto:
         cached = None if known_new else self.cache.get(conv, seq)
         if cached is not None and cached.state is MessageState.DECRYPTED:
             return cached, False
-        msg, session_id, index = self.decrypt(raw)
+        msg, session_id, index = decrypt_message(
+            raw, conv, seq, self.groups, self.cache, self.stats
+        )
         if cached is not None and (
             (cached.state, cached.code) == (msg.state, msg.code)
             or (cached.state is MessageState.WITHHELD and msg.state is MessageState.WAITING_FOR_KEY)
         ):
             return cached, False
-        started = time.perf_counter()
         self.cache.put(msg, session_id, index, raw.get("envelope") or {})
         self.store.bump_last_seq(conv, seq)
-        self.stats.store += time.perf_counter() - started
         if msg.state is MessageState.WAITING_FOR_KEY:
             self.keys.want(raw, msg)
         return msg, True
 
     def decrypt(self, raw: dict[str, Any]) -> tuple[Message, str, int | None]:
         """Decrypt a wire message without touching the cache (see ``decrypt_message``)."""
-        return decrypt_message(raw, self.groups, self.cache, self.stats)
+        conv, seq = str(raw["conversation_id"]), int(raw["seq"])
+        return decrypt_message(raw, conv, seq, self.groups, self.cache, self.stats)
 
     async def retry_session(self, session_id: str) -> list[Event]:
         """Re-decrypt the messages that were waiting for ``session_id``."""

@@ -35,9 +35,15 @@ def _waiting(sender: str, device: str) -> _Reject:
 
 
 def decrypt_message(
-    raw: dict[str, Any], groups: GroupSessions, cache: MessageCache, stats: Stats
+    raw: dict[str, Any],
+    conv: str,
+    seq: int,
+    groups: GroupSessions,
+    cache: MessageCache,
+    stats: Stats,
 ) -> tuple[Message, str, int | None]:
-    """(message, session id, message index if decrypted) for one wire message.
+    """(message, session id, message index if decrypted) for ``raw``, the wire message
+    ``seq`` of conversation ``conv``.
 
     Steps:
     1. The envelope is megolm.v1 and its ``device_id`` is the device the server says sent it.
@@ -49,7 +55,6 @@ def decrypt_message(
     5. The (session, index) pair was not used by another message -- else FAILED (replay).
     6. The content is a version and type we know, for this conversation.
     """
-    conv, seq = str(raw["conversation_id"]), int(raw["seq"])
     sender, device = str(raw["sender"]), str(raw["sender_device"])
     env = raw.get("envelope")
     session_id = ""
@@ -59,13 +64,24 @@ def decrypt_message(
             raise _Reject(
                 MessageState.FAILED, "this message is not an encrypted envelope", "invalid_envelope"
             )
-        for name in _FIELDS:
-            if not isinstance(env.get(name), str):
-                raise _Reject(
-                    MessageState.FAILED, f"the envelope has no valid {name!r}", "invalid_envelope"
-                )
-        session_id = env["session_id"]
-        if env["device_id"] != device:
+        sender_key, session_id, device_id, ciphertext = (
+            env.get("sender_key"),
+            env.get("session_id"),
+            env.get("device_id"),
+            env.get("ciphertext"),
+        )
+        if not (
+            isinstance(sender_key, str)
+            and isinstance(session_id, str)
+            and isinstance(device_id, str)
+            and isinstance(ciphertext, str)
+        ):
+            session_id = ""
+            name = next(n for n in _FIELDS if not isinstance(env.get(n), str))
+            raise _Reject(
+                MessageState.FAILED, f"the envelope has no valid {name!r}", "invalid_envelope"
+            )
+        if device_id != device:
             raise _Reject(
                 MessageState.FAILED,
                 "the envelope names a different device than the one that sent it",
@@ -73,7 +89,7 @@ def decrypt_message(
             )
         started = time.perf_counter()
         try:
-            megolm = vodozemac.MegolmMessage.from_base64(env["ciphertext"])
+            megolm = vodozemac.MegolmMessage.from_base64(ciphertext)
         except (vodozemac.DecodeException, ValueError):
             raise _Reject(
                 MessageState.FAILED, "the ciphertext does not parse", "tampered"
@@ -84,11 +100,11 @@ def decrypt_message(
             raise _waiting(sender, device)
         # 3.
         o = inbound.origin
-        if (inbound.conversation_id, o.user_id, o.device_id, o.curve25519) != (
-            conv,
-            sender,
-            device,
-            env["sender_key"],
+        if (
+            inbound.conversation_id != conv
+            or o.user_id != sender
+            or o.device_id != device
+            or o.curve25519 != sender_key
         ):
             raise _Reject(
                 MessageState.FAILED,

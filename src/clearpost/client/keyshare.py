@@ -168,6 +168,8 @@ class KeyShare:
         c.groups.save_inbound(
             Inbound(session, key.conversation_id, key.origin, forwarded_by, key.members)
         )
+        if existing is None:  # inbound sessions are never deleted: nothing decrypted with it yet
+            c.cache.new_session(key.session_id)
         c.store.write("DELETE FROM key_requests WHERE session_id = ?", (key.session_id,))
         self._wanted.pop(key.session_id, None)
         return await c.retry_session(key.session_id)

@@ -76,7 +76,7 @@ class Syncer:
         events += await c.receive_to_device(list(data.get("to_device", [])))
         # 3.
         for raw in data.get("messages", []):
-            msg, changed = await c.receive(raw, known_new=raw.get("sender_device") != c.device_id)
+            msg, changed = c.receive(raw, known_new=raw.get("sender_device") != c.device_id)
             if changed:
                 events.append(MessageEvent(msg))
         # 4.
