@@ -64,7 +64,7 @@ def decrypt_message(
             raise _Reject(
                 MessageState.FAILED, "this message is not an encrypted envelope", "invalid_envelope"
             )
-        sender_key, session_id, device_id, ciphertext = (
+        sender_key, sid, device_id, ciphertext = (
             env.get("sender_key"),
             env.get("session_id"),
             env.get("device_id"),
@@ -72,15 +72,15 @@ def decrypt_message(
         )
         if not (
             isinstance(sender_key, str)
-            and isinstance(session_id, str)
+            and isinstance(sid, str)
             and isinstance(device_id, str)
             and isinstance(ciphertext, str)
         ):
-            session_id = ""
             name = next(n for n in _FIELDS if not isinstance(env.get(n), str))
             raise _Reject(
                 MessageState.FAILED, f"the envelope has no valid {name!r}", "invalid_envelope"
             )
+        session_id = sid
         if device_id != device:
             raise _Reject(
                 MessageState.FAILED,
