@@ -77,10 +77,12 @@ class MessageCache:
             return
         pending, self._buffer = self._buffer, {}
         pages: dict[tuple[str, str], list[list[Any]]] = {}
+        entries: list[list[Any]] = []
+        last = None
         for m, session_id, index, envelope in pending.values():
-            entries = pages.get((m.conversation_id, session_id))
-            if entries is None:
-                entries = pages[(m.conversation_id, session_id)] = []
+            if (m.conversation_id, session_id) != last:  # runs of one page are the rule
+                last = (m.conversation_id, session_id)
+                entries = pages.setdefault(last, [])
             entries.append(_entry(m, index, envelope))
         if not self._next_page:
             rows = self.store.query("SELECT coalesce(max(page), 0) FROM message_pages")

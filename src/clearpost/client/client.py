@@ -175,7 +175,7 @@ class Client:
 
     async def close(self) -> None:
         """Save everything and release the store. The HTTP client stays open."""
-        self.crypto.commit()
+        self.crypto.commit(closing=True)
         self.store.close()
 
     async def logout(self) -> None:

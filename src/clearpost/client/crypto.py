@@ -69,10 +69,13 @@ class Crypto:
     def origin(self) -> control.Origin:
         return control.Origin(self.user_id, self.device_id, self.olm.curve25519, self.olm.ed25519)
 
-    def commit(self) -> None:
+    def commit(self, *, closing: bool = False) -> None:
+        """Write what is buffered and commit; ``closing`` also saves the outbound ratchets
+        (only a clean close keeps them: see ``megolm``)."""
         started = time.perf_counter()
         self.cache.flush()
-        self.groups.flush()
+        if closing:
+            self.groups.flush()
         self.olm.flush()  # commits the store
         self._last_commit = time.monotonic()
         self.stats.store += time.perf_counter() - started

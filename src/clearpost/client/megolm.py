@@ -5,10 +5,11 @@ was shared with disappears, after ``ROTATE_AFTER_MESSAGES`` messages or after
 ``ROTATE_AFTER_MS``. Every outbound session also becomes an inbound session of our own
 (so we read our own messages and can answer key requests for them).
 
-Durability: outbound ratchets are saved when the store commits, not after each message
-(a commit per message would cost more than the encryption). If the process dies before a
-clean close, the next open discards every outbound session, so a message index is never
-reused; the new sessions are shared again before use.
+Durability: an outbound session is saved when it is created or shared, and its ratchet
+again at a clean close -- not after each message, nor at each commit. If the process dies
+before a clean close, the next open discards every outbound session, so a message index is
+never reused; the new sessions are shared again before use. (A ratchet saved at an
+ordinary commit would be discarded after a crash all the same.)
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ class Outbound:
     members: frozenset[str]
     shared_with: set[DeviceKey] = field(default_factory=set)
     dirty: bool = True
+    session_id: str = field(init=False)
+    """The session's id, read once (vodozemac computes it on each access)."""
 
-    @property
-    def session_id(self) -> str:
-        return self.session.session_id
+    def __post_init__(self) -> None:
+        self.session_id = self.session.session_id
 
 
 @dataclass(slots=True)
@@ -133,7 +135,7 @@ class GroupSessions:
         out.dirty = False
 
     def flush(self) -> None:
-        """Save outbound ratchets that moved (called before each commit)."""
+        """Save outbound ratchets that moved (called at a clean close)."""
         for out in self._outbound.values():
             if out is not None and out.dirty:
                 self.save_outbound(out)

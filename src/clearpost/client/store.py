@@ -372,11 +372,12 @@ class DeviceStore:
     def mark_read(self, conversation_id: str, seq: int) -> None:
         """Everything up to ``seq`` was shown (written at the next commit or read)."""
         last, read = self._seqs.get(conversation_id, (0, 0))
-        self._seqs[conversation_id] = (max(last, seq), max(read, seq))
+        self._seqs[conversation_id] = (seq if seq > last else last, seq if seq > read else read)
 
     def bump_last_seq(self, conversation_id: str, seq: int) -> None:
         last, read = self._seqs.get(conversation_id, (0, 0))
-        self._seqs[conversation_id] = (max(last, seq), read)
+        if seq > last:
+            self._seqs[conversation_id] = (seq, read)
 
     def _flush_seqs(self) -> None:
         if self._seqs:

@@ -197,6 +197,33 @@ async def test_after_a_crash_outbound_sessions_are_never_reused(
     await bob.close()
 
 
+async def test_after_a_clean_close_the_outbound_session_continues(
+    app_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    alice, bob = (
+        await register(app_client, tmp_path, "alice"),
+        await register(app_client, tmp_path, "bob"),
+    )
+    conv = await alice.direct("@bob")
+    first = await alice.send(conv, "one")
+    await alice.send(conv, "two")
+    alice.crypto.commit()  # an ordinary commit does not save the ratchet; the close does
+    await alice.close()
+    alice = await Client.open(
+        app_client, store_path=tmp_path / "alice.store", passphrase="alice pass"
+    )
+    third = await alice.send(conv, "three")
+    assert third.session_id == first.session_id  # the saved ratchet: index 2, not 0 again
+    history = await bob.history(conv)
+    assert [(m.text, m.state) for m in history] == [
+        ("one", MessageState.DECRYPTED),
+        ("two", MessageState.DECRYPTED),
+        ("three", MessageState.DECRYPTED),
+    ]
+    await alice.close()
+    await bob.close()
+
+
 async def test_listen_by_long_poll_delivers_live(
     app_client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
