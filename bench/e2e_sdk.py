@@ -166,17 +166,18 @@ async def sdk_round(
     assert outbound is not None
     count = ROTATE_AFTER_MESSAGES - outbound.session.message_index
     contents = [Text(body(i, size)) for i in range(count)]  # as raw_round prepares its plaintexts
+    sender, sender_device = alice.user_id, alice.device_id
     store0 = alice.stats.store + bob.stats.store
     crypto0 = alice.stats.crypto + bob.stats.crypto
     started = time.perf_counter()
     for i, content in enumerate(contents):
         envelope, session, index = await alice_c.encrypt(conv, content)
         alice_c.record_sent(envelope, session, index, content, seq + i, 0, conv)
-        raw = {
+        raw = {  # as the server delivers it
             "conversation_id": conv,
             "seq": seq + i,
-            "sender": alice.user_id,
-            "sender_device": alice.device_id,
+            "sender": sender,
+            "sender_device": sender_device,
             "sent_at": 0,
             "envelope": envelope,
         }
