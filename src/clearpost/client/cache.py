@@ -14,6 +14,13 @@ problem) and, while it is not decrypted, its original envelope (already cipherte
 it can be decrypted when its key arrives. The (session, message index) of each decrypted
 message is kept too: that is what replay protection checks against.
 
+A page's plaintext is JSON: ``[[sender, device], [entry, ...]]``. A decrypted message from
+the page's sender device -- nearly all of them, as a session has one sender -- is the
+short entry ``[seq, sent_at, index, content]``; any other is the full entry ``[seq,
+sender, device, sent_at, index, state, code, problem, content, envelope]``. Content is a
+text message's body, or the JSON form of other content. Fewer bytes per message make the
+commit cheaper: most of its cost is writing (and later checkpointing) the page.
+
 Stores of format 1 kept one sealed row per message in a ``messages`` table; they are
 moved into pages (and the table dropped) the first time a cache opens them.
 """
@@ -38,6 +45,7 @@ _Pending = tuple[Message, str, int | None, "dict[str, Any] | str"]
 """(message, session id, message index if decrypted, envelope)."""
 
 _NOT_DECRYPTED = (MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value)
+_DECRYPTED = MessageState.DECRYPTED
 
 # Entry fields inside a page, in order.
 _SEQ, _SENDER, _DEVICE, _SENT_AT, _INDEX, _STATE, _CODE, _PROBLEM, _CONTENT, _ENVELOPE = range(10)
@@ -76,23 +84,31 @@ class MessageCache:
         if not self._buffer:
             return
         pending, self._buffer = self._buffer, {}
-        pages: dict[tuple[str, str], list[list[Any]]] = {}
-        entries: list[list[Any]] = []
+        pages: dict[tuple[str, str], tuple[tuple[str, str], list[int], list[list[Any]]]] = {}
+        page: tuple[tuple[str, str], list[int], list[list[Any]]] = (("", ""), [], [])
         last = None
         for m, session_id, index, envelope in pending.values():
             if (m.conversation_id, session_id) != last:  # runs of one page are the rule
                 last = (m.conversation_id, session_id)
-                entries = pages.setdefault(last, [])
-            entries.append(_entry(m, index, envelope))
+                page = pages.setdefault(last, ((m.sender, m.sender_device), [], []))
+            (sender, device), seqs, entries = page
+            seqs.append(m.seq)
+            c = m.content
+            if m.state is _DECRYPTED and m.sender == sender and m.sender_device == device:
+                # the short entry; a text message's content is its body alone
+                content = None if c is None else _content(c)
+                entries.append([m.seq, m.sent_at, index, content])
+            else:
+                entries.append(_entry(m, index, envelope))
         if not self._next_page:
             rows = self.store.query("SELECT coalesce(max(page), 0) FROM message_pages")
             self._next_page = int(rows[0][0]) + 1
         out = []
-        for (conv, session_id), entries in pages.items():
-            page, self._next_page = self._next_page, self._next_page + 1
-            seqs = [e[_SEQ] for e in entries]
-            sealed = self.store.seal(orjson.dumps(entries), _aad(page, conv, session_id))
-            out.append((page, conv, session_id, min(seqs), max(seqs), sealed))
+        for (conv, session_id), (header, seqs, entries) in pages.items():
+            number, self._next_page = self._next_page, self._next_page + 1
+            plain = orjson.dumps((header, entries))
+            sealed = self.store.seal(plain, _aad(number, conv, session_id))
+            out.append((number, conv, session_id, min(seqs), max(seqs), sealed))
         self.store.write_many(
             "INSERT INTO message_pages (page, conversation_id, session_id, first_seq, last_seq, "
             "sealed) VALUES (?, ?, ?, ?, ?, ?)",
@@ -112,7 +128,11 @@ class MessageCache:
         )
         for page, conv, session_id, sealed in rows:
             plain = self.store.unseal(bytes(sealed), _aad(page, conv, session_id))
-            for e in orjson.loads(plain):
+            (sender, device), entries = orjson.loads(plain)
+            for e in entries:
+                if len(e) == 4:  # the short entry: a decrypted message from the page's sender
+                    seq, sent_at, index, content = e
+                    e = [seq, sender, device, sent_at, index, _DECRYPTED, None, None, content, None]
                 out[(conv, e[_SEQ])] = (session_id, e)
         for (conv, seq), (m, session_id, index, envelope) in self._buffer.items():
             out[(conv, seq)] = (session_id, _entry(m, index, envelope))
@@ -194,15 +214,17 @@ class MessageCache:
         return sum(1 for m in self._conversation(conversation_id, after) if m.sender == sender)
 
 
+def _content(c: content_mod.Content) -> Any:
+    return c.body if type(c) is Text else content_mod.to_json(c)
+
+
 def _entry(m: Message, index: int | None, envelope: dict[str, Any] | str) -> list[Any]:
-    if m.state is MessageState.DECRYPTED:
+    """The full entry."""
+    if m.state is _DECRYPTED:
         env = None
     else:
         env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
-    c = m.content
-    # A text message's content is its body alone (the common case, kept small); other
-    # content is its JSON form with its type.
-    content = c.body if type(c) is Text else None if c is None else content_mod.to_json(c)
+    content = None if m.content is None else _content(m.content)
     return [m.seq, m.sender, m.sender_device, m.sent_at, index, m.state, m.code, m.problem,
             content, env]  # fmt: skip
 

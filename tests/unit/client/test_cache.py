@@ -114,6 +114,32 @@ def test_the_replay_map_survives_a_restart(path: Path) -> None:
     store.close()
 
 
+def test_every_kind_of_entry_reads_back_exactly(path: Path) -> None:
+    """Short entries (decrypted, from the page's sender device) and full ones share pages."""
+    store, cache = reopen(path)
+    failed = Message(
+        "!c1", 3, "@mallory", "EVIL", 7, MessageState.FAILED, None,
+        "the sender of this message is not the device that shared its session key",
+        "untrusted_sender",
+    )  # fmt: skip
+    messages = [
+        (decrypted(1, "from the sender"), 0),
+        (Message("!c1", 2, "@bob", "OTHERDEV", 9, MessageState.DECRYPTED, Text("other")), 1),
+        (failed, None),
+        (waiting(4), None),
+        (decrypted(5, ""), 2),
+    ]  # fmt: skip
+    for m, index in messages:
+        cache.put(m, "S1", index, ENVELOPE)
+    close(store, cache)
+    store, cache = reopen(path)
+    assert cache.history("!c1") == [m for m, _ in messages]
+    assert store.query("SELECT count(*) FROM message_pages")[0][0] == 1
+    assert [(raw["seq"], raw["envelope"]) for raw, _ in cache.waiting("S1")] == [(4, ENVELOPE)]
+    assert cache.seen("S1", 2) == ("!c1", 5) and cache.seen("S1", 1) == ("!c1", 2)
+    store.close()
+
+
 def test_share_cards_and_unknown_content_read_back(path: Path) -> None:
     store, cache = reopen(path)
     card = ShareCard("A film", "https://example.org/f", None, "Streamer")
