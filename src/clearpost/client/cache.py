@@ -72,7 +72,8 @@ class MessageCache:
         """Insert or update one message; ``index`` only for a decrypted one. It is written
         at the next commit; the replay map is updated at once."""
         key = (m.conversation_id, m.seq)
-        self._buffer[key] = (m, session_id, index, envelope)
+        # A decrypted message's envelope is not kept: nothing needs it any more.
+        self._buffer[key] = (m, session_id, index, "" if m.state is _DECRYPTED else envelope)
         if index is not None:
             seen = self._seen.get(session_id)
             if seen is None:
