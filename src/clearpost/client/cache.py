@@ -41,8 +41,13 @@ from clearpost.client.store import FORMAT, DeviceStore
 Key = tuple[str, int]
 """(conversation id, seq)."""
 
-_Pending = tuple[Message, str, int | None, "dict[str, Any] | str"]
-"""(message, session id, message index if decrypted, envelope)."""
+_Pending = tuple[
+    str, str, str, int, "int | None", "str | None", "str | None", "str | None", Any, "str | None"
+]
+"""A buffered message: (session id, sender, device, sent_at, index, state or None when
+decrypted, code, problem, content, envelope JSON or None). Plain values only, so the
+garbage collector stops tracking the tuple at its first pass: a buffer of Message objects
+was promoted through the collector's generations and made full collections more frequent."""
 
 _NOT_DECRYPTED = (MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value)
 _DECRYPTED = MessageState.DECRYPTED
@@ -72,8 +77,15 @@ class MessageCache:
         """Insert or update one message; ``index`` only for a decrypted one. It is written
         at the next commit; the replay map is updated at once."""
         key = (m.conversation_id, m.seq)
-        # A decrypted message's envelope is not kept: nothing needs it any more.
-        self._buffer[key] = (m, session_id, index, "" if m.state is _DECRYPTED else envelope)
+        c = m.content
+        content = None if c is None else c.body if type(c) is Text else content_mod.to_json(c)
+        if m.state is _DECRYPTED:  # its envelope is not kept: nothing needs it any more
+            state = env = None
+        else:
+            state = m.state.value
+            env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
+        self._buffer[key] = (session_id, m.sender, m.sender_device, m.sent_at, index, state,
+                             m.code, m.problem, content, env)  # fmt: skip
         if index is not None:
             seen = self._seen.get(session_id)
             if seen is None:
@@ -85,22 +97,19 @@ class MessageCache:
         if not self._buffer:
             return
         pending, self._buffer = self._buffer, {}
-        pages: dict[tuple[str, str], tuple[tuple[str, str], list[int], list[list[Any]]]] = {}
-        page: tuple[tuple[str, str], list[int], list[list[Any]]] = (("", ""), [], [])
+        pages: dict[tuple[str, str], tuple[tuple[str, str], list[int], list[Any]]] = {}
+        page: tuple[tuple[str, str], list[int], list[Any]] = (("", ""), [], [])
         last = None
-        for m, session_id, index, envelope in pending.values():
-            if (m.conversation_id, session_id) != last:  # runs of one page are the rule
-                last = (m.conversation_id, session_id)
-                page = pages.setdefault(last, ((m.sender, m.sender_device), [], []))
-            (sender, device), seqs, entries = page
-            seqs.append(m.seq)
-            c = m.content
-            if m.state is _DECRYPTED and m.sender == sender and m.sender_device == device:
-                # the short entry; a text message's content is its body alone
-                content = None if c is None else _content(c)
-                entries.append([m.seq, m.sent_at, index, content])
+        for (conv, seq), p in pending.items():
+            if (conv, p[0]) != last:  # runs of one page are the rule
+                last = (conv, p[0])
+                page = pages.setdefault(last, ((p[1], p[2]), [], []))
+            header, seqs, entries = page
+            seqs.append(seq)
+            if p[5] is None and p[1] == header[0] and p[2] == header[1]:
+                entries.append((seq, p[3], p[4], p[8]))  # the short entry
             else:
-                entries.append(_entry(m, index, envelope))
+                entries.append(_entry(seq, p))
         if not self._next_page:
             rows = self.store.query("SELECT coalesce(max(page), 0) FROM message_pages")
             self._next_page = int(rows[0][0]) + 1
@@ -135,8 +144,8 @@ class MessageCache:
                     seq, sent_at, index, content = e
                     e = [seq, sender, device, sent_at, index, _DECRYPTED, None, None, content, None]
                 out[(conv, e[_SEQ])] = (session_id, e)
-        for (conv, seq), (m, session_id, index, envelope) in self._buffer.items():
-            out[(conv, seq)] = (session_id, _entry(m, index, envelope))
+        for (conv, seq), p in self._buffer.items():
+            out[(conv, seq)] = (p[0], _entry(seq, p))
         return out
 
     def _conversation(self, conversation_id: str, after: int) -> list[Message]:
@@ -170,8 +179,7 @@ class MessageCache:
     def get(self, conversation_id: str, seq: int) -> Message | None:
         pending = self._buffer.get((conversation_id, seq))
         if pending is not None:
-            m, _, index, envelope = pending
-            return _message(conversation_id, _entry(m, index, envelope))
+            return _message(conversation_id, _entry(seq, pending))
         merged = self._merged(
             "conversation_id = ? AND last_seq >= ? AND first_seq <= ?",
             (conversation_id, seq, seq),
@@ -215,18 +223,10 @@ class MessageCache:
         return sum(1 for m in self._conversation(conversation_id, after) if m.sender == sender)
 
 
-def _content(c: content_mod.Content) -> Any:
-    return c.body if type(c) is Text else content_mod.to_json(c)
-
-
-def _entry(m: Message, index: int | None, envelope: dict[str, Any] | str) -> list[Any]:
-    """The full entry."""
-    if m.state is _DECRYPTED:
-        env = None
-    else:
-        env = envelope if isinstance(envelope, str) else orjson.dumps(envelope).decode()
-    content = None if m.content is None else _content(m.content)
-    return [m.seq, m.sender, m.sender_device, m.sent_at, index, m.state, m.code, m.problem,
+def _entry(seq: int, p: _Pending) -> list[Any]:
+    """The full entry of a buffered message."""
+    _, sender, device, sent_at, index, state, code, problem, content, env = p
+    return [seq, sender, device, sent_at, index, state or _DECRYPTED.value, code, problem,
             content, env]  # fmt: skip
 
 
