@@ -15,8 +15,9 @@ How it is protected:
    passphrase fails there with ``WrongPassphrase``, never later with garbage.
 4. Nothing depends on the file's path: a copy opens anywhere with the right passphrase.
 
-What is not sealed: ids and timestamps (conversation and device ids, who sent which
-message when) -- the same metadata the server already sees.
+What is not sealed: ids (conversation, device and session ids) and the seq range of each
+message page -- metadata the server already sees. Who sent which message when is inside
+the sealed pages (``cache``).
 
 The file is opened in SQLite's exclusive locking mode: one process at a time.
 """
