@@ -179,7 +179,7 @@ async def sdk_round(
     started = time.perf_counter()
     for i, content in enumerate(contents):
         envelope, session, index = await alice_c.encrypt(conv, content)
-        alice_c.record_sent(envelope, session, index, content, seq + i, 0, conv)
+        alice_c.record_sent(session, index, content, seq + i, 0, conv)
         raw = {  # as the server delivers it
             "conversation_id": conv,
             "seq": seq + i,

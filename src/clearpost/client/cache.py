@@ -87,10 +87,32 @@ class MessageCache:
         self._buffer[key] = (session_id, m.sender, m.sender_device, m.sent_at, index, state,
                              m.code, m.problem, content, env)  # fmt: skip
         if index is not None:
-            seen = self._seen.get(session_id)
-            if seen is None:
-                seen = self._seen_for(session_id)
-            seen[index] = key
+            self._saw(session_id, index, key)
+
+    def put_sent(
+        self,
+        conversation_id: str,
+        seq: int,
+        sender: str,
+        device: str,
+        sent_at: int,
+        session_id: str,
+        index: int,
+        content: content_mod.Content,
+    ) -> None:
+        """``put`` for a message this device sent (decrypted, by definition), without
+        building a ``Message`` nobody reads."""
+        key = (conversation_id, seq)
+        body = content.body if type(content) is Text else content_mod.to_json(content)
+        self._buffer[key] = (session_id, sender, device, sent_at, index, None, None, None,
+                             body, None)  # fmt: skip
+        self._saw(session_id, index, key)
+
+    def _saw(self, session_id: str, index: int, key: Key) -> None:
+        seen = self._seen.get(session_id)
+        if seen is None:
+            seen = self._seen_for(session_id)
+        seen[index] = key
 
     def flush(self) -> None:
         """Write the buffer as pages (inside the store's current transaction)."""

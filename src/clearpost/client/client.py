@@ -283,7 +283,6 @@ class Client:
         result = await self.transport.send_message(conversation_id, txn_id, envelope)
         del self._pending[txn_id]
         self.crypto.record_sent(
-            envelope,
             session_id,
             index,
             content,

@@ -218,27 +218,19 @@ class Crypto:
 
     def record_sent(
         self,
-        envelope: dict[str, Any],
         session_id: str,
         index: int,
         content: content_mod.Content,
         seq: int,
         sent_at: int,
         conversation_id: str,
-    ) -> Message:
-        msg = Message(
-            conversation_id,
-            seq,
-            self.user_id,
-            self.device_id,
-            sent_at,
-            MessageState.DECRYPTED,
-            content,
+    ) -> None:
+        """Keep a message this device sent (its seq and time came from the server)."""
+        self.cache.put_sent(
+            conversation_id, seq, self.user_id, self.device_id, sent_at, session_id, index, content
         )
-        self.cache.put(msg, session_id, index, envelope)
         self.store.mark_read(conversation_id, seq)
         self.maybe_commit()
-        return msg
 
     # -- receiving: messages --------------------------------------------------------------
 

@@ -140,6 +140,22 @@ def test_every_kind_of_entry_reads_back_exactly(path: Path) -> None:
     store.close()
 
 
+def test_a_sent_message_reads_back_as_put_would_have_kept_it(path: Path) -> None:
+    store, cache = reopen(path)
+    card = ShareCard("A film", "https://example.org/f", "preview", "Streamer")
+    cache.put_sent("!c1", 1, "@bob", "BOBDEV", 1001, "S1", 0, Text("one"))
+    cache.put_sent("!c1", 2, "@bob", "BOBDEV", 1002, "S1", 1, card)
+    expected = [
+        decrypted(1, "one"),
+        Message("!c1", 2, "@bob", "BOBDEV", 1002, MessageState.DECRYPTED, card),
+    ]
+    assert cache.history("!c1") == expected and cache.seen("S1", 1) == ("!c1", 2)
+    close(store, cache)
+    store, cache = reopen(path)
+    assert cache.history("!c1") == expected and cache.seen("S1", 1) == ("!c1", 2)
+    store.close()
+
+
 def test_share_cards_and_unknown_content_read_back(path: Path) -> None:
     store, cache = reopen(path)
     card = ShareCard("A film", "https://example.org/f", None, "Streamer")
