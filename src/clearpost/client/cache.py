@@ -49,6 +49,10 @@ decrypted, code, problem, content, envelope JSON or None). Plain values only, so
 garbage collector stops tracking the tuple at its first pass: a buffer of Message objects
 was promoted through the collector's generations and made full collections more frequent."""
 
+SEEN_SESSIONS = 256
+"""Replay maps kept in memory: with sessions rotated every 100 messages, about 25,000
+entries, instead of one for every message this process has seen."""
+
 _NOT_DECRYPTED = (MessageState.WAITING_FOR_KEY.value, MessageState.WITHHELD.value)
 _DECRYPTED = MessageState.DECRYPTED
 
@@ -183,16 +187,25 @@ class MessageCache:
         seen = self._seen.get(session_id)
         if seen is None:
             merged = self._merged("session_id = ?", (session_id,))
-            seen = self._seen[session_id] = {
+            seen = self._remember(session_id, {
                 e[_INDEX]: key
                 for key, (s, e) in merged.items()
                 if s == session_id and e[_INDEX] is not None
-            }
+            })  # fmt: skip
+        return seen
+
+    def _remember(self, session_id: str, seen: dict[int, Key]) -> dict[int, Key]:
+        """Keep the replay map of at most ``SEEN_SESSIONS`` sessions in memory; a map let go
+        is read again from the pages (and the buffer) when its session is next used."""
+        if len(self._seen) >= SEEN_SESSIONS:
+            del self._seen[next(iter(self._seen))]  # the one loaded longest ago
+        self._seen[session_id] = seen
         return seen
 
     def new_session(self, session_id: str) -> None:
         """``session_id`` was just created or first imported: no message has used it yet."""
-        self._seen.setdefault(session_id, {})
+        if session_id not in self._seen:
+            self._remember(session_id, {})
 
     def seen(self, session_id: str, index: int) -> Key | None:
         """Which message (conversation, seq) already used this session's ``index``."""

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from clearpost.client import DeviceStore, KdfParams, WrongPassphrase
+from clearpost.client import cache as cache_mod
 from clearpost.client.cache import MessageCache
 from clearpost.client.content import ShareCard, Text
 from clearpost.client.model import Message, MessageState
@@ -153,6 +154,21 @@ def test_a_sent_message_reads_back_as_put_would_have_kept_it(path: Path) -> None
     close(store, cache)
     store, cache = reopen(path)
     assert cache.history("!c1") == expected and cache.seen("S1", 1) == ("!c1", 2)
+    store.close()
+
+
+def test_replay_maps_let_go_are_read_again(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_mod, "SEEN_SESSIONS", 2)
+    store, cache = reopen(path)
+    cache.put(decrypted(1, "one"), "S1", 0, {})
+    commit(store, cache)
+    cache.put(decrypted(2, "two"), "S2", 0, {})
+    cache.new_session("S3")  # S1's map is let go
+    assert set(cache._seen) == {"S2", "S3"}
+    assert cache.seen("S1", 0) == ("!c1", 1)  # read again from its page
+    cache.put(decrypted(3, "three"), "S3", 5, {})  # still buffered
+    assert cache.seen("S2", 0) == ("!c1", 2) and cache.seen("S3", 5) == ("!c1", 3)
+    assert len(cache._seen) == 2
     store.close()
 
 
