@@ -81,8 +81,7 @@ class MessageCache:
         """Insert or update one message; ``index`` only for a decrypted one. It is written
         at the next commit; the replay map is updated at once."""
         key = (m.conversation_id, m.seq)
-        c = m.content
-        content = None if c is None else c.body if type(c) is Text else content_mod.to_json(c)
+        content = None if m.content is None else _stored(m.content)
         if m.state is _DECRYPTED:  # its envelope is not kept: nothing needs it any more
             state = env = None
         else:
@@ -107,9 +106,8 @@ class MessageCache:
         """``put`` for a message this device sent (decrypted, by definition), without
         building a ``Message`` nobody reads."""
         key = (conversation_id, seq)
-        body = content.body if type(content) is Text else content_mod.to_json(content)
         self._buffer[key] = (session_id, sender, device, sent_at, index, None, None, None,
-                             body, None)  # fmt: skip
+                             _stored(content), None)  # fmt: skip
         self._saw(session_id, index, key)
 
     def _saw(self, session_id: str, index: int, key: Key) -> None:
@@ -127,13 +125,14 @@ class MessageCache:
         page: tuple[tuple[str, str], list[int], list[Any]] = (("", ""), [], [])
         last = None
         for (conv, seq), p in pending.items():
-            if (conv, p[0]) != last:  # runs of one page are the rule
-                last = (conv, p[0])
-                page = pages.setdefault(last, ((p[1], p[2]), [], []))
+            session_id, sender, device, sent_at, index, state, _, _, content, _ = p
+            if (conv, session_id) != last:  # runs of one page are the rule
+                last = (conv, session_id)
+                page = pages.setdefault(last, ((sender, device), [], []))
             header, seqs, entries = page
             seqs.append(seq)
-            if p[5] is None and p[1] == header[0] and p[2] == header[1]:
-                entries.append((seq, p[3], p[4], p[8]))  # the short entry
+            if state is None and (sender, device) == header:
+                entries.append((seq, sent_at, index, content))  # the short entry
             else:
                 entries.append(_entry(seq, p))
         if not self._next_page:
@@ -265,16 +264,26 @@ def _entry(seq: int, p: _Pending) -> list[Any]:
             content, env]  # fmt: skip
 
 
-def _message(conversation_id: str, e: list[Any]) -> Message:
-    stored = e[_CONTENT]
-    content: content_mod.Content | None = None
+def _stored(content: content_mod.Content) -> Any:
+    """How content is kept in an entry: a text message's body alone, other content as its
+    JSON form with its type."""
+    return content.body if type(content) is Text else content_mod.to_json(content)
+
+
+def _content(stored: Any) -> content_mod.Content | None:
+    """The content kept as ``stored`` (None when there is none, or of a type this version
+    does not know)."""
     if isinstance(stored, str):
-        content = Text(stored)
-    elif stored is not None:
-        try:
-            content = content_mod.from_json(stored)
-        except UnsupportedContent:
-            content = None
+        return Text(stored)
+    if stored is None:
+        return None
+    try:
+        return content_mod.from_json(stored)
+    except UnsupportedContent:
+        return None
+
+
+def _message(conversation_id: str, e: list[Any]) -> Message:
     return Message(
         conversation_id,
         e[_SEQ],
@@ -282,7 +291,7 @@ def _message(conversation_id: str, e: list[Any]) -> Message:
         e[_DEVICE],
         e[_SENT_AT],
         MessageState(e[_STATE]),
-        content,
+        _content(e[_CONTENT]),
         e[_PROBLEM],
         e[_CODE],
     )
@@ -302,12 +311,7 @@ def _legacy_rows(store: DeviceStore) -> Iterable[tuple[Message, str, int | None,
     )
     for r in rows:
         body = orjson.loads(store.unseal(bytes(r[7]), _legacy_aad(r[0], r[1])))
-        content = None
-        if "content" in body:
-            try:
-                content = content_mod.from_json(body["content"])
-            except UnsupportedContent:
-                content = None
+        content = _content(body.get("content"))  # format 1 kept content as its JSON form
         m = Message(
             r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), content, body.get("problem"), r[6]
         )

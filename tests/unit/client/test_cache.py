@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from clearpost.client import DeviceStore, KdfParams, WrongPassphrase
+from clearpost.client import DeviceStore, KdfParams, StoreError, WrongPassphrase
 from clearpost.client import cache as cache_mod
 from clearpost.client.cache import MessageCache
 from clearpost.client.content import ShareCard, Text
@@ -252,6 +252,6 @@ def test_a_newer_format_is_refused(path: Path) -> None:
     conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (str(FORMAT + 1).encode(),))
     conn.commit()
     conn.close()
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(StoreError) as caught:
         DeviceStore.open(path, PASS)
-    assert getattr(caught.value, "code", None) == "store_corrupt"
+    assert caught.value.code == "store_corrupt"
