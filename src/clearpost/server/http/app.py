@@ -17,6 +17,7 @@ from clearpost.server.http.middleware import BodyLimit
 from clearpost.server.http.routes import (
     accounts,
     conversations,
+    health,
     keys,
     links,
     log,
@@ -62,13 +63,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         me,
         oauth,
         links,
+        health,
     ):
         app.include_router(module.router)
-
-    @app.get("/health", tags=["meta"])
-    async def health() -> dict[str, str]:
-        await app.state.services.db.ping()
-        return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
