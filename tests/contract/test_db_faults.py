@@ -19,7 +19,6 @@ from sqlalchemy.exc import DBAPIError
 from clearpost.core.errors import Unavailable
 from clearpost.storage.db import Database
 from clearpost.storage.faults import unreachable
-from tests.conftest import IN_CI
 from tests.support import pg
 from tests.support.server import free_port
 
@@ -29,12 +28,7 @@ UP = "database reachable again after"
 
 @pytest.fixture
 def private_pg() -> Iterator[pg.PrivatePostgres]:
-    reason = pg.available()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI=true: a private PostgreSQL is needed here ({reason})")
-        pytest.skip(reason)
-    server = pg.PrivatePostgres.create()
+    server = pg.create_or_skip()
     try:
         yield server
     finally:

@@ -172,3 +172,16 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, every: float = 
             return
         time.sleep(every)
     raise TimeoutError(f"not true within {timeout} s")
+
+
+def create_or_skip() -> PrivatePostgres:
+    """A new private server; skips the test when none can be made here, and fails it
+    under ``CI=true`` (CI must run the outage tests)."""
+    import pytest
+
+    reason = available()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true: a private PostgreSQL is needed here ({reason})")
+        pytest.skip(reason)
+    return PrivatePostgres.create()
