@@ -132,8 +132,8 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
             cursor = result.cursor
     except Unavailable as exc:  # logged once by the database's outage record
         await _close(ws, *stream_close_for(exc))
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the client went away (uvicorn's ClientDisconnected is an OSError)
     except Exception:
         log.exception("the stream failed")
         await _close(ws, 1011, "internal_error")
