@@ -81,12 +81,6 @@ class RateLimited(ClearpostError):
         self.retry_after = retry_after
 
 
-class PayloadTooLarge(ClearpostError):
-    """A body or a field is larger than its documented limit."""
-
-    code = "payload_too_large"
-
-
 class Unavailable(ClearpostError):
     """The database cannot be reached right now (down, restarting, refusing connections).
 
@@ -99,3 +93,9 @@ class Unavailable(ClearpostError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PayloadTooLarge(ClearpostError):
+    """A body or a field is larger than its documented limit."""
+
+    code = "payload_too_large"

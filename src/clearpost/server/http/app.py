@@ -52,6 +52,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     errors.install(app)
     for module in (
+        health,
         accounts,
         keys,
         todevice,
@@ -63,7 +64,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         me,
         oauth,
         links,
-        health,
     ):
         app.include_router(module.router)
 
