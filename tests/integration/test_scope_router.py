@@ -14,6 +14,8 @@ PUBLIC = {
     "POST /v1/accounts",
     "POST /v1/login",
     "GET /health",
+    "GET /health/live",
+    "GET /health/ready",
     "GET /openapi.json",
     "GET /docs",
     "GET /docs/oauth2-redirect",

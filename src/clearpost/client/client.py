@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 import secrets
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
@@ -306,8 +307,11 @@ class Client:
         self, *, stream: bool | None = None, timeout_ms: int = 25_000
     ) -> AsyncGenerator[Event, None]:
         """Events as they happen: over the WebSocket stream when the server offers it
-        (``stream=None`` tries it and falls back to long-polling), reconnecting when the
-        connection drops. Ends only by raising (logged out, bad cursor) or being closed."""
+        (``stream=None`` tries it and falls back to long-polling), reconnecting with this
+        device's cursor when the connection drops, after a back-off (0.5 s doubling to
+        30 s, and at least the server's ``retry_after`` when it closed the stream with
+        1013 because its database is down). Ends only by raising (logged out, bad
+        cursor) or being closed."""
         use_stream = self._stream if stream is None else stream
         self._listening = True
         delay = 0.5
@@ -323,8 +327,12 @@ class Client:
                         break
                     if exc.code not in ("stream_closed", "stream_unavailable"):
                         raise
-                    log.warning("%s; reconnecting in %.1fs", exc.message, delay)
-                    await asyncio.sleep(delay)
+                    # the server's hint (a 1013 close while its database is down) sets the
+                    # least wait; jitter keeps many clients from reconnecting in step
+                    wait = max(delay, float(exc.extra.get("retry_after", 0.0)))
+                    wait *= 1 + random.random() / 4
+                    log.warning("%s; reconnecting in %.1fs", exc.message, wait)
+                    await asyncio.sleep(wait)
                     delay = min(delay * 2, 30.0)
             async for event in self.syncer.long_poll(timeout_ms):
                 yield event

@@ -142,6 +142,8 @@ class Syncer:
                 for event in events:
                     yield event
         except WebSocketException as exc:
+            if ws.close_code == TRY_AGAIN_LATER:
+                raise try_again_later(ws.close_reason or "") from exc
             raise ClientError(
                 f"the WebSocket stream ended ({type(exc).__name__})", code="stream_closed"
             ) from exc
@@ -152,3 +154,29 @@ class Syncer:
             status = 400 if ws.close_code == 4400 else 401
             raise ClientError(f"the server ended the stream: {reason}", code=reason, status=status)
         raise ClientError(f"the server closed the stream: {reason}", code="stream_closed")
+
+
+TRY_AGAIN_LATER = 1013
+"""The WebSocket close code (RFC 6455's registry: "Try Again Later") the server ends a
+stream with when it cannot reach its database; the reason reads
+``database_unavailable;retry_after=<seconds>``."""
+
+
+def try_again_later(reason: str) -> ClientError:
+    """The error for a 1013 close: ``stream_closed``, with the server's ``reason`` code and
+    ``retry_after`` hint (seconds) in ``extra`` for ``Client.listen`` to wait on."""
+    name, _, hint = reason.partition(";")
+    retry_after = 0.0
+    key, _, value = hint.partition("=")
+    if key.strip() == "retry_after":
+        try:
+            retry_after = min(30.0, max(0.0, float(value)))
+        except ValueError:
+            retry_after = 0.0
+    return ClientError(
+        f"the server asked to reconnect later ({name.strip() or 'try_again_later'})",
+        code="stream_closed",
+        status=503,
+        reason=name.strip() or "try_again_later",
+        retry_after=retry_after,
+    )

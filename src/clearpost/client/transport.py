@@ -8,6 +8,13 @@ Retries: a request that the server cannot have processed (connection refused, 42
 is retried with backoff. A request that is idempotent by design (GET, DELETE, the PUTs
 keyed by a client transaction id, one-time key uploads) is also retried after a network
 error or a 502/504, because sending it twice has the same effect as once.
+
+A 503 means the server cannot reach its database for now (``database_unavailable``, with
+``Retry-After``). An idempotent request rides that out: it keeps being retried after the
+usual attempts, for up to ``outage_patience`` seconds of waiting in all (60 by default),
+with the same transaction id, so a send during a database restart lands exactly once. A
+request that is not idempotent gets only the usual attempts: one that was in flight when
+the database went away may have been applied.
 """
 
 from __future__ import annotations
@@ -51,11 +58,13 @@ class Transport:
         attempts: int = 5,
         backoff: float = 0.1,
         sleep: Sleep = asyncio.sleep,
+        outage_patience: float = 60.0,
     ) -> None:
         self.http = http
         self.token = token
         self.attempts = max(1, attempts)
         self.backoff = backoff
+        self.outage_patience = outage_patience
         self._sleep = sleep
         self.seconds = 0.0
         """Wall time spent waiting for HTTP responses (for the benchmark)."""
@@ -108,8 +117,11 @@ class Transport:
         idempotent: bool,
         delay: float,
     ) -> Any:
-        for attempt in range(1, self.attempts + 1):
-            last = attempt == self.attempts
+        waited = 0.0  # seconds slept between attempts of this request
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self.attempts
             try:
                 response = await self.http.request(
                     method, path, content=content, params=params, headers=headers, **extra
@@ -127,12 +139,14 @@ class Transport:
             retry = status in _RETRY_STATUS_ALWAYS or (
                 idempotent and status in _RETRY_STATUS_IDEMPOTENT
             )
-            if retry and not last:
-                await self._sleep(_retry_after(response, delay))
-                delay *= 2
+            wait = _retry_after(response, delay)
+            outlast = idempotent and status == 503 and waited + wait <= self.outage_patience
+            if retry and (not last or outlast):
+                await self._sleep(wait)
+                waited += wait
+                delay = min(delay * 2, 30.0)
                 continue
             return _decode(response)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- accounts -------------------------------------------------------------------------
 

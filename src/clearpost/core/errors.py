@@ -81,6 +81,20 @@ class RateLimited(ClearpostError):
         self.retry_after = retry_after
 
 
+class Unavailable(ClearpostError):
+    """The database cannot be reached right now (down, restarting, refusing connections).
+
+    Not a bug and not the caller's fault: the request was not carried out — or, if it was
+    in flight when the connection dropped, it may have been — and the same request may be
+    sent again after ``retry_after`` seconds (idempotent requests safely)."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(ClearpostError):
     """A body or a field is larger than its documented limit."""
 

@@ -9,25 +9,35 @@ in-process lock and start with ``BEGIN IMMEDIATE``, so writers queue instead of 
 with "database is locked". The file runs in WAL mode with ``synchronous=NORMAL``, which
 keeps every committed transaction across a crash of the server process. On PostgreSQL
 everything uses one asyncpg pool.
+
+Every transaction of all four kinds passes through one fault check: an error that means
+the database cannot be reached (``storage/faults.py``) becomes ``Unavailable`` and is
+recorded in ``Database.outage``, which logs the outage once when it starts and once when
+it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from clearpost.core.errors import ClearpostError, Unavailable
+from clearpost.storage.faults import RETRY_AFTER_SECONDS, Outage, unreachable
+
 T = TypeVar("T")
 READ_THREADS = 4
+PG_CONNECT_TIMEOUT = 10  # seconds; asyncpg's own default is 60 (a request would hang that long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +111,14 @@ class Database:
             self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="clearpost-write")
             self._write_lock = asyncio.Lock()
         else:
-            self._reader = create_async_engine(url, pool_size=10, max_overflow=10)
+            self._reader = create_async_engine(
+                url,
+                pool_size=10,
+                max_overflow=10,
+                connect_args={"timeout": PG_CONNECT_TIMEOUT},
+            )
             self._writer = self._reader
+        self.outage = Outage()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -110,13 +126,33 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._reader.connect() as conn, conn.begin():
-            yield conn
+        started = time.monotonic()
+        try:
+            async with self._reader.connect() as conn, conn.begin():
+                yield conn
+        except Exception as exc:
+            self._fault(exc, started)
+        self.outage.succeeded(started)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_lock, self._writer.begin() as conn:
-            yield conn
+        started = time.monotonic()
+        try:
+            async with self._write_lock, self._writer.begin() as conn:
+                yield conn
+        except Exception as exc:
+            self._fault(exc, started)
+        self.outage.succeeded(started)
+
+    def _fault(self, exc: Exception, started: float) -> NoReturn:
+        """Re-raise ``exc``, as ``Unavailable`` when it means the database is unreachable."""
+        if not isinstance(exc, ClearpostError) and unreachable(exc):
+            self.outage.failed(exc, started)
+            raise Unavailable(
+                "the database cannot be reached right now; try again shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from exc
+        raise exc
 
     async def run_write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` in one write transaction (committed if it returns,
@@ -130,10 +166,16 @@ class Database:
                 with conn.begin():
                     return fn(conn, *args)
 
-            async with self._write_lock:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._write_thread, in_thread
-                )
+            started = time.monotonic()
+            try:
+                async with self._write_lock:
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        self._write_thread, in_thread
+                    )
+            except Exception as exc:
+                self._fault(exc, started)
+            self.outage.succeeded(started)
+            return result
         async with self.write() as aconn:
             return await aconn.run_sync(fn, *args)
 
@@ -160,7 +202,15 @@ class Database:
                 with engine.connect() as conn, conn.begin():
                     return fn(conn, *args)
 
-            return await asyncio.get_running_loop().run_in_executor(self._read_threads, in_thread)
+            started = time.monotonic()
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._read_threads, in_thread
+                )
+            except Exception as exc:
+                self._fault(exc, started)
+            self.outage.succeeded(started)
+            return result
         async with self.read() as aconn:
             return await aconn.run_sync(fn, *args)
 

@@ -77,3 +77,48 @@ async def test_stream_url_follows_the_http_base() -> None:
         t.stream_url("cp1_AAAAAAAAAAE")
         == "wss://chat.example/prefix/v1/stream?since=cp1_AAAAAAAAAAE"
     )
+
+
+def _outage(calls: list[str], down_for: int) -> httpx.MockTransport:
+    """A server whose database is down for the first ``down_for`` requests."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        if len(calls) <= down_for:
+            return httpx.Response(
+                503,
+                json={"code": "database_unavailable", "detail": "the database cannot be reached"},
+                headers={"Retry-After": "2", "Content-Type": "application/problem+json"},
+            )
+        return httpx.Response(200, json={"seq": 7, "sent_at": 1})
+
+    return httpx.MockTransport(handle)
+
+
+async def test_a_send_rides_out_a_database_outage_with_the_same_transaction_id() -> None:
+    calls: list[str] = []
+    slept: list[float] = []
+    t = transport(_outage(calls, down_for=12), slept)  # 24 s of outage: past the 5 attempts
+    out = await t.send_message("c1", "txn-1", {"algorithm": "m.megolm.v1.aes-sha2"})
+    assert out["seq"] == 7
+    assert calls == ["PUT /v1/conversations/c1/messages/txn-1"] * 13
+    assert slept == [2.0] * 12  # the server's Retry-After each time
+
+
+async def test_an_outage_longer_than_the_patience_fails_with_the_servers_code() -> None:
+    calls: list[str] = []
+    slept: list[float] = []
+    t = transport(_outage(calls, down_for=1000), slept)
+    with pytest.raises(ClientError) as caught:
+        await t.sync(None)
+    assert (caught.value.code, caught.value.status) == ("database_unavailable", 503)
+    assert sum(slept) <= t.outage_patience and len(calls) == 31
+
+
+async def test_a_request_that_is_not_idempotent_gets_only_the_usual_attempts() -> None:
+    calls: list[str] = []
+    slept: list[float] = []
+    t = transport(_outage(calls, down_for=1000), slept)
+    with pytest.raises(ClientError) as caught:
+        await t.request("POST", "/v1/keys/claim", body={}, idempotent=False)
+    assert caught.value.code == "database_unavailable" and len(calls) == t.attempts

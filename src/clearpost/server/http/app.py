@@ -17,6 +17,7 @@ from clearpost.server.http.middleware import BodyLimit
 from clearpost.server.http.routes import (
     accounts,
     conversations,
+    health,
     keys,
     links,
     log,
@@ -51,6 +52,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     errors.install(app)
     for module in (
+        health,
         accounts,
         keys,
         todevice,
@@ -64,11 +66,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         links,
     ):
         app.include_router(module.router)
-
-    @app.get("/health", tags=["meta"])
-    async def health() -> dict[str, str]:
-        await app.state.services.db.ping()
-        return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

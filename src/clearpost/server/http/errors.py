@@ -1,7 +1,8 @@
 """The only place that maps domain errors to HTTP: RFC 9457 problem responses.
 
 Every error body is ``application/problem+json`` with ``type``, ``title``, ``status``,
-``detail`` and a stable machine ``code``. Anything the client did wrong is a 4xx.
+``detail`` and a stable machine ``code``. Anything the client did wrong is a 4xx; a
+database that cannot be reached is a 503 with ``Retry-After`` (not a bug, not a 500).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from clearpost.core.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthenticated,
+    Unavailable,
 )
 
 log = logging.getLogger("clearpost.http")
@@ -36,6 +38,7 @@ _STATUS: list[tuple[type[ClearpostError], int, str]] = [
     (NotFound, 404, "Not Found"),
     (Conflict, 409, "Conflict"),
     (InvalidInput, 422, "Unprocessable Content"),
+    (Unavailable, 503, "Service Unavailable"),
 ]
 _BAD_REQUEST_CODES = {"malformed_json", "invalid_cursor", "invalid_parameter", "invalid_txn_id"}
 
@@ -61,11 +64,21 @@ def problem_for(exc: ClearpostError) -> Response:
     if exc.code in _BAD_REQUEST_CODES:
         status, title = 400, "Bad Request"
     response = problem(status, title, exc.code, exc.message, **exc.extra)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Unavailable):
         response.headers["Retry-After"] = str(max(1, round(exc.retry_after + 0.5)))
     if isinstance(exc, Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="clearpost"'
     return response
+
+
+TRY_AGAIN_LATER = 1013
+"""WebSocket close code (RFC 6455 registry, "Try Again Later") for a stream ended because
+the database cannot be reached; the reason is ``<code>;retry_after=<seconds>``."""
+
+
+def stream_close_for(exc: Unavailable) -> tuple[int, str]:
+    """The close code and reason that end a WebSocket stream on ``Unavailable``."""
+    return TRY_AGAIN_LATER, f"{exc.code};retry_after={max(1, round(exc.retry_after + 0.5))}"
 
 
 def _validation(exc: RequestValidationError) -> Response:

@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from clearpost.core.errors import ClearpostError
+from clearpost.core.errors import ClearpostError, Unavailable
 from clearpost.core.partners.scopes import SCOPES
 from clearpost.server.http.deps import JSON, Svc, client_ip
 from clearpost.server.services.authorize import ConsentView, OAuthPageError
@@ -181,6 +181,8 @@ async def login(request: Request, svc: Svc) -> Response:
         user_id = await svc.accounts.check_password(
             str(form.get("username", "")), str(form.get("password", ""))
         )
+    except Unavailable:
+        raise  # not a wrong password: a 503 like every request while the database is down
     except ClearpostError:
         html = render(
             "login",

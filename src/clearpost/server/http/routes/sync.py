@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from clearpost.core.errors import ClearpostError
+from clearpost.core.errors import ClearpostError, Unavailable
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.errors import stream_close_for
 from clearpost.server.http.routes.conversations import message_json
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import Caller
@@ -18,6 +20,7 @@ from clearpost.server.services.container import Services
 from clearpost.server.services.sync import SyncResult
 
 router = APIRouter(prefix="/v1", tags=["sync"], route_class=OrjsonRoute)
+log = logging.getLogger("clearpost.http")
 
 
 def sync_json(r: SyncResult) -> dict[str, Any]:
@@ -64,7 +67,10 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
     """Pushes one sync object per batch of events. Authenticate with the Authorization header.
     Pushing acknowledges nothing: the client sends ``{"ack": <cursor>}`` once it has stored
     what it got, and only then are the to-device payloads up to that cursor deleted (a
-    client that dies before acknowledging gets them again)."""
+    client that dies before acknowledging gets them again). Every end the server chooses
+    comes with a close frame: 4401 bad token, 4400 bad cursor or acknowledgement, 1013
+    (try again later, reason ``database_unavailable;retry_after=<s>``) while the database
+    cannot be reached, 1011 on an unexpected error."""
     svc: Services = ws.app.state.services
     header = ws.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -72,6 +78,10 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
         if scheme.lower() != "bearer" or not token:
             raise ClearpostError("missing token", code="missing_token")
         caller = await svc.accounts.authenticate(token.strip())
+    except Unavailable as exc:  # accepted, so that the client gets the close frame and hint
+        await ws.accept()
+        await _close(ws, *stream_close_for(exc))
+        return
     except ClearpostError as exc:
         await ws.close(code=4401, reason=exc.code)
         return
@@ -87,6 +97,9 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
                 try:
                     ack = orjson.loads(message.get("text") or message.get("bytes") or b"")["ack"]
                     await svc.sync.acknowledge(caller, str(ack))
+                except Unavailable as exc:
+                    await _close(ws, *stream_close_for(exc))
+                    return
                 except (orjson.JSONDecodeError, KeyError, TypeError, ClearpostError):
                     await ws.close(code=4400, reason="invalid_ack")
                     return
@@ -97,6 +110,8 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
         while True:
             try:
                 await svc.accounts.authenticate(token.strip())  # a logged-out device stops here
+            except Unavailable:
+                raise
             except ClearpostError as exc:
                 await ws.close(code=4401, reason=exc.code)
                 return
@@ -107,13 +122,26 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
                 return
             try:
                 result = waiting.result()
+            except Unavailable:
+                raise
             except ClearpostError as exc:
                 await ws.close(code=4400, reason=exc.code)
                 return
             if not result.empty or cursor is None:
                 await ws.send_bytes(orjson.dumps(sync_json(result)))
             cursor = result.cursor
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+    except Unavailable as exc:  # logged once by the database's outage record
+        await _close(ws, *stream_close_for(exc))
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the client went away (uvicorn's ClientDisconnected is an OSError)
+    except Exception:
+        log.exception("the stream failed")
+        await _close(ws, 1011, "internal_error")
     finally:
         watcher.cancel()
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Send a close frame, unless the client is already gone."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.close(code=code, reason=reason)
