@@ -9,6 +9,7 @@ from rich.console import Console
 
 from clearpost.cli.account import app as account_app
 from clearpost.cli.audit import app as audit_app
+from clearpost.cli.backup import backup, restore
 from clearpost.cli.chat import app as chat_app
 from clearpost.cli.demo import app as demo_app
 from clearpost.cli.me import app as me_app
@@ -37,6 +38,8 @@ console = Console(stderr=True)
 
 
 app.command()(serve)
+app.command()(backup)
+app.command()(restore)
 
 
 @db_app.command("upgrade")
