@@ -65,6 +65,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     """Address the metrics endpoint listens on; keep it private (see docs/operations.md)."""
 
+    registration: str = "open"
+    """Who may open an account: ``open`` (anyone), ``invite`` (``clearpost admin invites
+    create``) or ``closed``."""
     access_log: bool = False
     """Log one line per request: client address, method, route template, status, time."""
     log_format: str = "text"
@@ -141,6 +144,10 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
             values[name] = _coerce(name, env)
     values.update({k: _coerce(k, v) for k, v in flags.items() if v is not None})
     settings = replace(Settings(), **values)
+    if settings.registration not in ("open", "invite", "closed"):
+        raise InvalidInput(
+            f"setting 'registration' is {settings.registration!r}: use open, invite or closed"
+        )
     if settings.log_format not in ("text", "json"):
         raise InvalidInput(f"setting 'log_format' is {settings.log_format!r}: use text or json")
     return settings

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -103,6 +104,12 @@ class Database:
         else:
             self._reader = create_async_engine(url, pool_size=10, max_overflow=10)
             self._writer = self._reader
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file (None on PostgreSQL or for an in-memory database)."""
+        name = make_url(self.url).database if self.dialect.is_sqlite else None
+        return Path(name) if name and name != ":memory:" else None
 
     @property
     def engine(self) -> AsyncEngine:
