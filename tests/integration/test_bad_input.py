@@ -864,7 +864,7 @@ SYNC_CASES = [
 ROUTING_CASES = [
     case("unknown-path", GET, "/v1/nope", NOBODY, 404, "not_found"),
     case("unknown-version", GET, "/v2/sync", NOBODY, 404, "not_found"),
-    case("root", GET, "/", NOBODY, 404, "not_found"),
+    case("no such page", GET, "/nothing-here", NOBODY, 404, "not_found"),
     case("members-without-user", POST, G + "/members", NOBODY, 404, "not_found"),
     case("stream-over-http", GET, "/v1/stream", NOBODY, 404, "not_found"),
     case("unknown-path-over-1mib", POST, "/v1/nope", Raw(OVER_1MIB), 413, "payload_too_large"),

@@ -140,6 +140,7 @@ async def _new_device(
     server: str | None,
     store: Path | None,
     passphrase: str | None,
+    invite: str | None = None,
 ) -> Client:
     path = store or default_store()
     if path.exists():
@@ -149,10 +150,20 @@ async def _new_device(
     secret = _passphrase(passphrase, confirm=True)
     pw = _password(password, confirm=register)
     async with _http(server or DEFAULT_SERVER) as http:
-        make = Client.register if register else Client.login
-        client = await make(
-            http, username, pw, store_path=path, passphrase=secret, device_name=device_name
-        )
+        if register:
+            client = await Client.register(
+                http,
+                username,
+                pw,
+                store_path=path,
+                passphrase=secret,
+                device_name=device_name,
+                invite=invite,
+            )
+        else:
+            client = await Client.login(
+                http, username, pw, store_path=path, passphrase=secret, device_name=device_name
+            )
         await client.close()
         return client
 
@@ -177,11 +188,19 @@ def register(
     server: ServerOpt = None,
     store: StoreOpt = None,
     passphrase: PassphraseOpt = None,
+    invite: Annotated[
+        str | None,
+        typer.Option(
+            "--invite", envvar="CLEARPOST_INVITE", help="An invite, if the server needs one."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an account and log this device in (new keys, sealed in the store)."""
     client = run(
-        lambda: _new_device(True, username, password, device_name, server, store, passphrase)
+        lambda: _new_device(
+            True, username, password, device_name, server, store, passphrase, invite
+        )
     )
     _report_device(client, store, as_json, "registered")
 
@@ -256,3 +275,85 @@ def devices(
             "this device" if d["this_device"] else "",
         )
     out.print(table)
+
+
+@app.command("remove-device")
+def remove_device(
+    device_id: Annotated[str, typer.Argument(help="The device to remove (see `devices`).")],
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove one of your other devices (a lost one): its token and keys stop working, and
+    your contacts' clients are told."""
+
+    async def main() -> None:
+        async with open_client(server, store, passphrase) as client:
+            if device_id == client.device_id:
+                raise StoreError(
+                    "that is this device; use 'clearpost account logout'", code="this_device"
+                )
+            await client.transport.delete_device(device_id)
+
+    run(main)
+    if as_json:
+        emit_json({"removed": device_id})
+    else:
+        out.print(f"device {device_id} removed")
+
+
+@app.command()
+def password(
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+    old: Annotated[
+        str | None, typer.Option("--old", envvar="CLEARPOST_PASSWORD", help="The current password.")
+    ] = None,
+    new: Annotated[
+        str | None,
+        typer.Option("--new", envvar="CLEARPOST_NEW_PASSWORD", help="The new password."),
+    ] = None,
+) -> None:
+    """Change your account password (asked for if not given). Devices stay signed in."""
+    current = old or typer.prompt("Current password", hide_input=True)
+    wanted = new or typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+    async def main() -> None:
+        async with open_client(server, store, passphrase) as client:
+            await client.transport.change_password(current, wanted)
+
+    run(main)
+    out.print("password changed")
+
+
+@app.command("delete")
+def delete_account(
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+    password: PasswordOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete your account for good. Every device, key, consent and membership goes; the
+    log's entries about you can no longer be linked to you; messages you sent stay with
+    their recipients, shown as from a deleted account. This device's store is deleted."""
+    path = store or default_store()
+    if not yes:
+        typer.confirm("Delete your account and everything on the server about it?", abort=True)
+    pw = _password(password)
+
+    async def main() -> str:
+        async with open_client(server, path, passphrase) as client:
+            await client.transport.delete_account(pw)
+            return client.user_id
+
+    user_id = run(main)
+    for extra in ("", "-wal", "-shm"):
+        Path(f"{path}{extra}").unlink(missing_ok=True)
+    if as_json:
+        emit_json({"deleted": user_id})
+    else:
+        out.print(f"account {user_id} deleted; {path} deleted")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -27,6 +28,7 @@ from clearpost.cli.account import (
     run,
 )
 from clearpost.client import (
+    Client,
     DeviceListChange,
     Event,
     MembershipEvent,
@@ -112,6 +114,59 @@ def new_group(
         emit_json({"conversation_id": conversation, "members": users})
     else:
         out.print(f"group {conversation} with {', '.join(users)}")
+
+
+ConversationArg = Annotated[str, typer.Argument(help="The conversation id (see `inbox`).")]
+UserArg = Annotated[str, typer.Argument(help="A user id, e.g. @carol.")]
+
+
+def _membership(work: Callable[[Client], Awaitable[None]], flags: dict[str, Any]) -> None:
+    async def main() -> None:
+        async with open_client(flags["server"], flags["store"], flags["passphrase"]) as client:
+            await work(client)
+
+    run(main)
+
+
+@app.command("add")
+def add_member(
+    conversation: ConversationArg,
+    user: UserArg,
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+) -> None:
+    """Add someone to a group. Your next message starts a new session key that they get."""
+    flags = {"server": server, "store": store, "passphrase": passphrase}
+    _membership(lambda c: c.add_member(conversation, user), flags)
+    out.print(f"{user} added to {conversation}")
+
+
+@app.command("remove")
+def remove_member(
+    conversation: ConversationArg,
+    user: UserArg,
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+) -> None:
+    """Remove someone from a group you created; they cannot read what is sent after."""
+    flags = {"server": server, "store": store, "passphrase": passphrase}
+    _membership(lambda c: c.remove_member(conversation, user), flags)
+    out.print(f"{user} removed from {conversation}")
+
+
+@app.command()
+def leave(
+    conversation: ConversationArg,
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+) -> None:
+    """Leave a conversation."""
+    flags = {"server": server, "store": store, "passphrase": passphrase}
+    _membership(lambda c: c.leave(conversation), flags)
+    out.print(f"you left {conversation}")
 
 
 @app.command()

@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 
 from clearpost.cli.account import app as account_app
+from clearpost.cli.admin import app as admin_app
 from clearpost.cli.audit import app as audit_app
+from clearpost.cli.backup import backup, restore
 from clearpost.cli.chat import app as chat_app
 from clearpost.cli.demo import app as demo_app
 from clearpost.cli.me import app as me_app
@@ -33,10 +35,13 @@ app.add_typer(shares_app, name="shares")
 app.add_typer(me_app, name="me")
 app.add_typer(reports_app, name="reports")
 app.add_typer(partner_app, name="partner")
+app.add_typer(admin_app, name="admin")
 console = Console(stderr=True)
 
 
 app.command()(serve)
+app.command()(backup)
+app.command()(restore)
 
 
 @db_app.command("upgrade")

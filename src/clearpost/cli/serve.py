@@ -27,17 +27,19 @@ def serve(
     import uvicorn
 
     from clearpost.server.http.app import create_app
+    from clearpost.server.logs import configure as configure_logs
     from clearpost.server.memory import release_large_blocks
 
     release_large_blocks()
     settings = settings_from(config, host=host, port=port, database=database, data_dir=data_dir)
-    logging.basicConfig(format="%(levelname)s:     %(name)s: %(message)s")
-    logging.getLogger("clearpost").setLevel(settings.log_level.upper())
+    configure_logs(settings.log_level, settings.log_format)
     url = settings.database_url()
     shown = url.split("@")[-1] if "@" in url else url
-    console.print(
-        f"[bold]Clearpost[/bold] on http://{settings.host}:{settings.port}  database: {shown}"
-    )
+    banner = f"Clearpost on http://{settings.host}:{settings.port}  database: {shown}"
+    if settings.log_format == "json":
+        logging.getLogger("clearpost").info(banner)  # every line of output is JSON
+    else:
+        console.print(banner, markup=False, highlight=False, soft_wrap=True)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -45,7 +47,8 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
-        access_log=False,
+        access_log=False,  # Clearpost's own access log names routes, not paths
+        log_config=None,  # clearpost.server.logs set up every logger
         ws="websockets-sansio",
         timeout_graceful_shutdown=5,
     )

@@ -78,9 +78,11 @@ class Client:
         kdf: KdfParams | None = None,
         clock: Clock | None = None,
         stream: bool | None = None,
+        invite: str | None = None,
     ) -> Client:
-        """Create an account, then log in as this device (see ``login``)."""
-        await Transport(http).register(username, password)
+        """Create an account (with ``invite`` on an invite-only server), then log in as
+        this device (see ``login``)."""
+        await Transport(http).register(username, password, invite)
         return await cls.login(
             http,
             username,

@@ -150,11 +150,14 @@ class Transport:
 
     # -- accounts -------------------------------------------------------------------------
 
-    async def register(self, username: str, password: str) -> str:
+    async def register(self, username: str, password: str, invite: str | None = None) -> str:
+        body = {"username": username, "password": password}
+        if invite is not None:
+            body["invite"] = invite
         out = await self.request(
             "POST",
             "/v1/accounts",
-            body={"username": username, "password": password},
+            body=body,
             auth=False,
             idempotent=False,
         )
@@ -179,6 +182,19 @@ class Transport:
 
     async def delete_device(self, device_id: str) -> None:
         await self.request("DELETE", f"/v1/devices/{_seg(device_id)}")
+
+    async def change_password(self, old: str, new: str) -> None:
+        await self.request(
+            "PUT",
+            "/v1/account/password",
+            body={"old_password": old, "new_password": new},
+            idempotent=False,
+        )
+
+    async def delete_account(self, password: str) -> None:
+        await self.request(
+            "POST", "/v1/account/delete", body={"password": password}, idempotent=False
+        )
 
     # -- keys -----------------------------------------------------------------------------
 

@@ -60,6 +60,19 @@ class Settings:
     report_check_seconds: float = 60.0
     """How often the report scheduler looks for closed periods."""
 
+    metrics_port: int = 0
+    """Port of the Prometheus metrics endpoint (``/metrics``); 0 turns metrics off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint listens on; keep it private (see docs/operations.md)."""
+
+    registration: str = "open"
+    """Who may open an account: ``open`` (anyone), ``invite`` (``clearpost admin invites
+    create``) or ``closed``."""
+    access_log: bool = False
+    """Log one line per request: client address, method, route template, status, time."""
+    log_format: str = "text"
+    """``text`` (readable lines) or ``json`` (one JSON object per line)."""
+
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
@@ -82,6 +95,8 @@ def _coerce(name: str, raw: Any) -> Any:
     kinds = {f.name: f.type for f in fields(Settings)}
     kind = str(kinds[name])
     try:
+        if kind == "bool":
+            return _boolean(raw)
         if "Path" in kind:
             return None if raw in ("", None) else Path(str(raw))
         if "int" in kind:
@@ -93,6 +108,17 @@ def _coerce(name: str, raw: Any) -> Any:
         return str(raw)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"setting {name!r} has an invalid value {raw!r}") from exc
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{raw!r} is not true or false")
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
@@ -117,4 +143,11 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         if env is not None:
             values[name] = _coerce(name, env)
     values.update({k: _coerce(k, v) for k, v in flags.items() if v is not None})
-    return replace(Settings(), **values)
+    settings = replace(Settings(), **values)
+    if settings.registration not in ("open", "invite", "closed"):
+        raise InvalidInput(
+            f"setting 'registration' is {settings.registration!r}: use open, invite or closed"
+        )
+    if settings.log_format not in ("text", "json"):
+        raise InvalidInput(f"setting 'log_format' is {settings.log_format!r}: use text or json")
+    return settings

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -119,6 +120,12 @@ class Database:
             )
             self._writer = self._reader
         self.outage = Outage()
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file (None on PostgreSQL or for an in-memory database)."""
+        name = make_url(self.url).database if self.dialect.is_sqlite else None
+        return Path(name) if name and name != ":memory:" else None
 
     @property
     def engine(self) -> AsyncEngine:

@@ -47,6 +47,7 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("display_name", String(100), nullable=True),  # migration 0003
+    Column("suspended_at", BigInteger, nullable=True),  # migration 0007
 )
 
 devices = Table(
@@ -237,6 +238,7 @@ partners = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("suspended_at", BigInteger, nullable=True),  # migration 0007
 )
 
 agreements = Table(
@@ -389,6 +391,18 @@ reports = Table(
     Column("released_at", BigInteger, nullable=False),
 )
 Index("ix_reports_partner", reports.c.partner_id, reports.c.period_start)
+
+# --- operators (migration 0007) ---
+
+invites = Table(  # single-use registration invites; only the token's SHA-256 is kept
+    "invites",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Column("note", String(200), nullable=True),
+)
 
 
 SEED_ROWS: list[tuple[Table, dict[str, int]]] = [

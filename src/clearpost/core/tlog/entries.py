@@ -16,7 +16,17 @@ import orjson
 from clearpost.core.canonical import canonical_json
 from clearpost.core.errors import InvalidInput
 
-ENTRY_TYPES = ("agreement", "scopes", "grant", "revocation", "access", "report", "device")
+ENTRY_TYPES = (
+    "agreement",
+    "scopes",
+    "grant",
+    "revocation",
+    "access",
+    "report",
+    "device",
+    "partner",
+)
+PARTNER_CHANGES = ("suspended", "resumed", "secret-rotated")
 MAX_ENTRY_BYTES = 16 * 1024
 
 
@@ -73,6 +83,13 @@ def agreement_entry(
         "agreement": agreement,
         "time": time_ms,
     }
+
+
+def partner_entry(partner_id: str, change: str, time_ms: int) -> dict[str, Any]:
+    """An operator's action on a partner: ``suspended``, ``resumed`` or ``secret-rotated``."""
+    if change not in PARTNER_CHANGES:
+        raise InvalidInput(f"a partner change is one of {', '.join(PARTNER_CHANGES)}")
+    return {"type": "partner", "partner": partner_id, "change": change, "time": time_ms}
 
 
 def scopes_entry(catalogue: dict[str, Any], time_ms: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,11 +14,14 @@ from clearpost.server.config import Settings
 from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
+from clearpost.server.http.metrics import Metrics
 from clearpost.server.http.middleware import BodyLimit
+from clearpost.server.http.observe import Observer
 from clearpost.server.http.routes import (
     accounts,
     conversations,
     health,
+    home,
     keys,
     links,
     log,
@@ -29,16 +33,31 @@ from clearpost.server.http.routes import (
     todevice,
 )
 from clearpost.server.services.runtime import running
+from clearpost.server.services.stats import StatsService
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     """Build the app. Migrations run and the PostgreSQL listener starts in the lifespan."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(settings, clock) as services:
             app.state.services = services
-            yield
+            metrics = None
+            if settings.metrics_port:
+                stats = StatsService(
+                    services.db, services.messages, services.notifier, services.clock
+                )
+                metrics = Metrics(stats, asyncio.get_running_loop())
+                metrics.start(settings.metrics_host, settings.metrics_port)
+            if metrics is not None or settings.access_log:
+                app.observer = Observer(metrics, settings.access_log)
+            try:
+                yield
+            finally:
+                app.observer = None
+                if metrics is not None:
+                    metrics.stop()
 
     app = ClearpostApp(
         title="Clearpost",
@@ -64,6 +83,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         me,
         oauth,
         links,
+        home,
     ):
         app.include_router(module.router)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from clearpost.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from clearpost.core.ids import (
     USERNAME_RE,
     DeviceId,
@@ -36,6 +38,14 @@ TOKEN_CACHE_SIZE = 100_000
 HASH_THREADS = 2
 T = TypeVar("T")
 MAX_PASSWORD = 1024
+TOKEN_CACHE_SECONDS = 5.0
+"""How long a cached token is believed without asking the database: the bound on how long
+a suspension made by another process (``clearpost admin``) takes to bite on SQLite. A
+device deletion in this process, or on PostgreSQL in any, drops the entry at once."""
+REGISTRATION_MODES = ("open", "invite", "closed")
+INVITE_DAYS = 7
+RESERVED_PREFIX = "deleted-"
+"""Erased accounts are shown as ``@deleted-<random>``; nobody can register such a name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,29 +87,68 @@ class AccountService:
         clock: Clock,
         notifier: Notifier,
         hasher: PasswordHasher | None = None,
+        registration: str = "open",
     ) -> None:
         self.accounts, self.keys, self.clock, self.notifier = accounts, keys, clock, notifier
+        self.registration = registration
         self._hasher = hasher or PasswordHasher()
         self.on_logged: Callable[[], None] | None = None
         """Called after a change that appended to the transparency log (wakes the sequencer)."""
         self._hash_threads = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="clearpost-argon2")
-        self._tokens: dict[str, Caller] = {}
+        self._tokens: dict[str, tuple[Caller, float]] = {}
         self._token_of: dict[tuple[str, str], str] = {}
         self._dummy_hash: str | None = None
         """A hash to verify against for unknown users (equal timing), made on first need."""
 
-    async def register(self, username: str, password: str) -> UserId:
+    async def register(self, username: str, password: str, invite: str | None = None) -> UserId:
+        """Open an account, as the ``registration`` setting allows: anyone (``open``), the
+        holder of an unused invite (``invite``; spent only if the account is made), or
+        nobody (``closed``)."""
+        if self.registration == "closed":
+            raise Forbidden(
+                "this server does not take new registrations", code="registration_closed"
+            )
+        if self.registration == "invite" and not invite:
+            raise Forbidden("registration on this server needs an invite", code="invite_required")
         if not USERNAME_RE.match(username):
             raise InvalidInput(
                 "usernames are 3-32 characters: lower-case letters, digits, '_', '.', '-', "
                 "starting with a letter",
                 code="invalid_username",
             )
+        if username.startswith(RESERVED_PREFIX):
+            raise InvalidInput(
+                f"usernames starting with {RESERVED_PREFIX!r} are reserved", code="invalid_username"
+            )
         _check_password(password)
         hashed = await self._in_hash_thread(self._hasher.hash, password)
         user_id = user_id_for(username)
-        await self.accounts.create_user(user_id, hashed, self.clock.now_ms())
+        spend = token_hash(invite) if self.registration == "invite" and invite else None
+        await self.accounts.create_user(user_id, hashed, self.clock.now_ms(), spend)
         return user_id
+
+    async def create_invite(self, note: str | None = None, days: int = INVITE_DAYS) -> str:
+        """A single-use registration invite (only its hash is stored); shown once."""
+        invite = "inv_" + secrets.token_urlsafe(24)
+        now = self.clock.now_ms()
+        await self.accounts.add_invite(token_hash(invite), now, now + days * 86_400_000, note)
+        return invite
+
+    async def change_password(self, caller: Caller, old: str, new: str) -> None:
+        """Replace the caller's password, given the current one. Devices stay signed in."""
+        await self.check_password(caller.user_id.removeprefix("@"), old)
+        _check_password(new)
+        await self.accounts.set_password(
+            caller.user_id, await self._in_hash_thread(self._hasher.hash, new)
+        )
+
+    async def set_suspended(self, user_id: str, suspended: bool) -> None:
+        """Suspend or reinstate an account: a suspended account's devices and its partners'
+        tokens get 403 ``account_suspended``; nothing is deleted."""
+        at = self.clock.now_ms() if suspended else None
+        if not await self.accounts.set_suspended(user_id, at):
+            raise NotFound("no such user", code="user_not_found")
+        self.forget(None)
 
     async def login(self, username: str, password: str, device_name: str | None) -> Session:
         user_id = await self.check_password(username, password)
@@ -133,6 +182,8 @@ class AccountService:
             ok = False
         if not ok or stored is None or user_id is None:
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
+        if await self.accounts.is_suspended(user_id):
+            raise _suspended()
         return user_id
 
     async def authenticate(self, token: str) -> Caller:
@@ -140,18 +191,21 @@ class AccountService:
         device (keys published, device deleted) drops its entry here and, through
         PostgreSQL NOTIFY, in every other process."""
         hashed = token_hash(token)
+        now = time.monotonic()
         cached = self._tokens.get(hashed)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] > now:
+            return cached[0]
         found = await self.accounts.device_for_token(hashed)
         if found is None:
             raise Unauthenticated(
                 "the access token is not valid (logged out or never issued)", code="invalid_token"
             )
+        if found[3]:
+            raise _suspended()
         caller = Caller(UserId(found[0]), DeviceId(found[1]), found[2])
         if len(self._tokens) >= TOKEN_CACHE_SIZE:
             self.forget(None)
-        self._tokens[hashed] = caller
+        self._tokens[hashed] = (caller, now + TOKEN_CACHE_SECONDS)
         self._token_of[(caller.user_id, caller.device_id)] = hashed
         return caller
 
@@ -183,6 +237,10 @@ class AccountService:
 
     async def logout(self, caller: Caller) -> None:
         await self.delete_device(caller, caller.device_id)
+
+
+def _suspended() -> Forbidden:
+    return Forbidden("this account is suspended by the server's operator", code="account_suspended")
 
 
 def _check_password(password: str) -> None:

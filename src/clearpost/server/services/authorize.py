@@ -11,7 +11,7 @@ grant's tokens.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -88,6 +88,8 @@ class OAuthService:
             clock,
         )
         self.on_logged: Callable[[], None] | None = None
+        self.user_suspended: Callable[[str], Awaitable[bool]] | None = None
+        """Whether an account is suspended (its partners' tokens then stop working)."""
         self._touched: dict[str, int] = {}  # grant id -> when its last access was written
 
     # --- the authorization endpoint ---
@@ -302,6 +304,13 @@ class OAuthService:
             grant = await self.store.grant(row.grant_id)
             if grant is None or grant.revoked_at is not None:
                 raise Unauthenticated("the user revoked this app's access", code="invalid_token")
+        if await self.partners.is_suspended(row.partner_id):
+            raise Forbidden("this partner is suspended by the operator", code="partner_suspended")
+        suspended = self.user_suspended
+        if row.user_id is not None and suspended is not None and await suspended(row.user_id):
+            raise Forbidden(
+                "this account is suspended by the server's operator", code="account_suspended"
+            )
         scopes = frozenset(row.scope.split())
         if scope not in scopes:
             raise Forbidden(f"this endpoint needs the {scope!r} scope", code="insufficient_scope")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 
@@ -12,6 +12,7 @@ from clearpost.server.config import Settings
 from clearpost.server.services.accounts import AccountService
 from clearpost.server.services.authorize import OAuthService
 from clearpost.server.services.conversations import ConversationService
+from clearpost.server.services.erasure import AccountDeletion
 from clearpost.server.services.keys import KeyService
 from clearpost.server.services.messages import MessageService
 from clearpost.server.services.notifier import Notifier
@@ -56,6 +57,7 @@ class Services:
     shares: ShareService
     click_limiter: RateLimiter
     reports: ReportService
+    deletion: AccountDeletion = field(init=False)
 
 
 def build_services(
@@ -79,6 +81,7 @@ def build_services(
             PasswordHasher(
                 time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
             ),
+            settings.registration,
         ),
         keys=KeyService(key_store, account_store, clock, notifier),
         conversations=ConversationService(
@@ -110,6 +113,10 @@ def build_services(
     services.keys.on_logged = log.appended
     services.keys.on_device_changed = lambda user, device: services.accounts.forget((user, device))
     services.oauth.on_logged = log.appended
+    services.oauth.user_suspended = account_store.is_suspended
+    services.deletion = AccountDeletion(
+        db, services.accounts, services.conversations, services.oauth
+    )
     services.shares.on_logged = log.appended
     services.reports.on_logged = log.appended
     return services

@@ -25,6 +25,8 @@ class MessageService:
         self.store, self.clock, self.notifier = store, clock, notifier
         self.max_message_bytes = max_message_bytes
         self._batcher: Batcher[NewMessage, StoredMessage | ClearpostError] = Batcher(self._write)
+        self.sent = 0
+        """Messages stored by this process (a retried transaction id counts once more)."""
 
     async def send(
         self, caller: Caller, conversation_id: str, txn_id: str, body: Any
@@ -52,6 +54,7 @@ class MessageService:
 
     async def _write(self, batch: list[NewMessage]) -> list[StoredMessage | ClearpostError]:
         results, woken = await self.store.append(batch)
+        self.sent += sum(1 for r in results if not isinstance(r, ClearpostError))
         self.notifier.publish({u for users in woken.values() for u in users})
         return results
 

@@ -24,6 +24,10 @@ class Notifier:
             for event in self._waiters.get(user, ()):
                 event.set()
 
+    def waiting(self) -> int:
+        """How many syncs and streams of this process are waiting."""
+        return sum(len(events) for events in self._waiters.values())
+
     def subscribe(self, user_id: str) -> asyncio.Event:
         event = asyncio.Event()
         self._waiters[user_id].add(event)

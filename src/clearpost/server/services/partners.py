@@ -10,10 +10,15 @@ from collections.abc import Callable
 import orjson
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import NotFound
+from clearpost.core.errors import Conflict, NotFound
 from clearpost.core.partners.agreement import Agreement, agreement_from_json, parse_agreement
 from clearpost.core.partners.scopes import CATALOGUE_VERSION, catalogue
-from clearpost.core.tlog.entries import agreement_entry, encode_entry, scopes_entry
+from clearpost.core.tlog.entries import (
+    agreement_entry,
+    encode_entry,
+    partner_entry,
+    scopes_entry,
+)
 from clearpost.server.services.oauth_models import PartnerClient, sha256_hex
 from clearpost.storage.sql.partners import AgreementVersion as AgreementVersion  # shown
 from clearpost.storage.sql.partners import PartnerRow, PartnerStore
@@ -96,9 +101,52 @@ class PartnerService:
             raise NotFound(f"no partner {partner_id[:40]!r}", code="partner_not_found")
         return agreement_from_json(orjson.loads(current.body)), current
 
-    async def client(self, partner_id: str) -> PartnerClient | None:
+    async def suspend(self, partner_id: str) -> int:
+        """Suspend a partner: its tokens and client credentials stop working and no one can
+        consent to it, until it is resumed. Logged before it takes effect."""
+        partner = await self._existing(partner_id)
+        if partner.suspended_at is not None:
+            raise Conflict(f"{partner_id} is already suspended", code="already_suspended")
+        now = self.clock.now_ms()
+        entry = encode_entry(partner_entry(partner_id, "suspended", now))
+        index = await self.store.change(partner_id, entry, now, suspended_at=now)
+        self._logged()
+        return index
+
+    async def resume(self, partner_id: str) -> int:
+        partner = await self._existing(partner_id)
+        if partner.suspended_at is None:
+            raise Conflict(f"{partner_id} is not suspended", code="not_suspended")
+        now = self.clock.now_ms()
+        entry = encode_entry(partner_entry(partner_id, "resumed", now))
+        index = await self.store.change(partner_id, entry, now, resume=True)
+        self._logged()
+        return index
+
+    async def rotate_secret(self, partner_id: str) -> tuple[str, int]:
+        """A new client secret (shown once); the old one stops working at once."""
+        await self._existing(partner_id)
+        secret = "cps_" + secrets.token_urlsafe(32)
+        now = self.clock.now_ms()
+        entry = encode_entry(partner_entry(partner_id, "secret-rotated", now))
+        index = await self.store.change(partner_id, entry, now, secret_hash=sha256_hex(secret))
+        self._logged()
+        return secret, index
+
+    async def is_suspended(self, partner_id: str) -> bool:
+        partner = await self.store.partner(partner_id)
+        return partner is not None and partner.suspended_at is not None
+
+    async def _existing(self, partner_id: str) -> PartnerRow:
         partner = await self.store.partner(partner_id)
         if partner is None:
+            raise NotFound(f"no partner {partner_id[:40]!r}", code="partner_not_found")
+        return partner
+
+    async def client(self, partner_id: str) -> PartnerClient | None:
+        """The OAuth client of a partner; None if there is none, or it is suspended."""
+        partner = await self.store.partner(partner_id)
+        if partner is None or partner.suspended_at is not None:
             return None
         agreement, _ = await self.agreement(partner_id)
         return PartnerClient(agreement, partner.secret_hash)

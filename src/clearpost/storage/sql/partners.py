@@ -33,6 +33,7 @@ class PartnerRow:
     secret_hash: str
     version: int
     created_at: int
+    suspended_at: int | None = None
 
 
 class PartnerStore:
@@ -89,6 +90,34 @@ class PartnerStore:
             raise Conflict(
                 f"partner {partner_id!r} is already registered", code="partner_exists"
             ) from exc
+
+    async def change(
+        self,
+        partner_id: str,
+        entry: bytes,
+        now_ms: int,
+        *,
+        suspended_at: int | None = None,
+        resume: bool = False,
+        secret_hash: str | None = None,
+    ) -> int:
+        """Apply an operator's change to a partner and log it in the same transaction (the
+        entry is appended before the change can be seen). Returns the entry's log index."""
+        values: dict[str, object] = {}
+        if suspended_at is not None:
+            values["suspended_at"] = suspended_at
+        if resume:
+            values["suspended_at"] = None
+        if secret_hash is not None:
+            values["secret_hash"] = secret_hash
+        async with self.db.write() as conn:
+            (index,) = await tlog.append_in(conn, [tlog.PendingEntry(entry, None)], now_ms)
+            done = await conn.execute(
+                update(partners).where(partners.c.partner_id == partner_id).values(**values)
+            )
+            if done.rowcount != 1:
+                raise NotFound(f"no partner {partner_id[:40]!r}", code="partner_not_found")
+            return int(index)
 
     async def partner(self, partner_id: str) -> PartnerRow | None:
         async with self.db.read() as conn:

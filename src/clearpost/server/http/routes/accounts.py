@@ -22,6 +22,25 @@ class Credentials(BaseModel):
     password: str = Field(max_length=1024, description="8 to 1024 characters")
 
 
+class Registration(Credentials):
+    invite: str | None = Field(
+        default=None,
+        max_length=100,
+        description="needed when the server's registration is invite-only",
+    )
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    old_password: str = Field(max_length=1024)
+    new_password: str = Field(max_length=1024, description="8 to 1024 characters")
+
+
+class Deletion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(max_length=1024, description="the account's password, to confirm")
+
+
 class Login(Credentials):
     device_name: str | None = Field(default=None, max_length=100)
 
@@ -36,10 +55,11 @@ def device_json(d: DeviceRow) -> dict[str, Any]:
 
 
 @router.post("/accounts", status_code=201, response_class=JSON)
-async def register(body: Credentials, request: Request, svc: Svc) -> JSON:
-    """Create an account. The password is stored only as an argon2id hash."""
+async def register(body: Registration, request: Request, svc: Svc) -> JSON:
+    """Create an account. The password is stored only as an argon2id hash. The server's
+    ``registration`` setting decides who may: anyone, invite holders, or nobody (403)."""
     svc.login_limiter.hit(client_ip(request))
-    user_id = await svc.accounts.register(body.username, body.password)
+    user_id = await svc.accounts.register(body.username, body.password, body.invite)
     return JSON({"user_id": user_id}, status_code=201)
 
 
@@ -73,3 +93,21 @@ async def my_devices(caller: Auth, svc: Svc) -> JSON:
 async def delete_device(device_id: str, caller: Auth, svc: Svc) -> None:
     """Remove one of your devices; its token stops working and your contacts are told."""
     await svc.accounts.delete_device(caller, device_id)
+
+
+@router.put("/account/password", status_code=204)
+async def change_password(body: PasswordChange, request: Request, caller: Auth, svc: Svc) -> None:
+    """Change your password (the current one is needed). Your devices stay signed in."""
+    svc.login_limiter.hit(client_ip(request))
+    await svc.accounts.change_password(caller, body.old_password, body.new_password)
+
+
+@router.post("/account/delete", status_code=204)
+async def delete_account(body: Deletion, request: Request, caller: Auth, svc: Svc) -> None:
+    """Delete your account for good: every device, key, consent and membership goes, and
+    the salt of your log commitments is destroyed, so the log's entries about you can no
+    longer be linked to you by anyone. Messages you sent stay, as ciphertext, with the
+    people you sent them to, shown as from a deleted account."""
+    svc.login_limiter.hit(client_ip(request))
+    await svc.accounts.check_password(caller.user_id.removeprefix("@"), body.password)
+    await svc.deletion.delete(caller.user_id)

@@ -1,0 +1,23 @@
+"""``/``: a small page that says the server runs and where its API, docs and log are."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import HTMLResponse
+
+import clearpost
+from clearpost.server.http.deps import Svc
+from clearpost.web.pages import render
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def home(svc: Svc) -> HTMLResponse:
+    html = render(
+        "home",
+        title="Clearpost",
+        version=clearpost.__version__,
+        base_url=svc.settings.base_url(),
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
