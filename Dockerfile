@@ -20,6 +20,6 @@ ENV CLEARPOST_HOST=0.0.0.0 \
 VOLUME ["/var/lib/clearpost/data"]
 EXPOSE 8448
 HEALTHCHECK --interval=30s --timeout=5s \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8448/health', timeout=4)"]
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8448/health/live', timeout=4)"]
 ENTRYPOINT ["clearpost"]
 CMD ["serve"]
