@@ -623,7 +623,7 @@ KEY_CASES = [
          lambda w: {"device_keys": w.alice.device_keys(), "x": 1}, 422, "invalid_input"),
     case("keys-not-object", PUT, KEYS, {"device_keys": "keys"}, 422, "invalid_input"),
     case("keys-over-16kib", PUT, KEYS, device_keys(pad="a" * 17_000), 413, "payload_too_large"),
-    case("keys-deeply-nested", PUT, KEYS, _deep_signed_device_keys, 422, "invalid_input"),
+    case("keys-deeply-nested", PUT, KEYS, _deep_signed_device_keys, 422, "json_too_deep"),
     case("otk-before-device-keys", POST, OTK, signed_keys("dave"), 409, "device_keys_missing",
          who="dave"),
     case("otk-key-id-reused", POST, OTK, _reused_key_id, 409, "key_id_reused"),
