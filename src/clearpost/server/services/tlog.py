@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import Conflict, InvalidInput, NotFound
+from clearpost.core.errors import Conflict, InvalidInput, NotFound, StoredDataDamaged
 from clearpost.core.limits import MAX_SQL_INT
 from clearpost.core.tlog import (
     Checkpoint,
@@ -125,6 +125,7 @@ class LogService:
     async def run_sequencer(self) -> None:
         """Forever: when this process holds the sequencer role, integrate what is pending."""
         lock_conn: AsyncConnection | None = None
+        damage = ""  # the last damage reported: said once, not as a traceback per tick
         try:
             while True:
                 try:
@@ -140,6 +141,10 @@ class LogService:
                         await self.integrate_once()
                 except asyncio.CancelledError:
                     raise
+                except StoredDataDamaged as exc:
+                    if exc.message != damage:
+                        damage = exc.message
+                        log.error("the sequencer cannot go on: %s", damage)
                 except Exception:
                     log.exception("sequencer step failed; retrying")
                     if lock_conn is not None:
@@ -216,13 +221,17 @@ class LogService:
 
     async def _prove(self, sizes: list[int], nodes: list[ProofNode], size: int) -> Proof:
         """Resolve a proof's nodes, after checking every size is a published checkpoint."""
-        known, stored = await self._proof_reads.submit((sizes, node_ids(nodes)))
+        ids = node_ids(nodes)
+        known, stored = await self._proof_reads.submit((sizes, ids))
         for s in sizes:
             if s not in known:
                 raise InvalidInput(
                     f"no checkpoint of size {s}; use a size from a published checkpoint",
                     code="invalid_tree_size",
                 )
+        for node in ids:  # every node under a published size was stored with it
+            if node not in stored:
+                raise StoredDataDamaged(store_fns.missing_node(node))
         return Proof(size, resolve_proof(nodes, stored.__getitem__))
 
     async def _read_proof_material(self, batch: list[_ProofRead]) -> list[_ProofMaterial]:
