@@ -563,7 +563,7 @@ ACCOUNT_CASES = [
     case("register-username-unicode", POST, "/v1/accounts", {**CREDS, "username": "nëwbie"},
          422, "invalid_username"),
     case("register-username-nul", POST, "/v1/accounts", {**CREDS, "username": "new\x00"}, 422,
-         "invalid_username"),
+         "nul_character"),
     case("register-username-surrogate", POST, "/v1/accounts",
          Raw(b'{"username": "new\\ud800", "password": "correct horse"}'), 400, "malformed_json"),
     case("register-taken", POST, "/v1/accounts", {**CREDS, "username": "alice"}, 409,

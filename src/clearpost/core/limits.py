@@ -6,6 +6,9 @@ Two kinds of input used to reach the database unbounded and come back as 500s:
   Python int in a query makes the driver fail (SQLite ``OverflowError``, asyncpg "out of
   int64 range"). Every integer a request carries to SQL is at most ``MAX_SQL_INT`` (or a
   smaller documented maximum).
+- **NUL characters.** PostgreSQL text cannot hold U+0000 ("invalid byte sequence"), so a
+  NUL in a path, query, form or JSON string is refused at the edge (``has_nul``), on
+  SQLite too, so both answer alike.
 - **JSON a device publishes to others** (device keys, one-time and fallback keys): parts of
   it are not covered by any signature the server checks (``unsigned``, ``signatures``), so
   without a bound a device could store and have served arbitrary data, or nest it deeper
@@ -59,6 +62,26 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
             return deepest
         stack.extend((child, depth) for child in children)
     return deepest
+
+
+def has_nul(value: Any) -> bool:
+    """Whether any string in parsed JSON, key or value, holds a NUL (U+0000). Iterative:
+    the JSON may be as deep as the parser allows."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+NUL_MESSAGE = "text may not contain NUL (U+0000) characters"
 
 
 def bounded_json(value: Any, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> str:

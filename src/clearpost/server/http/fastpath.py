@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clearpost.core.errors import ClearpostError, InvalidInput, PayloadTooLarge
-from clearpost.core.limits import MAX_SQL_INT
+from clearpost.core.limits import MAX_SQL_INT, NUL_MESSAGE
 from clearpost.server.http.deps import authenticate, token_from_header
 from clearpost.server.http.errors import problem, problem_for
 from clearpost.server.http.routes.conversations import send_message
@@ -39,8 +39,13 @@ class ClearpostApp(FastAPI):
     """The FastAPI app, with the two hot requests answered before its middleware stack."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and await _fast(self, scope, receive, send):
-            return
+        if scope["type"] == "http":
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                response = problem(400, "Bad Request", "invalid_parameter", NUL_MESSAGE)
+                await response(scope, receive, send)  # PostgreSQL text cannot hold a NUL
+                return
+            if await _fast(self, scope, receive, send):
+                return
         await super().__call__(scope, receive, send)
 
 
