@@ -1,6 +1,6 @@
 """Documented limits on what a client may send, checked before anything reaches storage.
 
-Two kinds of input used to reach the database unbounded and come back as 500s:
+Three kinds of input used to reach the database unchecked and come back as 500s:
 
 - **Integers.** PostgreSQL ``BIGINT`` and SQLite ``INTEGER`` are signed 64-bit; a bigger
   Python int in a query makes the driver fail (SQLite ``OverflowError``, asyncpg "out of

@@ -229,10 +229,11 @@ class LogService:
                     f"no checkpoint of size {s}; use a size from a published checkpoint",
                     code="invalid_tree_size",
                 )
-        for node in ids:  # every node under a published size was stored with it
-            if node not in stored:
-                raise StoredDataDamaged(store_fns.missing_node(node))
-        return Proof(size, resolve_proof(nodes, stored.__getitem__))
+        try:
+            return Proof(size, resolve_proof(nodes, stored.__getitem__))
+        except KeyError:  # every node under a published size was stored with it
+            missing = next(n for n in ids if n not in stored)
+            raise StoredDataDamaged(store_fns.missing_node(missing)) from None
 
     async def _read_proof_material(self, batch: list[_ProofRead]) -> list[_ProofMaterial]:
         """The nodes and sizes of every proof asked for meanwhile, in one read transaction.
