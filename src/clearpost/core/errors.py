@@ -99,3 +99,12 @@ class PayloadTooLarge(ClearpostError):
     """A body or a field is larger than its documented limit."""
 
     code = "payload_too_large"
+
+
+class StoredDataDamaged(ClearpostError):
+    """The server's own stored data is not what it wrote (a damaged or edited database).
+
+    Not the client's fault, so a 5xx; the message says what is damaged and where, so the
+    operator can act on it (and it is logged once, not as a traceback per request)."""
+
+    code = "stored_data_damaged"

@@ -24,6 +24,7 @@ from clearpost.core.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    StoredDataDamaged,
     Unauthenticated,
     Unavailable,
 )
@@ -31,6 +32,7 @@ from clearpost.core.errors import (
 log = logging.getLogger("clearpost.http")
 
 _STATUS: list[tuple[type[ClearpostError], int, str]] = [
+    (StoredDataDamaged, 500, "Internal Server Error"),
     (RateLimited, 429, "Too Many Requests"),
     (PayloadTooLarge, 413, "Content Too Large"),
     (Unauthenticated, 401, "Unauthorized"),
@@ -55,8 +57,23 @@ def problem(status: int, title: str, code: str, detail: str, **extra: Any) -> Re
     return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json")
 
 
+_DAMAGE_SEEN: set[str] = set()
+_DAMAGE_SEEN_MAX = 1000
+
+
+def _log_damage_once(exc: StoredDataDamaged) -> None:
+    """Each distinct damage once per process: a broken row asked for a thousand times is
+    one line in the log, not a thousand tracebacks."""
+    if exc.message in _DAMAGE_SEEN or len(_DAMAGE_SEEN) >= _DAMAGE_SEEN_MAX:
+        return
+    _DAMAGE_SEEN.add(exc.message)
+    log.error("%s (%s)", exc.message, exc.code)
+
+
 def problem_for(exc: ClearpostError) -> Response:
     status, title = 400, "Bad Request"
+    if isinstance(exc, StoredDataDamaged):
+        _log_damage_once(exc)
     for kind, kind_status, kind_title in _STATUS:
         if isinstance(exc, kind):
             status, title = kind_status, kind_title

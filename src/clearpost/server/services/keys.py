@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from clearpost.core.clock import Clock
 from clearpost.core.e2ee.device_keys import parse_device_keys, parse_signed_key
 from clearpost.core.errors import Conflict, InvalidInput, NotFound
+from clearpost.core.limits import MAX_DEVICE_KEYS_BYTES, MAX_SIGNED_KEY_BYTES, bounded_json
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
 from clearpost.storage.sql.accounts import AccountStore
@@ -35,13 +34,15 @@ class KeyService:
                 "you can upload keys only for the device you are logged in as",
                 code="device_not_found",
             )
+        # bounded first: everyone who looks the device up is served this object as stored
+        encoded = bounded_json(device_keys, "device_keys", MAX_DEVICE_KEYS_BYTES)
         ident = parse_device_keys(device_keys, caller.user_id, caller.device_id)
         told = await self.keys.set_identity(
             caller.user_id,
             caller.device_id,
             ident.curve25519,
             ident.ed25519,
-            orjson.dumps(device_keys).decode(),
+            encoded,
             self.clock.now_ms(),
         )
         if told:
@@ -64,15 +65,19 @@ class KeyService:
             raise InvalidInput(f"at most {MAX_ONE_TIME_KEYS_PER_UPLOAD} one-time keys per upload")
         parsed: dict[str, str] = {}
         for raw_id, signed in one_time_keys.items():
+            key_id = _key_id(raw_id)
+            encoded = bounded_json(signed, f"one-time key {key_id!r}", MAX_SIGNED_KEY_BYTES)
             parse_signed_key(signed, caller.user_id, caller.device_id, ed)  # raises if bad
-            parsed[_key_id(raw_id)] = orjson.dumps(signed).decode()
+            parsed[key_id] = encoded
         fallback = None
         if fallback_key is not None:
             if len(fallback_key) != 1:
                 raise InvalidInput("fallback_key must hold exactly one key")
             ((fid, fobj),) = fallback_key.items()
+            key_id = _key_id(fid)
+            encoded = bounded_json(fobj, "the fallback key", MAX_SIGNED_KEY_BYTES)
             parse_signed_key(fobj, caller.user_id, caller.device_id, ed)
-            fallback = (_key_id(fid), orjson.dumps(fobj).decode())
+            fallback = (key_id, encoded)
         count, _ = await self.keys.counts(caller.user_id, caller.device_id)
         if count + len(parsed) > MAX_UNCLAIMED:
             raise InvalidInput(

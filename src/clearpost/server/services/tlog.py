@@ -19,7 +19,8 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import Conflict, InvalidInput, NotFound
+from clearpost.core.errors import Conflict, InvalidInput, NotFound, StoredDataDamaged
+from clearpost.core.limits import MAX_SQL_INT
 from clearpost.core.tlog import (
     Checkpoint,
     CompactRange,
@@ -51,6 +52,16 @@ TICK_SECONDS = 0.5
 
 _ProofRead = tuple[list[int], list[NodeId]]  # checkpoint sizes, stored nodes
 _ProofMaterial = tuple[set[int], dict[NodeId, bytes]]  # the sizes published, the hashes
+
+
+def _in_sql_range(**values: int) -> None:
+    """Refuse a negative number or one too big for a 64-bit SQL integer before any query
+    (the routes check the same; this keeps every other caller, and the fast path, safe)."""
+    for name, value in values.items():
+        if not 0 <= value <= MAX_SQL_INT:
+            raise InvalidInput(
+                f"{name}: a whole number from 0 to {MAX_SQL_INT}", code="invalid_parameter"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,7 @@ class LogService:
     async def run_sequencer(self) -> None:
         """Forever: when this process holds the sequencer role, integrate what is pending."""
         lock_conn: AsyncConnection | None = None
+        damage = ""  # the last damage reported: said once, not as a traceback per tick
         try:
             while True:
                 try:
@@ -129,6 +141,10 @@ class LogService:
                         await self.integrate_once()
                 except asyncio.CancelledError:
                     raise
+                except StoredDataDamaged as exc:
+                    if exc.message != damage:
+                        damage = exc.message
+                        log.error("the sequencer cannot go on: %s", damage)
                 except Exception:
                     log.exception("sequencer step failed; retrying")
                     if lock_conn is not None:
@@ -188,6 +204,7 @@ class LogService:
         return cp
 
     async def inclusion(self, index: int, size: int) -> Proof:
+        _in_sql_range(index=index, size=size)
         if not 0 <= index < size:
             await self._size_ok(size)
             raise InvalidInput("index must be below the tree size", code="invalid_range")
@@ -195,6 +212,7 @@ class LogService:
         return await self._prove([size], nodes, size)
 
     async def consistency(self, first: int, second: int) -> Proof:
+        _in_sql_range(**{"from": first, "to": second})
         if not 0 < first <= second:
             await self._size_ok(first)
             await self._size_ok(second)
@@ -203,14 +221,19 @@ class LogService:
 
     async def _prove(self, sizes: list[int], nodes: list[ProofNode], size: int) -> Proof:
         """Resolve a proof's nodes, after checking every size is a published checkpoint."""
-        known, stored = await self._proof_reads.submit((sizes, node_ids(nodes)))
+        ids = node_ids(nodes)
+        known, stored = await self._proof_reads.submit((sizes, ids))
         for s in sizes:
             if s not in known:
                 raise InvalidInput(
                     f"no checkpoint of size {s}; use a size from a published checkpoint",
                     code="invalid_tree_size",
                 )
-        return Proof(size, resolve_proof(nodes, stored.__getitem__))
+        try:
+            return Proof(size, resolve_proof(nodes, stored.__getitem__))
+        except KeyError:  # every node under a published size was stored with it
+            missing = next(n for n in ids if n not in stored)
+            raise StoredDataDamaged(store_fns.missing_node(missing)) from None
 
     async def _read_proof_material(self, batch: list[_ProofRead]) -> list[_ProofMaterial]:
         """The nodes and sizes of every proof asked for meanwhile, in one read transaction.
@@ -226,6 +249,7 @@ class LogService:
         return [found] * len(batch)
 
     async def entries(self, start: int, end: int) -> list[bytes]:
+        _in_sql_range(start=start, end=end)
         if not 0 <= start < end:
             raise InvalidInput("need 0 <= start < end", code="invalid_range")
         if end - start > MAX_ENTRIES_PAGE:
@@ -239,6 +263,7 @@ class LogService:
 
     async def add_cosignature(self, size: int, line: str) -> None:
         """Keep a cosignature from a configured witness after verifying it."""
+        _in_sql_range(size=size)
         try:
             signature = NoteSignature.from_line(line)
         except InvalidInput as exc:

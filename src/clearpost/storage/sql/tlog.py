@@ -20,6 +20,7 @@ from sqlalchemy import Connection, TextClause, bindparam, func, select, text, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clearpost.core.errors import StoredDataDamaged
 from clearpost.core.tlog import HASH_SIZE, NodeId, edge_nodes, leaf_hash
 from clearpost.core.tlog.tiles import TileId, hash_at, locate
 from clearpost.storage.db import Database
@@ -136,7 +137,7 @@ class LogStore:
                     ).where(tlog_checkpoints.c.size == size)
                 )
             ).first()
-            return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+            return _stored_checkpoint(row) if row else None
 
     async def latest_with_cosignatures(
         self, minimum: int
@@ -178,13 +179,15 @@ class LogStore:
         return True
 
     async def entries(self, start: int, end: int) -> list[bytes]:
+        """The stored entries of ``[start, end)``. (A missing row is left out, not refused:
+        auditors compare what is served with the signed root and name the gap.)"""
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(tlog_entries.c.body)
+                select(tlog_entries.c.idx, tlog_entries.c.body)
                 .where(tlog_entries.c.idx >= start, tlog_entries.c.idx < end)
                 .order_by(tlog_entries.c.idx)
             )
-            return [bytes(r[0]) for r in rows]
+            return [_blob(body, f"entry {idx}", "body") for idx, body in rows]
 
     async def entries_about(self, subject: str, limit: int) -> list[tuple[int, bytes]]:
         async with self.db.read() as conn:
@@ -194,7 +197,7 @@ class LogStore:
                 .order_by(tlog_entries.c.idx)
                 .limit(limit)
             )
-            return [(int(r[0]), bytes(r[1])) for r in rows]
+            return [(int(r[0]), _blob(r[1], f"entry {r[0]}", "body")) for r in rows]
 
     async def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
         _, found = await self.proof_material([], ids)
@@ -229,7 +232,7 @@ def latest_sync(conn: Connection) -> StoredCheckpoint | None:
         .order_by(tlog_checkpoints.c.size.desc())
         .limit(1)
     ).first()
-    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+    return _stored_checkpoint(row) if row else None
 
 
 async def _checkpoint(conn: AsyncConnection, size: int) -> StoredCheckpoint | None:
@@ -240,20 +243,56 @@ async def _checkpoint(conn: AsyncConnection, size: int) -> StoredCheckpoint | No
             )
         )
     ).first()
-    return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2]) if row else None
+    return _stored_checkpoint(row) if row else None
+
+
+def damaged(where: str) -> str:
+    """The one wording of every StoredDataDamaged message about the log."""
+    return f"stored log data is damaged at {where}"
+
+
+def _blob(value: object, what: str, column: str) -> bytes:
+    """A stored hash or body, which the server wrote as bytes; anything else is damage
+    (for example a value rewritten as text), reported instead of failing on it later."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    kind = "missing" if value is None else f"{type(value).__name__}, not bytes"
+    raise StoredDataDamaged(damaged(f"{what}: its {column} is {kind}"))
+
+
+def _stored_checkpoint(row: Sequence[object]) -> StoredCheckpoint:
+    size = int(cast(int, row[0]))
+    note = row[2]
+    if not isinstance(note, str):
+        raise StoredDataDamaged(damaged(f"checkpoint {size}: its note is not text"))
+    return StoredCheckpoint(size, _blob(row[1], f"checkpoint {size}", "root"), note)
+
+
+def missing_node(node: NodeId) -> str:
+    """The damage message for a tree node that should be stored and is not."""
+    tile, position = locate(node)
+    return damaged(
+        f"tree node (level {node.level}, index {node.index}): tile (level {tile.level}, "
+        f"index {tile.index}) is missing or holds fewer than {position + 1} hashes"
+    )
 
 
 def integration_input(conn: Connection, size: int, limit: int) -> tuple[list[bytes], list[bytes]]:
     """(edge hashes of the tree at ``size``, leaf hashes of entries from ``size`` on)."""
     edges = list(edge_nodes(size))
     stored = read_nodes(conn, edges)
+    for node in edges:
+        if node not in stored:
+            raise StoredDataDamaged(missing_node(node))
     leaves = conn.execute(
-        select(tlog_entries.c.leaf_hash)
+        select(tlog_entries.c.idx, tlog_entries.c.leaf_hash)
         .where(tlog_entries.c.idx >= size)
         .order_by(tlog_entries.c.idx)
         .limit(limit)
     )
-    return [stored[n] for n in edges], [bytes(r[0]) for r in leaves]
+    return [stored[n] for n in edges], [_blob(r[1], f"entry {r[0]}", "leaf hash") for r in leaves]
 
 
 def store_integration(
@@ -278,7 +317,12 @@ def store_integration(
     for tile, added in grown.items():
         head = before.get(tile, b"")
         if len(head) != first[tile] * HASH_SIZE:
-            raise RuntimeError(f"log tile {tuple(tile)} does not end where the tree does")
+            raise StoredDataDamaged(
+                damaged(
+                    f"tile (level {tile.level}, index {tile.index}): it does not end "
+                    "where the tree does"
+                )
+            )
         rows.append((tile.level, tile.index, head + b"".join(added)))
     if rows:
         upsert_many(conn, "tlog_tiles", ("level", "idx"), ("hashes",), rows)
@@ -321,7 +365,10 @@ def _tiles(conn: Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
     for k, t in enumerate(wanted):
         params[f"l{k}"], params[f"i{k}"] = t.level, t.index
     rows = conn.execute(_tiles_query(len(wanted)), params)
-    return {TileId(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    return {
+        TileId(int(r[0]), int(r[1])): _blob(r[2], f"tile (level {r[0]}, index {r[1]})", "hashes")
+        for r in rows
+    }
 
 
 def _sqlite_tiles(raw: sqlite3.Connection, wanted: Sequence[TileId]) -> dict[TileId, bytes]:
@@ -330,7 +377,11 @@ def _sqlite_tiles(raw: sqlite3.Connection, wanted: Sequence[TileId]) -> dict[Til
     params = [x for t in wanted for x in t]
     rows = raw.execute(_SQLITE_TILES[0] + " OR ".join([_SQLITE_TILES[1]] * len(wanted)), params)
     # plain (level, index) tuples: equal to, and hashed as, the TileId keys callers use
-    found = {(level, index): h for level, index, h in rows}
+    found = {}
+    for level, index, h in rows:
+        if type(h) is not bytes:
+            h = _blob(h, f"tile (level {level}, index {index})", "hashes")
+        found[level, index] = h
     return cast(dict[TileId, bytes], found)
 
 

@@ -7,6 +7,7 @@ The token, revocation and introspection endpoints answer in RFC 6749 form
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from clearpost.core.errors import ClearpostError, Unavailable
+from clearpost.core.limits import NUL_MESSAGE
 from clearpost.core.partners.scopes import SCOPES
 from clearpost.server.http.deps import JSON, Svc, client_ip
 from clearpost.server.services.authorize import ConsentView, OAuthPageError
@@ -199,29 +201,55 @@ async def login(request: Request, svc: Svc) -> Response:
     return response
 
 
-async def _form(request: Request) -> list[tuple[str, str]]:
+_NUL_REPLY = Reply(400, {"error": "invalid_request", "error_description": NUL_MESSAGE}, [])
+
+
+async def _form(request: Request) -> list[tuple[str, str]] | None:
+    """The form's fields; None when a field or the Basic client credentials hold a NUL,
+    which PostgreSQL text cannot (the client then gets ``invalid_request``)."""
     form = await request.form()
-    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    if any("\x00" in k or "\x00" in v for k, v in fields) or _nul_in_basic(request):
+        return None
+    return fields
+
+
+def _nul_in_basic(request: Request) -> bool:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(value.strip(), validate=False)
+    except ValueError:
+        return False  # authlib refuses it as invalid_client
+    return b"\x00" in decoded or b"%00" in decoded  # RFC 6749 2.3.1 form-encodes both parts
 
 
 @router.post("/oauth/token")
 async def token(request: Request, svc: Svc) -> Response:
     """Authorization code (with PKCE), refresh token (rotating) and client credentials."""
-    return _reply(await svc.oauth.token(_uri(request, svc), request.headers, await _form(request)))
+    form = await _form(request)
+    if form is None:
+        return _reply(_NUL_REPLY)
+    return _reply(await svc.oauth.token(_uri(request, svc), request.headers, form))
 
 
 @router.post("/oauth/revoke")
 async def revoke(request: Request, svc: Svc) -> Response:
     """RFC 7009 token revocation (for the partner that owns the token)."""
-    return _reply(await svc.oauth.revoke(_uri(request, svc), request.headers, await _form(request)))
+    form = await _form(request)
+    if form is None:
+        return _reply(_NUL_REPLY)
+    return _reply(await svc.oauth.revoke(_uri(request, svc), request.headers, form))
 
 
 @router.post("/oauth/introspect")
 async def introspect(request: Request, svc: Svc) -> Response:
     """RFC 7662 token introspection (a partner may introspect only its own tokens)."""
-    return _reply(
-        await svc.oauth.introspect(_uri(request, svc), request.headers, await _form(request))
-    )
+    form = await _form(request)
+    if form is None:
+        return _reply(_NUL_REPLY)
+    return _reply(await svc.oauth.introspect(_uri(request, svc), request.headers, form))
 
 
 @router.get("/.well-known/oauth-authorization-server", response_class=JSON)
