@@ -13,6 +13,7 @@ from tests.support.partner import World, consent, oauth_client
 PUBLIC = {
     "POST /v1/accounts",
     "POST /v1/login",
+    "GET /",
     "GET /health",
     "GET /health/live",
     "GET /health/ready",
