@@ -290,8 +290,8 @@ def _table(partner: str, shown: list[_Shown], budget: dict[str, Any] | None) -> 
     table.add_column("period", no_wrap=True)
     for name in ("intents", "sent", "recip.", "clicks"):
         table.add_column(name, justify="right", no_wrap=True)
-        table.add_column("±", justify="left", no_wrap=True, style="dim")
-    for name in ("items", "hidden", "log"):
+        table.add_column("±", justify="right", no_wrap=True, style="dim")
+    for name in ("items", "hid.", "log"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("check", no_wrap=True)
     negative = False
@@ -301,21 +301,21 @@ def _table(partner: str, shown: list[_Shown], budget: dict[str, Any] | None) -> 
         for metric in METRICS:
             value, plus = total(r, metric)
             negative = negative or value < 0
-            cells += [f"[yellow]{value}*[/yellow]" if value < 0 else str(value), f"±{plus}"]
+            cells += [f"[yellow]{value}*[/yellow]" if value < 0 else str(value), str(plus)]
         table.add_row(
             r["period"]["id"].split("/")[0],
             *cells,
             str(len(r["items"])),
             str(r["suppressed_items"]),
             str(s.log_index),
-            "[green]verified[/green]" if s.verified else "[red]INVALID[/red]",
+            "[green]ok[/green]" if s.verified else "[red]INVALID[/red]",
         )
     out.print(table)
     out.print(
         "period = its first day (UTC); sent = shares sent; recip. = their recipients; "
-        "± = half-width of the 95% interval of the noise; items = items with a published "
-        "cell; hidden = items with no cell above its threshold; log = transparency-log "
-        "index; check = signature and hash"
+        "± = half-width of the 95% interval of the noise on the count to its left; "
+        "items = items with a published cell; hid. = items with no cell above its "
+        "threshold; log = transparency-log index; check = signature and hash (ok: verified)"
     )
     if negative:
         out.print(f"* {NEGATIVE_NOTE}")
