@@ -144,8 +144,11 @@ def v1_contributions(activity: Activity, bounds: Bounds) -> Contributions:
         entry = links.setdefault((c.user_id, c.url, c.link), [c.link_created_at, c.at, 0])
         entry[1] = min(entry[1], c.at)
         entry[2] += 1
-    for (user, url, _), (created, first, n) in links.items():
-        by_user[user]["c"][url].append((created, min(n, bounds.clicks_per_share)))
+    per_link: dict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
+    for (user, url, link), (created, first_click, n) in links.items():
+        # item order by first click (the entry's time); links by creation
+        by_user[user]["c"][url].append((first_click, 0))
+        per_link[(user, url)].append((created, link, min(n, bounds.clicks_per_share)))
 
     def first(per_item: dict[str, list[tuple[int, int]]]) -> list[str]:
         return sorted(per_item, key=lambda url: (min(at for at, _ in per_item[url]), url))[:m]
@@ -161,7 +164,8 @@ def v1_contributions(activity: Activity, bounds: Bounds) -> Contributions:
                 shares=tuple((url, len(counted[url])) for url in s_items),
                 recipients=tuple((url, sum(r for _, r in counted[url])) for url in s_items),
                 clicks=tuple(
-                    (url, sum(n for _, n in sorted(mine["c"][url])[:k])) for url in first(mine["c"])
+                    (url, sum(n for _, _, n in sorted(per_link[(user, url)])[:k]))
+                    for url in first(mine["c"])
                 ),
             )
         )
@@ -275,7 +279,7 @@ def main() -> None:
                 + f" | {statistics.mean(s.noise_cells):.1f} | {pct(pooled)}{gain} |"
             )
         print(
-            f"|  | true totals | "
+            "|  | true totals | "
             + " | ".join(f"{truth.totals[m]:,}" for m in METRICS)
             + f" | {len(activity.keys):,} items | {time.monotonic() - started:.0f} s |  |  |"
         )

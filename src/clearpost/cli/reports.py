@@ -330,16 +330,22 @@ def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
         err.print("[red]--chart needs matplotlib:[/red] pip install matplotlib")
         raise typer.Exit(EXIT_ERROR) from exc
     starts = [str(s.report["period"]["id"]).split("/")[0] for s in shown]  # one tick each
-    fig = Figure(figsize=(9, 5.2), layout="constrained")
+    fig = Figure(figsize=(10, 5.2), layout="constrained")
     ax = fig.subplots()
     lowest = 0
-    for metric, label, marker in (("shares", "shares sent", "o"), ("clicks", "clicks", "s")):
+    series = (("shares", "shares sent", "o", -0.08), ("clicks", "clicks", "s", 0.08))
+    for metric, label, marker, dodge in series:  # side by side, so whiskers do not overlap
         pairs = [total(s.report, metric) for s in shown]
-        values = [v for v, _ in pairs]
         lowest = min([lowest, *(v - m for v, m in pairs)])
         ax.errorbar(
-            starts, values, yerr=[m for _, m in pairs], marker=marker, capsize=4, label=label
+            [i + dodge for i in range(len(shown))],
+            [v for v, _ in pairs],
+            yerr=[m for _, m in pairs],
+            marker=marker,
+            capsize=4,
+            label=label,
         )
+    ax.set_xticks(range(len(shown)), starts)
     if lowest < 0:  # counts cannot be negative: shade where only noise can take a value
         ax.axhspan(lowest * 1.1, 0, color="0.92", zorder=0, label="below 0: noise only")
     epsilons = sorted({s.report["privacy"]["epsilon"] for s in shown})
@@ -348,7 +354,7 @@ def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
     ax.set_ylabel(f"noisy count (ε = {', '.join(f'{e:g}' for e in epsilons) or '-'} per period)")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.grid(alpha=0.3)
-    ax.legend(title="whiskers: 95% interval of the noise", loc="best")
+    ax.legend(title="whiskers: 95% interval", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.text(
         0.01,
         0.005,

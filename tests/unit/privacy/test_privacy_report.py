@@ -1,4 +1,5 @@
-"""Reports: which cells are published, intervals, the document, its signature over RFC 8785 bytes, the log entry."""
+"""Reports: which cells are published, intervals, the document, its signature over RFC 8785
+bytes, the log entry."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from clearpost.core.privacy import (
     ReportSigner,
     build_report,
     plan_release,
+    publish,
     report_bytes,
     report_entry,
     report_hash,
-    publish,
     verify_report,
 )
 from clearpost.core.tlog.entries import decode_entry, encode_entry
@@ -84,10 +85,18 @@ def test_only_cells_that_reach_their_threshold_are_published() -> None:
     assert left_out == 1
     a, b = rows
     m = MARGIN["items.shares"]
-    assert a["shares"] == {"value": LIMIT["shares"], "low": LIMIT["shares"] - m, "high": LIMIT["shares"] + m}
+    assert a["shares"] == {
+        "value": LIMIT["shares"],
+        "low": LIMIT["shares"] - m,
+        "high": LIMIT["shares"] + m,
+    }
     assert a["recipients"]["value"] == LIMIT["recipients"]
     assert a["clicks"] is None  # 12 noisy clicks: not published, not even as a row of A
-    assert b["shares"] is None and b["intents"] is None and b["clicks"]["value"] == LIMIT["clicks"] + 40
+    assert (
+        b["shares"] is None
+        and b["intents"] is None
+        and b["clicks"]["value"] == LIMIT["clicks"] + 40
+    )
     # the agreement's minimum applies when it is higher than the noise threshold
     assert publish(noisy(), PLAN, 10**6) == ([], 3)
 

@@ -38,10 +38,10 @@ from clearpost.core.privacy.mechanism import (
 )
 from clearpost.core.privacy.report import (
     build_report,
+    publish,
     report_bytes,
     report_entry,
     report_hash,
-    publish,
 )
 from clearpost.core.privacy.signing import ReportSigner, verify_report
 

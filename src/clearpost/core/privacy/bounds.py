@@ -209,7 +209,10 @@ def contributions(activity: Activity, bounds: Bounds) -> Contributions:
                 clicks=spend(
                     "clicks",
                     {
-                        u: (min(v[0] for v in links.values()), sum(min(v[1], c_cap) for v in links.values()))
+                        u: (
+                            min(v[0] for v in links.values()),
+                            sum(min(v[1], c_cap) for v in links.values()),
+                        )
                         for u, links in mine_c.items()
                     },
                 ),

@@ -221,9 +221,7 @@ def plan_release(
         raise InvalidInput(
             f"the composed privacy loss {spent!r} does not match the budget {epsilon!r}"
         )
-    return ReleasePlan(
-        epsilon, bounds, tuple(keys), tuple(specs), spent, totals_share, composed
-    )
+    return ReleasePlan(epsilon, bounds, tuple(keys), tuple(specs), spent, totals_share, composed)
 
 
 def release(plan: ReleasePlan, data: Contributions) -> NoisyCounts:

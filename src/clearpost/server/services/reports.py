@@ -4,8 +4,9 @@ for the partner they are about.
 A release, in order: check the year's budget, read the period's activity, bound each
 user's contribution, add OpenDP noise composed to the agreement's epsilon, drop small
 cells, sign the report, then in one transaction spend the period's budget (ledger), append
-the ``report`` log entry and store the report. Only then can the partner fetch it. The raw activity and the true counts
-exist only inside ``_release``: they are never stored, logged or returned.
+the ``report`` log entry and store the report. Only then can the partner fetch it. The raw
+activity and the true counts exist only inside ``_release``: they are never stored, logged
+or returned.
 
 Several processes on PostgreSQL may all run the scheduler: they may all compute a release,
 but the ledger's unique constraint lets exactly one commit; the others' noisy results are
