@@ -41,6 +41,7 @@ Run: ``.venv/bin/python bench/report_accuracy.py [--runs 20] [--sizes 100,1000,1
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import statistics
 import time
@@ -80,7 +81,7 @@ def simulate(users: int, seed: int) -> tuple[Activity, Truth]:
     """One period of a partner with ``users`` users, and its true (unbounded) counts."""
     rng = random.Random(seed)
     catalogue = max(50, users // 4)
-    weights = [1 / (k + 1) ** 1.1 for k in range(catalogue)]
+    cumulative = list(itertools.accumulate(1 / (k + 1) ** 1.1 for k in range(catalogue)))
     intents: list[IntentEvent] = []
     shares: list[ShareEvent] = []
     clicks: list[ClickEvent] = []
@@ -99,7 +100,7 @@ def simulate(users: int, seed: int) -> tuple[Activity, Truth]:
         user = f"u{u}"
         picked: set[int] = set()
         for _ in range(geometric(0.6)):
-            picked.add(rng.choices(range(catalogue), weights)[0])
+            picked.add(rng.choices(range(catalogue), cum_weights=cumulative)[0])
         for title in picked:
             url = f"https://streamco.example/t/{title}"
             for i in range(geometric(0.7)):
