@@ -23,12 +23,14 @@ from typer.testing import CliRunner
 from clearpost.cli.main import app as cli_app
 from clearpost.core.clock import FakeClock, SystemClock
 from clearpost.core.errors import Conflict
+from clearpost.core.partners.agreement import agreement_from_json
 from clearpost.core.privacy import (
     METRICS,
     Bounds,
     BudgetSpent,
     PeriodNotNext,
     PeriodOpen,
+    YearBudgetSpent,
     contributions,
     report_entry,
 )
@@ -57,7 +59,8 @@ A, B, C = (f"https://streamco.example/title/{n}" for n in ("a", "b", "c"))
 
 STREAMCO = partner.AGREEMENT.replace(
     "epsilon_per_period = 1.0",
-    "epsilon_per_period = 10.0\nsuppression_threshold = 10\nmax_clicks_per_share = 2",
+    "epsilon_per_period = 10.0\nsuppression_threshold = 10\nmax_clicks_per_share = 2\n"
+    "max_items_per_user = 1\nmax_recipients_per_share = 2",
 )
 FILMCO = (
     STREAMCO.replace('id = "streamco"', 'id = "filmco"')
@@ -200,8 +203,9 @@ async def test_a_closed_period_is_released_on_schedule_signed_and_logged(lab: La
         "time": item["released_at"],
     }
 
-    # what it says: bounded, noisy, small items suppressed, nothing else
+    # what it says: bounded, noisy, with intervals, small cells left out, nothing else
     assert set(report) == REPORT_KEYS and item["period"] == report["period"]["id"] == FIRST
+    assert report["version"] == 2
     assert report["privacy"]["bounds"] == {
         "items_per_user": 1,
         "shares_per_item": 1,
@@ -209,14 +213,35 @@ async def test_a_closed_period_is_released_on_schedule_signed_and_logged(lab: La
         "recipients_per_share": 2,
     }
     assert report["privacy"]["epsilon"] == 10.0
-    assert report["privacy"]["suppression"] == {"metric": "shares", "threshold": 10}
+    release_rule = report["privacy"]["release"]
+    assert release_rule["minimum"] == 10 and release_rule["alpha"] == 0.005
+    margins = {m["name"]: m["margin95"] for m in report["privacy"]["measurements"]}
     (row,) = report["items"]
     assert row["url"] == A and set(row) == {"url", *METRICS}
-    assert report["suppressed_items"] == 1  # B: no user's first item, so about 0 shares
+    assert report["suppressed_items"] == 1  # B: past every user's budget, so about 0
     true = {"intents": 30, "shares": 30, "recipients": 60, "clicks": 60}  # after the bounds
     for metric, value in true.items():  # ε = 10: scales 0.8 to 1.6, so within 20
-        assert abs(row[metric] - value) <= 20, (metric, row[metric])
-        assert abs(report["totals"][metric] - value) <= 20, (metric, report["totals"])
+        for kind, number in (("items", row[metric]), ("totals", report["totals"][metric])):
+            assert abs(number["value"] - value) <= 20, (metric, number)
+            plus = margins[f"{kind}.{metric}"]
+            assert (number["low"], number["high"]) == (
+                number["value"] - plus,
+                number["value"] + plus,
+            )
+    assert body["budget"] == {  # 27 periods of 14 days can start in a year
+        "epsilon_per_period": 10.0,
+        "epsilon_per_year": 270.0,
+        "year": 2026,
+        "spent_this_year": 10.0,
+        "left_this_year": 260.0,
+        "periods_released": 1,
+        "spent_total": 10.0,
+        "next_period": {
+            "id": "2026-01-19/2026-02-02",
+            "start": FIRST_END_MS,
+            "end": FIRST_END_MS + 14 * DAY * 1000,
+        },
+    }
 
 
 async def test_what_the_database_holds_is_bounded_per_user(lab: Lab) -> None:
@@ -245,10 +270,11 @@ async def test_what_the_database_holds_is_bounded_per_user(lab: Lab) -> None:
     agreement, _ = await lab.svc.partners.agreement("streamco")
     bounds = Bounds(1, agreement.max_shares_per_item, agreement.max_clicks_per_share, 2)
     records = dict(zip(sorted([alice, bob]), contributions(activity, bounds).users, strict=True))
-    assert records[alice].intents == ((A, 1),)  # 5 intents on A, 1 on B: one item, one each
+    # her budget per metric: 1 item x per-item cap, spent on her first item, A
+    assert records[alice].intents == ((A, 1),)  # 5 intents on A, 1 on B: 1
     assert records[alice].shares == ((A, 1),)
-    assert records[alice].recipients == ((A, 2),)  # 100 recipients count as 2
-    assert records[alice].clicks == ((A, 2),)  # her first link: 7 clicks count as 2
+    assert records[alice].recipients == ((A, 2),)  # 5 shares x 100 recipients count as 2
+    assert records[alice].clicks == ((A, 2),)  # 7 + 4 clicks on A's links count as 2
     assert records[bob].shares == ((A, 1),) and records[bob].clicks == ((A, 1),)
 
 
@@ -333,6 +359,70 @@ async def test_a_period_is_released_once(lab: Lab) -> None:
     )
     assert [r.report_id for r in await lab.svc.reports.reports("streamco")] == [released.report_id]
     assert await report_entries(lab) == 1  # the forged release left nothing in the log
+
+
+async def test_a_period_over_the_yearly_budget_is_refused_and_skipped(lab: Lab) -> None:
+    """An agreement with room for two periods a year: the third is refused with the numbers
+    a machine needs, and the chain goes on in January of the next year."""
+    await lab.svc.partners.update(
+        STREAMCO.replace(
+            "epsilon_per_period = 10.0", "epsilon_per_period = 10.0\nepsilon_per_year = 25.0"
+        )
+    )
+    user = await api.register(lab.client, "alice")
+    await share(lab, user, A)
+    lab.clock.advance(3 * 14 * DAY + 1000)
+    first = await lab.svc.reports.release("streamco")
+    second = await lab.svc.reports.release("streamco")
+    assert [first.period.id, second.period.id] == [FIRST, "2026-01-19/2026-02-02"]
+    with pytest.raises(YearBudgetSpent) as refused:
+        await lab.svc.reports.release("streamco", "2026-02-02")
+    assert refused.value.code == "year_budget_spent"
+    assert refused.value.extra == {
+        "period": "2026-02-02/2026-02-16",
+        "year": 2026,
+        "epsilon": 10.0,
+        "epsilon_per_year": 25.0,
+        "spent": 20.0,
+        "left": 5.0,
+    }
+    budget = await lab.svc.reports.budget("streamco")
+    assert budget.next_period.id == "2027-01-01/2027-01-15"  # the rest of 2026 is not reported
+    assert budget.year == 2027 and budget.spent_this_year == 0.0
+    await lab.svc.reports.next_pass()  # the scheduler neither releases nor fails
+    assert len(await lab.svc.reports.ledger("streamco")) == 2
+
+    # over HTTP: the partner sees its budget; the refusal is a 409 problem
+    body = await fetch(lab)
+    assert body["budget"]["epsilon_per_year"] == 25.0 and body["budget"]["year"] == 2027
+    from clearpost.server.http.errors import problem_for
+
+    problem = problem_for(refused.value)
+    assert problem.status_code == 409
+    assert json.loads(problem.body)["left"] == 5.0
+
+
+async def test_agreements_logged_before_the_bounds_were_stated_use_the_settings(
+    lab: Lab,
+) -> None:
+    """A body logged by an earlier version lacks the new fields: it still parses, the
+    server settings give its bounds and the yearly budget fits its schedule."""
+    agreement, _ = await lab.svc.partners.agreement("streamco")
+    body = agreement.to_json()
+    for key in (
+        "max_items_per_user",
+        "max_recipients_per_share",
+        "epsilon_per_year",
+        "report_totals_share",
+    ):
+        del body[key]
+    old = agreement_from_json(body)
+    settings = lab_settings(Path("/nonexistent"), None)
+    assert lab.svc.reports.bounds(old) == Bounds(
+        settings.report_max_items_per_user, 1, 2, settings.report_max_recipients_per_share
+    )
+    assert old.yearly_budget == 270.0 and old.report_totals_share == 0.5
+    assert lab.svc.reports.bounds(agreement) == Bounds(1, 1, 2, 2)
 
 
 async def report_entries(lab: Lab) -> int:
@@ -468,6 +558,9 @@ def test_cli_releases_by_hand_refuses_a_second_time_and_draws_the_chart(
     )
     assert shown.exit_code == 0, shown.output
     assert "verified" in shown.output and start in shown.output
+    assert "±" in shown.output and "95% interval" in shown.output
+    assert "privacy budget: ε 10 per period, 270 per year;" in shown.output
+    assert "spent 10, left 260" in shown.output
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     as_json = runner.invoke(
         cli_app, ["reports", "show", "--partner", "streamco", "--data-dir", data, "--json"]

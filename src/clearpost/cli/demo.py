@@ -34,6 +34,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from clearpost.audit import LogClient, audit_log
+from clearpost.cli.reports import total
 from clearpost.client import Client
 from clearpost.client.content import ShareCard
 from clearpost.core.clock import SystemClock
@@ -301,12 +302,12 @@ async def story(work: Path) -> None:
 def _report_table(reports: dict[str, Any]) -> None:
     for item in reports.get("reports", [])[:1]:
         body = item.get("report", {})
-        scales = {m["name"]: m["scale"] for m in body.get("privacy", {}).get("measurements", [])}
         table = Table(
-            "metric", "noisy count", "noise scale", title=f"StreamCo report {body['period']['id']}"
+            "metric", "noisy count", "95% interval", title=f"StreamCo report {body['period']['id']}"
         )
-        for name, value in (body.get("totals") or {}).items():
-            table.add_row(name, str(value), f"{scales.get(f'totals.{name}', 0):.0f}")
+        for name in body.get("totals") or {}:
+            value, plus = total(body, name)
+            table.add_row(name, str(value), f"±{plus}")
         out.print(table)
         out.print(
             "   aggregate and noisy (discrete Laplace, OpenDP): with three people the noise "

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_f
 from clearpost.core.canonical import canonical_json
 from clearpost.core.clock import SystemClock
 from clearpost.core.errors import ClearpostError, Conflict, SignatureInvalid
-from clearpost.core.privacy import verify_report
+from clearpost.core.privacy import METRICS, verify_report
 from clearpost.core.privacy.ledger import DAY_MS
+from clearpost.core.privacy.mechanism import margin
 from clearpost.server.config import Settings
 from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.reports import Released, ReportService, load_report_key
@@ -117,7 +117,7 @@ def release_command(
         f"released {partner} {released.period.id}: log index {released.log_index}, "
         f"report hash {released.report_hash}"
     )
-    _table(partner, [_Shown(released.report, released.log_index, True)])
+    _table(partner, [_Shown(released.report, released.log_index, True)], None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +135,23 @@ def _verified(report: dict[str, Any], signature: str, public_key: str, digest: s
     return hashlib.sha256(canonical_json(report)).hexdigest() == digest
 
 
-async def _from_database(settings: Settings, partner: str, limit: int) -> list[_Shown]:
+async def _from_database(
+    settings: Settings, partner: str, limit: int
+) -> tuple[list[_Shown], dict[str, Any]]:
     async with _service(settings) as reports:
         await reports.partners.agreement(partner)  # partner_not_found, clearly
         rows = await reports.reports(partner, limit)
-    return [
+        budget = (await reports.budget(partner)).to_json()
+    shown = [
         _Shown(r.report, r.log_index, _verified(r.report, r.signature, r.public_key, r.report_hash))
         for r in rows
     ]
+    return shown, budget
 
 
-def _from_server(server: str, partner: str, secret: str, limit: int) -> list[_Shown]:
+def _from_server(
+    server: str, partner: str, secret: str, limit: int
+) -> tuple[list[_Shown], dict[str, Any] | None]:
     if not server.startswith(("http://", "https://")):
         raise typer.BadParameter(
             "the URL must start with http:// or https://", param_hint="--server"
@@ -174,7 +180,7 @@ def _from_server(server: str, partner: str, secret: str, limit: int) -> list[_Sh
         report = item["report"]
         ok = _verified(report, item["signature"], item["public_key"], item["report_hash"])
         shown.append(_Shown(report, int(item["log_index"]), ok and report["partner"] == partner))
-    return shown
+    return shown, got.json().get("budget")
 
 
 @app.command("show")
@@ -210,10 +216,10 @@ def show_command(
                 raise typer.BadParameter(
                     "give --client-secret or CLEARPOST_CLIENT_SECRET", param_hint="--server"
                 )
-            shown = _from_server(server, partner, client_secret, limit)
+            shown, budget = _from_server(server, partner, client_secret, limit)
         else:
             settings = settings_from(config, database=database, data_dir=data_dir)
-            shown = asyncio.run(_from_database(settings, partner, limit))
+            shown, budget = asyncio.run(_from_database(settings, partner, limit))
     except ClearpostError as exc:
         raise _fail(exc) from exc
     except httpx.HTTPError as exc:
@@ -227,7 +233,7 @@ def show_command(
             )
         )
     else:
-        _table(partner, shown)
+        _table(partner, shown, budget)
     if chart is not None:
         _chart(partner, shown, chart)
         err.print(f"chart written to {chart}")
@@ -236,51 +242,85 @@ def show_command(
         raise typer.Exit(EXIT_UNVERIFIED)
 
 
-def _table(partner: str, shown: list[_Shown]) -> None:
+def total(report: dict[str, Any], metric: str) -> tuple[int, int]:
+    """A released total and the half-width of its 95% interval. Version 2 reports carry the
+    interval; for version 1 it follows from the measurement's published scale."""
+    value = report["totals"][metric]
+    if isinstance(value, dict):
+        return int(value["value"]), int(value["high"]) - int(value["value"])
+    for m in report["privacy"]["measurements"]:
+        if m["name"] == f"totals.{metric}":
+            return int(value), margin(float(m["scale"]))
+    return int(value), 0
+
+
+NEGATIVE_NOTE = (
+    "A count below zero is noise larger than the count itself: the true count is at least 0 "
+    "and, with 95% probability, within ± of the value shown. It is published as drawn so "
+    "that sums over periods stay unbiased."
+)
+
+
+def _budget_line(budget: dict[str, Any]) -> str:
+    return (
+        f"privacy budget: ε {budget['epsilon_per_period']:g} per period, "
+        f"{budget['epsilon_per_year']:g} per year; {budget['year']}: spent "
+        f"{budget['spent_this_year']:g}, left {budget['left_this_year']:g}; "
+        f"next period {budget['next_period']['id']}"
+    )
+
+
+def _table(partner: str, shown: list[_Shown], budget: dict[str, Any] | None) -> None:
     if not shown:
         out.print(f"no released reports for {partner} yet")
+        if budget is not None:
+            out.print(_budget_line(budget))
         return
     epsilons = sorted({f"{s.report['privacy']['epsilon']:g}" for s in shown})
     days = sorted(
         {(s.report["period"]["end"] - s.report["period"]["start"]) // DAY_MS for s in shown}
     )
     table = Table(
-        title=f"{partner}: released reports, noisy counts",
+        title=f"{partner}: released reports, noisy counts with 95% intervals",
         caption=f"ε {', '.join(epsilons)} and {', '.join(map(str, days))} days per period",
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
         pad_edge=False,
     )
     table.add_column("period", no_wrap=True)
-    for name in ("intents", "sent", "recip.", "clicks", "items", "hidden", "log"):
+    for name in ("intents", "sent", "recip.", "clicks"):
+        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("±", justify="right", no_wrap=True, style="dim")
+    for name in ("items", "hid.", "log"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("check", no_wrap=True)
+    negative = False
     for s in shown:
-        r, totals = s.report, s.report["totals"]
+        r = s.report
+        cells: list[str] = []
+        for metric in METRICS:
+            value, plus = total(r, metric)
+            negative = negative or value < 0
+            cells += [f"[yellow]{value}*[/yellow]" if value < 0 else str(value), str(plus)]
         table.add_row(
             r["period"]["id"].split("/")[0],
-            str(totals["intents"]),
-            str(totals["shares"]),
-            str(totals["recipients"]),
-            str(totals["clicks"]),
+            *cells,
             str(len(r["items"])),
             str(r["suppressed_items"]),
             str(s.log_index),
-            "[green]verified[/green]" if s.verified else "[red]INVALID[/red]",
+            "[green]ok[/green]" if s.verified else "[red]INVALID[/red]",
         )
     out.print(table)
     out.print(
         "period = its first day (UTC); sent = shares sent; recip. = their recipients; "
-        "items = items listed; hidden = items under the suppression threshold; "
-        "log = transparency-log index; check = signature and hash"
+        "± = half-width of the 95% interval of the noise on the count to its left; "
+        "items = items with a published cell; hid. = items with no cell above its "
+        "threshold; log = transparency-log index; check = signature and hash (ok: verified)"
     )
-
-
-def _scale(report: dict[str, Any], name: str) -> float:
-    for m in report["privacy"]["measurements"]:
-        if m["name"] == name:
-            return float(m["scale"])
-    return 0.0
+    if negative:
+        out.print(f"* {NEGATIVE_NOTE}")
+    if budget is not None:
+        out.print(_budget_line(budget))
 
 
 def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
@@ -290,19 +330,40 @@ def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
         err.print("[red]--chart needs matplotlib:[/red] pip install matplotlib")
         raise typer.Exit(EXIT_ERROR) from exc
     starts = [str(s.report["period"]["id"]).split("/")[0] for s in shown]  # one tick each
-    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    fig = Figure(figsize=(10, 5.2), layout="constrained")
     ax = fig.subplots()
-    for metric, label, marker in (("shares", "shares sent", "o"), ("clicks", "clicks", "s")):
-        values = [s.report["totals"][metric] for s in shown]
-        # discrete Laplace at scale b: 95% of the noise lies within b * ln 20
-        spread = [_scale(s.report, f"totals.{metric}") * math.log(20) for s in shown]
-        ax.errorbar(starts, values, yerr=spread, marker=marker, capsize=3, label=label)
+    lowest = 0
+    series = (("shares", "shares sent", "o", -0.08), ("clicks", "clicks", "s", 0.08))
+    for metric, label, marker, dodge in series:  # side by side, so whiskers do not overlap
+        pairs = [total(s.report, metric) for s in shown]
+        lowest = min([lowest, *(v - m for v, m in pairs)])
+        ax.errorbar(
+            [i + dodge for i in range(len(shown))],
+            [v for v, _ in pairs],
+            yerr=[m for _, m in pairs],
+            marker=marker,
+            capsize=4,
+            label=label,
+        )
+    ax.set_xticks(range(len(shown)), starts)
+    if lowest < 0:  # counts cannot be negative: shade where only noise can take a value
+        ax.axhspan(lowest * 1.1, 0, color="0.92", zorder=0, label="below 0: noise only")
     epsilons = sorted({s.report["privacy"]["epsilon"] for s in shown})
     ax.set_title(f"{partner}: shares sent and clicks per report period")
     ax.set_xlabel("period start (UTC)")
     ax.set_ylabel(f"noisy count (ε = {', '.join(f'{e:g}' for e in epsilons) or '-'} per period)")
-    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.axhline(0, color="grey", linewidth=0.8)
     ax.grid(alpha=0.3)
-    ax.legend(title="whiskers: 95% of the noise")
+    ax.legend(title="whiskers: 95% interval", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.text(
+        0.01,
+        0.005,
+        "A value below 0 means the noise drawn was larger than the count: the true count is\n"
+        "at least 0 and lies within the whisker with 95% probability.",
+        fontsize=8,
+        color="0.3",
+        va="bottom",
+    )
+    fig.get_layout_engine().set(rect=(0, 0.07, 1, 0.93))  # type: ignore[union-attr,call-arg]
     fig.autofmt_xdate()
     fig.savefig(path, dpi=120)

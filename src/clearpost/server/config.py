@@ -52,9 +52,11 @@ class Settings:
     """The Ed25519 key that signs partner reports; default ``<data_dir>/report.key``,
     generated on first start. Every server process of one database needs the same file."""
     report_max_items_per_user: int = 5
-    """Contribution bound: items (URLs) one user counts toward in one report period."""
+    """Contribution bound (items per user) for agreements logged before Clearpost 0.2, which
+    do not state it; newer agreements carry ``max_items_per_user`` themselves."""
     report_max_recipients_per_share: int = 10
-    """Contribution bound: recipients counted per share."""
+    """Contribution bound (recipients per share) for agreements logged before Clearpost 0.2;
+    newer agreements carry ``max_recipients_per_share`` themselves."""
     report_grace_seconds: int = 600
     """How long after a report period ends the scheduler waits before releasing it."""
     report_check_seconds: float = 60.0

@@ -1,9 +1,11 @@
-"""The noise, sampled: mean about 0 and the spread the published scale promises.
+"""The noise, sampled: mean about 0, the spread the published scale promises, 95% intervals
+that hold 95% of it, and thresholds that noise alone reaches at most as often as promised.
 
-Many releases of one fixed dataset through the real mechanism (OpenDP, no seed). The check
-is a moment test with a tolerance of six standard errors: a correct mechanism fails it
-about once in 10^8 runs, while missing noise or a scale off by 2x fails it every time
-(shown below with the same check).
+Many releases of one fixed dataset through the real mechanism (OpenDP, no seed). The
+checks have a tolerance of six standard errors: a correct mechanism fails them about once
+in 10^8 runs, while missing noise or a scale off by 2x fails them every time (shown below
+with the same checks). Both budget splits are sampled: the default (half of each
+metric's epsilon on its total) and a quarter on totals, as an agreement may choose.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from clearpost.core.privacy import (
     plan_release,
     release,
 )
+from clearpost.core.privacy.mechanism import RELEASE_ALPHA, margin, release_threshold
 
 pytestmark = pytest.mark.slow  # about ten thousand releases through OpenDP: several seconds
 
@@ -92,14 +95,65 @@ def sample_noise(
     return totals, items
 
 
-@pytest.fixture(scope="module")
-def plan() -> ReleasePlan:
-    return plan_release(1.0, BOUNDS, KEYS)
+def check_interval(samples: Sequence[int], scale: float, margin: int) -> None:
+    """Raise unless about the promised share of ``samples`` lies within ``margin``: the
+    exact discrete Laplace probability, which is at least 0.95 by construction."""
+    n = len(samples)
+    p = math.exp(-1 / scale)
+    inside = 1 - 2 * p ** (margin + 1) / (1 + p)
+    assert inside >= 0.95
+    share = sum(abs(x) <= margin for x in samples) / n
+    assert abs(share - inside) <= SIGMAS * math.sqrt(inside * (1 - inside) / n), (
+        f"{share:.4f} of the noise within ±{margin}, the scale promises {inside:.4f}"
+    )
+
+
+def check_threshold(samples: Sequence[int], threshold: int, alpha: float) -> None:
+    """Raise if noise alone (a true count of 0) reaches ``threshold`` more often than
+    ``alpha`` allows."""
+    n = len(samples)
+    share = sum(x >= threshold for x in samples) / n
+    assert share <= alpha + SIGMAS * math.sqrt(alpha * (1 - alpha) / n), (
+        f"noise reached the threshold {threshold} in {share:.4f} of cells, over {alpha}"
+    )
+
+
+@pytest.fixture(scope="module", params=[0.5, 0.25], ids=["half-on-totals", "quarter-on-totals"])
+def plan(request: pytest.FixtureRequest) -> ReleasePlan:
+    return plan_release(1.0, BOUNDS, KEYS, totals_share=request.param)
 
 
 @pytest.fixture(scope="module")
 def noise(plan: ReleasePlan) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     return sample_noise(plan, RELEASES)
+
+
+def test_intervals_hold_95_percent_and_thresholds_keep_noise_out(
+    plan: ReleasePlan, noise: tuple[dict[str, list[int]], dict[str, list[int]]]
+) -> None:
+    totals, items = noise
+    for spec in plan.measurements:
+        samples = (totals if spec.name.startswith("totals.") else items)[spec.metric]
+        check_interval(samples, spec.scale, spec.margin)
+        if spec.threshold is not None:
+            check_threshold(samples, spec.threshold, RELEASE_ALPHA)
+
+
+def test_the_interval_and_threshold_checks_fail_at_a_wrong_scale(
+    plan: ReleasePlan, noise: tuple[dict[str, list[int]], dict[str, list[int]]]
+) -> None:
+    _, items = noise
+    spec = next(s for s in plan.measurements if s.name == "items.shares")
+    # noise at twice, or half, the scale the published interval was made for
+    for wrong in ([2 * x for x in items["shares"]], [round(x / 2) for x in items["shares"]]):
+        with pytest.raises(AssertionError):
+            check_interval(wrong, spec.scale, spec.margin)
+    with pytest.raises(AssertionError):  # an interval from a scale half the true one
+        check_interval(items["shares"], spec.scale, margin(spec.scale / 2))
+    with pytest.raises(AssertionError):  # noise at twice the scale the threshold assumed
+        check_threshold([2 * x for x in items["shares"]], spec.threshold or 0, RELEASE_ALPHA)
+    with pytest.raises(AssertionError):  # or a threshold set for a tenth of the noise
+        check_threshold(items["shares"], release_threshold(spec.scale / 10), RELEASE_ALPHA)
 
 
 def test_noise_has_mean_zero_and_the_promised_spread(
@@ -114,11 +168,13 @@ def test_noise_has_mean_zero_and_the_promised_spread(
 
 
 def test_scales_follow_sensitivity_and_the_epsilon_share(plan: ReleasePlan) -> None:
-    # ε = 1 split 8 ways; sensitivity = 2 items x per-item cap (1, 1, 3, 2)
-    expected = {"intents": 16.0, "shares": 16.0, "recipients": 48.0, "clicks": 32.0}
+    # ε = 1 split over 4 metrics, then totals_share to the total; sensitivity = 2 items x
+    # per-item cap (1, 1, 3, 2)
+    sensitivity = {"intents": 2, "shares": 2, "recipients": 6, "clicks": 4}
     for spec in plan.measurements:
-        assert spec.epsilon == 1.0 / 8
-        assert spec.scale == pytest.approx(expected[spec.metric], rel=1e-9)
+        share = plan.totals_share if spec.name.startswith("totals.") else 1 - plan.totals_share
+        assert spec.epsilon == pytest.approx(share / 4)
+        assert spec.scale == pytest.approx(sensitivity[spec.metric] / (share / 4), rel=1e-9)
 
 
 def test_the_check_fails_without_noise(plan: ReleasePlan) -> None:
@@ -143,7 +199,7 @@ def test_the_check_fails_at_a_wrong_scale(
 
 def test_a_mechanism_that_ignores_the_split_fails_the_check(plan: ReleasePlan) -> None:
     """Noise drawn for the whole epsilon on each measurement (8x too small a scale)."""
-    greedy = plan_release(8.0, BOUNDS, KEYS)  # each measurement at ε = 1
+    greedy = plan_release(8.0, BOUNDS, KEYS, totals_share=plan.totals_share)
     totals, _ = sample_noise(greedy, 400)
     with pytest.raises(AssertionError):
         check_noise(totals["shares"], plan.measurements[1].scale)

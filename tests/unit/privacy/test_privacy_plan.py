@@ -26,18 +26,24 @@ bounds_st = st.builds(
 
 
 @settings(max_examples=60, deadline=None)
-@given(epsilon=st.floats(0.01, 10.0), bounds=bounds_st, n_keys=st.integers(0, 5))
+@given(
+    epsilon=st.floats(0.01, 10.0),
+    bounds=bounds_st,
+    n_keys=st.integers(0, 5),
+    totals_share=st.floats(0.05, 0.95),
+)
 def test_the_composition_spends_exactly_the_agreement_epsilon(
-    epsilon: float, bounds: Bounds, n_keys: int
+    epsilon: float, bounds: Bounds, n_keys: int, totals_share: float
 ) -> None:
     keys = tuple(f"https://x.example/{i}" for i in range(n_keys))
-    plan = plan_release(epsilon, bounds, keys)
+    plan = plan_release(epsilon, bounds, keys, totals_share=totals_share)
     assert epsilon * (1 - 1e-9) <= plan.composed_epsilon <= epsilon
     assert [s.name for s in plan.measurements] == [
         f"{kind}.{m}" for kind in ("totals", "items") for m in METRICS
     ]
     for spec in plan.measurements:
-        assert spec.epsilon == pytest.approx(epsilon / 8)
+        share = totals_share if spec.name.startswith("totals.") else 1 - totals_share
+        assert spec.epsilon == pytest.approx(epsilon / 4 * share)
         assert spec.sensitivity == bounds.items_per_user * bounds.per_item(spec.metric)
         assert spec.scale == pytest.approx(spec.sensitivity / spec.epsilon, rel=1e-9)
         assert spec.scale >= spec.sensitivity / spec.epsilon  # never less noise than needed
@@ -108,3 +114,6 @@ def test_bad_budgets_and_duplicate_items_are_refused() -> None:
             plan_release(epsilon, Bounds(1, 1, 1, 1), ())
     with pytest.raises(InvalidInput):
         plan_release(1.0, Bounds(1, 1, 1, 1), ("https://a.example/", "https://a.example/"))
+    for share in (0.0, 1.0, float("nan")):
+        with pytest.raises(InvalidInput):
+            plan_release(1.0, Bounds(1, 1, 1, 1), (), totals_share=share)

@@ -1,10 +1,12 @@
-"""Reports: suppression, the document, its signature over RFC 8785 bytes, the log entry."""
+"""Reports: which cells are published, intervals, the document, its signature over RFC 8785
+bytes, the log entry."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import math
 
 import pytest
 import rfc8785
@@ -20,10 +22,10 @@ from clearpost.core.privacy import (
     ReportSigner,
     build_report,
     plan_release,
+    publish,
     report_bytes,
     report_entry,
     report_hash,
-    suppress,
     verify_report,
 )
 from clearpost.core.tlog.entries import decode_entry, encode_entry
@@ -33,12 +35,19 @@ BOUNDS = Bounds(items_per_user=2, shares_per_item=1, clicks_per_share=1, recipie
 PERIOD = Period(1_767_571_200_000, 1_767_571_200_000 + 14 * 86_400_000)
 
 
+PLAN = plan_release(1.0, BOUNDS, (A, B, C))
+LIMIT = {s.metric: s.threshold for s in PLAN.measurements if s.threshold is not None}
+MARGIN = {s.name: s.margin for s in PLAN.measurements}
+
+
 def noisy() -> NoisyCounts:
+    t = LIMIT["shares"]  # 4 x 2 / (1/8) = 64 scale; about 4.6 scales
+    r = LIMIT["recipients"]
     return NoisyCounts(
         totals={"intents": 120, "shares": 61, "recipients": 150, "clicks": -3},
         items={
-            A: {"intents": 80, "shares": 40, "recipients": 90, "clicks": 12},
-            B: {"intents": 30, "shares": 9, "recipients": 20, "clicks": 40},
+            A: {"intents": t + 80, "shares": t, "recipients": r, "clicks": 12},
+            B: {"intents": 30, "shares": t - 1, "recipients": 20, "clicks": t + 40},
             C: {"intents": 11, "shares": 10, "recipients": -4, "clicks": 1},
         },
     )
@@ -50,24 +59,51 @@ def report(signer: ReportSigner, threshold: int = 10) -> dict[str, object]:
         agreement_version=3,
         period=PERIOD,
         released_at=PERIOD.end_ms + 600_000,
-        plan=plan_release(1.0, BOUNDS, (A, B, C)),
+        plan=PLAN,
         noisy=noisy(),
         suppression_threshold=threshold,
         public_key=signer.public_key,
     )
 
 
-def test_items_under_the_threshold_of_noisy_shares_are_left_out() -> None:
-    rows, suppressed = suppress(noisy(), 10)
-    assert [r["url"] for r in rows] == [A, C]  # B has 9 noisy shares (and many clicks): out
-    assert suppressed == 1
-    assert rows[1] == {"url": C, "intents": 11, "shares": 10, "recipients": -4, "clicks": 1}
-    assert suppress(noisy(), 0)[1] == 0
-    assert suppress(noisy(), 41) == ([], 3)
+def test_thresholds_follow_the_noise_scale_not_the_data() -> None:
+    for spec in PLAN.measurements:
+        if spec.threshold is None:
+            assert spec.name.startswith("totals.")
+            continue
+        # a true 0 reaches the threshold with probability p^t / (1 + p) <= 0.005
+        p = math.exp(-1 / spec.scale)
+        assert p**spec.threshold / (1 + p) <= 0.005 < p ** (spec.threshold - 1) / (1 + p)
+    for spec in PLAN.measurements:  # P(|noise| > margin) <= 0.05 < P(|noise| > margin - 1)
+        p = math.exp(-1 / spec.scale)
+        assert 2 * p ** (spec.margin + 1) / (1 + p) <= 0.05 < 2 * p**spec.margin / (1 + p)
 
 
-def test_the_report_states_bounds_noise_and_suppression() -> None:
+def test_only_cells_that_reach_their_threshold_are_published() -> None:
+    rows, left_out = publish(noisy(), PLAN, 10)
+    assert [r["url"] for r in rows] == [A, B]  # C has no cell above its threshold: left out
+    assert left_out == 1
+    a, b = rows
+    m = MARGIN["items.shares"]
+    assert a["shares"] == {
+        "value": LIMIT["shares"],
+        "low": LIMIT["shares"] - m,
+        "high": LIMIT["shares"] + m,
+    }
+    assert a["recipients"]["value"] == LIMIT["recipients"]
+    assert a["clicks"] is None  # 12 noisy clicks: not published, not even as a row of A
+    assert (
+        b["shares"] is None
+        and b["intents"] is None
+        and b["clicks"]["value"] == LIMIT["clicks"] + 40
+    )
+    # the agreement's minimum applies when it is higher than the noise threshold
+    assert publish(noisy(), PLAN, 10**6) == ([], 3)
+
+
+def test_the_report_states_bounds_noise_intervals_and_the_release_rule() -> None:
     doc = report(ReportSigner.generate())
+    assert doc["version"] == 2
     assert doc["partner"] == "streamco" and doc["agreement_version"] == 3
     assert doc["period"] == {
         "id": "2026-01-05/2026-01-19",
@@ -84,10 +120,17 @@ def test_the_report_states_bounds_noise_and_suppression() -> None:
     }
     assert privacy["epsilon"] == 1.0 and 1 - 1e-9 <= privacy["opendp_epsilon"] <= 1.0
     assert len(privacy["measurements"]) == 8
-    assert privacy["suppression"] == {"metric": "shares", "threshold": 10}
-    assert doc["totals"] == noisy().totals  # noisy values as they came, negative ones too
+    for m in privacy["measurements"]:
+        assert m["margin95"] == MARGIN[m["name"]]
+        assert ("threshold" in m) == m["name"].startswith("items.")
+    assert privacy["release"]["alpha"] == 0.005 and privacy["release"]["minimum"] == 10
+    totals = doc["totals"]
+    assert isinstance(totals, dict)
+    for metric, value in noisy().totals.items():  # as drawn, negative ones too, with intervals
+        plus = MARGIN[f"totals.{metric}"]
+        assert totals[metric] == {"value": value, "low": value - plus, "high": value + plus}
     assert doc["suppressed_items"] == 1
-    assert [row["url"] for row in doc["items"]] == [A, C]  # type: ignore[attr-defined]
+    assert [row["url"] for row in doc["items"]] == [A, B]  # type: ignore[attr-defined]
     assert set(doc["items"][0]) == {"url", *METRICS}  # type: ignore[index]
 
 

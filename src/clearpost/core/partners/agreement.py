@@ -1,7 +1,16 @@
-"""Partner agreements: parsed strictly from TOML, published and logged before they apply."""
+"""Partner agreements: parsed strictly from TOML, published and logged before they apply.
+
+From Clearpost 0.2 an agreement also states the report bounds that were server settings
+before (``max_items_per_user``, ``max_recipients_per_share``), the yearly privacy budget
+(``epsilon_per_year``) and how each metric's epsilon is split (``report_totals_share``), so
+the published agreement states everything that sets a report's noise. ``parse_agreement``
+always writes them; agreements logged by earlier versions lack them and still verify: for
+those the bounds come from the server settings and the other two from their defaults.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass
@@ -33,6 +42,20 @@ class Agreement:
     max_shares_per_item: int
     max_clicks_per_share: int
     contact: str
+    max_items_per_user: int | None = None
+    """None only in agreements logged before 0.2: the server setting applies."""
+    max_recipients_per_share: int | None = None
+    """None only in agreements logged before 0.2: the server setting applies."""
+    epsilon_per_year: float | None = None
+    """None only in agreements logged before 0.2: ``default_epsilon_per_year`` applies."""
+    report_totals_share: float = 0.5
+
+    @property
+    def yearly_budget(self) -> float:
+        """The most epsilon spent on periods that start in one calendar year (UTC)."""
+        if self.epsilon_per_year is not None:
+            return self.epsilon_per_year
+        return default_epsilon_per_year(self.epsilon_per_period, self.report_cadence_days)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -45,6 +68,12 @@ class Agreement:
         return parts.scheme in ("https", "http") and any(
             host == d or host.endswith("." + d) for d in self.link_domains
         )
+
+
+def default_epsilon_per_year(epsilon_per_period: float, cadence_days: int) -> float:
+    """Enough for every period that can start in a calendar year: ``ceil(366 / cadence)``
+    periods, so the default never holds up a report on the agreed schedule."""
+    return round(epsilon_per_period * math.ceil(366 / cadence_days), 9)
 
 
 def _str(data: dict[str, Any], key: str, max_len: int = 500) -> str:
@@ -70,6 +99,13 @@ def _number(data: dict[str, Any], key: str, default: float, lo: float, hi: float
     return float(value)
 
 
+def _integer(data: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(f"agreement field {key!r} must be an integer in [{lo}, {hi}]")
+    return value
+
+
 _FIELDS = {
     "id",
     "name",
@@ -84,6 +120,10 @@ _FIELDS = {
     "suppression_threshold",
     "max_shares_per_item",
     "max_clicks_per_share",
+    "max_items_per_user",
+    "max_recipients_per_share",
+    "epsilon_per_year",
+    "report_totals_share",
     "contact",
 }
 
@@ -124,6 +164,11 @@ def parse_agreement(text: str) -> Agreement:
     homepage = _str(data, "homepage")
     if urlsplit(homepage).scheme not in ("https", "http"):
         raise InvalidInput("agreement 'homepage' must be an http(s) URL")
+    cadence = int(_number(data, "report_cadence_days", 14, 1, 366))
+    epsilon = _number(data, "epsilon_per_period", 1.0, 0.01, 10.0)
+    per_year = _number(
+        data, "epsilon_per_year", default_epsilon_per_year(epsilon, cadence), epsilon, 3660.0
+    )
     return Agreement(
         partner_id=partner_id,
         name=_str(data, "name", 100),
@@ -133,12 +178,16 @@ def parse_agreement(text: str) -> Agreement:
         scopes=tuple(sorted(set(scopes))),
         purposes=_list(data, "purposes"),
         retention=_str(data, "retention"),
-        report_cadence_days=int(_number(data, "report_cadence_days", 14, 1, 366)),
-        epsilon_per_period=_number(data, "epsilon_per_period", 1.0, 0.01, 10.0),
+        report_cadence_days=cadence,
+        epsilon_per_period=epsilon,
         suppression_threshold=int(_number(data, "suppression_threshold", 10, 0, 10_000)),
         max_shares_per_item=int(_number(data, "max_shares_per_item", 1, 1, 100)),
         max_clicks_per_share=int(_number(data, "max_clicks_per_share", 1, 1, 100)),
         contact=_str(data, "contact", 200),
+        max_items_per_user=int(_integer(data, "max_items_per_user", 5, 1, 100)),
+        max_recipients_per_share=int(_integer(data, "max_recipients_per_share", 10, 1, 1000)),
+        epsilon_per_year=per_year,
+        report_totals_share=_number(data, "report_totals_share", 0.5, 0.05, 0.95),
     )
 
 

@@ -12,8 +12,23 @@ from clearpost.core.privacy.bounds import (
     UserContribution,
     contributions,
 )
-from clearpost.core.privacy.errors import BudgetSpent, InvalidPeriod, PeriodNotNext, PeriodOpen
-from clearpost.core.privacy.ledger import Period, choose_period, next_period, parse_period
+from clearpost.core.privacy.errors import (
+    BudgetSpent,
+    InvalidPeriod,
+    PeriodNotNext,
+    PeriodOpen,
+    YearBudgetSpent,
+)
+from clearpost.core.privacy.ledger import (
+    Period,
+    check_year_budget,
+    choose_period,
+    next_period,
+    next_period_in_budget,
+    parse_period,
+    spent_by_year,
+    year_of,
+)
 from clearpost.core.privacy.mechanism import (
     MeasurementSpec,
     NoisyCounts,
@@ -23,10 +38,10 @@ from clearpost.core.privacy.mechanism import (
 )
 from clearpost.core.privacy.report import (
     build_report,
+    publish,
     report_bytes,
     report_entry,
     report_hash,
-    suppress,
 )
 from clearpost.core.privacy.signing import ReportSigner, verify_report
 
@@ -48,16 +63,21 @@ __all__ = [
     "ReportSigner",
     "ShareEvent",
     "UserContribution",
+    "YearBudgetSpent",
     "build_report",
+    "check_year_budget",
     "choose_period",
     "contributions",
     "next_period",
+    "next_period_in_budget",
     "parse_period",
     "plan_release",
+    "publish",
     "release",
     "report_bytes",
     "report_entry",
     "report_hash",
-    "suppress",
+    "spent_by_year",
     "verify_report",
+    "year_of",
 ]

@@ -4,16 +4,23 @@ The privacy unit is one user (the person who shares): their share intents, the s
 send, the recipients of those shares, and the clicks on their share links. Clicks are
 anonymous, so a clicker is protected by the cap per link and is counted under the sharer.
 
-Per user and period, for each metric separately:
+Per user and period, for each metric separately, the user has a contribution budget
+``Bounds.sensitivity(metric) = items_per_user x per-item cap`` (the L1 budget Chrome's
+Attribution Reporting calls a contribution budget). Single events are capped first:
 
-- at most ``items_per_user`` items (URLs) count: the ones the user was first active on;
-- per item, at most ``shares_per_item`` intents and shares count (the earliest ones);
-- per counted share, at most ``recipients_per_share`` recipients;
-- per item, clicks count on at most ``shares_per_item`` links (the earliest made), and at most
-  ``clicks_per_share`` clicks per link.
+- per share, at most ``recipients_per_share`` recipients count;
+- per share link, at most ``clicks_per_share`` clicks count (this protects the clicker).
 
-So adding or removing one user changes a metric's total, and the sum over items of its
-per-item counts, by at most ``Bounds.sensitivity(metric)``.
+Then the user's items are taken in the order the user was first active on them, and each
+item's count is spent from the budget until it is used up. So adding or removing one user
+changes a metric's total, and the sum over items of its per-item counts, by at most the
+sensitivity, however the user's activity is spread over items.
+
+Until report version 2 each item was also capped (``shares_per_item`` intents and shares,
+``shares_per_item`` links' clicks) and only ``items_per_user`` items counted. That bounded
+the same sensitivity but threw away most of a typical user's activity (a second intent for
+the same title, a second click on a link) while leaving most of the budget unused; the
+benchmark in ``bench/report_accuracy.py`` measures the difference.
 """
 
 from __future__ import annotations
@@ -142,18 +149,21 @@ class Contributions:
 def clipped(
     items: Iterable[tuple[str, int]], metric: str, bounds: Bounds
 ) -> Iterator[tuple[str, int]]:
-    """The first ``items_per_user`` distinct items, each count clamped to [0, per-item cap].
+    """Distinct items in order, each count clamped to >= 0, spending at most the metric's
+    sensitivity in all: the L1 norm of what comes out is at most ``sensitivity(metric)``.
 
     The mechanism applies this to every record it sees, so its sensitivity claim holds for
     any record, not only those built by ``contributions``."""
-    cap = bounds.per_item(metric)
+    left = bounds.sensitivity(metric)
     seen: set[str] = set()
     for url, count in items:
         if url in seen:
             continue
         seen.add(url)
-        yield url, min(max(int(count), 0), cap)
-        if len(seen) == bounds.items_per_user:
+        take = min(max(int(count), 0), left)
+        yield url, take
+        left -= take
+        if left == 0:
             return
 
 
@@ -164,46 +174,47 @@ def _first_items(first_at: dict[str, tuple[int, str]], limit: int) -> list[str]:
 
 
 def contributions(activity: Activity, bounds: Bounds) -> Contributions:
-    """Group events by user and apply the contribution bounds."""
-    k, m = bounds.shares_per_item, bounds.items_per_user
+    """Group events by user, cap single events, and spend each user's budget per metric."""
+    r_cap, c_cap = bounds.recipients_per_share, bounds.clicks_per_share
     intents: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i in activity.intents:
         intents[i.user_id][i.url].append(i.at)
-    shares: dict[str, dict[str, list[tuple[int, str, int]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    shares: dict[str, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
     for s in activity.shares:
-        shares[s.user_id][s.url].append((s.at, s.intent_id, s.recipients))
-    # per user and item: link -> (link created at, first click at, clicks)
+        shares[s.user_id][s.url].append((s.at, min(max(s.recipients, 0), r_cap)))
+    # per user and item: link -> [first click at, clicks]
     clicks: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(dict))
     for c in activity.clicks:
-        per_link = clicks[c.user_id][c.url].setdefault(c.link, [c.link_created_at, c.at, 0])
-        per_link[1] = min(per_link[1], c.at)
-        per_link[2] += 1
+        per_link = clicks[c.user_id][c.url].setdefault(c.link, [c.at, 0])
+        per_link[0] = min(per_link[0], c.at)
+        per_link[1] += 1
+
+    def spend(metric: str, counts: dict[str, tuple[int, int]]) -> tuple[tuple[str, int], ...]:
+        """``counts``: url -> (first activity, count); the budget goes to the earliest."""
+        order = _first_items({u: (v[0], u) for u, v in counts.items()}, len(counts))
+        return tuple(clipped(((u, counts[u][1]) for u in order), metric, bounds))
 
     records = []
     for user in sorted(set(intents) | set(shares) | set(clicks)):
         mine_i, mine_s, mine_c = intents.get(user, {}), shares.get(user, {}), clicks.get(user, {})
-        i_items = _first_items({u: (min(ts), u) for u, ts in mine_i.items()}, m)
-        s_items = _first_items({u: (min(e[0] for e in es), u) for u, es in mine_s.items()}, m)
-        c_items = _first_items(
-            {u: (min(v[1] for v in links.values()), u) for u, links in mine_c.items()}, m
-        )
-        counted_shares = {u: sorted(mine_s[u])[:k] for u in s_items}
-        counted_links = {
-            u: sorted(mine_c[u].items(), key=lambda kv: (kv[1][0], kv[0]))[:k] for u in c_items
-        }
+        first_share = {u: min(at for at, _ in es) for u, es in mine_s.items()}
         records.append(
             UserContribution(
-                intents=tuple((u, min(len(mine_i[u]), k)) for u in i_items),
-                shares=tuple((u, len(counted_shares[u])) for u in s_items),
-                recipients=tuple(
-                    (u, sum(min(max(r, 0), bounds.recipients_per_share) for _, _, r in es))
-                    for u, es in counted_shares.items()
+                intents=spend("intents", {u: (min(ts), len(ts)) for u, ts in mine_i.items()}),
+                shares=spend("shares", {u: (first_share[u], len(es)) for u, es in mine_s.items()}),
+                recipients=spend(
+                    "recipients",
+                    {u: (first_share[u], sum(r for _, r in es)) for u, es in mine_s.items()},
                 ),
-                clicks=tuple(
-                    (u, sum(min(v[2], bounds.clicks_per_share) for _, v in links))
-                    for u, links in counted_links.items()
+                clicks=spend(
+                    "clicks",
+                    {
+                        u: (
+                            min(v[0] for v in links.values()),
+                            sum(min(v[1], c_cap) for v in links.values()),
+                        )
+                        for u, links in mine_c.items()
+                    },
                 ),
             )
         )

@@ -28,3 +28,10 @@ class InvalidPeriod(InvalidInput):
     """A period that does not parse as ``YYYY-MM-DD`` or ``YYYY-MM-DD/YYYY-MM-DD``."""
 
     code = "invalid_period"
+
+
+class YearBudgetSpent(Conflict):
+    """Releasing the period would take the epsilon spent on periods starting in its calendar
+    year over the agreement's ``epsilon_per_year``."""
+
+    code = "year_budget_spent"

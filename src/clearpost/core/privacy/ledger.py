@@ -6,15 +6,28 @@ agreement's ``report_cadence_days``. Each period's epsilon is spent exactly once
 report is released; storage enforces that with a unique constraint on (partner, period
 start), and these rules refuse the obvious cases before any noise is drawn. Because a new
 period always starts at the previous end, periods never overlap even if the cadence changes.
+
+The agreement also caps the epsilon spent on periods that start in one calendar year (UTC).
+A period that would go over is never released: the chain jumps to 1 January of the next
+year, and the skipped time is simply not reported (``next_period_in_budget``). The default
+yearly budget fits every period of the schedule, so only an agreement that asks for less,
+or a change of epsilon or cadence within a year, makes the chain jump.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from clearpost.core.privacy.errors import BudgetSpent, InvalidPeriod, PeriodNotNext, PeriodOpen
+from clearpost.core.privacy.errors import (
+    BudgetSpent,
+    InvalidPeriod,
+    PeriodNotNext,
+    PeriodOpen,
+    YearBudgetSpent,
+)
 
 DAY_MS = 86_400_000
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -51,6 +64,70 @@ def next_period(registered_at_ms: int, cadence_days: int, last_end_ms: int | Non
         raise InvalidPeriod("a report cadence is at least one day")
     start = anchor(registered_at_ms) if last_end_ms is None else last_end_ms
     return Period(start, start + cadence_days * DAY_MS)
+
+
+BUDGET_TOLERANCE = 1e-9
+"""Sums of float epsilons may exceed a budget by rounding; this much relative is not over."""
+
+
+def year_of(ms: int) -> int:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).year
+
+
+def year_start(year: int) -> int:
+    return int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) * 1000
+
+
+def spent_by_year(spent: list[tuple[int, float]]) -> dict[int, float]:
+    """Ledger rows as (period start ms, epsilon) -> epsilon spent per calendar year."""
+    out: dict[int, float] = {}
+    for start, epsilon in spent:
+        out[year_of(start)] = out.get(year_of(start), 0.0) + epsilon
+    return out
+
+
+def fits(epsilon: float, yearly: float, spent: float) -> bool:
+    return spent + epsilon <= yearly * (1 + BUDGET_TOLERANCE)
+
+
+def check_year_budget(
+    period: Period, epsilon: float, yearly: float, spent: Mapping[int, float]
+) -> None:
+    """Raise ``YearBudgetSpent`` (with the numbers, for machines) unless releasing
+    ``period`` at ``epsilon`` keeps its year within ``yearly``."""
+    year = year_of(period.start_ms)
+    used = spent.get(year, 0.0)
+    if not fits(epsilon, yearly, used):
+        raise YearBudgetSpent(
+            f"releasing {period.id} at epsilon {epsilon:g} would spend {used + epsilon:g} on "
+            f"periods starting in {year}, over the agreement's epsilon_per_year {yearly:g}",
+            period=period.id,
+            year=year,
+            epsilon=epsilon,
+            epsilon_per_year=yearly,
+            spent=used,
+            left=max(yearly - used, 0.0),
+        )
+
+
+def next_period_in_budget(
+    registered_at_ms: int,
+    cadence_days: int,
+    last_end_ms: int | None,
+    epsilon: float,
+    yearly: float,
+    spent: Mapping[int, float],
+) -> Period:
+    """The first period not yet released whose year still has ``epsilon`` left: the chain's
+    next period, or the first one of a later year if its own year's budget is spent."""
+    due = next_period(registered_at_ms, cadence_days, last_end_ms)
+    for _ in range(100):  # a year without budget is skipped; no agreement skips a century
+        year = year_of(due.start_ms)
+        if fits(epsilon, yearly, spent.get(year, 0.0)):
+            return due
+        start = year_start(year + 1)
+        due = Period(start, start + cadence_days * DAY_MS)
+    raise InvalidPeriod("no year within a century has budget left for a period")
 
 
 def _parse_day(text: str) -> int:

@@ -1,15 +1,27 @@
 """The noise: OpenDP discrete Laplace on integer counts, composed to the agreement's epsilon.
 
 A release is eight measurements on the same dataset (one bounded record per user): the
-total and the per-item vector of each metric. The epsilon per period is split equally,
-``epsilon / 8`` each. Each measurement is an OpenDP chain
+total and the per-item vector of each metric. Each metric gets a quarter of the period's
+epsilon; of that, the agreement's ``report_totals_share`` (one half unless it says
+otherwise) goes to its total and the rest to its per-item cells. One half is what report
+version 1 spent; ``bench/report_accuracy.py`` shows why it stays the default: a quarter
+buys the cells of a 10,000-user partner about a third less noise but doubles the noise of
+the totals, which are all that a partner of a few thousand users can read. A partner with
+many users and many items may agree to a smaller share. Totals are measured, not summed
+from the cells: the sum of ``K`` cells carries ``sqrt(K)`` times a cell's noise, worse than
+a measured total from four items on. Each measurement is an OpenDP chain
 
     user-level dataset --(bound and count: d_out = d_in * sensitivity)--> counts
                        --(make_laplace, integer domain: discrete Laplace)--> noisy counts
 
-with ``scale = sensitivity / (epsilon / 8)``, and OpenDP's basic (sequential) composition
+with ``scale = sensitivity / epsilon_share``, and OpenDP's basic (sequential) composition
 of the eight must report a privacy loss of exactly the agreement's epsilon for a change of
 one user; ``plan_release`` refuses to return a plan otherwise.
+
+Every measurement also states, from its scale alone (never from the data): ``margin``, the
+half-width of the 95% interval of its noise (OpenDP's ``discrete_laplacian_scale_to_accuracy``),
+and for per-item cells ``threshold``, the noisy value a cell must reach to be published:
+a cell whose true count is 0 reaches it with probability at most ``RELEASE_ALPHA``.
 
 The counting step is ours, declared to OpenDP as a user transformation, which needs the
 ``honest-but-curious`` feature: we vouch that its stability map is right. It clips every
@@ -22,6 +34,7 @@ not injectable: a seedable noise source is a way to undo the noise.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +50,16 @@ EPSILON_TOLERANCE = 1e-9
 """The composed epsilon must lie in ``[epsilon * (1 - tol), epsilon]``."""
 
 MAX_COUNT = 2**31 - 1  # OpenDP's integer domain is 32-bit
+
+TOTALS_SHARE = 0.5
+"""The fraction of each metric's epsilon spent on its total; the rest goes to its cells."""
+
+CONFIDENCE = 0.95
+"""Every released number carries the interval that holds its noise with this probability."""
+
+RELEASE_ALPHA = 0.005
+"""A per-item cell is published only when its noisy value reaches a threshold that noise
+alone (a true count of 0) reaches with at most this probability."""
 
 
 @functools.cache
@@ -60,14 +83,22 @@ class MeasurementSpec:
     sensitivity: int
     epsilon: float
     scale: float
+    margin: int
+    """Half-width of the 95% interval: P(|noise| <= margin) >= 0.95."""
+    threshold: int | None
+    """Per-item cells only: the least noisy value that is published."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "sensitivity": self.sensitivity,
             "epsilon": self.epsilon,
             "scale": self.scale,
+            "margin95": self.margin,
         }
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +109,7 @@ class ReleasePlan:
     measurements: tuple[MeasurementSpec, ...]
     composed_epsilon: float
     """OpenDP's composed privacy map at one user: the epsilon this release spends."""
+    totals_share: float
     _measurement: Any = field(repr=False, compare=False)
 
 
@@ -116,21 +148,55 @@ def _scale(sensitivity: int, epsilon: float) -> float:
     return sensitivity / epsilon * (1 + SCALE_MARGIN)
 
 
-def plan_release(epsilon: float, bounds: Bounds, keys: tuple[str, ...]) -> ReleasePlan:
-    """Build the composed measurement and check that it spends exactly ``epsilon``."""
+def margin(scale: float, alpha: float = 1 - CONFIDENCE) -> int:
+    """The least integer ``m`` with ``P(|noise| > m) <= alpha`` for discrete Laplace noise
+    at ``scale``. OpenDP's accuracy ``a`` satisfies ``P(|noise| >= a) = alpha``."""
+    dp, _, _ = _opendp()
+    a = float(dp.discrete_laplacian_scale_to_accuracy(scale, alpha))
+    return max(math.ceil(a) - 1, 0)
+
+
+def release_threshold(scale: float, alpha: float = RELEASE_ALPHA) -> int:
+    """The least integer ``t`` with ``P(noise >= t) <= alpha``: the one-sided tail is half
+    the two-sided one, so it is the two-sided accuracy at ``2 alpha``, rounded up."""
+    dp, _, _ = _opendp()
+    return math.ceil(float(dp.discrete_laplacian_scale_to_accuracy(scale, 2 * alpha)))
+
+
+def plan_release(
+    epsilon: float,
+    bounds: Bounds,
+    keys: tuple[str, ...],
+    *,
+    totals_share: float = TOTALS_SHARE,
+) -> ReleasePlan:
+    """Build the composed measurement and check that it spends exactly ``epsilon``.
+
+    ``totals_share`` is the fraction of each metric's epsilon spent on its total."""
     dp, domain, users = _opendp()
     if not 0 < epsilon <= 100:
         raise InvalidInput("epsilon per period must be in (0, 100]")
+    if not 0 < totals_share < 1:
+        raise InvalidInput("the totals' share of the budget is in (0, 1)")
     if len(set(keys)) != len(keys):
         raise InvalidInput("report items must be distinct")
-    share = epsilon / (2 * len(METRICS))
+    per_metric = epsilon / len(METRICS)
+    shares = {"totals": per_metric * totals_share, "items": per_metric * (1 - totals_share)}
     specs: list[MeasurementSpec] = []
     chains = []
     for kind in ("totals", "items"):
         for metric in METRICS:
             sensitivity = bounds.sensitivity(metric)
+            share = shares[kind]
+            scale = _scale(sensitivity, share)
             spec = MeasurementSpec(
-                f"{kind}.{metric}", metric, sensitivity, share, _scale(sensitivity, share)
+                f"{kind}.{metric}",
+                metric,
+                sensitivity,
+                share,
+                scale,
+                margin(scale),
+                release_threshold(scale) if kind == "items" else None,
             )
             if kind == "totals":
                 out_domain, out_metric = dp.atom_domain(T=int), dp.absolute_distance(T=int)
@@ -155,7 +221,7 @@ def plan_release(epsilon: float, bounds: Bounds, keys: tuple[str, ...]) -> Relea
         raise InvalidInput(
             f"the composed privacy loss {spent!r} does not match the budget {epsilon!r}"
         )
-    return ReleasePlan(epsilon, bounds, tuple(keys), tuple(specs), spent, composed)
+    return ReleasePlan(epsilon, bounds, tuple(keys), tuple(specs), spent, totals_share, composed)
 
 
 def release(plan: ReleasePlan, data: Contributions) -> NoisyCounts:

@@ -1,8 +1,15 @@
-"""The report document: noisy counts, suppression, the privacy parameters, the log entry.
+"""The report document: noisy counts with their intervals, the release rule, the privacy
+parameters, the log entry.
 
 A report is a JSON object, signed and hashed over its RFC 8785 canonical bytes. It says
-what was counted, the contribution bounds, every measurement's sensitivity, epsilon and
-noise scale, and the suppression rule, so a reader can judge the numbers without asking.
+what was counted, the contribution bounds, every measurement's sensitivity, epsilon, noise
+scale, 95% margin and release threshold, so a reader can judge the numbers without asking.
+
+Version 2 (Clearpost 0.2): every number is ``{"value", "low", "high"}`` (the 95% interval
+of its noise around the noisy value), and each per-item cell is published on its own when
+its noisy value reaches its measurement's threshold (``null`` otherwise); an item is listed
+when at least one of its cells is. Version 1 had bare numbers and listed an item when its
+noisy shares reached the agreement's ``suppression_threshold``.
 """
 
 from __future__ import annotations
@@ -13,31 +20,75 @@ from typing import Any
 from clearpost.core.canonical import canonical_json
 from clearpost.core.privacy.bounds import METRICS
 from clearpost.core.privacy.ledger import Period
-from clearpost.core.privacy.mechanism import NoisyCounts, ReleasePlan
+from clearpost.core.privacy.mechanism import (
+    CONFIDENCE,
+    RELEASE_ALPHA,
+    MeasurementSpec,
+    NoisyCounts,
+    ReleasePlan,
+)
 
 REPORT_TYPE = "clearpost.partner-report"
-REPORT_VERSION = 1
-ROW_METRIC = "shares"
-"""An item's row is listed only if its noisy count of shares sent reaches the threshold."""
+REPORT_VERSION = 2
 
 UNIT = (
     "one user: the share intents made for them, the shares they sent, the recipients of "
     "those shares and the clicks on their share links"
 )
+BOUNDING = (
+    "per user and metric, single shares count at most recipients_per_share recipients and "
+    "single links at most clicks_per_share clicks; then the user's items, earliest first, "
+    "spend a budget of sensitivity = items_per_user x per-item cap"
+)
 
 
-def suppress(noisy: NoisyCounts, threshold: int) -> tuple[list[dict[str, Any]], int]:
-    """Per-item rows whose noisy shares count is at least ``threshold`` (sorted by URL), and
-    how many rows were left out. Only noisy values are compared (post-processing)."""
+def number(value: int, margin: int) -> dict[str, int]:
+    """A released number with its 95% interval."""
+    return {"value": value, "low": value - margin, "high": value + margin}
+
+
+def thresholds(plan: ReleasePlan, minimum: int) -> dict[str, int]:
+    """Per metric, the noisy value a per-item cell must reach to be published: the noise
+    threshold of its measurement, or the agreement's ``minimum`` if that is higher. Both
+    are fixed before any data is read, so the rule is post-processing of noisy values."""
+    return {
+        spec.metric: max(spec.threshold or 0, minimum)
+        for spec in plan.measurements
+        if spec.name.startswith("items.")
+    }
+
+
+def publish(
+    noisy: NoisyCounts, plan: ReleasePlan, minimum: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Per-item rows (sorted by URL) with each cell that reaches its threshold and ``None``
+    for the others; items with no such cell are left out and counted. Only noisy values
+    are compared (post-processing)."""
+    margins = _margins(plan, "items")
+    limits = thresholds(plan, minimum)
     rows: list[dict[str, Any]] = []
-    suppressed = 0
+    left_out = 0
     for url in sorted(noisy.items):
         counts = noisy.items[url]
-        if counts[ROW_METRIC] < threshold:
-            suppressed += 1
+        cells = {
+            m: number(counts[m], margins[m]) if counts[m] >= limits[m] else None for m in METRICS
+        }
+        if all(c is None for c in cells.values()):
+            left_out += 1
             continue
-        rows.append({"url": url, **{m: counts[m] for m in METRICS}})
-    return rows, suppressed
+        rows.append({"url": url, **cells})
+    return rows, left_out
+
+
+def _margins(plan: ReleasePlan, kind: str) -> dict[str, int]:
+    return {s.metric: s.margin for s in plan.measurements if s.name.startswith(kind + ".")}
+
+
+def _measurement(spec: MeasurementSpec, limits: dict[str, int]) -> dict[str, Any]:
+    out = spec.to_json()
+    if spec.name.startswith("items."):
+        out["threshold"] = limits[spec.metric]
+    return out
 
 
 def build_report(
@@ -52,7 +103,9 @@ def build_report(
     public_key: str,
 ) -> dict[str, Any]:
     """The report object that is signed, hashed, logged and handed to the partner."""
-    rows, suppressed = suppress(noisy, suppression_threshold)
+    rows, left_out = publish(noisy, plan, suppression_threshold)
+    limits = thresholds(plan, suppression_threshold)
+    margins = _margins(plan, "totals")
     return {
         "type": REPORT_TYPE,
         "version": REPORT_VERSION,
@@ -68,12 +121,25 @@ def build_report(
             "mechanism": "discrete Laplace on integer counts (OpenDP make_laplace)",
             "composition": "basic sequential composition of the measurements (pure DP)",
             "bounds": plan.bounds.to_json(),
-            "measurements": [m.to_json() for m in plan.measurements],
-            "suppression": {"metric": ROW_METRIC, "threshold": suppression_threshold},
+            "bounding": BOUNDING,
+            "totals_share": plan.totals_share,
+            "measurements": [_measurement(m, limits) for m in plan.measurements],
+            "intervals": {
+                "confidence": CONFIDENCE,
+                "rule": "low and high are the noisy value -/+ its measurement's margin95; "
+                "the noise lies within the margin with probability 0.95",
+            },
+            "release": {
+                "alpha": RELEASE_ALPHA,
+                "minimum": suppression_threshold,
+                "rule": "a per-item cell is published when its noisy value reaches its "
+                "measurement's threshold, which a true count of 0 reaches with probability "
+                "at most alpha (or the agreement's minimum, if higher); totals always",
+            },
         },
-        "totals": {m: noisy.totals[m] for m in METRICS},
+        "totals": {m: number(noisy.totals[m], margins[m]) for m in METRICS},
         "items": rows,
-        "suppressed_items": suppressed,
+        "suppressed_items": left_out,
     }
 
 

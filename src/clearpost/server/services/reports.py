@@ -1,11 +1,12 @@
 """Partner reports: released on schedule when a period closes, or by an operator; listed
 for the partner they are about.
 
-A release, in order: read the period's activity, bound each user's contribution, add
-OpenDP noise composed to the agreement's epsilon, drop small items, sign the report, then
-in one transaction spend the period's budget (ledger), append the ``report`` log entry and
-store the report. Only then can the partner fetch it. The raw activity and the true counts
-exist only inside ``_release``: they are never stored, logged or returned.
+A release, in order: check the year's budget, read the period's activity, bound each
+user's contribution, add OpenDP noise composed to the agreement's epsilon, drop small
+cells, sign the report, then in one transaction spend the period's budget (ledger), append
+the ``report`` log entry and store the report. Only then can the partner fetch it. The raw
+activity and the true counts exist only inside ``_release``: they are never stored, logged
+or returned.
 
 Several processes on PostgreSQL may all run the scheduler: they may all compute a release,
 but the ledger's unique constraint lets exactly one commit; the others' noisy results are
@@ -34,15 +35,21 @@ from clearpost.core.privacy import (
     BudgetSpent,
     Period,
     ReportSigner,
+    YearBudgetSpent,
     build_report,
+    check_year_budget,
     choose_period,
     contributions,
     next_period,
+    next_period_in_budget,
+    parse_period,
     plan_release,
     release,
     report_bytes,
     report_entry,
     report_hash,
+    spent_by_year,
+    year_of,
 )
 from clearpost.core.tlog.entries import encode_entry
 from clearpost.server.config import Settings
@@ -117,6 +124,36 @@ class Released:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A partner's privacy budget as its agreement states it, and what the ledger spent."""
+
+    epsilon_per_period: float
+    epsilon_per_year: float
+    year: int
+    """The calendar year (UTC) the figures are for: the one the next period starts in."""
+    spent_this_year: float
+    periods_released: int
+    spent_total: float
+    next_period: Period
+
+    @property
+    def left_this_year(self) -> float:
+        return max(round(self.epsilon_per_year - self.spent_this_year, 9), 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epsilon_per_period": self.epsilon_per_period,
+            "epsilon_per_year": self.epsilon_per_year,
+            "year": self.year,
+            "spent_this_year": round(self.spent_this_year, 9),
+            "left_this_year": self.left_this_year,
+            "periods_released": self.periods_released,
+            "spent_total": round(self.spent_total, 9),
+            "next_period": self.next_period.to_json(),
+        }
+
+
 class ReportService:
     def __init__(
         self,
@@ -175,10 +212,51 @@ class ReportService:
         return agreement, version, row.created_at
 
     async def next_period(self, partner_id: str) -> Period:
-        """The partner's first period without a released report."""
+        """The partner's first period without a released report that fits its year's budget."""
         agreement, _, registered = await self._partner(partner_id)
-        last_end = await self.store.last_end(partner_id)
-        return next_period(registered, agreement.report_cadence_days, last_end)
+        return await self._due(agreement, registered)
+
+    async def _spent(self, partner_id: str) -> dict[int, float]:
+        return spent_by_year([(r.period_start, r.epsilon) for r in await self.ledger(partner_id)])
+
+    async def _due(self, agreement: Agreement, registered: int) -> Period:
+        last_end = await self.store.last_end(agreement.partner_id)
+        return next_period_in_budget(
+            registered,
+            agreement.report_cadence_days,
+            last_end,
+            agreement.epsilon_per_period,
+            agreement.yearly_budget,
+            await self._spent(agreement.partner_id),
+        )
+
+    async def budget(self, partner_id: str) -> Budget:
+        """The agreement's budget, what was spent in the year of the next period, and that
+        period (``left_this_year`` is what the rest of that year's periods can spend)."""
+        agreement, _, registered = await self._partner(partner_id)
+        rows = await self.ledger(partner_id)
+        due = await self._due(agreement, registered)
+        year = year_of(due.start_ms)
+        return Budget(
+            epsilon_per_period=agreement.epsilon_per_period,
+            epsilon_per_year=agreement.yearly_budget,
+            year=year,
+            spent_this_year=sum(r.epsilon for r in rows if year_of(r.period_start) == year),
+            periods_released=len(rows),
+            spent_total=sum(r.epsilon for r in rows),
+            next_period=due,
+        )
+
+    def bounds(self, agreement: Agreement) -> Bounds:
+        """The agreement's contribution bounds; the server settings stand in for the two
+        that agreements logged before Clearpost 0.2 do not state."""
+        return Bounds(
+            items_per_user=agreement.max_items_per_user or self.max_items_per_user,
+            shares_per_item=agreement.max_shares_per_item,
+            clicks_per_share=agreement.max_clicks_per_share,
+            recipients_per_share=agreement.max_recipients_per_share
+            or self.max_recipients_per_share,
+        )
 
     # --- releasing ---
 
@@ -193,8 +271,22 @@ class ReportService:
                 f"the agreement of {partner_id!r} does not include {REPORT_SCOPE!r}",
                 code="reports_not_agreed",
             )
-        last_end = await self.store.last_end(partner_id)
-        due = next_period(registered, agreement.report_cadence_days, last_end)
+        due = await self._due(agreement, registered)
+        if period is not None:  # 1. a period the year's budget skipped is refused as such
+            chain = next_period(
+                registered,
+                agreement.report_cadence_days,
+                await self.store.last_end(partner_id),
+            )
+            start, _ = parse_period(period)
+            if chain.start_ms <= start < due.start_ms:
+                skipped = Period(start, start + agreement.report_cadence_days * 86_400_000)
+                check_year_budget(
+                    skipped,
+                    agreement.epsilon_per_period,
+                    agreement.yearly_budget,
+                    await self._spent(partner_id),
+                )
         chosen = choose_period(period, due, self.clock.now_ms())
         return await self._release(agreement, version, chosen)
 
@@ -216,14 +308,16 @@ class ReportService:
         if REPORT_SCOPE not in agreement.scopes:
             return out
         for _ in range(MAX_CATCH_UP):
-            last_end = await self.store.last_end(partner_id)
-            due = next_period(registered, agreement.report_cadence_days, last_end)
+            due = await self._due(agreement, registered)
             if self.clock.now_ms() < due.end_ms + self.grace_ms:
                 break
             try:
                 out.append(await self._release(agreement, version, due))
             except BudgetSpent:
                 log.info("report %s for %s was released by another process", due.id, partner_id)
+            except YearBudgetSpent as exc:  # another process spent the year meanwhile
+                log.warning("report %s for %s refused: %s", due.id, partner_id, exc.message)
+                break
         return out
 
     async def _release(
@@ -231,14 +325,20 @@ class ReportService:
     ) -> Released:
         partner_id = agreement.partner_id
         now = self.clock.now_ms()
-        bounds = Bounds(
-            items_per_user=self.max_items_per_user,
-            shares_per_item=agreement.max_shares_per_item,
-            clicks_per_share=agreement.max_clicks_per_share,
-            recipients_per_share=self.max_recipients_per_share,
+        check_year_budget(  # before any data is read
+            period,
+            agreement.epsilon_per_period,
+            agreement.yearly_budget,
+            await self._spent(partner_id),
         )
+        bounds = self.bounds(agreement)
         activity = await self.store.activity(partner_id, period.start_ms, period.end_ms)
-        plan = plan_release(agreement.epsilon_per_period, bounds, activity.keys)
+        plan = plan_release(
+            agreement.epsilon_per_period,
+            bounds,
+            activity.keys,
+            totals_share=agreement.report_totals_share,
+        )
         noisy = release(plan, contributions(activity, bounds))
         del activity  # the raw counts go no further
         report = build_report(
@@ -268,13 +368,19 @@ class ReportService:
         index = await self.store.release(row, plan.epsilon, encode_entry(entry))
         if self.on_logged is not None:
             self.on_logged()
+        year = year_of(period.start_ms)
+        spent = (await self._spent(partner_id)).get(year, 0.0)
         log.info(
-            "released report %s for %s (%s, epsilon %s) at log index %d",
+            "released report %s for %s (%s, epsilon %s) at log index %d; "
+            "epsilon spent in %d: %g of %g",
             row.report_id,
             partner_id,
             period.id,
             plan.epsilon,
             index,
+            year,
+            spent,
+            agreement.yearly_budget,
         )
         return Released(
             row.report_id,

@@ -25,11 +25,15 @@ async def partner_reports(
     Every report is differentially private (see its ``privacy`` member), was appended to the
     transparency log before this endpoint could return it (``log_index``; the entry holds
     ``report_hash`` = SHA-256 of the report's RFC 8785 bytes), and is signed with Ed25519
-    over those bytes by ``public_key``. A partner sees only its own reports."""
+    over those bytes by ``public_key``. A partner sees only its own reports. ``budget`` is
+    the agreement's epsilon per period and per year, what the ledger spent in the year of
+    the next period, what is left, and that period."""
     released = await svc.reports.reports(access.partner_id, limit)
+    budget = await svc.reports.budget(access.partner_id)
     return JSON(
         {
             "partner_id": access.partner_id,
+            "budget": budget.to_json(),
             "signing_key": {"alg": "Ed25519", "public_key": svc.reports.public_key},
             "reports": [
                 {
