@@ -12,7 +12,10 @@ from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings, load_settings
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file ([server] table).")
+    Path | None,
+    typer.Option(
+        "--config", help=r"TOML config file (settings at top level or in a \[server] table)."
+    ),
 ]
 DatabaseOpt = Annotated[
     Optional[str],  # noqa: UP045
