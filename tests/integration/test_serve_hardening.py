@@ -167,10 +167,10 @@ def test_oversized_header_gets_431_and_the_server_keeps_serving(guarded: ServerP
     answer = _exchange(port, head)
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert b'"code":"header_too_large"' in answer
-    # 8 MiB: refused after the first 16 KiB; a client still sending may see its connection
-    # reset before it reads the 431, since the server does not read the rest
+    # 8 MiB: refused after the first 16 KiB; the server drops the rest for a moment (a
+    # lingering close) so that the client, still sending, can read the 431
     answer = _exchange(port, head.replace(b"a" * 20_000, b"a" * (8 << 20)))
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert httpx.get(guarded.url + "/health", timeout=10).status_code == 200
 
 

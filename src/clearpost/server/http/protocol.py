@@ -32,6 +32,9 @@ from uvicorn.server import ServerState
 
 from clearpost.server.config import Settings
 
+LINGER_SECONDS = 2.0
+"""How long a refused connection's further input is read and dropped before it is closed."""
+
 
 class _Refuse(Exception):
     """Raised inside a parser callback to stop parsing a request that is refused."""
@@ -94,6 +97,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._discarding = False
 
     # -- connection ----------------------------------------------------------------------
 
@@ -109,6 +113,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's ``data_received``, plus (1): bytes are counted while a head is read, and a
         refusal raised in a callback becomes its own response rather than uvicorn's 400."""
         self._unset_keepalive_if_required()
+        if self._discarding:
+            return
         if self._reading_head:
             self._head_bytes += len(data)
         try:
@@ -153,6 +159,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        # (1) a head that arrived whole in one read was never counted unfinished
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_head_bytes:
+            raise self._too_large()
         self._reading_head, self._head_bytes = False, 0
         self._cancel(self._head_timer)
         self._head_timer = None
@@ -222,11 +232,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, refusal: _Refuse) -> None:
         self._cancel_timers()
-        if not self._answering():  # never write into a response that is under way
-            self.transport.write(
-                problem_bytes(refusal.status, refusal.reason, refusal.code, refusal.detail)
-            )
-        self.transport.close()
+        if self._answering():  # never write into a response that is under way
+            self.transport.close()
+            return
+        self.transport.write(
+            problem_bytes(refusal.status, refusal.reason, refusal.code, refusal.detail)
+        )
+        # A lingering close, as nginx does: closing a socket with unread data sends a reset,
+        # which can destroy the answer before a client that is still sending reads it. So
+        # end our side, drop whatever still arrives, and close after ``LINGER_SECONDS``
+        # (or when the client closes).
+        self._discarding = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _cancel_timers(self) -> None:
         for timer in (self._head_timer, self._body_timer):
