@@ -223,6 +223,28 @@ def test_fast_requests_and_keep_alive_still_work(guarded: ServerProcess) -> None
         assert client.post("/v1/login", json=body).status_code in (401, 403)
 
 
+def test_idle_keep_alive_is_closed_and_connections_are_capped(tmp_path: Path) -> None:
+    env = {"CLEARPOST_KEEPALIVE_TIMEOUT_SECONDS": "1", "CLEARPOST_MAX_CONNECTIONS": "3"}
+    server = start_server(tmp_path / "srv", _sqlite(tmp_path), env)
+    port = _port(server)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while chunk := sock.recv(65536):  # the answer, then the close when idle
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b'{"status":"ok"}')
+        held = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(3)]
+        try:
+            answer = _exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        finally:
+            for sock in held:
+                sock.close()
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+    finally:
+        server.stop()
+
+
 # -- 8: X-Forwarded-For is believed only from a configured proxy --------------------------
 
 LIMITED = {"CLEARPOST_LOGIN_RATE_PER_MINUTE": "1", "CLEARPOST_LOGIN_BURST": "3"}
