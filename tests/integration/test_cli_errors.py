@@ -66,4 +66,4 @@ def test_configuration_and_file_errors_share_the_format(tmp_path: Path) -> None:
 def test_a_refusal_names_its_code(tmp_path: Path) -> None:
     done = _clearpost("partner", "show", "nobody", "--data-dir", str(tmp_path))
     assert done.returncode == 1
-    assert done.stderr.startswith("error: ") and done.stderr.rstrip().endswith("]"), done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.rstrip().endswith(")"), done.stderr
