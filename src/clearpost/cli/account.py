@@ -9,7 +9,7 @@ Settings come from flags or the environment (documented in docs/client.md):
 - ``--passphrase`` / ``CLEARPOST_PASSPHRASE``: the store's passphrase (asked for if unset).
 - ``--password`` / ``CLEARPOST_PASSWORD``: the account password (asked for if unset).
 
-Exit codes: 0 done, 1 failed (the message says why), 2 usage.
+Exit codes (``cli.errors``): 0 done, 1 failed (one ``error:`` line says why), 2 usage.
 This module also holds what ``clearpost chat`` shares with it.
 """
 
@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearpost.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, fail
 from clearpost.client import Client, DeviceStore, StoreError
 from clearpost.core.errors import ClearpostError
 
@@ -48,7 +49,9 @@ def default_store() -> Path:
 ServerOpt = Annotated[
     str | None,
     typer.Option(
-        "--server", envvar="CLEARPOST_SERVER", help=f"Server base URL [default: {DEFAULT_SERVER}]."
+        "--server",
+        envvar="CLEARPOST_SERVER",
+        help=f"Server base URL (default {DEFAULT_SERVER}, or the one the store remembers).",
     ),
 ]
 StoreOpt = Annotated[
@@ -80,14 +83,25 @@ def emit_json(value: Any) -> None:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a command; any Clearpost error is printed plainly and exits with 1."""
+    """Run a command; a Clearpost error or an unreachable server is one ``error:`` line and
+    exit 1 (``cli.errors``)."""
     try:
         return asyncio.run(main())
     except ClearpostError as exc:
-        err.print(f"[red]error:[/red] {exc.message} [dim]({exc.code})[/dim]")
-        raise typer.Exit(1) from exc
+        raise fail(exc.message, EXIT_FAILED, code=exc.code) from exc
+    except httpx.TransportError as exc:
+        where = exc.request.url.copy_with(path="/", query=None) if _has_request(exc) else ""
+        raise fail(f"cannot reach the server {where}: {exc or type(exc).__name__}") from exc
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises when the error was not tied to a request
+    except RuntimeError:
+        return False
+    return True
 
 
 def _passphrase(value: str | None, *, confirm: bool = False) -> str:

@@ -20,8 +20,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearpost.cli.errors import fail
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
-from clearpost.core.errors import ClearpostError
+from clearpost.core.errors import ClearpostError, NotFound
 from clearpost.server.services.container import Services, build_services
 from clearpost.server.services.logkey import load_or_create
 from clearpost.storage.db import Database
@@ -37,7 +38,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(invites_app, name="invites")
 app.add_typer(partners_app, name="partners")
 out = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
 
 UserArg = Annotated[str, typer.Argument(help="The user id, e.g. @alice.")]
@@ -62,8 +62,7 @@ def _run(flags: dict[str, Any], config: Path | None, work: Callable[[Services], 
     try:
         return asyncio.run(go())
     except ClearpostError as exc:
-        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
+        raise fail(exc.message, code=exc.code) from exc
 
 
 def _when(ms: int | None) -> str:
@@ -126,7 +125,7 @@ def users_show(
     async def work(svc: Services) -> dict[str, Any]:
         found = [r for r in await svc.accounts.accounts.users() if r.user_id == user_id]
         if not found:
-            raise ClearpostError(f"no account {user_id}", code="user_not_found")
+            raise NotFound(f"no account {user_id}", code="user_not_found")
         devices = await svc.accounts.devices(user_id)
         apps = await svc.oauth.apps(user_id)
         return {

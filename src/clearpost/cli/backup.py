@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from clearpost.cli.errors import fail
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings
@@ -48,8 +49,7 @@ def backup(
         with err.status("copying the database and the keys…"):
             info = make_backup(destination, sqlite_file=sqlite_file, key_files=_keys(settings))
     except ClearpostError as exc:
-        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
+        raise fail(exc.message, code=exc.code) from exc
     for name in sorted(info.files):
         size = (destination / name).stat().st_size
         out.print(f"  {name:<14} {size:>12,} bytes", markup=False, highlight=False, soft_wrap=True)
@@ -85,8 +85,7 @@ def restore(
         info = read_backup(source)
         restore_backup(info, sqlite_file=_sqlite_file(settings), key_files=_keys(settings))
     except ClearpostError as exc:
-        err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from exc
+        raise fail(exc.message, code=exc.code) from exc
     where = _sqlite_file(settings) or settings.data_dir
     out.print(
         f"restored {len(info.files)} files (log of {info.log_size or 0:,} entries) into "

@@ -19,6 +19,7 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +29,6 @@ import httpx
 import typer
 import uvicorn
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -118,6 +118,18 @@ async def _server(data_dir: Path, clock: MovableClock) -> AsyncIterator[tuple[st
         await task
 
 
+def _oauth_client() -> Any:
+    """authlib's httpx OAuth client, imported only by the demo and without its warning:
+    authlib deprecates its httpx integration in favour of the ``httpx2`` fork, which this
+    project does not use (importing it at the top printed the warning on every command)."""
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+    return AsyncOAuth2Client
+
+
 def _step(n: int, title: str) -> None:
     out.print(f"\n[bold cyan]{n:>2}. {title}[/bold cyan]")
 
@@ -184,7 +196,7 @@ async def story(work: Path) -> None:
         )
 
         _step(4, "Alice connects StreamCo: OAuth 2.0 + PKCE, consent page, Allow (logged first)")
-        async with AsyncOAuth2Client(
+        async with _oauth_client()(
             client_id="streamco",
             client_secret=secret,
             redirect_uri=REDIRECT,

@@ -1,25 +1,47 @@
 """The ``clearpost`` executable: ``clearpost serve`` loads only the server; everything
-else loads the full command tree (``main.py``)."""
+else loads the full command tree (``main.py``).
+
+Usage errors (an unknown option, a bad value) are printed like every other failure,
+``error: <message>`` on stderr with exit 2 (``cli.errors``), instead of click's box.
+"""
 
 from __future__ import annotations
 
 import sys
 
+import typer
+
+from clearpost.cli.errors import EXIT_CONFIG, EXIT_INTERRUPTED, error_line
+
 
 def main() -> None:
     if sys.argv[1:2] == ["serve"] and not {"--help", "-h"} & set(sys.argv[2:]):
-        _run_serve(sys.argv[2:])
-        return
+        from clearpost.cli.serve import serve
+
+        command = typer.Typer(add_completion=False)
+        command.command()(serve)
+        sys.exit(_run(command, sys.argv[2:], "clearpost serve"))
     from clearpost.cli.main import app
 
-    app()
+    sys.exit(_run(app, sys.argv[1:], "clearpost"))
 
 
-def _run_serve(args: list[str]) -> None:
-    import typer
-
-    from clearpost.cli.serve import serve
-
-    command = typer.Typer(add_completion=False)
-    command.command()(serve)
-    command(args=args, prog_name="clearpost serve")
+def _run(app: typer.Typer, args: list[str], prog_name: str) -> int:
+    """Run ``app`` with click's own error printing turned off; the exit code."""
+    try:
+        result = typer.main.get_command(app).main(
+            args=args, prog_name=prog_name, standalone_mode=False
+        )
+    except typer.Abort:
+        typer.echo(error_line("interrupted"), err=True)
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # click's exceptions (typer vendors click)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message:  # a group called without a command: its help was shown
+            return int(getattr(exc, "exit_code", EXIT_CONFIG))
+        typer.echo(error_line(message), err=True)
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            typer.echo(f"Try '{ctx.command_path} --help' for help.", err=True)
+        return int(getattr(exc, "exit_code", EXIT_CONFIG))
+    return result if isinstance(result, int) else 0

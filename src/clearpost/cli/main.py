@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+import clearpost
 from clearpost.cli.account import app as account_app
 from clearpost.cli.admin import app as admin_app
 from clearpost.cli.audit import app as audit_app
@@ -42,6 +44,24 @@ console = Console(stderr=True)
 app.command()(serve)
 app.command()(backup)
 app.command()(restore)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"clearpost {clearpost.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Clearpost: end-to-end encrypted messaging with checkable privacy."""
 
 
 @db_app.command("upgrade")

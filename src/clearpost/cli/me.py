@@ -62,7 +62,7 @@ def log(
         typer.Option(
             "--cosigned",
             min=0,
-            help="How many of those witnesses must have cosigned [default: all given].",
+            help="How many of those witnesses must have cosigned (default: all given).",
         ),
     ] = None,
     wait: Annotated[

@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from clearpost.cli.errors import EXIT_CONFIG, fail
 from clearpost.core.errors import ClearpostError
 from clearpost.server.config import Settings, load_settings
 
-console = Console(stderr=True)
-
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config file ([server] table).")
+    Path | None,
+    typer.Option(
+        "--config", help=r"TOML config file (settings at top level or in a \[server] table)."
+    ),
 ]
 DatabaseOpt = Annotated[
     Optional[str],  # noqa: UP045
@@ -34,5 +35,4 @@ def settings_from(config: Path | None, **flags: object) -> Settings:
     try:
         return load_settings(config, **flags)
     except ClearpostError as exc:
-        console.print(f"[red]configuration error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
+        raise fail(exc.message, EXIT_CONFIG) from exc

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from clearpost.cli.errors import EXIT_CONFIG, EXIT_FAILED, fail
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.cli.reports import show_command as show_reports
 from clearpost.core.clock import SystemClock
@@ -30,7 +31,6 @@ app = typer.Typer(
     help="Register and inspect partners and their public agreements.", no_args_is_help=True
 )
 out = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
 
 AgreementArg = Annotated[
@@ -58,16 +58,14 @@ def _run(
     try:
         return asyncio.run(go())
     except ClearpostError as exc:
-        err.print(f"[red]error ({exc.code}):[/red] {exc.message}")
-        raise typer.Exit(1) from exc
+        raise fail(exc.message, EXIT_FAILED, code=exc.code) from exc
 
 
 def _read(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as exc:
-        err.print(f"[red]cannot read {path}:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(f"cannot read {path}: {exc.strerror or exc}", EXIT_CONFIG) from exc
 
 
 @app.command()

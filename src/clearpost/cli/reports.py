@@ -26,6 +26,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from clearpost.cli.errors import EXIT_FAILED, EXIT_REFUSED, EXIT_UNVERIFIED, fail
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.core.canonical import canonical_json
 from clearpost.core.clock import SystemClock
@@ -48,7 +49,7 @@ app = typer.Typer(
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
-EXIT_ERROR, EXIT_REFUSED, EXIT_UNVERIFIED = 1, 3, 4  # 2: usage/configuration (typer)
+EXIT_ERROR = EXIT_FAILED  # 2: usage/configuration
 
 PartnerOpt = Annotated[str, typer.Option("--partner", help="The partner's id.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -69,8 +70,9 @@ async def _service(settings: Settings) -> AsyncIterator[ReportService]:
 
 
 def _fail(exc: ClearpostError) -> typer.Exit:
-    err.print(f"[red]{exc.code}[/red]: {exc.message}")
-    return typer.Exit(EXIT_REFUSED if isinstance(exc, Conflict) else EXIT_ERROR)
+    return fail(
+        exc.message, EXIT_REFUSED if isinstance(exc, Conflict) else EXIT_ERROR, code=exc.code
+    )
 
 
 @app.command("release")
@@ -223,8 +225,7 @@ def show_command(
     except ClearpostError as exc:
         raise _fail(exc) from exc
     except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach the server:[/red] {exc}")
-        raise typer.Exit(EXIT_ERROR) from exc
+        raise fail(f"cannot reach the server: {exc}", EXIT_ERROR) from exc
     shown.sort(key=lambda s: int(s.report["period"]["start"]))
     if as_json:
         out.print_json(
@@ -238,8 +239,7 @@ def show_command(
         _chart(partner, shown, chart)
         err.print(f"chart written to {chart}")
     if not all(s.verified for s in shown):
-        err.print("[red]a report failed signature or hash verification[/red]")
-        raise typer.Exit(EXIT_UNVERIFIED)
+        raise fail("a report failed signature or hash verification", EXIT_UNVERIFIED)
 
 
 def total(report: dict[str, Any], metric: str) -> tuple[int, int]:
@@ -327,8 +327,7 @@ def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        err.print("[red]--chart needs matplotlib:[/red] pip install matplotlib")
-        raise typer.Exit(EXIT_ERROR) from exc
+        raise fail("--chart needs matplotlib: pip install matplotlib", EXIT_ERROR) from exc
     starts = [str(s.report["period"]["id"]).split("/")[0] for s in shown]  # one tick each
     fig = Figure(figsize=(10, 5.2), layout="constrained")
     ax = fig.subplots()

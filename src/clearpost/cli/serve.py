@@ -1,17 +1,21 @@
 """``clearpost serve``: kept apart from the other commands so that starting the server does
-not import them (the client SDK, the demo, OpenDP, matplotlib): see ``entry.py``."""
+not import them (the client SDK, the demo, OpenDP, matplotlib): see ``entry.py``.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT, 1 cannot start (address in use, database
+unreachable, wrong log key), 2 configuration (a bad setting or database URL), each with
+one ``error: ...`` line on stderr.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from clearpost.cli.errors import EXIT_CONFIG, EXIT_FAILED, fail
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
-
-console = Console(stderr=True)
 
 
 def serve(
@@ -24,31 +28,29 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Run the server. Migrations are applied on start."""
-    import uvicorn
+    import uvloop
 
-    from clearpost.server.http.app import create_app
+    from clearpost.server import process
     from clearpost.server.logs import configure as configure_logs
     from clearpost.server.memory import release_large_blocks
 
     release_large_blocks()
     settings = settings_from(config, host=host, port=port, database=database, data_dir=data_dir)
     configure_logs(settings.log_level, settings.log_format)
-    url = settings.database_url()
-    shown = url.split("@")[-1] if "@" in url else url
-    banner = f"Clearpost on http://{settings.host}:{settings.port}  database: {shown}"
-    if settings.log_format == "json":
-        logging.getLogger("clearpost").info(banner)  # every line of output is JSON
-    else:
-        console.print(banner, markup=False, highlight=False, soft_wrap=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,  # Clearpost's own access log names routes, not paths
-        log_config=None,  # clearpost.server.logs set up every logger
-        ws="websockets-sansio",
-        timeout_graceful_shutdown=5,
-    )
+    try:
+        sock = process.listen(settings.host, settings.port)
+        host_port = sock.getsockname()[:2]
+        banner = (
+            f"Clearpost on http://{settings.host}:{host_port[1]}  "
+            f"database: {process.shown_url(settings.database_url())}"
+        )
+        if settings.log_format == "json":
+            logging.getLogger("clearpost").info(banner)  # every line of output is JSON
+        else:
+            typer.echo(banner, err=True)
+        with sock, asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(process.serve(settings, sock))
+    except process.StartupError as exc:
+        raise fail(exc.message, EXIT_CONFIG if exc.configuration else EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,22 @@ class Settings:
     """How long after a report period ends the scheduler waits before releasing it."""
     report_check_seconds: float = 60.0
     """How often the report scheduler looks for closed periods."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (CIDR) of reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed; empty believes none."""
+    max_header_bytes: int = 16 * 1024
+    """A request line and headers larger than this get 431 and the connection is closed."""
+    max_header_count: int = 100
+    """A request with more header fields than this gets 431."""
+    header_timeout_seconds: float = 10.0
+    """Time a request's line and headers may take to arrive (also: from connect to the first
+    request); then 408 and the connection is closed."""
+    body_timeout_seconds: float = 30.0
+    """Time a request body may take to arrive after its headers; then 408 and close."""
+    keepalive_timeout_seconds: int = 5
+    """An idle keep-alive connection is closed after this many seconds."""
+    max_connections: int = 1000
+    """Open connections (and requests in progress) above this get 503."""
 
     metrics_port: int = 0
     """Port of the Prometheus metrics endpoint (``/metrics``); 0 turns metrics off."""
@@ -84,6 +101,10 @@ class Settings:
     def report_key_path(self) -> Path:
         return self.report_key_file or self.data_dir / "report.key"
 
+    def proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        """The trusted proxies as networks (a bare address is a /32 or /128)."""
+        return [ip_network(p.strip()) for p in self.trusted_proxies.split(",") if p.strip()]
+
     def witness_vkeys(self) -> list[str]:
         return [v.strip() for v in self.log_witnesses.split(",") if v.strip()]
 
@@ -93,34 +114,111 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'clearpost.db').resolve()}"
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kinds = {f.name: f.type for f in fields(Settings)}
-    kind = str(kinds[name])
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+_POSITIVE = {
+    "max_body_bytes",
+    "max_message_bytes",
+    "max_group_members",
+    "argon2_time_cost",
+    "argon2_memory_kib",
+    "report_check_seconds",
+    "max_header_bytes",
+    "max_header_count",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "keepalive_timeout_seconds",
+    "max_connections",
+}
+_KIND_WORDS = {
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+    Path: "a path (string)",
+    bool: "true or false",
+}
+
+
+def _kind(name: str) -> type:
+    text = str({f.name: f.type for f in fields(Settings)}[name])
+    if text == "bool":
+        return bool
+    for kind in (Path, float, int):
+        if kind.__name__ in text:
+            return kind
+    return str
+
+
+def _optional(name: str) -> bool:
+    return "None" in str({f.name: f.type for f in fields(Settings)}[name])
+
+
+def _coerce(name: str, raw: Any, *, typed: bool) -> Any:
+    """One setting's value. ``typed`` values come from TOML and must already have the
+    setting's type (``port = "80"`` is refused, not guessed at); environment variables and
+    flags are text and are parsed."""
+    kind = _kind(name)
+    wrong = InvalidInput(f"setting {name!r} must be {_KIND_WORDS[kind]}, not {raw!r}", field=name)
+    if raw in ("", None) and _optional(name):
+        return None
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if not typed and str(raw).strip().lower() in _BOOLEANS:
+            return _BOOLEANS[str(raw).strip().lower()]
+        raise wrong
+    if typed:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise wrong
+        if kind is int and not isinstance(raw, int):
+            raise wrong
+        if kind is float and not isinstance(raw, (int, float)):
+            raise wrong
+        if kind in (str, Path) and not isinstance(raw, str):
+            raise wrong
     try:
-        if kind == "bool":
-            return _boolean(raw)
-        if "Path" in kind:
-            return None if raw in ("", None) else Path(str(raw))
-        if "int" in kind:
+        if kind is Path:
+            return Path(str(raw))
+        if kind is int:
             return int(raw)
-        if "float" in kind:
+        if kind is float:
             return float(raw)
-        if raw in ("", None) and "None" in kind:
-            return None
         return str(raw)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"setting {name!r} has an invalid value {raw!r}") from exc
+        raise wrong from exc
 
 
-def _boolean(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{raw!r} is not true or false")
+def _check(settings: Settings) -> None:
+    """Ranges a type cannot express; each refusal names its setting."""
+    for name in _POSITIVE:
+        if getattr(settings, name) <= 0:
+            raise InvalidInput(f"setting {name!r} must be above 0", field=name)
+    for name in ("login_rate_per_minute", "token_rate_per_second", "click_rate_per_minute"):
+        if getattr(settings, name) < 0:
+            raise InvalidInput(f"setting {name!r} must be 0 (off) or above", field=name)
+    for name in ("port", "metrics_port"):
+        if not 0 <= getattr(settings, name) <= 65535:
+            value = getattr(settings, name)
+            raise InvalidInput(f"setting {name!r} must be 0 to 65535, not {value}", field=name)
+    if settings.log_level.lower() not in _LOG_LEVELS:
+        raise InvalidInput(
+            f"setting 'log_level' must be one of {', '.join(_LOG_LEVELS)}, "
+            f"not {settings.log_level!r}",
+            field="log_level",
+        )
+    choices = {"registration": ("open", "invite", "closed"), "log_format": ("text", "json")}
+    for name, allowed in choices.items():
+        if getattr(settings, name) not in allowed:
+            raise InvalidInput(
+                f"setting {name!r} must be one of {', '.join(allowed)}, "
+                f"not {getattr(settings, name)!r}",
+                field=name,
+            )
+    try:
+        settings.proxy_networks()
+    except ValueError as exc:
+        raise InvalidInput(f"setting 'trusted_proxies': {exc}", field="trusted_proxies") from exc
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
@@ -136,20 +234,25 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise InvalidInput(f"cannot read config file {path}: {exc}") from exc
         section = data.get("server", data)
+        if not isinstance(section, dict):
+            raise InvalidInput(f"in {path}: [server] must be a table")
         unknown = set(section) - names
         if unknown:
             raise InvalidInput(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
-        values.update({k: _coerce(k, v) for k, v in section.items()})
+        for k, v in section.items():
+            try:
+                values[k] = _coerce(k, v, typed=True)
+            except InvalidInput as exc:
+                raise InvalidInput(f"in {path}: {exc.message}", field=k) from exc
     for name in names:
         env = os.environ.get(ENV_PREFIX + name.upper())
         if env is not None:
-            values[name] = _coerce(name, env)
-    values.update({k: _coerce(k, v) for k, v in flags.items() if v is not None})
+            try:
+                values[name] = _coerce(name, env, typed=False)
+            except InvalidInput as exc:
+                variable = ENV_PREFIX + name.upper()
+                raise InvalidInput(f"in ${variable}: {exc.message}", field=name) from exc
+    values.update({k: _coerce(k, v, typed=False) for k, v in flags.items() if v is not None})
     settings = replace(Settings(), **values)
-    if settings.registration not in ("open", "invite", "closed"):
-        raise InvalidInput(
-            f"setting 'registration' is {settings.registration!r}: use open, invite or closed"
-        )
-    if settings.log_format not in ("text", "json"):
-        raise InvalidInput(f"setting 'log_format' is {settings.log_format!r}: use text or json")
+    _check(settings)
     return settings

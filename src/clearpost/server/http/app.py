@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -32,32 +32,42 @@ from clearpost.server.http.routes import (
     sync,
     todevice,
 )
+from clearpost.server.services.container import Services
 from clearpost.server.services.runtime import running
 from clearpost.server.services.stats import StatsService
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+def observe(app: ClearpostApp, settings: Settings, services: Services) -> Callable[[], None]:
+    """Start the metrics endpoint and the access log, as the settings ask; returns what
+    stops them. Raises OSError when the metrics port cannot be listened on."""
+    metrics = None
+    if settings.metrics_port:
+        stats = StatsService(services.db, services.messages, services.notifier, services.clock)
+        metrics = Metrics(stats, asyncio.get_running_loop())
+        metrics.start(settings.metrics_host, settings.metrics_port)
+    if metrics is not None or settings.access_log:
+        app.observer = Observer(metrics, settings.access_log)
+
+    def stop() -> None:
+        app.observer = None
+        if metrics is not None:
+            metrics.stop()
+
+    return stop
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
     """Build the app. Migrations run and the PostgreSQL listener starts in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(settings, clock) as services:
             app.state.services = services
-            metrics = None
-            if settings.metrics_port:
-                stats = StatsService(
-                    services.db, services.messages, services.notifier, services.clock
-                )
-                metrics = Metrics(stats, asyncio.get_running_loop())
-                metrics.start(settings.metrics_host, settings.metrics_port)
-            if metrics is not None or settings.access_log:
-                app.observer = Observer(metrics, settings.access_log)
+            stop_observing = observe(app, settings, services)
             try:
                 yield
             finally:
-                app.observer = None
-                if metrics is not None:
-                    metrics.stop()
+                stop_observing()
 
     app = ClearpostApp(
         title="Clearpost",
