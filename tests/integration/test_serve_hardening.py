@@ -233,7 +233,7 @@ def test_idle_keep_alive_is_closed_and_connections_are_capped(tmp_path: Path) ->
             got = b""
             while chunk := sock.recv(65536):  # the answer, then the close when idle
                 got += chunk
-        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b'{"status":"ok"}')
+        assert got.startswith(b"HTTP/1.1 200 ") and b'"status":"ok"' in got
         held = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(3)]
         try:
             answer = _exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -130,7 +130,8 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
         ws="websockets-sansio",
         lifespan="off",  # the services are started by ``serve`` itself
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # clearpost.server.logs set up every logger (text or JSON)
+        access_log=False,  # Clearpost's own access log names routes, not paths
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.keepalive_timeout_seconds,
         limit_concurrency=settings.max_connections,
