@@ -255,6 +255,45 @@ async def test_witness_cosignatures_are_accepted_and_served(
     expect(audit, ExitCode.OK, f"{n2} entries verified", "cosigned by witness.example/w1")
 
 
+async def test_audit_with_a_witness_needs_a_checkpoint_that_witness_cosigned(
+    witnessed: tuple[ServerProcess, Path, str], tmp_path: Path
+) -> None:
+    """Issue 14 item 12: ``--witness W`` used to pass on a checkpoint W never cosigned."""
+    srv, key, vkey = witnessed
+    n1 = await grow(srv.url, "nora", 3)
+    audit = ("audit", "verify", "--server", srv.url, "--witness", vkey)
+    # Nobody has cosigned anything yet: a split view cannot be ruled out.
+    expect(
+        await cli(*audit),
+        ExitCode.NOT_WITNESSED,
+        "no checkpoint cosigned by witness.example/w1",
+        "split view",
+    )
+    wstate = tmp_path / "witness.json"
+    witness = ("witness", "run", "--server", srv.url, "--key", key, "--state", wstate, "--once")
+    expect(await cli(*witness), ExitCode.OK, f"cosigned size {n1} ")
+
+    # The log grows past what the witness cosigned: the audit checks the cosigned one.
+    n2 = await grow(srv.url, "olga", 2)
+    expect(
+        await cli(*audit), ExitCode.OK, f"{n1} entries verified", "cosigned by witness.example/w1"
+    )
+    # With a state that already verified the larger tree, the older witnessed checkpoint
+    # must be consistent with it, and the state is kept.
+    state = tmp_path / "audit.json"
+    expect(await cli("audit", "verify", "--server", srv.url, "--state", state), ExitCode.OK)
+    expect(await cli(*audit, "--state", state), ExitCode.OK, f"{n1} entries verified")
+    assert orjson.loads(state.read_bytes())["size"] == n2
+
+    # A witness the log never heard of has cosigned nothing.
+    _, stranger = await keygen(tmp_path, "w9")
+    expect(
+        await cli("audit", "verify", "--server", srv.url, "--witness", stranger),
+        ExitCode.NOT_WITNESSED,
+        "witness.example/w9",
+    )
+
+
 # --- tampering with the stored log ---
 
 

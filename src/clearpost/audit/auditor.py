@@ -22,6 +22,7 @@ from clearpost.audit.errors import (
     EntryMismatch,
     Fork,
     MissingEntries,
+    NotWitnessed,
     Rollback,
     ServerRefused,
 )
@@ -33,6 +34,7 @@ from clearpost.core.tlog import (
     Checkpoint,
     CompactRange,
     CosignatureVerifier,
+    Note,
     ProofError,
     leaf_hash,
     verify_consistency,
@@ -40,6 +42,9 @@ from clearpost.core.tlog import (
 )
 
 __all__ = ["AuditReport", "Auditor", "Progress", "audit_log"]
+
+MAX_COSIGNED = 100
+"""Largest ``?cosigned=N`` the log answers."""
 
 
 class Progress(Protocol):
@@ -90,6 +95,9 @@ class Verified:
     hashed_from: int
     proofs_checked: int
     witnesses: tuple[str, ...]
+    keep_previous: bool = False
+    """True when the witnessed checkpoint is older than the one verified before (and
+    consistent with it): the previous state stays the one to remember."""
 
 
 class Auditor:
@@ -117,6 +125,8 @@ class Auditor:
         """Verify the log's latest checkpoint and everything up to it.
 
         1. Fetch the latest checkpoint and open it with the pinned key (``BadSignature``).
+           With ``witnesses``: the latest checkpoint that carries a valid cosignature of
+           every one of them (``NotWitnessed`` when the log serves none).
         2. Compare with the last verified checkpoint: a smaller size is a ``Rollback``, the
            same size with another root a ``Fork``.
         3. Fetch entries ``[start, size)`` and hash them onto the right edge at ``start``
@@ -135,12 +145,13 @@ class Auditor:
         """
         prev = self.previous
         # 1.
-        note = await self.client.checkpoint()
-        checkpoint, opened = open_log_checkpoint(note, self.pin, self.witnesses)
+        note, checkpoint, opened = await self._checkpoint()
         log_name = log_verifier(self.pin).name
         witnessed = tuple(s.name for s in opened.signatures if s.name != log_name)
         size = checkpoint.size
         # 2.
+        if prev is not None and self.witnesses and size < prev.checkpoint.size:
+            return await self._older_witnessed(prev, note, checkpoint, witnessed)
         if prev is not None:
             old = prev.checkpoint
             if size < old.size:
@@ -209,6 +220,61 @@ class Auditor:
                     f"the log's inclusion proof for entry {index} in size {size} fails: {exc}"
                 ) from exc
         return Verified(checkpoint, note, edge, base.size, proofs, witnessed)
+
+    async def _checkpoint(self) -> tuple[str, Checkpoint, Note]:
+        """The checkpoint to audit: the latest, or with ``witnesses`` the latest that each
+        of them cosigned.
+
+        The log serves ``?cosigned=N``, the latest checkpoint with at least N
+        cosignatures (of any of its witnesses). Starting from N = the number of required
+        witnesses, each answer that lacks one of them raises N past its own count, so
+        the walk ends after at most one request per witness the log keeps.
+        """
+        note = await self.client.checkpoint()
+        checkpoint, opened = open_log_checkpoint(note, self.pin, self.witnesses)
+        missing = self._uncosigned(opened)
+        least = len(self.witnesses)
+        while missing:
+            try:
+                if least > MAX_COSIGNED:
+                    raise ServerRefused("too many", status=404, problem="checkpoint_not_found")
+                note = await self.client.checkpoint(cosigned=least)
+            except ServerRefused as exc:
+                if exc.problem != "checkpoint_not_found":
+                    raise
+                names = ", ".join(w.name for w in self._uncosigned(opened) or self.witnesses)
+                raise NotWitnessed(
+                    f"the log serves no checkpoint cosigned by {names}: without that "
+                    "witness's cosignature this audit cannot rule out that the log shows "
+                    "other people another history (split view); the latest checkpoint, of "
+                    f"size {checkpoint.size}, is not cosigned by it"
+                ) from exc
+            found, opened = open_log_checkpoint(note, self.pin, self.witnesses)
+            missing = self._uncosigned(opened)
+            least = max(least, len(opened.signatures) + len(opened.unverified)) + 1
+            if not missing:
+                checkpoint = found
+        return note, checkpoint, opened
+
+    def _uncosigned(self, opened: Note) -> list[CosignatureVerifier]:
+        """The required witnesses whose valid cosignature ``opened`` does not carry."""
+        have = {(s.name, s.key_id) for s in opened.signatures}
+        return [w for w in self.witnesses if (w.name, w.key_id) not in have]
+
+    async def _older_witnessed(
+        self, prev: AuditState, note: str, checkpoint: Checkpoint, witnessed: tuple[str, ...]
+    ) -> Verified:
+        """The witnessed checkpoint is older than the one verified last time: it is good
+        when the log proves the verified tree extends it (else the log forked)."""
+        if not await self._consistent(checkpoint, prev.checkpoint):
+            raise Fork(
+                f"the checkpoint of size {checkpoint.size} that the witnesses cosigned is not "
+                f"consistent with the tree of {prev.checkpoint.size} entries verified before",
+                evidence=(prev.note, note),
+            )
+        return Verified(
+            checkpoint, note, prev.compact, checkpoint.size, 1, witnessed, keep_previous=True
+        )
 
     def _sample(self, start: int, size: int) -> list[int]:
         if start >= size:
@@ -312,7 +378,7 @@ async def audit_log(
         )
         done = await auditor.verify()
         # 3.
-        if state_path is not None:
+        if state_path is not None and not done.keep_previous:
             state = AuditState(
                 pin, done.note, done.checkpoint, done.edge, client.url, int(time.time())
             )

@@ -2,7 +2,8 @@
 
 Exit codes (also in docs/transparency-log.md): 0 verified, 1 internal error, 2 usage,
 3 log unavailable, 4 bad signature, 5 entry mismatch, 6 missing entries, 7 rollback,
-8 fork, 9 bad proof, 10 state file problem, 11 cosignature rejected (witness).
+8 fork, 9 bad proof, 10 state file problem, 11 cosignature rejected (witness), 12 no
+checkpoint cosigned by the required witnesses.
 """
 
 from __future__ import annotations
@@ -123,7 +124,12 @@ def verify(
     ] = 8,
     witness: Annotated[
         list[str] | None,
-        typer.Option("--witness", help="A witness vkey whose cosignature to verify (repeatable)."),
+        typer.Option(
+            "--witness",
+            help="A witness vkey (repeatable): audit the latest checkpoint that carries a "
+            "valid cosignature of every one of them, and exit 12 if the log serves none "
+            "(the split-view defence).",
+        ),
     ] = None,
 ) -> None:
     """Verify the log's signed checkpoint, every entry, and consistency with last time."""
