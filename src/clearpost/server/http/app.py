@@ -25,6 +25,7 @@ from clearpost.server.http.routes import (
     partners,
     reports,
     sync,
+    tiles,
     todevice,
 )
 from clearpost.server.services.runtime import running
@@ -62,6 +63,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         me,
         oauth,
         links,
+        tiles,
     ):
         app.include_router(module.router)
 
