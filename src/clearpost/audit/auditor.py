@@ -28,6 +28,7 @@ from clearpost.audit.errors import (
 )
 from clearpost.audit.http import MAX_PAGE, LogClient
 from clearpost.audit.state import AuditState, LogPin, load_json, lock_state, save_json
+from clearpost.audit.tileaudit import read_tree, verify_tree
 from clearpost.audit.tree import PartialTree, locate_mismatch
 from clearpost.audit.trust import log_verifier, open_log_checkpoint, resolve_pin
 from clearpost.core.tlog import (
@@ -78,6 +79,12 @@ class AuditReport:
     """Names of the given witnesses whose cosignatures on this checkpoint verified."""
     trusted_on_first_use: bool
     seconds: float
+    from_tiles: bool = False
+    """True when the whole tree was read from tiles and every stored node checked."""
+    nodes_checked: int = 0
+    tiles_read: int = 0
+    sampled: int = 0
+    """Without tiles: how many random inclusion proofs were checked."""
 
     @property
     def hashed(self) -> int:
@@ -98,6 +105,9 @@ class Verified:
     keep_previous: bool = False
     """True when the witnessed checkpoint is older than the one verified before (and
     consistent with it): the previous state stays the one to remember."""
+    nodes_checked: int = 0
+    tiles_read: int = 0
+    from_tiles: bool = False
 
 
 class Auditor:
@@ -115,8 +125,10 @@ class Auditor:
         parallel: int = 4,
         progress: Progress | None = None,
         rng: random.Random | None = None,
+        tiles: bool = True,
     ) -> None:
         self.client, self.pin, self.previous = client, pin, previous
+        self.tiles = tiles
         self.full, self.samples, self.witnesses, self.parallel = full, samples, witnesses, parallel
         self.progress = progress or _NoProgress()
         self.rng = rng or random.SystemRandom()
@@ -162,6 +174,8 @@ class Auditor:
                 )
             if size == old.size and checkpoint.root_hash != old.root_hash:
                 raise Fork(_same_size_fork(size), evidence=(prev.note, note))
+        if self.tiles:
+            return await self._verify_tiles(prev, note, checkpoint, witnessed)
         # 3.
         base = prev.compact if prev is not None and not self.full else CompactRange()
         tree = PartialTree(base)
@@ -220,6 +234,38 @@ class Auditor:
                     f"the log's inclusion proof for entry {index} in size {size} fails: {exc}"
                 ) from exc
         return Verified(checkpoint, note, edge, base.size, proofs, witnessed)
+
+    async def _verify_tiles(
+        self,
+        prev: AuditState | None,
+        note: str,
+        checkpoint: Checkpoint,
+        witnessed: tuple[str, ...],
+    ) -> Verified:
+        """Steps 3-7 from tiles: every entry re-hashed, every stored node compared with
+        the one the entries give (``tileaudit``), the root and the previous root checked."""
+        size = checkpoint.size
+        self.progress.start(size)
+        old = prev.checkpoint.size if prev is not None else 0
+        tree = await read_tree(
+            self.client,
+            size,
+            keep_sizes=[old] if 0 < old <= size else [],
+            parallel=self.parallel * 2,
+            progress=self.progress.advance,
+        )
+        verify_tree(tree, checkpoint, note, (prev.checkpoint, prev.note) if prev else None)
+        return Verified(
+            checkpoint,
+            note,
+            tree.edge(),
+            0,
+            0,
+            witnessed,
+            nodes_checked=tree.nodes_checked,
+            tiles_read=tree.tiles_read + tree.bundles_read,
+            from_tiles=True,
+        )
 
     async def _checkpoint(self) -> tuple[str, Checkpoint, Note]:
         """The checkpoint to audit: the latest, or with ``witnesses`` the latest that each
@@ -349,6 +395,7 @@ async def audit_log(
     samples: int = 8,
     witnesses: tuple[CosignatureVerifier, ...] = (),
     progress: Progress | None = None,
+    tiles: bool = True,
 ) -> AuditReport:
     """Audit the log behind ``client``, remembering the result in ``state_path``.
 
@@ -375,6 +422,7 @@ async def audit_log(
             samples=samples,
             witnesses=witnesses,
             progress=progress,
+            tiles=tiles,
         )
         done = await auditor.verify()
         # 3.
@@ -392,4 +440,8 @@ async def audit_log(
         witnesses=done.witnesses,
         trusted_on_first_use=tofu,
         seconds=time.perf_counter() - started,
+        from_tiles=done.from_tiles,
+        nodes_checked=done.nodes_checked,
+        tiles_read=done.tiles_read,
+        sampled=0 if done.from_tiles else samples,
     )

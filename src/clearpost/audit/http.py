@@ -24,7 +24,10 @@ import orjson
 from clearpost.audit.errors import LogUnavailable, ServerRefused
 from clearpost.core.tlog.note import MAX_NOTE_BYTES
 
-__all__ = ["MAX_PAGE", "LogClient", "LogKeyInfo"]
+__all__ = ["MAX_PAGE", "TILES_PREFIX", "LogClient", "LogKeyInfo"]
+
+TILES_PREFIX = "/log"
+"""Where the log serves C2SP tlog-tiles (``/log/checkpoint``, ``/log/tile/...``)."""
 
 MAX_PAGE = 1000
 """Most entries the log serves per request."""
@@ -113,6 +116,12 @@ class LogClient:
         what = f"consistency proof from size {first} to {second}"
         body = await self._get_json("/v1/log/proof/consistency", {"from": first, "to": second})
         return _hashes(body, what)
+
+    async def tile(self, path: str) -> bytes:
+        """A C2SP tlog-tiles resource (``tile/0/000``, ``tile/entries/001.p/5``) or a stored
+        tile (``nodes/0/000``, a Clearpost extension), as raw bytes, from under the log's
+        tiles prefix ``/log``."""
+        return (await self._get(f"{TILES_PREFIX}/{path}")).content
 
     async def add_cosignature(self, size: int, line: str) -> bool:
         """Submit a cosignature line; False when the log already has this witness's
