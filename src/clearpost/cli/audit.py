@@ -9,6 +9,7 @@ checkpoint cosigned by the required witnesses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -174,9 +175,10 @@ def verify(
             transient=True,
         )
         async with http_client(server) as http:
-            with bar:
+            client = LogClient(http, raw_tiles=True)
+            with bar, contextlib.closing(client):
                 return await audit_log(
-                    LogClient(http),
+                    client,
                     state,
                     origin=origin,
                     vkey=vkey,
