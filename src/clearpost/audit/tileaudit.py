@@ -183,8 +183,19 @@ def verify_tree(
     tree: TileTree, checkpoint: Checkpoint, note: str, prev: tuple[Checkpoint, str] | None
 ) -> None:
     """Judge a tree read from tiles against the signed checkpoint and the one verified
-    before (``prev``: checkpoint and note); raise the failure that explains a difference."""
+    before (``prev``: checkpoint and note); raise the failure that explains a difference.
+
+    1. If the entries give the signed root: the entries must still give the root verified
+       before (else ``Fork``), and every stored node must be the one the entries give
+       (else ``BadProof``, naming the lowest node that differs).
+    2. Else, if the log's stored tree does not give both the root verified before and the
+       signed root, the signed tree does not extend the old one (``Fork``).
+    3. Else the entries are at fault: a changed entry when the lowest differing node is a
+       leaf under a stored tree that gives the signed root, else a stored tree that
+       disagrees with itself over the subtree named (``EntryMismatch`` either way).
+    """
     size, signed = checkpoint.size, checkpoint.root_hash
+    # 1.
     old = prev[0] if prev is not None and 0 < prev[0].size <= size else None
     evidence = (prev[1], note) if prev is not None else ()
     if tree.ours_root(size) == signed:
@@ -205,6 +216,7 @@ def verify_tree(
                 "inclusion or consistency proof through it fails" + _more(tree)
             )
         return
+    # 2.
     if old is not None and (
         tree.served_root(old.size) != old.root_hash or tree.served_root(size) != signed
     ):
@@ -213,6 +225,7 @@ def verify_tree(
             "entries it signed before",
             evidence=evidence,
         )
+    # 3.
     lowest = min(tree.differing, default=None)
     if lowest is not None and lowest.level == 0 and tree.served_root(size) == signed:
         raise EntryMismatch(
