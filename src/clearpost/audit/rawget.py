@@ -30,6 +30,13 @@ class _Response:
         self.status = 0
         self.body = bytearray()
         self.done = False
+        self.close = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # HTTP/1.1 keeps the connection unless told otherwise (httptools' own
+        # should_keep_alive() reads False once the message is complete)
+        if name.lower() == b"connection" and b"close" in value.lower():
+            self.close = True
 
     def on_body(self, body: bytes) -> None:
         self.body += body
@@ -117,7 +124,7 @@ class RawGetter:
                     if attempt:
                         raise LogUnavailable(f"GET {path} failed: {exc}") from exc
                     continue
-                if conn.parser.should_keep_alive():
+                if not conn.response.close and conn.parser.get_http_version() == "1.1":
                     self._idle.append(conn)
                 elif conn.transport is not None:
                     conn.transport.close()
