@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clearpost.audit.rawget import RawGetter
 from clearpost.core.tlog import Verifier, leaf_hash, open_checkpoint, root_from_leaf_hashes
 from clearpost.core.tlog.c2sp_tiles import decode_bundle, tile_nodes, tile_path
 from tests.support.biglog import ORIGIN, populate
@@ -86,5 +87,15 @@ async def test_tiles_bundles_and_checkpoint_as_a_tile_client_sees_them(
                 assert r.json()["code"] == "tile_not_found"
                 assert r.headers["cache-control"] == "no-store"
             assert hashlib.sha256(full.content).hexdigest()[:32] in etag
+
+        # The auditor's tile fetcher keeps its connections alive.
+        getter = RawGetter(big.url, 2)
+        try:
+            for n in range(3):
+                status, body = await getter.get(f"/log/tile/0/00{n % 2}")
+                assert status == 200 and len(body) == 8192
+            assert getter.connections_opened == 1
+        finally:
+            getter.close()
     finally:
         big.stop()

@@ -147,6 +147,11 @@ class RawGetter:
         self._all.append(conn)
         return conn
 
+    @property
+    def connections_opened(self) -> int:
+        """How many connections this getter has opened (keep-alive keeps it low)."""
+        return len(self._all)
+
     def close(self) -> None:
         for conn in self._all:
             if conn.transport is not None:
