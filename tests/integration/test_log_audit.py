@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import random
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from clearpost.core.tlog import (
 )
 from clearpost.core.tlog.tiles import TileId, locate, nodes_below, width_at
 from tests.support import api
+from tests.support.biglog import populate
 from tests.support.server import ServerProcess, start_server
 
 pytestmark = pytest.mark.timeout(90)
@@ -194,21 +196,32 @@ async def test_clean_log_verifies_and_later_audits_fetch_only_new_entries(
         ExitCode.OK,
         f"{n1} entries verified",
         f"re-hashed {n1} entries from index 0",
+        "checked every one of the",
         "trusted the log key on first use",
     )
+    assert "SAMPLED" not in first.output
     pinned = orjson.loads(state.read_bytes())
     assert pinned["size"] == n1 and len(pinned["compact_range"]) == n1.bit_count()
 
+    # From tiles, every run reads the whole tree; with --proofs, only what is new.
     n2 = await grow(server.url, "bob", 3)
+    proofs = (*audit, "--proofs")
     expect(
-        await cli(*audit),
+        await cli(*proofs),
         ExitCode.OK,
         f"{n2} entries verified",
         f"re-hashed {n2 - n1} entries from index {n1}",
         f"consistent with the {n1} entries verified before",
+        "SAMPLED ONLY",
     )
-    expect(await cli(*audit), ExitCode.OK, f"re-hashed 0 entries from index {n2}")
-    expect(await cli(*audit, "--full"), ExitCode.OK, f"re-hashed {n2} entries from index 0")
+    expect(await cli(*proofs), ExitCode.OK, f"re-hashed 0 entries from index {n2}")
+    expect(await cli(*proofs, "--full"), ExitCode.OK, f"re-hashed {n2} entries from index 0")
+    expect(
+        await cli(*audit),
+        ExitCode.OK,
+        f"re-hashed {n2} entries from index 0",
+        f"consistent with the {n2} entries verified before",
+    )
 
     # A key other than the log's is refused, whatever the log says.
     wrong = Signer.generate(pinned["origin"]).vkey
@@ -255,6 +268,45 @@ async def test_witness_cosignatures_are_accepted_and_served(
     expect(audit, ExitCode.OK, f"{n2} entries verified", "cosigned by witness.example/w1")
 
 
+async def test_audit_with_a_witness_needs_a_checkpoint_that_witness_cosigned(
+    witnessed: tuple[ServerProcess, Path, str], tmp_path: Path
+) -> None:
+    """Issue 14 item 12: ``--witness W`` used to pass on a checkpoint W never cosigned."""
+    srv, key, vkey = witnessed
+    n1 = await grow(srv.url, "nora", 3)
+    audit = ("audit", "verify", "--server", srv.url, "--witness", vkey)
+    # Nobody has cosigned anything yet: a split view cannot be ruled out.
+    expect(
+        await cli(*audit),
+        ExitCode.NOT_WITNESSED,
+        "no checkpoint cosigned by witness.example/w1",
+        "split view",
+    )
+    wstate = tmp_path / "witness.json"
+    witness = ("witness", "run", "--server", srv.url, "--key", key, "--state", wstate, "--once")
+    expect(await cli(*witness), ExitCode.OK, f"cosigned size {n1} ")
+
+    # The log grows past what the witness cosigned: the audit checks the cosigned one.
+    n2 = await grow(srv.url, "olga", 2)
+    expect(
+        await cli(*audit), ExitCode.OK, f"{n1} entries verified", "cosigned by witness.example/w1"
+    )
+    # With a state that already verified the larger tree, the older witnessed checkpoint
+    # must be consistent with it, and the state is kept.
+    state = tmp_path / "audit.json"
+    expect(await cli("audit", "verify", "--server", srv.url, "--state", state), ExitCode.OK)
+    expect(await cli(*audit, "--state", state), ExitCode.OK, f"{n1} entries verified")
+    assert orjson.loads(state.read_bytes())["size"] == n2
+
+    # A witness the log never heard of has cosigned nothing.
+    _, stranger = await keygen(tmp_path, "w9")
+    expect(
+        await cli("audit", "verify", "--server", srv.url, "--witness", stranger),
+        ExitCode.NOT_WITNESSED,
+        "witness.example/w9",
+    )
+
+
 # --- tampering with the stored log ---
 
 
@@ -276,7 +328,8 @@ async def test_tampering_with_entries_nodes_and_signatures_is_caught(
     # A stored node is changed: the data still matches, the proofs users get do not.
     node = await db.node(0, 1)
     await db.set_node(0, 1, hashlib.sha256(b"evil").digest())
-    expect(await cli(*verify), ExitCode.BAD_PROOF, "inclusion proof for entry 0")
+    expect(await cli(*verify), ExitCode.BAD_PROOF, "stored tree node at level 0, index 1")
+    expect(await cli(*verify, "--proofs"), ExitCode.BAD_PROOF, "inclusion proof for entry 0")
     await db.set_node(0, 1, node)
 
     # An entry is deleted: the auditor names the missing one.
@@ -316,6 +369,35 @@ async def test_tampering_with_entries_nodes_and_signatures_is_caught(
         ExitCode.FORK,
         f"does not extend the tree of {n} entries",
     )
+
+
+@pytest.mark.slow
+async def test_a_corrupted_stored_node_is_caught_on_every_fresh_audit(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Issue 14 item 13: a fresh audit sampled 8 proofs and caught a corrupted node in 3
+    runs of 20; from tiles it checks every stored node, so it catches it every time."""
+    data = tmp_path / "srv"
+    await asyncio.to_thread(populate, data, db_url, 2_000)
+    srv = start_server(data, db_url)
+    try:
+        db = Tamper(db_url)
+        verify = ("audit", "verify", "--server", srv.url)
+        expect(await cli(*verify), ExitCode.OK, "checked every one of the")
+        rng = random.Random(14)
+        for level, index in [(0, rng.randrange(1, 1_900)), (3, 77), (9, 1)]:
+            node = await db.node(level, index)
+            await db.set_node(level, index, hashlib.sha256(b"bit rot").digest())
+            for _ in range(3):
+                expect(
+                    await cli(*verify),
+                    ExitCode.BAD_PROOF,
+                    f"stored tree node at level {level}, index {index} ",
+                )
+            await db.set_node(level, index, node)
+        expect(await cli(*verify), ExitCode.OK)
+    finally:
+        srv.stop()
 
 
 # --- rolling back, regrowing, and showing two histories ---

@@ -1,14 +1,17 @@
 """Auditing and witnessing a Clearpost transparency log from the outside.
 
-This package is what an outside verifier runs, so it depends on ``clearpost.core`` and
-``httpx`` only — never on the server or its storage. The SDK reuses it to verify the log
-its own client talks to.
+This package is what an outside verifier runs, so it depends on ``clearpost.core``,
+``httpx`` and ``httptools`` only — never on the server or its storage. The SDK reuses it
+to verify the log its own client talks to.
 
 - ``http``: ``LogClient``, the public log API over an injectable ``httpx.AsyncClient``.
 - ``state``: what an auditor or witness remembers, in JSON files written atomically.
 - ``trust``: which log key to trust (pinned, given, or trusted on first use).
 - ``tree``: the auditor's partial copy of the tree, and pinning down a changed entry.
 - ``auditor``: ``Auditor.verify`` / ``audit_log`` — signature, entries, consistency.
+- ``tileaudit``: the whole tree read from tiles, every stored node checked.
+- ``rawget``: cheap keep-alive GETs for the tile audit's many small requests.
+- ``addcheckpoint``: the witness side of C2SP tlog-witness (``add-checkpoint``).
 - ``witness``: ``Witness.step`` — verify consistency, cosign, publish; refuse forks.
 - ``errors``: one failure class per kind, each with its process exit code.
 """
@@ -24,6 +27,7 @@ from clearpost.audit.errors import (
     Fork,
     LogUnavailable,
     MissingEntries,
+    NotWitnessed,
     Rollback,
     ServerRefused,
     StateError,
@@ -56,6 +60,7 @@ __all__ = [
     "LogPin",
     "LogUnavailable",
     "MissingEntries",
+    "NotWitnessed",
     "Outcome",
     "Progress",
     "Rollback",

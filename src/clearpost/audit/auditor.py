@@ -22,17 +22,20 @@ from clearpost.audit.errors import (
     EntryMismatch,
     Fork,
     MissingEntries,
+    NotWitnessed,
     Rollback,
     ServerRefused,
 )
 from clearpost.audit.http import MAX_PAGE, LogClient
 from clearpost.audit.state import AuditState, LogPin, load_json, lock_state, save_json
+from clearpost.audit.tileaudit import read_tree, verify_tree
 from clearpost.audit.tree import PartialTree, locate_mismatch
 from clearpost.audit.trust import log_verifier, open_log_checkpoint, resolve_pin
 from clearpost.core.tlog import (
     Checkpoint,
     CompactRange,
     CosignatureVerifier,
+    Note,
     ProofError,
     leaf_hash,
     verify_consistency,
@@ -40,6 +43,9 @@ from clearpost.core.tlog import (
 )
 
 __all__ = ["AuditReport", "Auditor", "Progress", "audit_log"]
+
+MAX_COSIGNED = 100
+"""Largest ``?cosigned=N`` the log answers."""
 
 
 class Progress(Protocol):
@@ -73,6 +79,12 @@ class AuditReport:
     """Names of the given witnesses whose cosignatures on this checkpoint verified."""
     trusted_on_first_use: bool
     seconds: float
+    from_tiles: bool = False
+    """True when the whole tree was read from tiles and every stored node checked."""
+    nodes_checked: int = 0
+    tiles_read: int = 0
+    sampled: int = 0
+    """Without tiles: how many random inclusion proofs were checked."""
 
     @property
     def hashed(self) -> int:
@@ -90,6 +102,12 @@ class Verified:
     hashed_from: int
     proofs_checked: int
     witnesses: tuple[str, ...]
+    keep_previous: bool = False
+    """True when the witnessed checkpoint is older than the one verified before (and
+    consistent with it): the previous state stays the one to remember."""
+    nodes_checked: int = 0
+    tiles_read: int = 0
+    from_tiles: bool = False
 
 
 class Auditor:
@@ -107,8 +125,10 @@ class Auditor:
         parallel: int = 4,
         progress: Progress | None = None,
         rng: random.Random | None = None,
+        tiles: bool = True,
     ) -> None:
         self.client, self.pin, self.previous = client, pin, previous
+        self.tiles = tiles
         self.full, self.samples, self.witnesses, self.parallel = full, samples, witnesses, parallel
         self.progress = progress or _NoProgress()
         self.rng = rng or random.SystemRandom()
@@ -117,6 +137,8 @@ class Auditor:
         """Verify the log's latest checkpoint and everything up to it.
 
         1. Fetch the latest checkpoint and open it with the pinned key (``BadSignature``).
+           With ``witnesses``: the latest checkpoint that carries a valid cosignature of
+           every one of them (``NotWitnessed`` when the log serves none).
         2. Compare with the last verified checkpoint: a smaller size is a ``Rollback``, the
            same size with another root a ``Fork``.
         3. Fetch entries ``[start, size)`` and hash them onto the right edge at ``start``
@@ -135,12 +157,13 @@ class Auditor:
         """
         prev = self.previous
         # 1.
-        note = await self.client.checkpoint()
-        checkpoint, opened = open_log_checkpoint(note, self.pin, self.witnesses)
+        note, checkpoint, opened = await self._checkpoint()
         log_name = log_verifier(self.pin).name
         witnessed = tuple(s.name for s in opened.signatures if s.name != log_name)
         size = checkpoint.size
         # 2.
+        if prev is not None and self.witnesses and size < prev.checkpoint.size:
+            return await self._older_witnessed(prev, note, checkpoint, witnessed)
         if prev is not None:
             old = prev.checkpoint
             if size < old.size:
@@ -151,6 +174,8 @@ class Auditor:
                 )
             if size == old.size and checkpoint.root_hash != old.root_hash:
                 raise Fork(_same_size_fork(size), evidence=(prev.note, note))
+        if self.tiles:
+            return await self._verify_tiles(prev, note, checkpoint, witnessed)
         # 3.
         base = prev.compact if prev is not None and not self.full else CompactRange()
         tree = PartialTree(base)
@@ -209,6 +234,93 @@ class Auditor:
                     f"the log's inclusion proof for entry {index} in size {size} fails: {exc}"
                 ) from exc
         return Verified(checkpoint, note, edge, base.size, proofs, witnessed)
+
+    async def _verify_tiles(
+        self,
+        prev: AuditState | None,
+        note: str,
+        checkpoint: Checkpoint,
+        witnessed: tuple[str, ...],
+    ) -> Verified:
+        """Steps 3-7 from tiles: every entry re-hashed, every stored node compared with
+        the one the entries give (``tileaudit``), the root and the previous root checked."""
+        size = checkpoint.size
+        self.progress.start(size)
+        old = prev.checkpoint.size if prev is not None else 0
+        tree = await read_tree(
+            self.client,
+            size,
+            keep_sizes=[old] if 0 < old <= size else [],
+            parallel=self.parallel * 2,
+            progress=self.progress.advance,
+        )
+        verify_tree(tree, checkpoint, note, (prev.checkpoint, prev.note) if prev else None)
+        return Verified(
+            checkpoint,
+            note,
+            tree.edge(),
+            0,
+            0,
+            witnessed,
+            nodes_checked=tree.nodes_checked,
+            tiles_read=tree.tiles_read + tree.bundles_read,
+            from_tiles=True,
+        )
+
+    async def _checkpoint(self) -> tuple[str, Checkpoint, Note]:
+        """The checkpoint to audit: the latest, or with ``witnesses`` the latest that each
+        of them cosigned.
+
+        The log serves ``?cosigned=N``, the latest checkpoint with at least N
+        cosignatures (of any of its witnesses). Starting from N = the number of required
+        witnesses, each answer that lacks one of them raises N past its own count, so
+        the walk ends after at most one request per witness the log keeps.
+        """
+        note = await self.client.checkpoint()
+        checkpoint, opened = open_log_checkpoint(note, self.pin, self.witnesses)
+        missing = self._uncosigned(opened)
+        least = len(self.witnesses)
+        while missing:
+            try:
+                if least > MAX_COSIGNED:
+                    raise ServerRefused("too many", status=404, problem="checkpoint_not_found")
+                note = await self.client.checkpoint(cosigned=least)
+            except ServerRefused as exc:
+                if exc.problem != "checkpoint_not_found":
+                    raise
+                names = ", ".join(w.name for w in self._uncosigned(opened) or self.witnesses)
+                raise NotWitnessed(
+                    f"the log serves no checkpoint cosigned by {names}: without that "
+                    "witness's cosignature this audit cannot rule out that the log shows "
+                    "other people another history (split view); the latest checkpoint, of "
+                    f"size {checkpoint.size}, is not cosigned by it"
+                ) from exc
+            found, opened = open_log_checkpoint(note, self.pin, self.witnesses)
+            missing = self._uncosigned(opened)
+            least = max(least, len(opened.signatures) + len(opened.unverified)) + 1
+            if not missing:
+                checkpoint = found
+        return note, checkpoint, opened
+
+    def _uncosigned(self, opened: Note) -> list[CosignatureVerifier]:
+        """The required witnesses whose valid cosignature ``opened`` does not carry."""
+        have = {(s.name, s.key_id) for s in opened.signatures}
+        return [w for w in self.witnesses if (w.name, w.key_id) not in have]
+
+    async def _older_witnessed(
+        self, prev: AuditState, note: str, checkpoint: Checkpoint, witnessed: tuple[str, ...]
+    ) -> Verified:
+        """The witnessed checkpoint is older than the one verified last time: it is good
+        when the log proves the verified tree extends it (else the log forked)."""
+        if not await self._consistent(checkpoint, prev.checkpoint):
+            raise Fork(
+                f"the checkpoint of size {checkpoint.size} that the witnesses cosigned is not "
+                f"consistent with the tree of {prev.checkpoint.size} entries verified before",
+                evidence=(prev.note, note),
+            )
+        return Verified(
+            checkpoint, note, prev.compact, checkpoint.size, 1, witnessed, keep_previous=True
+        )
 
     def _sample(self, start: int, size: int) -> list[int]:
         if start >= size:
@@ -283,6 +395,7 @@ async def audit_log(
     samples: int = 8,
     witnesses: tuple[CosignatureVerifier, ...] = (),
     progress: Progress | None = None,
+    tiles: bool = True,
 ) -> AuditReport:
     """Audit the log behind ``client``, remembering the result in ``state_path``.
 
@@ -309,10 +422,11 @@ async def audit_log(
             samples=samples,
             witnesses=witnesses,
             progress=progress,
+            tiles=tiles,
         )
         done = await auditor.verify()
         # 3.
-        if state_path is not None:
+        if state_path is not None and not done.keep_previous:
             state = AuditState(
                 pin, done.note, done.checkpoint, done.edge, client.url, int(time.time())
             )
@@ -326,4 +440,8 @@ async def audit_log(
         witnesses=done.witnesses,
         trusted_on_first_use=tofu,
         seconds=time.perf_counter() - started,
+        from_tiles=done.from_tiles,
+        nodes_checked=done.nodes_checked,
+        tiles_read=done.tiles_read,
+        sampled=0 if done.from_tiles else samples,
     )

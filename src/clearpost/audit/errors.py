@@ -41,6 +41,8 @@ class ExitCode(IntEnum):
     """The state file cannot be read, is locked, or belongs to another log or key."""
     REJECTED = 11
     """The log refused the witness's cosignature (for example: witness not configured)."""
+    NOT_WITNESSED = 12
+    """No checkpoint the log serves carries a valid cosignature of every required witness."""
 
 
 class AuditFailure(ClearpostError):
@@ -127,6 +129,14 @@ class StateError(AuditFailure):
     code = "bad_state"
     exit_code = ExitCode.STATE
     title = "state file problem"
+
+
+class NotWitnessed(AuditFailure):
+    """``audit verify --witness W``: the log serves no checkpoint that W cosigned."""
+
+    code = "not_witnessed"
+    exit_code = ExitCode.NOT_WITNESSED
+    title = "no witnessed checkpoint"
 
 
 class CosignatureRejected(AuditFailure):

@@ -22,14 +22,19 @@ import httpx
 import orjson
 
 from clearpost.audit.errors import LogUnavailable, ServerRefused
+from clearpost.audit.rawget import RawGetter
 from clearpost.core.tlog.note import MAX_NOTE_BYTES
 
-__all__ = ["MAX_PAGE", "LogClient", "LogKeyInfo"]
+__all__ = ["MAX_PAGE", "TILES_PREFIX", "LogClient", "LogKeyInfo"]
+
+TILES_PREFIX = "/log"
+"""Where the log serves C2SP tlog-tiles (``/log/checkpoint``, ``/log/tile/...``)."""
 
 MAX_PAGE = 1000
 """Most entries the log serves per request."""
 
 _RETRIES = 3
+TILE_CONNECTIONS = 16
 _RETRY_DELAY = 0.2
 
 
@@ -45,8 +50,11 @@ class LogKeyInfo:
 class LogClient:
     """The public transparency-log API of one server."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, raw_tiles: bool = False) -> None:
         self.http = http
+        self.raw_tiles = raw_tiles
+        """Fetch tiles with ``RawGetter`` (a real server at ``base_url``) instead of httpx."""
+        self._raw: RawGetter | None = None
 
     @property
     def url(self) -> str:
@@ -113,6 +121,32 @@ class LogClient:
         what = f"consistency proof from size {first} to {second}"
         body = await self._get_json("/v1/log/proof/consistency", {"from": first, "to": second})
         return _hashes(body, what)
+
+    async def tile(self, path: str) -> bytes:
+        """A C2SP tlog-tiles resource (``tile/0/000``, ``tile/entries/001.p/5``) or a stored
+        tile (``nodes/0/000``, a Clearpost extension), as raw bytes, from under the log's
+        tiles prefix ``/log``."""
+        if not self.raw_tiles:
+            return (await self._get(f"{TILES_PREFIX}/{path}")).content
+        if self._raw is None:
+            self._raw = RawGetter(self.url, TILE_CONNECTIONS)
+        full = f"{TILES_PREFIX}/{path}"
+        for attempt in range(_RETRIES):
+            status, body = await self._raw.get(full)
+            if status < 400:
+                return body
+            if status < 500:
+                raise _refused("GET", full, httpx.Response(status, content=body))
+            if attempt == _RETRIES - 1:
+                raise LogUnavailable(f"GET {self.url}{full} answered {status}")
+            await asyncio.sleep(_RETRY_DELAY * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the tile connections (the httpx client is the caller's to close)."""
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
 
     async def add_cosignature(self, size: int, line: str) -> bool:
         """Submit a cosignature line; False when the log already has this witness's

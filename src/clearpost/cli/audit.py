@@ -2,12 +2,14 @@
 
 Exit codes (also in docs/transparency-log.md): 0 verified, 1 internal error, 2 usage,
 3 log unavailable, 4 bad signature, 5 entry mismatch, 6 missing entries, 7 rollback,
-8 fork, 9 bad proof, 10 state file problem, 11 cosignature rejected (witness).
+8 fork, 9 bad proof, 10 state file problem, 11 cosignature rejected (witness), 12 no
+checkpoint cosigned by the required witnesses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -87,6 +89,20 @@ def show_failure(exc: AuditFailure) -> None:
             out.print("  " + note.rstrip("\n").replace("\n", "\n  "), markup=False)
 
 
+def sampling_warning(size: int, samples: int) -> str:
+    """What a --proofs audit did not check, and the chance it missed one bad node."""
+    proofs = min(samples, size) + min(size, 2)
+    miss = (1 - 1 / size) ** proofs if size > 1 else 0.0
+    return (
+        f"SAMPLED ONLY: stored tree nodes were checked through {proofs} inclusion proofs "
+        f"(the first and last new entries and {min(samples, size)} random ones); each "
+        "proof checks one node per level. A single corrupted node at the bottom of the "
+        f"tree is missed with probability (1 - 1/{size:,})^{proofs} = {miss:.2%}; one at "
+        f"level l with (1 - 2^l/{size:,})^{proofs}. Audit from tiles (without --proofs) "
+        "to check every node."
+    )
+
+
 class RichProgress:
     """The auditor's progress as a rich bar on stderr."""
 
@@ -116,14 +132,29 @@ def verify(
     origin: OriginOpt = None,
     vkey: VkeyOpt = None,
     full: Annotated[
-        bool, typer.Option("--full", help="Re-hash every entry, not only the new ones.")
+        bool,
+        typer.Option("--full", help="With --proofs: re-hash every entry, not only the new ones."),
+    ] = False,
+    proofs: Annotated[
+        bool,
+        typer.Option(
+            "--proofs",
+            help="Use the JSON entries and proof API instead of tiles: incremental, but "
+            "stored nodes are only sampled (the output says with what chance one is missed).",
+        ),
     ] = False,
     samples: Annotated[
-        int, typer.Option("--samples", min=0, help="Random inclusion proofs to check.")
+        int,
+        typer.Option("--samples", min=0, help="With --proofs: random inclusion proofs to check."),
     ] = 8,
     witness: Annotated[
         list[str] | None,
-        typer.Option("--witness", help="A witness vkey whose cosignature to verify (repeatable)."),
+        typer.Option(
+            "--witness",
+            help="A witness vkey (repeatable): audit the latest checkpoint that carries a "
+            "valid cosignature of every one of them, and exit 12 if the log serves none "
+            "(the split-view defence).",
+        ),
     ] = None,
 ) -> None:
     """Verify the log's signed checkpoint, every entry, and consistency with last time."""
@@ -144,9 +175,10 @@ def verify(
             transient=True,
         )
         async with http_client(server) as http:
-            with bar:
+            client = LogClient(http, raw_tiles=True)
+            with bar, contextlib.closing(client):
                 return await audit_log(
-                    LogClient(http),
+                    client,
                     state,
                     origin=origin,
                     vkey=vkey,
@@ -154,6 +186,7 @@ def verify(
                     samples=samples,
                     witnesses=witnesses,
                     progress=RichProgress(bar),
+                    tiles=not proofs,
                 )
 
     report = run_or_exit(main)
@@ -165,11 +198,19 @@ def verify(
     details = [f"re-hashed {report.hashed:,} entries from index {report.hashed_from:,}"]
     if report.previous_size is not None:
         details.append(f"consistent with the {report.previous_size:,} entries verified before")
-    details.append(f"{report.proofs_checked} proofs checked")
+    if report.from_tiles:
+        details.append(
+            f"read {report.tiles_read:,} tiles and entry bundles; checked every one of the "
+            f"{report.nodes_checked:,} stored tree nodes proofs are served from"
+        )
+    else:
+        details.append(f"{report.proofs_checked} proofs checked")
     if report.witnesses:
         details.append("cosigned by " + ", ".join(report.witnesses))
     details.append(f"{report.seconds:.2f} s")
     out.print("; ".join(details), markup=False)
+    if not report.from_tiles and cp.size > 0:
+        out.print(sampling_warning(cp.size, report.sampled), style="yellow", markup=False)
     if report.trusted_on_first_use:
         where = f"pinned in {state}" if state else "not pinned: pass --state to keep it"
         out.print(f"trusted the log key on first use ({where})", markup=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clearpost.audit import (
     AuditFailure,
@@ -26,7 +27,9 @@ from clearpost.audit import (
     open_witness,
     write_witness_key,
 )
-from clearpost.audit.state import lock_state
+from clearpost.audit.addcheckpoint import MAX_BODY, AddCheckpoint, Answer
+from clearpost.audit.errors import StateError
+from clearpost.audit.state import LogPin, WitnessState, load_json, lock_state
 from clearpost.cli.audit import (
     OriginOpt,
     ServerOpt,
@@ -38,7 +41,7 @@ from clearpost.cli.audit import (
     run_or_exit,
     show_failure,
 )
-from clearpost.core.tlog import KeyFormatError
+from clearpost.core.tlog import KeyFormatError, Verifier
 from clearpost.core.tlog.keys import b64encode, is_valid_key_name
 
 app = typer.Typer(
@@ -135,6 +138,98 @@ def run(
 
     with contextlib.suppress(KeyboardInterrupt):
         run_or_exit(main)
+
+
+@app.command()
+def serve(
+    key: Annotated[Path, typer.Option("--key", help="The witness key file (from keygen).")],
+    log_vkey: Annotated[
+        str, typer.Option("--log-vkey", help="The verifier key of the log to witness.")
+    ],
+    origin: OriginOpt = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="State file (default: the key file + .state.json)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8449,
+) -> None:
+    """Serve C2SP tlog-witness: logs POST /add-checkpoint and get this witness's cosignature.
+
+    Same state as `witness run`: one witness never cosigns two histories, pulled or pushed."""
+    import uvicorn
+
+    check_vkey(log_vkey)
+    state_path = state or key.with_name(key.name + ".state.json")
+    try:
+        cosigner = load_witness_key(key)
+        pin = LogPin(origin or Verifier.from_vkey(log_vkey).name, log_vkey)
+        previous = None
+        if (raw := load_json(state_path)) is not None:
+            previous = WitnessState.from_json(raw, state_path)
+            if previous.witness_vkey != cosigner.vkey or previous.log != pin:
+                raise StateError(f"the state in {state_path} is for another witness key or log")
+    except AuditFailure as exc:
+        show_failure(exc)
+        raise typer.Exit(int(exc.exit_code)) from exc
+    witness = AddCheckpoint(cosigner, pin, previous, state_path)
+    out.print(
+        f"witness {cosigner.name} for log {pin.origin} on http://{host}:{port}/add-checkpoint",
+        markup=False,
+    )
+    with lock_state(state_path):
+        uvicorn.run(
+            witness_app(witness),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+
+
+def witness_app(witness: AddCheckpoint) -> ASGIApp:
+    """``POST /add-checkpoint`` as a bare ASGI app (anything else: 404 or 405)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"] != "/add-checkpoint":
+            answer = Answer(404, "text/plain", b"not found\n")
+        elif scope["method"] != "POST":
+            answer = Answer(405, "text/plain", b"POST only\n")
+        else:
+            body, too_big = bytearray(), False
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if len(body) > MAX_BODY:
+                    too_big = True
+                    break
+                if not message.get("more_body", False):
+                    break
+            if too_big:
+                answer = Answer(413, "text/plain", b"request body too large\n")
+            else:
+                answer = await witness.handle(bytes(body))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (b"content-type", answer.content_type.encode()),
+                    (b"content-length", str(len(answer.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+    return app
 
 
 def _show(result: WitnessResult, verbose: bool) -> None:

@@ -49,6 +49,9 @@ class Settings:
     generated on first start. Every server process of one database needs the same file."""
     log_witnesses: str = ""
     """Comma-separated witness verifier keys (vkeys); only their cosignatures are kept."""
+    log_witness_urls: str = ""
+    """Comma-separated ``<witness name>=<url>``: witnesses (each also in ``log_witnesses``)
+    that the log pushes new checkpoints to by C2SP tlog-witness ``add-checkpoint``."""
     report_key_file: Path | None = None
     """The Ed25519 key that signs partner reports; default ``<data_dir>/report.key``,
     generated on first start. Every server process of one database needs the same file."""

@@ -17,12 +17,16 @@ from clearpost.core.tlog import (
     Checkpoint,
     CosignatureVerifier,
     MemoryTree,
+    NodeId,
     NoteSignature,
     Signer,
+    TreeRangeError,
     leaf_hash,
     parse_note_unverified,
     verify_cosignature,
 )
+from clearpost.core.tlog.c2sp_tiles import encode_bundle, node_at, parse_tile_path
+from clearpost.core.tlog.tiles import nodes_below
 
 ORIGIN = "example.test/log"
 
@@ -46,6 +50,8 @@ class FakeLog:
     changed: dict[int, bytes] = field(default_factory=dict)
     missing: set[int] = field(default_factory=set)
     wrong_proofs: bool = False
+    bad_nodes: dict[NodeId, bytes] = field(default_factory=dict)
+    """Stored nodes served wrong in ``/log/nodes/`` tiles (the proofs are left alone)."""
     requests: list[httpx.Request] = field(default_factory=list)
 
     def grow(self, count: int, tag: str = "e") -> int:
@@ -133,4 +139,32 @@ class FakeLog:
                 return problem(409, "already_cosigned")
             have.append(body["cosignature"])
             return httpx.Response(204)
+        if path.startswith(("/log/tile/entries/", "/log/nodes/")):
+            return self._tile(path)
         return problem(404, "not_found")
+
+    def _tile(self, path: str) -> httpx.Response:
+        """Entry bundles and stored tiles, cut from the tree at the latest size."""
+        nodes = path.startswith("/log/nodes/")
+        req = parse_tile_path(path.removeprefix("/log/nodes/" if nodes else "/log/tile/"))
+        if req is None:
+            return problem(404, "tile_not_found")
+        if req.level is None:
+            first = req.index * 256
+            if first + req.width > self.latest:
+                return problem(404, "tile_not_found")
+            bodies = [
+                self.changed.get(i, self.bodies[i])
+                for i in range(first, first + req.width)
+                if i not in self.missing
+            ]
+            return httpx.Response(200, content=encode_bundle(bodies))
+        tree = self.tree(self.latest)
+        hashes = []
+        for position in range(nodes_below(req.width)):
+            node = node_at(req.level, req.index, position)
+            try:
+                hashes.append(self.bad_nodes.get(node) or tree.read(node))
+            except TreeRangeError:
+                return problem(404, "tile_not_found")
+        return httpx.Response(200, content=b"".join(hashes))

@@ -30,6 +30,7 @@ from clearpost.server.http.routes import (
     partners,
     reports,
     sync,
+    tiles,
     todevice,
 )
 from clearpost.server.services.container import Services
@@ -94,6 +95,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         oauth,
         links,
         home,
+        tiles,
     ):
         app.include_router(module.router)
 

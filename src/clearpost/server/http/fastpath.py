@@ -27,6 +27,7 @@ from clearpost.core.limits import MAX_SQL_INT, NUL_MESSAGE
 from clearpost.server.http.deps import authenticate, token_from_header
 from clearpost.server.http.errors import problem, problem_for
 from clearpost.server.http.observe import Observer
+from clearpost.server.http.routes import tiles
 from clearpost.server.http.routes.conversations import send_message
 from clearpost.server.http.routes.log import consistency_body, inclusion_body
 from clearpost.server.http.routes.sync import run_sync
@@ -74,6 +75,9 @@ async def _fast(app: FastAPI, scope: Scope, receive: Receive, send: Send) -> boo
         return True
     if method == "GET" and scope["path"] == "/v1/sync":
         await _answer(app, scope, receive, send, _sync)
+        return True
+    if method == "GET" and tiles.handles(scope["path"]):  # C2SP tlog-tiles
+        await tiles.serve(app.state.services, scope, receive, send)
         return True
     if method == "GET" and scope["path"] in _PROOFS:
         handler, names, least = _PROOFS[scope["path"]]

@@ -21,6 +21,7 @@ from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.server.services.reports import ReportService, load_or_create_report_key
 from clearpost.server.services.shares import ShareService
 from clearpost.server.services.sync import SyncService
+from clearpost.server.services.tiles import TileService
 from clearpost.server.services.tlog import LogService
 from clearpost.server.services.todevice import ToDeviceService
 from clearpost.storage.db import Database
@@ -57,6 +58,7 @@ class Services:
     shares: ShareService
     click_limiter: RateLimiter
     reports: ReportService
+    tiles: TileService
     deletion: AccountDeletion = field(init=False)
 
 
@@ -108,6 +110,7 @@ def build_services(
         reports=ReportService.from_settings(
             settings, db, partners, load_or_create_report_key(settings.report_key_path()), clock
         ),
+        tiles=TileService(db),
     )
     services.accounts.on_logged = log.appended
     services.keys.on_logged = log.appended

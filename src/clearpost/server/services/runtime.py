@@ -2,8 +2,9 @@
 
 Start: open the database, apply migrations, load (or create) the log key and check it is
 the key this database's log is signed with, build the services, log the scope catalogue,
-then start the background work — the log sequencer, the report scheduler and, on
-PostgreSQL, the listener that carries wake-ups and device changes between processes.
+then start the background work — the log sequencer, the report scheduler, the pushing of
+checkpoints to witnesses (when ``log_witness_urls`` names any) and, on PostgreSQL, the
+listener that carries wake-ups and device changes between processes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import AsyncIterator
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import ClearpostError
+from clearpost.core.tlog import CosignatureVerifier
 from clearpost.server.config import Settings
 from clearpost.server.services.container import Services, build_services
 from clearpost.server.services.logkey import load_or_create
+from clearpost.server.services.witnesspush import WitnessPusher, WitnessTarget, parse_targets
 from clearpost.storage.db import Database
 from clearpost.storage.listener import StreamListener
 from clearpost.storage.migrations import upgrade
@@ -39,6 +42,7 @@ async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterat
                 code="log_key_mismatch",
             )
         services = build_services(settings, db, signer, clock)
+        push_to = parse_witness_targets(settings)
         await services.partners.publish_catalogue()  # the scope catalogue is logged before use
     except BaseException:
         await db.close()
@@ -47,6 +51,9 @@ async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         asyncio.create_task(services.log.run_sequencer(), name="clearpost-sequencer"),
         asyncio.create_task(services.reports.run_scheduler(), name="clearpost-report-scheduler"),
     ]
+    if push_to:  # C2SP tlog-witness: push checkpoints to witnesses that have a URL
+        pusher = WitnessPusher(services.log, push_to)
+        tasks.append(asyncio.create_task(pusher.run(), name="clearpost-witness-push"))
     listener = None
     try:
         if db.dialect.is_postgres:
@@ -63,3 +70,13 @@ async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         if listener is not None:
             await listener.stop()
         await db.close()
+
+
+def parse_witness_targets(settings: Settings) -> list[WitnessTarget]:
+    """The witnesses to push checkpoints to (``log_witness_urls``); a bad entry stops the
+    server at start, naming it."""
+    witnesses = [CosignatureVerifier.from_vkey(v) for v in settings.witness_vkeys()]
+    try:
+        return parse_targets(settings.log_witness_urls, witnesses)
+    except ValueError as exc:
+        raise ClearpostError(str(exc), code="bad_setting") from exc

@@ -1,0 +1,293 @@
+"""Auditing the whole tree from tiles: every entry, and every stored node proofs come from.
+
+The log serves its entries as C2SP entry bundles and its stored tiles (all nodes of
+eight tree levels, ``/log/nodes/...``) as they are in its database, the rows its
+inclusion and consistency proofs are computed from. The auditor re-hashes every entry,
+recomputes every tile from the level below (``tile_nodes``) and compares it, byte for
+byte, with the stored tile it was served. So one changed entry or one changed node
+anywhere in the tree is caught on every run, not with the chance of a sample — and it
+costs one request per 256 entries (two: the bundle and its tile) instead of a proof.
+
+When something differs, the failure says what, from the same data:
+
+- our root is the signed root, but a stored node differs: the data is intact and the
+  log serves broken proofs through that node (``BadProof``, the node named);
+- our root is not the signed root: if the log's stored tree at the size verified last
+  time does not give the root verified then, the log rewrote history (``Fork``); else an
+  entry changed (``EntryMismatch``, the entry named when the lowest differing node is a
+  leaf) or the stored tree disagrees with itself (the subtree named);
+- a previously verified size whose root our entries no longer give: ``Fork``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import TypeVar
+
+from clearpost.audit.errors import (
+    BadProof,
+    EntryMismatch,
+    Fork,
+    LogUnavailable,
+    MissingEntries,
+    ServerRefused,
+)
+from clearpost.audit.http import LogClient
+from clearpost.core.tlog import Checkpoint, CompactRange, NodeId, edge_nodes
+from clearpost.core.tlog.c2sp_tiles import decode_bundle, node_at, tile_nodes, tile_path
+from clearpost.core.tlog.hashing import HASH_SIZE
+from clearpost.core.tlog.nodes import fold_right, subtree_nodes
+from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, locate, width_at
+
+__all__ = ["TileTree", "read_tree", "verify_tree"]
+
+T = TypeVar("T")
+_MAX_DIFFERENCES = 64  # differing nodes remembered (the lowest one is what is reported)
+
+
+class _Progress:
+    def advance(self, count: int) -> None: ...
+
+
+@dataclass
+class TileTree:
+    """What reading a tree of ``size`` from tiles found."""
+
+    size: int
+    ours: dict[TileId, bytes] = field(default_factory=dict)
+    """Recomputed tiles kept: those the sizes of interest need for their roots."""
+    served: dict[TileId, bytes] = field(default_factory=dict)
+    """Served tiles kept: the same ones, and every one that differs from ours."""
+    differing: list[NodeId] = field(default_factory=list)
+    nodes_checked: int = 0
+    tiles_read: int = 0
+    bundles_read: int = 0
+
+    def ours_root(self, size: int) -> bytes:
+        return fold_right([_node(self.ours, n) or b"" for n in subtree_nodes(0, size)])
+
+    def served_root(self, size: int) -> bytes | None:
+        hashes = [_node(self.served, n) for n in subtree_nodes(0, size)]
+        return None if any(h is None for h in hashes) else fold_right([h or b"" for h in hashes])
+
+    def edge(self) -> CompactRange:
+        """Our right edge of the whole tree (the next audit's starting point)."""
+        return CompactRange.from_hashes(
+            self.size, [_node(self.ours, n) or b"" for n in edge_nodes(self.size)]
+        )
+
+
+def _node(tiles: dict[TileId, bytes], node: NodeId) -> bytes | None:
+    tile, position = locate(node)
+    data = tiles.get(tile)
+    if data is None or len(data) < (position + 1) * HASH_SIZE:
+        return None
+    return data[position * HASH_SIZE : (position + 1) * HASH_SIZE]
+
+
+def _tiles_for(sizes: Iterable[int]) -> set[TileId]:
+    return {locate(n)[0] for s in sizes if s > 0 for n in subtree_nodes(0, s)}
+
+
+async def read_tree(
+    client: LogClient,
+    size: int,
+    *,
+    keep_sizes: Iterable[int] = (),
+    parallel: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> TileTree:
+    """Fetch every entry bundle and stored tile of a tree of ``size`` and check each
+    stored node against the one recomputed from the entries.
+
+    Raises ``MissingEntries`` when a bundle lacks entries the size covers, ``BadProof``
+    when the log does not serve a stored tile the size needs; differences are recorded
+    in ``TileTree.differing`` for ``verify_tree`` to judge.
+    """
+    tree = TileTree(size)
+    keep = _tiles_for([size, *keep_sizes])
+    advance = progress or (lambda _: None)
+    level, below = 0, list[bytes]()
+    while size >> (TILE_HEIGHT * level):
+        count = size >> (TILE_HEIGHT * level)
+        tiles = (count + TILE_WIDTH - 1) // TILE_WIDTH
+        roots: list[bytes] = []
+
+        async def fetch(n: int, level: int = level) -> tuple[list[bytes] | None, bytes]:
+            width = width_at(TileId(level, n), size)
+            stored = _stored(client, level, n, width)
+            if level:
+                return None, await stored
+            bundle, data = await asyncio.gather(_bundle(client, n, width), stored)
+            return bundle, data
+
+        async for n, (entries, served) in _pipelined(fetch, tiles, parallel):
+            tile = TileId(level, n)
+            width = width_at(tile, size)
+            if entries is not None:
+                tree.bundles_read += 1
+                bottom = [sha256(b"\x00" + e).digest() for e in entries]
+                if len(bottom) < width:
+                    raise _missing(n, bottom, served, size)
+                advance(width)
+            else:
+                bottom = below[n * TILE_WIDTH : n * TILE_WIDTH + width]
+            ours, root = tile_nodes(bottom)
+            tree.tiles_read += 1
+            tree.nodes_checked += len(ours) // HASH_SIZE
+            if root is not None:
+                roots.append(root)
+            if tile in keep:
+                tree.ours[tile], tree.served[tile] = ours, served
+            if served != ours:
+                tree.ours[tile], tree.served[tile] = ours, served
+                _record(tree, tile, ours, served)
+        below = roots
+        level += 1
+    return tree
+
+
+def _record(tree: TileTree, tile: TileId, ours: bytes, served: bytes) -> None:
+    for position in range(len(ours) // HASH_SIZE):
+        at = slice(position * HASH_SIZE, (position + 1) * HASH_SIZE)
+        if ours[at] != served[at] and len(tree.differing) < _MAX_DIFFERENCES:
+            tree.differing.append(node_at(tile.level, tile.index, position))
+
+
+def _missing(n: int, leaves: list[bytes], served: bytes, size: int) -> MissingEntries:
+    """Name the first entry of bundle ``n`` that the log does not serve: where its leaves
+    stop matching the leaf hashes of the stored tile (or at the bundle's end)."""
+    first = n * TILE_WIDTH
+    for i, leaf in enumerate(leaves):
+        stored = served[_leaf_position(i) * HASH_SIZE : (_leaf_position(i) + 1) * HASH_SIZE]
+        if stored != leaf:
+            first += i
+            break
+    else:
+        first += len(leaves)
+    return MissingEntries(
+        f"entry {first} is missing: the log's signed checkpoint covers {size} entries, "
+        "but its entry bundle does not hold that one",
+        index=first,
+    )
+
+
+def _leaf_position(i: int) -> int:
+    return locate(NodeId(0, i))[1]
+
+
+def verify_tree(
+    tree: TileTree, checkpoint: Checkpoint, note: str, prev: tuple[Checkpoint, str] | None
+) -> None:
+    """Judge a tree read from tiles against the signed checkpoint and the one verified
+    before (``prev``: checkpoint and note); raise the failure that explains a difference.
+
+    1. If the entries give the signed root: the entries must still give the root verified
+       before (else ``Fork``), and every stored node must be the one the entries give
+       (else ``BadProof``, naming the lowest node that differs).
+    2. Else, if the log's stored tree does not give both the root verified before and the
+       signed root, the signed tree does not extend the old one (``Fork``).
+    3. Else the entries are at fault: a changed entry when the lowest differing node is a
+       leaf under a stored tree that gives the signed root, else a stored tree that
+       disagrees with itself over the subtree named (``EntryMismatch`` either way).
+    """
+    size, signed = checkpoint.size, checkpoint.root_hash
+    # 1.
+    old = prev[0] if prev is not None and 0 < prev[0].size <= size else None
+    evidence = (prev[1], note) if prev is not None else ()
+    if tree.ours_root(size) == signed:
+        if old is not None and tree.ours_root(old.size) != old.root_hash:
+            raise Fork(
+                f"the log's tree of {size} entries does not extend the tree of {old.size} "
+                f"entries it signed before: its entries 0..{old.size - 1} no longer hash to "
+                "the root it signed for that size: it rewrote its history",
+                evidence=evidence,
+            )
+        if tree.differing:
+            node = min(tree.differing)
+            tile, _ = locate(node)
+            raise BadProof(
+                f"the log's stored tree node at level {node.level}, index {node.index} "
+                f"(entries {node.begin}..{min(node.end, size) - 1}, in stored tile "
+                f"{tile.level}/{tile.index}) is not the hash of its entries: every "
+                "inclusion or consistency proof through it fails" + _more(tree)
+            )
+        return
+    # 2.
+    if old is not None and (
+        tree.served_root(old.size) != old.root_hash or tree.served_root(size) != signed
+    ):
+        raise Fork(
+            f"the log's tree of {size} entries does not extend the tree of {old.size} "
+            "entries it signed before",
+            evidence=evidence,
+        )
+    # 3.
+    lowest = min(tree.differing, default=None)
+    if lowest is not None and lowest.level == 0 and tree.served_root(size) == signed:
+        raise EntryMismatch(
+            f"entry {lowest.index} was changed: its bytes no longer hash to the leaf the "
+            f"signed checkpoint of size {size} commits to" + _more(tree),
+            index=lowest.index,
+        )
+    where = ""
+    if lowest is not None:
+        where = (
+            " (the log's own tree disagrees with itself over entries "
+            f"{lowest.begin}..{min(lowest.end, size) - 1})"
+        )
+    raise EntryMismatch(
+        f"the {size} entries do not hash to the signed root{where}: the log's stored tree "
+        "or entries were altered"
+    )
+
+
+def _more(tree: TileTree) -> str:
+    others = len(tree.differing) - 1
+    if others <= 0:
+        return ""
+    more = "+" if len(tree.differing) == _MAX_DIFFERENCES else ""
+    return f"; {others}{more} more stored nodes differ"
+
+
+async def _stored(client: LogClient, level: int, n: int, width: int) -> bytes:
+    path = "nodes/" + tile_path(level, n, width).removeprefix("tile/")
+    try:
+        return await client.tile(path)
+    except ServerRefused as exc:
+        raise BadProof(
+            f"the log does not serve its stored tile {level}/{n} (width {width}), which its "
+            f"signed tree needs and proofs are computed from: {exc.message}"
+        ) from exc
+
+
+async def _bundle(client: LogClient, n: int, width: int) -> list[bytes]:
+    try:
+        data = await client.tile(tile_path(None, n, width))
+    except ServerRefused as exc:
+        if exc.status == 404:
+            return []
+        raise
+    entries = decode_bundle(data)
+    if entries is None or len(entries) > width:
+        raise LogUnavailable(f"the entry bundle {n} (width {width}) is malformed")
+    return entries
+
+
+async def _pipelined(
+    fetch: Callable[[int], Awaitable[T]], count: int, parallel: int
+) -> AsyncIterator[tuple[int, T]]:
+    """Yield ``(n, fetch(n))`` for n in ``range(count)`` in order, ``parallel`` in flight."""
+    pending: list[asyncio.Task[T]] = []
+    try:
+        for n in range(count):
+            while len(pending) < parallel and n + len(pending) < count:
+                pending.append(asyncio.ensure_future(fetch(n + len(pending))))
+            yield n, await pending.pop(0)
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
