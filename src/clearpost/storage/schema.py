@@ -204,6 +204,26 @@ tlog_checkpoints = Table(
     Column("root", LargeBinary, nullable=False),
     Column("note", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("term", BigInteger, nullable=True),  # the sequencer term that wrote it (0008 on)
+)
+
+# --- the sequencer role (migration 0008) ---
+
+tlog_sequencer = Table(  # one row: who holds the role now; the fence locks it
+    "tlog_sequencer",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("term", BigInteger, nullable=False),
+    Column("holder", String(200), nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+)
+
+tlog_sequencer_terms = Table(  # every term ever begun, and by which process
+    "tlog_sequencer_terms",
+    metadata,
+    Column("term", BigInteger, primary_key=True, autoincrement=False),
+    Column("holder", String(200), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
 )
 
 tlog_cosignatures = Table(
@@ -397,6 +417,7 @@ Index("ix_reports_partner", reports.c.partner_id, reports.c.period_start)
 SEED_ROWS: list[tuple[Table, dict[str, int]]] = [
     (stream, {"id": 1, "pos": 0}),
     (tlog_state, {"id": 1, "next_index": 0}),
+    (tlog_sequencer, {"id": 1, "term": 0}),
 ]
 """The single-row tables' first rows (the migrations insert the same)."""
 
