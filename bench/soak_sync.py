@@ -109,13 +109,14 @@ async def soak(args: argparse.Namespace, source: Path | None, label: str) -> lis
     server, _ = start_clearpost(database, source=source)
     target = ClearpostTarget(one_time_keys=0)
     try:
-        conns = [await connect(server.url) for _ in range(args.concurrency)]
+        setup = await connect(server.url)
         run = secrets.token_hex(3)
         senders = [
-            await target.register(conns[0], f"s{run}x{i}", PASSWORD) for i in range(args.senders)
+            await target.register(setup, f"s{run}x{i}", PASSWORD) for i in range(args.senders)
         ]
-        reader_session = await target.register(conns[0], f"s{run}reader", PASSWORD)
-        group = await target.create_group(conns[0], senders[0], [*senders[1:], reader_session])
+        reader_session = await target.register(setup, f"s{run}reader", PASSWORD)
+        group = await target.create_group(setup, senders[0], [*senders[1:], reader_session])
+        setup.close()
         plaintext = plaintext_for(200)
         bodies = [target.encrypt(s, plaintext).body for s in senders]
         reader = Reader(await connect(server.url), reader_session)
@@ -131,6 +132,8 @@ async def soak(args: argparse.Namespace, source: Path | None, label: str) -> lis
             cpu0, db0, t0 = cpu_seconds(server.pid), _db_backend_cpu(pids), time.perf_counter()
             stop = asyncio.Event()
             reading = asyncio.create_task(reader.loop(block.syncs, stop))
+            # new connections each block: the server closes ones idle for 5 s (the probes)
+            conns = [await connect(server.url) for _ in range(args.concurrency)]
             items = iter(range(sent_total, sent_total + count))
             sends = [_send_loop(c, items, senders, group, run, bodies, block) for c in conns]
             await asyncio.gather(*sends)
@@ -141,10 +144,13 @@ async def soak(args: argparse.Namespace, source: Path | None, label: str) -> lis
             if pg_name:  # backends opened during the block count from zero
                 db1 = _db_backend_cpu(await _backend_pids(pg_admin, pg_name))
                 block.db_cpu = sum(cpu - db0.get(p, 0.0) for p, cpu in db1.items())
+            for c in conns[1:]:
+                c.close()
             for p in range(args.probes):
                 n = f"{run}-probe-{sent_total}-{p}"
                 await target_send(conns[0], senders[0], group, n, bodies[0])
                 block.probes.append(await reader.sync_once())
+            conns[0].close()
             block.rss_mib = (memory(server.pid).rss_kib or 0) / 1024
             sent_total += count
             blocks.append(block)
@@ -152,8 +158,6 @@ async def soak(args: argparse.Namespace, source: Path | None, label: str) -> lis
         await reader.sync_once()
         expected = sent_total + args.probes * len(blocks)
         print(f"the reader received {reader.received:,} of {expected:,} messages sent")
-        for c in conns:
-            c.close()
         reader.conn.close()
         return blocks
     finally:
