@@ -17,7 +17,8 @@ messages the run prints one row:
   (the cost of a sync that has one new message, without the load's noise);
 - server CPU per message: the server process's user + system CPU in the block, divided by
   the messages sent; on PostgreSQL also the CPU of this database's backends;
-- send rate, and the server's RSS at the end of the block.
+- send rate, the reader's syncs in the block (they are part of the server's CPU: a slower
+  block has more of them per message), and the server's RSS at the end of the block.
 
 With ``--compare REV`` the same run is made first against commit REV's code (``git
 archive``, as ``loadgen.py --commit`` does) and then against the checkout, one after the
@@ -195,7 +196,7 @@ async def target_send(conn: Connection, sender: Session, group: str, txn: str, b
 
 _HEADER = (
     f"{'messages':>10} {'sync p50':>9} {'sync p99':>9} {'probe p50':>10} {'probe p99':>10}"
-    f" {'srv CPU/msg':>12} {'db CPU/msg':>11} {'msg/s':>7} {'RSS MiB':>8}"
+    f" {'srv CPU/msg':>12} {'db CPU/msg':>11} {'msg/s':>7} {'syncs':>6} {'RSS MiB':>8}"
 )
 
 
@@ -210,7 +211,7 @@ def _row(total: int, b: Block) -> str:
     return (
         f"{total:>10,} {_ms(b.syncs, 50):>9} {_ms(b.syncs, 99):>9} {_ms(b.probes, 50):>10}"
         f" {_ms(b.probes, 99):>10} {b.server_cpu / per * 1e6:>9.0f} us {db:>11}"
-        f" {b.sent / b.seconds:>7.0f} {b.rss_mib:>8.1f}"
+        f" {b.sent / b.seconds:>7.0f} {len(b.syncs):>6} {b.rss_mib:>8.1f}"
     )
 
 
