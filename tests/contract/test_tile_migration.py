@@ -64,7 +64,9 @@ async def test_nodes_move_into_tiles_and_back(db_url: str) -> None:
         bigger = _tree(SIZE + 300)
         added = [(n, h) for i in range(SIZE, SIZE + 300) for n, h in _completed(bigger, i)]
         async with db.engine.begin() as conn:
-            await conn.run_sync(log_sql.store_integration, added, bigger.size, b"r" * 32, "n", 0)
+            await conn.run_sync(
+                log_sql.store_integration, added, bigger.size, b"r" * 32, "n", 0, None
+            )
         async with db.engine.connect() as conn:
             every = _every_node(bigger)
             assert await conn.run_sync(log_sql.read_nodes, every) == {
@@ -99,7 +101,7 @@ async def test_reading_more_tiles_than_one_statement_takes(db_url: str) -> None:
         await upgrade(db)
         added = [(n, h) for i in range(SIZE) for n, h in _completed(tree, i)]
         async with db.engine.begin() as conn:
-            await conn.run_sync(log_sql.store_integration, added, SIZE, b"r" * 32, "n", 0)
+            await conn.run_sync(log_sql.store_integration, added, SIZE, b"r" * 32, "n", 0, None)
         wanted = [TileId(0, i) for i in range(1200)] + [TileId(1, 0)]
         found = await db.run_read(log_sql._tiles, wanted)
         assert sorted(found) == [(0, 0), (0, 1), (0, 2), (1, 0)]

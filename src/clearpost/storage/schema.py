@@ -47,7 +47,7 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("display_name", String(100), nullable=True),  # migration 0003
-    Column("suspended_at", BigInteger, nullable=True),  # migration 0007
+    Column("suspended_at", BigInteger, nullable=True),  # migration 0009
 )
 
 devices = Table(
@@ -131,6 +131,9 @@ messages = Table(
     UniqueConstraint("conversation_id", "seq", name="uq_messages_conv_seq"),
     UniqueConstraint("sender_user", "sender_device", "txn_id", name="uq_messages_txn"),
 )
+# A sync reads a member's conversations from its cursor (a stream position) on: with this
+# index it reads only what is new in each, not each one's whole history (migration 0007).
+Index("ix_messages_conv_pos", messages.c.conversation_id, messages.c.pos)
 
 to_device = Table(
     "to_device",
@@ -202,6 +205,26 @@ tlog_checkpoints = Table(
     Column("root", LargeBinary, nullable=False),
     Column("note", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("term", BigInteger, nullable=True),  # the sequencer term that wrote it (0008 on)
+)
+
+# --- the sequencer role (migration 0008) ---
+
+tlog_sequencer = Table(  # one row: who holds the role now; the fence locks it
+    "tlog_sequencer",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("term", BigInteger, nullable=False),
+    Column("holder", String(200), nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+)
+
+tlog_sequencer_terms = Table(  # every term ever begun, and by which process
+    "tlog_sequencer_terms",
+    metadata,
+    Column("term", BigInteger, primary_key=True, autoincrement=False),
+    Column("holder", String(200), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
 )
 
 tlog_cosignatures = Table(
@@ -238,7 +261,7 @@ partners = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Column("suspended_at", BigInteger, nullable=True),  # migration 0007
+    Column("suspended_at", BigInteger, nullable=True),  # migration 0009
 )
 
 agreements = Table(
@@ -392,7 +415,7 @@ reports = Table(
 )
 Index("ix_reports_partner", reports.c.partner_id, reports.c.period_start)
 
-# --- operators (migration 0007) ---
+# --- operators (migration 0009) ---
 
 invites = Table(  # single-use registration invites; only the token's SHA-256 is kept
     "invites",
@@ -408,6 +431,7 @@ invites = Table(  # single-use registration invites; only the token's SHA-256 is
 SEED_ROWS: list[tuple[Table, dict[str, int]]] = [
     (stream, {"id": 1, "pos": 0}),
     (tlog_state, {"id": 1, "next_index": 0}),
+    (tlog_sequencer, {"id": 1, "term": 0}),
 ]
 """The single-row tables' first rows (the migrations insert the same)."""
 

@@ -2,9 +2,9 @@
 
 ``append`` returns an entry's index once the entry is durable (log before release).
 The sequencer integrates appended entries in batches and signs a checkpoint within a
-second of an append. With several processes on PostgreSQL exactly one sequences: it holds
-a session advisory lock on a dedicated connection, and when that process dies the lock
-is released and another takes over on its next tick.
+second of an append. With several processes on PostgreSQL exactly one sequences, and it
+proves so in every transaction that writes (``services/sequencer.py``): when it loses its
+connection or its term it stops at once, and whoever takes the role next starts a new term.
 """
 
 from __future__ import annotations
@@ -16,10 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import DBAPIError
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import Conflict, InvalidInput, NotFound, StoredDataDamaged
+from clearpost.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StoredDataDamaged,
+    Unavailable,
+)
 from clearpost.core.limits import MAX_SQL_INT
 from clearpost.core.tlog import (
     Checkpoint,
@@ -38,8 +44,10 @@ from clearpost.core.tlog import (
 from clearpost.core.tlog.entries import commitment, encode_entry
 from clearpost.core.tlog.note import parse_note_unverified
 from clearpost.server.services.batcher import Batcher
+from clearpost.server.services.sequencer import SequencerRole
 from clearpost.storage.db import Database
 from clearpost.storage.sql import tlog as store_fns
+from clearpost.storage.sql.sequencer import NotSequencer
 from clearpost.storage.sql.tlog import LogStore, PendingEntry, StoredCheckpoint
 
 log = logging.getLogger("clearpost.tlog")
@@ -82,6 +90,7 @@ class LogService:
         self.db, self.store, self.signer, self.clock = db, store, signer, clock
         self.witnesses = {w.name: w for w in witnesses}
         self.origin = signer.name
+        self.role = SequencerRole(db, clock)
         self._wake = asyncio.Event()
         self._integrated = asyncio.Condition()
         self._batcher: Batcher[PendingEntry, int] = Batcher(self._write, max_batch=10_000)
@@ -123,51 +132,50 @@ class LogService:
     # --- sequencing ---
 
     async def run_sequencer(self) -> None:
-        """Forever: when this process holds the sequencer role, integrate what is pending."""
-        lock_conn: AsyncConnection | None = None
+        """Forever: integrate what is pending whenever this process holds (or can take) the
+        sequencer role; on any failure the role is given up and sought again next tick."""
         damage = ""  # the last damage reported: said once, not as a traceback per tick
+        failing = False  # a run of failed steps is logged at its first step and its end
         try:
             while True:
                 try:
-                    if self.db.dialect.is_postgres and lock_conn is None:
-                        conn = await self.db.engine.connect()
-                        if await self.store.try_sequencer_lock(conn):
-                            await conn.commit()
-                            lock_conn = conn
-                            log.info("this process is now the log sequencer")
-                        else:
-                            await conn.close()
-                    if self.db.dialect.is_sqlite or lock_conn is not None:
-                        await self.integrate_once()
+                    await self.integrate_once()
+                    if failing:
+                        failing = False
+                        log.info("the sequencer is integrating again")
                 except asyncio.CancelledError:
                     raise
                 except StoredDataDamaged as exc:
                     if exc.message != damage:
                         damage = exc.message
                         log.error("the sequencer cannot go on: %s", damage)
+                except Unavailable:
+                    failing = True  # the storage layer logs a database outage once, and its end
+                except (DBAPIError, OSError, NotSequencer) as exc:
+                    if not failing:
+                        log.warning("sequencer step failed, will retry: %s", _first_line(exc))
+                    failing = True
                 except Exception:
                     log.exception("sequencer step failed; retrying")
-                    if lock_conn is not None:
-                        with contextlib.suppress(Exception):
-                            await lock_conn.close()
-                        lock_conn = None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
                 self._wake.clear()
         finally:
-            if lock_conn is not None:
-                with contextlib.suppress(Exception):
-                    await lock_conn.close()
+            await self.role.release()
 
     async def integrate_once(self) -> int | None:
-        """Integrate pending entries and sign a checkpoint; returns the new size, if any."""
-        size = await self.db.run_write(self._integrate, self.clock.now_ms())
+        """Integrate pending entries and sign a checkpoint, as the sequencer; returns the new
+        size, if any (None too when another process holds the role)."""
+        _, size = await self.role.run(self._integrate)
         async with self._integrated:
             self._integrated.notify_all()
         return size
 
-    def _integrate(self, conn: Connection, now: int) -> int | None:
-        """One integration step, inside one write transaction (on SQLite: the writer thread)."""
+    def _integrate(self, conn: Connection, term: int) -> int | None:
+        """One integration step, inside one write transaction that (on PostgreSQL) began
+        with the fence (on SQLite: the writer thread). The checkpoint's time is read after
+        the fence, so a term's checkpoints are all later than the previous term's."""
+        now = self.clock.now_ms()
         latest = store_fns.latest_sync(conn)
         size = latest.size if latest else 0
         edges, leaves = store_fns.integration_input(conn, size, MAX_BATCH)
@@ -177,7 +185,7 @@ class LogService:
         nodes = tree.extend(leaves)
         checkpoint = Checkpoint(self.origin, tree.size, tree.root())
         note = checkpoint.sign([self.signer]).decode()
-        store_fns.store_integration(conn, nodes, tree.size, tree.root(), note, now)
+        store_fns.store_integration(conn, nodes, tree.size, tree.root(), note, now, term)
         return tree.size
 
     # --- reading and proving ---
@@ -301,3 +309,7 @@ class LogService:
                 proof = (await self.inclusion(index, latest.size)).hashes
             out.append((index, body, proof))
         return salt, latest, out
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -34,8 +34,6 @@ from clearpost.storage.schema import (
 from clearpost.storage.sql.bulk import insert_many, upsert_many
 from clearpost.storage.sql.plain import plain_sqlite
 
-SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the sequencer
-
 
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
@@ -212,15 +210,6 @@ class LogStore:
         wanted = list(dict.fromkeys(ids))
         return await self.db.run_read(_proof_rows, sorted(set(sizes)), wanted)
 
-    # --- sequencer side ---
-
-    async def try_sequencer_lock(self, conn: AsyncConnection) -> bool:
-        """PostgreSQL: take the session advisory lock on ``conn`` (held until it closes)."""
-        result = await conn.execute(
-            text("SELECT pg_try_advisory_lock(:k)"), {"k": SEQUENCER_LOCK_ID}
-        )
-        return bool(result.scalar_one())
-
 
 async def _latest(conn: AsyncConnection) -> StoredCheckpoint | None:
     return await conn.run_sync(latest_sync)
@@ -302,8 +291,10 @@ def store_integration(
     root: bytes,
     note: str,
     now_ms: int,
+    term: int | None,
 ) -> None:
-    """Add the nodes an integration completed (in completion order) to their tiles."""
+    """Add the nodes an integration completed (in completion order) to their tiles, and
+    the checkpoint, recording the sequencer ``term`` that wrote them."""
     grown: dict[TileId, list[bytes]] = {}
     first: dict[TileId, int] = {}
     for node, h in nodes:
@@ -327,7 +318,9 @@ def store_integration(
     if rows:
         upsert_many(conn, "tlog_tiles", ("level", "idx"), ("hashes",), rows)
     conn.execute(
-        tlog_checkpoints.insert().values(size=size, root=root, note=note, created_at=now_ms)
+        tlog_checkpoints.insert().values(
+            size=size, root=root, note=note, created_at=now_ms, term=term
+        )
     )
 
 
