@@ -8,6 +8,11 @@ the ``report`` log entry and store the report. Only then can the partner fetch i
 activity and the true counts exist only inside ``_release``: they are never stored, logged
 or returned.
 
+An agreement that asks for a roll-up (``rollup_days``, ``rollup_epsilon``) also gets, after
+each roll-up window closes, one report over the whole window, released the same way from
+its own epsilon. Roll-up windows form their own chain from the registration day; the year
+budget counts periods and roll-ups together.
+
 Several processes on PostgreSQL may all run the scheduler: they may all compute a release,
 but the ledger's unique constraint lets exactly one commit; the others' noisy results are
 dropped unseen.
@@ -56,7 +61,7 @@ from clearpost.server.config import Settings
 from clearpost.server.services.partners import PartnerService
 from clearpost.storage.db import Database
 from clearpost.storage.sql.partners import AgreementVersion
-from clearpost.storage.sql.reports import LedgerRow, ReportRow, ReportStore
+from clearpost.storage.sql.reports import PERIOD, ROLLUP, LedgerRow, ReportRow, ReportStore
 
 log = logging.getLogger("clearpost.reports")
 
@@ -107,6 +112,8 @@ class Released:
     public_key: str
     log_index: int
     released_at: int
+    kind: str = PERIOD
+    """``period`` or ``rollup``."""
 
     @classmethod
     def from_row(cls, row: ReportRow) -> Released:
@@ -121,7 +128,26 @@ class Released:
             row.public_key,
             row.log_index,
             row.released_at,
+            row.kind,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """An agreement's roll-up: its window, its epsilon, and the next window not released."""
+
+    days: int
+    epsilon: float
+    released: int
+    next_window: Period
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "epsilon": self.epsilon,
+            "released": self.released,
+            "next_window": self.next_window.to_json(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +162,14 @@ class Budget:
     periods_released: int
     spent_total: float
     next_period: Period
+    epsilon_scheduled_per_year: float
+    """What the agreed schedule (periods and roll-ups) can spend on windows starting in one
+    year; what a user is exposed to per year is this, capped by ``epsilon_per_year``."""
+    rollup: Rollup | None = None
+
+    @property
+    def exposure_per_year(self) -> float:
+        return min(self.epsilon_scheduled_per_year, self.epsilon_per_year)
 
     @property
     def left_this_year(self) -> float:
@@ -151,6 +185,9 @@ class Budget:
             "periods_released": self.periods_released,
             "spent_total": round(self.spent_total, 9),
             "next_period": self.next_period.to_json(),
+            "epsilon_scheduled_per_year": self.epsilon_scheduled_per_year,
+            "exposure_per_year": self.exposure_per_year,
+            "rollup": None if self.rollup is None else self.rollup.to_json(),
         }
 
 
@@ -230,6 +267,20 @@ class ReportService:
             await self._spent(agreement.partner_id),
         )
 
+    async def _due_rollup(self, agreement: Agreement, registered: int) -> Period | None:
+        """The first roll-up window not yet released whose year has the roll-up's epsilon
+        left; None when the agreement asks for no roll-up."""
+        if agreement.rollup_days is None or agreement.rollup_epsilon is None:
+            return None
+        return next_period_in_budget(
+            registered,
+            agreement.rollup_days,
+            await self.store.last_end(agreement.partner_id, ROLLUP),
+            agreement.rollup_epsilon,
+            agreement.yearly_budget,
+            await self._spent(agreement.partner_id),
+        )
+
     async def budget(self, partner_id: str) -> Budget:
         """The agreement's budget, what was spent in the year of the next period, and that
         period (``left_this_year`` is what the rest of that year's periods can spend)."""
@@ -237,14 +288,21 @@ class ReportService:
         rows = await self.ledger(partner_id)
         due = await self._due(agreement, registered)
         year = year_of(due.start_ms)
+        window = await self._due_rollup(agreement, registered)
+        rollup = None
+        if window is not None and agreement.rollup_days and agreement.rollup_epsilon:
+            released = sum(1 for r in rows if r.kind == ROLLUP)
+            rollup = Rollup(agreement.rollup_days, agreement.rollup_epsilon, released, window)
         return Budget(
             epsilon_per_period=agreement.epsilon_per_period,
             epsilon_per_year=agreement.yearly_budget,
             year=year,
             spent_this_year=sum(r.epsilon for r in rows if year_of(r.period_start) == year),
-            periods_released=len(rows),
+            periods_released=sum(1 for r in rows if r.kind == PERIOD),
             spent_total=sum(r.epsilon for r in rows),
             next_period=due,
+            epsilon_scheduled_per_year=agreement.scheduled_per_year,
+            rollup=rollup,
         )
 
     def bounds(self, agreement: Agreement) -> Bounds:
@@ -290,6 +348,26 @@ class ReportService:
         chosen = choose_period(period, due, self.clock.now_ms())
         return await self._release(agreement, version, chosen)
 
+    async def release_rollup(self, partner_id: str) -> Released:
+        """An operator's release of the next closed roll-up window (no grace time).
+
+        Refused with ``rollup_not_agreed`` when the agreement asks for none, ``period_open``
+        before the window ends, ``year_budget_spent`` over the year's budget."""
+        agreement, version, registered = await self._partner(partner_id)
+        if REPORT_SCOPE not in agreement.scopes:
+            raise Conflict(
+                f"the agreement of {partner_id!r} does not include {REPORT_SCOPE!r}",
+                code="reports_not_agreed",
+            )
+        window = await self._due_rollup(agreement, registered)
+        if window is None:
+            raise Conflict(
+                f"the agreement of {partner_id!r} asks for no roll-up", code="rollup_not_agreed"
+            )
+        return await self._release(
+            agreement, version, choose_period(None, window, self.clock.now_ms()), rollup=True
+        )
+
     async def release_due(self) -> list[Released]:
         """Release every closed period (plus the grace time) of every partner with
         ``reports:read`` in its agreement. A period another process released first is
@@ -318,23 +396,59 @@ class ReportService:
             except YearBudgetSpent as exc:  # another process spent the year meanwhile
                 log.warning("report %s for %s refused: %s", due.id, partner_id, exc.message)
                 break
+        out.extend(await self._release_rollups_due(agreement, version, registered))
+        return out
+
+    async def _release_rollups_due(
+        self, agreement: Agreement, version: AgreementVersion, registered: int
+    ) -> list[Released]:
+        """Release every closed roll-up window (plus the grace time), in order."""
+        out: list[Released] = []
+        for _ in range(MAX_CATCH_UP):
+            window = await self._due_rollup(agreement, registered)
+            if window is None or self.clock.now_ms() < window.end_ms + self.grace_ms:
+                break
+            try:
+                out.append(await self._release(agreement, version, window, rollup=True))
+            except BudgetSpent:
+                log.info(
+                    "roll-up %s for %s was released by another process",
+                    window.id,
+                    agreement.partner_id,
+                )
+            except YearBudgetSpent as exc:
+                log.warning(
+                    "roll-up %s for %s refused: %s", window.id, agreement.partner_id, exc.message
+                )
+                break
         return out
 
     async def _release(
-        self, agreement: Agreement, version: AgreementVersion, period: Period
+        self,
+        agreement: Agreement,
+        version: AgreementVersion,
+        period: Period,
+        *,
+        rollup: bool = False,
     ) -> Released:
+        """Release ``period`` (with ``rollup``, the roll-up window) at its epsilon."""
         partner_id = agreement.partner_id
         now = self.clock.now_ms()
+        epsilon = agreement.rollup_epsilon if rollup else agreement.epsilon_per_period
+        if epsilon is None:
+            raise Conflict(
+                f"the agreement of {partner_id!r} asks for no roll-up", code="rollup_not_agreed"
+            )
         check_year_budget(  # before any data is read
             period,
-            agreement.epsilon_per_period,
+            epsilon,
             agreement.yearly_budget,
             await self._spent(partner_id),
         )
         bounds = self.bounds(agreement)
         activity = await self.store.activity(partner_id, period.start_ms, period.end_ms)
-        plan = plan_release(
-            agreement.epsilon_per_period,
+        plan = plan_release(  # composed and checked by OpenDP before any count is made
+            epsilon,
             bounds,
             activity.keys,
             totals_share=agreement.report_totals_share,
@@ -350,9 +464,10 @@ class ReportService:
             noisy=noisy,
             suppression_threshold=agreement.suppression_threshold,
             public_key=self.signer.public_key,
+            rollup=rollup,
         )
         digest = report_hash(report)
-        entry = report_entry(partner_id, period.id, digest, plan.epsilon, now)
+        entry = report_entry(partner_id, period.id, digest, plan.epsilon, now, rollup=rollup)
         row = ReportRow(
             report_id="rp_" + secrets.token_urlsafe(16),
             partner_id=partner_id,
@@ -364,6 +479,7 @@ class ReportService:
             public_key=self.signer.public_key,
             log_index=0,
             released_at=now,
+            kind=ROLLUP if rollup else PERIOD,
         )
         index = await self.store.release(row, plan.epsilon, encode_entry(entry))
         if self.on_logged is not None:
@@ -371,8 +487,8 @@ class ReportService:
         year = year_of(period.start_ms)
         spent = (await self._spent(partner_id)).get(year, 0.0)
         log.info(
-            "released report %s for %s (%s, epsilon %s) at log index %d; "
-            "epsilon spent in %d: %g of %g",
+            "released %s %s for %s (%s, epsilon %s) at log index %d; epsilon spent in %d: %g of %g",
+            "roll-up" if rollup else "report",
             row.report_id,
             partner_id,
             period.id,
@@ -393,6 +509,7 @@ class ReportService:
             row.public_key,
             index,
             now,
+            row.kind,
         )
 
     # --- reading ---
