@@ -276,7 +276,7 @@ NEGATIVE_NOTE = (
 
 
 def _budget_line(budget: dict[str, Any]) -> str:
-    rollup = budget.get("rollup")  # absent from servers before 0.3
+    rollup = budget.get("rollup")  # absent from servers before 0.2
     line = f"privacy budget: ε {budget['epsilon_per_period']:g} per period, "
     if rollup:
         line += f"{rollup['epsilon']:g} per {rollup['days']}-day roll-up, "

@@ -65,7 +65,7 @@ def test_a_roll_up_is_asked_for_with_its_own_budget_and_the_year_covers_it() -> 
 
 
 def test_without_a_roll_up_the_agreement_reads_as_before() -> None:
-    """No roll-up fields in the published form, and one logged before 0.3 asks for none."""
+    """No roll-up fields in the published form, and one logged without the fields asks for none."""
     agreement = parse_agreement(AGREEMENT)
     assert agreement.rollup_days is None and agreement.rollup_epsilon is None
     body = agreement.to_json()

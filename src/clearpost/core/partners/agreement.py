@@ -7,9 +7,9 @@ the published agreement states everything that sets a report's noise. ``parse_ag
 always writes them; agreements logged by earlier versions lack them and still verify: for
 those the bounds come from the server settings and the other two from their defaults.
 
-From Clearpost 0.3 an agreement may ask for a longer roll-up report (``rollup_days``, for
-example 91 for a quarter) released from a budget of its own (``rollup_epsilon``). Both are
-optional and absent by default; an agreement without them (any logged before 0.3) gets no
+Also from Clearpost 0.2, an agreement may ask for a longer roll-up report (``rollup_days``,
+for example 91 for a quarter) released from a budget of its own (``rollup_epsilon``). Both
+are optional and absent by default; an agreement without them (any logged earlier) gets no
 roll-ups. The default ``epsilon_per_year`` then covers the roll-ups as well as the periods.
 """
 
@@ -55,9 +55,9 @@ class Agreement:
     """None only in agreements logged before 0.2: ``default_epsilon_per_year`` applies."""
     report_totals_share: float = 0.5
     rollup_days: int | None = None
-    """Days of a roll-up window (from 0.3); None: the agreement asks for no roll-ups."""
+    """Days of a roll-up window (from 0.2); None: the agreement asks for no roll-ups."""
     rollup_epsilon: float | None = None
-    """The epsilon each roll-up spends (from 0.3); set exactly when ``rollup_days`` is."""
+    """The epsilon each roll-up spends (from 0.2); set exactly when ``rollup_days`` is."""
 
     @property
     def yearly_budget(self) -> float:
@@ -79,7 +79,7 @@ class Agreement:
 
     def to_json(self) -> dict[str, Any]:
         """The published form. The roll-up fields appear only when the agreement asks for
-        a roll-up, so an agreement without one reads exactly as it did before 0.3."""
+        a roll-up, so an agreement without one reads exactly as it did without them."""
         data = asdict(self)
         if self.rollup_days is None:
             del data["rollup_days"], data["rollup_epsilon"]

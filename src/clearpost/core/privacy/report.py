@@ -11,9 +11,9 @@ its noisy value reaches its measurement's threshold (``null`` otherwise); an ite
 when at least one of its cells is. Version 1 had bare numbers and listed an item when its
 noisy shares reached the agreement's ``suppression_threshold``.
 
-A roll-up (Clearpost 0.3) is the same document over a longer window, released from its own
-epsilon, with ``"kind": "rollup"``; its ``period`` is the window. Period reports carry no
-``kind``, so they read exactly as before.
+A roll-up (also from Clearpost 0.2) is the same document over a longer window, released
+from its own epsilon, with ``"kind": "rollup"``; its ``period`` is the window. Period
+reports carry no ``kind``, so they read exactly as before.
 """
 
 from __future__ import annotations
