@@ -35,7 +35,8 @@ from clearpost.core.privacy.ledger import DAY_MS
 from clearpost.core.privacy.mechanism import margin
 from clearpost.server.config import Settings
 from clearpost.server.services.partners import PartnerService
-from clearpost.server.services.reports import Released, ReportService, load_report_key
+from clearpost.server.services.report_views import Released
+from clearpost.server.services.reports import ReportService, load_report_key
 from clearpost.storage.db import Database
 from clearpost.storage.migrations import upgrade
 from clearpost.storage.sql.partners import PartnerStore
