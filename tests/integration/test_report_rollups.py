@@ -151,6 +151,14 @@ async def test_a_roll_up_is_released_when_its_window_closes_only_if_asked(lab: L
         await lab.svc.reports.release_rollup("filmco")
     assert refused.value.code == "rollup_not_agreed"
 
+    # asking for a roll-up later does not reach back before the day it was asked for
+    await lab.svc.partners.update(FILMCO + ROLLUP)
+    budget_now = await lab.svc.reports.budget("filmco")
+    assert budget_now.rollup is not None
+    assert budget_now.rollup.next_window.id == "2026-02-02/2026-03-02"
+    await lab.svc.reports.next_pass()
+    assert [r.kind for r in await lab.svc.reports.reports("filmco")] == ["period", "period"]
+
 
 async def test_roll_ups_spend_from_the_year_budget_and_are_released_once(lab: Lab) -> None:
     """Room for 22 a year: a period (10) and the roll-up (5) leave 7, so the second period

@@ -28,9 +28,11 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from clearpost.core.clock import Clock
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
-from clearpost.core.partners.agreement import Agreement
+from clearpost.core.partners.agreement import Agreement, agreement_from_json
 from clearpost.core.privacy import (
     Bounds,
     BudgetSpent,
@@ -172,13 +174,28 @@ class ReportService:
 
     async def _due_rollup(self, agreement: Agreement, registered: int) -> Period | None:
         """The first roll-up window not yet released whose year has the roll-up's epsilon
-        left; None when the agreement asks for no roll-up."""
+        left; None when the agreement asks for no roll-up.
+
+        Roll-ups never reach back before the agreement asked for them: the chain starts on
+        the day the current unbroken run of agreement versions with a roll-up began (the
+        registration day if the first version had one), or goes on from the last released
+        window if that is later."""
         if agreement.rollup_days is None or agreement.rollup_epsilon is None:
             return None
+        since = registered
+        for version in sorted(
+            await self.partners.versions(agreement.partner_id), key=lambda v: -v.version
+        ):
+            if agreement_from_json(orjson.loads(version.body)).rollup_days is None:
+                break
+            since = max(registered, version.created_at)
+        last_end = await self.store.last_end(agreement.partner_id, ROLLUP)
+        if last_end is not None and last_end < since:
+            last_end = None  # roll-ups were dropped and asked for again: start afresh
         return next_period_in_budget(
-            registered,
+            since,
             agreement.rollup_days,
-            await self.store.last_end(agreement.partner_id, ROLLUP),
+            last_end,
             agreement.rollup_epsilon,
             agreement.yearly_budget,
             await self._spent(agreement.partner_id),
