@@ -10,8 +10,8 @@ or returned.
 
 An agreement that asks for a roll-up (``rollup_days``, ``rollup_epsilon``) also gets, after
 each roll-up window closes, one report over the whole window, released the same way from
-its own epsilon. Roll-up windows form their own chain from the registration day; the year
-budget counts periods and roll-ups together.
+its own epsilon. Roll-up windows form their own chain from the day the agreement asked for
+them; the year budget counts periods and roll-ups together.
 
 Several processes on PostgreSQL may all run the scheduler: they may all compute a release,
 but the ledger's unique constraint lets exactly one commit; the others' noisy results are
@@ -203,7 +203,8 @@ class ReportService:
 
     async def budget(self, partner_id: str) -> Budget:
         """The agreement's budget, what was spent in the year of the next period, and that
-        period (``left_this_year`` is what the rest of that year's periods can spend)."""
+        period (``left_this_year`` is what the rest of that year's periods and roll-ups can
+        spend), and the roll-up's next window if the agreement asks for one."""
         agreement, _, registered = await self._partner(partner_id)
         rows = await self.ledger(partner_id)
         due = await self._due(agreement, registered)
