@@ -34,8 +34,18 @@ titles; per item 1 + Geometric intents (mean 1.4); each intent is sent with prob
 probability 0.4 and clicks again with probability 0.15. The item list is every title with
 an intent in the period (a share link is made with each intent).
 
-Run: ``.venv/bin/python bench/report_accuracy.py [--runs 20] [--sizes 100,1000,10000,100000]``
-(about a minute at the defaults on one core).
+Then a roll-up: a quarter of six 14-day periods (an agreement's ``rollup_days = 84``) of a
+``--rollup-users`` partner (10,000 by default; 0 skips it), each period simulated as above
+with the same users (so one user may be active in several periods). The partner can read
+the quarter's totals in two ways, both compared against the TRUE quarter counts:
+
+- ``sum of periods``: add up its six period reports' totals (v2, ε = 1 each, six times the
+  per-user bound over the quarter, noise of six releases);
+- ``roll-up``: the roll-up report over the whole window (v2, ``rollup_epsilon`` 1 and 0.5),
+  with the per-user bound over the whole window, one release's noise, and per-item cells.
+
+Run: ``.venv/bin/python bench/report_accuracy.py [--runs 20] [--sizes 100,1000,10000,100000]
+[--rollup-users 10000]`` (``--sizes ''`` runs only the roll-up).
 """
 
 from __future__ import annotations
@@ -126,6 +136,56 @@ def simulate(users: int, seed: int) -> tuple[Activity, Truth]:
     return Activity(intents, shares, clicks, keys), Truth(totals, dict(true), top)
 
 
+def simulate_quarter(
+    users: int, seed: int, periods: int = 6
+) -> tuple[Activity, Truth, list[Activity]]:
+    """``periods`` periods of the same ``users`` users; the whole window's activity (events
+    in time order across periods), its true counts, and each period's activity."""
+    each = [simulate(users, seed=seed * 100 + p) for p in range(periods)]
+    step = 10**9  # a period's events all come before the next period's
+    intents = [
+        IntentEvent(e.user_id, e.url, e.at + p * step)
+        for p, (a, _) in enumerate(each)
+        for e in a.intents
+    ]
+    shares = [
+        ShareEvent(e.user_id, e.url, f"{p}/{e.intent_id}", e.at + p * step, e.recipients)
+        for p, (a, _) in enumerate(each)
+        for e in a.shares
+    ]
+    clicks = [
+        ClickEvent(e.user_id, e.url, f"{p}/{e.link}", e.link_created_at + p * step, e.at + p * step)
+        for p, (a, _) in enumerate(each)
+        for e in a.clicks
+    ]
+    true: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
+    for _, t in each:
+        for url, counts in t.items.items():
+            for m in METRICS:
+                true[url][m] += counts[m]
+    keys = tuple(sorted(true))
+    totals = {m: sum(true[k][m] for k in keys) for m in METRICS}
+    top = tuple(sorted(keys, key=lambda k: (-true[k]["shares"], k))[:10])
+    window = Activity(intents, shares, clicks, keys)
+    return window, Truth(totals, dict(true), top), [a for a, _ in each]
+
+
+def run_sum_of_periods(periods: list[Activity]) -> Callable[[], Published]:
+    """The quarter's totals as the sum of its period reports' totals (v2 defaults, ε 1
+    each); no per-item cells (a sum of cells that are published only now and then is not
+    a count)."""
+    onces = [run_v2(activity, DEFAULT, 0.5) for activity in periods]
+
+    def once() -> Published:
+        totals = dict.fromkeys(METRICS, 0)
+        for period in onces:
+            for m, v in period()[0].items():
+                totals[m] += v
+        return totals, {}
+
+    return once
+
+
 def v1_contributions(activity: Activity, bounds: Bounds) -> Contributions:
     """Version 1's bounding, as it was (``git show 05513e5:src/clearpost/core/privacy/
     bounds.py``): the first ``items_per_user`` items per metric, per item at most
@@ -192,9 +252,11 @@ def run_v1(activity: Activity) -> Callable[[], Published]:
     return once
 
 
-def run_v2(activity: Activity, bounds: Bounds, totals_share: float) -> Callable[[], Published]:
+def run_v2(
+    activity: Activity, bounds: Bounds, totals_share: float, epsilon: float = EPSILON
+) -> Callable[[], Published]:
     data = contributions(activity, bounds)
-    plan = plan_release(EPSILON, bounds, activity.keys, totals_share=totals_share)
+    plan = plan_release(epsilon, bounds, activity.keys, totals_share=totals_share)
 
     def once() -> Published:
         noisy = release(plan, data)
@@ -247,15 +309,61 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="releases per size and mechanism")
     parser.add_argument("--sizes", default="100,1000,10000,100000")
+    parser.add_argument("--rollup-users", type=int, default=10_000, help="0: no roll-up")
     args = parser.parse_args()
+    if args.sizes:
+        main_table(args.runs, [int(s) for s in args.sizes.split(",")])
+    if args.rollup_users:
+        rollup_table(args.runs, args.rollup_users)
+
+
+def rollup_table(runs: int, users: int) -> None:
+    """A quarter's totals: the sum of six period reports against one roll-up report."""
+    started = time.monotonic()
+    window, truth, periods = simulate_quarter(users, seed=users)
+    print(f"\nA quarter of six 14-day periods, {users:,} users, {runs} releases each\n")
+    print(
+        "| release | ε spent | intents | shares | recipients | clicks | top-10 listed "
+        "| top-10 cell error | noise cells |"
+    )
+    print("|---" * 9 + "|")
+    variants = {
+        "sum of 6 period totals": (6 * EPSILON, run_sum_of_periods(periods)),
+        "roll-up, ε 1": (1.0, run_v2(window, DEFAULT, 0.5, 1.0)),
+        "roll-up, ε 0.5": (0.5, run_v2(window, DEFAULT, 0.5, 0.5)),
+    }
+    for name, (spent, once) in variants.items():
+        s = score(truth, once, runs)
+        med = {m: statistics.median(v) for m, v in s.totals.items()}
+        cells = name.startswith("roll-up")
+        print(
+            f"| {name} | {spent:g} | "
+            + " | ".join(pct(med[m]) for m in METRICS)
+            + (
+                f" | {statistics.mean(s.top_listed):.2f} | "
+                + (pct(statistics.median(s.cells)) if s.cells else "-")
+                + f" | {statistics.mean(s.noise_cells):.1f} |"
+                if cells
+                else " | - | - | - |"
+            )
+        )
+    print(
+        "| true totals | | "
+        + " | ".join(f"{truth.totals[m]:,}" for m in METRICS)
+        + f" | {len(window.keys):,} items | {time.monotonic() - started:.0f} s |  |"
+    )
+
+
+def main_table(runs: int, sizes: list[int]) -> None:
+    """Version 1 against version 2 for one period, per partner size."""
     header = (
         "| users | mechanism | intents | shares | recipients | clicks | top-10 listed "
         "| top-10 cell error | noise cells | pooled |"
     )
-    print(f"ε = {EPSILON} per period, {args.runs} releases each; median relative errors\n")
+    print(f"ε = {EPSILON} per period, {runs} releases each; median relative errors\n")
     print(header)
     print("|---" * 10 + "|")
-    for users in (int(s) for s in args.sizes.split(",")):
+    for users in sizes:
         started = time.monotonic()
         activity, truth = simulate(users, seed=users)
         variants = {
@@ -266,7 +374,7 @@ def main() -> None:
         }
         pooled_v1 = 0.0
         for name, once in variants.items():
-            s = score(truth, once, args.runs)
+            s = score(truth, once, runs)
             med = {m: statistics.median(v) for m, v in s.totals.items()}
             pooled = statistics.median([*(x for v in s.totals.values() for x in v), *s.cells])
             if name == "v1":

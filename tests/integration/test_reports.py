@@ -241,7 +241,11 @@ async def test_a_closed_period_is_released_on_schedule_signed_and_logged(lab: La
             "start": FIRST_END_MS,
             "end": FIRST_END_MS + 14 * DAY * 1000,
         },
+        "epsilon_scheduled_per_year": 270.0,
+        "exposure_per_year": 270.0,
+        "rollup": None,  # the agreement asks for none
     }
+    assert item["kind"] == "period" and "kind" not in report
 
 
 async def test_what_the_database_holds_is_bounded_per_user(lab: Lab) -> None:
@@ -507,7 +511,9 @@ async def test_a_partner_sees_only_its_own_reports(lab: Lab) -> None:
 # --- the command line, on SQLite ---
 
 
-def prepare_past_partner(tmp_path: Path, database: str | None, days_ago: int = 20) -> str:
+def prepare_past_partner(
+    tmp_path: Path, database: str | None, days_ago: int = 20, agreement: str = STREAMCO
+) -> str:
     """A StreamCo registered ``days_ago`` days ago (real time) with some activity; returns
     its client secret."""
     clock = FakeClock(SystemClock().now_ms() - days_ago * DAY * 1000)
@@ -519,7 +525,7 @@ def prepare_past_partner(tmp_path: Path, database: str | None, days_ago: int = 2
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 svc: Services = app.state.services
-                _, secret = await svc.partners.register(STREAMCO)
+                _, secret = await svc.partners.register(agreement)
                 lab = Lab(client, svc, clock, settings, secret)
                 for i in range(12):
                     await share(lab, await api.register(client, f"viewer{i}"), A, clicks=1)

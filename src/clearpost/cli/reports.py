@@ -36,7 +36,8 @@ from clearpost.core.privacy.ledger import DAY_MS
 from clearpost.core.privacy.mechanism import margin
 from clearpost.server.config import Settings
 from clearpost.server.services.partners import PartnerService
-from clearpost.server.services.reports import Released, ReportService, load_report_key
+from clearpost.server.services.report_views import Released
+from clearpost.server.services.reports import ReportService, load_report_key
 from clearpost.storage.db import Database
 from clearpost.storage.migrations import upgrade
 from clearpost.storage.sql.partners import PartnerStore
@@ -85,17 +86,30 @@ def release_command(
             help="The period's start date YYYY-MM-DD (or START/END); default: the next closed one.",
         ),
     ] = None,
+    rollup: Annotated[
+        bool,
+        typer.Option(
+            "--rollup", help="Release the next closed roll-up window instead of a period."
+        ),
+    ] = False,
     database: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Release a closed period's report now. Each period is released once: the budget is
-    spent, the report is logged and signed; a second release is refused (budget_spent)."""
+    """Release a closed period's report (or, with --rollup, roll-up) now. Each is released
+    once: the budget is spent, the report is logged and signed; a second release is refused
+    (budget_spent)."""
     settings = settings_from(config, database=database, data_dir=data_dir)
+    if rollup and period is not None:
+        raise typer.BadParameter(
+            "a roll-up is always the next closed window", param_hint="--period"
+        )
 
     async def run() -> Released:
         async with _service(settings) as reports:
+            if rollup:
+                return await reports.release_rollup(partner)
             return await reports.release(partner, period)
 
     try:
@@ -107,6 +121,7 @@ def release_command(
             json.dumps(
                 {
                     "report_id": released.report_id,
+                    "kind": released.kind,
                     "period": released.period.id,
                     "log_index": released.log_index,
                     "report_hash": released.report_hash,
@@ -262,32 +277,67 @@ NEGATIVE_NOTE = (
 
 
 def _budget_line(budget: dict[str, Any]) -> str:
-    return (
-        f"privacy budget: ε {budget['epsilon_per_period']:g} per period, "
+    rollup = budget.get("rollup")  # absent from servers before 0.2
+    line = f"privacy budget: ε {budget['epsilon_per_period']:g} per period, "
+    if rollup:
+        line += f"{rollup['epsilon']:g} per {rollup['days']}-day roll-up, "
+    line += (
         f"{budget['epsilon_per_year']:g} per year; {budget['year']}: spent "
         f"{budget['spent_this_year']:g}, left {budget['left_this_year']:g}; "
         f"next period {budget['next_period']['id']}"
     )
+    if rollup:
+        line += f", next roll-up {rollup['next_window']['id']}"
+    if "exposure_per_year" in budget:
+        line += f"; at most ε {budget['exposure_per_year']:g} a year in all"
+    return line
+
+
+def is_rollup(report: dict[str, Any]) -> bool:
+    return report.get("kind") == "rollup"
 
 
 def _table(partner: str, shown: list[_Shown], budget: dict[str, Any] | None) -> None:
+    """Period reports, then roll-ups (if any) in a table of their own, then the budget."""
     if not shown:
         out.print(f"no released reports for {partner} yet")
         if budget is not None:
             out.print(_budget_line(budget))
         return
+    periods = [s for s in shown if not is_rollup(s.report)]
+    rollups = [s for s in shown if is_rollup(s.report)]
+    negative = False
+    if periods:
+        negative = _rows(f"{partner}: released reports", "period", periods)
+    if rollups:
+        negative = _rows(f"{partner}: roll-ups", "window", rollups) or negative
+    out.print(
+        "period = its first day (UTC); window = a roll-up's days (UTC, end exclusive); "
+        "sent = shares sent; recip. = their recipients; "
+        "± = half-width of the 95% interval of the noise on the count to its left; "
+        "items = items with a published cell; hid. = items with no cell above its "
+        "threshold; log = transparency-log index; check = signature and hash (ok: verified)"
+    )
+    if negative:
+        out.print(f"* {NEGATIVE_NOTE}")
+    if budget is not None:
+        out.print(_budget_line(budget))
+
+
+def _rows(title: str, first: str, shown: list[_Shown]) -> bool:
+    """Print one table of reports; True if a total in it is negative."""
     epsilons = sorted({f"{s.report['privacy']['epsilon']:g}" for s in shown})
     days = sorted(
         {(s.report["period"]["end"] - s.report["period"]["start"]) // DAY_MS for s in shown}
     )
     table = Table(
-        title=f"{partner}: released reports, noisy counts with 95% intervals",
-        caption=f"ε {', '.join(epsilons)} and {', '.join(map(str, days))} days per period",
+        title=f"{title}, noisy counts with 95% intervals",
+        caption=f"ε {', '.join(epsilons)} and {', '.join(map(str, days))} days per {first}",
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
         pad_edge=False,
     )
-    table.add_column("period", no_wrap=True)
+    table.add_column(first, no_wrap=True)
     for name in ("intents", "sent", "recip.", "clicks"):
         table.add_column(name, justify="right", no_wrap=True)
         table.add_column("±", justify="right", no_wrap=True, style="dim")
@@ -303,7 +353,7 @@ def _table(partner: str, shown: list[_Shown], budget: dict[str, Any] | None) -> 
             negative = negative or value < 0
             cells += [f"[yellow]{value}*[/yellow]" if value < 0 else str(value), str(plus)]
         table.add_row(
-            r["period"]["id"].split("/")[0],
+            r["period"]["id"] if first == "window" else r["period"]["id"].split("/")[0],
             *cells,
             str(len(r["items"])),
             str(r["suppressed_items"]),
@@ -311,16 +361,7 @@ def _table(partner: str, shown: list[_Shown], budget: dict[str, Any] | None) -> 
             "[green]ok[/green]" if s.verified else "[red]INVALID[/red]",
         )
     out.print(table)
-    out.print(
-        "period = its first day (UTC); sent = shares sent; recip. = their recipients; "
-        "± = half-width of the 95% interval of the noise on the count to its left; "
-        "items = items with a published cell; hid. = items with no cell above its "
-        "threshold; log = transparency-log index; check = signature and hash (ok: verified)"
-    )
-    if negative:
-        out.print(f"* {NEGATIVE_NOTE}")
-    if budget is not None:
-        out.print(_budget_line(budget))
+    return negative
 
 
 def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
@@ -328,6 +369,7 @@ def _chart(partner: str, shown: list[_Shown], path: Path) -> None:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise fail("--chart needs matplotlib: pip install matplotlib", EXIT_ERROR) from exc
+    shown = [s for s in shown if not is_rollup(s.report)]  # a roll-up is not a period
     starts = [str(s.report["period"]["id"]).split("/")[0] for s in shown]  # one tick each
     fig = Figure(figsize=(10, 5.2), layout="constrained")
     ax = fig.subplots()

@@ -396,7 +396,8 @@ privacy_ledger = Table(
     Column("period_end", BigInteger, nullable=False),
     Column("epsilon", Float, nullable=False),
     Column("spent_at", BigInteger, nullable=False),
-    UniqueConstraint("partner_id", "period_start", name="uq_privacy_ledger_period"),
+    Column("kind", String(10), nullable=False, server_default="period"),
+    UniqueConstraint("partner_id", "kind", "period_start", name="uq_privacy_ledger_period"),
 )
 
 reports = Table(
@@ -412,6 +413,7 @@ reports = Table(
     Column("public_key", String(64), nullable=False),
     Column("log_index", BigInteger, nullable=False),
     Column("released_at", BigInteger, nullable=False),
+    Column("kind", String(10), nullable=False, server_default="period"),
 )
 Index("ix_reports_partner", reports.c.partner_id, reports.c.period_start)
 

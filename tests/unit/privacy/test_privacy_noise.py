@@ -5,7 +5,8 @@ Many releases of one fixed dataset through the real mechanism (OpenDP, no seed).
 checks have a tolerance of six standard errors: a correct mechanism fails them about once
 in 10^8 runs, while missing noise or a scale off by 2x fails them every time (shown below
 with the same checks). Both budget splits are sampled: the default (half of each
-metric's epsilon on its total) and a quarter on totals, as an agreement may choose.
+metric's epsilon on its total) and a quarter on totals, as an agreement may choose; and a
+roll-up's plan, built from its agreement's own ``rollup_epsilon`` (a different scale).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from clearpost.core.partners.agreement import parse_agreement
 from clearpost.core.privacy import (
     METRICS,
     Bounds,
@@ -25,6 +27,7 @@ from clearpost.core.privacy import (
     release,
 )
 from clearpost.core.privacy.mechanism import RELEASE_ALPHA, margin, release_threshold
+from tests.support.partner import AGREEMENT
 
 pytestmark = pytest.mark.slow  # about ten thousand releases through OpenDP: several seconds
 
@@ -118,9 +121,19 @@ def check_threshold(samples: Sequence[int], threshold: int, alpha: float) -> Non
     )
 
 
-@pytest.fixture(scope="module", params=[0.5, 0.25], ids=["half-on-totals", "quarter-on-totals"])
+ROLLUP_AGREEMENT = parse_agreement(AGREEMENT + "rollup_days = 91\nrollup_epsilon = 0.4\n")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(1.0, 0.5), (1.0, 0.25), (None, 0.5)],
+    ids=["half-on-totals", "quarter-on-totals", "rollup"],
+)
 def plan(request: pytest.FixtureRequest) -> ReleasePlan:
-    return plan_release(1.0, BOUNDS, KEYS, totals_share=request.param)
+    epsilon, share = request.param
+    if epsilon is None:  # a roll-up: the service plans it at the agreement's rollup_epsilon
+        epsilon = ROLLUP_AGREEMENT.rollup_epsilon
+    return plan_release(epsilon, BOUNDS, KEYS, totals_share=share)
 
 
 @pytest.fixture(scope="module")
@@ -168,11 +181,12 @@ def test_noise_has_mean_zero_and_the_promised_spread(
 
 
 def test_scales_follow_sensitivity_and_the_epsilon_share(plan: ReleasePlan) -> None:
-    # ε = 1 split over 4 metrics, then totals_share to the total; sensitivity = 2 items x
-    # per-item cap (1, 1, 3, 2)
+    # ε (1, or the roll-up's 0.4) split over 4 metrics, then totals_share to the total;
+    # sensitivity = 2 items x per-item cap (1, 1, 3, 2)
     sensitivity = {"intents": 2, "shares": 2, "recipients": 6, "clicks": 4}
     for spec in plan.measurements:
         share = plan.totals_share if spec.name.startswith("totals.") else 1 - plan.totals_share
+        share *= plan.epsilon
         assert spec.epsilon == pytest.approx(share / 4)
         assert spec.scale == pytest.approx(sensitivity[spec.metric] / (share / 4), rel=1e-9)
 
@@ -199,7 +213,7 @@ def test_the_check_fails_at_a_wrong_scale(
 
 def test_a_mechanism_that_ignores_the_split_fails_the_check(plan: ReleasePlan) -> None:
     """Noise drawn for the whole epsilon on each measurement (8x too small a scale)."""
-    greedy = plan_release(8.0, BOUNDS, KEYS, totals_share=plan.totals_share)
+    greedy = plan_release(8 * plan.epsilon, BOUNDS, KEYS, totals_share=plan.totals_share)
     totals, _ = sample_noise(greedy, 400)
     with pytest.raises(AssertionError):
         check_noise(totals["shares"], plan.measurements[1].scale)

@@ -180,6 +180,36 @@ def test_the_log_entry_names_partner_period_hash_and_epsilon() -> None:
     }
 
 
+def test_a_roll_up_says_so_in_the_report_and_in_its_log_entry() -> None:
+    window = Period(PERIOD.start_ms, PERIOD.start_ms + 91 * 86_400_000)
+    noisy = NoisyCounts(
+        dict.fromkeys(METRICS, 5), {k: dict.fromkeys(METRICS, 0) for k in (A, B, C)}
+    )
+    doc = build_report(
+        partner_id="streamco",
+        agreement_version=1,
+        period=window,
+        released_at=1234,
+        plan=PLAN,
+        noisy=noisy,
+        suppression_threshold=10,
+        public_key=ReportSigner.generate().public_key,
+        rollup=True,
+    )
+    assert doc["kind"] == "rollup" and doc["period"]["id"] == "2026-01-05/2026-04-06"
+    assert "kind" not in report(ReportSigner.generate())  # period reports read as before
+    entry = report_entry("streamco", window.id, report_hash(doc), 0.5, 1234, rollup=True)
+    assert decode_entry(encode_entry(entry)) == {
+        "type": "report",
+        "kind": "rollup",
+        "partner": "streamco",
+        "period": "2026-01-05/2026-04-06",
+        "report_hash": report_hash(doc),
+        "epsilon": 0.5,
+        "time": 1234,
+    }
+
+
 def test_the_key_file_text_round_trips_and_bad_keys_are_refused() -> None:
     signer = ReportSigner.generate()
     again = ReportSigner.from_text(signer.reveal_text() + "\n")

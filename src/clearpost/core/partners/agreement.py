@@ -6,6 +6,11 @@ before (``max_items_per_user``, ``max_recipients_per_share``), the yearly privac
 the published agreement states everything that sets a report's noise. ``parse_agreement``
 always writes them; agreements logged by earlier versions lack them and still verify: for
 those the bounds come from the server settings and the other two from their defaults.
+
+Also from Clearpost 0.2, an agreement may ask for a longer roll-up report (``rollup_days``,
+for example 91 for a quarter) released from a budget of its own (``rollup_epsilon``). Both
+are optional and absent by default; an agreement without them (any logged earlier) gets no
+roll-ups. The default ``epsilon_per_year`` then covers the roll-ups as well as the periods.
 """
 
 from __future__ import annotations
@@ -49,16 +54,35 @@ class Agreement:
     epsilon_per_year: float | None = None
     """None only in agreements logged before 0.2: ``default_epsilon_per_year`` applies."""
     report_totals_share: float = 0.5
+    rollup_days: int | None = None
+    """Days of a roll-up window (from 0.2); None: the agreement asks for no roll-ups."""
+    rollup_epsilon: float | None = None
+    """The epsilon each roll-up spends (from 0.2); set exactly when ``rollup_days`` is."""
 
     @property
     def yearly_budget(self) -> float:
-        """The most epsilon spent on periods that start in one calendar year (UTC)."""
+        """The most epsilon spent on periods and roll-ups that start in one calendar year
+        (UTC)."""
         if self.epsilon_per_year is not None:
             return self.epsilon_per_year
-        return default_epsilon_per_year(self.epsilon_per_period, self.report_cadence_days)
+        return default_epsilon_per_year(
+            self.epsilon_per_period, self.report_cadence_days, self.rollup_epsilon, self.rollup_days
+        )
+
+    @property
+    def scheduled_per_year(self) -> float:
+        """The most epsilon the agreed schedule can spend on releases whose window starts in
+        one calendar year (periods and roll-ups), before the yearly cap."""
+        return default_epsilon_per_year(
+            self.epsilon_per_period, self.report_cadence_days, self.rollup_epsilon, self.rollup_days
+        )
 
     def to_json(self) -> dict[str, Any]:
+        """The published form. The roll-up fields appear only when the agreement asks for
+        a roll-up, so an agreement without one reads exactly as it did without them."""
         data = asdict(self)
+        if self.rollup_days is None:
+            del data["rollup_days"], data["rollup_epsilon"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     def allows_link(self, url: str) -> bool:
@@ -70,10 +94,19 @@ class Agreement:
         )
 
 
-def default_epsilon_per_year(epsilon_per_period: float, cadence_days: int) -> float:
-    """Enough for every period that can start in a calendar year: ``ceil(366 / cadence)``
-    periods, so the default never holds up a report on the agreed schedule."""
-    return round(epsilon_per_period * math.ceil(366 / cadence_days), 9)
+def default_epsilon_per_year(
+    epsilon_per_period: float,
+    cadence_days: int,
+    rollup_epsilon: float | None = None,
+    rollup_days: int | None = None,
+) -> float:
+    """Enough for every period that can start in a calendar year (``ceil(366 / cadence)``
+    periods) and every roll-up (``ceil(366 / rollup_days)``), so the default never holds
+    up a report on the agreed schedule."""
+    total = epsilon_per_period * math.ceil(366 / cadence_days)
+    if rollup_epsilon is not None and rollup_days is not None:
+        total += rollup_epsilon * math.ceil(366 / rollup_days)
+    return round(total, 9)
 
 
 def _str(data: dict[str, Any], key: str, max_len: int = 500) -> str:
@@ -124,6 +157,8 @@ _FIELDS = {
     "max_recipients_per_share",
     "epsilon_per_year",
     "report_totals_share",
+    "rollup_days",
+    "rollup_epsilon",
     "contact",
 }
 
@@ -166,8 +201,13 @@ def parse_agreement(text: str) -> Agreement:
         raise InvalidInput("agreement 'homepage' must be an http(s) URL")
     cadence = int(_number(data, "report_cadence_days", 14, 1, 366))
     epsilon = _number(data, "epsilon_per_period", 1.0, 0.01, 10.0)
+    rollup_days, rollup_epsilon = _rollup(data, cadence)
     per_year = _number(
-        data, "epsilon_per_year", default_epsilon_per_year(epsilon, cadence), epsilon, 3660.0
+        data,
+        "epsilon_per_year",
+        default_epsilon_per_year(epsilon, cadence, rollup_epsilon, rollup_days),
+        max(epsilon, rollup_epsilon or 0.0),
+        3660.0,
     )
     return Agreement(
         partner_id=partner_id,
@@ -188,6 +228,21 @@ def parse_agreement(text: str) -> Agreement:
         max_recipients_per_share=int(_integer(data, "max_recipients_per_share", 10, 1, 1000)),
         epsilon_per_year=per_year,
         report_totals_share=_number(data, "report_totals_share", 0.5, 0.05, 0.95),
+        rollup_days=rollup_days,
+        rollup_epsilon=rollup_epsilon,
+    )
+
+
+def _rollup(data: dict[str, Any], cadence: int) -> tuple[int | None, float | None]:
+    """``rollup_days`` and ``rollup_epsilon``: both or neither. A roll-up is longer than a
+    period (else it would be a second period report) and at most a year."""
+    if "rollup_days" not in data and "rollup_epsilon" not in data:
+        return None, None
+    if "rollup_days" not in data or "rollup_epsilon" not in data:
+        raise InvalidInput("a roll-up needs both 'rollup_days' and 'rollup_epsilon'")
+    return (
+        _integer(data, "rollup_days", 0, cadence + 1, 366),
+        _number(data, "rollup_epsilon", 0.0, 0.01, 10.0),
     )
 
 

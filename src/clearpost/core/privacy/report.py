@@ -10,6 +10,10 @@ of its noise around the noisy value), and each per-item cell is published on its
 its noisy value reaches its measurement's threshold (``null`` otherwise); an item is listed
 when at least one of its cells is. Version 1 had bare numbers and listed an item when its
 noisy shares reached the agreement's ``suppression_threshold``.
+
+A roll-up (also from Clearpost 0.2) is the same document over a longer window, released
+from its own epsilon, with ``"kind": "rollup"``; its ``period`` is the window. Period
+reports carry no ``kind``, so they read exactly as before.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from clearpost.core.privacy.mechanism import (
 
 REPORT_TYPE = "clearpost.partner-report"
 REPORT_VERSION = 2
+ROLLUP = "rollup"
+"""``kind`` of a roll-up report and of its log entry; period reports have no ``kind``."""
 
 UNIT = (
     "one user: the share intents made for them, the shares they sent, the recipients of "
@@ -101,14 +107,17 @@ def build_report(
     noisy: NoisyCounts,
     suppression_threshold: int,
     public_key: str,
+    rollup: bool = False,
 ) -> dict[str, Any]:
-    """The report object that is signed, hashed, logged and handed to the partner."""
+    """The report object that is signed, hashed, logged and handed to the partner; with
+    ``rollup`` a roll-up over the window ``period``."""
     rows, left_out = publish(noisy, plan, suppression_threshold)
     limits = thresholds(plan, suppression_threshold)
     margins = _margins(plan, "totals")
     return {
         "type": REPORT_TYPE,
         "version": REPORT_VERSION,
+        **({"kind": ROLLUP} if rollup else {}),
         "partner": partner_id,
         "agreement_version": agreement_version,
         "period": period.to_json(),
@@ -154,11 +163,19 @@ def report_hash(report: dict[str, Any]) -> str:
 
 
 def report_entry(
-    partner_id: str, period: str, report_hash_hex: str, epsilon: float, time_ms: int
+    partner_id: str,
+    period: str,
+    report_hash_hex: str,
+    epsilon: float,
+    time_ms: int,
+    *,
+    rollup: bool = False,
 ) -> dict[str, Any]:
-    """A report was released: appended to the log before the partner can fetch it."""
+    """A report was released: appended to the log before the partner can fetch it. A
+    roll-up's entry says ``"kind": "rollup"`` and ``period`` is its window."""
     return {
         "type": "report",
+        **({"kind": ROLLUP} if rollup else {}),
         "partner": partner_id,
         "period": period,
         "report_hash": report_hash_hex,

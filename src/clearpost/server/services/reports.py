@@ -8,6 +8,11 @@ the ``report`` log entry and store the report. Only then can the partner fetch i
 activity and the true counts exist only inside ``_release``: they are never stored, logged
 or returned.
 
+An agreement that asks for a roll-up (``rollup_days``, ``rollup_epsilon``) also gets, after
+each roll-up window closes, one report over the whole window, released the same way from
+its own epsilon. Roll-up windows form their own chain from the day the agreement asked for
+them; the year budget counts periods and roll-ups together.
+
 Several processes on PostgreSQL may all run the scheduler: they may all compute a release,
 but the ledger's unique constraint lets exactly one commit; the others' noisy results are
 dropped unseen.
@@ -21,15 +26,13 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import ClearpostError, Conflict, NotFound
-from clearpost.core.partners.agreement import Agreement
+from clearpost.core.partners.agreement import Agreement, agreement_from_json
 from clearpost.core.privacy import (
     Bounds,
     BudgetSpent,
@@ -54,9 +57,10 @@ from clearpost.core.privacy import (
 from clearpost.core.tlog.entries import encode_entry
 from clearpost.server.config import Settings
 from clearpost.server.services.partners import PartnerService
+from clearpost.server.services.report_views import Budget, Released, Rollup
 from clearpost.storage.db import Database
 from clearpost.storage.sql.partners import AgreementVersion
-from clearpost.storage.sql.reports import LedgerRow, ReportRow, ReportStore
+from clearpost.storage.sql.reports import PERIOD, ROLLUP, LedgerRow, ReportRow, ReportStore
 
 log = logging.getLogger("clearpost.reports")
 
@@ -90,68 +94,6 @@ def load_report_key(path: Path) -> ReportSigner:
             code="report_key_missing",
         ) from exc
     return ReportSigner.from_text(text)
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    """A report as the partner sees it: the signed object, and where it is in the log."""
-
-    report_id: str
-    partner_id: str
-    period: Period
-    report: dict[str, Any]
-    body: str
-    """The report's RFC 8785 bytes as text: exactly what is signed and hashed."""
-    report_hash: str
-    signature: str
-    public_key: str
-    log_index: int
-    released_at: int
-
-    @classmethod
-    def from_row(cls, row: ReportRow) -> Released:
-        return cls(
-            row.report_id,
-            row.partner_id,
-            Period(row.period_start, row.period_end),
-            orjson.loads(row.body),
-            row.body,
-            row.report_hash,
-            row.signature,
-            row.public_key,
-            row.log_index,
-            row.released_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """A partner's privacy budget as its agreement states it, and what the ledger spent."""
-
-    epsilon_per_period: float
-    epsilon_per_year: float
-    year: int
-    """The calendar year (UTC) the figures are for: the one the next period starts in."""
-    spent_this_year: float
-    periods_released: int
-    spent_total: float
-    next_period: Period
-
-    @property
-    def left_this_year(self) -> float:
-        return max(round(self.epsilon_per_year - self.spent_this_year, 9), 0.0)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "epsilon_per_period": self.epsilon_per_period,
-            "epsilon_per_year": self.epsilon_per_year,
-            "year": self.year,
-            "spent_this_year": round(self.spent_this_year, 9),
-            "left_this_year": self.left_this_year,
-            "periods_released": self.periods_released,
-            "spent_total": round(self.spent_total, 9),
-            "next_period": self.next_period.to_json(),
-        }
 
 
 class ReportService:
@@ -230,21 +172,58 @@ class ReportService:
             await self._spent(agreement.partner_id),
         )
 
+    async def _due_rollup(self, agreement: Agreement, registered: int) -> Period | None:
+        """The first roll-up window not yet released whose year has the roll-up's epsilon
+        left; None when the agreement asks for no roll-up.
+
+        Roll-ups never reach back before the agreement asked for them: the chain starts on
+        the day the current unbroken run of agreement versions with a roll-up began (the
+        registration day if the first version had one), or goes on from the last released
+        window if that is later."""
+        if agreement.rollup_days is None or agreement.rollup_epsilon is None:
+            return None
+        since = registered
+        for version in sorted(
+            await self.partners.versions(agreement.partner_id), key=lambda v: -v.version
+        ):
+            if agreement_from_json(orjson.loads(version.body)).rollup_days is None:
+                break
+            since = max(registered, version.created_at)
+        last_end = await self.store.last_end(agreement.partner_id, ROLLUP)
+        if last_end is not None and last_end < since:
+            last_end = None  # roll-ups were dropped and asked for again: start afresh
+        return next_period_in_budget(
+            since,
+            agreement.rollup_days,
+            last_end,
+            agreement.rollup_epsilon,
+            agreement.yearly_budget,
+            await self._spent(agreement.partner_id),
+        )
+
     async def budget(self, partner_id: str) -> Budget:
         """The agreement's budget, what was spent in the year of the next period, and that
-        period (``left_this_year`` is what the rest of that year's periods can spend)."""
+        period (``left_this_year`` is what the rest of that year's periods and roll-ups can
+        spend), and the roll-up's next window if the agreement asks for one."""
         agreement, _, registered = await self._partner(partner_id)
         rows = await self.ledger(partner_id)
         due = await self._due(agreement, registered)
         year = year_of(due.start_ms)
+        window = await self._due_rollup(agreement, registered)
+        rollup = None
+        if window is not None and agreement.rollup_days and agreement.rollup_epsilon:
+            released = sum(1 for r in rows if r.kind == ROLLUP)
+            rollup = Rollup(agreement.rollup_days, agreement.rollup_epsilon, released, window)
         return Budget(
             epsilon_per_period=agreement.epsilon_per_period,
             epsilon_per_year=agreement.yearly_budget,
             year=year,
             spent_this_year=sum(r.epsilon for r in rows if year_of(r.period_start) == year),
-            periods_released=len(rows),
+            periods_released=sum(1 for r in rows if r.kind == PERIOD),
             spent_total=sum(r.epsilon for r in rows),
             next_period=due,
+            epsilon_scheduled_per_year=agreement.scheduled_per_year,
+            rollup=rollup,
         )
 
     def bounds(self, agreement: Agreement) -> Bounds:
@@ -290,6 +269,26 @@ class ReportService:
         chosen = choose_period(period, due, self.clock.now_ms())
         return await self._release(agreement, version, chosen)
 
+    async def release_rollup(self, partner_id: str) -> Released:
+        """An operator's release of the next closed roll-up window (no grace time).
+
+        Refused with ``rollup_not_agreed`` when the agreement asks for none, ``period_open``
+        before the window ends, ``year_budget_spent`` over the year's budget."""
+        agreement, version, registered = await self._partner(partner_id)
+        if REPORT_SCOPE not in agreement.scopes:
+            raise Conflict(
+                f"the agreement of {partner_id!r} does not include {REPORT_SCOPE!r}",
+                code="reports_not_agreed",
+            )
+        window = await self._due_rollup(agreement, registered)
+        if window is None:
+            raise Conflict(
+                f"the agreement of {partner_id!r} asks for no roll-up", code="rollup_not_agreed"
+            )
+        return await self._release(
+            agreement, version, choose_period(None, window, self.clock.now_ms()), rollup=True
+        )
+
     async def release_due(self) -> list[Released]:
         """Release every closed period (plus the grace time) of every partner with
         ``reports:read`` in its agreement. A period another process released first is
@@ -318,23 +317,59 @@ class ReportService:
             except YearBudgetSpent as exc:  # another process spent the year meanwhile
                 log.warning("report %s for %s refused: %s", due.id, partner_id, exc.message)
                 break
+        out.extend(await self._release_rollups_due(agreement, version, registered))
+        return out
+
+    async def _release_rollups_due(
+        self, agreement: Agreement, version: AgreementVersion, registered: int
+    ) -> list[Released]:
+        """Release every closed roll-up window (plus the grace time), in order."""
+        out: list[Released] = []
+        for _ in range(MAX_CATCH_UP):
+            window = await self._due_rollup(agreement, registered)
+            if window is None or self.clock.now_ms() < window.end_ms + self.grace_ms:
+                break
+            try:
+                out.append(await self._release(agreement, version, window, rollup=True))
+            except BudgetSpent:
+                log.info(
+                    "roll-up %s for %s was released by another process",
+                    window.id,
+                    agreement.partner_id,
+                )
+            except YearBudgetSpent as exc:
+                log.warning(
+                    "roll-up %s for %s refused: %s", window.id, agreement.partner_id, exc.message
+                )
+                break
         return out
 
     async def _release(
-        self, agreement: Agreement, version: AgreementVersion, period: Period
+        self,
+        agreement: Agreement,
+        version: AgreementVersion,
+        period: Period,
+        *,
+        rollup: bool = False,
     ) -> Released:
+        """Release ``period`` (with ``rollup``, the roll-up window) at its epsilon."""
         partner_id = agreement.partner_id
         now = self.clock.now_ms()
+        epsilon = agreement.rollup_epsilon if rollup else agreement.epsilon_per_period
+        if epsilon is None:
+            raise Conflict(
+                f"the agreement of {partner_id!r} asks for no roll-up", code="rollup_not_agreed"
+            )
         check_year_budget(  # before any data is read
             period,
-            agreement.epsilon_per_period,
+            epsilon,
             agreement.yearly_budget,
             await self._spent(partner_id),
         )
         bounds = self.bounds(agreement)
         activity = await self.store.activity(partner_id, period.start_ms, period.end_ms)
-        plan = plan_release(
-            agreement.epsilon_per_period,
+        plan = plan_release(  # composed and checked by OpenDP before any count is made
+            epsilon,
             bounds,
             activity.keys,
             totals_share=agreement.report_totals_share,
@@ -350,9 +385,10 @@ class ReportService:
             noisy=noisy,
             suppression_threshold=agreement.suppression_threshold,
             public_key=self.signer.public_key,
+            rollup=rollup,
         )
         digest = report_hash(report)
-        entry = report_entry(partner_id, period.id, digest, plan.epsilon, now)
+        entry = report_entry(partner_id, period.id, digest, plan.epsilon, now, rollup=rollup)
         row = ReportRow(
             report_id="rp_" + secrets.token_urlsafe(16),
             partner_id=partner_id,
@@ -364,6 +400,7 @@ class ReportService:
             public_key=self.signer.public_key,
             log_index=0,
             released_at=now,
+            kind=ROLLUP if rollup else PERIOD,
         )
         index = await self.store.release(row, plan.epsilon, encode_entry(entry))
         if self.on_logged is not None:
@@ -371,8 +408,8 @@ class ReportService:
         year = year_of(period.start_ms)
         spent = (await self._spent(partner_id)).get(year, 0.0)
         log.info(
-            "released report %s for %s (%s, epsilon %s) at log index %d; "
-            "epsilon spent in %d: %g of %g",
+            "released %s %s for %s (%s, epsilon %s) at log index %d; epsilon spent in %d: %g of %g",
+            "roll-up" if rollup else "report",
             row.report_id,
             partner_id,
             period.id,
@@ -393,6 +430,7 @@ class ReportService:
             row.public_key,
             index,
             now,
+            row.kind,
         )
 
     # --- reading ---

@@ -1,9 +1,11 @@
 """Released partner reports and the privacy-budget ledger; the raw activity they count.
 
-A release is one transaction: spend the budget (ledger row, unique per partner and period),
-append the ``report`` log entry, store the signed report. If another release of the same
-period got there first the ledger insert fails, nothing is written, and the caller gets
-``BudgetSpent``. The raw activity read here is only ever handed to the mechanism.
+A release is one transaction: spend the budget (ledger row, unique per partner, kind and
+window start), append the ``report`` log entry, store the signed report. If another release
+of the same period (or roll-up window) got there first the ledger insert fails, nothing is
+written, and the caller gets ``BudgetSpent``. ``kind`` is ``"period"`` or ``"rollup"``. The raw
+activity read here is
+only ever handed to the mechanism.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from clearpost.core.privacy import Activity, BudgetSpent, ClickEvent, IntentEven
 from clearpost.storage.db import Database
 from clearpost.storage.schema import clicks, privacy_ledger, reports, share_intents, share_links
 from clearpost.storage.sql import tlog
+
+PERIOD, ROLLUP = "period", "rollup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,7 @@ class ReportRow:
     public_key: str
     log_index: int
     released_at: int
+    kind: str = PERIOD
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class LedgerRow:
     period_end: int
     epsilon: float
     spent_at: int
+    kind: str = PERIOD
 
 
 class ReportStore:
@@ -107,6 +113,7 @@ class ReportStore:
                         period_end=report.period_end,
                         epsilon=epsilon,
                         spent_at=report.released_at,
+                        kind=report.kind,
                     )
                 )
                 (index,) = await tlog.append_in(
@@ -121,13 +128,15 @@ class ReportStore:
                 partner=report.partner_id,
             ) from exc
 
-    async def last_end(self, partner_id: str) -> int | None:
-        """Where the partner's last released period ended (None before the first)."""
+    async def last_end(self, partner_id: str, kind: str = PERIOD) -> int | None:
+        """Where the partner's last released period (or roll-up window) ended (None before
+        the first)."""
         async with self.db.read() as conn:
             value = (
                 await conn.execute(
                     select(func.max(privacy_ledger.c.period_end)).where(
-                        privacy_ledger.c.partner_id == partner_id
+                        privacy_ledger.c.partner_id == partner_id,
+                        privacy_ledger.c.kind == kind,
                     )
                 )
             ).scalar_one()
@@ -143,21 +152,24 @@ class ReportStore:
                     privacy_ledger.c.period_end,
                     privacy_ledger.c.epsilon,
                     privacy_ledger.c.spent_at,
+                    privacy_ledger.c.kind,
                 )
                 .where(privacy_ledger.c.partner_id == partner_id)
-                .order_by(privacy_ledger.c.period_start)
+                .order_by(privacy_ledger.c.period_start, privacy_ledger.c.kind)
             )
             return [
-                LedgerRow(r[0], r[1], int(r[2]), int(r[3]), float(r[4]), int(r[5])) for r in rows
+                LedgerRow(r[0], r[1], int(r[2]), int(r[3]), float(r[4]), int(r[5]), r[6])
+                for r in rows
             ]
 
     async def reports_of(self, partner_id: str, limit: int) -> list[ReportRow]:
-        """The partner's released reports, newest period first."""
+        """The partner's released reports and roll-ups, newest first (by the end of their
+        window; a roll-up before the period that ends with it)."""
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(*(reports.c[name] for name in ReportRow.__slots__))
                 .where(reports.c.partner_id == partner_id)
-                .order_by(reports.c.period_start.desc())
+                .order_by(reports.c.period_end.desc(), reports.c.period_start)
                 .limit(limit)
             )
             return [ReportRow(*r) for r in rows]

@@ -27,7 +27,11 @@ async def partner_reports(
     ``report_hash`` = SHA-256 of the report's RFC 8785 bytes), and is signed with Ed25519
     over those bytes by ``public_key``. A partner sees only its own reports. ``budget`` is
     the agreement's epsilon per period and per year, what the ledger spent in the year of
-    the next period, what is left, and that period."""
+    the next period, what is left, and that period; ``exposure_per_year`` is the most
+    epsilon all releases whose window starts in one year may spend (periods and roll-ups).
+
+    ``kind`` is ``period`` for a period report and ``rollup`` for a roll-up over a longer
+    window (agreements with ``rollup_days``), whose ``period`` is that window."""
     released = await svc.reports.reports(access.partner_id, limit)
     budget = await svc.reports.budget(access.partner_id)
     return JSON(
@@ -38,6 +42,7 @@ async def partner_reports(
             "reports": [
                 {
                     "report_id": r.report_id,
+                    "kind": r.kind,
                     "period": r.period.id,
                     "report": orjson.Fragment(r.body),
                     "report_hash": r.report_hash,
