@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import Connection, inspect, text
 
 from clearpost.storage.db import Database
-from clearpost.storage.migrations import alembic_config, current_revision, upgrade
+from clearpost.storage.migrations import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 
 
 def _shape(conn: Connection) -> dict[str, Any]:
@@ -66,6 +71,6 @@ async def test_down_to_0006_and_up_again(db_url: str) -> None:
         await upgrade(db)
         async with db.engine.connect() as conn:
             assert await conn.run_sync(_shape) == head
-        assert await current_revision(db) == "0008"
+        assert await current_revision(db) == head_revision()
     finally:
         await db.close()
