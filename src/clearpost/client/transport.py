@@ -288,8 +288,21 @@ class Transport:
         out = await self.request("GET", "/v1/agreements", auth=False)
         return list(out["partners"])
 
-    async def my_log_entries(self) -> dict[str, Any]:
-        return dict(await self.request("GET", "/v1/me/log-entries"))
+    async def my_log_entries(self, max_pages: int = 1000) -> dict[str, Any]:
+        """Every page of ``GET /v1/me/log-entries`` as one answer: the later pages are proven
+        against the first page's checkpoint; ``entries`` holds them all, ``total`` is what
+        the last page counted (more than ``len(entries)`` when ``max_pages`` cut it short)."""
+        first = dict(await self.request("GET", "/v1/me/log-entries"))
+        entries = list(first.get("entries") or [])
+        answer, pages = first, 1
+        while answer.get("next_start") is not None and pages < max_pages:
+            params: dict[str, Any] = {"start": answer["next_start"]}
+            if first.get("size") is not None:
+                params["size"] = first["size"]
+            answer = dict(await self.request("GET", "/v1/me/log-entries", params=params))
+            entries.extend(answer.get("entries") or [])
+            pages += 1
+        return {**first, "entries": entries, "total": answer.get("total", len(entries))}
 
     # -- sync -----------------------------------------------------------------------------
 

@@ -182,6 +182,7 @@ tlog_entries = Table(
     Column("leaf_hash", LargeBinary, nullable=False),
     Column("subject", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    Column("opening", LargeBinary, nullable=True),  # per-entry commitment's opening (0007)
 )
 Index("ix_tlog_entries_subject", tlog_entries.c.subject, tlog_entries.c.idx)
 

@@ -164,12 +164,12 @@ class OAuthService:
             return reply
         partner_id = grant.client.partner_id
         scopes = sorted(c.new_code.scope.split())
-        subject_hash, _ = await self.log.subject_of(user_id)
+        about = await self.log.commit(user_id)
         row = GrantRow(
             subject.grant_id, partner_id, user_id, " ".join(scopes), c.now_ms, 0, None, None, None
         )
-        entry = encode_entry(grant_entry(partner_id, scopes, subject_hash, c.now_ms))
-        await self.store.consent(row, entry, subject_hash, c.new_code, c.now_ms)
+        entry = encode_entry(grant_entry(partner_id, scopes, about.subject, c.now_ms))
+        await self.store.consent(row, entry, about, c.new_code, c.now_ms)
         self._logged()
         return reply
 
@@ -349,11 +349,11 @@ class OAuthService:
         grant = await self.store.grant(grant_id)
         if grant is None:
             return None
-        subject, _ = await self.log.subject_of(grant.user_id)
+        about = await self.log.commit(grant.user_id)
         now = self.clock.now_ms()
-        entry = revocation_entry(grant.partner_id, grant.scopes.split(), subject, now)
+        entry = revocation_entry(grant.partner_id, grant.scopes.split(), about.subject, now)
         entry["reason"] = reason
-        index = await self.store.revoke_grant(grant_id, encode_entry(entry), subject, now)
+        index = await self.store.revoke_grant(grant_id, encode_entry(entry), about, now)
         self._logged()
         return index
 

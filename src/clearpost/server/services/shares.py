@@ -94,12 +94,12 @@ class ShareService:
             0,
         )
         link = LinkRow(token, intent_id, access.partner_id, url, now, now + LINK_SECONDS * 1000)
-        subject, _ = await self.log.subject_of(access.user_id)
+        about = await self.log.commit(access.user_id)
         entry = access_entry(
             access.partner_id,
             "share:intent",
             "POST /v1/partner/share-intents",
-            subject,
+            about.subject,
             "share_intent",
             1,
             now,
@@ -115,7 +115,7 @@ class ShareService:
             "description": description,
             "expires_at": intent.expires_at,
         }
-        index = await self.store.create(intent, link, encode_entry(entry), subject, event)
+        index = await self.store.create(intent, link, encode_entry(entry), about, event)
         self._logged()
         return Created(intent_id, intent.expires_at, index)
 
@@ -124,11 +124,17 @@ class ShareService:
         if access.user_id is None:
             raise InvalidInput("this endpoint needs a user's token", code="user_token_required")
         now = self.clock.now_ms()
-        subject, _ = await self.log.subject_of(access.user_id)
+        about = await self.log.commit(access.user_id)
         entry = access_entry(
-            access.partner_id, "profile:basic", "GET /v1/partner/me", subject, "profile", 1, now
+            access.partner_id,
+            "profile:basic",
+            "GET /v1/partner/me",
+            about.subject,
+            "profile",
+            1,
+            now,
         )
-        index = await self.log.append(entry, subject)
+        index = await self.log.append(entry, about)
         name = await self.accounts.display_name(access.user_id)
         pairwise = await self.partners.pairwise_id(access.partner_id, access.user_id)
         return {"id": pairwise, "display_name": name}, index

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.tlog import HASH_SIZE, NodeId, edge_nodes, leaf_hash
+from clearpost.core.tlog.entries import Committed
 from clearpost.core.tlog.tiles import TileId, hash_at, locate
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
@@ -40,6 +41,20 @@ SEQUENCER_LOCK_ID = 0x434C_5054  # "CLPT": the PostgreSQL advisory lock of the s
 class PendingEntry:
     body: bytes
     subject: str | None
+    """The server's private index of whom the entry is about (never published)."""
+    opening: bytes | None = None
+    """What opens the entry's own commitment; handed only to that person's devices."""
+
+    @classmethod
+    def about(cls, body: bytes, committed: Committed) -> PendingEntry:
+        return cls(body, committed.key, committed.opening)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAbout:
+    index: int
+    body: bytes
+    opening: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +78,11 @@ def append_sync(conn: Connection, entries: Sequence[PendingEntry], now_ms: int) 
     top = conn.execute(_RESERVE, {"n": len(entries)}).scalar_one()
     first = int(top) - len(entries)
     rows = [
-        (first + i, e.body, leaf_hash(e.body), e.subject, now_ms) for i, e in enumerate(entries)
+        (first + i, e.body, leaf_hash(e.body), e.subject, e.opening, now_ms)
+        for i, e in enumerate(entries)
     ]
-    insert_many(conn, "tlog_entries", ("idx", "body", "leaf_hash", "subject", "created_at"), rows)
+    columns = ("idx", "body", "leaf_hash", "subject", "opening", "created_at")
+    insert_many(conn, "tlog_entries", columns, rows)
     return list(range(first, first + len(entries)))
 
 
@@ -186,15 +203,26 @@ class LogStore:
             )
             return [bytes(r[0]) for r in rows]
 
-    async def entries_about(self, subject: str, limit: int) -> list[tuple[int, bytes]]:
+    async def entries_about(
+        self, subject: str, start: int, limit: int
+    ) -> tuple[int, list[EntryAbout]]:
+        """(how many entries are about ``subject`` in all, the first ``limit`` of them from
+        index ``start`` on), read in one transaction."""
         async with self.db.read() as conn:
+            total = (
+                await conn.execute(select(func.count()).where(tlog_entries.c.subject == subject))
+            ).scalar_one()
             rows = await conn.execute(
-                select(tlog_entries.c.idx, tlog_entries.c.body)
-                .where(tlog_entries.c.subject == subject)
+                select(tlog_entries.c.idx, tlog_entries.c.body, tlog_entries.c.opening)
+                .where(tlog_entries.c.subject == subject, tlog_entries.c.idx >= start)
                 .order_by(tlog_entries.c.idx)
                 .limit(limit)
             )
-            return [(int(r[0]), bytes(r[1])) for r in rows]
+            found = [
+                EntryAbout(int(r[0]), bytes(r[1]), None if r[2] is None else bytes(r[2]))
+                for r in rows
+            ]
+            return int(total), found
 
     async def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
         _, found = await self.proof_material([], ids)
