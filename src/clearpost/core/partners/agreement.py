@@ -33,6 +33,8 @@ class Agreement:
     max_shares_per_item: int
     max_clicks_per_share: int
     contact: str
+    access_per_minute: int = 60
+    """Logged accesses one grant (one person's consent) may make per minute (issue 15)."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -85,6 +87,7 @@ _FIELDS = {
     "max_shares_per_item",
     "max_clicks_per_share",
     "contact",
+    "access_per_minute",
 }
 
 
@@ -139,6 +142,7 @@ def parse_agreement(text: str) -> Agreement:
         max_shares_per_item=int(_number(data, "max_shares_per_item", 1, 1, 100)),
         max_clicks_per_share=int(_number(data, "max_clicks_per_share", 1, 1, 100)),
         contact=_str(data, "contact", 200),
+        access_per_minute=int(_number(data, "access_per_minute", 60, 1, 6000)),
     )
 
 

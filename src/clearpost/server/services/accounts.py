@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ TOKEN_CACHE_SIZE = 100_000
 HASH_THREADS = 2
 T = TypeVar("T")
 MAX_PASSWORD = 1024
+MAX_DISPLAY_NAME = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,24 @@ class AccountService:
 
     async def user_exists(self, user_id: str) -> bool:
         return await self.accounts.user_exists(user_id)
+
+    async def display_name(self, user_id: str) -> str | None:
+        return await self.accounts.display_name(user_id)
+
+    async def set_display_name(self, user_id: str, name: str | None) -> str | None:
+        """Set (or, with None or blank, clear) the name partners with ``profile:basic`` see.
+        It is the person's own choice: empty until they set one, never their username."""
+        name = None if name is None else name.strip()
+        if not name:
+            await self.accounts.set_display_name(user_id, None)
+            return None
+        if len(name) > MAX_DISPLAY_NAME or any(unicodedata.category(c)[0] == "C" for c in name):
+            raise InvalidInput(
+                f"a display name is 1 to {MAX_DISPLAY_NAME} printable characters",
+                code="invalid_display_name",
+            )
+        await self.accounts.set_display_name(user_id, name)
+        return name
 
     async def devices(self, user_id: str) -> list[DeviceRow]:
         return await self.accounts.list_devices(user_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from clearpost.core.errors import Conflict
@@ -35,7 +35,7 @@ class AccountStore:
                         user_id=user_id,
                         password_hash=password_hash,
                         created_at=now_ms,
-                        display_name=user_id.removeprefix("@"),
+                        display_name=None,  # the person's choice; never the username
                     )
                 )
         except IntegrityError as exc:
@@ -52,6 +52,12 @@ class AccountStore:
         async with self.db.read() as conn:
             row = await conn.execute(select(users.c.display_name).where(users.c.user_id == user_id))
             return row.scalar_one_or_none()
+
+    async def set_display_name(self, user_id: str, name: str | None) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(users).where(users.c.user_id == user_id).values(display_name=name)
+            )
 
     async def user_exists(self, user_id: str) -> bool:
         async with self.db.read() as conn:

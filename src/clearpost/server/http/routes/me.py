@@ -18,6 +18,27 @@ class Completed(BaseModel):
     )
 
 
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(
+        max_length=200,
+        description="what partners with profile:basic see; null or blank clears it",
+    )
+
+
+@router.get("/profile", response_class=JSON)
+async def profile(caller: Auth, svc: Svc) -> JSON:
+    """Your display name: empty until you set one; partners never see your username."""
+    return JSON({"display_name": await svc.accounts.display_name(caller.user_id)})
+
+
+@router.put("/profile", response_class=JSON)
+async def set_profile(body: Profile, caller: Auth, svc: Svc) -> JSON:
+    """Choose (or clear) the display name partners with ``profile:basic`` see."""
+    name = await svc.accounts.set_display_name(caller.user_id, body.display_name)
+    return JSON({"display_name": name})
+
+
 @router.get("/apps", response_class=JSON)
 async def apps(caller: Auth, svc: Svc) -> JSON:
     """Connected partner apps: scopes, since when, last access, and the log entries."""
