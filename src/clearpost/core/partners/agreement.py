@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 from clearpost.core.errors import InvalidInput
 from clearpost.core.partners.scopes import SCOPES
 
-PARTNER_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+PARTNER_ID_RE = re.compile(r"\A[a-z][a-z0-9-]{1,31}\Z")  # \Z: $ allows a final newline
 _DOMAIN_RE = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$"
+    r"\A(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z|\Alocalhost\Z"
 )
 
 

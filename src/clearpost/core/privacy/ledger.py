@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from clearpost.core.privacy.errors import BudgetSpent, InvalidPeriod, PeriodNotNext, PeriodOpen
 
 DAY_MS = 86_400_000
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 @dataclass(frozen=True, slots=True)
