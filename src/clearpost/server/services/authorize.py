@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import Forbidden, NotFound, Unauthenticated
@@ -31,7 +31,7 @@ from clearpost.server.services.oauth import (
 )
 from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.tlog import LogService
-from clearpost.storage.sql.oauth import GrantRow, OAuthStore
+from clearpost.storage.sql.oauth import CodeRow, GrantRow, OAuthStore
 
 SESSION_SECONDS = 3600
 
@@ -182,11 +182,14 @@ class OAuthService:
     async def token(
         self, uri: str, headers: Mapping[str, str], form: list[tuple[str, str]]
     ) -> Reply:
+        if urlsplit(uri).query:
+            return _query_refused()
         fields = dict(form)
         c = await self._context_for(client_id_of(headers, fields))
         code = fields.get("code")
+        code_row = None
         if code:
-            row = await self.store.code(m.sha256_hex(code))
+            code_row = row = await self.store.code(m.sha256_hex(code))
             if row is not None:
                 c.codes[code] = row
         refresh = fields.get("refresh_token")
@@ -210,11 +213,17 @@ class OAuthService:
         if c.reused_refresh is not None:
             await self._revoke_grant(c.reused_refresh.grant_id, "refresh_token_reused")
             return reply
+        if code_row is not None and code_row.used and _code_refused(reply, client, code_row):
+            # RFC 6749 §4.1.2: a code used twice revokes the tokens it was exchanged for
+            await self._revoke_grant(code_row.grant_id, "code_reused")
+            return reply
         if reply.status != 200:
             return reply
         ok = True
         if c.consumed_code is not None:
             ok = await self.store.redeem_code(c.consumed_code, c.now_ms, c.new_tokens)
+            if not ok and code_row is not None:  # lost a race with another use of the code
+                await self._revoke_grant(code_row.grant_id, "code_reused")
         elif c.spent_refresh is not None:
             ok = await self.store.rotate_refresh(c.spent_refresh, c.now_ms, c.new_tokens)
             if not ok:  # lost a race with another use of the same refresh token: reuse
@@ -232,6 +241,8 @@ class OAuthService:
     async def _token_endpoint(
         self, name: str, uri: str, headers: Mapping[str, str], form: list[tuple[str, str]]
     ) -> tuple[Reply, m.OAuthContext]:
+        if urlsplit(uri).query:
+            return _query_refused(), m.OAuthContext(now_ms=0)
         fields = dict(form)
         c = await self._context_for(client_id_of(headers, fields))
         value = fields.get("token")
@@ -370,3 +381,22 @@ class OAuthService:
         if not session:
             return None
         return await self.store.session(m.sha256_hex(session), self.clock.now_ms())
+
+
+def _query_refused() -> Reply:
+    """RFC 6749 §3.2: token endpoint parameters come in the request body only. A query
+    string was read as parameters too, where the scope check did not look (issue 15)."""
+    return Reply(
+        400,
+        {
+            "error": "invalid_request",
+            "error_description": "send the parameters in the form body, not the query string",
+        },
+        [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+    )
+
+
+def _code_refused(reply: Reply, client: m.PartnerClient | None, row: CodeRow) -> bool:
+    """The code's own partner, authenticated, was told the code is no longer valid."""
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    return error == "invalid_grant" and client is not None and client.partner_id == row.partner_id

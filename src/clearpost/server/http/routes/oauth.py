@@ -65,6 +65,12 @@ def _uri(request: Request, svc: Svc) -> str:
     return svc.settings.base_url() + request.url.path + query
 
 
+def _same(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a form token; as bytes, because ``compare_digest`` raises
+    on a non-ASCII str (a 500 for a ``csrf`` of "é", issue 15)."""
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
+
+
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
     response.set_cookie(
         name,
@@ -144,7 +150,7 @@ async def decide(request: Request, svc: Svc) -> Response:
         )
     user_id, csrf = session
     sent = str(form.get("csrf", ""))
-    if not sent or not hmac.compare_digest(sent, csrf):
+    if not sent or not _same(sent, csrf):
         return _page(
             403,
             "This form was not sent by Clearpost",
@@ -169,7 +175,7 @@ async def login(request: Request, svc: Svc) -> Response:
     pre = request.cookies.get(PRE_COOKIE, "")
     sent = str(form.get("csrf", ""))
     next_url = str(form.get("next", ""))
-    if not pre or not hmac.compare_digest(sent, pre):
+    if not pre or not _same(sent, pre):
         return _page(
             403,
             "This form was not sent by Clearpost",
