@@ -7,6 +7,7 @@ Access tokens are random, one per device, and stored only as their SHA-256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import unicodedata
 from collections.abc import Callable
@@ -18,7 +19,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from clearpost.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from clearpost.core.ids import (
     USERNAME_RE,
     DeviceId,
@@ -28,6 +35,7 @@ from clearpost.core.ids import (
     user_id_for,
 )
 from clearpost.server.services.notifier import Notifier
+from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.accounts import DeviceRow as DeviceRow  # what the HTTP layer shows
 from clearpost.storage.sql.keys import KeyStore
@@ -38,6 +46,10 @@ HASH_THREADS = 2
 T = TypeVar("T")
 MAX_PASSWORD = 1024
 MAX_DISPLAY_NAME = 64
+FAILED_SIGN_INS_BURST = 10
+FAILED_SIGN_INS_PER_MINUTE = 1.0
+"""Wrong passwords one account takes: 10 at once, then one a minute, from all IPs
+together (the per-IP limit alone let many addresses guess one password; issue 15)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +101,12 @@ class AccountService:
         self._token_of: dict[tuple[str, str], str] = {}
         self._dummy_hash: str | None = None
         """A hash to verify against for unknown users (equal timing), made on first need."""
+        self.failed_sign_ins = RateLimiter(
+            clock,
+            FAILED_SIGN_INS_PER_MINUTE / 60,
+            FAILED_SIGN_INS_BURST,
+            "wrong passwords for this account",
+        )
 
     async def register(self, username: str, password: str) -> UserId:
         if not USERNAME_RE.match(username):
@@ -125,6 +143,7 @@ class AccountService:
     async def check_password(self, username: str, password: str) -> UserId:
         """The user id for a correct username and password (for the web sign-in)."""
         user_id = user_id_for(username) if USERNAME_RE.match(username) else None
+        self.failed_sign_ins.check(username)  # unknown names too: no hint that one exists
         stored = await self.accounts.password_hash(user_id) if user_id else None
         ok: bool
         try:
@@ -134,6 +153,8 @@ class AccountService:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or stored is None or user_id is None:
+            with contextlib.suppress(RateLimited):
+                self.failed_sign_ins.hit(username)
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
         return user_id
 

@@ -73,7 +73,7 @@ async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
     for user_id in body.devices:
         if not is_user_id(user_id):
             raise InvalidInput(f"{user_id[:50]!r} is not a user id", code="invalid_user_id")
-    claimed = await svc.keys.claim(body.devices)
+    claimed = await svc.keys.claim(caller.user_id, body.devices)
     out = {
         user: {
             dev: {"key_id": f"signed_curve25519:{k.key_id}", "key": k.key, "fallback": k.fallback}
