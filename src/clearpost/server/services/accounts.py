@@ -99,6 +99,7 @@ class AccountService:
         self._hash_threads = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="clearpost-argon2")
         self._tokens: dict[str, Caller] = {}
         self._token_of: dict[tuple[str, str], str] = {}
+        self._forgets = 0
         self._dummy_hash: str | None = None
         """A hash to verify against for unknown users (equal timing), made on first need."""
         self.failed_sign_ins = RateLimiter(
@@ -166,12 +167,17 @@ class AccountService:
         cached = self._tokens.get(hashed)
         if cached is not None:
             return cached
+        forgets = self._forgets
         found = await self.accounts.device_for_token(hashed)
         if found is None:
             raise Unauthenticated(
                 "the access token is not valid (logged out or never issued)", code="invalid_token"
             )
         caller = Caller(UserId(found[0]), DeviceId(found[1]), found[2])
+        if forgets != self._forgets:
+            # a device changed while we read: what we read may be gone already, and caching
+            # it would bring a deleted device's token back (issue 15). Answer, don't keep.
+            return caller
         if len(self._tokens) >= TOKEN_CACHE_SIZE:
             self.forget(None)
         self._tokens[hashed] = caller
@@ -179,7 +185,9 @@ class AccountService:
         return caller
 
     def forget(self, device: tuple[str, str] | None) -> None:
-        """Drop the cached token of ``(user, device)``; None drops them all."""
+        """Drop the cached token of ``(user, device)``; None drops them all. Lookups that
+        were reading the database meanwhile will not cache what they read."""
+        self._forgets += 1
         if device is None:
             self._tokens.clear()
             self._token_of.clear()
