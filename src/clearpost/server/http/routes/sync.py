@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from clearpost.core.errors import ClearpostError
-from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.core.errors import ClearpostError, RateLimited
+from clearpost.server.http.deps import JSON, Auth, Svc, authenticate
 from clearpost.server.http.routes.conversations import message_json
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import Caller
@@ -18,6 +18,9 @@ from clearpost.server.services.container import Services
 from clearpost.server.services.sync import SyncResult
 
 router = APIRouter(prefix="/v1", tags=["sync"], route_class=OrjsonRoute)
+
+MAX_STREAMS_PER_DEVICE = 4
+"""Open streams one device (one token) may hold in one server process (issue 15: unbounded)."""
 
 
 def sync_json(r: SyncResult) -> dict[str, Any]:
@@ -71,10 +74,36 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
     try:
         if scheme.lower() != "bearer" or not token:
             raise ClearpostError("missing token", code="missing_token")
-        caller = await svc.accounts.authenticate(token.strip())
+        caller = await authenticate(svc, token.strip())  # the per-token rate limit too
+    except RateLimited as exc:
+        await _refuse(ws, exc.code)
+        return
     except ClearpostError as exc:
         await ws.close(code=4401, reason=exc.code)
         return
+    streams: dict[str, int] = ws.app.state.__dict__.setdefault("open_streams", {})
+    key = caller.user_id + " " + caller.device_id
+    if streams.get(key, 0) >= MAX_STREAMS_PER_DEVICE:
+        await _refuse(ws, "too_many_streams")
+        return
+    streams[key] = streams.get(key, 0) + 1
+    try:
+        await _stream(ws, svc, caller, token.strip(), since)
+    finally:
+        streams[key] -= 1
+        if not streams[key]:
+            del streams[key]
+
+
+async def _refuse(ws: WebSocket, reason: str) -> None:
+    """Accept, then close with 4429 and ``reason``, so the client learns why."""
+    await ws.accept()
+    await ws.close(code=4429, reason=reason)
+
+
+async def _stream(
+    ws: WebSocket, svc: Services, caller: Caller, token: str, since: str | None
+) -> None:
     await ws.accept()
 
     async def watch_client() -> None:
@@ -83,6 +112,13 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
             while True:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
+                    return
+                try:
+                    # each acknowledgement is a request: the per-token limit applies (5,000
+                    # of them in a second went through before, issue 15)
+                    svc.token_limiter.hit(caller.device_id + caller.user_id)
+                except RateLimited as exc:
+                    await ws.close(code=4429, reason=exc.code)
                     return
                 try:
                     ack = orjson.loads(message.get("text") or message.get("bytes") or b"")["ack"]
@@ -96,7 +132,7 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
     try:
         while True:
             try:
-                await svc.accounts.authenticate(token.strip())  # a logged-out device stops here
+                await svc.accounts.authenticate(token)  # a logged-out device stops here
             except ClearpostError as exc:
                 await ws.close(code=4401, reason=exc.code)
                 return
