@@ -1,5 +1,5 @@
-"""Ids match as whole strings (issue 15): ``$`` also matched before a final newline, so
-``"alice\\n"`` registered as a look-alike of ``@alice``."""
+"""Issue 15: ids match as whole strings (``$`` also matched before a final newline, so
+``"alice\\n"`` registered as a look-alike of ``@alice``), and device names are the owner's."""
 
 from __future__ import annotations
 
@@ -29,3 +29,19 @@ def test_agreement_ids_and_domains_are_whole_strings() -> None:
     with pytest.raises(InvalidInput, match="is not a domain name"):
         parse_agreement(partner.AGREEMENT.replace(old, new))
     assert parse_agreement(partner.AGREEMENT).partner_id == "streamco"
+
+
+async def test_device_names_are_shown_to_their_owner_only(app_client: httpx.AsyncClient) -> None:
+    """Issue 15: "Bob's work laptop" was visible to every account."""
+    r = await app_client.post("/v1/accounts", json={"username": "bob", "password": api.PASSWORD})
+    assert r.status_code == 201
+    r = await app_client.post(
+        "/v1/login",
+        json={"username": "bob", "password": api.PASSWORD, "device_name": "Bob's work laptop"},
+    )
+    bob = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    alice = await api.user(app_client, "alice")
+    seen = (await app_client.get("/v1/users/@bob/devices", headers=alice.headers)).json()
+    assert [d["display_name"] for d in seen["devices"]] == [None]
+    own = (await app_client.get("/v1/users/@bob/devices", headers=bob)).json()
+    assert [d["display_name"] for d in own["devices"]] == ["Bob's work laptop"]
