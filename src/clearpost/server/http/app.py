@@ -13,7 +13,7 @@ from clearpost.server.config import Settings
 from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
-from clearpost.server.http.middleware import BodyLimit
+from clearpost.server.http.middleware import BodyLimit, SecurityHeaders
 from clearpost.server.http.routes import (
     accounts,
     conversations,
@@ -71,4 +71,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

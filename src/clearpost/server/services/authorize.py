@@ -377,6 +377,10 @@ class OAuthService:
         )
         return session, csrf
 
+    async def end_session(self, session: str) -> None:
+        """Sign out of the consent pages: the session cookie stops working at once."""
+        await self.store.end_session(m.sha256_hex(session))
+
     async def session(self, session: str | None) -> tuple[str, str] | None:
         if not session:
             return None

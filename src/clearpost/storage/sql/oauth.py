@@ -235,6 +235,12 @@ class OAuthStore:
                 )
             )
 
+    async def end_session(self, session_hash: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                web_sessions.delete().where(web_sessions.c.session_hash == session_hash)
+            )
+
     async def session(self, session_hash: str, now_ms: int) -> tuple[str, str] | None:
         async with self.db.read() as conn:
             row = (
