@@ -216,9 +216,16 @@ class Transport:
         )
         return dict(out)
 
-    async def conversations(self) -> list[dict[str, Any]]:
+    async def conversations(self, max_pages: int = 100) -> list[dict[str, Any]]:
+        """Every page of your conversations (at most ``max_pages`` of 500)."""
         out = await self.request("GET", "/v1/conversations")
-        return list(out["conversations"])
+        found = list(out["conversations"])
+        for _ in range(max_pages - 1):
+            if not out.get("next"):
+                break
+            out = await self.request("GET", "/v1/conversations", params={"after": out["next"]})
+            found += out["conversations"]
+        return found
 
     async def conversation(self, conversation_id: str) -> dict[str, Any]:
         return dict(await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}"))

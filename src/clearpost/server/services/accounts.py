@@ -199,6 +199,15 @@ class AccountService:
     async def user_exists(self, user_id: str) -> bool:
         return await self.accounts.user_exists(user_id)
 
+    async def group_adds(self, user_id: str) -> str:
+        """Who may add ``user_id`` to a group: "anyone" (the default) or "nobody"."""
+        return await self.accounts.group_adds(user_id)
+
+    async def set_group_adds(self, user_id: str, who: str) -> None:
+        if who not in ("anyone", "nobody"):
+            raise InvalidInput('group_adds is "anyone" or "nobody"', code="invalid_input")
+        await self.accounts.set_group_adds(user_id, who)
+
     async def display_name(self, user_id: str) -> str | None:
         return await self.accounts.display_name(user_id)
 

@@ -7,7 +7,8 @@ here and handed only to that person's devices with the entry. Older entries have
 
 Every account's display name was set to its username at registration (there was no way to
 choose one), and partners with ``profile:basic`` were shown it; a display name is now the
-person's own choice, empty until they set one.
+person's own choice, empty until they set one. ``users.group_adds`` is who may add the
+person to a group ("anyone", the default, or "nobody").
 
 Revision ID: 0007
 Revises: 0006
@@ -26,8 +27,12 @@ def upgrade() -> None:
     with op.batch_alter_table("tlog_entries") as batch:
         batch.add_column(sa.Column("opening", sa.LargeBinary, nullable=True))
     op.execute("UPDATE users SET display_name = NULL")
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("group_adds", sa.String(10), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("group_adds")
     with op.batch_alter_table("tlog_entries") as batch:
         batch.drop_column("opening")
