@@ -50,7 +50,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clearpost.core.tlog.entries import Committed
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = (
@@ -92,15 +95,15 @@ class Results:
         print(f"  -> {row.what}: {row.value:,.1f} {row.unit}{status} {row.note}", flush=True)
 
 
-def entry_for(i: int, salt: bytes) -> tuple[dict[str, Any], str]:
-    """A realistic ``device`` entry (about 300 bytes) and its subject commitment."""
-    from clearpost.core.tlog.entries import commitment, device_entry
+def entry_for(i: int, salt: bytes) -> tuple[dict[str, Any], Committed]:
+    """A ``device`` entry of format version 2 and its per-entry commitment (whose opening
+    binds the device id and keys, as the server writes them)."""
+    from clearpost.core.tlog.entries import commit, device_detail, device_entry
 
-    subject = commitment(salt, f"@user{i // 3}:bench")
     key = secrets.token_bytes(32).hex()
-    return device_entry(
-        subject, f"DEV{i:010d}", key[:43], key[21:], "added", 1_700_000_000_000 + i
-    ), subject
+    detail = device_detail(f"DEV{i:010d}", key[:43], key[21:])
+    about = commit(salt, f"@user{i // 3}:bench", secrets.token_bytes(32), detail)
+    return device_entry(about.subject, "added", 1_700_000_000_000 + i), about
 
 
 # --- phase 1: appends integrated per second (in-process) ---
@@ -206,8 +209,8 @@ async def populate(data_dir: Path, count: int) -> None:
         n = min(batch, count - done)
         pending = []
         for i in range(done, done + n):
-            entry, subject = entry_for(i, salt)
-            pending.append(PendingEntry(encode_entry(entry), subject))
+            entry, about = entry_for(i, salt)
+            pending.append(PendingEntry.about(encode_entry(entry), about))
         await store.append(pending, SystemClock().now_ms())
         while await log.integrate_once() is not None:
             pass

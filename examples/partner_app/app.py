@@ -227,7 +227,7 @@ def create_app(config: Config) -> Starlette:
         session.rotate = True
         try:
             me = await streamco.call(session, "GET", "/v1/partner/me")
-            session["profile"] = {"display_name": me.json().get("display_name", "you")}
+            session["profile"] = {"display_name": me.json().get("display_name") or "you"}
         except NotConnected:
             session["problem"] = "Clearpost did not accept the new sign-in."
         return RedirectResponse(back, status_code=303)

@@ -222,10 +222,11 @@ async def consent_and_share_in_the_browser(
         assert await page.get_attribute("#agreement-link", "href") == "/v1/agreements/streamco"
         await page.screenshot(path=str(tmp_path / "consent.png"), full_page=True)
         await page.click("#allow")
-        # back at StreamCo, connected as Alice
+        # back at StreamCo, connected; Alice chose no display name, and StreamCo never
+        # sees her username (issue 15), so it greets her as "you"
         await page.wait_for_selector("#clearpost-user")
         assert page.url == streamco.url + "/watch/night-train"
-        assert await page.inner_text("#clearpost-user") == "alice"
+        assert await page.inner_text("#clearpost-user") == "you"
         await page.click("#share")
         await page.wait_for_selector("#notice")
         notice = await page.inner_text("#notice")

@@ -18,7 +18,7 @@ from clearpost.core.tlog import (
     verify_consistency,
     verify_inclusion,
 )
-from clearpost.core.tlog.entries import commitment, decode_entry
+from clearpost.core.tlog.entries import commitment, decode_entry, open_commitment
 from tests.support import api
 
 
@@ -52,10 +52,19 @@ async def test_device_keys_are_logged_and_the_user_can_prove_it(
     for item in mine["entries"]:
         body = base64.b64decode(item["entry"])
         entry = decode_entry(body)
-        assert entry["subject"] == mine["subject"] and "alice" not in body.decode()
+        # each entry has its own commitment; only the opening (sent to Alice) opens it, and
+        # the public entry holds neither her name nor the device id or keys
+        assert entry["v"] == 2 and entry["subject"] != mine["subject"]
+        assert open_commitment(salt, alice.user_id, item["opening"], entry["subject"])
+        device = item["opening"]["detail"]["device_id"]
+        assert "alice" not in body.decode() and device not in body.decode()
+        assert set(entry) == {"type", "v", "subject", "change", "time"}
         proof = [base64.b64decode(h) for h in item["proof"]]
         verify_inclusion(leaf_hash(body), item["index"], cp.size, proof, cp.root_hash)
-        changes.append((entry["device_id"], entry["change"]))
+        changes.append((device, entry["change"]))
+    assert (
+        len({decode_entry(base64.b64decode(i["entry"]))["subject"] for i in mine["entries"]}) == 3
+    )
     assert changes == [
         (alice.device_id, "added"),
         (second.device_id, "added"),

@@ -36,6 +36,7 @@ PUBLIC = {
     "GET /oauth/authorize",
     "POST /oauth/authorize",
     "POST /oauth/login",
+    "POST /oauth/logout",
     "POST /oauth/token",
     "POST /oauth/revoke",
     "POST /oauth/introspect",

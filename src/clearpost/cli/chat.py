@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from clearpost.cli.account import (
@@ -53,11 +54,14 @@ def _when(ms: int) -> str:
 
 
 def _show(msg: Message, me: str) -> None:
+    """Everything a peer or the server controls (ids, text, withheld reasons) is escaped:
+    a reason like ``[link=…]`` once printed as a fake message line with a link."""
     who = "you" if msg.sender == me else msg.sender
     style = _STATE_STYLE[msg.state]
-    body = f"[{style}]{msg.text}[/{style}]" if style else msg.text
+    body = f"[{style}]{escape(msg.text)}[/{style}]" if style else msg.text
     out.print(
-        f"[dim]{msg.conversation_id} #{msg.seq} {_when(msg.sent_at)}[/dim] [bold]{who}[/bold]: ",
+        f"[dim]{escape(msg.conversation_id)} #{msg.seq} {_when(msg.sent_at)}[/dim] "
+        f"[bold]{escape(who)}[/bold]: ",
         end="",
     )
     out.print(body, markup=bool(style), highlight=False)
@@ -90,7 +94,7 @@ def send(
     if as_json:
         emit_json(result)
     else:
-        out.print(f"sent to {result['conversation_id']} as #{result['seq']}")
+        out.print(escape(f"sent to {result['conversation_id']} as #{result['seq']}"))
 
 
 @app.command("new-group")
@@ -113,7 +117,7 @@ def new_group(
     if as_json:
         emit_json({"conversation_id": conversation, "members": users})
     else:
-        out.print(f"group {conversation} with {', '.join(users)}")
+        out.print(escape(f"group {conversation} with {', '.join(users)}"))
 
 
 ConversationArg = Annotated[str, typer.Argument(help="The conversation id (see `inbox`).")]
@@ -204,7 +208,9 @@ def inbox(
     for e in entries:
         others = ", ".join(m for m in e.members if m != me)
         unread = f"[bold]{e.unread}[/bold]" if e.unread else "0"
-        table.add_row(e.conversation_id, e.kind, others, str(e.last_seq), unread)
+        table.add_row(
+            escape(e.conversation_id), escape(e.kind), escape(others), str(e.last_seq), unread
+        )
     out.print(table)
 
 
@@ -295,7 +301,8 @@ def _print_event(event: Event, me: str, as_json: bool) -> int:
                 }
             )
         else:
-            out.print(f"[dim]{event.conversation_id}: {event.user_id or ''} {event.change}[/dim]")
+            what = f"{event.conversation_id}: {event.user_id or ''} {event.change}"
+            out.print(f"[dim]{escape(what)}[/dim]")
     elif isinstance(event, DeviceListChange):
         if as_json:
             _line(
@@ -309,16 +316,16 @@ def _print_event(event: Event, me: str, as_json: bool) -> int:
                 }
             )
         else:
-            out.print(f"[yellow]{event.describe()}[/yellow]")
+            out.print(f"[yellow]{escape(event.describe())}[/yellow]")
     elif isinstance(event, ShareIntentEvent):
         intent = event.intent
         if as_json:
             _line({"type": "share_intent", **intent.to_json()})
         else:
             out.print(
-                f"[cyan]{intent.partner_name} suggests sharing[/cyan] {intent.title} "
-                f"({intent.url}) [dim]-- send it with: clearpost shares send "
-                f"{intent.intent_id} --to @user[/dim]"
+                f"[cyan]{escape(intent.partner_name)} suggests sharing[/cyan] "
+                f"{escape(intent.title)} ({escape(intent.url)}) [dim]-- send it with: "
+                f"clearpost shares send {escape(intent.intent_id)} --to @user[/dim]"
             )
     return 0
 

@@ -137,7 +137,15 @@ def _summary_head(r: VerifiedLog) -> None:
         f"log [bold]{escape(r.origin)}[/bold]: checkpoint of {r.checkpoint.size:,} entries, "
         f"root {root[:12]}…, signature verified"
     )
-    out.print(f"[dim]you appear as subject {r.subject[:16]}… (opened with your salt)[/dim]")
+    out.print(
+        "[dim]each entry's subject commitment opened with your salt and its opening "
+        "(from format version 2 no two entries about you share one)[/dim]"
+    )
+    if r.total is not None and r.total > len(r.entries):
+        out.print(
+            f"[yellow]the server counts {r.total:,} entries about you; showing "
+            f"{len(r.entries):,}[/yellow]"
+        )
     if r.witnesses:
         out.print(
             f"cosigned by {', '.join(map(escape, r.witnesses))} "

@@ -227,9 +227,17 @@ class KeyShare:
         )
 
     def _withheld(self, p: control.OlmPayload) -> list[Event]:
-        """Show a withheld reason on the messages it concerns (only the sender's devices may)."""
+        """Show a withheld reason on the messages it concerns: only for a key this device
+        asked for, and only from the messages' sender (issue 15: an unasked notice put a
+        peer's text in place of "waiting for the key")."""
         c = self.crypto
         notice = control.parse_withheld(p.content)
+        asked = c.store.query(
+            "SELECT conversation_id FROM key_requests WHERE session_id = ?", (notice.session_id,)
+        )
+        if not asked or asked[0][0] != notice.conversation_id:
+            log.warning("ignoring a withheld notice from %s for a key not asked for", p.sender)
+            return []
         events: list[Event] = []
         for raw, msg in c.cache.waiting(notice.session_id):
             if msg.sender != p.sender.user_id or msg.conversation_id != notice.conversation_id:

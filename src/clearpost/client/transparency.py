@@ -17,22 +17,27 @@ cannot show you a record that is not in the log everyone else sees:
    cosignatures of the witness keys you trust (at least N distinct ones), and prove it
    consistent with the checkpoint of step 3. Entries inside the cosigned tree are
    *witnessed*: the log showed the witnesses the same history.
-6. Open the subject commitment with the salt: ``SHA-256(salt || your user id)`` must be the
-   subject the server names, and the subject of every entry.
+6. Open each entry's subject commitment. From format version 2 (``"v": 2``) every entry
+   has its own, and the server sends its opening (a nonce; for a device entry also the
+   device id and keys): the commitment recomputed from your salt, your user id and the
+   opening must be the entry's subject. An older entry's subject must be
+   ``SHA-256(salt || your user id)``, which must also be the subject the server names.
 7. Check each entry: canonical JSON of a known type, and an inclusion proof from its leaf
    hash to the signed root. An entry appended after the checkpoint has no proof yet and
    is reported as pending.
 
 What this cannot show: that the server returned *every* entry about you. An entry it
 leaves out is still in the public log, where an auditor re-hashing the log sees it, but
-only your salt can tell that it is about you.
+only its opening (which only the server and your devices hold) can tell that it is about
+you. The key directory's per-account label will make the list provably complete (a later
+issue); until then the answer's ``total`` only says how many the server claims.
 """
 
 from __future__ import annotations
 
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -42,6 +47,8 @@ from clearpost.audit.http import LogClient
 from clearpost.audit.state import LogPin
 from clearpost.audit.trust import open_log_checkpoint
 from clearpost.client.errors import ClientError, LogVerificationFailed
+from clearpost.client.log_entries import LogEntry, decode, items, open_subject
+from clearpost.client.log_entries import b64 as _b64
 from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
 from clearpost.core.errors import InvalidInput
@@ -55,58 +62,12 @@ from clearpost.core.tlog import (
     verify_consistency,
     verify_inclusion,
 )
-from clearpost.core.tlog.entries import ENTRY_TYPES, commitment, decode_entry
+from clearpost.core.tlog.entries import commitment
 
 __all__ = ["LogEntry", "VerifiedLog", "parse_witnesses", "read_log", "verify_log"]
 
 _PIN = "log_pin"
 _LAST = "log_checkpoint"
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One log entry about you, decoded; ``verified`` once its inclusion proof checked out."""
-
-    index: int
-    type: str
-    time: int | None
-    partner: str | None
-    scopes: tuple[str, ...]
-    """``grant``/``revocation``: the scopes; ``access``: the one scope used."""
-    endpoint: str | None
-    body: dict[str, Any]
-    verified: bool = False
-    """In the tree of the signed checkpoint (inclusion proof checked)."""
-    witnessed: bool = False
-    """In the tree that the required witnesses cosigned."""
-
-    @property
-    def what(self) -> str:
-        """The entry in a few words: scopes, endpoint, data, or the device change."""
-        b = self.body
-        if self.type == "access":
-            items = b.get("items")
-            data = f"{items} {b.get('data')}" if items is not None else str(b.get("data"))
-            return f"{' '.join(self.scopes)}: {self.endpoint or '?'} ({data})"
-        if self.type in ("grant", "revocation"):
-            reason = f" (reason: {b['reason']})" if "reason" in b else ""
-            return " ".join(self.scopes) + reason
-        if self.type == "device":
-            return f"device {b.get('device_id')} {b.get('change')}"
-        return self.type
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "type": self.type,
-            "time": self.time,
-            "partner": self.partner,
-            "scopes": list(self.scopes),
-            "endpoint": self.endpoint,
-            "verified": self.verified,
-            "witnessed": self.witnessed,
-            "entry": self.body,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +86,8 @@ class VerifiedLog:
     """Names of the witnesses whose cosignatures verified."""
     trusted_on_first_use: bool = False
     """True when this call took the log key the server publishes and pinned it."""
+    total: int | None = None
+    """How many entries about you the server counts (not yet provable: see above)."""
 
     @property
     def pending(self) -> int:
@@ -143,6 +106,7 @@ class VerifiedLog:
             "witnesses": list(self.witnesses),
             "trusted_on_first_use": self.trusted_on_first_use,
             "pending": self.pending,
+            "total": self.total,
             "entries": [e.to_json() for e in self.entries],
         }
 
@@ -164,7 +128,7 @@ def parse_witnesses(vkeys: Sequence[str]) -> list[CosignatureVerifier]:
 async def read_log(transport: Transport, user_id: str) -> list[LogEntry]:
     """The entries about you, decoded but NOT verified (``verify_log`` checks them)."""
     answer = await transport.my_log_entries()
-    return [_decode(index, body) for index, body, _ in _items(answer, user_id)]
+    return [decode(i.index, i.body) for i in items(answer, user_id)]
 
 
 async def verify_log(
@@ -225,7 +189,12 @@ async def verify_log(
         witnessed_size,
         names,
         tofu,
+        _total(answer.get("total")),
     )
+
+
+def _total(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 async def _pin(log: LogClient, store: DeviceStore, vkey: str | None) -> tuple[LogPin, bool, bool]:
@@ -353,33 +322,6 @@ async def _witnessed(
     return min(witnessed.size, checkpoint.size), names
 
 
-def _items(answer: dict[str, Any], user_id: str) -> list[tuple[int, bytes, list[bytes] | None]]:
-    if answer.get("user_id") not in (None, user_id):
-        raise LogVerificationFailed(
-            "the server answered with the log entries of another user", code="log_bad_response"
-        )
-    entries = answer.get("entries")
-    if not isinstance(entries, list):
-        raise LogVerificationFailed("the answer has no entry list", code="log_bad_response")
-    out: list[tuple[int, bytes, list[bytes] | None]] = []
-    for item in entries:
-        try:
-            index = item["index"]
-            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-                raise TypeError("index")
-            body = _b64(item["entry"])
-            proof = item.get("proof")
-            hashes = None if proof is None else [_b64(h) for h in proof]
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise LogVerificationFailed(
-                f"the answer has a malformed entry ({exc})", code="log_bad_response"
-            ) from exc
-        out.append((index, body, hashes))
-    if len({i for i, _, _ in out}) != len(out):
-        raise LogVerificationFailed("the answer lists an entry twice", code="log_bad_response")
-    return out
-
-
 def _check_entries(
     answer: dict[str, Any], user_id: str, checkpoint: Checkpoint, witnessed_size: int | None
 ) -> list[LogEntry]:
@@ -398,15 +340,9 @@ def _check_entries(
             code="log_subject_mismatch",
         )
     out = []
-    for index, body, proof in _items(answer, user_id):
-        entry = _decode(index, body)
-        if entry.body.get("subject") != subject:
-            raise LogVerificationFailed(
-                f"entry {index} ({entry.type}) is not about you: the salt does not open its "
-                "subject commitment",
-                code="log_subject_mismatch",
-                index=index,
-            )
+    for item in items(answer, user_id):
+        index, body, proof = item.index, item.body, item.proof
+        entry = open_subject(decode(index, body), item, salt, user_id, subject)
         # 7.
         if index >= checkpoint.size:
             if proof is not None:
@@ -436,64 +372,9 @@ def _check_entries(
                 index=index,
             ) from exc
         witnessed = witnessed_size is not None and index < witnessed_size
-        out.append(_with(entry, verified=True, witnessed=witnessed))
+        out.append(replace(entry, verified=True, witnessed=witnessed))
     return out
 
 
 def _by(entry: LogEntry) -> str:
     return f" by {entry.partner}" if entry.partner else ""
-
-
-def _decode(index: int, body: bytes) -> LogEntry:
-    try:
-        d = decode_entry(body)
-    except InvalidInput as exc:
-        raise LogVerificationFailed(
-            f"entry {index} is not a log entry: {exc.message}",
-            code="log_bad_response",
-            index=index,
-        ) from exc
-    kind = d.get("type")
-    if kind not in ENTRY_TYPES:
-        raise LogVerificationFailed(
-            f"entry {index} has an unknown type {str(kind)[:20]!r}",
-            code="log_bad_response",
-            index=index,
-        )
-    scopes: tuple[str, ...] = ()
-    if isinstance(d.get("scopes"), list):
-        scopes = tuple(str(s) for s in d["scopes"])
-    elif isinstance(d.get("scope"), str):
-        scopes = (d["scope"],)
-    time = d.get("time")
-    partner = d.get("partner")
-    endpoint = d.get("endpoint")
-    return LogEntry(
-        index,
-        str(kind),
-        time if isinstance(time, int) else None,
-        partner if isinstance(partner, str) else None,
-        scopes,
-        endpoint if isinstance(endpoint, str) else None,
-        d,
-    )
-
-
-def _with(entry: LogEntry, *, verified: bool, witnessed: bool) -> LogEntry:
-    return LogEntry(
-        entry.index,
-        entry.type,
-        entry.time,
-        entry.partner,
-        entry.scopes,
-        entry.endpoint,
-        entry.body,
-        verified,
-        witnessed,
-    )
-
-
-def _b64(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise TypeError("not a base64 string")
-    return binascii.a2b_base64(value, strict_mode=True)

@@ -246,9 +246,16 @@ class Transport:
         )
         return dict(out)
 
-    async def conversations(self) -> list[dict[str, Any]]:
+    async def conversations(self, max_pages: int = 100) -> list[dict[str, Any]]:
+        """Every page of your conversations (at most ``max_pages`` of 500)."""
         out = await self.request("GET", "/v1/conversations")
-        return list(out["conversations"])
+        found = list(out["conversations"])
+        for _ in range(max_pages - 1):
+            if not out.get("next"):
+                break
+            out = await self.request("GET", "/v1/conversations", params={"after": out["next"]})
+            found += out["conversations"]
+        return found
 
     async def conversation(self, conversation_id: str) -> dict[str, Any]:
         return dict(await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}"))
@@ -318,8 +325,21 @@ class Transport:
         out = await self.request("GET", "/v1/agreements", auth=False)
         return list(out["partners"])
 
-    async def my_log_entries(self) -> dict[str, Any]:
-        return dict(await self.request("GET", "/v1/me/log-entries"))
+    async def my_log_entries(self, max_pages: int = 1000) -> dict[str, Any]:
+        """Every page of ``GET /v1/me/log-entries`` as one answer: the later pages are proven
+        against the first page's checkpoint; ``entries`` holds them all, ``total`` is what
+        the last page counted (more than ``len(entries)`` when ``max_pages`` cut it short)."""
+        first = dict(await self.request("GET", "/v1/me/log-entries"))
+        entries = list(first.get("entries") or [])
+        answer, pages = first, 1
+        while answer.get("next_start") is not None and pages < max_pages:
+            params: dict[str, Any] = {"start": answer["next_start"]}
+            if first.get("size") is not None:
+                params["size"] = first["size"]
+            answer = dict(await self.request("GET", "/v1/me/log-entries", params=params))
+            entries.extend(answer.get("entries") or [])
+            pages += 1
+        return {**first, "entries": entries, "total": answer.get("total", len(entries))}
 
     # -- sync -----------------------------------------------------------------------------
 

@@ -18,12 +18,14 @@ DeviceId = NewType("DeviceId", str)
 ConversationId = NewType("ConversationId", str)
 """A conversation's id: ``c_`` followed by 22 random url-safe characters."""
 
-USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
+# The id patterns anchor with \A and \Z, never $ (which also matches before a final
+# newline: "alice\n" passed as a look-alike of @alice), so .match() checks the whole string.
+USERNAME_RE = re.compile(r"\A[a-z][a-z0-9_.-]{2,31}\Z")
 """Usernames: 3 to 32 characters of a-z, 0-9, ``_ . -``, starting with a letter."""
 
-DEVICE_ID_RE = re.compile(r"^[A-Z]{10}$")
-CONVERSATION_ID_RE = re.compile(r"^c_[A-Za-z0-9_-]{22}$")
-TXN_ID_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
+DEVICE_ID_RE = re.compile(r"\A[A-Z]{10}\Z")
+CONVERSATION_ID_RE = re.compile(r"\Ac_[A-Za-z0-9_-]{22}\Z")
+TXN_ID_RE = re.compile(r"\A[A-Za-z0-9._~-]{1,64}\Z")
 """Client transaction ids: 1 to 64 URL-safe characters."""
 
 _DEVICE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

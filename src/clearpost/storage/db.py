@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,6 +91,19 @@ def _sqlite_events(engine: Engine, *, writer: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
+def _private_file(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only, and tighten an existing one: it
+    holds the commitment salts, the pairwise-id key and the password hashes (issue 15: it
+    was created world-readable). SQLite gives its -wal and -shm files the same mode."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError, FileNotFoundError):  # no directory: SQLite says so
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(name, 0o600)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -102,6 +116,7 @@ class Database:
         self._writer_conn: Connection | None = None  # used on the writer thread only
         self._write_lock: asyncio.Lock | contextlib.nullcontext[None] = contextlib.nullcontext()
         if self.dialect.is_sqlite:
+            _private_file(parsed.database)
             self._reader = _sqlite_engine(url, writer=False)
             self._writer = _sqlite_engine(url, writer=True)
             self._sync_reader = _sqlite_sync_engine(url, writer=False)

@@ -47,6 +47,7 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("display_name", String(100), nullable=True),  # migration 0003
+    Column("group_adds", String(10), nullable=True),  # who may add me to groups (0011)
     Column("suspended_at", BigInteger, nullable=True),  # migration 0009
 )
 
@@ -186,6 +187,7 @@ tlog_entries = Table(
     Column("leaf_hash", LargeBinary, nullable=False),
     Column("subject", String(64), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    Column("opening", LargeBinary, nullable=True),  # per-entry commitment's opening (0011)
 )
 Index("ix_tlog_entries_subject", tlog_entries.c.subject, tlog_entries.c.idx)
 

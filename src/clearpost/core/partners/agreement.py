@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 from clearpost.core.errors import InvalidInput
 from clearpost.core.partners.scopes import SCOPES
 
-PARTNER_ID_RE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+PARTNER_ID_RE = re.compile(r"\A[a-z][a-z0-9-]{1,31}\Z")  # \Z: $ allows a final newline
 _DOMAIN_RE = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$"
+    r"\A(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z|\Alocalhost\Z"
 )
 
 
@@ -58,6 +58,9 @@ class Agreement:
     """Days of a roll-up window (from 0.2); None: the agreement asks for no roll-ups."""
     rollup_epsilon: float | None = None
     """The epsilon each roll-up spends (from 0.2); set exactly when ``rollup_days`` is."""
+
+    access_per_minute: int = 60
+    """Logged accesses one grant (one person's consent) may make per minute (issue 15)."""
 
     @property
     def yearly_budget(self) -> float:
@@ -160,6 +163,7 @@ _FIELDS = {
     "rollup_days",
     "rollup_epsilon",
     "contact",
+    "access_per_minute",
 }
 
 
@@ -230,6 +234,7 @@ def parse_agreement(text: str) -> Agreement:
         report_totals_share=_number(data, "report_totals_share", 0.5, 0.05, 0.95),
         rollup_days=rollup_days,
         rollup_epsilon=rollup_epsilon,
+        access_per_minute=int(_number(data, "access_per_minute", 60, 1, 6000)),
     )
 
 

@@ -30,7 +30,7 @@ from clearpost.core.privacy.errors import (
 )
 
 DAY_MS = 86_400_000
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 @dataclass(frozen=True, slots=True)

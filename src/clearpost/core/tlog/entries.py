@@ -1,14 +1,25 @@
 """Log entries: canonical JSON (RFC 8785) objects with a ``type``, one per logged event.
 
-A person is never named in the clear. An entry names its subject by a commitment,
-``SHA-256(salt ‖ user_id)``, with a per-user secret 32-byte salt that only that user's
-devices receive; with the salt a user can find and check the entries about them, and
-nobody else can tell whose entries they are.
+A person is never named in the clear. An entry about a person names them by a subject
+commitment made for that entry alone (format version 2, ``"v": 2`` in the entry)::
+
+    SHA-256("clearpost/log-subject/v2\n" ‖ salt ‖ nonce ‖ canonical {"user": id[, "detail": d]})
+
+with the person's secret 32-byte salt and a fresh 32-byte nonce. The opening (nonce and
+detail) goes only to that person's devices, so no two entries about one person can be
+linked by anyone else, and nothing stable of a person (a device id, a key) is in the
+entry: a ``device`` entry commits to the device id and keys in its ``detail``.
+
+Entries written before version 2 keep their form (the log is append-only): their subject is
+``SHA-256(salt ‖ user_id)``, the same in every entry about one person, so they link to each
+other. That value is still the server's private index of a person's entries.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,13 +39,73 @@ ENTRY_TYPES = (
 )
 PARTNER_CHANGES = ("suspended", "resumed", "secret-rotated")
 MAX_ENTRY_BYTES = 16 * 1024
+ENTRY_VERSION = 2
+"""Entries about a person carry ``"v": 2`` and a per-entry commitment from this version on."""
+NONCE_BYTES = 32
+_SUBJECT_V2 = b"clearpost/log-subject/v2\n"
 
 
 def commitment(salt: bytes, user_id: str) -> str:
-    """The subject commitment for ``user_id``: hex SHA-256 over salt ‖ UTF-8 user id."""
+    """The version-1 subject: hex SHA-256 over salt ‖ UTF-8 user id. The same for every
+    entry about one person, so it is no longer published; the server indexes by it."""
     if len(salt) != 32:
         raise InvalidInput("a subject salt is 32 bytes")
     return hashlib.sha256(salt + user_id.encode()).hexdigest()
+
+
+def entry_commitment(
+    salt: bytes, user_id: str, nonce: bytes, detail: dict[str, Any] | None = None
+) -> str:
+    """The version-2 subject of one entry (formula in the module docstring)."""
+    if len(salt) != 32:
+        raise InvalidInput("a subject salt is 32 bytes")
+    if len(nonce) != NONCE_BYTES:
+        raise InvalidInput(f"a subject nonce is {NONCE_BYTES} bytes")
+    opened: dict[str, Any] = {"user": user_id}
+    if detail is not None:
+        opened["detail"] = detail
+    return hashlib.sha256(_SUBJECT_V2 + salt + nonce + canonical_json(opened)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A fresh subject commitment for one entry about one person."""
+
+    subject: str
+    """Public: the entry's ``subject``."""
+    key: str
+    """Private: the version-1 commitment the server finds a person's entries by."""
+    opening: bytes
+    """Private, for the person's devices only: canonical ``{"nonce", "detail"?}``."""
+
+
+def commit(
+    salt: bytes, user_id: str, nonce: bytes, detail: dict[str, Any] | None = None
+) -> Committed:
+    """Commit to ``user_id`` (and ``detail``) for one entry, with a fresh ``nonce``."""
+    opening: dict[str, Any] = {"nonce": base64.b64encode(nonce).decode()}
+    if detail is not None:
+        opening["detail"] = detail
+    return Committed(
+        entry_commitment(salt, user_id, nonce, detail),
+        commitment(salt, user_id),
+        canonical_json(opening),
+    )
+
+
+def open_commitment(salt: bytes, user_id: str, opening: Any, subject: Any) -> bool:
+    """True when ``opening`` (the JSON object the server sent) opens ``subject`` to
+    ``user_id`` under ``salt``; False for any malformed or non-matching opening."""
+    if not isinstance(opening, dict) or not isinstance(opening.get("nonce"), str):
+        return False
+    detail = opening.get("detail")
+    if detail is not None and not isinstance(detail, dict):
+        return False
+    try:
+        nonce = base64.b64decode(opening["nonce"], validate=True)
+        return bool(entry_commitment(salt, user_id, nonce, detail) == subject)
+    except (ValueError, InvalidInput):
+        return False
 
 
 def encode_entry(entry: dict[str, Any]) -> bytes:
@@ -58,15 +129,19 @@ def decode_entry(data: bytes) -> dict[str, Any]:
     return entry
 
 
-def device_entry(
-    subject: str, device_id: str, curve25519: str, ed25519: str, change: str, time_ms: int
-) -> dict[str, Any]:
-    """A device key was published (``added``) or withdrawn (``removed``)."""
+def device_detail(device_id: str, curve25519: str, ed25519: str) -> dict[str, Any]:
+    """What a ``device`` entry's commitment binds (its opening's ``detail``)."""
+    return {"device_id": device_id, "keys": {"curve25519": curve25519, "ed25519": ed25519}}
+
+
+def device_entry(subject: str, change: str, time_ms: int) -> dict[str, Any]:
+    """A device key was published (``added``) or withdrawn (``removed``). The device id and
+    keys are only in the commitment (``device_detail``); the keys are served by the device
+    list and, later, the key directory."""
     return {
         "type": "device",
+        "v": ENTRY_VERSION,
         "subject": subject,
-        "device_id": device_id,
-        "keys": {"curve25519": curve25519, "ed25519": ed25519},
         "change": change,
         "time": time_ms,
     }
@@ -101,6 +176,7 @@ def grant_entry(partner_id: str, scopes: list[str], subject: str, time_ms: int) 
     """A user consented to ``scopes`` for ``partner_id``."""
     return {
         "type": "grant",
+        "v": ENTRY_VERSION,
         "partner": partner_id,
         "scopes": sorted(scopes),
         "subject": subject,
@@ -114,6 +190,7 @@ def revocation_entry(
     """A user withdrew consent; the partner's tokens stopped working when this was logged."""
     return {
         "type": "revocation",
+        "v": ENTRY_VERSION,
         "partner": partner_id,
         "scopes": sorted(scopes),
         "subject": subject,
@@ -127,6 +204,7 @@ def access_entry(
     """A partner used ``scope`` at ``endpoint`` about ``subject``: the kind of data, how many."""
     return {
         "type": "access",
+        "v": ENTRY_VERSION,
         "partner": partner_id,
         "scope": scope,
         "endpoint": endpoint,

@@ -15,7 +15,7 @@ from clearpost.server.http import errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
 from clearpost.server.http.metrics import Metrics
-from clearpost.server.http.middleware import BodyLimit
+from clearpost.server.http.middleware import BodyLimit, SecurityHeaders
 from clearpost.server.http.observe import Observer
 from clearpost.server.http.routes import (
     accounts,
@@ -100,4 +100,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         app.include_router(module.router)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

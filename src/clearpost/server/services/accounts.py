@@ -7,9 +7,11 @@ Access tokens are random, one per device, and stored only as their SHA-256.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from clearpost.core.clock import Clock
-from clearpost.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from clearpost.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from clearpost.core.ids import (
     USERNAME_RE,
     DeviceId,
@@ -29,6 +38,7 @@ from clearpost.core.ids import (
     user_id_for,
 )
 from clearpost.server.services.notifier import Notifier
+from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.accounts import DeviceRow as DeviceRow  # what the HTTP layer shows
 from clearpost.storage.sql.keys import KeyStore
@@ -46,6 +56,11 @@ REGISTRATION_MODES = ("open", "invite", "closed")
 INVITE_DAYS = 7
 RESERVED_PREFIX = "deleted-"
 """Erased accounts are shown as ``@deleted-<random>``; nobody can register such a name."""
+MAX_DISPLAY_NAME = 64
+FAILED_SIGN_INS_BURST = 10
+FAILED_SIGN_INS_PER_MINUTE = 1.0
+"""Wrong passwords one account takes: 10 at once, then one a minute, from all IPs
+together (the per-IP limit alone let many addresses guess one password; issue 15)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +112,15 @@ class AccountService:
         self._hash_threads = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="clearpost-argon2")
         self._tokens: dict[str, tuple[Caller, float]] = {}
         self._token_of: dict[tuple[str, str], str] = {}
+        self._forgets = 0
         self._dummy_hash: str | None = None
         """A hash to verify against for unknown users (equal timing), made on first need."""
+        self.failed_sign_ins = RateLimiter(
+            clock,
+            FAILED_SIGN_INS_PER_MINUTE / 60,
+            FAILED_SIGN_INS_BURST,
+            "wrong passwords for this account",
+        )
 
     async def register(self, username: str, password: str, invite: str | None = None) -> UserId:
         """Open an account, as the ``registration`` setting allows: anyone (``open``), the
@@ -172,6 +194,7 @@ class AccountService:
     async def check_password(self, username: str, password: str) -> UserId:
         """The user id for a correct username and password (for the web sign-in)."""
         user_id = user_id_for(username) if USERNAME_RE.match(username) else None
+        self.failed_sign_ins.check(username)  # unknown names too: no hint that one exists
         stored = await self.accounts.password_hash(user_id) if user_id else None
         ok: bool
         try:
@@ -181,6 +204,8 @@ class AccountService:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or stored is None or user_id is None:
+            with contextlib.suppress(RateLimited):
+                self.failed_sign_ins.hit(username)
             raise Unauthenticated("wrong username or password", code="invalid_credentials")
         if await self.accounts.is_suspended(user_id):
             raise _suspended()
@@ -195,6 +220,7 @@ class AccountService:
         cached = self._tokens.get(hashed)
         if cached is not None and cached[1] > now:
             return cached[0]
+        forgets = self._forgets
         found = await self.accounts.device_for_token(hashed)
         if found is None:
             raise Unauthenticated(
@@ -203,6 +229,10 @@ class AccountService:
         if found[3]:
             raise _suspended()
         caller = Caller(UserId(found[0]), DeviceId(found[1]), found[2])
+        if forgets != self._forgets:
+            # a device changed while we read: what we read may be gone already, and caching
+            # it would bring a deleted device's token back (issue 15). Answer, don't keep.
+            return caller
         if len(self._tokens) >= TOKEN_CACHE_SIZE:
             self.forget(None)
         self._tokens[hashed] = (caller, now + TOKEN_CACHE_SECONDS)
@@ -210,7 +240,9 @@ class AccountService:
         return caller
 
     def forget(self, device: tuple[str, str] | None) -> None:
-        """Drop the cached token of ``(user, device)``; None drops them all."""
+        """Drop the cached token of ``(user, device)``; None drops them all. Lookups that
+        were reading the database meanwhile will not cache what they read."""
+        self._forgets += 1
         if device is None:
             self._tokens.clear()
             self._token_of.clear()
@@ -221,6 +253,33 @@ class AccountService:
 
     async def user_exists(self, user_id: str) -> bool:
         return await self.accounts.user_exists(user_id)
+
+    async def group_adds(self, user_id: str) -> str:
+        """Who may add ``user_id`` to a group: "anyone" (the default) or "nobody"."""
+        return await self.accounts.group_adds(user_id)
+
+    async def set_group_adds(self, user_id: str, who: str) -> None:
+        if who not in ("anyone", "nobody"):
+            raise InvalidInput('group_adds is "anyone" or "nobody"', code="invalid_input")
+        await self.accounts.set_group_adds(user_id, who)
+
+    async def display_name(self, user_id: str) -> str | None:
+        return await self.accounts.display_name(user_id)
+
+    async def set_display_name(self, user_id: str, name: str | None) -> str | None:
+        """Set (or, with None or blank, clear) the name partners with ``profile:basic`` see.
+        It is the person's own choice: empty until they set one, never their username."""
+        name = None if name is None else name.strip()
+        if not name:
+            await self.accounts.set_display_name(user_id, None)
+            return None
+        if len(name) > MAX_DISPLAY_NAME or any(unicodedata.category(c)[0] == "C" for c in name):
+            raise InvalidInput(
+                f"a display name is 1 to {MAX_DISPLAY_NAME} printable characters",
+                code="invalid_display_name",
+            )
+        await self.accounts.set_display_name(user_id, name)
+        return name
 
     async def devices(self, user_id: str) -> list[DeviceRow]:
         return await self.accounts.list_devices(user_id)

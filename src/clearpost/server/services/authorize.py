@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import Forbidden, NotFound, Unauthenticated
@@ -31,7 +31,7 @@ from clearpost.server.services.oauth import (
 )
 from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.tlog import LogService
-from clearpost.storage.sql.oauth import GrantRow, OAuthStore
+from clearpost.storage.sql.oauth import CodeRow, GrantRow, OAuthStore
 
 SESSION_SECONDS = 3600
 
@@ -166,12 +166,12 @@ class OAuthService:
             return reply
         partner_id = grant.client.partner_id
         scopes = sorted(c.new_code.scope.split())
-        subject_hash, _ = await self.log.subject_of(user_id)
+        about = await self.log.commit(user_id)
         row = GrantRow(
             subject.grant_id, partner_id, user_id, " ".join(scopes), c.now_ms, 0, None, None, None
         )
-        entry = encode_entry(grant_entry(partner_id, scopes, subject_hash, c.now_ms))
-        await self.store.consent(row, entry, subject_hash, c.new_code, c.now_ms)
+        entry = encode_entry(grant_entry(partner_id, scopes, about.subject, c.now_ms))
+        await self.store.consent(row, entry, about, c.new_code, c.now_ms)
         self._logged()
         return reply
 
@@ -184,11 +184,14 @@ class OAuthService:
     async def token(
         self, uri: str, headers: Mapping[str, str], form: list[tuple[str, str]]
     ) -> Reply:
+        if urlsplit(uri).query:
+            return _query_refused()
         fields = dict(form)
         c = await self._context_for(client_id_of(headers, fields))
         code = fields.get("code")
+        code_row = None
         if code:
-            row = await self.store.code(m.sha256_hex(code))
+            code_row = row = await self.store.code(m.sha256_hex(code))
             if row is not None:
                 c.codes[code] = row
         refresh = fields.get("refresh_token")
@@ -212,11 +215,17 @@ class OAuthService:
         if c.reused_refresh is not None:
             await self._revoke_grant(c.reused_refresh.grant_id, "refresh_token_reused")
             return reply
+        if code_row is not None and code_row.used and _code_refused(reply, client, code_row):
+            # RFC 6749 §4.1.2: a code used twice revokes the tokens it was exchanged for
+            await self._revoke_grant(code_row.grant_id, "code_reused")
+            return reply
         if reply.status != 200:
             return reply
         ok = True
         if c.consumed_code is not None:
             ok = await self.store.redeem_code(c.consumed_code, c.now_ms, c.new_tokens)
+            if not ok and code_row is not None:  # lost a race with another use of the code
+                await self._revoke_grant(code_row.grant_id, "code_reused")
         elif c.spent_refresh is not None:
             ok = await self.store.rotate_refresh(c.spent_refresh, c.now_ms, c.new_tokens)
             if not ok:  # lost a race with another use of the same refresh token: reuse
@@ -234,6 +243,8 @@ class OAuthService:
     async def _token_endpoint(
         self, name: str, uri: str, headers: Mapping[str, str], form: list[tuple[str, str]]
     ) -> tuple[Reply, m.OAuthContext]:
+        if urlsplit(uri).query:
+            return _query_refused(), m.OAuthContext(now_ms=0)
         fields = dict(form)
         c = await self._context_for(client_id_of(headers, fields))
         value = fields.get("token")
@@ -358,11 +369,11 @@ class OAuthService:
         grant = await self.store.grant(grant_id)
         if grant is None:
             return None
-        subject, _ = await self.log.subject_of(grant.user_id)
+        about = await self.log.commit(grant.user_id)
         now = self.clock.now_ms()
-        entry = revocation_entry(grant.partner_id, grant.scopes.split(), subject, now)
+        entry = revocation_entry(grant.partner_id, grant.scopes.split(), about.subject, now)
         entry["reason"] = reason
-        index = await self.store.revoke_grant(grant_id, encode_entry(entry), subject, now)
+        index = await self.store.revoke_grant(grant_id, encode_entry(entry), about, now)
         self._logged()
         return index
 
@@ -375,7 +386,30 @@ class OAuthService:
         )
         return session, csrf
 
+    async def end_session(self, session: str) -> None:
+        """Sign out of the consent pages: the session cookie stops working at once."""
+        await self.store.end_session(m.sha256_hex(session))
+
     async def session(self, session: str | None) -> tuple[str, str] | None:
         if not session:
             return None
         return await self.store.session(m.sha256_hex(session), self.clock.now_ms())
+
+
+def _query_refused() -> Reply:
+    """RFC 6749 §3.2: token endpoint parameters come in the request body only. A query
+    string was read as parameters too, where the scope check did not look (issue 15)."""
+    return Reply(
+        400,
+        {
+            "error": "invalid_request",
+            "error_description": "send the parameters in the form body, not the query string",
+        },
+        [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+    )
+
+
+def _code_refused(reply: Reply, client: m.PartnerClient | None, row: CodeRow) -> bool:
+    """The code's own partner, authenticated, was told the code is no longer valid."""
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    return error == "invalid_grant" and client is not None and client.partner_id == row.partner_id

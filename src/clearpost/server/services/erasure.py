@@ -43,9 +43,16 @@ class AccountDeletion:
         for partner_id in sorted(live):
             await self.oauth.revoke_app(user_id, partner_id)
         member = Caller(UserId(user_id), DeviceId(""))
-        for conversation in await self.conversations.list(member):
+        joined: list[str] = []
+        cursor: str | None = None
+        while True:  # every page first: leaving changes the pages
+            page, _, cursor = await self.conversations.list(member, cursor)
+            joined.extend(c.conversation_id for c in page)
+            if cursor is None:
+                break
+        for conversation_id in joined:
             with contextlib.suppress(NotFound):
-                await self.conversations.leave(member, conversation.conversation_id)
+                await self.conversations.leave(member, conversation_id)
         pseudonym = "@" + RESERVED_PREFIX + secrets.token_hex(6)
         if not await erase_account(self.db, user_id, pseudonym):
             raise NotFound("no such user", code="user_not_found")

@@ -11,6 +11,7 @@ from clearpost.core.errors import Conflict, InvalidInput, NotFound
 from clearpost.core.limits import MAX_DEVICE_KEYS_BYTES, MAX_SIGNED_KEY_BYTES, bounded_json
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
+from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.keys import ClaimedKey, KeyStore
 
@@ -18,6 +19,9 @@ MAX_ONE_TIME_KEYS_PER_UPLOAD = 100
 MAX_UNCLAIMED = 200
 MAX_CLAIM_DEVICES = 1000
 KEY_ALGORITHM = "signed_curve25519"
+CLAIMS_PER_TARGET = 10
+"""Keys one account may claim of one device per minute (a minute's worth at once): a new
+Olm session needs one; the bound keeps a caller from draining a device's one-time keys."""
 
 
 class KeyService:
@@ -27,6 +31,9 @@ class KeyService:
         self.keys, self.accounts, self.clock, self.notifier = keys, accounts, clock, notifier
         self.on_logged: Callable[[], None] | None = None
         self.on_device_changed: Callable[[str, str], None] = lambda _user, _device: None
+        self.claim_limiter = RateLimiter(
+            clock, CLAIMS_PER_TARGET / 60, CLAIMS_PER_TARGET, "key claims for that device"
+        )
 
     async def upload_identity(self, caller: Caller, device_id: str, device_keys: Any) -> None:
         if device_id != caller.device_id:
@@ -92,10 +99,19 @@ class KeyService:
     async def counts(self, caller: Caller) -> tuple[int, bool]:
         return await self.keys.counts(caller.user_id, caller.device_id)
 
-    async def claim(self, wanted: dict[str, list[str]]) -> dict[str, dict[str, ClaimedKey]]:
-        pairs = [(u, d) for u, ds in wanted.items() for d in ds]
-        if len(pairs) > MAX_CLAIM_DEVICES:
+    async def claim(
+        self, caller: str, wanted: dict[str, list[str]]
+    ) -> dict[str, dict[str, ClaimedKey]]:
+        """One key per distinct device asked for. Issue 15: a request naming one device 1,000
+        times drained all its one-time keys, then its fallback key; now each device counts
+        once per request, and each caller may claim ``CLAIMS_PER_TARGET`` a minute of it."""
+        if sum(len(ds) for ds in wanted.values()) > MAX_CLAIM_DEVICES:
             raise InvalidInput(f"claim at most {MAX_CLAIM_DEVICES} devices at once")
+        pairs = list(dict.fromkeys((u, d) for u, ds in wanted.items() for d in ds))
+        for user, device in pairs:
+            self.claim_limiter.check(f"{caller}\n{user}\n{device}")
+        for user, device in pairs:
+            self.claim_limiter.hit(f"{caller}\n{user}\n{device}")
         claimed = await self.keys.claim(pairs, self.clock.now_ms())
         out: dict[str, dict[str, ClaimedKey]] = {}
         for (user, device), key in claimed.items():

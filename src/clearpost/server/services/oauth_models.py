@@ -101,7 +101,9 @@ class Token(TokenMixin):  # type: ignore[misc]
         return self.row.expires_at <= self.now_ms
 
     def is_revoked(self) -> bool:
-        return self.row.revoked
+        """Revoked, or a refresh token already rotated (spent): introspection must not call
+        a spent refresh token active (issue 15)."""
+        return self.row.revoked or self.row.used
 
     def get_user(self) -> Subject | None:
         if self.row.user_id is None or self.row.grant_id is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,20 +42,27 @@ from clearpost.core.tlog import (
     resolve_proof,
     verify_cosignature,
 )
-from clearpost.core.tlog.entries import commitment, encode_entry
+from clearpost.core.tlog.entries import (
+    NONCE_BYTES,
+    Committed,
+    commit,
+    commitment,
+    encode_entry,
+)
 from clearpost.core.tlog.note import parse_note_unverified
 from clearpost.server.services.batcher import Batcher
 from clearpost.server.services.sequencer import SequencerRole
 from clearpost.storage.db import Database
 from clearpost.storage.sql import tlog as store_fns
 from clearpost.storage.sql.sequencer import NotSequencer
-from clearpost.storage.sql.tlog import LogStore, PendingEntry, StoredCheckpoint
+from clearpost.storage.sql.tlog import EntryAbout, LogStore, PendingEntry, StoredCheckpoint
 
 log = logging.getLogger("clearpost.tlog")
 
 MAX_BATCH = 50_000
 PROOF_READ_BATCH = 64  # proofs whose stored nodes are read together (about 25 nodes each)
 MAX_ENTRIES_PAGE = 1000
+MAX_ABOUT_PAGE = 1000  # entries about one person per page of GET /v1/me/log-entries
 TICK_SECONDS = 0.5
 
 
@@ -100,9 +108,12 @@ class LogService:
 
     # --- appending ---
 
-    async def append(self, entry: dict[str, Any], subject: str | None = None) -> int:
-        """Append one entry; returns its index once it is durable."""
-        index = await self._batcher.submit(PendingEntry(encode_entry(entry), subject))
+    async def append(self, entry: dict[str, Any], about: Committed | None = None) -> int:
+        """Append one entry (``about`` a person: made by ``commit``); returns its index once
+        it is durable."""
+        body = encode_entry(entry)
+        pending = PendingEntry(body, None) if about is None else PendingEntry.about(body, about)
+        index = await self._batcher.submit(pending)
         self._wake.set()
         return index
 
@@ -113,9 +124,13 @@ class LogService:
         """Tell the sequencer that entries were appended inside another transaction."""
         self._wake.set()
 
-    async def subject_of(self, user_id: str) -> tuple[str, bytes]:
+    async def commit(self, user_id: str, detail: dict[str, Any] | None = None) -> Committed:
+        """A fresh subject commitment for one entry about ``user_id`` (never reused)."""
         salt = await self.store.salt(user_id)
-        return commitment(salt, user_id), salt
+        return commit(salt, user_id, secrets.token_bytes(NONCE_BYTES), detail)
+
+    async def salt(self, user_id: str) -> bytes:
+        return await self.store.salt(user_id)
 
     async def wait_integrated(self, index: int, timeout: float = 5.0) -> StoredCheckpoint:
         """Wait until a checkpoint covers ``index`` (for callers that need the proof now)."""
@@ -296,19 +311,42 @@ class LogService:
             raise Conflict("this witness already cosigned that checkpoint", code="already_cosigned")
 
     async def entries_about(
-        self, user_id: str, limit: int = 1000
-    ) -> tuple[bytes, StoredCheckpoint | None, list[tuple[int, bytes, list[bytes] | None]]]:
-        """The caller's salt, the latest checkpoint, and each entry about them with its
-        inclusion proof against that checkpoint (None while not yet integrated)."""
-        subject, salt = await self.subject_of(user_id)
-        latest = await self.store.latest()
-        out: list[tuple[int, bytes, list[bytes] | None]] = []
-        for index, body in await self.store.entries_about(subject, limit):
+        self, user_id: str, start: int = 0, limit: int = MAX_ABOUT_PAGE, size: int | None = None
+    ) -> AboutPage:
+        """One page of the entries about ``user_id`` from index ``start`` on, each with its
+        opening and its inclusion proof against the checkpoint of ``size`` (default: the
+        latest; None while an entry is not yet in it), and how many there are in all."""
+        if not 1 <= limit <= MAX_ABOUT_PAGE:
+            raise InvalidInput(f"limit is 1 to {MAX_ABOUT_PAGE}", code="invalid_range")
+        salt = await self.store.salt(user_id)
+        checkpoint = await self.store.latest() if size is None else await self._size_ok(size)
+        key = commit_key(salt, user_id)
+        total, found = await self.store.entries_about(key, start, limit + 1)
+        more, found = len(found) > limit, found[:limit]
+        out: list[tuple[EntryAbout, list[bytes] | None]] = []
+        for e in found:
             proof = None
-            if latest is not None and index < latest.size:
-                proof = (await self.inclusion(index, latest.size)).hashes
-            out.append((index, body, proof))
-        return salt, latest, out
+            if checkpoint is not None and e.index < checkpoint.size:
+                proof = (await self.inclusion(e.index, checkpoint.size)).hashes
+            out.append((e, proof))
+        next_start = found[-1].index + 1 if found and more else None
+        return AboutPage(salt, checkpoint, total, out, next_start)
+
+
+@dataclass(frozen=True, slots=True)
+class AboutPage:
+    """A page of ``GET /v1/me/log-entries``."""
+
+    salt: bytes
+    checkpoint: StoredCheckpoint | None
+    total: int
+    entries: list[tuple[EntryAbout, list[bytes] | None]]
+    next_start: int | None
+
+
+def commit_key(salt: bytes, user_id: str) -> str:
+    """The server's private index of a person's entries (the version-1 commitment)."""
+    return commitment(salt, user_id)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -70,7 +70,7 @@ class AccountStore:
                         user_id=user_id,
                         password_hash=password_hash,
                         created_at=now_ms,
-                        display_name=user_id.removeprefix("@"),
+                        display_name=None,  # the person's choice; never the username
                     )
                 )
         except IntegrityError as exc:
@@ -87,6 +87,35 @@ class AccountStore:
         async with self.db.read() as conn:
             row = await conn.execute(select(users.c.display_name).where(users.c.user_id == user_id))
             return row.scalar_one_or_none()
+
+    async def set_group_adds(self, user_id: str, who: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(users).where(users.c.user_id == user_id).values(group_adds=who)
+            )
+
+    async def refusing_group_adds(self, user_ids: list[str]) -> set[str]:
+        """Which of ``user_ids`` let nobody add them to a group."""
+        if not user_ids:
+            return set()
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(users.c.user_id).where(
+                    users.c.user_id.in_(user_ids), users.c.group_adds == "nobody"
+                )
+            )
+            return {r[0] for r in rows}
+
+    async def group_adds(self, user_id: str) -> str:
+        async with self.db.read() as conn:
+            row = await conn.execute(select(users.c.group_adds).where(users.c.user_id == user_id))
+            return row.scalar_one_or_none() or "anyone"
+
+    async def set_display_name(self, user_id: str, name: str | None) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(users).where(users.c.user_id == user_id).values(display_name=name)
+            )
 
     async def user_exists(self, user_id: str) -> bool:
         async with self.db.read() as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -112,15 +112,25 @@ class ConversationStore:
             )
             return row.scalar_one_or_none()
 
-    async def list_for(self, user_id: str) -> list[ConversationRow]:
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    _mine(user_id).order_by(
-                        conversations.c.created_at, conversations.c.conversation_id
-                    )
+    async def list_for(
+        self, user_id: str, after: tuple[int, str] | None = None, limit: int | None = None
+    ) -> list[ConversationRow]:
+        """The conversations ``user_id`` is in, oldest first, from after ``after`` (a
+        (created_at, conversation_id) position), at most ``limit``."""
+        query = _mine(user_id)
+        if after is not None:
+            query = query.where(
+                (conversations.c.created_at > after[0])
+                | (
+                    (conversations.c.created_at == after[0])
+                    & (conversations.c.conversation_id > after[1])
                 )
-            ).all()
+            )
+        query = query.order_by(conversations.c.created_at, conversations.c.conversation_id)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
             ids = [r[0] for r in rows]
             members: dict[str, list[str]] = {i: [] for i in ids}
             if ids:
@@ -134,6 +144,11 @@ class ConversationStore:
             return [
                 ConversationRow(r[0], r[1], r[2], r[3], r[4], members[r[0]], r[5]) for r in rows
             ]
+
+    async def count_for(self, user_id: str) -> int:
+        async with self.db.read() as conn:
+            found = await conn.execute(select(func.count()).select_from(_mine(user_id).subquery()))
+            return int(found.scalar_one())
 
     async def get(self, conversation_id: str, user_id: str) -> ConversationRow:
         async with self.db.read() as conn:

@@ -4,6 +4,7 @@ What stays, re-attributed: the ciphertext of messages already sent to others (th
 cannot read it, and deleting it would change other people's conversations), the
 conversations it created and its completed shares (they are counted in partner reports).
 What goes: the account, its salt (so its log entries can no longer be linked to anybody),
+the server's private index of which entries were its and the openings kept for its devices,
 devices, keys, tokens, consents, sessions, memberships, pending intents, held to-device
 messages and its own sync events. On SQLite the deletions overwrite the freed bytes
 (``secure_delete``) and the WAL is checkpointed and truncated afterwards, so the file
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, delete, func, select, update
 
+from clearpost.core.tlog.entries import commitment
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
     conversations,
@@ -27,6 +29,7 @@ from clearpost.storage.schema import (
     oauth_grants,
     oauth_tokens,
     share_intents,
+    tlog_entries,
     to_device,
     to_device_txns,
     user_events,
@@ -43,6 +46,17 @@ def _erase(conn: Connection, user_id: str, pseudonym: str, secure: bool) -> bool
         gone = conn.execute(delete(users).where(users.c.user_id == user_id)).rowcount == 1
         if not gone:
             return False
+        salt = conn.execute(
+            select(user_salts.c.salt).where(user_salts.c.user_id == user_id)
+        ).scalar_one_or_none()
+        if salt is not None:  # the server's private index of the person's log entries, and
+            # the openings it kept for their devices: without them the operator cannot even
+            # tell which entries belonged together
+            conn.execute(
+                update(tlog_entries)
+                .where(tlog_entries.c.subject == commitment(bytes(salt), user_id))
+                .values(subject=None, opening=None)
+            )
         for table, column in (
             (user_salts, user_salts.c.user_id),
             (oauth_codes, oauth_codes.c.user_id),

@@ -7,6 +7,7 @@ only when a device has no unclaimed one-time key left.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import orjson
@@ -14,7 +15,13 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import Conflict, NotFound
-from clearpost.core.tlog.entries import commitment, device_entry, encode_entry
+from clearpost.core.tlog.entries import (
+    NONCE_BYTES,
+    commit,
+    device_detail,
+    device_entry,
+    encode_entry,
+)
 from clearpost.storage.db import Database
 from clearpost.storage.schema import devices, fallback_keys, one_time_keys, to_device
 from clearpost.storage.sql import events, stream, tlog
@@ -209,9 +216,12 @@ async def _log_device(
     now_ms: int,
 ) -> None:
     """Append the ``device`` log entry in the same transaction as the key change."""
-    subject = commitment(await tlog.salt_in(conn, user_id), user_id)
-    entry = device_entry(subject, device_id, curve, ed, change, now_ms)
-    await tlog.append_in(conn, [tlog.PendingEntry(encode_entry(entry), subject)], now_ms)
+    salt = await tlog.salt_in(conn, user_id)
+    about = commit(
+        salt, user_id, secrets.token_bytes(NONCE_BYTES), device_detail(device_id, curve, ed)
+    )
+    entry = encode_entry(device_entry(about.subject, change, now_ms))
+    await tlog.append_in(conn, [tlog.PendingEntry.about(entry, about)], now_ms)
 
 
 async def _claim_one_time_key(

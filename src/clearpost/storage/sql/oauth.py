@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clearpost.core.tlog.entries import Committed
 from clearpost.storage.db import Database
 from clearpost.storage.schema import oauth_codes, oauth_grants, oauth_tokens, web_sessions
 from clearpost.storage.sql import tlog
@@ -108,11 +109,11 @@ class OAuthStore:
             return [GrantRow(*r) for r in rows]
 
     async def consent(
-        self, grant: GrantRow, entry: bytes, subject: str, code: CodeRow, now_ms: int
+        self, grant: GrantRow, entry: bytes, about: Committed, code: CodeRow, now_ms: int
     ) -> int:
         """Log the grant, store it and its authorization code, in one transaction."""
         async with self.db.write() as conn:
-            (index,) = await tlog.append_in(conn, [tlog.PendingEntry(entry, subject)], now_ms)
+            (index,) = await tlog.append_in(conn, [tlog.PendingEntry.about(entry, about)], now_ms)
             values = {**_as_dict(grant), "grant_log_index": index}
             await conn.execute(oauth_grants.insert().values(**values))
             await conn.execute(oauth_codes.insert().values(**_as_dict(code)))
@@ -188,7 +189,7 @@ class OAuthStore:
                 )
 
     async def revoke_grant(
-        self, grant_id: str, entry: bytes, subject: str, now_ms: int
+        self, grant_id: str, entry: bytes, about: Committed, now_ms: int
     ) -> int | None:
         """Log the revocation, then kill the grant and all its tokens; None if already revoked."""
         async with self.db.write() as conn:
@@ -200,7 +201,7 @@ class OAuthStore:
             if result.rowcount == 0:
                 await conn.rollback()
                 return None
-            (index,) = await tlog.append_in(conn, [tlog.PendingEntry(entry, subject)], now_ms)
+            (index,) = await tlog.append_in(conn, [tlog.PendingEntry.about(entry, about)], now_ms)
             await conn.execute(
                 update(oauth_grants)
                 .where(oauth_grants.c.grant_id == grant_id)
@@ -232,6 +233,12 @@ class OAuthStore:
                 web_sessions.insert().values(
                     session_hash=session_hash, user_id=user_id, csrf=csrf, expires_at=expires_at
                 )
+            )
+
+    async def end_session(self, session_hash: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                web_sessions.delete().where(web_sessions.c.session_hash == session_hash)
             )
 
     async def session(self, session_hash: str, now_ms: int) -> tuple[str, str] | None:

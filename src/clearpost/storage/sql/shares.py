@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from clearpost.core.tlog.entries import Committed
 from clearpost.storage.db import Database
 from clearpost.storage.schema import clicks, share_intents, share_links
 from clearpost.storage.sql import events, stream, tlog
@@ -43,14 +44,19 @@ class ShareStore:
         self.db = db
 
     async def create(
-        self, intent: IntentRow, link: LinkRow, entry: bytes, subject: str, event: dict[str, Any]
+        self,
+        intent: IntentRow,
+        link: LinkRow,
+        entry: bytes,
+        about: Committed,
+        event: dict[str, Any],
     ) -> int:
         """Log the partner's access, store the intent and its link, and put it in the user's
         sync, in one transaction. Returns the log index."""
         async with self.db.write() as conn:
             pos = await stream.advance(conn)
             (index,) = await tlog.append_in(
-                conn, [tlog.PendingEntry(entry, subject)], intent.created_at
+                conn, [tlog.PendingEntry.about(entry, about)], intent.created_at
             )
             await conn.execute(
                 share_intents.insert().values(**{**_row(intent), "log_index": index})

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import StoredDataDamaged
 from clearpost.core.tlog import HASH_SIZE, NodeId, edge_nodes, leaf_hash
+from clearpost.core.tlog.entries import Committed
 from clearpost.core.tlog.tiles import TileId, hash_at, locate
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
@@ -39,6 +40,20 @@ from clearpost.storage.sql.plain import plain_sqlite
 class PendingEntry:
     body: bytes
     subject: str | None
+    """The server's private index of whom the entry is about (never published)."""
+    opening: bytes | None = None
+    """What opens the entry's own commitment; handed only to that person's devices."""
+
+    @classmethod
+    def about(cls, body: bytes, committed: Committed) -> PendingEntry:
+        return cls(body, committed.key, committed.opening)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAbout:
+    index: int
+    body: bytes
+    opening: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +77,11 @@ def append_sync(conn: Connection, entries: Sequence[PendingEntry], now_ms: int) 
     top = conn.execute(_RESERVE, {"n": len(entries)}).scalar_one()
     first = int(top) - len(entries)
     rows = [
-        (first + i, e.body, leaf_hash(e.body), e.subject, now_ms) for i, e in enumerate(entries)
+        (first + i, e.body, leaf_hash(e.body), e.subject, e.opening, now_ms)
+        for i, e in enumerate(entries)
     ]
-    insert_many(conn, "tlog_entries", ("idx", "body", "leaf_hash", "subject", "created_at"), rows)
+    columns = ("idx", "body", "leaf_hash", "subject", "opening", "created_at")
+    insert_many(conn, "tlog_entries", columns, rows)
     return list(range(first, first + len(entries)))
 
 
@@ -187,15 +204,30 @@ class LogStore:
             )
             return [_blob(body, f"entry {idx}", "body") for idx, body in rows]
 
-    async def entries_about(self, subject: str, limit: int) -> list[tuple[int, bytes]]:
+    async def entries_about(
+        self, subject: str, start: int, limit: int
+    ) -> tuple[int, list[EntryAbout]]:
+        """(how many entries are about ``subject`` in all, the first ``limit`` of them from
+        index ``start`` on), read in one transaction."""
         async with self.db.read() as conn:
+            total = (
+                await conn.execute(select(func.count()).where(tlog_entries.c.subject == subject))
+            ).scalar_one()
             rows = await conn.execute(
-                select(tlog_entries.c.idx, tlog_entries.c.body)
-                .where(tlog_entries.c.subject == subject)
+                select(tlog_entries.c.idx, tlog_entries.c.body, tlog_entries.c.opening)
+                .where(tlog_entries.c.subject == subject, tlog_entries.c.idx >= start)
                 .order_by(tlog_entries.c.idx)
                 .limit(limit)
             )
-            return [(int(r[0]), _blob(r[1], f"entry {r[0]}", "body")) for r in rows]
+            found = [
+                EntryAbout(
+                    int(r[0]),
+                    _blob(r[1], f"entry {r[0]}", "body"),
+                    None if r[2] is None else bytes(r[2]),
+                )
+                for r in rows
+            ]
+            return int(total), found
 
     async def nodes(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
         _, found = await self.proof_material([], ids)

@@ -55,9 +55,18 @@ async def create(body: NewConversation, caller: Auth, svc: Svc) -> JSON:
 
 
 @router.get("", response_class=JSON)
-async def list_mine(caller: Auth, svc: Svc) -> JSON:
-    convs = await svc.conversations.list(caller)
-    return JSON({"conversations": [conversation_json(c) for c in convs]})
+async def list_mine(
+    caller: Auth,
+    svc: Svc,
+    after: str | None = Query(None, max_length=100, description="``next`` of the page before"),
+    limit: int = Query(500, ge=1, le=500, description="conversations per page"),
+) -> JSON:
+    """Your conversations, oldest first, a page at a time: ``total`` counts them all and
+    ``next`` (null on the last page) fetches the following page."""
+    convs, total, nxt = await svc.conversations.list(caller, after, limit)
+    return JSON(
+        {"conversations": [conversation_json(c) for c in convs], "total": total, "next": nxt}
+    )
 
 
 @router.get("/{conversation_id}", response_class=JSON)

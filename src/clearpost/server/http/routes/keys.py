@@ -73,7 +73,7 @@ async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
     for user_id in body.devices:
         if not is_user_id(user_id):
             raise InvalidInput(f"{user_id[:50]!r} is not a user id", code="invalid_user_id")
-    claimed = await svc.keys.claim(body.devices)
+    claimed = await svc.keys.claim(caller.user_id, body.devices)
     out = {
         user: {
             dev: {"key_id": f"signed_curve25519:{k.key_id}", "key": k.key, "fallback": k.fallback}
@@ -86,17 +86,19 @@ async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
 
 @router.get("/users/{user_id}/devices", response_class=JSON)
 async def user_devices(user_id: str, caller: Auth, svc: Svc) -> JSON:
-    """A user's devices and their self-signed keys (verify the signatures before trusting them)."""
+    """A user's devices and their self-signed keys (verify the signatures before trusting them).
+    Device names ("Bob's work laptop") are the owner's: others get ``display_name: null``."""
     if not is_user_id(user_id) or not await svc.accounts.user_exists(user_id):
         raise NotFound("no such user", code="user_not_found")
     devices = await svc.accounts.devices(user_id)
+    own = caller.user_id == user_id
     return JSON(
         {
             "user_id": user_id,
             "devices": [
                 {
                     "device_id": d.device_id,
-                    "display_name": d.display_name,
+                    "display_name": d.display_name if own else None,
                     "device_keys": orjson.Fragment(d.device_keys) if d.device_keys else None,
                 }
                 for d in devices

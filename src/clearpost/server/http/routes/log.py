@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -103,23 +104,40 @@ async def add_cosignature(body: Cosignature, svc: Svc) -> None:
 
 
 @router.get("/me/log-entries", response_class=JSON)
-async def my_entries(caller: Auth, svc: Svc) -> JSON:
-    """The entries about you, each with its inclusion proof against the latest checkpoint,
-    and the salt that opens their subject commitment (only your devices get it)."""
-    salt, latest, found = await svc.log.entries_about(caller.user_id)
+async def my_entries(
+    caller: Auth,
+    svc: Svc,
+    start: int = Query(0, ge=0, le=2**62, description="the first log index to consider"),
+    limit: int = Query(1000, ge=1, le=1000, description="entries per page"),
+    size: int | None = Query(
+        None, ge=1, le=2**62, description="prove against this published checkpoint size"
+    ),
+) -> JSON:
+    """The entries about you, a page at a time (``total`` counts them all; fetch the next page
+    from ``next_start`` until it is null), each with its inclusion proof and the opening of
+    its own subject commitment (the nonce, and for a device entry the device id and keys):
+    only your devices get the openings and your salt. Pass the first page's checkpoint
+    ``size`` to later pages so that every page is proven against the same tree. Entries
+    from before format version 2 have no opening: the salt alone opens their ``subject``."""
+    page = await svc.log.entries_about(caller.user_id, start, limit, size)
+    cp = page.checkpoint
     return JSON(
         {
             "user_id": caller.user_id,
-            "salt": b64(salt),
-            "subject": commitment(salt, caller.user_id),
-            "checkpoint": latest.note if latest else None,
+            "salt": b64(page.salt),
+            "subject": commitment(page.salt, caller.user_id),
+            "checkpoint": cp.note if cp else None,
+            "size": cp.size if cp else None,
+            "total": page.total,
+            "next_start": page.next_start,
             "entries": [
                 {
-                    "index": i,
-                    "entry": b64(body),
+                    "index": e.index,
+                    "entry": b64(e.body),
+                    "opening": None if e.opening is None else orjson.Fragment(e.opening),
                     "proof": None if p is None else [b64(h) for h in p],
                 }
-                for i, body, p in found
+                for e, p in page.entries
             ],
         }
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +18,47 @@ class Completed(BaseModel):
     recipients: int = Field(
         ge=1, le=1000, description="how many people it was sent to; nothing else"
     )
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str | None = Field(
+        max_length=200,
+        description="what partners with profile:basic see; null or blank clears it",
+    )
+
+
+@router.get("/profile", response_class=JSON)
+async def profile(caller: Auth, svc: Svc) -> JSON:
+    """Your display name: empty until you set one; partners never see your username."""
+    return JSON({"display_name": await svc.accounts.display_name(caller.user_id)})
+
+
+@router.put("/profile", response_class=JSON)
+async def set_profile(body: Profile, caller: Auth, svc: Svc) -> JSON:
+    """Choose (or clear) the display name partners with ``profile:basic`` see."""
+    name = await svc.accounts.set_display_name(caller.user_id, body.display_name)
+    return JSON({"display_name": name})
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    group_adds: Literal["anyone", "nobody"] = Field(
+        description="who may add you to a group conversation"
+    )
+
+
+@router.get("/settings", response_class=JSON)
+async def settings(caller: Auth, svc: Svc) -> JSON:
+    """Your settings: ``group_adds`` is who may add you to groups ("anyone" by default)."""
+    return JSON({"group_adds": await svc.accounts.group_adds(caller.user_id)})
+
+
+@router.put("/settings", response_class=JSON)
+async def set_settings(body: Settings, caller: Auth, svc: Svc) -> JSON:
+    """Choose who may add you to group conversations: "anyone" or "nobody"."""
+    await svc.accounts.set_group_adds(caller.user_id, body.group_adds)
+    return JSON({"group_adds": body.group_adds})
 
 
 @router.get("/apps", response_class=JSON)

@@ -67,7 +67,15 @@ def _uri(request: Request, svc: Svc) -> str:
     return svc.settings.base_url() + request.url.path + query
 
 
-def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+def _same(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a form token; as bytes, because ``compare_digest`` raises
+    on a non-ASCII str (a 500 for a ``csrf`` of "é", issue 15)."""
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
+
+
+def _cookie(response: Response, svc: Svc, name: str, value: str, max_age: int) -> None:
+    """``Secure`` follows the configured public URL, not the scheme the request came in on:
+    behind a TLS-terminating proxy the request is plain http (issue 15)."""
     response.set_cookie(
         name,
         value,
@@ -75,7 +83,7 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
         path="/oauth",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=svc.settings.base_url().startswith("https://"),
     )
 
 
@@ -128,7 +136,7 @@ async def authorize(request: Request, svc: Svc) -> Response:
         response = HTMLResponse(
             html, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
         )
-        _cookie(response, request, PRE_COOKIE, pre, 1800)
+        _cookie(response, svc, PRE_COOKIE, pre, 1800)
         return response
     user_id, csrf = session
     return _consent_page(request, result, user_id, csrf)
@@ -146,7 +154,7 @@ async def decide(request: Request, svc: Svc) -> Response:
         )
     user_id, csrf = session
     sent = str(form.get("csrf", ""))
-    if not sent or not hmac.compare_digest(sent, csrf):
+    if not sent or not _same(sent, csrf):
         return _page(
             403,
             "This form was not sent by Clearpost",
@@ -171,7 +179,7 @@ async def login(request: Request, svc: Svc) -> Response:
     pre = request.cookies.get(PRE_COOKIE, "")
     sent = str(form.get("csrf", ""))
     next_url = str(form.get("next", ""))
-    if not pre or not hmac.compare_digest(sent, pre):
+    if not pre or not _same(sent, pre):
         return _page(
             403,
             "This form was not sent by Clearpost",
@@ -197,7 +205,29 @@ async def login(request: Request, svc: Svc) -> Response:
         return HTMLResponse(html, status_code=401, headers={"Cache-Control": "no-store"})
     session, _ = await svc.oauth.start_session(user_id)
     response = RedirectResponse(next_url, status_code=303)
-    _cookie(response, request, SESSION_COOKIE, session, 3600)
+    _cookie(response, svc, SESSION_COOKIE, session, 3600)
+    return response
+
+
+@router.post("/oauth/logout", response_class=HTMLResponse)
+async def logout(request: Request, svc: Svc) -> Response:
+    """End the consent-page session (its CSRF token required): the cookie stops working at
+    once, here and in every process. Before issue 15 a session could not be ended."""
+    form = await request.form()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = await svc.oauth.session(cookie)
+    if session is None or cookie is None:
+        response = _page(200, "Signed out", "You are not signed in to Clearpost here.")
+    elif not _same(str(form.get("csrf", "")), session[1]):
+        return _page(
+            403,
+            "This form was not sent by Clearpost",
+            "The security token is missing or wrong (csrf_failed); nothing was changed.",
+        )
+    else:
+        await svc.oauth.end_session(cookie)
+        response = _page(200, "Signed out", "You are signed out of Clearpost on this browser.")
+    response.delete_cookie(SESSION_COOKIE, path="/oauth")
     return response
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from clearpost.core.errors import ClearpostError, Unavailable
-from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.core.errors import ClearpostError, RateLimited, Unavailable
+from clearpost.server.http.deps import JSON, Auth, Svc, authenticate
 from clearpost.server.http.errors import stream_close_for
 from clearpost.server.http.routes.conversations import message_json
 from clearpost.server.http.routing import OrjsonRoute
@@ -21,6 +21,9 @@ from clearpost.server.services.sync import SyncResult
 
 router = APIRouter(prefix="/v1", tags=["sync"], route_class=OrjsonRoute)
 log = logging.getLogger("clearpost.http")
+
+MAX_STREAMS_PER_DEVICE = 4
+"""Open streams one device (one token) may hold in one server process (issue 15: unbounded)."""
 
 
 def sync_json(r: SyncResult) -> dict[str, Any]:
@@ -77,7 +80,10 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
     try:
         if scheme.lower() != "bearer" or not token:
             raise ClearpostError("missing token", code="missing_token")
-        caller = await svc.accounts.authenticate(token.strip())
+        caller = await authenticate(svc, token.strip())  # the per-token rate limit too
+    except RateLimited as exc:
+        await _refuse(ws, exc.code)
+        return
     except Unavailable as exc:  # accepted, so that the client gets the close frame and hint
         await ws.accept()
         await _close(ws, *stream_close_for(exc))
@@ -85,6 +91,29 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
     except ClearpostError as exc:
         await ws.close(code=4401, reason=exc.code)
         return
+    streams: dict[str, int] = ws.app.state.__dict__.setdefault("open_streams", {})
+    key = caller.user_id + " " + caller.device_id
+    if streams.get(key, 0) >= MAX_STREAMS_PER_DEVICE:
+        await _refuse(ws, "too_many_streams")
+        return
+    streams[key] = streams.get(key, 0) + 1
+    try:
+        await _stream(ws, svc, caller, token.strip(), since)
+    finally:
+        streams[key] -= 1
+        if not streams[key]:
+            del streams[key]
+
+
+async def _refuse(ws: WebSocket, reason: str) -> None:
+    """Accept, then close with 4429 and ``reason``, so the client learns why."""
+    await ws.accept()
+    await ws.close(code=4429, reason=reason)
+
+
+async def _stream(
+    ws: WebSocket, svc: Services, caller: Caller, token: str, since: str | None
+) -> None:
     await ws.accept()
 
     async def watch_client() -> None:
@@ -93,6 +122,13 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
             while True:
                 message = await ws.receive()
                 if message["type"] == "websocket.disconnect":
+                    return
+                try:
+                    # each acknowledgement is a request: the per-token limit applies (5,000
+                    # of them in a second went through before, issue 15)
+                    svc.token_limiter.hit(caller.device_id + caller.user_id)
+                except RateLimited as exc:
+                    await ws.close(code=4429, reason=exc.code)
                     return
                 try:
                     ack = orjson.loads(message.get("text") or message.get("bytes") or b"")["ack"]
@@ -109,7 +145,7 @@ async def stream(ws: WebSocket, since: str | None = None) -> None:
     try:
         while True:
             try:
-                await svc.accounts.authenticate(token.strip())  # a logged-out device stops here
+                await svc.accounts.authenticate(token)  # a logged-out device stops here
             except Unavailable:
                 raise
             except ClearpostError as exc:
