@@ -42,10 +42,7 @@ async def _populate(signer: Signer, database: str, count: int, batch: int) -> in
             pending = []
             for i in range(done, done + n):
                 subject = commitment(salt, f"@user{i}:test")
-                key = secrets.token_bytes(32).hex()
-                entry = device_entry(
-                    subject, f"DEV{i:010d}", key[:43], key[21:], "added", 1_700_000_000_000 + i
-                )
+                entry = device_entry(subject, "added", 1_700_000_000_000 + i)
                 pending.append(PendingEntry(encode_entry(entry), subject))
             await store.append(pending, SystemClock().now_ms())
             while await log.integrate_once() is not None:

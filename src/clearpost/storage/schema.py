@@ -47,8 +47,8 @@ users = Table(
     Column("password_hash", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("display_name", String(100), nullable=True),  # migration 0003
-    Column("group_adds", String(10), nullable=True),  # who may add me to groups (0011)
     Column("suspended_at", BigInteger, nullable=True),  # migration 0009
+    Column("group_adds", String(10), nullable=True),  # who may add me to groups (0011)
 )
 
 devices = Table(
