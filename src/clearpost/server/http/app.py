@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import clearpost
 from clearpost.core.clock import Clock
 from clearpost.server.config import Settings
-from clearpost.server.http import errors
+from clearpost.server.http import docs, errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
 from clearpost.server.http.middleware import BodyLimit
@@ -45,11 +45,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         description="End-to-end encrypted messaging whose server stores ciphertext only.",
         lifespan=lifespan,
         default_response_class=JSON,
+        docs_url=None,  # served by http/docs.py from local assets, not from CDNs
+        redoc_url=None,
         # no OpenTelemetry: nothing about requests leaves the server, and it saves a
         # per-request environment look-up on every call
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     errors.install(app)
+    docs.install(app)
     for module in (
         accounts,
         keys,
