@@ -10,9 +10,10 @@ from fastapi import FastAPI
 import clearpost
 from clearpost.core.clock import Clock
 from clearpost.server.config import Settings
-from clearpost.server.http import docs, errors
+from clearpost.server.http import docs, errors, wire
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
+from clearpost.server.http.openapi import ok
 from clearpost.server.http.middleware import BodyLimit
 from clearpost.server.http.routes import (
     accounts,
@@ -68,7 +69,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
 
-    @app.get("/health", tags=["meta"])
+    @app.get("/health", tags=["meta"], responses=ok(wire.Health))
     async def health() -> dict[str, str]:
         await app.state.services.db.ping()
         return {"status": "ok"}

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, client_ip
+from clearpost.server.http.openapi import empty, ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import DeviceRow
 
@@ -35,7 +37,12 @@ def device_json(d: DeviceRow) -> dict[str, Any]:
     }
 
 
-@router.post("/accounts", status_code=201, response_class=JSON)
+@router.post(
+    "/accounts",
+    status_code=201,
+    response_class=JSON,
+    responses=ok(wire.Registered, 201, "Created") | problems(409, 429),
+)
 async def register(body: Credentials, request: Request, svc: Svc) -> JSON:
     """Create an account. The password is stored only as an argon2id hash."""
     svc.login_limiter.hit(client_ip(request))
@@ -43,7 +50,11 @@ async def register(body: Credentials, request: Request, svc: Svc) -> JSON:
     return JSON({"user_id": user_id}, status_code=201)
 
 
-@router.post("/login", response_class=JSON)
+@router.post(
+    "/login",
+    response_class=JSON,
+    responses=ok(wire.Session) | problems(401, 429, s401="Wrong username or password"),
+)
 async def login(body: Login, request: Request, svc: Svc) -> JSON:
     """Log in as a new device; returns that device's id and its access token."""
     svc.login_limiter.hit(client_ip(request))
@@ -57,19 +68,23 @@ async def login(body: Login, request: Request, svc: Svc) -> JSON:
     )
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=empty("Logged out"))
 async def logout(caller: Auth, svc: Svc) -> None:
     """End this device's session: the token stops working and the device is removed."""
     await svc.accounts.logout(caller)
 
 
-@router.get("/devices", response_class=JSON)
+@router.get("/devices", response_class=JSON, responses=ok(wire.Devices))
 async def my_devices(caller: Auth, svc: Svc) -> JSON:
     devices = await svc.accounts.devices(caller.user_id)
     return JSON({"devices": [device_json(d) for d in devices]})
 
 
-@router.delete("/devices/{device_id}", status_code=204)
+@router.delete(
+    "/devices/{device_id}",
+    status_code=204,
+    responses=empty("Deleted") | problems(404),
+)
 async def delete_device(device_id: str, caller: Auth, svc: Svc) -> None:
     """Remove one of your devices; its token stops working and your contacts are told."""
     await svc.accounts.delete_device(caller, device_id)

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from clearpost.core.tlog.entries import commitment
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.openapi import empty, ok, problems, raw
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.container import Services
 
@@ -27,7 +29,16 @@ class Cosignature(BaseModel):
     cosignature: str = Field(max_length=1000, description="the C2SP signed-note signature line")
 
 
-@router.get("/log/checkpoint", response_class=Response)
+@router.get(
+    "/log/checkpoint",
+    response_class=Response,
+    responses=raw(
+        200,
+        "The C2SP signed note",
+        content={"text/plain; charset=utf-8": {"schema": {"type": "string"}}},
+    )
+    | problems(404, s404="No checkpoint with that many cosignatures yet"),
+)
 async def checkpoint(
     svc: Svc,
     cosigned: int = Query(0, ge=0, le=100, description="least number of witness cosignatures"),
@@ -38,7 +49,7 @@ async def checkpoint(
     return Response(note, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/log/key", response_class=JSON)
+@router.get("/log/key", response_class=JSON, responses=ok(wire.LogKey))
 async def key(svc: Svc) -> JSON:
     """The log's origin and verifier key, and the witnesses whose cosignatures it keeps."""
     return JSON(
@@ -50,20 +61,26 @@ async def key(svc: Svc) -> JSON:
     )
 
 
-@router.get("/log/entries", response_class=JSON)
+@router.get("/log/entries", response_class=JSON, responses=ok(wire.Entries) | problems(422))
 async def entries(svc: Svc, start: int = Query(ge=0), end: int = Query(ge=1)) -> JSON:
     """Entries ``[start, end)`` as base64 of their exact canonical-JSON bytes (at most 1,000)."""
     bodies = await svc.log.entries(start, end)
     return JSON({"start": start, "entries": [b64(b) for b in bodies]})
 
 
-@router.get("/log/proof/inclusion", response_class=JSON)
+@router.get(
+    "/log/proof/inclusion", response_class=JSON, responses=ok(wire.InclusionProof) | problems(422)
+)
 async def inclusion(svc: Svc, index: int = Query(ge=0), size: int = Query(ge=1)) -> JSON:
     """RFC 9162 inclusion proof of entry ``index`` in the tree of a published ``size``."""
     return JSON(await inclusion_body(svc, index, size))
 
 
-@router.get("/log/proof/consistency", response_class=JSON)
+@router.get(
+    "/log/proof/consistency",
+    response_class=JSON,
+    responses=ok(wire.ConsistencyProof) | problems(422),
+)
 async def consistency(
     svc: Svc, first: int = Query(alias="from", ge=1), second: int = Query(alias="to", ge=1)
 ) -> JSON:
@@ -83,13 +100,17 @@ async def consistency_body(svc: Services, first: int, second: int) -> dict[str, 
     return {"from": first, "to": second, "hashes": [b64(h) for h in proof.hashes]}
 
 
-@router.post("/log/cosignatures", status_code=204)
+@router.post(
+    "/log/cosignatures",
+    status_code=204,
+    responses=empty("Kept") | problems(404, 409, 422),
+)
 async def add_cosignature(body: Cosignature, svc: Svc) -> None:
     """A witness submits its cosignature; only keys in the configured witness list are kept."""
     await svc.log.add_cosignature(body.size, body.cosignature)
 
 
-@router.get("/me/log-entries", response_class=JSON)
+@router.get("/me/log-entries", response_class=JSON, responses=ok(wire.MyEntries))
 async def my_entries(caller: Auth, svc: Svc) -> JSON:
     """The entries about you, each with its inclusion proof against the latest checkpoint,
     and the salt that opens their subject commitment (only your devices get it)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.openapi import empty, ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 
 router = APIRouter(prefix="/v1/me", tags=["me"], route_class=OrjsonRoute)
@@ -18,7 +20,7 @@ class Completed(BaseModel):
     )
 
 
-@router.get("/apps", response_class=JSON)
+@router.get("/apps", response_class=JSON, responses=ok(wire.Apps))
 async def apps(caller: Auth, svc: Svc) -> JSON:
     """Connected partner apps: scopes, since when, last access, and the log entries."""
     out = []
@@ -37,14 +39,16 @@ async def apps(caller: Auth, svc: Svc) -> JSON:
     return JSON({"apps": out})
 
 
-@router.delete("/apps/{partner_id}", response_class=JSON)
+@router.delete(
+    "/apps/{partner_id}", response_class=JSON, responses=ok(wire.Revoked) | problems(404)
+)
 async def revoke(partner_id: str, caller: Auth, svc: Svc) -> JSON:
     """Revoke an app: logged first, then its tokens stop working at once."""
     indexes = await svc.oauth.revoke_app(caller.user_id, partner_id)
     return JSON({"revoked": partner_id, "log_indexes": indexes})
 
 
-@router.get("/share-intents", response_class=JSON)
+@router.get("/share-intents", response_class=JSON, responses=ok(wire.PendingIntents))
 async def pending(caller: Auth, svc: Svc) -> JSON:
     """Share suggestions from your apps that you have not acted on (they expire after 24 h)."""
     items = await svc.shares.pending(caller.user_id)
@@ -70,7 +74,11 @@ async def pending(caller: Auth, svc: Svc) -> JSON:
     )
 
 
-@router.post("/share-intents/{intent_id}/complete", status_code=204)
+@router.post(
+    "/share-intents/{intent_id}/complete",
+    status_code=204,
+    responses=empty("Done") | problems(404, 409, 422),
+)
 async def complete(intent_id: str, body: Completed, caller: Auth, svc: Svc) -> None:
     """Mark a share intent done with only the number of recipients (for aggregate reports)."""
     await svc.shares.complete(caller.user_id, intent_id, body.recipients)

@@ -10,7 +10,9 @@ import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from clearpost.core.errors import ClearpostError
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.openapi import ok
 from clearpost.server.http.routes.conversations import message_json
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import Caller
@@ -38,7 +40,7 @@ def sync_json(r: SyncResult) -> dict[str, Any]:
     }
 
 
-@router.get("/sync", response_class=JSON)
+@router.get("/sync", response_class=JSON, responses=ok(wire.Sync))
 async def sync(
     caller: Auth,
     svc: Svc,
