@@ -13,8 +13,8 @@ from clearpost.server.config import Settings
 from clearpost.server.http import docs, errors, wire
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
-from clearpost.server.http.openapi import ok
 from clearpost.server.http.middleware import BodyLimit
+from clearpost.server.http.openapi import ok
 from clearpost.server.http.routes import (
     accounts,
     conversations,

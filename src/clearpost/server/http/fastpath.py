@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clearpost.core.errors import ClearpostError, InvalidInput, PayloadTooLarge
+from clearpost.core.limits import MAX_SQL_INT
 from clearpost.server.http.deps import authenticate, token_from_header
 from clearpost.server.http.errors import problem, problem_for
 from clearpost.server.http.openapi import describe
@@ -161,15 +162,16 @@ _PROOFS: dict[str, tuple[Any, tuple[str, str], tuple[int, int]]] = {
     "/v1/log/proof/inclusion": (_inclusion, ("index", "size"), (0, 1)),
     "/v1/log/proof/consistency": (_consistency, ("from", "to"), (1, 1)),
 }
-_MAX_DIGITS = 18  # longer numbers go through FastAPI (the tree-size range check refuses them)
+_MAX_DIGITS = len(str(MAX_SQL_INT))  # no int() of a 5,000-digit string here
 
 
 def _whole_numbers(
     scope: Scope, names: tuple[str, str], least: tuple[int, int]
 ) -> list[int] | None:
     """The two query parameters, when the query is exactly ``a=N&b=M`` (either order) with
-    plain decimal digits at or above their minimum; None for anything else (including any
-    percent-encoding, which FastAPI then decodes and checks)."""
+    plain decimal digits from their minimum to ``MAX_SQL_INT``; None for anything else
+    (including any percent-encoding, and numbers too big for SQL), which FastAPI then
+    decodes and refuses with its own validation problem."""
     found: dict[str, str] = {}
     for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
         name, eq, raw = pair.partition("=")
@@ -184,7 +186,7 @@ def _whole_numbers(
         if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_DIGITS):
             return None
         value = int(raw)
-        if value < minimum:
+        if not minimum <= value <= MAX_SQL_INT:
             return None
         values.append(value)
     return values

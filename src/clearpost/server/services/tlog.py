@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import Conflict, InvalidInput, NotFound
+from clearpost.core.limits import MAX_SQL_INT
 from clearpost.core.tlog import (
     Checkpoint,
     CompactRange,
@@ -51,6 +52,16 @@ TICK_SECONDS = 0.5
 
 _ProofRead = tuple[list[int], list[NodeId]]  # checkpoint sizes, stored nodes
 _ProofMaterial = tuple[set[int], dict[NodeId, bytes]]  # the sizes published, the hashes
+
+
+def _in_sql_range(**values: int) -> None:
+    """Refuse a negative number or one too big for a 64-bit SQL integer before any query
+    (the routes check the same; this keeps every other caller, and the fast path, safe)."""
+    for name, value in values.items():
+        if not 0 <= value <= MAX_SQL_INT:
+            raise InvalidInput(
+                f"{name}: a whole number from 0 to {MAX_SQL_INT}", code="invalid_parameter"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +199,7 @@ class LogService:
         return cp
 
     async def inclusion(self, index: int, size: int) -> Proof:
+        _in_sql_range(index=index, size=size)
         if not 0 <= index < size:
             await self._size_ok(size)
             raise InvalidInput("index must be below the tree size", code="invalid_range")
@@ -195,6 +207,7 @@ class LogService:
         return await self._prove([size], nodes, size)
 
     async def consistency(self, first: int, second: int) -> Proof:
+        _in_sql_range(**{"from": first, "to": second})
         if not 0 < first <= second:
             await self._size_ok(first)
             await self._size_ok(second)
@@ -226,6 +239,7 @@ class LogService:
         return [found] * len(batch)
 
     async def entries(self, start: int, end: int) -> list[bytes]:
+        _in_sql_range(start=start, end=end)
         if not 0 <= start < end:
             raise InvalidInput("need 0 <= start < end", code="invalid_range")
         if end - start > MAX_ENTRIES_PAGE:
@@ -239,6 +253,7 @@ class LogService:
 
     async def add_cosignature(self, size: int, line: str) -> None:
         """Keep a cosignature from a configured witness after verifying it."""
+        _in_sql_range(size=size)
         try:
             signature = NoteSignature.from_line(line)
         except InvalidInput as exc:

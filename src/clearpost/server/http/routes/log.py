@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from clearpost.core.limits import MAX_JSON_INT, MAX_SQL_INT
 from clearpost.core.tlog.entries import commitment
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
@@ -25,7 +26,9 @@ def b64(raw: bytes) -> str:
 
 class Cosignature(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    size: int = Field(ge=0, description="the tree size of the checkpoint that was cosigned")
+    size: int = Field(
+        ge=0, le=MAX_JSON_INT, description="the tree size of the checkpoint that was cosigned"
+    )
     cosignature: str = Field(max_length=1000, description="the C2SP signed-note signature line")
 
 
@@ -62,7 +65,11 @@ async def key(svc: Svc) -> JSON:
 
 
 @router.get("/log/entries", response_class=JSON, responses=ok(wire.Entries) | problems(422))
-async def entries(svc: Svc, start: int = Query(ge=0), end: int = Query(ge=1)) -> JSON:
+async def entries(
+    svc: Svc,
+    start: int = Query(ge=0, le=MAX_SQL_INT),
+    end: int = Query(ge=1, le=MAX_SQL_INT),
+) -> JSON:
     """Entries ``[start, end)`` as base64 of their exact canonical-JSON bytes (at most 1,000)."""
     bodies = await svc.log.entries(start, end)
     return JSON({"start": start, "entries": [b64(b) for b in bodies]})
@@ -71,7 +78,11 @@ async def entries(svc: Svc, start: int = Query(ge=0), end: int = Query(ge=1)) ->
 @router.get(
     "/log/proof/inclusion", response_class=JSON, responses=ok(wire.InclusionProof) | problems(422)
 )
-async def inclusion(svc: Svc, index: int = Query(ge=0), size: int = Query(ge=1)) -> JSON:
+async def inclusion(
+    svc: Svc,
+    index: int = Query(ge=0, le=MAX_SQL_INT),
+    size: int = Query(ge=1, le=MAX_SQL_INT),
+) -> JSON:
     """RFC 9162 inclusion proof of entry ``index`` in the tree of a published ``size``."""
     return JSON(await inclusion_body(svc, index, size))
 
@@ -82,7 +93,9 @@ async def inclusion(svc: Svc, index: int = Query(ge=0), size: int = Query(ge=1))
     responses=ok(wire.ConsistencyProof) | problems(422),
 )
 async def consistency(
-    svc: Svc, first: int = Query(alias="from", ge=1), second: int = Query(alias="to", ge=1)
+    svc: Svc,
+    first: int = Query(alias="from", ge=1, le=MAX_SQL_INT),
+    second: int = Query(alias="to", ge=1, le=MAX_SQL_INT),
 ) -> JSON:
     """RFC 9162 consistency proof between two published tree sizes."""
     return JSON(await consistency_body(svc, first, second))
