@@ -14,7 +14,7 @@ from clearpost.server.http import docs, errors, wire
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
 from clearpost.server.http.middleware import BodyLimit
-from clearpost.server.http.openapi import ok
+from clearpost.server.http.openapi import ok, operation_id
 from clearpost.server.http.routes import (
     accounts,
     conversations,
@@ -46,6 +46,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         description="End-to-end encrypted messaging whose server stores ciphertext only.",
         lifespan=lifespan,
         default_response_class=JSON,
+        generate_unique_id_function=operation_id,
         docs_url=None,  # served by http/docs.py from local assets, not from CDNs
         redoc_url=None,
         # no OpenTelemetry: nothing about requests leaves the server, and it saves a

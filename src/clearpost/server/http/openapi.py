@@ -77,6 +77,13 @@ def ok(
     return {status: {"model": model, "description": description, **more}}
 
 
+def operation_id(route: APIRoute) -> str:
+    """``<module>_<function>``, e.g. ``conversations_send``: stable, readable names for
+    generated clients (FastAPI's default spells the path and method into every one)."""
+    module = getattr(route.endpoint, "__module__", "").rsplit(".", 1)[-1]
+    return f"{module}_{route.name}"
+
+
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
     for sub in dependant.dependencies:
         yield sub

@@ -87,6 +87,20 @@ class Session(_Out):
 
 
 class Device(_Out):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "JLAFKJWSCS",
+                    "display_name": "laptop",
+                    "created_at": 1796511463220,
+                    "has_keys": True,
+                }
+            ]
+        },
+    )
+
     device_id: str
     display_name: str | None
     created_at: Millis
@@ -144,6 +158,23 @@ class Queued(_Out):
 
 
 class Conversation(_Out):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "conversation_id": "c_eHfaZ47UrksZpeM1DtF_UA",
+                    "kind": "direct",
+                    "created_by": "@alice",
+                    "created_at": 1796511463433,
+                    "members": ["@alice", "@bob"],
+                    "last_seq": 7,
+                    "joined_from_seq": 0,
+                }
+            ]
+        },
+    )
+
     conversation_id: str
     kind: Literal["direct", "group"]
     created_by: str
@@ -158,6 +189,15 @@ class Conversations(_Out):
 
 
 class Sent(_Out):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"conversation_id": "c_eHfaZ47UrksZpeM1DtF_UA", "seq": 7, "sent_at": 1796511463433}
+            ]
+        },
+    )
+
     conversation_id: str
     seq: int = Field(description="gap-free per conversation")
     sent_at: Millis
@@ -191,6 +231,29 @@ class Event(BaseModel):
 
 
 class Sync(_Out):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "cursor": "cp1_AAAAAAAAAAE",
+                    "messages": [],
+                    "to_device": [],
+                    "events": [
+                        {
+                            "type": "device_list",
+                            "user_id": "@bob",
+                            "device_id": "QWERTYUIOP",
+                            "change": "added",
+                        }
+                    ],
+                    "one_time_key_counts": {"signed_curve25519": 48},
+                    "fallback_key_used": False,
+                }
+            ]
+        },
+    )
+
     cursor: str = Field(description="opaque; pass as ?since= next time")
     messages: list[Message]
     to_device: list[ToDevice]
@@ -216,6 +279,15 @@ class Entries(_Out):
 
 
 class InclusionProof(_Out):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"index": 0, "size": 2, "hashes": ["HGfI8xKLeS6hbM2/8avRsKWWxpjgyrMbjaY5DiVeMvY="]}
+            ]
+        },
+    )
+
     index: int
     size: int
     hashes: list[str] = Field(description="base64 SHA-256 node hashes (RFC 9162)")
@@ -281,6 +353,13 @@ class ScopeCatalogue(_Out):
 
 
 class CreatedIntent(_Out):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"intent_id": "si_2b1c", "expires_at": 1796597863433, "log_index": 12}]
+        },
+    )
+
     intent_id: str
     expires_at: Millis
     log_index: int

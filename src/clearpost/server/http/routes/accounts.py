@@ -17,7 +17,12 @@ router = APIRouter(prefix="/v1", tags=["accounts"], route_class=OrjsonRoute)
 
 
 class Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"username": "alice", "password": "correct horse battery"}]
+        },
+    )
     username: str = Field(
         max_length=64, description="3-32 characters: a-z, 0-9, '_', '.', '-'; starts with a letter"
     )
@@ -25,6 +30,14 @@ class Credentials(BaseModel):
 
 
 class Login(Credentials):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"username": "alice", "password": "correct horse battery", "device_name": "laptop"}
+            ]
+        },
+    )
     device_name: str | None = Field(default=None, max_length=100)
 
 

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_cla
 
 
 class NewConversation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"kind": "direct", "members": ["@bob"]}]}
+    )
     kind: Literal["direct", "group"]
     members: list[str] = Field(max_length=1000, description="user ids of the other members")
 
@@ -131,6 +133,15 @@ _ENVELOPE_SCHEMA = {
                             "description": "a vodozemac Megolm message, base64",
                         },
                     },
+                    "examples": [
+                        {
+                            "algorithm": "megolm.v1",
+                            "sender_key": "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI",
+                            "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ",
+                            "device_id": "JLAFKJWSCS",
+                            "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg...",
+                        }
+                    ],
                 }
             }
         },

@@ -25,7 +25,9 @@ class OneTimeKeys(BaseModel):
 
 
 class Claim(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"devices": {"@bob": ["JLAFKJWSCS"]}}]}
+    )
     devices: dict[str, list[str]] = Field(description="user id -> device ids")
 
 

@@ -69,7 +69,18 @@ async def scopes(svc: Svc) -> JSON:
 
 
 class ShareIntent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "The Long Night, episode 3",
+                    "url": "https://streamco.example/watch/long-night-3",
+                    "description": "I'm watching this",
+                }
+            ]
+        },
+    )
     title: str = Field(min_length=1, max_length=200)
     url: str = Field(
         min_length=1, max_length=2000, description="must be in the agreement's link domains"
