@@ -162,7 +162,8 @@ def run(
         cmd += ["--exclude-path", path]
     if mode.include_tag:
         cmd += ["--include-tag", mode.include_tag]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    # cwd: schemathesis keeps a .schemathesis/ cache in the working directory
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=report_dir)
     return Outcome(mode.name, done.returncode, done.stdout + done.stderr, _failures(report))
 
 

@@ -46,15 +46,29 @@ _MEANING = {
 }
 
 
+_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer realm"}},
+    429: {
+        "Retry-After": {
+            "schema": {"type": "integer"},
+            "description": "seconds to wait before trying again",
+        }
+    },
+}
+
+
 def problems(*statuses: int, **meanings: str) -> Responses:
     """``responses=`` entries: each status answered with a problem (``s404="..."`` words it)."""
-    return {
-        status: {
+    out: Responses = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
             "description": meanings.get(f"s{status}", _MEANING.get(status, "Error")),
             "content": {PROBLEM: {"schema": _PROBLEM_REF}},
         }
-        for status in statuses
-    }
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        out[status] = entry
+    return out
 
 
 Responses = dict[int | str, dict[str, Any]]

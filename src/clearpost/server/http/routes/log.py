@@ -116,7 +116,7 @@ async def consistency_body(svc: Services, first: int, second: int) -> dict[str, 
 @router.post(
     "/log/cosignatures",
     status_code=204,
-    responses=empty("Kept") | problems(404, 409, 422),
+    responses=empty("Kept") | problems(409, 422),
 )
 async def add_cosignature(body: Cosignature, svc: Svc) -> None:
     """A witness submits its cosignature; only keys in the configured witness list are kept."""
