@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearpost.core.ids import USERNAME_RE
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, client_ip
 from clearpost.server.http.openapi import empty, ok, problems
@@ -23,10 +24,16 @@ class Credentials(BaseModel):
             "examples": [{"username": "alice", "password": "correct horse battery"}]
         },
     )
+    # pattern and minLength are documented, not enforced here: the service refuses with its
+    # own codes (invalid_username, invalid_password)
     username: str = Field(
-        max_length=64, description="3-32 characters: a-z, 0-9, '_', '.', '-'; starts with a letter"
+        max_length=64,
+        description="3-32 characters: a-z, 0-9, '_', '.', '-'; starts with a letter",
+        json_schema_extra={"pattern": USERNAME_RE.pattern},
     )
-    password: str = Field(max_length=1024, description="8 to 1024 characters")
+    password: str = Field(
+        max_length=1024, description="8 to 1024 characters", json_schema_extra={"minLength": 8}
+    )
 
 
 class Login(Credentials):

@@ -51,12 +51,27 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
     }
 
 
+_BY_ID = {"conversation_id": "$response.body#/conversation_id"}
+_LINKS = {
+    name: {"operationId": f"conversations_{op}", "parameters": _BY_ID}
+    for name, op in (
+        ("Get", "get"),
+        ("Send", "send"),
+        ("History", "history"),
+        ("AddMember", "add_member"),
+        ("RemoveMember", "remove_member"),
+        ("Leave", "leave"),
+    )
+}
+"""OpenAPI links: what a client (or a fuzzer) can do next with the conversation's id."""
+
+
 @router.post(
     "",
     response_class=JSON,
     status_code=201,
-    responses=ok(wire.Conversation, 201, "Created")
-    | ok(wire.Conversation, 200, "The existing direct conversation of this pair")
+    responses=ok(wire.Conversation, 201, "Created", links=_LINKS)
+    | ok(wire.Conversation, 200, "The existing direct conversation of this pair", links=_LINKS)
     | problems(404, 409, 422),
 )
 async def create(body: NewConversation, caller: Auth, svc: Svc) -> JSON:
