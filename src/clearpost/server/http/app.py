@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -14,7 +15,7 @@ from clearpost.server.http import docs, errors, wire
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
 from clearpost.server.http.middleware import BodyLimit
-from clearpost.server.http.openapi import ok, operation_id
+from clearpost.server.http.openapi import describe, ok, operation_id
 from clearpost.server.http.routes import (
     accounts,
     conversations,
@@ -55,6 +56,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     )
     errors.install(app)
     docs.install(app)
+    app.openapi = partial(describe, app)  # type: ignore[method-assign]
     for module in (
         accounts,
         keys,

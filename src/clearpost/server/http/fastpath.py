@@ -26,7 +26,6 @@ from clearpost.core.errors import ClearpostError, InvalidInput, PayloadTooLarge
 from clearpost.core.limits import MAX_SQL_INT
 from clearpost.server.http.deps import authenticate, token_from_header
 from clearpost.server.http.errors import problem, problem_for
-from clearpost.server.http.openapi import describe
 from clearpost.server.http.routes.conversations import send_message
 from clearpost.server.http.routes.log import consistency_body, inclusion_body
 from clearpost.server.http.routes.sync import run_sync
@@ -38,9 +37,6 @@ _JSON = [(b"content-type", b"application/json")]
 
 class ClearpostApp(FastAPI):
     """The FastAPI app, with the two hot requests answered before its middleware stack."""
-
-    def openapi(self) -> dict[str, Any]:
-        return describe(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and await _fast(self, scope, receive, send):
