@@ -44,7 +44,10 @@ def test_every_json_answer_has_a_schema(schema: dict[str, Any]) -> None:
             for media, content in response.get("content", {}).items():
                 if "json" in media:
                     body = content.get("schema", {})
-                    assert body and body != {"type": "string"}, f"{method} {path} {status}"
+                    assert body and body != {"type": "string"}, (
+                        f"{method} {path} {status}: declare the body on the route, "
+                        "responses=ok(wire.<Model>) (server/http/wire.py, http/openapi.py)"
+                    )
 
 
 def test_errors_are_problems_with_their_schema(schema: dict[str, Any]) -> None:
