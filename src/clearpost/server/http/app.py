@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
 import clearpost
 from clearpost.core.clock import Clock
 from clearpost.server.config import Settings
-from clearpost.server.http import errors
+from clearpost.server.http import docs, errors
 from clearpost.server.http.deps import JSON
 from clearpost.server.http.fastpath import ClearpostApp
 from clearpost.server.http.metrics import Metrics
 from clearpost.server.http.middleware import BodyLimit, SecurityHeaders
 from clearpost.server.http.observe import Observer
+from clearpost.server.http.openapi import describe, operation_id
 from clearpost.server.http.routes import (
     accounts,
     conversations,
@@ -76,11 +78,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         description="End-to-end encrypted messaging whose server stores ciphertext only.",
         lifespan=lifespan,
         default_response_class=JSON,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served by http/docs.py from local assets, not from CDNs
+        redoc_url=None,
         # no OpenTelemetry: nothing about requests leaves the server, and it saves a
         # per-request environment look-up on every call
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     errors.install(app)
+    docs.install(app)
+    app.openapi = partial(describe, app)  # type: ignore[method-assign]
     for module in (
         health,
         accounts,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from clearpost.core.errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthenticated
 from clearpost.core.ids import TXN_ID_RE
@@ -109,7 +109,10 @@ def check_txn_id(txn_id: str) -> str:
     return txn_id
 
 
-class JSON(Response):
+class JSON(JSONResponse):
+    """orjson-rendered JSON. A ``JSONResponse`` so FastAPI documents each route's declared
+    body schema for it (for other response classes it writes ``{"type": "string"}``)."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

@@ -8,7 +8,9 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, parse_json
+from clearpost.server.http.openapi import empty, ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.container import Services
@@ -19,7 +21,9 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_cla
 
 
 class NewConversation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"kind": "direct", "members": ["@bob"]}]}
+    )
     kind: Literal["direct", "group"]
     members: list[str] = Field(max_length=1000, description="user ids of the other members")
 
@@ -47,14 +51,36 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-@router.post("", response_class=JSON, status_code=201)
+_BY_ID = {"conversation_id": "$response.body#/conversation_id"}
+_LINKS = {
+    name: {"operationId": f"conversations_{op}", "parameters": _BY_ID}
+    for name, op in (
+        ("Get", "get"),
+        ("Send", "send"),
+        ("History", "history"),
+        ("AddMember", "add_member"),
+        ("RemoveMember", "remove_member"),
+        ("Leave", "leave"),
+    )
+}
+"""OpenAPI links: what a client (or a fuzzer) can do next with the conversation's id."""
+
+
+@router.post(
+    "",
+    response_class=JSON,
+    status_code=201,
+    responses=ok(wire.Conversation, 201, "Created", links=_LINKS)
+    | ok(wire.Conversation, 200, "The existing direct conversation of this pair", links=_LINKS)
+    | problems(404, 409, 422),
+)
 async def create(body: NewConversation, caller: Auth, svc: Svc) -> JSON:
     """Start a direct conversation (the same pair gets the same one back) or a group."""
     conv, created = await svc.conversations.create(caller, body.kind, body.members)
     return JSON(conversation_json(conv), status_code=201 if created else 200)
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=ok(wire.Conversations))
 async def list_mine(
     caller: Auth,
     svc: Svc,
@@ -69,12 +95,18 @@ async def list_mine(
     )
 
 
-@router.get("/{conversation_id}", response_class=JSON)
+@router.get(
+    "/{conversation_id}", response_class=JSON, responses=ok(wire.Conversation) | problems(404)
+)
 async def get(conversation_id: str, caller: Auth, svc: Svc) -> JSON:
     return JSON(conversation_json(await svc.conversations.get(caller, conversation_id)))
 
 
-@router.post("/{conversation_id}/members/{user_id}", response_class=JSON)
+@router.post(
+    "/{conversation_id}/members/{user_id}",
+    response_class=JSON,
+    responses=ok(wire.Conversation) | problems(403, 404, 409, 422),
+)
 async def add_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc) -> JSON:
     """Add a member to a group. They see messages sent from now on."""
     return JSON(
@@ -82,13 +114,21 @@ async def add_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc)
     )
 
 
-@router.delete("/{conversation_id}/members/{user_id}", status_code=204)
+@router.delete(
+    "/{conversation_id}/members/{user_id}",
+    status_code=204,
+    responses=empty("Removed") | problems(403, 404, 409, 422),
+)
 async def remove_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc) -> None:
     """Remove a member (the group's creator only; anyone may remove themselves)."""
     await svc.conversations.remove_member(caller, conversation_id, user_id)
 
 
-@router.post("/{conversation_id}/leave", status_code=204)
+@router.post(
+    "/{conversation_id}/leave",
+    status_code=204,
+    responses=empty("Left") | problems(404, 409),
+)
 async def leave(conversation_id: str, caller: Auth, svc: Svc) -> None:
     await svc.conversations.leave(caller, conversation_id)
 
@@ -117,6 +157,15 @@ _ENVELOPE_SCHEMA = {
                             "description": "a vodozemac Megolm message, base64",
                         },
                     },
+                    "examples": [
+                        {
+                            "algorithm": "megolm.v1",
+                            "sender_key": "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI",
+                            "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ",
+                            "device_id": "JLAFKJWSCS",
+                            "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg...",
+                        }
+                    ],
                 }
             }
         },
@@ -125,7 +174,10 @@ _ENVELOPE_SCHEMA = {
 
 
 @router.put(
-    "/{conversation_id}/messages/{txn_id}", response_class=JSON, openapi_extra=_ENVELOPE_SCHEMA
+    "/{conversation_id}/messages/{txn_id}",
+    response_class=JSON,
+    openapi_extra=_ENVELOPE_SCHEMA,
+    responses=ok(wire.Sent) | problems(404, 409, 422),
 )
 async def send(conversation_id: str, txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Send an encrypted message. Idempotent per (device, txn_id): a retry returns the first
@@ -143,7 +195,9 @@ async def send_message(
     return {"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at}
 
 
-@router.get("/{conversation_id}/messages", response_class=JSON)
+@router.get(
+    "/{conversation_id}/messages", response_class=JSON, responses=ok(wire.History) | problems(404)
+)
 async def history(
     conversation_id: str,
     caller: Auth,

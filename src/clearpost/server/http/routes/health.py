@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from clearpost.server.http import wire
 from clearpost.server.http.deps import Svc
+from clearpost.server.http.openapi import ok
 
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/health/live")
+@router.get("/health/live", responses=ok(wire.Health))
 async def live() -> dict[str, str]:
     """200 while the process runs and its event loop answers; never touches the database."""
     return {"status": "ok"}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=ok(wire.Ready))
 async def ready(svc: Svc) -> dict[str, str]:
     """200 when one database round trip succeeds now; 503 ``database_unavailable`` (with
     ``Retry-After``) when the database cannot be reached."""
@@ -30,7 +32,7 @@ async def ready(svc: Svc) -> dict[str, str]:
     return {"status": "ok", "database": "reachable"}
 
 
-@router.get("/health")
+@router.get("/health", responses=ok(wire.Ready))
 async def health(svc: Svc) -> dict[str, str]:
     """The same as ``/health/ready`` (kept for the probes and tools that already use it)."""
     return await ready(svc)

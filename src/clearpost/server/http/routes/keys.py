@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clearpost.core.errors import InvalidInput, NotFound
 from clearpost.core.ids import is_user_id
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, json_body
+from clearpost.server.http.openapi import ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 
 router = APIRouter(prefix="/v1", tags=["keys"], route_class=OrjsonRoute)
@@ -23,7 +25,9 @@ class OneTimeKeys(BaseModel):
 
 
 class Claim(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"devices": {"@bob": ["JLAFKJWSCS"]}}]}
+    )
     devices: dict[str, list[str]] = Field(description="user id -> device ids")
 
 
@@ -49,7 +53,12 @@ _DEVICE_KEYS_SCHEMA = {
 }
 
 
-@router.put("/devices/{device_id}/keys", response_class=JSON, openapi_extra=_DEVICE_KEYS_SCHEMA)
+@router.put(
+    "/devices/{device_id}/keys",
+    response_class=JSON,
+    openapi_extra=_DEVICE_KEYS_SCHEMA,
+    responses=ok(wire.KeyCounts) | problems(404, 409, 422),
+)
 async def upload_device_keys(device_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Publish this device's identity keys, self-signed with its Ed25519 key. Keys never change."""
     body = await json_body(request, 16 * 1024)
@@ -60,14 +69,16 @@ async def upload_device_keys(device_id: str, request: Request, caller: Auth, svc
     return JSON({"one_time_key_counts": {"signed_curve25519": count}})
 
 
-@router.post("/keys/one-time", response_class=JSON)
+@router.post(
+    "/keys/one-time", response_class=JSON, responses=ok(wire.KeyCounts) | problems(409, 422)
+)
 async def upload_one_time_keys(body: OneTimeKeys, caller: Auth, svc: Svc) -> JSON:
     """Publish signed one-time keys and, optionally, a new fallback key."""
     counts = await svc.keys.upload_one_time(caller, body.one_time_keys, body.fallback_key)
     return JSON({"one_time_key_counts": counts})
 
 
-@router.post("/keys/claim", response_class=JSON)
+@router.post("/keys/claim", response_class=JSON, responses=ok(wire.Claimed) | problems(422))
 async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
     """One key per requested device, each one-time key handed out once ever."""
     for user_id in body.devices:
@@ -84,7 +95,9 @@ async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
     return JSON({"one_time_keys": out})
 
 
-@router.get("/users/{user_id}/devices", response_class=JSON)
+@router.get(
+    "/users/{user_id}/devices", response_class=JSON, responses=ok(wire.UserDevices) | problems(404)
+)
 async def user_devices(user_id: str, caller: Auth, svc: Svc) -> JSON:
     """A user's devices and their self-signed keys (verify the signatures before trusting them).
     Device names ("Bob's work laptop") are the owner's: others get ``display_name: null``."""

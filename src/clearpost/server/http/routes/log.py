@@ -12,7 +12,9 @@ from starlette.responses import Response
 
 from clearpost.core.limits import MAX_JSON_INT, MAX_SQL_INT
 from clearpost.core.tlog.entries import commitment
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.openapi import empty, ok, problems, raw
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.container import Services
 
@@ -31,7 +33,16 @@ class Cosignature(BaseModel):
     cosignature: str = Field(max_length=1000, description="the C2SP signed-note signature line")
 
 
-@router.get("/log/checkpoint", response_class=Response)
+@router.get(
+    "/log/checkpoint",
+    response_class=Response,
+    responses=raw(
+        200,
+        "The C2SP signed note",
+        content={"text/plain; charset=utf-8": {"schema": {"type": "string"}}},
+    )
+    | problems(404, s404="No checkpoint with that many cosignatures yet"),
+)
 async def checkpoint(
     svc: Svc,
     cosigned: int = Query(0, ge=0, le=100, description="least number of witness cosignatures"),
@@ -42,7 +53,7 @@ async def checkpoint(
     return Response(note, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/log/key", response_class=JSON)
+@router.get("/log/key", response_class=JSON, responses=ok(wire.LogKey))
 async def key(svc: Svc) -> JSON:
     """The log's origin and verifier key, and the witnesses whose cosignatures it keeps."""
     return JSON(
@@ -54,7 +65,7 @@ async def key(svc: Svc) -> JSON:
     )
 
 
-@router.get("/log/entries", response_class=JSON)
+@router.get("/log/entries", response_class=JSON, responses=ok(wire.Entries) | problems(422))
 async def entries(
     svc: Svc,
     start: int = Query(ge=0, le=MAX_SQL_INT),
@@ -65,7 +76,9 @@ async def entries(
     return JSON({"start": start, "entries": [b64(b) for b in bodies]})
 
 
-@router.get("/log/proof/inclusion", response_class=JSON)
+@router.get(
+    "/log/proof/inclusion", response_class=JSON, responses=ok(wire.InclusionProof) | problems(422)
+)
 async def inclusion(
     svc: Svc,
     index: int = Query(ge=0, le=MAX_SQL_INT),
@@ -75,7 +88,11 @@ async def inclusion(
     return JSON(await inclusion_body(svc, index, size))
 
 
-@router.get("/log/proof/consistency", response_class=JSON)
+@router.get(
+    "/log/proof/consistency",
+    response_class=JSON,
+    responses=ok(wire.ConsistencyProof) | problems(422),
+)
 async def consistency(
     svc: Svc,
     first: int = Query(alias="from", ge=1, le=MAX_SQL_INT),
@@ -97,13 +114,17 @@ async def consistency_body(svc: Services, first: int, second: int) -> dict[str, 
     return {"from": first, "to": second, "hashes": [b64(h) for h in proof.hashes]}
 
 
-@router.post("/log/cosignatures", status_code=204)
+@router.post(
+    "/log/cosignatures",
+    status_code=204,
+    responses=empty("Kept") | problems(409, 422),
+)
 async def add_cosignature(body: Cosignature, svc: Svc) -> None:
     """A witness submits its cosignature; only keys in the configured witness list are kept."""
     await svc.log.add_cosignature(body.size, body.cosignature)
 
 
-@router.get("/me/log-entries", response_class=JSON)
+@router.get("/me/log-entries", response_class=JSON, responses=ok(wire.MyEntries))
 async def my_entries(
     caller: Auth,
     svc: Svc,

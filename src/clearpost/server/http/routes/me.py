@@ -7,7 +7,9 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
+from clearpost.server.http.openapi import empty, ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 
 router = APIRouter(prefix="/v1/me", tags=["me"], route_class=OrjsonRoute)
@@ -28,13 +30,13 @@ class Profile(BaseModel):
     )
 
 
-@router.get("/profile", response_class=JSON)
+@router.get("/profile", response_class=JSON, responses=ok(wire.Profile))
 async def profile(caller: Auth, svc: Svc) -> JSON:
     """Your display name: empty until you set one; partners never see your username."""
     return JSON({"display_name": await svc.accounts.display_name(caller.user_id)})
 
 
-@router.put("/profile", response_class=JSON)
+@router.put("/profile", response_class=JSON, responses=ok(wire.Profile) | problems(422))
 async def set_profile(body: Profile, caller: Auth, svc: Svc) -> JSON:
     """Choose (or clear) the display name partners with ``profile:basic`` see."""
     name = await svc.accounts.set_display_name(caller.user_id, body.display_name)
@@ -48,20 +50,20 @@ class Settings(BaseModel):
     )
 
 
-@router.get("/settings", response_class=JSON)
+@router.get("/settings", response_class=JSON, responses=ok(wire.MySettings))
 async def settings(caller: Auth, svc: Svc) -> JSON:
     """Your settings: ``group_adds`` is who may add you to groups ("anyone" by default)."""
     return JSON({"group_adds": await svc.accounts.group_adds(caller.user_id)})
 
 
-@router.put("/settings", response_class=JSON)
+@router.put("/settings", response_class=JSON, responses=ok(wire.MySettings) | problems(422))
 async def set_settings(body: Settings, caller: Auth, svc: Svc) -> JSON:
     """Choose who may add you to group conversations: "anyone" or "nobody"."""
     await svc.accounts.set_group_adds(caller.user_id, body.group_adds)
     return JSON({"group_adds": body.group_adds})
 
 
-@router.get("/apps", response_class=JSON)
+@router.get("/apps", response_class=JSON, responses=ok(wire.Apps))
 async def apps(caller: Auth, svc: Svc) -> JSON:
     """Connected partner apps: scopes, since when, last access, and the log entries."""
     out = []
@@ -80,14 +82,16 @@ async def apps(caller: Auth, svc: Svc) -> JSON:
     return JSON({"apps": out})
 
 
-@router.delete("/apps/{partner_id}", response_class=JSON)
+@router.delete(
+    "/apps/{partner_id}", response_class=JSON, responses=ok(wire.Revoked) | problems(404)
+)
 async def revoke(partner_id: str, caller: Auth, svc: Svc) -> JSON:
     """Revoke an app: logged first, then its tokens stop working at once."""
     indexes = await svc.oauth.revoke_app(caller.user_id, partner_id)
     return JSON({"revoked": partner_id, "log_indexes": indexes})
 
 
-@router.get("/share-intents", response_class=JSON)
+@router.get("/share-intents", response_class=JSON, responses=ok(wire.PendingIntents))
 async def pending(caller: Auth, svc: Svc) -> JSON:
     """Share suggestions from your apps that you have not acted on (they expire after 24 h)."""
     items = await svc.shares.pending(caller.user_id)
@@ -113,7 +117,11 @@ async def pending(caller: Auth, svc: Svc) -> JSON:
     )
 
 
-@router.post("/share-intents/{intent_id}/complete", status_code=204)
+@router.post(
+    "/share-intents/{intent_id}/complete",
+    status_code=204,
+    responses=empty("Done") | problems(404, 409, 422),
+)
 async def complete(intent_id: str, body: Completed, caller: Auth, svc: Svc) -> None:
     """Mark a share intent done with only the number of recipients (for aggregate reports)."""
     await svc.shares.complete(caller.user_id, intent_id, body.recipients)

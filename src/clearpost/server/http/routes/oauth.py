@@ -20,7 +20,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from clearpost.core.errors import ClearpostError, Unavailable
 from clearpost.core.limits import NUL_MESSAGE
 from clearpost.core.partners.scopes import SCOPES
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Svc, client_ip
+from clearpost.server.http.openapi import ok, problems
 from clearpost.server.services.authorize import ConsentView, OAuthPageError
 from clearpost.server.services.oauth import Reply
 from clearpost.web.pages import esc, render
@@ -28,6 +30,54 @@ from clearpost.web.pages import esc, render
 router = APIRouter(tags=["oauth"])
 
 SESSION_COOKIE = "cp_session"
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_OAUTH_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}
+
+
+def _page_doc(**statuses: str) -> dict[int | str, dict[str, Any]]:
+    """HTML pages and redirects, documented by status (``s302="..."``)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for key, words in statuses.items():
+        status = int(key[1:])
+        entry: dict[str, Any] = {"description": words}
+        if 300 <= status < 400:
+            entry["headers"] = {"Location": {"schema": {"type": "string"}}}
+        else:
+            entry["content"] = _HTML
+        out[status] = entry
+    return out
+
+
+def _form(*required: str, **optional: str) -> dict[str, Any]:
+    """An ``application/x-www-form-urlencoded`` request body of string fields."""
+    names = [*required, *optional]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": list(required),
+                        "properties": {n: {"type": "string"} for n in names},
+                    }
+                }
+            },
+        }
+    }
+
+
+def _oauth_doc(model: type[wire.BaseModel] | None) -> dict[int | str, dict[str, Any]]:
+    """RFC 6749 answers: the body on success, an ``OAuthError`` on 400 and 401."""
+    out: dict[int | str, dict[str, Any]] = {
+        400: {"description": "invalid_request, invalid_grant, ...", "content": _OAUTH_JSON},
+        401: {"description": "invalid_client", "content": _OAUTH_JSON},
+    }
+    if model is not None:
+        out[200] = {"model": model, "description": "OK"}
+    return out
+
+
 PRE_COOKIE = "cp_pre"
 
 
@@ -112,7 +162,15 @@ def _consent_page(request: Request, view: ConsentView, user_id: str, csrf: str) 
     return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse)
+@router.get(
+    "/oauth/authorize",
+    response_class=HTMLResponse,
+    responses=_page_doc(
+        s200="The sign-in or consent page",
+        s302="Back to the partner's redirect URI with an error (RFC 6749 4.1.2.1)",
+        s400="The link is broken (unknown client, bad redirect URI): an error page",
+    ),
+)
 async def authorize(request: Request, svc: Svc) -> Response:
     """The consent page: sign in, then see the partner's scopes in plain words and decide."""
     try:
@@ -142,7 +200,17 @@ async def authorize(request: Request, svc: Svc) -> Response:
     return _consent_page(request, result, user_id, csrf)
 
 
-@router.post("/oauth/authorize", response_class=HTMLResponse)
+@router.post(
+    "/oauth/authorize",
+    response_class=HTMLResponse,
+    openapi_extra=_form("csrf", "decision"),
+    responses=_page_doc(
+        s302="Back to the partner's redirect URI with the code (or access_denied)",
+        s400="No decision, or the link is broken: an error page",
+        s401="The sign-in expired: an error page",
+        s403="The CSRF token is missing or wrong: an error page",
+    ),
+)
 async def decide(request: Request, svc: Svc) -> Response:
     """The Allow / Deny form. Needs the session and its CSRF token; Allow logs the grant
     before the code is issued."""
@@ -172,7 +240,18 @@ async def decide(request: Request, svc: Svc) -> Response:
     return _reply(reply)
 
 
-@router.post("/oauth/login", response_class=HTMLResponse)
+@router.post(
+    "/oauth/login",
+    response_class=HTMLResponse,
+    openapi_extra=_form("csrf", "next", "username", "password"),
+    responses=_page_doc(
+        s303="Signed in: back to the consent page",
+        s400="Nowhere to go back to: an error page",
+        s401="Wrong username or password: the sign-in page again",
+        s403="The CSRF token is missing or wrong: an error page",
+    )
+    | problems(429),
+)
 async def login(request: Request, svc: Svc) -> Response:
     svc.login_limiter.hit(client_ip(request))
     form = await request.form()
@@ -209,7 +288,15 @@ async def login(request: Request, svc: Svc) -> Response:
     return response
 
 
-@router.post("/oauth/logout", response_class=HTMLResponse)
+@router.post(
+    "/oauth/logout",
+    response_class=HTMLResponse,
+    openapi_extra=_form("csrf"),
+    responses=_page_doc(
+        s200="Signed out (or was not signed in): a page that says so",
+        s403="The CSRF token is missing or wrong: an error page",
+    ),
+)
 async def logout(request: Request, svc: Svc) -> Response:
     """End the consent-page session (its CSRF token required): the cookie stops working at
     once, here and in every process. Before issue 15 a session could not be ended."""
@@ -234,7 +321,7 @@ async def logout(request: Request, svc: Svc) -> Response:
 _NUL_REPLY = Reply(400, {"error": "invalid_request", "error_description": NUL_MESSAGE}, [])
 
 
-async def _form(request: Request) -> list[tuple[str, str]] | None:
+async def _form_fields(request: Request) -> list[tuple[str, str]] | None:
     """The form's fields; None when a field or the Basic client credentials hold a NUL,
     which PostgreSQL text cannot (the client then gets ``invalid_request``)."""
     form = await request.form()
@@ -255,34 +342,65 @@ def _nul_in_basic(request: Request) -> bool:
     return b"\x00" in decoded or b"%00" in decoded  # RFC 6749 2.3.1 form-encodes both parts
 
 
-@router.post("/oauth/token")
+@router.post(
+    "/oauth/token",
+    openapi_extra=_form(
+        "grant_type",
+        code="",
+        redirect_uri="",
+        code_verifier="",
+        refresh_token="",
+        scope="",
+        client_id="",
+        client_secret="",
+    ),
+    responses=_oauth_doc(wire.TokenResponse),
+)
 async def token(request: Request, svc: Svc) -> Response:
     """Authorization code (with PKCE), refresh token (rotating) and client credentials."""
-    form = await _form(request)
+    form = await _form_fields(request)
     if form is None:
         return _reply(_NUL_REPLY)
     return _reply(await svc.oauth.token(_uri(request, svc), request.headers, form))
 
 
-@router.post("/oauth/revoke")
+@router.post(
+    "/oauth/revoke",
+    openapi_extra=_form("token", token_type_hint="", client_id="", client_secret=""),
+    responses=_oauth_doc(None)
+    | {
+        200: {
+            "description": "Revoked (or unknown: RFC 7009 2.2); an empty object",
+            "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+        }
+    },
+)
 async def revoke(request: Request, svc: Svc) -> Response:
     """RFC 7009 token revocation (for the partner that owns the token)."""
-    form = await _form(request)
+    form = await _form_fields(request)
     if form is None:
         return _reply(_NUL_REPLY)
     return _reply(await svc.oauth.revoke(_uri(request, svc), request.headers, form))
 
 
-@router.post("/oauth/introspect")
+@router.post(
+    "/oauth/introspect",
+    openapi_extra=_form("token", token_type_hint="", client_id="", client_secret=""),
+    responses=_oauth_doc(wire.Introspection),
+)
 async def introspect(request: Request, svc: Svc) -> Response:
     """RFC 7662 token introspection (a partner may introspect only its own tokens)."""
-    form = await _form(request)
+    form = await _form_fields(request)
     if form is None:
         return _reply(_NUL_REPLY)
     return _reply(await svc.oauth.introspect(_uri(request, svc), request.headers, form))
 
 
-@router.get("/.well-known/oauth-authorization-server", response_class=JSON)
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    response_class=JSON,
+    responses=ok(wire.ServerMetadata),
+)
 async def metadata(svc: Svc) -> JSON:
     """RFC 8414 authorization server metadata."""
     return JSON(svc.oauth.metadata())

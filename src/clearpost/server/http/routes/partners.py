@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearpost.core.partners.scopes import catalogue
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Svc, partner
+from clearpost.server.http.openapi import ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.authorize import PartnerAccess
 from clearpost.server.services.partners import AgreementVersion
@@ -17,6 +19,12 @@ from clearpost.server.services.partners import AgreementVersion
 router = APIRouter(prefix="/v1", route_class=OrjsonRoute)
 
 LOG_INDEX_HEADER = "Clearpost-Log-Index"
+_LOG_INDEX = {
+    LOG_INDEX_HEADER: {
+        "description": "the transparency log entry that records this access",
+        "schema": {"type": "integer"},
+    }
+}
 
 
 def version_json(v: AgreementVersion) -> dict[str, Any]:
@@ -28,7 +36,7 @@ def version_json(v: AgreementVersion) -> dict[str, Any]:
     }
 
 
-@router.get("/agreements", tags=["partners"], response_class=JSON)
+@router.get("/agreements", tags=["partners"], response_class=JSON, responses=ok(wire.Agreements))
 async def agreements(svc: Svc) -> JSON:
     """Every partner's current agreement, each with the log index it was published at."""
     out = []
@@ -40,14 +48,19 @@ async def agreements(svc: Svc) -> JSON:
     return JSON({"partners": out})
 
 
-@router.get("/agreements/{partner_id}", tags=["partners"], response_class=JSON)
+@router.get(
+    "/agreements/{partner_id}",
+    tags=["partners"],
+    response_class=JSON,
+    responses=ok(wire.AgreementHistory) | problems(404),
+)
 async def agreement(partner_id: str, svc: Svc) -> JSON:
     """Every version of one partner's agreement, oldest first, with log indexes."""
     versions = await svc.partners.versions(partner_id)
     return JSON({"partner_id": partner_id, "versions": [version_json(v) for v in versions]})
 
 
-@router.get("/scopes", tags=["partners"], response_class=JSON)
+@router.get("/scopes", tags=["partners"], response_class=JSON, responses=ok(wire.ScopeCatalogue))
 async def scopes(svc: Svc) -> JSON:
     """The scope catalogue: each scope in plain words and the endpoints it opens."""
     logged = {v: i for v, _, i in await svc.partners.catalogues()}
@@ -56,7 +69,18 @@ async def scopes(svc: Svc) -> JSON:
 
 
 class ShareIntent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "The Long Night, episode 3",
+                    "url": "https://streamco.example/watch/long-night-3",
+                    "description": "I'm watching this",
+                }
+            ]
+        },
+    )
     title: str = Field(min_length=1, max_length=200)
     url: str = Field(
         min_length=1, max_length=2000, description="must be in the agreement's link domains"
@@ -65,7 +89,13 @@ class ShareIntent(BaseModel):
     description: str | None = Field(default=None, max_length=1000)
 
 
-@router.post("/partner/share-intents", tags=["partner API"], status_code=201, response_class=JSON)
+@router.post(
+    "/partner/share-intents",
+    tags=["partner API"],
+    status_code=201,
+    response_class=JSON,
+    responses=ok(wire.CreatedIntent, 201, "Created", headers=_LOG_INDEX) | problems(422),
+)
 async def create_share_intent(
     body: ShareIntent, svc: Svc, access: Annotated[PartnerAccess, Depends(partner("share:intent"))]
 ) -> JSON:
@@ -86,7 +116,12 @@ async def create_share_intent(
     )
 
 
-@router.get("/partner/me", tags=["partner API"], response_class=JSON)
+@router.get(
+    "/partner/me",
+    tags=["partner API"],
+    response_class=JSON,
+    responses=ok(wire.PartnerProfile, headers=_LOG_INDEX) | problems(422),
+)
 async def partner_me(
     svc: Svc, access: Annotated[PartnerAccess, Depends(partner("profile:basic"))]
 ) -> JSON:

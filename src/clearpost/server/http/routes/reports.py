@@ -7,14 +7,18 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Query
 
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Svc, partner
+from clearpost.server.http.openapi import ok
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.authorize import PartnerAccess
 
 router = APIRouter(prefix="/v1", route_class=OrjsonRoute)
 
 
-@router.get("/partner/reports", tags=["partner API"], response_class=JSON)
+@router.get(
+    "/partner/reports", tags=["partner API"], response_class=JSON, responses=ok(wire.Reports)
+)
 async def partner_reports(
     svc: Svc,
     access: Annotated[PartnerAccess, Depends(partner("reports:read"))],

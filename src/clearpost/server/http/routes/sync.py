@@ -11,8 +11,10 @@ import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from clearpost.core.errors import ClearpostError, RateLimited, Unavailable
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, authenticate
 from clearpost.server.http.errors import stream_close_for
+from clearpost.server.http.openapi import ok
 from clearpost.server.http.routes.conversations import message_json
 from clearpost.server.http.routing import OrjsonRoute
 from clearpost.server.services.accounts import Caller
@@ -44,7 +46,7 @@ def sync_json(r: SyncResult) -> dict[str, Any]:
     }
 
 
-@router.get("/sync", response_class=JSON)
+@router.get("/sync", response_class=JSON, responses=ok(wire.Sync))
 async def sync(
     caller: Auth,
     svc: Svc,

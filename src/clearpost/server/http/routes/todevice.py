@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from clearpost.core.errors import InvalidInput
+from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, json_body
+from clearpost.server.http.openapi import ok, problems
 from clearpost.server.http.routing import OrjsonRoute
 
 router = APIRouter(prefix="/v1", tags=["to-device"], route_class=OrjsonRoute)
@@ -32,7 +34,12 @@ _SCHEMA = {
 }
 
 
-@router.put("/to-device/{txn_id}", response_class=JSON, openapi_extra=_SCHEMA)
+@router.put(
+    "/to-device/{txn_id}",
+    response_class=JSON,
+    openapi_extra=_SCHEMA,
+    responses=ok(wire.Queued) | problems(409, 422),
+)
 async def send(txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Queue Olm envelopes for devices. Idempotent per (device, txn_id); each is delivered once."""
     check_txn_id(txn_id)
