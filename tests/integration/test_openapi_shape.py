@@ -82,6 +82,8 @@ def test_security_is_declared_per_operation(schema: dict[str, Any]) -> None:
     scoped = {e: name for name, s in SCOPES.items() for e in s.endpoints}
     for method, path, op in _operations(schema):
         key = f"{method} {path}"
+        if path in ("/log/tile/{path}", "/log/nodes/{path}"):  # OpenAPI drops ":path"
+            key = f"{method} {path[:-1]}:path}}"
         if key in scoped:
             assert op["security"] == [{"partnerOAuth": [scoped[key]]}], key
         elif key in PUBLIC:

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from clearpost.core.errors import ClearpostError, NotFound
 from clearpost.core.tlog.c2sp_tiles import parse_tile_path
 from clearpost.server.http.errors import problem, problem_for
+from clearpost.server.http.openapi import problems
 from clearpost.server.services.container import Services
 
 log = logging.getLogger("clearpost.http")
@@ -112,9 +113,13 @@ async def _through_fastapi(request: Request) -> Response:
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the tile or entry bundle's bytes",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
     304: {"description": "the ETag given in If-None-Match is current"},
-    404: {"description": "no such resource (yet): problem `tile_not_found`"},
 }
+_RESPONSES.update(problems(404, s404="no such resource (yet): problem `tile_not_found`"))
 
 
 @router.get("/checkpoint", response_class=Response)
