@@ -124,7 +124,11 @@ async def add_cosignature(body: Cosignature, svc: Svc) -> None:
     await svc.log.add_cosignature(body.size, body.cosignature)
 
 
-@router.get("/me/log-entries", response_class=JSON, responses=ok(wire.MyEntries))
+@router.get(
+    "/me/log-entries",
+    response_class=JSON,
+    responses=ok(wire.MyEntries) | problems(422, s422="`size` is not a published checkpoint size"),
+)
 async def my_entries(
     caller: Auth,
     svc: Svc,
