@@ -35,7 +35,7 @@ from clearpost.storage.migrations import upgrade
 from clearpost.storage.sql.sequencer import NotSequencer
 from clearpost.storage.sql.tlog import LogStore
 from tests.support import api
-from tests.support.private_pg import PrivatePostgres, available
+from tests.support.pg import PrivatePostgres, available
 from tests.support.server import ServerProcess, start_server
 
 pytestmark = pytest.mark.postgres

@@ -168,34 +168,31 @@ def users_show(
         _say(f"connected app: {a['partner_id']} ({' '.join(a['scopes'])})")
 
 
-def _suspension(user_id: str, suspended: bool, flags: dict[str, Any], config: Path | None) -> None:
-    async def work(svc: Services) -> None:
-        await svc.accounts.set_suspended(user_id, suspended)
+def _suspension(suspended: bool, doc: str) -> Callable[..., None]:
+    """The ``suspend`` and ``unsuspend`` commands: the same flags, one direction each."""
 
-    _run(flags, config, work)
-    _say(f"{user_id} is {'suspended' if suspended else 'reinstated'}")
+    def command(
+        user_id: UserArg,
+        database: DatabaseOpt = None,
+        data_dir: DataDirOpt = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        async def work(svc: Services) -> None:
+            await svc.accounts.set_suspended(user_id, suspended)
+
+        _run({"database": database, "data_dir": data_dir}, config, work)
+        _say(f"{user_id} is {'suspended' if suspended else 'reinstated'}")
+
+    command.__doc__ = doc
+    return command
 
 
-@users_app.command("suspend")
-def users_suspend(
-    user_id: UserArg,
-    database: DatabaseOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Suspend an account: its devices and its apps' tokens get 403, it cannot sign in."""
-    _suspension(user_id, True, {"database": database, "data_dir": data_dir}, config)
-
-
-@users_app.command("unsuspend")
-def users_unsuspend(
-    user_id: UserArg,
-    database: DatabaseOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Reinstate a suspended account."""
-    _suspension(user_id, False, {"database": database, "data_dir": data_dir}, config)
+users_app.command("suspend")(
+    _suspension(
+        True, "Suspend an account: its devices and its apps' tokens get 403, it cannot sign in."
+    )
+)
+users_app.command("unsuspend")(_suspension(False, "Reinstate a suspended account."))
 
 
 @users_app.command("delete")
@@ -264,32 +261,33 @@ def _partner_action(
     return _run(flags, config, work)
 
 
-@partners_app.command("suspend")
-def partners_suspend(
-    partner_id: PartnerArg,
-    database: DatabaseOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Suspend a partner (logged first): its tokens and credentials stop working."""
-    _, index = _partner_action(
-        "suspend", partner_id, {"database": database, "data_dir": data_dir}, config
-    )
-    _say(f"{partner_id} is suspended (log entry {index})")
+def _partner_status(action: str, past: str, doc: str) -> Callable[..., None]:
+    """The ``suspend`` and ``resume`` commands: the same flags, one action each."""
+
+    def command(
+        partner_id: PartnerArg,
+        database: DatabaseOpt = None,
+        data_dir: DataDirOpt = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        flags = {"database": database, "data_dir": data_dir}
+        _, index = _partner_action(action, partner_id, flags, config)
+        _say(f"{partner_id} is {past} (log entry {index})")
+
+    command.__doc__ = doc
+    return command
 
 
-@partners_app.command("resume")
-def partners_resume(
-    partner_id: PartnerArg,
-    database: DatabaseOpt = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Resume a suspended partner (logged first)."""
-    _, index = _partner_action(
-        "resume", partner_id, {"database": database, "data_dir": data_dir}, config
+partners_app.command("suspend")(
+    _partner_status(
+        "suspend",
+        "suspended",
+        "Suspend a partner (logged first): its tokens and credentials stop working.",
     )
-    _say(f"{partner_id} is resumed (log entry {index})")
+)
+partners_app.command("resume")(
+    _partner_status("resume", "resumed", "Resume a suspended partner (logged first).")
+)
 
 
 @partners_app.command("rotate-secret")

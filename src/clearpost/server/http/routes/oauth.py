@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -331,6 +332,18 @@ async def _form_fields(request: Request) -> list[tuple[str, str]] | None:
     return fields
 
 
+async def _endpoint(
+    request: Request,
+    svc: Svc,
+    endpoint: Callable[[str, Mapping[str, str], list[tuple[str, str]]], Awaitable[Reply]],
+) -> Response:
+    """Answer a token, revocation or introspection request from its form fields."""
+    form = await _form_fields(request)
+    if form is None:
+        return _reply(_NUL_REPLY)
+    return _reply(await endpoint(_uri(request, svc), request.headers, form))
+
+
 def _nul_in_basic(request: Request) -> bool:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
@@ -358,10 +371,7 @@ def _nul_in_basic(request: Request) -> bool:
 )
 async def token(request: Request, svc: Svc) -> Response:
     """Authorization code (with PKCE), refresh token (rotating) and client credentials."""
-    form = await _form_fields(request)
-    if form is None:
-        return _reply(_NUL_REPLY)
-    return _reply(await svc.oauth.token(_uri(request, svc), request.headers, form))
+    return await _endpoint(request, svc, svc.oauth.token)
 
 
 @router.post(
@@ -377,10 +387,7 @@ async def token(request: Request, svc: Svc) -> Response:
 )
 async def revoke(request: Request, svc: Svc) -> Response:
     """RFC 7009 token revocation (for the partner that owns the token)."""
-    form = await _form_fields(request)
-    if form is None:
-        return _reply(_NUL_REPLY)
-    return _reply(await svc.oauth.revoke(_uri(request, svc), request.headers, form))
+    return await _endpoint(request, svc, svc.oauth.revoke)
 
 
 @router.post(
@@ -390,10 +397,7 @@ async def revoke(request: Request, svc: Svc) -> Response:
 )
 async def introspect(request: Request, svc: Svc) -> Response:
     """RFC 7662 token introspection (a partner may introspect only its own tokens)."""
-    form = await _form_fields(request)
-    if form is None:
-        return _reply(_NUL_REPLY)
-    return _reply(await svc.oauth.introspect(_uri(request, svc), request.headers, form))
+    return await _endpoint(request, svc, svc.oauth.introspect)
 
 
 @router.get(
