@@ -93,4 +93,5 @@ def restore(
         "`clearpost audit verify` against it",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
