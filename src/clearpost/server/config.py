@@ -117,8 +117,9 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'clearpost.db').resolve()}"
 
 
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True}
-_BOOLEANS |= {"0": False, "false": False, "no": False, "off": False}
+_BOOLEANS = {word: True for word in ("1", "true", "yes", "on")} | {
+    word: False for word in ("0", "false", "no", "off")
+}
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 _POSITIVE = {
     "max_body_bytes",
@@ -168,8 +169,9 @@ def _coerce(name: str, raw: Any, *, typed: bool) -> Any:
     if kind is bool:
         if isinstance(raw, bool):
             return raw
-        if not typed and str(raw).strip().lower() in _BOOLEANS:
-            return _BOOLEANS[str(raw).strip().lower()]
+        word = str(raw).strip().lower()
+        if not typed and word in _BOOLEANS:
+            return _BOOLEANS[word]
         raise wrong
     if typed:
         if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):

@@ -37,7 +37,6 @@ from clearpost.server.http.routes import (
 )
 from clearpost.server.services.container import Services
 from clearpost.server.services.runtime import running
-from clearpost.server.services.stats import StatsService
 
 
 def observe(app: ClearpostApp, settings: Settings, services: Services) -> Callable[[], None]:
@@ -45,8 +44,7 @@ def observe(app: ClearpostApp, settings: Settings, services: Services) -> Callab
     stops them. Raises OSError when the metrics port cannot be listened on."""
     metrics = None
     if settings.metrics_port:
-        stats = StatsService(services.db, services.messages, services.notifier, services.clock)
-        metrics = Metrics(stats, asyncio.get_running_loop())
+        metrics = Metrics(services.stats, asyncio.get_running_loop())
         metrics.start(settings.metrics_host, settings.metrics_port)
     if metrics is not None or settings.access_log:
         app.observer = Observer(metrics, settings.access_log)

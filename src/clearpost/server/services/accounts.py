@@ -52,7 +52,6 @@ TOKEN_CACHE_SECONDS = 5.0
 """How long a cached token is believed without asking the database: the bound on how long
 a suspension made by another process (``clearpost admin``) takes to bite on SQLite. A
 device deletion in this process, or on PostgreSQL in any, drops the entry at once."""
-REGISTRATION_MODES = ("open", "invite", "closed")
 INVITE_DAYS = 7
 RESERVED_PREFIX = "deleted-"
 """Erased accounts are shown as ``@deleted-<random>``; nobody can register such a name."""

@@ -20,6 +20,7 @@ from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.ratelimit import RateLimiter
 from clearpost.server.services.reports import ReportService, load_or_create_report_key
 from clearpost.server.services.shares import ShareService
+from clearpost.server.services.stats import StatsService
 from clearpost.server.services.sync import SyncService
 from clearpost.server.services.tiles import TileService
 from clearpost.server.services.tlog import LogService
@@ -59,6 +60,7 @@ class Services:
     click_limiter: RateLimiter
     reports: ReportService
     tiles: TileService
+    stats: StatsService
     deletion: AccountDeletion = field(init=False)
 
 
@@ -89,7 +91,9 @@ def build_services(
         conversations=ConversationService(
             ConversationStore(db), account_store, clock, notifier, settings.max_group_members
         ),
-        messages=MessageService(message_store, clock, notifier, settings.max_message_bytes),
+        messages=(
+            messages := MessageService(message_store, clock, notifier, settings.max_message_bytes)
+        ),
         to_device=ToDeviceService(to_device_store, clock, notifier, settings.max_message_bytes),
         sync=SyncService(SyncView(db), to_device_store, notifier),
         login_limiter=RateLimiter(
@@ -111,6 +115,7 @@ def build_services(
             settings, db, partners, load_or_create_report_key(settings.report_key_path()), clock
         ),
         tiles=TileService(db),
+        stats=StatsService(db, messages, notifier, clock),
     )
     services.accounts.on_logged = log.appended
     services.keys.on_logged = log.appended
