@@ -219,7 +219,7 @@ async def consent_and_share_in_the_browser(
         scopes = await page.locator(".scopes li").all_inner_texts()
         assert len(scopes) == 2 and any("profile:basic" in s for s in scopes)
         assert any("share:intent" in s for s in scopes)
-        assert await page.get_attribute("#agreement-link", "href") == "/v1/agreements/streamco"
+        assert await page.get_attribute("#agreement-link", "href") == "/agreements/streamco"
         await page.screenshot(path=str(tmp_path / "consent.png"), full_page=True)
         await page.click("#allow")
         # back at StreamCo, connected; Alice chose no display name, and StreamCo never

@@ -33,6 +33,7 @@ PUBLIC = {
     "GET /v1/agreements",
     "GET /v1/agreements/{partner_id}",
     "GET /v1/scopes",
+    "GET /agreements/{partner_id}",
     "GET /oauth/authorize",
     "POST /oauth/authorize",
     "POST /oauth/login",

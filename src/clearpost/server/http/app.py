@@ -21,6 +21,7 @@ from clearpost.server.http.observe import Observer
 from clearpost.server.http.openapi import describe, operation_id
 from clearpost.server.http.routes import (
     accounts,
+    agreement_page,
     conversations,
     health,
     home,
@@ -100,6 +101,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         oauth,
         links,
         home,
+        agreement_page,
         tiles,
     ):
         app.include_router(module.router)
