@@ -2,10 +2,16 @@
 #   docker build -t clearpost .
 #   docker run -p 8448:8448 -v clearpost-data:/var/lib/clearpost/data clearpost
 # See docs/operations.md (and compose.yaml for PostgreSQL).
+FROM node:20-slim AS web
+WORKDIR /src
+COPY web ./web
+RUN mkdir -p src/clearpost/web && cd web && npm ci --no-audit --no-fund && npm run build
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
+COPY --from=web /src/src/clearpost/web/app ./src/clearpost/web/app
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -11,7 +11,21 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+## The web messenger (web/, TypeScript): npm ci + esbuild into src/clearpost/web/app/ (gitignored),
+## which `clearpost serve` serves at /. Needs Node 20+; without it / shows a plain page (CI fails).
+WEB_APP := src/clearpost/web/app/.built
+WEB_SRC := $(wildcard web/src/*.ts web/static/*) web/build.mjs web/package.json web/package-lock.json
+
+$(WEB_APP): $(WEB_SRC)
+	@if command -v node >/dev/null && [ "$$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then \
+	  cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && touch ../$@; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "Node 20+ is needed to build the web app (web/); install it" >&2; exit 1; \
+	else \
+	  echo "Node 20+ not found: the web app is not built (/ shows a plain page). Install Node 20+ and run make install again." >&2; \
+	fi
+
+install: $(BIN)/.installed $(WEB_APP)
 
 ## Install, then run the whole story (`clearpost demo`) on an embedded SQLite database.
 run: install
@@ -40,4 +54,4 @@ bench: install
 	$(BIN)/python bench/loadgen.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules src/clearpost/web/app

@@ -35,6 +35,7 @@ from clearpost.server.http.routes import (
     sync,
     tiles,
     todevice,
+    webapp,
 )
 from clearpost.server.services.container import Services
 from clearpost.server.services.runtime import running
@@ -102,6 +103,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         links,
         home,
         agreement_page,
+        webapp,
         tiles,
     ):
         app.include_router(module.router)

@@ -1,0 +1,486 @@
+// The page: sign-in, the inbox, conversations, devices. Everything secret lives in the crypto
+// worker (worker.ts); this side shows what it is given, as text.
+
+import type { Conv, DeviceInfo, Me, Msg } from "./protocol";
+import {
+  currentRoute,
+  errorText,
+  findPage,
+  go,
+  h,
+  localpart,
+  navLink,
+  navLinks,
+  notice,
+  onPush,
+  page,
+  rpc,
+  time,
+  type Route,
+} from "./ui";
+
+let me: Me | null = null;
+let conversations: Conv[] = [];
+const messages = new Map<string, Msg[]>();
+/** messages typed here and not yet stored by the server, by conversation */
+const pending = new Map<string, Msg[]>();
+let rendering = 0;
+
+const DEVICE_NOTE =
+  "This browser is one of your devices. Its keys were made here and never leave it; " +
+  "the server only ever sees encrypted messages. Clearing this site's data (or signing out) " +
+  "deletes this device's keys: messages it could read are then unreadable here, unless " +
+  "another of your devices sends their keys to the next one you sign in with.";
+
+// ---- rendering ---------------------------------------------------------------------------------
+
+function mainEl(): HTMLElement {
+  return document.getElementById("main")!;
+}
+
+async function render(): Promise<void> {
+  const token = ++rendering;
+  const route = currentRoute();
+  const name = route.parts[0] ?? "";
+  renderNav(name);
+  let found = findPage(name);
+  if (!found || (found.signedIn && !me)) {
+    if (!me && name !== "register") found = findPage("signin");
+    else if (!found) found = findPage("");
+  }
+  if (me && (name === "signin" || name === "register")) found = findPage("");
+  let node: HTMLElement;
+  try {
+    node = await found!.render(route);
+  } catch (err) {
+    node = h("p", { class: "error", role: "alert" }, `This page could not be shown: ${errorText(err)}`);
+  }
+  if (token !== rendering) return;
+  mainEl().replaceChildren(node);
+  const focus = node.querySelector<HTMLElement>("[data-autofocus]") ?? mainEl();
+  focus.focus();
+}
+
+function renderNav(current: string): void {
+  const nav = document.getElementById("nav")!;
+  if (!me) {
+    nav.replaceChildren(
+      h("a", { href: "#/signin", "aria-current": current === "signin" ? "page" : undefined }, "Sign in"),
+      h("a", { href: "#/register", "aria-current": current === "register" ? "page" : undefined }, "Create account"),
+    );
+    return;
+  }
+  const items = [
+    { href: "#/", label: "Inbox" },
+    { href: "#/new", label: "New conversation" },
+    { href: "#/devices", label: "Your devices" },
+    ...navLinks(),
+  ];
+  nav.replaceChildren(
+    ...items.map((i) =>
+      h("a", {
+        href: i.href,
+        "aria-current": (i.href.replace(/^#\/?/, "").split("/")[0] ?? "") === current ? "page" : undefined,
+      }, i.label),
+    ),
+    h("button", { type: "button", class: "plain", id: "signout", onclick: signOut }, "Sign out"),
+  );
+}
+
+function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
+  const id = input.id;
+  return h("div", {}, h("label", { for: id }, label), input, hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null);
+}
+
+function errorBox(): HTMLElement {
+  return h("p", { class: "error", role: "alert" });
+}
+
+// ---- signing in ----------------------------------------------------------------------------------
+
+function authPage(register: boolean): HTMLElement {
+  const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true, "data-autofocus": true, autocapitalize: "none", spellcheck: "false" }) as HTMLInputElement;
+  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: register ? "new-password" : "current-password", required: true, minlength: register ? "8" : undefined }) as HTMLInputElement;
+  const invite = h("input", { id: "invite", name: "invite", autocomplete: "off" }) as HTMLInputElement;
+  const err = errorBox();
+  const button = h("button", { type: "submit" }, register ? "Create account" : "Sign in") as HTMLButtonElement;
+  const form = h(
+    "form",
+    {
+      class: "stack",
+      "aria-labelledby": "auth-title",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        err.textContent = "";
+        button.disabled = true;
+        button.textContent = "Making this browser's keys…";
+        try {
+          me = register
+            ? await rpc<Me>("register", username.value.trim(), password.value, invite.value.trim() || undefined)
+            : await rpc<Me>("login", username.value.trim(), password.value);
+          go("#/");
+        } catch (e) {
+          err.textContent = errorText(e);
+          button.disabled = false;
+          button.textContent = register ? "Create account" : "Sign in";
+        }
+      },
+    },
+    field("Username", username, register ? "3 to 32 characters: a-z, 0-9, _ . - (starting with a letter)." : undefined),
+    field("Password", password, register ? "At least 8 characters." : undefined),
+    register ? field("Invite (if this server asks for one)", invite) : null,
+    button,
+    err,
+  );
+  return h(
+    "section",
+    {},
+    h("h1", { id: "auth-title" }, register ? "Create an account" : "Sign in"),
+    h("p", { class: "hint" }, DEVICE_NOTE),
+    form,
+    h("p", {}, register ? h("a", { href: "#/signin" }, "I have an account: sign in") : h("a", { href: "#/register" }, "Create an account")),
+  );
+}
+
+async function signOut(): Promise<void> {
+  if (!confirm("Sign out? This browser's keys are deleted: it stops being one of your devices.")) return;
+  try {
+    await rpc("logout");
+  } catch (err) {
+    notice(`Signing out failed: ${errorText(err)}`, { bad: true });
+    return;
+  }
+  me = null;
+  conversations = [];
+  messages.clear();
+  pending.clear();
+  go("#/signin");
+}
+
+// ---- the inbox ---------------------------------------------------------------------------------
+
+function preview(m: Msg | null): string {
+  if (!m) return "No messages yet";
+  const who = m.sender === me?.userId ? "You" : localpart(m.sender);
+  if (m.state === "waiting") return `${who}: waiting for the key…`;
+  if (m.state === "withheld" || m.state === "failed") return `${who}: cannot be read on this device`;
+  return `${who}: ${m.text}`;
+}
+
+function inboxPage(): HTMLElement {
+  const list = h("ul", { class: "inbox", id: "inbox", "aria-label": "Conversations" });
+  fillInbox(list);
+  return h(
+    "section",
+    {},
+    h("h1", { "data-autofocus": true, tabindex: "-1" }, "Inbox"),
+    list,
+    h("p", {}, h("a", { href: "#/new" }, "Start a conversation")),
+  );
+}
+
+function fillInbox(list: HTMLElement): void {
+  if (!conversations.length) {
+    list.replaceChildren(h("li", { class: "hint" }, "No conversations yet."));
+    return;
+  }
+  list.replaceChildren(
+    ...conversations.map((c) =>
+      h(
+        "li",
+        {},
+        h(
+          "a",
+          { href: `#/c/${encodeURIComponent(c.id)}`, "data-conversation": c.id },
+          h("span", { class: "name" }, c.name + (c.kind === "group" ? ` (${c.members.length})` : "")),
+          c.unread ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null,
+          h("span", { class: "preview" }, preview(c.last)),
+        ),
+      ),
+    ),
+  );
+}
+
+// ---- a conversation ------------------------------------------------------------------------------
+
+function convById(id: string): Conv | undefined {
+  return conversations.find((c) => c.id === id);
+}
+
+async function conversationPage(route: Route): Promise<HTMLElement> {
+  const id = route.parts[1]!;
+  if (route.parts[2] === "settings") return settingsPage(id);
+  const c = convById(id);
+  if (!c) return h("p", { role: "alert" }, "No such conversation (or you are not in it). ", h("a", { href: "#/" }, "Back to the inbox"));
+  const list = h("ol", { class: "messages", id: "messages", "aria-label": "Messages", "aria-live": "polite" });
+  const box = h("textarea", { id: "compose", name: "message", rows: "2", required: true, "data-autofocus": true, "aria-describedby": "compose-hint" }) as HTMLTextAreaElement;
+  const composer = h(
+    "form",
+    {
+      class: "composer",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const text = box.value;
+        if (!text.trim()) return;
+        box.value = "";
+        void sendText(id, text, crypto.randomUUID());
+      },
+    },
+    h("label", { for: "compose", class: "visually-hidden" }, "Message"),
+    box,
+    h("button", { type: "submit" }, "Send"),
+  );
+  box.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      ev.preventDefault();
+      (composer as HTMLFormElement).requestSubmit();
+    }
+  });
+  const section = h(
+    "section",
+    { "data-conversation": id },
+    h("div", { class: "row" },
+      h("h1", { id: "conv-title" }, c.name),
+      h("a", { href: `#/c/${encodeURIComponent(id)}/settings` }, c.kind === "group" ? "Members and name" : "Details")),
+    h("p", { class: "hint" }, c.kind === "group" ? `Group of ${c.members.length}: ${c.members.map(localpart).join(", ")}` : `Direct conversation with ${c.members.filter((u) => u !== me?.userId).map(localpart).join(", ")}`),
+    list,
+    composer,
+    h("p", { class: "hint", id: "compose-hint" }, "Enter sends; Shift+Enter starts a new line. Encrypted in this browser before it is sent."),
+  );
+  fillMessages(id, list);
+  await rpc("open", id);
+  void rpc("markRead", id);
+  return section;
+}
+
+function messageItem(m: Msg, id: string): HTMLElement {
+  const mine = m.sender === me?.userId;
+  const who = mine ? "You" : localpart(m.sender);
+  if (m.kind === "name" && m.state === "ok") {
+    return h("li", { class: "system", "data-seq": String(m.seq) }, `${who} named the conversation “${m.text}”`);
+  }
+  const li = h("li", { class: (mine ? "mine " : "") + (m.state === "ok" ? "" : "problem"), "data-seq": String(m.seq), "data-state": m.state });
+  li.append(h("div", { class: "meta" }, `${who} · ${m.state === "sending" ? "sending…" : m.state === "unsent" ? "not sent" : time(m.ts)}`));
+  if (m.state === "ok" || m.state === "sending" || m.state === "unsent") {
+    li.append(h("div", { class: "text" }, m.text));
+    if (m.kind === "share" && m.share) {
+      const url = typeof m.share["url"] === "string" ? m.share["url"] : "";
+      const via = typeof m.share["partner_name"] === "string" ? m.share["partner_name"] : typeof m.share["via"] === "string" ? m.share["via"] : "";
+      if (via) li.append(h("div", { class: "meta" }, `via ${via}`));
+      if (/^https?:\/\//.test(url)) li.append(h("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, "Open the link"));
+    }
+  } else {
+    li.append(h("div", { class: "text" }, m.problem ?? "This message cannot be read on this device."));
+    if (m.state === "waiting" || m.state === "withheld") {
+      li.append(h("button", { type: "button", class: "plain", onclick: async (ev) => {
+        const b = ev.currentTarget as HTMLButtonElement;
+        b.disabled = true;
+        try {
+          const n = await rpc<number>("askAgain", id);
+          b.textContent = n ? `Asked ${n} of your other devices` : "None of your other devices can be asked";
+        } catch (err) {
+          b.disabled = false;
+          notice(`Asking failed: ${errorText(err)}`, { bad: true });
+        }
+      } }, "Ask my other devices for the key"));
+    }
+  }
+  if (m.state === "unsent" && m.txnId) {
+    const txn = m.txnId;
+    li.append(h("button", { type: "button", class: "plain", onclick: () => void sendText(id, m.text, txn) }, "Retry"));
+  }
+  return li;
+}
+
+function fillMessages(id: string, list: HTMLElement): void {
+  const all = [...(messages.get(id) ?? []), ...(pending.get(id) ?? [])];
+  if (!all.length) {
+    list.replaceChildren(h("li", { class: "system" }, "No messages yet. Say hello."));
+    return;
+  }
+  const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+  list.replaceChildren(...all.map((m) => messageItem(m, id)));
+  if (atBottom) list.lastElementChild?.scrollIntoView({ block: "end" });
+}
+
+/** Show at once, send in the background; a failure leaves it "not sent" with a Retry that
+ * reuses the same transaction id (the server stores it once). */
+async function sendText(id: string, text: string, txnId: string): Promise<void> {
+  const list = pending.get(id) ?? [];
+  pending.set(id, list);
+  let item = list.find((p) => p.txnId === txnId);
+  if (!item) {
+    item = { seq: Number.MAX_SAFE_INTEGER, sender: me!.userId, senderDevice: me!.deviceId, ts: Date.now(), kind: "text", text, state: "sending", txnId };
+    list.push(item);
+  } else {
+    item.state = "sending";
+  }
+  refreshMessages(id);
+  try {
+    await rpc<number>("sendText", id, txnId, text);
+    pending.set(id, (pending.get(id) ?? []).filter((p) => p.txnId !== txnId));
+  } catch (err) {
+    item.state = "unsent";
+    notice(`A message was not sent: ${errorText(err)}. Use Retry next to it.`, { bad: true, id: `unsent:${txnId}` });
+  }
+  refreshMessages(id);
+}
+
+function refreshMessages(id: string): void {
+  const list = document.getElementById("messages");
+  if (list && list.closest(`[data-conversation="${CSS.escape(id)}"]`)) fillMessages(id, list);
+}
+
+async function settingsPage(id: string): Promise<HTMLElement> {
+  const c = convById(id);
+  if (!c) return h("p", { role: "alert" }, "No such conversation. ", h("a", { href: "#/" }, "Back to the inbox"));
+  const err = errorBox();
+  const section = h("section", {}, h("h1", { "data-autofocus": true, tabindex: "-1" }, c.name),
+    h("p", {}, h("a", { href: `#/c/${encodeURIComponent(id)}` }, "Back to the conversation")));
+  if (c.kind === "group") {
+    const name = h("input", { id: "conv-name", value: c.name }) as HTMLInputElement;
+    section.append(h("form", { class: "stack", onsubmit: async (ev) => {
+      ev.preventDefault();
+      err.textContent = "";
+      try {
+        await rpc("rename", id, crypto.randomUUID(), name.value.trim());
+        notice("The conversation's name was changed (encrypted: the server does not see it).");
+      } catch (e) { err.textContent = errorText(e); }
+    } }, field("Name (seen by members only)", name), h("button", { type: "submit" }, "Rename")));
+  }
+  section.append(h("h2", {}, "Members"));
+  const canRemove = (u: string) => c.kind === "group" && (c.createdBy === me?.userId) && u !== me?.userId;
+  section.append(h("ul", { class: "plainlist", "aria-label": "Members" }, ...c.members.map((u) =>
+    h("li", { class: "row" }, h("span", {}, `${localpart(u)}${u === me?.userId ? " (you)" : ""}`),
+      canRemove(u) ? h("button", { type: "button", class: "danger", "aria-label": `Remove ${localpart(u)}`, onclick: async () => {
+        try { await rpc("removeMember", id, u); go(`#/c/${encodeURIComponent(id)}/settings`); } catch (e) { err.textContent = errorText(e); }
+      } }, "Remove") : null))));
+  if (c.kind === "group") {
+    const who = h("input", { id: "add-member", autocapitalize: "none", spellcheck: "false" }) as HTMLInputElement;
+    section.append(h("form", { class: "stack", onsubmit: async (ev) => {
+      ev.preventDefault();
+      err.textContent = "";
+      try { await rpc("addMember", id, who.value); go(`#/c/${encodeURIComponent(id)}/settings`); } catch (e) { err.textContent = errorText(e); }
+    } }, field("Add a member (username)", who), h("button", { type: "submit" }, "Add")));
+    section.append(h("h2", {}, "Leave"), h("button", { type: "button", class: "danger", onclick: async () => {
+      if (!confirm("Leave this group? You stop getting its messages.")) return;
+      try { await rpc("leave", id); go("#/"); } catch (e) { err.textContent = errorText(e); }
+    } }, "Leave this group"));
+  }
+  section.append(err);
+  return section;
+}
+
+function newPage(): HTMLElement {
+  const members = h("input", { id: "members", required: true, autocapitalize: "none", spellcheck: "false", "data-autofocus": true, "aria-describedby": "members-hint" }) as HTMLInputElement;
+  const name = h("input", { id: "group-name" }) as HTMLInputElement;
+  const direct = h("input", { type: "radio", name: "kind", id: "kind-direct", value: "direct", checked: true }) as HTMLInputElement;
+  const group = h("input", { type: "radio", name: "kind", id: "kind-group", value: "group" }) as HTMLInputElement;
+  const err = errorBox();
+  return h("section", {}, h("h1", {}, "New conversation"),
+    h("form", { class: "stack", onsubmit: async (ev) => {
+      ev.preventDefault();
+      err.textContent = "";
+      const users = members.value.split(/[,\s]+/).filter(Boolean);
+      try {
+        const id = await rpc<string>("create", group.checked ? "group" : "direct", users, name.value.trim());
+        go(`#/c/${encodeURIComponent(id)}`);
+      } catch (e) { err.textContent = errorText(e); }
+    } },
+      h("fieldset", {}, h("legend", {}, "Kind"),
+        h("div", { class: "row" }, direct, h("label", { for: "kind-direct" }, "Direct (one person)")),
+        h("div", { class: "row" }, group, h("label", { for: "kind-group" }, "Group"))),
+      field("With (usernames, separated by commas)", members, "For example: bob, carol"),
+      field("Group name (optional; encrypted, only members see it)", name),
+      h("button", { type: "submit" }, "Start"),
+      err));
+}
+
+// ---- devices ---------------------------------------------------------------------------------------
+
+async function devicesPage(): Promise<HTMLElement> {
+  const list = await rpc<DeviceInfo[]>("devices");
+  const err = errorBox();
+  return h("section", {}, h("h1", { "data-autofocus": true, tabindex: "-1" }, "Your devices"),
+    h("p", {}, DEVICE_NOTE),
+    h("ul", { class: "plainlist", id: "devices", "aria-label": "Your devices" }, ...list.map((d) =>
+      h("li", { "data-device": d.deviceId },
+        h("div", {}, h("strong", {}, d.displayName ?? d.deviceId), d.current ? " — this browser" : "", ` (${d.deviceId})`),
+        h("div", { class: "key" }, d.ed25519 ? `Fingerprint (Ed25519): ${d.ed25519}` : "No keys published yet"),
+        d.current ? null : h("button", { type: "button", class: "danger", "aria-label": `Remove device ${d.deviceId}`, onclick: async () => {
+          if (!confirm(`Remove ${d.displayName ?? d.deviceId}? It is signed out and gets no new messages.`)) return;
+          try { await rpc("removeDevice", d.deviceId); go("#/devices"); } catch (e) { err.textContent = errorText(e); }
+        } }, "Remove this device")))),
+    err,
+    h("h2", {}, "If you lose a device"),
+    h("p", {}, "Remove it here: it is signed out at once, and your contacts' apps stop encrypting new messages to it."));
+}
+
+// ---- wiring ------------------------------------------------------------------------------------------
+
+page("", () => inboxPage());
+page("c", conversationPage);
+page("new", () => newPage());
+page("devices", devicesPage);
+page("signin", () => authPage(false), false);
+page("register", () => authPage(true), false);
+void navLink;
+
+onPush((p) => {
+  switch (p.push) {
+    case "conversations": {
+      conversations = p.conversations;
+      const list = document.getElementById("inbox");
+      if (list) fillInbox(list);
+      const title = document.getElementById("conv-title");
+      const r = currentRoute();
+      if (title && r.parts[0] === "c") {
+        const c = convById(r.parts[1]!);
+        if (c) title.textContent = c.name;
+      }
+      break;
+    }
+    case "messages": {
+      messages.set(p.conversationId, p.messages);
+      refreshMessages(p.conversationId);
+      const r = currentRoute();
+      if (r.parts[0] === "c" && r.parts[1] === p.conversationId && !r.parts[2] && document.visibilityState === "visible") {
+        void rpc("markRead", p.conversationId);
+      }
+      break;
+    }
+    case "notice":
+      notice(p.text, { id: p.id, action: p.action ? { label: p.action.label, run: () => rpc(p.action!.op, ...p.action!.args) } : undefined });
+      break;
+    case "connection": {
+      const el = document.getElementById("connection")!;
+      el.textContent = p.state === "live" ? "" : p.state === "polling" ? "Live updates are unavailable; checking for new messages every few seconds." : "Offline: trying to reconnect…";
+      break;
+    }
+    case "signedOut":
+      me = null;
+      conversations = [];
+      messages.clear();
+      notice(p.reason + " Its keys were deleted from this browser.", { bad: true, id: "signed-out" });
+      go("#/signin");
+      break;
+    case "ready":
+      me = p.me;
+      break;
+  }
+});
+
+window.addEventListener("hashchange", () => void render());
+
+async function boot(): Promise<void> {
+  try {
+    me = await rpc<Me | null>("restore");
+  } catch (err) {
+    notice(`This browser's device could not be opened: ${errorText(err)}`, { bad: true });
+    me = null;
+  }
+  document.body.dataset["ready"] = "true";
+  await render();
+}
+
+void boot();

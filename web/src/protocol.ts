@@ -1,0 +1,67 @@
+// What the page and the crypto worker say to each other. The worker holds the access token,
+// the OlmMachine and the sync connection; the page only ever sees decrypted text to show.
+
+export interface Me {
+  userId: string;
+  deviceId: string;
+}
+
+/** One message as the page shows it. `text` is shown as text, never as HTML. */
+export interface Msg {
+  seq: number;
+  sender: string;
+  senderDevice: string;
+  ts: number;
+  /** a text message, a rename ("m.room.name"), or a share card */
+  kind: "text" | "name" | "share" | "other";
+  text: string;
+  /** decryption state: ok, waiting for the key, withheld, or failed for another reason */
+  state: "ok" | "waiting" | "withheld" | "failed" | "sending" | "unsent";
+  /** in plain words, when state is not ok */
+  problem?: string;
+  txnId?: string;
+  /** the share card's fields (org.clearpost.share), for the share pages */
+  share?: Record<string, unknown>;
+}
+
+export interface Conv {
+  id: string;
+  roomId: string;
+  kind: "direct" | "group";
+  createdBy: string;
+  members: string[];
+  name: string;
+  unread: number;
+  last: Msg | null;
+  lastSeq: number;
+}
+
+export interface DeviceInfo {
+  deviceId: string;
+  displayName: string | null;
+  ed25519: string | null;
+  current: boolean;
+}
+
+/** Page -> worker: a call with an id; the worker answers {id, ok, result | error}. */
+export interface Call {
+  id: number;
+  op: string;
+  args: unknown[];
+}
+
+export interface Reply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string; status: number };
+}
+
+/** Worker -> page, unasked. */
+export type Push =
+  | { push: "ready"; me: Me }
+  | { push: "conversations"; conversations: Conv[] }
+  | { push: "messages"; conversationId: string; messages: Msg[] }
+  | { push: "notice"; id: string; text: string; action?: { label: string; op: string; args: unknown[] } }
+  | { push: "connection"; state: "live" | "polling" | "offline" }
+  | { push: "signedOut"; reason: string };

@@ -1,0 +1,927 @@
+// The crypto worker: one per tab. It holds the device's OlmMachine (matrix-sdk-crypto, in
+// WebAssembly), its access token, and the live connection to the server, so that key work
+// and decryption never block the page. The page asks for things by name (see `ops` below)
+// and gets decrypted messages back; the wire formats are Matrix's (docs/api.md).
+
+import {
+  CollectStrategy,
+  DecryptionErrorCode,
+  DecryptionSettings,
+  DeviceId,
+  DeviceLists,
+  EncryptionSettings,
+  initAsync,
+  KeysBackupRequest,
+  KeysClaimRequest,
+  KeysQueryRequest,
+  KeysUploadRequest,
+  MegolmDecryptionError,
+  OlmMachine,
+  ProcessedToDeviceEventType,
+  RequestType,
+  RoomId,
+  RoomMessageRequest,
+  SignatureUploadRequest,
+  ToDeviceRequest,
+  TrustRequirement,
+  UserId,
+  type DecryptedToDeviceEvent,
+} from "@matrix-org/matrix-sdk-crypto-wasm";
+
+import { ApiError, call, enc } from "./api";
+import type { Call, Conv, DeviceInfo, Me, Msg, Push, Reply } from "./protocol";
+import * as store from "./store";
+
+// ---- state ---------------------------------------------------------------------------------
+
+let session: store.Session | null = null;
+let machine: OlmMachine | null = null;
+let stopped = false;
+let cursor: string | null = null;
+
+interface RawConv {
+  conversation_id: string;
+  room_id?: string;
+  kind: "direct" | "group";
+  created_by: string;
+  members: string[];
+  last_seq: number;
+  joined_from_seq?: number;
+}
+
+interface RawMessage {
+  type?: string;
+  event_id?: string;
+  room_id?: string;
+  sender: string;
+  sender_device: string;
+  origin_server_ts?: number;
+  sent_at?: number;
+  content?: Record<string, unknown>;
+  conversation_id: string;
+  seq: number;
+}
+
+interface ConvState {
+  raw: RawConv;
+  messages: Map<number, Msg>;
+  events: Map<number, RawMessage>;
+  name: string;
+  readSeq: number;
+  /** the lowest seq loaded so far (history is paged from there back on open) */
+  loadedAfter: number;
+  complete: boolean;
+}
+
+const convs = new Map<string, ConvState>();
+/** our own key requests to our other devices, by request id */
+const myKeyRequests = new Set<string>();
+/** encrypted bodies by transaction id, so that a retry sends the very same request */
+const sentBodies = new Map<string, string>();
+
+function post(msg: Push): void {
+  (self as unknown as Worker).postMessage(msg);
+}
+
+function me(): Me {
+  if (!session) throw new ApiError(401, "signed_out", "you are not signed in");
+  return { userId: session.userId, deviceId: session.deviceId };
+}
+
+function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return call<T>(method, path, body, session?.accessToken);
+}
+
+/** Run one thing at a time: the machine's outgoing requests, key sharing and sending must
+ * not interleave (two room-key shares at once would create two sessions). */
+let queue: Promise<unknown> = Promise.resolve();
+function serial<T>(fn: () => Promise<T>): Promise<T> {
+  const next = queue.then(fn, fn);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+// ---- the machine's requests ----------------------------------------------------------------
+
+type Outgoing =
+  | KeysUploadRequest
+  | KeysQueryRequest
+  | KeysClaimRequest
+  | ToDeviceRequest
+  | SignatureUploadRequest
+  | RoomMessageRequest
+  | KeysBackupRequest;
+
+async function send(req: Outgoing): Promise<void> {
+  const m = machine!;
+  let response: unknown;
+  try {
+    if (req instanceof KeysUploadRequest) {
+      response = await api("POST", "/v1/keys/upload", req.body);
+    } else if (req instanceof KeysQueryRequest) {
+      response = await api("POST", "/v1/keys/query", req.body);
+    } else if (req instanceof KeysClaimRequest) {
+      response = await api("POST", "/v1/keys/claim", req.body);
+    } else if (req instanceof ToDeviceRequest) {
+      response = await api(
+        "PUT",
+        `/v1/to-device/${enc(req.event_type)}/${enc(req.txn_id)}`,
+        req.body,
+      );
+    } else {
+      // cross-signing, backups and room-message requests: Clearpost has none of these
+      response = {};
+    }
+  } catch (err) {
+    // The server takes only Olm-encrypted to-device messages: the machine's plaintext ones
+    // (Matrix's key requests and withheld notices to devices without an Olm session) are
+    // refused for good. Mark them done so that the queue does not repeat them forever.
+    if (err instanceof ApiError && err.status === 422 && req instanceof ToDeviceRequest) {
+      response = {};
+    } else {
+      throw err;
+    }
+  }
+  if (req.id) await m.markRequestAsSent(req.id, req.type as RequestType, JSON.stringify(response));
+}
+
+async function flush(): Promise<void> {
+  const m = machine;
+  if (!m) return;
+  for (let round = 0; round < 5; round++) {
+    const reqs = (await m.outgoingRequests()) as Outgoing[];
+    if (!reqs.length) return;
+    for (const req of reqs) await send(req);
+  }
+}
+
+// ---- sign-in, restore, sign-out ------------------------------------------------------------
+
+async function start(s: store.Session): Promise<Me> {
+  session = s;
+  stopped = false;
+  await initAsync(new URL("crypto.wasm", self.location.href));
+  machine = await OlmMachine.initialize(
+    new UserId(s.userId),
+    new DeviceId(s.deviceId),
+    s.storeName,
+    s.storePassphrase,
+  );
+  machine.registerDevicesUpdatedCallback(async (users) => {
+    void noticeNewDevices(users);
+  });
+  machine.registerRoomKeyUpdatedCallback(async (infos) => {
+    const rooms = new Set(infos.map((i) => i.roomId.toString()));
+    void retryWaiting(rooms);
+  });
+  cursor = (await store.get<string>("cursor")) ?? null;
+  await serial(flush); // a new device publishes its keys here
+  post({ push: "ready", me: me() });
+  void live();
+  return me();
+}
+
+async function register(username: string, password: string, invite?: string): Promise<Me> {
+  await call("POST", "/v1/accounts", invite ? { username, password, invite } : { username, password });
+  return login(username, password);
+}
+
+async function login(username: string, password: string): Promise<Me> {
+  const name = deviceName();
+  const r = await call<{ user_id: string; device_id: string; access_token: string }>(
+    "POST",
+    "/v1/login",
+    { username, password, device_name: name },
+  );
+  await store.wipe(null); // whatever an earlier session left behind
+  const s: store.Session = {
+    userId: r.user_id,
+    deviceId: r.device_id,
+    accessToken: r.access_token,
+    storeName: `clearpost-crypto-${r.device_id}`,
+    storePassphrase: store.newPassphrase(),
+  };
+  await store.saveSession(s);
+  return start(s);
+}
+
+function deviceName(): string {
+  const ua = self.navigator.userAgent;
+  const browser = /Firefox\//.test(ua)
+    ? "Firefox"
+    : /Edg\//.test(ua)
+      ? "Edge"
+      : /Chrom(e|ium)\//.test(ua)
+        ? "Chromium"
+        : /Safari\//.test(ua)
+          ? "Safari"
+          : "Browser";
+  return `${browser} (web)`;
+}
+
+async function restore(): Promise<Me | null> {
+  let s: store.Session | null = null;
+  try {
+    s = await store.loadSession();
+  } catch {
+    s = null; // the wrapping key is gone (site data partly cleared): start over
+  }
+  if (!s) return null;
+  return start(s);
+}
+
+async function wipeDevice(): Promise<void> {
+  stopped = true;
+  closeStream();
+  const name = session?.storeName ?? null;
+  machine?.close();
+  machine = null;
+  session = null;
+  convs.clear();
+  cursor = null;
+  await store.wipe(name);
+}
+
+async function logout(): Promise<void> {
+  try {
+    await api("POST", "/v1/logout");
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) throw err;
+  }
+  await wipeDevice();
+}
+
+async function signedOut(reason: string): Promise<void> {
+  await wipeDevice();
+  post({ push: "signedOut", reason });
+}
+
+// ---- sync: WebSocket stream, long-poll as fallback ------------------------------------------
+
+interface SyncBody {
+  cursor: string;
+  messages?: RawMessage[];
+  to_device?: { events?: unknown[] } | unknown[];
+  events?: { type: string; conversation_id?: string; change?: string }[];
+  device_lists?: { changed?: string[]; left?: string[] };
+  device_one_time_keys_count?: Record<string, number>;
+  device_unused_fallback_key_types?: string[] | null;
+}
+
+let socket: WebSocket | null = null;
+
+function closeStream(): void {
+  if (socket) {
+    socket.onclose = null;
+    socket.close();
+    socket = null;
+  }
+}
+
+async function live(): Promise<void> {
+  if (cursor === null) {
+    const first = await api<SyncBody>("GET", "/v1/sync");
+    await serial(() => apply(first));
+  }
+  await loadConversations();
+  let failures = 0;
+  while (!stopped) {
+    const opened = await stream();
+    if (stopped) return;
+    if (opened) {
+      failures = 0;
+      continue;
+    }
+    // no WebSocket (a proxy that does not pass it, or the server refused): long-poll for a
+    // while, then try the stream again
+    failures++;
+    post({ push: "connection", state: "polling" });
+    const until = Date.now() + Math.min(60_000, 5_000 * failures);
+    while (!stopped && Date.now() < until) {
+      try {
+        const body = await api<SyncBody>(
+          "GET",
+          `/v1/sync?since=${enc(cursor ?? "")}&timeout=20000`,
+        );
+        await serial(() => apply(body));
+      } catch (err) {
+        if (await fatal(err)) return;
+        post({ push: "connection", state: "offline" });
+        await sleep(2_000);
+      }
+    }
+  }
+}
+
+async function fatal(err: unknown): Promise<boolean> {
+  if (err instanceof ApiError && err.status === 401) {
+    await signedOut("This device was signed out (removed from your account, or its session ended).");
+    return true;
+  }
+  if (err instanceof ApiError && err.code === "invalid_cursor") {
+    cursor = null;
+    await store.del("cursor");
+  }
+  return false;
+}
+
+/** One WebSocket, until it closes. Resolves true if it was open for a while. */
+function stream(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const url = new URL("/v1/stream", self.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    if (cursor) url.searchParams.set("since", cursor);
+    let openedAt = 0;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, ["clearpost.v1", `clearpost.bearer.${session!.accessToken}`]);
+    } catch {
+      resolve(false);
+      return;
+    }
+    socket = ws;
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      openedAt = Date.now();
+      post({ push: "connection", state: "live" });
+    };
+    ws.onmessage = (ev) => {
+      const text = typeof ev.data === "string" ? ev.data : new TextDecoder().decode(ev.data);
+      const body = JSON.parse(text) as SyncBody;
+      void serial(async () => {
+        await apply(body);
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ ack: body.cursor }));
+      });
+    };
+    ws.onclose = (ev) => {
+      socket = null;
+      if (ev.code === 4401) {
+        void signedOut("This device was signed out (removed from your account, or its session ended).");
+        resolve(true);
+        return;
+      }
+      if (ev.code === 4400) {
+        cursor = null;
+        void store.del("cursor");
+      }
+      const wasOpen = openedAt > 0 && Date.now() - openedAt > 2_000;
+      if (ev.code === 4429 || ev.code === 1013 || ev.code === 1011) {
+        void sleep(2_000 + Math.random() * 1_000).then(() => resolve(wasOpen));
+      } else {
+        resolve(wasOpen);
+      }
+    };
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Take one sync object: to-device first (it may carry the keys of the messages), then the
+ * device lists and key counts, then messages and membership changes. */
+async function apply(body: SyncBody): Promise<void> {
+  const m = machine;
+  if (!m) return;
+  const toDevice = Array.isArray(body.to_device) ? [] : (body.to_device?.events ?? []);
+  const changed = (body.device_lists?.changed ?? []).map((u) => new UserId(u));
+  const left = (body.device_lists?.left ?? []).map((u) => new UserId(u));
+  const counts = new Map(Object.entries(body.device_one_time_keys_count ?? {}));
+  const fallback = body.device_unused_fallback_key_types
+    ? new Set(body.device_unused_fallback_key_types)
+    : undefined;
+  const processed = await m.receiveSyncChanges(
+    JSON.stringify(toDevice),
+    new DeviceLists(changed, left),
+    counts,
+    fallback,
+  );
+  for (const ev of processed) {
+    if (ev.type === ProcessedToDeviceEventType.Decrypted) {
+      await ownDeviceMessage(ev as DecryptedToDeviceEvent);
+    }
+  }
+  await flush();
+  const touched = new Set<string>();
+  let membership = false;
+  for (const raw of body.messages ?? []) {
+    const c = convs.get(raw.conversation_id);
+    if (!c) {
+      membership = true; // a conversation we have not listed yet
+      continue;
+    }
+    if (!c.messages.has(raw.seq) || c.messages.get(raw.seq)!.state !== "ok") {
+      c.events.set(raw.seq, raw);
+      c.messages.set(raw.seq, await decrypt(c, raw));
+    }
+    c.raw.last_seq = Math.max(c.raw.last_seq, raw.seq);
+    touched.add(raw.conversation_id);
+  }
+  for (const ev of body.events ?? []) if (ev.type === "membership") membership = true;
+  cursor = body.cursor;
+  await store.put("cursor", cursor);
+  if (membership) await loadConversations();
+  for (const id of touched) pushMessages(id);
+  if (touched.size && !membership) pushConversations();
+}
+
+// ---- conversations -------------------------------------------------------------------------
+
+async function loadConversations(): Promise<void> {
+  const all: RawConv[] = [];
+  let after: string | null = null;
+  do {
+    const page: { conversations: RawConv[]; next: string | null } = await api(
+      "GET",
+      `/v1/conversations?limit=500${after ? `&after=${enc(after)}` : ""}`,
+    );
+    all.push(...page.conversations);
+    after = page.next;
+  } while (after);
+  const ids = new Set(all.map((c) => c.conversation_id));
+  for (const id of [...convs.keys()]) if (!ids.has(id)) convs.delete(id);
+  const users = new Set<string>();
+  for (const raw of all) {
+    raw.members.forEach((u) => users.add(u));
+    const c = convs.get(raw.conversation_id);
+    if (c) {
+      c.raw = raw;
+      continue;
+    }
+    const fresh: ConvState = {
+      raw,
+      messages: new Map(),
+      events: new Map(),
+      name: "",
+      readSeq: (await store.get<number>(`read:${raw.conversation_id}`)) ?? 0,
+      loadedAfter: raw.last_seq,
+      complete: false,
+    };
+    convs.set(raw.conversation_id, fresh);
+    // the tail: enough for the preview, the unread count and a rename not long ago
+    await loadHistory(fresh, Math.max(fresh.readSeq, raw.last_seq - 50));
+  }
+  users.add(me().userId);
+  await machine!.updateTrackedUsers([...users].map((u) => new UserId(u)));
+  pushConversations();
+}
+
+async function loadHistory(c: ConvState, from: number): Promise<void> {
+  from = Math.max(from, (c.raw.joined_from_seq ?? 1) - 1, 0);
+  if (from >= c.loadedAfter && c.messages.size) return;
+  let after = from;
+  const upTo = c.loadedAfter;
+  for (;;) {
+    const page: { messages: RawMessage[]; next_after: number | null } = await api(
+      "GET",
+      `/v1/conversations/${enc(c.raw.conversation_id)}/messages?after=${after}&limit=500`,
+    );
+    for (const raw of page.messages) {
+      if (c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok") continue;
+      c.events.set(raw.seq, raw);
+      c.messages.set(raw.seq, await decrypt(c, raw));
+    }
+    if (page.next_after === null || page.next_after >= upTo) break;
+    after = page.next_after;
+  }
+  c.loadedAfter = from;
+  if (from <= Math.max((c.raw.joined_from_seq ?? 1) - 1, 0)) c.complete = true;
+}
+
+function roomId(c: ConvState): string {
+  if (c.raw.room_id) return c.raw.room_id;
+  const server = me().userId.split(":").slice(1).join(":") || "clearpost.localhost";
+  return `!${c.raw.conversation_id}:${server}`;
+}
+
+function summary(c: ConvState): Conv {
+  const mine = me().userId;
+  const sorted = [...c.messages.values()].sort((a, b) => a.seq - b.seq);
+  let name = "";
+  let last: Msg | null = null;
+  let unread = 0;
+  for (const msg of sorted) {
+    if (msg.kind === "name" && msg.state === "ok") name = msg.text;
+    if (msg.kind !== "name") last = msg;
+    if (msg.seq > c.readSeq && msg.sender !== mine && msg.kind !== "name") unread++;
+  }
+  if (!name) {
+    const others = c.raw.members.filter((u) => u !== mine);
+    name = others.length ? others.map(localpart).join(", ") : "Only you";
+  }
+  c.name = name;
+  return {
+    id: c.raw.conversation_id,
+    roomId: roomId(c),
+    kind: c.raw.kind,
+    createdBy: c.raw.created_by,
+    members: c.raw.members,
+    name,
+    unread,
+    last,
+    lastSeq: c.raw.last_seq,
+  };
+}
+
+function localpart(userId: string): string {
+  return userId.replace(/^@/, "").split(":")[0]!;
+}
+
+function pushConversations(): void {
+  const list = [...convs.values()].map(summary);
+  list.sort((a, b) => (b.last?.ts ?? 0) - (a.last?.ts ?? 0) || b.lastSeq - a.lastSeq);
+  post({ push: "conversations", conversations: list });
+}
+
+function pushMessages(id: string): void {
+  const c = convs.get(id);
+  if (!c) return;
+  post({
+    push: "messages",
+    conversationId: id,
+    messages: [...c.messages.values()].sort((a, b) => a.seq - b.seq),
+  });
+}
+
+function conv(id: string): ConvState {
+  const c = convs.get(id);
+  if (!c) throw new ApiError(404, "conversation_not_found", "no such conversation");
+  return c;
+}
+
+// ---- decrypting ----------------------------------------------------------------------------
+
+const WITHHELD: Record<string, string> = {
+  "m.blacklisted": "The sender's device has blocked this device, so it did not send it the key.",
+  "m.unverified": "The sender's device sends keys only to verified devices, and this one is not verified.",
+  "m.unauthorised": "The sender's device decided this device may not read this message.",
+  "m.unavailable": "The sender's device no longer has the key to this message.",
+  "m.no_olm": "The sender's device could not open a secure channel to this device, so it could not send the key.",
+};
+
+async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
+  const base = {
+    seq: raw.seq,
+    sender: raw.sender,
+    senderDevice: raw.sender_device,
+    ts: raw.origin_server_ts ?? raw.sent_at ?? 0,
+  };
+  const event = {
+    type: raw.type ?? "m.room.encrypted",
+    event_id: raw.event_id ?? `$${raw.conversation_id}_${raw.seq}`,
+    room_id: raw.room_id ?? roomId(c),
+    sender: raw.sender,
+    origin_server_ts: base.ts,
+    content: raw.content ?? {},
+  };
+  try {
+    const out = await machine!.decryptRoomEvent(
+      JSON.stringify(event),
+      new RoomId(event.room_id),
+      new DecryptionSettings(TrustRequirement.Untrusted),
+    );
+    const plain = JSON.parse(out.event) as { type?: string; content?: Record<string, unknown> };
+    const content = plain.content ?? {};
+    if (plain.type === "m.room.name") {
+      return { ...base, kind: "name", text: String(content["name"] ?? ""), state: "ok" };
+    }
+    if (plain.type === "m.room.message") {
+      const share = content["org.clearpost.share"];
+      return {
+        ...base,
+        kind: share && typeof share === "object" ? "share" : "text",
+        text: String(content["body"] ?? ""),
+        state: "ok",
+        share: share && typeof share === "object" ? (share as Record<string, unknown>) : undefined,
+      };
+    }
+    return { ...base, kind: "other", text: `(a ${plain.type ?? "message"} event)`, state: "ok" };
+  } catch (err) {
+    if (err instanceof MegolmDecryptionError) {
+      if (err.withheldCode) {
+        return {
+          ...base,
+          kind: "text",
+          text: "",
+          state: "withheld",
+          problem: WITHHELD[err.withheldCode] ?? `The sender's device withheld the key (${err.maybe_withheld ?? err.withheldCode}).`,
+        };
+      }
+      if (err.code === DecryptionErrorCode.MissingRoomKey) {
+        return {
+          ...base,
+          kind: "text",
+          text: "",
+          state: "waiting",
+          problem: `Waiting for the key to this message. ${localpart(raw.sender)}'s device sends it when it is online; your other devices can send it too.`,
+        };
+      }
+      if (err.code === DecryptionErrorCode.UnknownMessageIndex) {
+        return {
+          ...base,
+          kind: "text",
+          text: "",
+          state: "waiting",
+          problem: "This device got the key only for later messages. Your other devices can send the earlier part.",
+        };
+      }
+      return { ...base, kind: "text", text: "", state: "failed", problem: `This message cannot be decrypted: ${err.description}` };
+    }
+    return { ...base, kind: "text", text: "", state: "failed", problem: `This message cannot be decrypted: ${String(err)}` };
+  }
+}
+
+async function retryWaiting(rooms: Set<string>): Promise<void> {
+  await serial(async () => {
+    for (const c of convs.values()) {
+      if (!rooms.has(roomId(c))) continue;
+      let changed = false;
+      for (const [seq, msg] of c.messages) {
+        if (msg.state === "ok" || !c.events.has(seq)) continue;
+        const again = await decrypt(c, c.events.get(seq)!);
+        if (again.state !== msg.state) {
+          c.messages.set(seq, again);
+          changed = true;
+        }
+      }
+      if (changed) pushMessages(c.raw.conversation_id);
+    }
+    pushConversations();
+  });
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+/** Make sure every current device of every member has this room's key, then encrypt. */
+async function encryptFor(c: ConvState, type: string, content: unknown): Promise<string> {
+  const m = machine!;
+  const users = c.raw.members.map((u) => new UserId(u));
+  await m.updateTrackedUsers(users);
+  await flush(); // device lists of new members
+  const claim = await m.getMissingSessions(users);
+  if (claim) await send(claim);
+  const settings = new EncryptionSettings();
+  settings.sharingStrategy = CollectStrategy.allDevices();
+  for (const req of await m.shareRoomKey(new RoomId(roomId(c)), users, settings)) await send(req);
+  return m.encryptRoomEvent(new RoomId(roomId(c)), type, JSON.stringify(content));
+}
+
+async function sendEvent(id: string, txnId: string, type: string, content: Record<string, unknown>): Promise<number> {
+  const c = conv(id);
+  return serial(async () => {
+    let body = sentBodies.get(txnId);
+    if (!body) {
+      body = await encryptFor(c, type, content);
+      sentBodies.set(txnId, body);
+    }
+    const r = await api<{ seq: number; sent_at?: number; origin_server_ts?: number }>(
+      "PUT",
+      `/v1/conversations/${enc(id)}/messages/${enc(txnId)}`,
+      body,
+    );
+    sentBodies.delete(txnId);
+    const mine = me();
+    if (!c.messages.has(r.seq) || c.messages.get(r.seq)!.state !== "ok") {
+      c.messages.set(r.seq, {
+        seq: r.seq,
+        sender: mine.userId,
+        senderDevice: mine.deviceId,
+        ts: r.origin_server_ts ?? r.sent_at ?? Date.now(),
+        kind: type === "m.room.name" ? "name" : "text",
+        text: String(type === "m.room.name" ? content["name"] : content["body"]),
+        state: "ok",
+      });
+    }
+    c.raw.last_seq = Math.max(c.raw.last_seq, r.seq);
+    c.readSeq = Math.max(c.readSeq, r.seq);
+    pushMessages(id);
+    pushConversations();
+    return r.seq;
+  });
+}
+
+// ---- your devices, and other people's new ones ---------------------------------------------
+
+async function noticeNewDevices(users: string[]): Promise<void> {
+  const m = machine;
+  if (!m) return;
+  for (const user of users) {
+    const devices = await m.getUserDevices(new UserId(user));
+    const now = devices.keys().map((d) => d.toString());
+    const key = `devices:${user}`;
+    const before = await store.get<string[]>(key);
+    await store.put(key, now);
+    if (!before) continue; // the first look at this person: nothing to compare with
+    for (const dev of now) {
+      if (before.includes(dev) || (user === me().userId && dev === me().deviceId)) continue;
+      const d = devices.get(new DeviceId(dev));
+      const label = d?.displayName ? `"${d.displayName}" (${dev})` : dev;
+      const text =
+        user === me().userId
+          ? `A new device signed in to your account: ${label}. If it was not you, remove it under Your devices and change your password.`
+          : `${localpart(user)} has a new device: ${label}. Messages you send from now on are encrypted to it too.`;
+      post({ push: "notice", id: `dev:${user}:${dev}`, text });
+    }
+  }
+}
+
+async function devices(): Promise<DeviceInfo[]> {
+  const r = await api<{ devices: { device_id: string; display_name: string | null }[] }>(
+    "GET",
+    "/v1/devices",
+  );
+  const mine = me();
+  const known = await machine!.getUserDevices(new UserId(mine.userId));
+  return r.devices.map((d) => ({
+    deviceId: d.device_id,
+    displayName: d.display_name,
+    ed25519: known.get(new DeviceId(d.device_id))?.ed25519Key?.toBase64() ?? null,
+    current: d.device_id === mine.deviceId,
+  }));
+}
+
+// Own-device key sharing. Matrix's m.room_key_request travels in plaintext, which this
+// server refuses; so a device asks its own other devices inside Olm, and the person confirms
+// on the other device before it sends the keys (a device the server slipped into the
+// account would otherwise get them all).
+
+async function sendToOwnDevices(type: string, content: unknown, only?: string): Promise<number> {
+  const m = machine!;
+  const mine = me();
+  const self_ = new UserId(mine.userId);
+  await m.updateTrackedUsers([self_]);
+  await flush();
+  const claim = await m.getMissingSessions([self_]);
+  if (claim) await send(claim);
+  const messages: Record<string, unknown> = {};
+  for (const d of (await m.getUserDevices(self_)).devices()) {
+    const id = d.deviceId.toString();
+    if (id === mine.deviceId || (only && id !== only)) continue;
+    messages[id] = JSON.parse(await d.encryptToDeviceEvent(type, content));
+  }
+  const n = Object.keys(messages).length;
+  if (n) {
+    await api("PUT", `/v1/to-device/m.room.encrypted/${enc(crypto.randomUUID())}`, {
+      messages: { [mine.userId]: messages },
+    });
+  }
+  return n;
+}
+
+async function askAgain(id: string): Promise<number> {
+  const c = conv(id);
+  const sessions = new Map<string, { room_id: string; session_id: string }>();
+  for (const [seq, msg] of c.messages) {
+    const raw = c.events.get(seq);
+    const sid = raw?.content?.["session_id"];
+    if (msg.state !== "ok" && typeof sid === "string") {
+      sessions.set(sid, { room_id: roomId(c), session_id: sid });
+    }
+  }
+  if (!sessions.size) return 0;
+  const requestId = crypto.randomUUID();
+  myKeyRequests.add(requestId);
+  return serial(() =>
+    sendToOwnDevices("org.clearpost.room_key_request", {
+      request_id: requestId,
+      sessions: [...sessions.values()],
+    }),
+  );
+}
+
+async function ownDeviceMessage(ev: DecryptedToDeviceEvent): Promise<void> {
+  const mine = me();
+  const raw = JSON.parse(ev.rawEvent) as { type: string; sender: string; content: Record<string, unknown> };
+  const from = ev.encryptionInfo.senderDevice?.toString();
+  if (raw.sender !== mine.userId || !from || from === mine.deviceId) return;
+  if (raw.type === "org.clearpost.room_key_request") {
+    const sessions = (raw.content["sessions"] ?? []) as { room_id: string; session_id: string }[];
+    const d = await machine!.getDevice(new UserId(mine.userId), new DeviceId(from));
+    const label = d?.displayName ? `"${d.displayName}" (${from})` : from;
+    post({
+      push: "notice",
+      id: `keyreq:${String(raw.content["request_id"])}`,
+      text: `Your device ${label} asks for the keys of ${sessions.length} earlier message session(s). Share them only if that device is yours.`,
+      action: {
+        label: `Share keys with ${from}`,
+        op: "shareKeys",
+        args: [from, String(raw.content["request_id"]), sessions.map((s) => s.session_id)],
+      },
+    });
+  } else if (raw.type === "org.clearpost.room_keys") {
+    const requestId = String(raw.content["request_id"]);
+    if (!myKeyRequests.has(requestId)) return; // keys nobody here asked for
+    const keys = raw.content["keys"];
+    if (!Array.isArray(keys)) return;
+    await machine!.importExportedRoomKeys(JSON.stringify(keys), () => undefined);
+    const rooms = new Set(keys.map((k: { room_id?: string }) => String(k.room_id)));
+    void retryWaiting(rooms);
+  }
+}
+
+async function shareKeys(deviceId: string, requestId: string, sessionIds: string[]): Promise<number> {
+  const wanted = new Set(sessionIds);
+  return serial(async () => {
+    const exported = JSON.parse(
+      await machine!.exportRoomKeys((s) => wanted.has(s.sessionId)),
+    ) as unknown[];
+    for (let i = 0; i < exported.length; i += 20) {
+      await sendToOwnDevices(
+        "org.clearpost.room_keys",
+        { request_id: requestId, keys: exported.slice(i, i + 20) },
+        deviceId,
+      );
+    }
+    return exported.length;
+  });
+}
+
+// ---- the operations the page calls ----------------------------------------------------------
+
+const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
+  restore,
+  register,
+  login,
+  logout,
+  async conversations() {
+    pushConversations();
+  },
+  async open(id: string) {
+    const c = conv(id);
+    if (!c.complete) await serial(() => loadHistory(c, 0));
+    pushMessages(id);
+  },
+  async markRead(id: string) {
+    const c = conv(id);
+    if (c.raw.last_seq > c.readSeq) {
+      c.readSeq = c.raw.last_seq;
+      await store.put(`read:${id}`, c.readSeq);
+      pushConversations();
+    }
+  },
+  async sendText(id: string, txnId: string, body: string) {
+    return sendEvent(id, txnId, "m.room.message", { msgtype: "m.text", body });
+  },
+  /** Any m.room.message content, e.g. a share card (body + "org.clearpost.share"). */
+  async sendContent(id: string, txnId: string, content: Record<string, unknown>) {
+    return sendEvent(id, txnId, "m.room.message", content);
+  },
+  async rename(id: string, txnId: string, name: string) {
+    return sendEvent(id, txnId, "m.room.name", { name });
+  },
+  async create(kind: "direct" | "group", usernames: string[], name: string) {
+    const server = me().userId.split(":").slice(1).join(":");
+    const members = usernames.map((u) => {
+      const t = u.trim().replace(/^@/, "");
+      return t.includes(":") || !server ? `@${t}` : `@${t}:${server}`;
+    });
+    const r = await api<RawConv>("POST", "/v1/conversations", { kind, members });
+    await loadConversations();
+    if (name && kind === "group") await sendEvent(r.conversation_id, crypto.randomUUID(), "m.room.name", { name });
+    return r.conversation_id;
+  },
+  async addMember(id: string, username: string) {
+    const server = me().userId.split(":").slice(1).join(":");
+    const t = username.trim().replace(/^@/, "");
+    const user = t.includes(":") || !server ? `@${t}` : `@${t}:${server}`;
+    await api("POST", `/v1/conversations/${enc(id)}/members/${enc(user)}`);
+    await loadConversations();
+  },
+  async removeMember(id: string, user: string) {
+    await api("DELETE", `/v1/conversations/${enc(id)}/members/${enc(user)}`);
+    await loadConversations();
+  },
+  async leave(id: string) {
+    await api("POST", `/v1/conversations/${enc(id)}/leave`);
+    await loadConversations();
+  },
+  devices,
+  async removeDevice(deviceId: string) {
+    await api("DELETE", `/v1/devices/${enc(deviceId)}`);
+  },
+  askAgain,
+  shareKeys,
+  /** For pages built on this worker (sharing, connected apps, access history): an API call
+   * with this device's token, which never leaves the worker. */
+  async api(method: string, path: string, body?: unknown) {
+    if (!path.startsWith("/") || path.startsWith("//")) throw new ApiError(400, "bad_path", "same-origin paths only");
+    return api(method, path, body);
+  },
+};
+
+self.onmessage = async (ev: MessageEvent<Call>) => {
+  const { id, op, args } = ev.data;
+  const reply: Reply = { id, ok: true };
+  try {
+    const fn = ops[op];
+    if (!fn) throw new ApiError(400, "unknown_op", `no operation ${op}`);
+    reply.result = await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+  } catch (err) {
+    reply.ok = false;
+    reply.error =
+      err instanceof ApiError
+        ? { code: err.code, message: err.message, status: err.status }
+        : { code: "error", message: err instanceof Error ? err.message : String(err), status: 0 };
+  }
+  (self as unknown as Worker).postMessage(reply);
+};
