@@ -14,6 +14,7 @@ PUBLIC = {
     "POST /v1/accounts",
     "POST /v1/login",
     "GET /",
+    "GET /app/{name}",
     "GET /health",
     "GET /health/live",
     "GET /health/ready",
