@@ -87,6 +87,9 @@ class Device {
       }
     });
     await this.processOutgoing(); // uploads the device keys and one-time keys
+    // A first sync without `since` takes what is held and sets the cursor to "now": later
+    // syncs bring the messages that follow (earlier ones come from history).
+    await this.sync({});
     const keys = this.machine.identityKeys;
     return {
       user_id: res.user_id,
@@ -270,6 +273,15 @@ class Device {
     }));
   }
 
+  async createConversation({ kind, members }) {
+    return this.json("POST", "/v1/conversations", { kind, members });
+  }
+
+  async deleteDevice({ device_id }) {
+    await this.http("DELETE", `/v1/devices/${encodeURIComponent(device_id)}`);
+    return {};
+  }
+
   async logout() {
     await this.http("POST", "/v1/logout");
     this.token = null;
@@ -381,10 +393,13 @@ const commands = {
   login: (a) => device.login(a),
   sync: (a) => device.sync(a),
   history: (a) => device.history(a),
+  decrypt_event: (a) => device.decrypt(a.event),
   send: (a) => device.send(a),
   set_trust: (a) => device.setTrust(a),
   devices: (a) => device.devices(a),
   logout: () => device.logout(),
+  delete_device: (a) => device.deleteDevice(a),
+  create_conversation: (a) => device.createConversation(a),
   state: () => device.state(),
 };
 
