@@ -30,19 +30,11 @@ async def login(
     body = r.json()
     dev = TestDevice(body["user_id"], body["device_id"], body["access_token"])
     if keys:
-        r = await client.put(
-            f"/v1/devices/{dev.device_id}/keys",
-            json={"device_keys": dev.device_keys()},
-            headers=dev.headers,
-        )
-        assert r.status_code == 200, r.text
+        body: dict[str, object] = {"device_keys": dev.device_keys()}
         if otks:
-            r = await client.post(
-                "/v1/keys/one-time",
-                json={"one_time_keys": dev.one_time_keys(otks)},
-                headers=dev.headers,
-            )
-            assert r.status_code == 200, r.text
+            body["one_time_keys"] = dev.one_time_keys(otks)
+        r = await client.post("/v1/keys/upload", json=body, headers=dev.headers)
+        assert r.status_code == 200, r.text
     return dev
 
 

@@ -1,6 +1,7 @@
-"""A minimal real-crypto device for tests: vodozemac keys, signed uploads, real envelopes.
+"""A minimal real-crypto device for tests: vodozemac keys, signed uploads, real contents.
 
-This is test support, not the SDK: it builds exactly the wire objects the server checks.
+This is test support, not the SDK: it builds exactly the Matrix wire objects the server
+checks (device keys, signed one-time and fallback keys, m.olm.v1 and m.megolm.v1 contents).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import vodozemac
 
-from clearpost.core.canonical import signable
+from clearpost.core.canonical import matrix_signable
 
 
 @dataclass
@@ -33,7 +34,7 @@ class TestDevice:
         return self.account.curve25519_key.to_base64()
 
     def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
-        sig = self.account.sign(signable(obj)).to_base64()
+        sig = self.account.sign(matrix_signable(obj)).to_base64()
         return {**obj, "signatures": {self.user_id: {f"ed25519:{self.device_id}": sig}}}
 
     def device_keys(self) -> dict[str, Any]:
@@ -41,7 +42,7 @@ class TestDevice:
             {
                 "user_id": self.user_id,
                 "device_id": self.device_id,
-                "algorithms": ["olm.v1", "megolm.v1"],
+                "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
                 "keys": {
                     f"curve25519:{self.device_id}": self.curve,
                     f"ed25519:{self.device_id}": self.account.ed25519_key.to_base64(),
@@ -58,14 +59,23 @@ class TestDevice:
         self.account.mark_keys_as_published()
         return keys
 
-    def megolm(self, plaintext: bytes = b"hello") -> dict[str, Any]:
-        return {
-            "algorithm": "megolm.v1",
-            "sender_key": self.curve,
+    def fallback_key(self) -> dict[str, Any]:
+        """A signed fallback key, as ``fallback_keys`` of an upload."""
+        self.account.generate_fallback_key()
+        ((kid, key),) = self.account.fallback_key.items()
+        return {f"signed_curve25519:{kid}": self.sign({"key": key.to_base64(), "fallback": True})}
+
+    def megolm(self, plaintext: bytes = b"hello", *, deprecated: bool = False) -> dict[str, Any]:
+        """m.megolm.v1.aes-sha2 content, as matrix-sdk-crypto sends it (``deprecated``: with
+        the optional ``sender_key`` and ``device_id`` too)."""
+        content = {
+            "algorithm": "m.megolm.v1.aes-sha2",
             "session_id": self.group.session_id,
-            "device_id": self.device_id,
             "ciphertext": self.group.encrypt(plaintext).to_base64(),
         }
+        if deprecated:
+            content |= {"sender_key": self.curve, "device_id": self.device_id}
+        return content
 
     def olm_to(self, other_curve: str, other_otk: str, plaintext: bytes = b"key") -> dict[str, Any]:
         session = self.account.create_outbound_session(
@@ -74,7 +84,7 @@ class TestDevice:
         )
         kind, body = session.encrypt(plaintext).to_parts()
         return {
-            "algorithm": "olm.v1",
+            "algorithm": "m.olm.v1.curve25519-aes-sha2",
             "sender_key": self.curve,
             "ciphertext": {
                 other_curve: {"type": kind, "body": base64.b64encode(body).decode().rstrip("=")}

@@ -19,6 +19,9 @@ from clearpost.client.errors import (
     WrongPassphrase,
 )
 from clearpost.client.model import (
+    ConnectedApp,
+    Device,
+    DeviceListChange,
     Event,
     InboxEntry,
     MembershipEvent,
@@ -26,13 +29,13 @@ from clearpost.client.model import (
     MessageEvent,
     MessageState,
     Sent,
+    Shared,
+    ShareIntent,
     ShareIntentEvent,
     Stats,
 )
-from clearpost.client.shares import ConnectedApp, Shared, ShareIntent
 from clearpost.client.store import DeviceStore, KdfParams
 from clearpost.client.transparency import LogEntry, VerifiedLog
-from clearpost.client.verify import Device, DeviceListChange
 
 __all__ = [
     "Client",

@@ -31,8 +31,17 @@ from clearpost.client import transparency
 from clearpost.client.content import Content, Text
 from clearpost.client.crypto import Crypto
 from clearpost.client.errors import ClientError, ShareError, StoreError
-from clearpost.client.model import Event, InboxEntry, Message, Sent, Stats
-from clearpost.client.shares import ConnectedApp, Shared, ShareIntent, send_share
+from clearpost.client.model import (
+    ConnectedApp,
+    Event,
+    InboxEntry,
+    Message,
+    Sent,
+    Shared,
+    ShareIntent,
+    Stats,
+)
+from clearpost.client.shares import send_share
 from clearpost.client.store import DeviceStore, KdfParams, Login
 from clearpost.client.sync import Syncer
 from clearpost.client.transparency import LogEntry, VerifiedLog
@@ -240,6 +249,11 @@ class Client:
         await self.transport.remove_member(conversation_id, user_id)
         self.crypto.conversation_changed(conversation_id)
 
+    async def members(self, conversation_id: str) -> list[str]:
+        """The conversation's members, as the server last said (``conversation_not_found``
+        when you are not one)."""
+        return list((await self.crypto.conversation(conversation_id))["members"])
+
     async def leave(self, conversation_id: str) -> None:
         await self.transport.leave(conversation_id)
         self.store.forget_conversation(conversation_id)
@@ -427,6 +441,10 @@ class Client:
         direct conversations) and ``conversations``, then tell the server only how many
         people received it. Safe to repeat after a failure: no conversation gets it twice."""
         return await send_share(self, intent, to, conversations)
+
+    async def complete_share_intent(self, intent_id: str, recipients: int) -> None:
+        """Tell the server how many people a share reached (``share`` does it for you)."""
+        await self.transport.complete_share_intent(intent_id, recipients)
 
     async def apps(self) -> list[ConnectedApp]:
         """Partner apps you connected, including revoked ones (``connected`` is False)."""

@@ -27,11 +27,11 @@ from clearpost.client.megolm import (
     GroupSessions,
     Outbound,
 )
-from clearpost.client.model import Event, Message, MessageEvent, MessageState, Stats
+from clearpost.client.model import Device, Event, Message, MessageState, Stats
 from clearpost.client.olm import OlmMachine
 from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
-from clearpost.client.verify import Device, DeviceTracker
+from clearpost.client.verify import DeviceTracker
 from clearpost.core.clock import Clock
 from clearpost.core.e2ee import control
 from clearpost.core.e2ee.envelope import MEGOLM_V1
@@ -52,8 +52,18 @@ class Crypto:
         self.olm = OlmMachine.load(store, transport, self.devices, clock, user_id, device_id)
         self.groups = GroupSessions(store)
         self.cache = MessageCache(store)
-        self.keys = KeyShare(self)
         self.stats = Stats()
+        self.keys = KeyShare(
+            store,
+            transport,
+            clock,
+            self.devices,
+            self.olm,
+            self.groups,
+            self.cache,
+            self.stats,
+            self.commit,
+        )
         self._locks: dict[str, asyncio.Lock] = {}
         self._stale_conversations: set[str] = set()
         self._unreachable: dict[tuple[str, str], int] = {}
@@ -261,18 +271,6 @@ class Crypto:
         """Decrypt a wire message without touching the cache (see ``decrypt_message``)."""
         conv, seq = str(raw["conversation_id"]), int(raw["seq"])
         return decrypt_message(raw, conv, seq, self.groups, self.cache, self.stats)
-
-    async def retry_session(self, session_id: str) -> list[Event]:
-        """Re-decrypt the messages that were waiting for ``session_id``."""
-        events: list[Event] = []
-        for raw, before in self.cache.waiting(session_id):
-            msg, session, index = self.decrypt(raw)
-            if msg.state is MessageState.WAITING_FOR_KEY and before.state is MessageState.WITHHELD:
-                continue
-            if (msg.state, msg.code) != (before.state, before.code):
-                self.cache.put(msg, session, index, raw["envelope"])
-                events.append(MessageEvent(msg, updated=True))
-        return events
 
     # -- receiving: to-device -------------------------------------------------------------
 

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import vodozemac
 
+from clearpost.client.cache import MessageCache
+from clearpost.client.decrypt import decrypt_message
 from clearpost.client.errors import ClientError, UntrustedSender
-from clearpost.client.megolm import Inbound
-from clearpost.client.model import Event, Message, MessageEvent, MessageState
+from clearpost.client.megolm import GroupSessions, Inbound
+from clearpost.client.model import Event, Message, MessageEvent, MessageState, Stats
+from clearpost.client.olm import OlmMachine
+from clearpost.client.store import DeviceStore
+from clearpost.client.transport import Transport
+from clearpost.client.verify import DeviceTracker
+from clearpost.core.clock import Clock
 from clearpost.core.e2ee import control
-
-if TYPE_CHECKING:
-    from clearpost.client.crypto import Crypto
 
 log = logging.getLogger("clearpost.client")
 
@@ -34,8 +39,24 @@ NOT_MEMBER_THEN = "you were not a member of this conversation when this message 
 
 
 class KeyShare:
-    def __init__(self, crypto: Crypto) -> None:
-        self.crypto = crypto
+    """The control flow over Olm, built by ``Crypto`` from its parts."""
+
+    def __init__(
+        self,
+        store: DeviceStore,
+        transport: Transport,
+        clock: Clock,
+        devices: DeviceTracker,
+        olm: OlmMachine,
+        groups: GroupSessions,
+        cache: MessageCache,
+        stats: Stats,
+        commit: Callable[[], None],
+    ) -> None:
+        self.store, self.transport, self.clock, self.devices = store, transport, clock, devices
+        self.olm, self.groups, self.cache, self.stats = olm, groups, cache, stats
+        self.user_id, self.device_id = olm.user_id, olm.device_id
+        self.commit = commit
         self._wanted: dict[str, tuple[str, str, str, int]] = {}
 
     # -- asking ---------------------------------------------------------------------------
@@ -54,7 +75,7 @@ class KeyShare:
 
     async def send_requests(self) -> int:
         """Ask the senders' devices for the keys we are missing; returns requests sent."""
-        c = self.crypto
+        c = self
         sent = 0
         now = c.clock.now_ms()
         wanted, self._wanted = self._wanted, {}
@@ -117,7 +138,7 @@ class KeyShare:
         4. A session we already hold keeps its origin and conversation; a key is only
            taken if it reaches further back (a lower first index).
         """
-        c = self.crypto
+        c = self
         key = control.parse_room_key(p.content)
         sender = c.devices.device(p.sender.user_id, p.sender.device_id)
         if sender is None:
@@ -172,7 +193,7 @@ class KeyShare:
             c.cache.new_session(key.session_id)
         c.store.write("DELETE FROM key_requests WHERE session_id = ?", (key.session_id,))
         self._wanted.pop(key.session_id, None)
-        return await c.retry_session(key.session_id)
+        return self.retry_session(key.session_id)
 
     async def _answer(self, p: control.OlmPayload) -> None:
         """Answer a key request (the Olm layer already verified the requesting device).
@@ -184,7 +205,7 @@ class KeyShare:
            (not_member_then).
         4. Send the session exported from its first known index to the requesting device only.
         """
-        c = self.crypto
+        c = self
         req = control.parse_key_request(p.content)
         requester = c.devices.device(p.sender.user_id, p.sender.device_id)
         inbound = c.groups.inbound(req.session_id)
@@ -230,7 +251,7 @@ class KeyShare:
         """Show a withheld reason on the messages it concerns: only for a key this device
         asked for, and only from the messages' sender (issue 15: an unasked notice put a
         peer's text in place of "waiting for the key")."""
-        c = self.crypto
+        c = self
         notice = control.parse_withheld(p.content)
         asked = c.store.query(
             "SELECT conversation_id FROM key_requests WHERE session_id = ?", (notice.session_id,)
@@ -252,13 +273,28 @@ class KeyShare:
             events.append(MessageEvent(updated, updated=True))
         return events
 
+    def retry_session(self, session_id: str) -> list[Event]:
+        """Re-decrypt the messages that were waiting for ``session_id``."""
+        events: list[Event] = []
+        for raw, before in self.cache.waiting(session_id):
+            conv, seq = str(raw["conversation_id"]), int(raw["seq"])
+            msg, session, index = decrypt_message(
+                raw, conv, seq, self.groups, self.cache, self.stats
+            )
+            if msg.state is MessageState.WAITING_FOR_KEY and before.state is MessageState.WITHHELD:
+                continue
+            if (msg.state, msg.code) != (before.state, before.code):
+                self.cache.put(msg, session, index, raw["envelope"])
+                events.append(MessageEvent(msg, updated=True))
+        return events
+
     # -- sharing on purpose ---------------------------------------------------------------
 
     async def share_history(self, conversation_id: str, user_id: str) -> int:
         """Give ``user_id``'s devices the keys of our own past sessions in a conversation,
         so they can read messages sent before they joined. Only ever done on purpose.
         Returns the number of sessions shared."""
-        c = self.crypto
+        c = self
         devices = list((await c.devices.devices_for([user_id]))[user_id].values())
         items = []
         count = 0

@@ -1,14 +1,14 @@
-"""What the SDK hands to applications: messages in a clear state, and events."""
+"""What the SDK hands to applications: messages in a clear state, devices, share intents,
+and the events ``sync`` and ``listen`` yield. Plain data: no I/O, no crypto."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from clearpost.client.content import Content, to_json
-from clearpost.client.shares import ShareIntent
-from clearpost.client.verify import DeviceListChange
+from clearpost.client.content import Content, ShareCard, to_json
+from clearpost.client.errors import ClientError
 
 
 class MessageState(StrEnum):
@@ -115,4 +115,206 @@ class Stats:
     messages_decrypted: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device whose self-signed keys verified."""
+
+    user_id: str
+    device_id: str
+    curve25519: str
+    ed25519: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceListChange:
+    """A user's verified device list changed: devices added, removed, or refused."""
+
+    user_id: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+    own: bool = False
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [
+            f"{len(self.added)} added ({', '.join(self.added)})" if self.added else "",
+            f"{len(self.removed)} removed ({', '.join(self.removed)})" if self.removed else "",
+            f"{len(self.rejected)} refused ({', '.join(self.rejected)})" if self.rejected else "",
+        ]
+        who = "your" if self.own else f"{self.user_id}'s"
+        return f"{who} devices changed: " + "; ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareIntent:
+    """Something a partner app suggests you share; so far only your devices have it."""
+
+    intent_id: str
+    partner: str
+    """The partner's id (its OAuth client id)."""
+    partner_name: str
+    """The partner's display name from its public agreement (the card says "via <name>")."""
+    title: str
+    url: str
+    """Where the partner's link leads (on a domain of its agreement)."""
+    link: str
+    """The tracking link recipients get: ``<server>/s/<token>``; it counts a click and
+    redirects to ``url``."""
+    image_url: str | None
+    description: str | None
+    expires_at: int
+    """Milliseconds since the epoch; the server refuses to complete it after that."""
+    log_index: int | None
+    """The transparency-log entry recording the partner's request."""
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], partner_name: str | None = None) -> ShareIntent:
+        """From a ``share_intent`` sync event or a ``GET /v1/me/share-intents`` item."""
+        try:
+            partner = _text(d, "partner")
+            log_index = d.get("log_index")
+            return cls(
+                intent_id=_text(d, "intent_id"),
+                partner=partner,
+                partner_name=partner_name or _opt(d, "partner_name") or partner,
+                title=_text(d, "title"),
+                url=_text(d, "url"),
+                link=_text(d, "link"),
+                image_url=_opt(d, "image_url"),
+                description=_opt(d, "description"),
+                expires_at=_int(d, "expires_at"),
+                log_index=None if log_index is None else _int(d, "log_index"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClientError(
+                f"the server sent a malformed share intent ({exc})", code="bad_response"
+            ) from exc
+
+    def expires_in_ms(self, now_ms: int) -> int:
+        """Milliseconds left (0 once expired)."""
+        return max(0, self.expires_at - now_ms)
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_at <= now_ms
+
+    def card(self) -> ShareCard:
+        """What recipients get: the title, the tracking link, and the partner's name."""
+        return ShareCard(self.title, self.link, self.description, self.partner_name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intent_id": self.intent_id,
+            "partner": self.partner,
+            "partner_name": self.partner_name,
+            "title": self.title,
+            "url": self.url,
+            "link": self.link,
+            "image_url": self.image_url,
+            "description": self.description,
+            "expires_at": self.expires_at,
+            "log_index": self.log_index,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """The outcome of sending a share intent."""
+
+    intent_id: str
+    recipients: int
+    """Distinct people it reached (other than you): the only number the server learns."""
+    sent: tuple[Sent, ...]
+    """One encrypted message per conversation."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intent_id": self.intent_id,
+            "recipients": self.recipients,
+            "messages": [
+                {"conversation_id": s.conversation_id, "seq": s.seq, "sent_at": s.sent_at}
+                for s in self.sent
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedApp:
+    """A partner app you connected (one consent); ``revoked_at`` is set once you revoked it."""
+
+    partner: str
+    partner_name: str
+    scopes: tuple[str, ...]
+    since: int
+    last_access: int | None
+    grant_log_index: int | None
+    revoked_at: int | None
+    revoke_log_index: int | None
+
+    @property
+    def connected(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], partner_name: str | None = None) -> ConnectedApp:
+        try:
+            partner = _text(d, "partner_id")
+            scopes = d["scopes"]
+            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+                raise TypeError("scopes is not a list of strings")
+            return cls(
+                partner,
+                partner_name or partner,
+                tuple(scopes),
+                _int(d, "since"),
+                _opt_int(d, "last_access"),
+                _opt_int(d, "grant_log_index"),
+                _opt_int(d, "revoked_at"),
+                _opt_int(d, "revoke_log_index"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClientError(
+                f"the server sent a malformed app entry ({exc})", code="bad_response"
+            ) from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "partner": self.partner,
+            "partner_name": self.partner_name,
+            "scopes": list(self.scopes),
+            "since": self.since,
+            "last_access": self.last_access,
+            "grant_log_index": self.grant_log_index,
+            "revoked_at": self.revoked_at,
+            "revoke_log_index": self.revoke_log_index,
+            "connected": self.connected,
+        }
+
+
 Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent
+
+
+def _text(d: dict[str, Any], name: str) -> str:
+    value = d[name]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} is not a non-empty string")
+    return value
+
+
+def _opt(d: dict[str, Any], name: str) -> str | None:
+    value = d.get(name)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} is not a string")
+    return value
+
+
+def _int(d: dict[str, Any], name: str) -> int:
+    value = d[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} is not an integer")
+    return value
+
+
+def _opt_int(d: dict[str, Any], name: str) -> int | None:
+    return None if d.get(name) is None else _int(d, name)

@@ -17,9 +17,10 @@ from typing import Any
 import vodozemac
 
 from clearpost.client.errors import ClientError, CryptoError, DecryptionFailed, UntrustedSender
+from clearpost.client.model import Device
 from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
-from clearpost.client.verify import Device, DeviceTracker
+from clearpost.client.verify import DeviceTracker
 from clearpost.core import canonical
 from clearpost.core.clock import Clock
 from clearpost.core.e2ee import control

@@ -26,9 +26,14 @@ import orjson
 
 from clearpost.client.crypto import Crypto
 from clearpost.client.errors import ClientError
-from clearpost.client.model import Event, MembershipEvent, MessageEvent, ShareIntentEvent
+from clearpost.client.model import (
+    Event,
+    MembershipEvent,
+    MessageEvent,
+    ShareIntent,
+    ShareIntentEvent,
+)
 from clearpost.client.olm import ONE_TIME_KEY_TARGET
-from clearpost.client.shares import ShareIntent
 
 log = logging.getLogger("clearpost.client")
 

@@ -10,10 +10,10 @@ notice a device they did not add.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from clearpost.client.errors import DeviceVerificationFailed
+from clearpost.client.model import Device, DeviceListChange
 from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
 from clearpost.core.clock import Clock
@@ -21,38 +21,6 @@ from clearpost.core.e2ee.device_keys import parse_device_keys
 from clearpost.core.errors import InvalidInput
 
 log = logging.getLogger("clearpost.client")
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """A device whose self-signed keys verified."""
-
-    user_id: str
-    device_id: str
-    curve25519: str
-    ed25519: str
-    display_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceListChange:
-    """A user's verified device list changed: devices added, removed, or refused."""
-
-    user_id: str
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    rejected: tuple[str, ...] = ()
-    own: bool = False
-    reasons: dict[str, str] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        parts = [
-            f"{len(self.added)} added ({', '.join(self.added)})" if self.added else "",
-            f"{len(self.removed)} removed ({', '.join(self.removed)})" if self.removed else "",
-            f"{len(self.rejected)} refused ({', '.join(self.rejected)})" if self.rejected else "",
-        ]
-        who = "your" if self.own else f"{self.user_id}'s"
-        return f"{who} devices changed: " + "; ".join(p for p in parts if p)
 
 
 def verify_device(entry: dict[str, Any], user_id: str, pinned: Device | None) -> Device:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clearpost.core.errors import InvalidInput
+from clearpost.core.ids import MAX_SERVER_NAME, is_server_name
 
 ENV_PREFIX = "CLEARPOST_"
 
@@ -40,6 +41,10 @@ class Settings:
     argon2_memory_kib: int = 65536
     """argon2id cost (RFC 9106 low-memory profile by default). Existing hashes keep their own."""
     log_level: str = "info"
+    server_name: str = "clearpost.localhost"
+    """The Matrix server name in every user id (``@alice:<server_name>``) and room id. Fixed
+    when the deployment is created: stored in the database on first start, and a later start
+    with another value is refused."""
     public_url: str | None = None
     """The server's public base URL (OAuth issuer, click links); default http://host:port."""
     log_origin: str = "clearpost.localhost/log"
@@ -220,6 +225,12 @@ def _check(settings: Settings) -> None:
                 f"not {getattr(settings, name)!r}",
                 field=name,
             )
+    if not is_server_name(settings.server_name):
+        raise InvalidInput(
+            f"setting 'server_name' must be a host name or IP literal with an optional :port "
+            f"(at most {MAX_SERVER_NAME} characters), not {settings.server_name[:80]!r}",
+            field="server_name",
+        )
     try:
         settings.proxy_networks()
     except ValueError as exc:

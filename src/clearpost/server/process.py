@@ -33,6 +33,8 @@ from clearpost.server.config import Settings
 log = logging.getLogger("clearpost.server")
 
 STOP_SERVICES_SECONDS = 10.0
+_SETTING_ERRORS = {"server_name_mismatch"}
+"""Start-up refusals that a setting must fix (exit 2)."""
 
 
 class StartupError(Exception):
@@ -150,7 +152,7 @@ async def serve(settings: Settings, sock: socket.socket) -> None:
     try:
         services = await services_cm.__aenter__()
     except ClearpostError as exc:
-        raise StartupError(exc.message) from exc
+        raise StartupError(exc.message, configuration=exc.code in _SETTING_ERRORS) from exc
     except (TimeoutError, OSError, ImportError) as exc:
         raise _database_failure(exc, settings) from exc
     except Exception as exc:

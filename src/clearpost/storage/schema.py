@@ -33,6 +33,16 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+USER_ID_LENGTH = 255
+"""Columns holding user ids (``@<username>:<server_name>``, Matrix's bound; migration 0012)."""
+
+deployment = Table(  # one row: what is fixed when a deployment is created (migration 0012)
+    "deployment",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("server_name", String(200), nullable=True),
+)
+
 stream = Table(
     "stream",
     metadata,
@@ -43,7 +53,7 @@ stream = Table(
 users = Table(
     "users",
     metadata,
-    Column("user_id", String(40), primary_key=True),
+    Column("user_id", String(USER_ID_LENGTH), primary_key=True),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("display_name", String(100), nullable=True),  # migration 0003
@@ -54,7 +64,7 @@ users = Table(
 devices = Table(
     "devices",
     metadata,
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("device_id", String(16), nullable=False),
     Column("display_name", String(100), nullable=True),
     Column("token_hash", String(64), nullable=False, unique=True),
@@ -69,7 +79,7 @@ devices = Table(
 one_time_keys = Table(
     "one_time_keys",
     metadata,
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("device_id", String(16), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("key_json", Text, nullable=False),
@@ -86,7 +96,7 @@ Index(
 fallback_keys = Table(
     "fallback_keys",
     metadata,
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("device_id", String(16), nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("key_json", Text, nullable=False),
@@ -99,10 +109,10 @@ conversations = Table(
     metadata,
     Column("conversation_id", String(40), primary_key=True),
     Column("kind", String(10), nullable=False),
-    Column("created_by", String(40), nullable=False),
+    Column("created_by", String(USER_ID_LENGTH), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
-    Column("direct_key", String(100), nullable=True, unique=True),
+    Column("direct_key", String(2 * USER_ID_LENGTH + 1), nullable=True, unique=True),
 )
 
 memberships = Table(
@@ -110,7 +120,7 @@ memberships = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("conversation_id", String(40), nullable=False),
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("from_seq", BigInteger, nullable=False),
     Column("to_seq", BigInteger, nullable=True),
     Column("joined_at", BigInteger, nullable=False),
@@ -124,7 +134,7 @@ messages = Table(
     Column("pos", BigInteger, primary_key=True, autoincrement=False),
     Column("conversation_id", String(40), nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("sender_user", String(40), nullable=False),
+    Column("sender_user", String(USER_ID_LENGTH), nullable=False),
     Column("sender_device", String(16), nullable=False),
     Column("txn_id", String(64), nullable=False),
     Column("envelope", Text, nullable=False),
@@ -140,9 +150,9 @@ to_device = Table(
     "to_device",
     metadata,
     Column("pos", BigInteger, nullable=False),
-    Column("target_user", String(40), nullable=False),
+    Column("target_user", String(USER_ID_LENGTH), nullable=False),
     Column("target_device", String(16), nullable=False),
-    Column("sender_user", String(40), nullable=False),
+    Column("sender_user", String(USER_ID_LENGTH), nullable=False),
     Column("sender_device", String(16), nullable=False),
     Column("envelope", Text, nullable=False),
     PrimaryKeyConstraint("target_user", "target_device", "pos"),
@@ -151,7 +161,7 @@ to_device = Table(
 to_device_txns = Table(
     "to_device_txns",
     metadata,
-    Column("sender_user", String(40), nullable=False),
+    Column("sender_user", String(USER_ID_LENGTH), nullable=False),
     Column("sender_device", String(16), nullable=False),
     Column("txn_id", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -162,7 +172,7 @@ user_events = Table(
     "user_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("pos", BigInteger, nullable=False),
     Column("kind", String(20), nullable=False),
     Column("content", Text, nullable=False),
@@ -242,7 +252,7 @@ tlog_cosignatures = Table(
 user_salts = Table(
     "user_salts",
     metadata,
-    Column("user_id", String(40), primary_key=True),
+    Column("user_id", String(USER_ID_LENGTH), primary_key=True),
     Column("salt", LargeBinary, nullable=False),
 )
 
@@ -290,7 +300,7 @@ oauth_grants = Table(
     metadata,
     Column("grant_id", String(40), primary_key=True),
     Column("partner_id", String(32), nullable=False),
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("scopes", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("grant_log_index", BigInteger, nullable=False),
@@ -306,7 +316,7 @@ oauth_codes = Table(
     Column("code_hash", String(64), primary_key=True),
     Column("grant_id", String(40), nullable=False),
     Column("partner_id", String(32), nullable=False),
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("redirect_uri", Text, nullable=False),
     Column("scope", String(200), nullable=False),
     Column("challenge", String(128), nullable=False),
@@ -322,7 +332,7 @@ oauth_tokens = Table(
     Column("kind", String(10), nullable=False),
     Column("grant_id", String(40), nullable=True),
     Column("partner_id", String(32), nullable=False),
-    Column("user_id", String(40), nullable=True),
+    Column("user_id", String(USER_ID_LENGTH), nullable=True),
     Column("scope", String(200), nullable=False),
     Column("issued_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
@@ -335,7 +345,7 @@ web_sessions = Table(
     "web_sessions",
     metadata,
     Column("session_hash", String(64), primary_key=True),
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("csrf", String(64), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
 )
@@ -345,7 +355,7 @@ share_intents = Table(
     metadata,
     Column("intent_id", String(40), primary_key=True),
     Column("partner_id", String(32), nullable=False),
-    Column("user_id", String(40), nullable=False),
+    Column("user_id", String(USER_ID_LENGTH), nullable=False),
     Column("title", String(200), nullable=False),
     Column("url", Text, nullable=False),
     Column("image_url", Text, nullable=True),
@@ -436,6 +446,7 @@ SEED_ROWS: list[tuple[Table, dict[str, int]]] = [
     (stream, {"id": 1, "pos": 0}),
     (tlog_state, {"id": 1, "next_index": 0}),
     (tlog_sequencer, {"id": 1, "term": 0}),
+    (deployment, {"id": 1}),
 ]
 """The single-row tables' first rows (the migrations insert the same)."""
 

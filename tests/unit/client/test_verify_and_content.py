@@ -10,7 +10,8 @@ import vodozemac
 
 from clearpost.client import DeviceVerificationFailed, ShareCard, Text, UnsupportedContent
 from clearpost.client import content as content_mod
-from clearpost.client.verify import Device, verify_device
+from clearpost.client.model import Device
+from clearpost.client.verify import verify_device
 from clearpost.core.e2ee import control
 from tests.support.devices import TestDevice
 

@@ -77,11 +77,11 @@ class OAuthError(BaseModel):
 
 
 class Registered(_Out):
-    user_id: str = Field(examples=["@alice"])
+    user_id: str = Field(examples=["@alice:clearpost.localhost"])
 
 
 class Session(_Out):
-    user_id: str = Field(examples=["@alice"])
+    user_id: str = Field(examples=["@alice:clearpost.localhost"])
     device_id: str = Field(examples=["JLAFKJWSCS"])
     access_token: str = Field(description="send as 'Authorization: Bearer <token>'")
 
@@ -119,16 +119,20 @@ class KeyCounts(_Out):
     one_time_key_counts: OneTimeKeyCounts
 
 
-class ClaimedKey(_Out):
-    key_id: str = Field(examples=["signed_curve25519:AAAAAQ"])
-    key: dict[str, Any] = Field(description="the signed one-time key {key, signatures}")
-    fallback: bool
-
-
 class Claimed(_Out):
-    one_time_keys: dict[str, dict[str, ClaimedKey]] = Field(
-        description="user id -> device id -> the claimed key; devices with no key are left out"
+    one_time_keys: dict[str, dict[str, dict[str, dict[str, Any]]]] = Field(
+        description="user id -> device id -> {'signed_curve25519:<id>': signed key}; devices "
+        'with no key left are left out; a fallback key carries "fallback": true'
     )
+    failures: dict[str, Any] = Field(description="always {} (one server, nothing remote)")
+
+
+class KeysQueried(_Out):
+    device_keys: dict[str, dict[str, dict[str, Any]]] = Field(
+        description="user id -> device id -> the device keys as signed, plus "
+        "unsigned.device_display_name (your own devices only)"
+    )
+    failures: dict[str, Any] = Field(description="always {} (one server, nothing remote)")
 
 
 class UserDevice(_Out):
@@ -164,10 +168,11 @@ class Conversation(_Out):
             "examples": [
                 {
                     "conversation_id": "c_eHfaZ47UrksZpeM1DtF_UA",
+                    "room_id": "!c_eHfaZ47UrksZpeM1DtF_UA:clearpost.localhost",
                     "kind": "direct",
-                    "created_by": "@alice",
+                    "created_by": "@alice:clearpost.localhost",
                     "created_at": 1796511463433,
-                    "members": ["@alice", "@bob"],
+                    "members": ["@alice:clearpost.localhost", "@bob:clearpost.localhost"],
                     "last_seq": 7,
                     "joined_from_seq": 0,
                 }
@@ -176,6 +181,7 @@ class Conversation(_Out):
     )
 
     conversation_id: str
+    room_id: str = Field(description="the conversation's Matrix room id")
     kind: Literal["direct", "group"]
     created_by: str
     created_at: Millis
@@ -195,23 +201,34 @@ class Sent(_Out):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"conversation_id": "c_eHfaZ47UrksZpeM1DtF_UA", "seq": 7, "sent_at": 1796511463433}
+                {
+                    "event_id": "$c_eHfaZ47UrksZpeM1DtF_UA.7",
+                    "conversation_id": "c_eHfaZ47UrksZpeM1DtF_UA",
+                    "seq": 7,
+                    "sent_at": 1796511463433,
+                }
             ]
         },
     )
 
+    event_id: str = Field(description="the message's Matrix event id")
     conversation_id: str
     seq: int = Field(description="gap-free per conversation")
     sent_at: Millis
 
 
 class Message(_Out):
+    """A message: a Matrix room event (``m.room.encrypted``) plus Clearpost's fields."""
+
+    type: Literal["m.room.encrypted"]
+    event_id: str = Field(description="'$<conversation_id>.<seq>': unique, stable")
+    room_id: str = Field(description="'!<conversation_id>:<server_name>'")
+    sender: str = Field(description="the sender's user id")
+    origin_server_ts: Millis = Field(description="when the server stored it")
+    content: dict[str, Any] = Field(description="the m.megolm.v1.aes-sha2 content exactly as sent")
     conversation_id: str
-    seq: int
-    sender: str
+    seq: int = Field(description="gap-free per conversation")
     sender_device: str
-    sent_at: Millis
-    envelope: dict[str, Any] = Field(description="the megolm.v1 envelope exactly as sent")
 
 
 class History(_Out):
@@ -219,17 +236,29 @@ class History(_Out):
     next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
 
 
-class ToDevice(_Out):
+class ToDeviceEvent(_Out):
+    type: Literal["m.room.encrypted"]
     sender: str
     sender_device: str
-    envelope: dict[str, Any] = Field(description="the olm.v1 envelope exactly as sent")
+    content: dict[str, Any] = Field(
+        description="the m.olm.v1.curve25519-aes-sha2 content exactly as sent"
+    )
+
+
+class ToDeviceEvents(_Out):
+    events: list[ToDeviceEvent]
+
+
+class DeviceLists(_Out):
+    changed: list[str] = Field(description="users whose devices changed or who now share a room")
+    left: list[str] = Field(description="users who share no conversation with you any more")
 
 
 class Event(BaseModel):
-    """A membership change (``membership``) or a device list change (``device_list``)."""
+    """A membership change (``membership``) or a share intent for you (``share_intent``)."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal["membership", "device_list"]
+    type: Literal["membership", "share_intent"]
 
 
 class Sync(_Out):
@@ -240,17 +269,11 @@ class Sync(_Out):
                 {
                     "cursor": "cp1_AAAAAAAAAAE",
                     "messages": [],
-                    "to_device": [],
-                    "events": [
-                        {
-                            "type": "device_list",
-                            "user_id": "@bob",
-                            "device_id": "QWERTYUIOP",
-                            "change": "added",
-                        }
-                    ],
-                    "one_time_key_counts": {"signed_curve25519": 48},
-                    "fallback_key_used": False,
+                    "events": [],
+                    "to_device": {"events": []},
+                    "device_lists": {"changed": ["@bob:clearpost.localhost"], "left": []},
+                    "device_one_time_keys_count": {"signed_curve25519": 48},
+                    "device_unused_fallback_key_types": ["signed_curve25519"],
                 }
             ]
         },
@@ -258,10 +281,11 @@ class Sync(_Out):
 
     cursor: str = Field(description="opaque; pass as ?since= next time")
     messages: list[Message]
-    to_device: list[ToDevice]
     events: list[Event]
-    one_time_key_counts: OneTimeKeyCounts
-    fallback_key_used: bool
+    to_device: ToDeviceEvents
+    device_lists: DeviceLists
+    device_one_time_keys_count: OneTimeKeyCounts
+    device_unused_fallback_key_types: list[Literal["signed_curve25519"]]
 
 
 # --- transparency log --------------------------------------------------------------------

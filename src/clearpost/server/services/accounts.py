@@ -33,6 +33,7 @@ from clearpost.core.ids import (
     USERNAME_RE,
     DeviceId,
     UserId,
+    localpart,
     new_access_token,
     new_device_id,
     user_id_for,
@@ -54,7 +55,8 @@ a suspension made by another process (``clearpost admin``) takes to bite on SQLi
 device deletion in this process, or on PostgreSQL in any, drops the entry at once."""
 INVITE_DAYS = 7
 RESERVED_PREFIX = "deleted-"
-"""Erased accounts are shown as ``@deleted-<random>``; nobody can register such a name."""
+"""Erased accounts are shown as ``@deleted-<random>:<server_name>``; nobody can register
+such a name."""
 MAX_DISPLAY_NAME = 64
 FAILED_SIGN_INS_BURST = 10
 FAILED_SIGN_INS_PER_MINUTE = 1.0
@@ -102,9 +104,12 @@ class AccountService:
         notifier: Notifier,
         hasher: PasswordHasher | None = None,
         registration: str = "open",
+        server_name: str = "clearpost.localhost",
     ) -> None:
         self.accounts, self.keys, self.clock, self.notifier = accounts, keys, clock, notifier
         self.registration = registration
+        self.server_name = server_name
+        """Every user id here ends in ``:<server_name>`` (``core/ids.py``)."""
         self._hasher = hasher or PasswordHasher()
         self.on_logged: Callable[[], None] | None = None
         """Called after a change that appended to the transparency log (wakes the sequencer)."""
@@ -143,7 +148,7 @@ class AccountService:
             )
         _check_password(password)
         hashed = await self._in_hash_thread(self._hasher.hash, password)
-        user_id = user_id_for(username)
+        user_id = user_id_for(username, self.server_name)
         spend = token_hash(invite) if self.registration == "invite" and invite else None
         await self.accounts.create_user(user_id, hashed, self.clock.now_ms(), spend)
         return user_id
@@ -157,7 +162,7 @@ class AccountService:
 
     async def change_password(self, caller: Caller, old: str, new: str) -> None:
         """Replace the caller's password, given the current one. Devices stay signed in."""
-        await self.check_password(caller.user_id.removeprefix("@"), old)
+        await self.check_password(localpart(caller.user_id), old)
         _check_password(new)
         await self.accounts.set_password(
             caller.user_id, await self._in_hash_thread(self._hasher.hash, new)
@@ -192,7 +197,7 @@ class AccountService:
 
     async def check_password(self, username: str, password: str) -> UserId:
         """The user id for a correct username and password (for the web sign-in)."""
-        user_id = user_id_for(username) if USERNAME_RE.match(username) else None
+        user_id = user_id_for(username, self.server_name) if USERNAME_RE.match(username) else None
         self.failed_sign_ins.check(username)  # unknown names too: no hint that one exists
         stored = await self.accounts.password_hash(user_id) if user_id else None
         ok: bool

@@ -86,15 +86,23 @@ def build_services(
                 time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib
             ),
             settings.registration,
+            settings.server_name,
         ),
-        keys=KeyService(key_store, account_store, clock, notifier),
+        keys=KeyService(key_store, account_store, clock, notifier, settings.server_name),
         conversations=ConversationService(
-            ConversationStore(db), account_store, clock, notifier, settings.max_group_members
+            ConversationStore(db),
+            account_store,
+            clock,
+            notifier,
+            settings.max_group_members,
+            settings.server_name,
         ),
         messages=(
             messages := MessageService(message_store, clock, notifier, settings.max_message_bytes)
         ),
-        to_device=ToDeviceService(to_device_store, clock, notifier, settings.max_message_bytes),
+        to_device=ToDeviceService(
+            to_device_store, clock, notifier, settings.max_message_bytes, settings.server_name
+        ),
         sync=SyncService(SyncView(db), to_device_store, notifier),
         login_limiter=RateLimiter(
             clock, settings.login_rate_per_minute / 60, settings.login_burst, "login attempts"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import Forbidden, InvalidInput, NotFound
-from clearpost.core.ids import is_user_id, new_conversation_id
+from clearpost.core.ids import new_conversation_id, parse_user_id
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
 from clearpost.storage.sql.accounts import AccountStore
@@ -32,9 +32,10 @@ class ConversationService:
         clock: Clock,
         notifier: Notifier,
         max_members: int,
+        server_name: str = "clearpost.localhost",
     ) -> None:
         self.store, self.accounts, self.clock, self.notifier = store, accounts, clock, notifier
-        self.max_members = max_members
+        self.max_members, self.server_name = max_members, server_name
 
     async def create(
         self, caller: Caller, kind: str, members: list[str]
@@ -43,10 +44,7 @@ class ConversationService:
             raise InvalidInput("kind must be 'direct' or 'group'", code="invalid_kind")
         others = sorted(set(members) - {caller.user_id})
         for m in others:
-            if not is_user_id(m):
-                raise InvalidInput(
-                    f"{m[:50]!r} is not a user id (like '@alice')", code="invalid_user_id"
-                )
+            parse_user_id(m, self.server_name)  # malformed or another server's: 422
         if kind == "direct" and len(others) != 1:
             raise InvalidInput(
                 "a direct conversation has exactly one other member", code="invalid_members"
@@ -92,7 +90,8 @@ class ConversationService:
     async def add_member(
         self, caller: Caller, conversation_id: str, user_id: str
     ) -> ConversationRow:
-        if not is_user_id(user_id) or not await self.accounts.user_exists(user_id):
+        parse_user_id(user_id, self.server_name)
+        if not await self.accounts.user_exists(user_id):
             raise NotFound("no such user", code="user_not_found")
         conv = await self.store.get(conversation_id, caller.user_id)
         if user_id != caller.user_id:
@@ -116,6 +115,8 @@ class ConversationService:
             )
 
     async def remove_member(self, caller: Caller, conversation_id: str, user_id: str) -> None:
+        if user_id != caller.user_id:
+            parse_user_id(user_id, self.server_name)
         conv = await self.store.get(conversation_id, caller.user_id)
         await self.store.remove_member(conversation_id, caller.user_id, user_id)
         self.notifier.publish(conv.members)

@@ -13,7 +13,7 @@ import contextlib
 import secrets
 
 from clearpost.core.errors import NotFound
-from clearpost.core.ids import DeviceId, UserId
+from clearpost.core.ids import DeviceId, UserId, user_id_for
 from clearpost.server.services.accounts import RESERVED_PREFIX, AccountService, Caller
 from clearpost.server.services.authorize import OAuthService
 from clearpost.server.services.conversations import ConversationService
@@ -53,7 +53,7 @@ class AccountDeletion:
         for conversation_id in joined:
             with contextlib.suppress(NotFound):
                 await self.conversations.leave(member, conversation_id)
-        pseudonym = "@" + RESERVED_PREFIX + secrets.token_hex(6)
+        pseudonym = user_id_for(RESERVED_PREFIX + secrets.token_hex(6), self.accounts.server_name)
         if not await erase_account(self.db, user_id, pseudonym):
             raise NotFound("no such user", code="user_not_found")
         self.accounts.forget(None)

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from clearpost.core.clock import Clock
-from clearpost.core.e2ee.envelope import validate_megolm_envelope
+from clearpost.core.e2ee.envelope import validate_megolm_content
 from clearpost.core.errors import ClearpostError, PayloadTooLarge
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.batcher import Batcher
@@ -32,7 +32,7 @@ class MessageService:
         self, caller: Caller, conversation_id: str, txn_id: str, body: Any
     ) -> StoredMessage:
         """Store an encrypted message once per (device, txn_id); a retry gets the first result."""
-        envelope = validate_megolm_envelope(
+        envelope = validate_megolm_content(
             body, sender_device=caller.device_id, sender_key=caller.published_key()
         )
         encoded = orjson.dumps(envelope).decode()

@@ -1,6 +1,7 @@
 """Starting and stopping one server process's services (the composition root).
 
-Start: open the database, apply migrations, load (or create) the log key and check it is
+Start: open the database, apply migrations, bind the server name (the first start records
+it; a later start with another one is refused), load (or create) the log key and check it is
 the key this database's log is signed with, build the services, log the scope catalogue,
 then start the background work — the log sequencer, the report scheduler, the pushing of
 checkpoints to witnesses (when ``log_witness_urls`` names any) and, on PostgreSQL, the
@@ -23,6 +24,7 @@ from clearpost.server.services.witnesspush import WitnessPusher, WitnessTarget, 
 from clearpost.storage.db import Database
 from clearpost.storage.listener import StreamListener
 from clearpost.storage.migrations import upgrade
+from clearpost.storage.sql.deployment import DeploymentStore
 from clearpost.storage.sql.tlog import LogStore
 
 
@@ -32,6 +34,14 @@ async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterat
     db = Database(settings.database_url())
     try:
         await upgrade(db)
+        on_record_name = await DeploymentStore(db).bind_server_name(settings.server_name)
+        if on_record_name != settings.server_name:
+            raise ClearpostError(
+                f"this database belongs to server name {on_record_name!r}, but setting "
+                f"'server_name' is {settings.server_name!r}; a server name is permanent: set "
+                f"server_name = {on_record_name!r} (or start a new database for the new name)",
+                code="server_name_mismatch",
+            )
         signer = load_or_create(settings.log_key_path(), settings.log_origin)
         on_record = await LogStore(db).bind_key(signer.vkey)
         if on_record != signer.vkey:

@@ -51,11 +51,15 @@ class SyncResult:
     to_device: list[HeldMessage] = field(default_factory=list)
     events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     one_time_key_count: int = 0
-    fallback_key_used: bool = False
+    fallback_key_unused: bool = False
+    changed: list[str] = field(default_factory=list)
+    """Users whose device lists changed, or who now share a conversation with the caller."""
+    left: list[str] = field(default_factory=list)
+    """Users who no longer share any conversation with the caller."""
 
     @property
     def empty(self) -> bool:
-        return not (self.messages or self.to_device or self.events)
+        return not (self.messages or self.to_device or self.events or self.changed or self.left)
 
 
 class SyncService:
@@ -106,11 +110,43 @@ class SyncService:
         cuts += [rows.events[LIMIT][0]] if len(rows.events) > LIMIT else []
         if cuts:
             upto = min(cuts) - 1
+        events = [e for e in rows.events if e[0] <= upto]
+        changed, left = device_lists(caller.user_id, events, rows.peers)
         return SyncResult(
             encode_cursor(upto),
             messages=[m for m in rows.messages if m.pos <= upto],
             to_device=[h for h in rows.to_device if h.pos <= upto],
-            events=[e for e in rows.events if e[0] <= upto],
+            events=[e for e in events if e[1] != DEVICE_LIST],
             one_time_key_count=rows.one_time_keys,
-            fallback_key_used=rows.fallback_used,
+            fallback_key_unused=rows.fallback_unused,
+            changed=changed,
+            left=left,
         )
+
+
+DEVICE_LIST = "device_list"
+
+
+def device_lists(
+    me: str, events: list[tuple[int, str, dict[str, Any]]], peers: set[str] | None
+) -> tuple[list[str], list[str]]:
+    """Matrix's ``device_lists``: ``changed`` names users whose devices changed (a
+    ``device_list`` event) or who newly share a conversation with ``me``; ``left`` names
+    users removed from a conversation with ``me`` who share none with ``me`` any more
+    (``peers``: who shares one now)."""
+    changed: dict[str, None] = {}
+    removed: dict[str, None] = {}
+    for _, kind, content in events:
+        if kind == DEVICE_LIST:
+            changed[str(content.get("user_id"))] = None
+        elif kind == "membership":
+            change = content.get("change")
+            if change == "created":
+                changed.update(dict.fromkeys(m for m in content.get("members", []) if m != me))
+            elif change == "joined" and content.get("user_id") != me:
+                changed[str(content.get("user_id"))] = None
+            elif change in ("left", "removed") and content.get("user_id") != me:
+                removed[str(content.get("user_id"))] = None
+    still = peers or set()
+    left = [u for u in removed if u not in still]
+    return [u for u in changed if u not in left], left

@@ -1,4 +1,4 @@
-"""To-device messages: Olm-encrypted payloads for specific devices (key sharing travels here)."""
+"""To-device messages: Olm-encrypted events for specific devices (key sharing travels here)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 
 from clearpost.core.clock import Clock
-from clearpost.core.e2ee.envelope import validate_olm_envelope
-from clearpost.core.errors import InvalidInput, PayloadTooLarge
-from clearpost.core.ids import is_user_id
+from clearpost.core.e2ee.envelope import ENCRYPTED_EVENT, validate_olm_content
+from clearpost.core.errors import InvalidInput, NotEncrypted, PayloadTooLarge
+from clearpost.core.ids import parse_user_id
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
 from clearpost.storage.sql.todevice import ToDeviceStore
@@ -19,29 +19,39 @@ MAX_TARGETS = 1000
 
 class ToDeviceService:
     def __init__(
-        self, store: ToDeviceStore, clock: Clock, notifier: Notifier, max_payload_bytes: int
+        self,
+        store: ToDeviceStore,
+        clock: Clock,
+        notifier: Notifier,
+        max_payload_bytes: int,
+        server_name: str = "clearpost.localhost",
     ) -> None:
         self.store, self.clock, self.notifier = store, clock, notifier
-        self.max_payload_bytes = max_payload_bytes
+        self.max_payload_bytes, self.server_name = max_payload_bytes, server_name
 
     async def send(
-        self, caller: Caller, txn_id: str, messages: dict[str, dict[str, Any]]
+        self, caller: Caller, event_type: str, txn_id: str, messages: dict[str, Any]
     ) -> tuple[int, list[tuple[str, str]]]:
-        """Queue one Olm envelope per target device; idempotent per (device, txn_id).
+        """Queue one ``m.room.encrypted`` Olm content per target device; idempotent per
+        (device, txn_id). Any other event type is refused: the server relays ciphertext only.
 
         Returns (newly queued, unknown target devices)."""
+        if event_type != ENCRYPTED_EVENT:
+            raise NotEncrypted(
+                f"to-device event type {event_type[:60]!r} is not {ENCRYPTED_EVENT}; "
+                "Clearpost relays Olm-encrypted to-device events only"
+            )
         payloads: dict[tuple[str, str], str] = {}
         for user_id, by_device in messages.items():
-            if not is_user_id(user_id):
-                raise InvalidInput(f"{user_id[:50]!r} is not a user id", code="invalid_user_id")
+            parse_user_id(user_id, self.server_name)
             if not isinstance(by_device, dict):
-                raise InvalidInput("messages must map user ids to {device_id: envelope}")
-            for device_id, envelope in by_device.items():
-                checked = validate_olm_envelope(envelope, sender_key=caller.published_key())
+                raise InvalidInput("messages must map user ids to {device_id: content}")
+            for device_id, content in by_device.items():
+                checked = validate_olm_content(content, sender_key=caller.published_key())
                 encoded = orjson.dumps(checked).decode()
                 if len(encoded) > self.max_payload_bytes:
                     raise PayloadTooLarge(
-                        f"a to-device envelope is at most {self.max_payload_bytes} bytes"
+                        f"a to-device content is at most {self.max_payload_bytes} bytes"
                     )
                 payloads[(user_id, device_id)] = encoded
         if not payloads:

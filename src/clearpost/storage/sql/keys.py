@@ -170,9 +170,27 @@ class KeyStore:
             return await _unclaimed(conn, user_id, device_id)
 
     async def counts(self, user_id: str, device_id: str) -> tuple[int, bool]:
-        """(unclaimed one-time keys, whether the fallback key has been handed out)."""
+        """(unclaimed one-time keys, whether an unused fallback key is held)."""
         async with self.db.read() as conn:
             return await counts_in(conn, user_id, device_id)
+
+    async def published(self, user_ids: list[str]) -> dict[str, list[tuple[str, str | None, str]]]:
+        """Each user's devices with published keys: (device id, display name, device keys)."""
+        out: dict[str, list[tuple[str, str | None, str]]] = {u: [] for u in user_ids}
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    devices.c.user_id,
+                    devices.c.device_id,
+                    devices.c.display_name,
+                    devices.c.device_keys,
+                )
+                .where(devices.c.user_id.in_(user_ids), devices.c.device_keys.is_not(None))
+                .order_by(devices.c.user_id, devices.c.created_at, devices.c.device_id)
+            )
+            for user_id, device_id, name, keys in rows:
+                out[user_id].append((device_id, name, keys))
+        return out
 
     async def claim(
         self, wanted: list[tuple[str, str]], now_ms: int
@@ -263,7 +281,7 @@ async def _unclaimed(conn: AsyncConnection, user_id: str, device_id: str) -> int
 
 
 async def counts_in(conn: AsyncConnection, user_id: str, device_id: str) -> tuple[int, bool]:
-    """(unclaimed one-time keys, whether the fallback key has been handed out)."""
+    """(unclaimed one-time keys, whether an unused fallback key is held)."""
     return await conn.run_sync(counts_sync, user_id, device_id)
 
 
@@ -272,7 +290,7 @@ def counts_sync(conn: Connection, user_id: str, device_id: str) -> tuple[int, bo
     ids = {"user_id": user_id, "device_id": device_id}
     n = conn.execute(_UNCLAIMED, ids).scalar_one()
     used = conn.execute(_FALLBACK_USED, ids).scalar_one_or_none()
-    return int(n), bool(used)
+    return int(n), used is not None and not used
 
 
 _UNCLAIMED = select(func.count()).where(

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 
 from clearpost.storage.db import Database
+from clearpost.storage.schema import memberships
 from clearpost.storage.sql.events import EVENTS, event_rows
 from clearpost.storage.sql.keys import counts_sync
 from clearpost.storage.sql.messages import VISIBLE, StoredMessage
@@ -23,7 +24,10 @@ class SyncRows:
     to_device: list[HeldMessage] = field(default_factory=list)
     events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     one_time_keys: int = 0
-    fallback_used: bool = False
+    fallback_unused: bool = False
+    peers: set[str] | None = None
+    """Who shares a conversation with the user now; read only when an event in the window
+    removed someone (their device lists are then "left" unless still shared)."""
 
 
 def _position(conn: Connection, user_id: str, device_id: str, since: int) -> tuple[int, bool]:
@@ -37,14 +41,31 @@ def _read(
 ) -> SyncRows:
     upto = int(conn.execute(CURRENT).scalar_one() or 0)
     rows = SyncRows(upto)
-    rows.one_time_keys, rows.fallback_used = counts_sync(conn, user_id, device_id)
+    rows.one_time_keys, rows.fallback_unused = counts_sync(conn, user_id, device_id)
     window = {"user_id": user_id, "since": since or 0, "upto": upto, "limit": limit + 1}
     held = conn.execute(HELD, {**window, "device_id": device_id})
     rows.to_device = [HeldMessage(*r) for r in held]
     if since is not None and since < upto:
         rows.messages = [StoredMessage(*r) for r in conn.execute(VISIBLE, window)]
         rows.events = event_rows(conn.execute(EVENTS, window))
+        if any(_removes(kind, content, user_id) for _, kind, content in rows.events):
+            rows.peers = {r[0] for r in conn.execute(PEERS, {"user_id": user_id})} | {user_id}
     return rows
+
+
+def _removes(kind: str, content: dict[str, Any], user_id: str) -> bool:
+    return kind == "membership" and content.get("change") in ("left", "removed")
+
+
+_MINE = select(memberships.c.conversation_id).where(
+    memberships.c.user_id == bindparam("user_id"), memberships.c.to_seq.is_(None)
+)
+PEERS = (
+    select(memberships.c.user_id)
+    .where(memberships.c.conversation_id.in_(_MINE), memberships.c.to_seq.is_(None))
+    .distinct()
+)
+"""Users who share a current conversation with the user (``storage/sql/events.peers_of``)."""
 
 
 class SyncView:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from clearpost.core.ids import USERNAME_RE
+from clearpost.core.ids import USERNAME_RE, localpart
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, client_ip
 from clearpost.server.http.openapi import empty, ok, problems
@@ -144,5 +144,5 @@ async def delete_account(body: Deletion, request: Request, caller: Auth, svc: Sv
     longer be linked to you by anyone. Messages you sent stay, as ciphertext, with the
     people you sent them to, shown as from a deleted account."""
     svc.login_limiter.hit(client_ip(request))
-    await svc.accounts.check_password(caller.user_id.removeprefix("@"), body.password)
+    await svc.accounts.check_password(localpart(caller.user_id), body.password)
     await svc.deletion.delete(caller.user_id)

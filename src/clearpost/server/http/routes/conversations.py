@@ -8,6 +8,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from clearpost.core.e2ee.envelope import ENCRYPTED_EVENT
+from clearpost.core.ids import room_id_for
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, check_txn_id, parse_json
 from clearpost.server.http.openapi import empty, ok, problems
@@ -22,15 +24,19 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"], route_cla
 
 class NewConversation(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"kind": "direct", "members": ["@bob"]}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"kind": "direct", "members": ["@bob:clearpost.localhost"]}]
+        },
     )
     kind: Literal["direct", "group"]
     members: list[str] = Field(max_length=1000, description="user ids of the other members")
 
 
-def conversation_json(c: ConversationRow) -> dict[str, Any]:
+def conversation_json(c: ConversationRow, server_name: str) -> dict[str, Any]:
     return {
         "conversation_id": c.conversation_id,
+        "room_id": room_id_for(c.conversation_id, server_name),
         "kind": c.kind,
         "created_by": c.created_by,
         "created_at": c.created_at,
@@ -40,14 +46,23 @@ def conversation_json(c: ConversationRow) -> dict[str, Any]:
     }
 
 
-def message_json(m: StoredMessage) -> dict[str, Any]:
+def event_id_for(conversation_id: str, seq: int) -> str:
+    """A message's Matrix event id: unique, and the same wherever the message is shown."""
+    return f"${conversation_id}.{seq}"
+
+
+def message_json(m: StoredMessage, server_name: str) -> dict[str, Any]:
+    """A message as a Matrix room event (``m.room.encrypted``) plus Clearpost's fields."""
     return {
+        "type": ENCRYPTED_EVENT,
+        "event_id": event_id_for(m.conversation_id, m.seq),
+        "room_id": room_id_for(m.conversation_id, server_name),
+        "sender": m.sender_user,
+        "origin_server_ts": m.sent_at,
+        "content": orjson.Fragment(m.envelope),
         "conversation_id": m.conversation_id,
         "seq": m.seq,
-        "sender": m.sender_user,
         "sender_device": m.sender_device,
-        "sent_at": m.sent_at,
-        "envelope": orjson.Fragment(m.envelope),
     }
 
 
@@ -77,7 +92,9 @@ _LINKS = {
 async def create(body: NewConversation, caller: Auth, svc: Svc) -> JSON:
     """Start a direct conversation (the same pair gets the same one back) or a group."""
     conv, created = await svc.conversations.create(caller, body.kind, body.members)
-    return JSON(conversation_json(conv), status_code=201 if created else 200)
+    return JSON(
+        conversation_json(conv, svc.settings.server_name), status_code=201 if created else 200
+    )
 
 
 @router.get("", response_class=JSON, responses=ok(wire.Conversations))
@@ -91,7 +108,11 @@ async def list_mine(
     ``next`` (null on the last page) fetches the following page."""
     convs, total, nxt = await svc.conversations.list(caller, after, limit)
     return JSON(
-        {"conversations": [conversation_json(c) for c in convs], "total": total, "next": nxt}
+        {
+            "conversations": [conversation_json(c, svc.settings.server_name) for c in convs],
+            "total": total,
+            "next": nxt,
+        }
     )
 
 
@@ -99,7 +120,8 @@ async def list_mine(
     "/{conversation_id}", response_class=JSON, responses=ok(wire.Conversation) | problems(404)
 )
 async def get(conversation_id: str, caller: Auth, svc: Svc) -> JSON:
-    return JSON(conversation_json(await svc.conversations.get(caller, conversation_id)))
+    conv = await svc.conversations.get(caller, conversation_id)
+    return JSON(conversation_json(conv, svc.settings.server_name))
 
 
 @router.post(
@@ -109,9 +131,8 @@ async def get(conversation_id: str, caller: Auth, svc: Svc) -> JSON:
 )
 async def add_member(conversation_id: str, user_id: str, caller: Auth, svc: Svc) -> JSON:
     """Add a member to a group. They see messages sent from now on."""
-    return JSON(
-        conversation_json(await svc.conversations.add_member(caller, conversation_id, user_id))
-    )
+    conv = await svc.conversations.add_member(caller, conversation_id, user_id)
+    return JSON(conversation_json(conv, svc.settings.server_name))
 
 
 @router.delete(
@@ -140,29 +161,28 @@ _ENVELOPE_SCHEMA = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "required": [
-                        "algorithm",
-                        "sender_key",
-                        "session_id",
-                        "device_id",
-                        "ciphertext",
-                    ],
+                    "required": ["algorithm", "ciphertext", "session_id"],
+                    "additionalProperties": False,
                     "properties": {
-                        "algorithm": {"const": "megolm.v1"},
-                        "sender_key": {"type": "string"},
-                        "session_id": {"type": "string"},
-                        "device_id": {"type": "string"},
+                        "algorithm": {"const": "m.megolm.v1.aes-sha2"},
                         "ciphertext": {
                             "type": "string",
-                            "description": "a vodozemac Megolm message, base64",
+                            "description": "a Megolm message, unpadded standard base64",
+                        },
+                        "session_id": {"type": "string"},
+                        "sender_key": {
+                            "type": "string",
+                            "description": "deprecated; when present, your device's curve25519",
+                        },
+                        "device_id": {
+                            "type": "string",
+                            "description": "deprecated; when present, your device's id",
                         },
                     },
                     "examples": [
                         {
-                            "algorithm": "megolm.v1",
-                            "sender_key": "3C5BFWi2Y8MaVvjM8M22DBmh24PmgR0nPvJOIArzgyI",
+                            "algorithm": "m.megolm.v1.aes-sha2",
                             "session_id": "X3lUlvLELLYxeTx4yOVu6UDpasGEVO0Jbu+QFnm0cKQ",
-                            "device_id": "JLAFKJWSCS",
                             "ciphertext": "AwgAEnACgAkLmt6qF84IK++J7UDH2Za1YVchHyprqTqsg...",
                         }
                     ],
@@ -181,7 +201,8 @@ _ENVELOPE_SCHEMA = {
 )
 async def send(conversation_id: str, txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
     """Send an encrypted message. Idempotent per (device, txn_id): a retry returns the first
-    result. Anything that is not a Megolm envelope is refused (not_encrypted / invalid_envelope)."""
+    result. Anything that is not m.megolm.v1.aes-sha2 content is refused (not_encrypted /
+    invalid_envelope)."""
     return JSON(await send_message(svc, caller, conversation_id, txn_id, await request.body()))
 
 
@@ -192,7 +213,12 @@ async def send_message(
     check_txn_id(txn_id)
     body = parse_json(raw, svc.settings.max_message_bytes)
     stored = await svc.messages.send(caller, conversation_id, txn_id, body)
-    return {"conversation_id": stored.conversation_id, "seq": stored.seq, "sent_at": stored.sent_at}
+    return {
+        "event_id": event_id_for(stored.conversation_id, stored.seq),
+        "conversation_id": stored.conversation_id,
+        "seq": stored.seq,
+        "sent_at": stored.sent_at,
+    }
 
 
 @router.get(
@@ -209,7 +235,7 @@ async def history(
     msgs = await svc.messages.history(caller, conversation_id, after, limit)
     return JSON(
         {
-            "messages": [message_json(m) for m in msgs],
+            "messages": [message_json(m, svc.settings.server_name) for m in msgs],
             "next_after": msgs[-1].seq if len(msgs) == limit else None,
         }
     )

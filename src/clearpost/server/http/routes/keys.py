@@ -1,4 +1,4 @@
-"""Device keys, one-time keys and key claims."""
+"""Matrix key upload, query and claim, and a user's device list."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from clearpost.core.errors import InvalidInput, NotFound
-from clearpost.core.ids import is_user_id
+from clearpost.core.ids import parse_user_id
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, json_body
 from clearpost.server.http.openapi import ok, problems
@@ -17,91 +16,108 @@ from clearpost.server.http.routing import OrjsonRoute
 
 router = APIRouter(prefix="/v1", tags=["keys"], route_class=OrjsonRoute)
 
-
-class OneTimeKeys(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    one_time_keys: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    fallback_key: dict[str, dict[str, Any]] | None = None
+MAX_KEYS_BODY = 128 * 1024
+"""An upload of 100 signed one-time keys is about 25 KB."""
 
 
-class Claim(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"devices": {"@bob": ["JLAFKJWSCS"]}}]}
-    )
-    devices: dict[str, list[str]] = Field(description="user id -> device ids")
-
-
-_DEVICE_KEYS_SCHEMA = {
-    "requestBody": {
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["device_keys"],
-                    "properties": {
-                        "device_keys": {
-                            "type": "object",
-                            "description": "{user_id, device_id, algorithms, "
-                            "keys: {curve25519:<dev>, ed25519:<dev>}, signatures}",
-                        }
-                    },
+def _body(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "description": description},
+                    "examples": {"matrix": {"value": example}},
                 }
-            }
-        },
-        "required": True,
-    },
-}
+            },
+        }
+    }
 
 
-@router.put(
-    "/devices/{device_id}/keys",
-    response_class=JSON,
-    openapi_extra=_DEVICE_KEYS_SCHEMA,
-    responses=ok(wire.KeyCounts) | problems(404, 409, 422),
+_UPLOAD = _body(
+    "Matrix /keys/upload: {device_keys?, one_time_keys?: {'signed_curve25519:<id>': "
+    "{key, signatures}}, fallback_keys?: {'signed_curve25519:<id>': {key, fallback: true, "
+    "signatures}}} for the device you are logged in as (docs/api.md)",
+    {"one_time_keys": {"signed_curve25519:AAAAAQ": {"key": "...", "signatures": {}}}},
 )
-async def upload_device_keys(device_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
-    """Publish this device's identity keys, self-signed with its Ed25519 key. Keys never change."""
-    body = await json_body(request, 16 * 1024)
-    if not isinstance(body, dict) or set(body) != {"device_keys"}:
-        raise InvalidInput("the body must be {'device_keys': {...}}")
-    await svc.keys.upload_identity(caller, device_id, body["device_keys"])
-    count, _ = await svc.keys.counts(caller)
-    return JSON({"one_time_key_counts": {"signed_curve25519": count}})
+_QUERY = _body(
+    "Matrix /keys/query: {device_keys: {user id: [device ids] ([] for all)}, timeout?}",
+    {"device_keys": {"@bob:clearpost.localhost": []}},
+)
+_CLAIM = _body(
+    "Matrix /keys/claim: {one_time_keys: {user id: {device id: 'signed_curve25519'}}, timeout?}",
+    {"one_time_keys": {"@bob:clearpost.localhost": {"JLAFKJWSCS": "signed_curve25519"}}},
+)
+
+
+def _object(body: Any, allowed: set[str], required: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or required not in body or set(body) - allowed:
+        raise InvalidInput(f"the body must be {{'{required}': {{...}}, 'timeout'?: ms}}")
+    timeout = body.get("timeout")
+    if timeout is not None and (type(timeout) is not int or timeout < 0):
+        raise InvalidInput("timeout: a whole number of milliseconds, 0 or more")
+    return body
 
 
 @router.post(
-    "/keys/one-time", response_class=JSON, responses=ok(wire.KeyCounts) | problems(409, 422)
+    "/keys/upload",
+    response_class=JSON,
+    openapi_extra=_UPLOAD,
+    responses=ok(wire.KeyCounts) | problems(409, 422),
 )
-async def upload_one_time_keys(body: OneTimeKeys, caller: Auth, svc: Svc) -> JSON:
-    """Publish signed one-time keys and, optionally, a new fallback key."""
-    counts = await svc.keys.upload_one_time(caller, body.one_time_keys, body.fallback_key)
+async def upload_keys(request: Request, caller: Auth, svc: Svc) -> JSON:
+    """Publish this device's keys (self-signed; they never change), signed one-time keys and
+    a signed fallback key. Returns how many one-time keys the server holds unclaimed."""
+    body = await json_body(request, MAX_KEYS_BODY)
+    counts = await svc.keys.upload(caller, body)
     return JSON({"one_time_key_counts": counts})
 
 
-@router.post("/keys/claim", response_class=JSON, responses=ok(wire.Claimed) | problems(422))
-async def claim_keys(body: Claim, caller: Auth, svc: Svc) -> JSON:
-    """One key per requested device, each one-time key handed out once ever."""
-    for user_id in body.devices:
-        if not is_user_id(user_id):
-            raise InvalidInput(f"{user_id[:50]!r} is not a user id", code="invalid_user_id")
-    claimed = await svc.keys.claim(caller.user_id, body.devices)
+@router.post(
+    "/keys/query",
+    response_class=JSON,
+    openapi_extra=_QUERY,
+    responses=ok(wire.KeysQueried) | problems(422),
+)
+async def query_keys(request: Request, caller: Auth, svc: Svc) -> JSON:
+    """The device keys of the named users' devices, as their devices signed them."""
+    body = _object(
+        await json_body(request, MAX_KEYS_BODY), {"device_keys", "timeout"}, "device_keys"
+    )
+    return JSON({"device_keys": await svc.keys.query(caller, body["device_keys"]), "failures": {}})
+
+
+@router.post(
+    "/keys/claim",
+    response_class=JSON,
+    openapi_extra=_CLAIM,
+    responses=ok(wire.Claimed) | problems(422),
+)
+async def claim_keys(request: Request, caller: Auth, svc: Svc) -> JSON:
+    """One key per requested device, each one-time key handed out once ever; a device's
+    fallback key when it has no one-time key left."""
+    body = _object(
+        await json_body(request, MAX_KEYS_BODY), {"one_time_keys", "timeout"}, "one_time_keys"
+    )
+    claimed = await svc.keys.claim(caller.user_id, body["one_time_keys"])
     out = {
-        user: {
-            dev: {"key_id": f"signed_curve25519:{k.key_id}", "key": k.key, "fallback": k.fallback}
-            for dev, k in devs.items()
-        }
+        user: {dev: {f"signed_curve25519:{k.key_id}": k.key} for dev, k in devs.items()}
         for user, devs in claimed.items()
     }
-    return JSON({"one_time_keys": out})
+    return JSON({"one_time_keys": out, "failures": {}})
 
 
 @router.get(
-    "/users/{user_id}/devices", response_class=JSON, responses=ok(wire.UserDevices) | problems(404)
+    "/users/{user_id}/devices",
+    response_class=JSON,
+    responses=ok(wire.UserDevices) | problems(404, 422),
 )
 async def user_devices(user_id: str, caller: Auth, svc: Svc) -> JSON:
-    """A user's devices and their self-signed keys (verify the signatures before trusting them).
-    Device names ("Bob's work laptop") are the owner's: others get ``display_name: null``."""
-    if not is_user_id(user_id) or not await svc.accounts.user_exists(user_id):
+    """A user's devices and their self-signed device keys (verify the signatures before
+    trusting them). Device names ("Bob's work laptop") are the owner's: others get
+    ``display_name: null``."""
+    parse_user_id(user_id, svc.settings.server_name)
+    if not await svc.accounts.user_exists(user_id):
         raise NotFound("no such user", code="user_not_found")
     devices = await svc.accounts.devices(user_id)
     own = caller.user_id == user_id

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
+from clearpost.core.e2ee.envelope import ENCRYPTED_EVENT
 from clearpost.core.errors import ClearpostError, RateLimited, Unavailable
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc, authenticate
@@ -28,21 +29,28 @@ MAX_STREAMS_PER_DEVICE = 4
 """Open streams one device (one token) may hold in one server process (issue 15: unbounded)."""
 
 
-def sync_json(r: SyncResult) -> dict[str, Any]:
+def sync_json(r: SyncResult, server_name: str) -> dict[str, Any]:
+    """A sync's body; ``to_device``, ``device_lists``, ``device_one_time_keys_count`` and
+    ``device_unused_fallback_key_types`` are Matrix's, as ``OlmMachine.receiveSyncChanges``
+    takes them."""
     return {
         "cursor": r.cursor,
-        "messages": [message_json(m) for m in r.messages],
-        "to_device": [
-            {
-                "sender": h.sender_user,
-                "sender_device": h.sender_device,
-                "envelope": orjson.Fragment(h.envelope),
-            }
-            for h in r.to_device
-        ],
+        "messages": [message_json(m, server_name) for m in r.messages],
         "events": [{**content, "type": kind} for _, kind, content in r.events],
-        "one_time_key_counts": {"signed_curve25519": r.one_time_key_count},
-        "fallback_key_used": r.fallback_key_used,
+        "to_device": {
+            "events": [
+                {
+                    "type": ENCRYPTED_EVENT,
+                    "sender": h.sender_user,
+                    "sender_device": h.sender_device,
+                    "content": orjson.Fragment(h.envelope),
+                }
+                for h in r.to_device
+            ]
+        },
+        "device_lists": {"changed": r.changed, "left": r.left},
+        "device_one_time_keys_count": {"signed_curve25519": r.one_time_key_count},
+        "device_unused_fallback_key_types": ["signed_curve25519"] if r.fallback_key_unused else [],
     }
 
 
@@ -64,59 +72,83 @@ async def run_sync(
 ) -> dict[str, Any]:
     """The sync itself, shared with the fast path (``http/fastpath.py``)."""
     result = await svc.sync.sync(caller, since, min(timeout, svc.settings.sync_timeout_max_ms))
-    return sync_json(result)
+    return sync_json(result, svc.settings.server_name)
+
+
+SUBPROTOCOL = "clearpost.v1"
+BEARER_PROTOCOL = "clearpost.bearer."
+
+
+def stream_credentials(ws: WebSocket) -> tuple[str | None, str | None]:
+    """(the access token, the subprotocol to accept with). A browser cannot set headers on a
+    WebSocket, so besides ``Authorization: Bearer`` the token may come as an offered
+    subprotocol ``clearpost.bearer.<token>`` next to ``clearpost.v1`` (which the server then
+    accepts). Never from the URL."""
+    offered = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",")]
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    scheme, _, token = ws.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip(), subprotocol
+    if subprotocol is not None:
+        for p in offered:
+            if p.startswith(BEARER_PROTOCOL) and len(p) > len(BEARER_PROTOCOL):
+                return p[len(BEARER_PROTOCOL) :], subprotocol
+    return None, subprotocol
 
 
 @router.websocket("/stream")
 async def stream(ws: WebSocket, since: str | None = None) -> None:
-    """Pushes one sync object per batch of events. Authenticate with the Authorization header.
+    """Pushes one sync object per batch of events. Authenticate with the Authorization
+    header, or (browsers) by offering the subprotocols ``clearpost.v1`` and
+    ``clearpost.bearer.<access token>``: the server accepts with ``clearpost.v1``.
     Pushing acknowledges nothing: the client sends ``{"ack": <cursor>}`` once it has stored
-    what it got, and only then are the to-device payloads up to that cursor deleted (a
-    client that dies before acknowledging gets them again). Every end the server chooses
-    comes with a close frame: 4401 bad token, 4400 bad cursor or acknowledgement, 1013
-    (try again later, reason ``database_unavailable;retry_after=<s>``) while the database
-    cannot be reached, 1011 on an unexpected error."""
+    what it got, and only then are the to-device events up to that cursor deleted (a client
+    that dies before acknowledging gets them again). Every end the server chooses comes
+    after the handshake, with a close frame: 4401 missing or bad token, 4400 bad cursor or
+    acknowledgement, 4429 too many streams or requests, 1013 (try again later, reason
+    ``database_unavailable;retry_after=<s>``) while the database cannot be reached, 1011 on
+    an unexpected error."""
     svc: Services = ws.app.state.services
-    header = ws.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    token, subprotocol = stream_credentials(ws)
     try:
-        if scheme.lower() != "bearer" or not token:
+        if token is None:
             raise ClearpostError("missing token", code="missing_token")
-        caller = await authenticate(svc, token.strip())  # the per-token rate limit too
+        caller = await authenticate(svc, token)  # the per-token rate limit too
     except RateLimited as exc:
-        await _refuse(ws, exc.code)
+        await _refuse(ws, exc.code, subprotocol)
         return
     except Unavailable as exc:  # accepted, so that the client gets the close frame and hint
-        await ws.accept()
+        await ws.accept(subprotocol=subprotocol)
         await _close(ws, *stream_close_for(exc))
         return
-    except ClearpostError as exc:
-        await ws.close(code=4401, reason=exc.code)
+    except ClearpostError as exc:  # accepted first: a close before it is a bare HTTP 403
+        await ws.accept(subprotocol=subprotocol)
+        await _close(ws, 4401, exc.code)
         return
     streams: dict[str, int] = ws.app.state.__dict__.setdefault("open_streams", {})
     key = caller.user_id + " " + caller.device_id
     if streams.get(key, 0) >= MAX_STREAMS_PER_DEVICE:
-        await _refuse(ws, "too_many_streams")
+        await _refuse(ws, "too_many_streams", subprotocol)
         return
     streams[key] = streams.get(key, 0) + 1
     try:
-        await _stream(ws, svc, caller, token.strip(), since)
+        await ws.accept(subprotocol=subprotocol)
+        await _stream(ws, svc, caller, token, since)
     finally:
         streams[key] -= 1
         if not streams[key]:
             del streams[key]
 
 
-async def _refuse(ws: WebSocket, reason: str) -> None:
+async def _refuse(ws: WebSocket, reason: str, subprotocol: str | None) -> None:
     """Accept, then close with 4429 and ``reason``, so the client learns why."""
-    await ws.accept()
+    await ws.accept(subprotocol=subprotocol)
     await ws.close(code=4429, reason=reason)
 
 
 async def _stream(
     ws: WebSocket, svc: Services, caller: Caller, token: str, since: str | None
 ) -> None:
-    await ws.accept()
 
     async def watch_client() -> None:
         """Apply acknowledgements until the client goes away (or sends garbage)."""
@@ -166,7 +198,7 @@ async def _stream(
                 await ws.close(code=4400, reason=exc.code)
                 return
             if not result.empty or cursor is None:
-                await ws.send_bytes(orjson.dumps(sync_json(result)))
+                await ws.send_bytes(orjson.dumps(sync_json(result, svc.settings.server_name)))
             cursor = result.cursor
     except Unavailable as exc:  # logged once by the database's outage record
         await _close(ws, *stream_close_for(exc))

@@ -1,4 +1,4 @@
-"""To-device messages (Olm-encrypted; used to share conversation keys)."""
+"""To-device events (Olm-encrypted ``m.room.encrypted``; they carry room keys)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ _SCHEMA = {
                     "properties": {
                         "messages": {
                             "type": "object",
-                            "description": "user id -> device id -> olm.v1 envelope "
-                            "{algorithm, sender_key, ciphertext: {key: {type, body}}}",
+                            "description": "user id -> device id -> "
+                            "m.olm.v1.curve25519-aes-sha2 content {algorithm, sender_key, "
+                            "ciphertext: {<recipient curve25519>: {type, body}}}",
                         }
                     },
                 }
@@ -35,13 +36,15 @@ _SCHEMA = {
 
 
 @router.put(
-    "/to-device/{txn_id}",
+    "/to-device/{event_type}/{txn_id}",
     response_class=JSON,
     openapi_extra=_SCHEMA,
     responses=ok(wire.Queued) | problems(409, 422),
 )
-async def send(txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
-    """Queue Olm envelopes for devices. Idempotent per (device, txn_id); each is delivered once."""
+async def send(event_type: str, txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
+    """Matrix send-to-device. ``event_type`` must be ``m.room.encrypted`` and every content
+    Olm (``m.olm.v1.curve25519-aes-sha2``). Idempotent per (device, txn_id); each is
+    delivered once."""
     check_txn_id(txn_id)
     body = await json_body(request, svc.settings.max_body_bytes)
     if (
@@ -49,8 +52,8 @@ async def send(txn_id: str, request: Request, caller: Auth, svc: Svc) -> JSON:
         or set(body) != {"messages"}
         or not isinstance(body["messages"], dict)
     ):
-        raise InvalidInput("the body must be {'messages': {user_id: {device_id: envelope}}}")
-    queued, unknown = await svc.to_device.send(caller, txn_id, body["messages"])
+        raise InvalidInput("the body must be {'messages': {user_id: {device_id: content}}}")
+    queued, unknown = await svc.to_device.send(caller, event_type, txn_id, body["messages"])
     return JSON(
         {"queued": queued, "unknown_devices": [{"user_id": u, "device_id": d} for u, d in unknown]}
     )
