@@ -24,5 +24,5 @@ await build({
 const wasm = join(here, "node_modules", "@matrix-org", "matrix-sdk-crypto-wasm", "pkg",
   "matrix_sdk_crypto_wasm_bg.wasm");
 copyFileSync(wasm, join(out, "crypto.wasm"));
-for (const name of ["index.html", "style.css"]) copyFileSync(join(here, "static", name), join(out, name));
+for (const name of ["index.html", "style.css", "icon.svg"]) copyFileSync(join(here, "static", name), join(out, name));
 console.log(`web app built into ${out}`);

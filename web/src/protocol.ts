@@ -64,4 +64,6 @@ export type Push =
   | { push: "messages"; conversationId: string; messages: Msg[] }
   | { push: "notice"; id: string; text: string; action?: { label: string; op: string; args: unknown[] } }
   | { push: "connection"; state: "live" | "polling" | "offline" }
-  | { push: "signedOut"; reason: string };
+  | { push: "signedOut"; reason: string }
+  /** web-verify: a `share_intent` sync event (a partner app's suggestion to share) */
+  | { push: "shareIntent"; intent: Record<string, unknown> };

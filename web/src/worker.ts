@@ -417,7 +417,11 @@ async function apply(body: SyncBody): Promise<void> {
     c.raw.last_seq = Math.max(c.raw.last_seq, raw.seq);
     touched.add(raw.conversation_id);
   }
-  for (const ev of body.events ?? []) if (ev.type === "membership") membership = true;
+  for (const ev of body.events ?? []) {
+    if (ev.type === "membership") membership = true;
+    // web-verify: a partner app's share suggestion, for this user's own devices only
+    if (ev.type === "share_intent") post({ push: "shareIntent", intent: ev as Record<string, unknown> });
+  }
   cursor = body.cursor;
   await store.put("cursor", cursor);
   if (membership) await loadConversations();
@@ -687,7 +691,8 @@ async function sendEvent(id: string, txnId: string, type: string, content: Recor
         sender: mine.userId,
         senderDevice: mine.deviceId,
         ts: r.origin_server_ts ?? r.sent_at ?? Date.now(),
-        kind: type === "m.room.name" ? "name" : "text",
+        kind: type === "m.room.name" ? "name" : content["org.clearpost.share"] ? "share" : "text",
+        share: content["org.clearpost.share"] as Record<string, unknown> | undefined,
         text: String(type === "m.room.name" ? content["name"] : content["body"]),
         state: "ok",
       });
