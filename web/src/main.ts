@@ -18,6 +18,7 @@ import {
   time,
   type Route,
 } from "./ui";
+import "./pages/verify"; // web-verify: access history, connected apps, shares from apps
 
 let me: Me | null = null;
 let conversations: Conv[] = [];

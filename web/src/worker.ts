@@ -851,6 +851,10 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
   async conversations() {
     pushConversations();
   },
+  /** web-verify: who is signed in here (the access history opens commitments to this id). */
+  async whoami() {
+    return me();
+  },
   async open(id: string) {
     const c = conv(id);
     if (!c.complete) await serial(() => loadHistory(c, 0));
