@@ -659,14 +659,15 @@ async function retryWaiting(rooms: Set<string>): Promise<void> {
 /** Make sure every current device of every member has this room's key, then encrypt. */
 async function encryptFor(c: ConvState, type: string, content: unknown): Promise<string> {
   const m = machine!;
-  const users = c.raw.members.map((u) => new UserId(u));
-  await m.updateTrackedUsers(users);
+  // wasm-bindgen moves Rust objects passed in arrays: a fresh list for every call
+  const users = () => c.raw.members.map((u) => new UserId(u));
+  await m.updateTrackedUsers(users());
   await flush(); // device lists of new members
-  const claim = await m.getMissingSessions(users);
+  const claim = await m.getMissingSessions(users());
   if (claim) await send(claim);
   const settings = new EncryptionSettings();
   settings.sharingStrategy = CollectStrategy.allDevices();
-  for (const req of await m.shareRoomKey(new RoomId(roomId(c)), users, settings)) await send(req);
+  for (const req of await m.shareRoomKey(new RoomId(roomId(c)), users(), settings)) await send(req);
   return m.encryptRoomEvent(new RoomId(roomId(c)), type, JSON.stringify(content));
 }
 
@@ -753,13 +754,13 @@ async function devices(): Promise<DeviceInfo[]> {
 async function sendToOwnDevices(type: string, content: unknown, only?: string): Promise<number> {
   const m = machine!;
   const mine = me();
-  const self_ = new UserId(mine.userId);
-  await m.updateTrackedUsers([self_]);
+  const self_ = () => new UserId(mine.userId);
+  await m.updateTrackedUsers([self_()]);
   await flush();
-  const claim = await m.getMissingSessions([self_]);
+  const claim = await m.getMissingSessions([self_()]);
   if (claim) await send(claim);
   const messages: Record<string, unknown> = {};
-  for (const d of (await m.getUserDevices(self_)).devices()) {
+  for (const d of (await m.getUserDevices(self_())).devices()) {
     const id = d.deviceId.toString();
     if (id === mine.deviceId || (only && id !== only)) continue;
     messages[id] = JSON.parse(await d.encryptToDeviceEvent(type, content));
