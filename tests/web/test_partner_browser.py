@@ -1,0 +1,365 @@
+"""The partner story and the access history in the web app, with real processes and a real
+browser (Debian's Chromium driven by Playwright).
+
+A ``clearpost serve`` process (SQLite) with one witness key configured; the example StreamCo
+app (``examples/partner_app``) as its own process; Alice and Bob as two browsers of the web
+app, each a device with keys made in the browser. Alice connects StreamCo on the consent
+page (and reads the agreement it links to), StreamCo suggests a share, the suggestion shows
+up in Alice's web app, she sends it to Bob, Bob's web app decrypts the card ("via StreamCo")
+and he follows the link; Alice's access history verifies every record in her browser
+(inclusion proofs to a checkpoint whose Ed25519 signature is checked there, the witness's
+cosignature, consistency with the checkpoint the browser saw before); she disconnects
+StreamCo on the connected-apps page and the revocation appears, verified.
+
+A second test tampers with the server's stored log (an entry's bytes, then a proof node)
+and the access history shows the failure.
+
+Screenshots of every page are written to ``$CLEARPOST_SCREENSHOTS`` (default: the test's
+temporary directory); they are artifacts, not committed. Every request any page makes must
+go to the two local servers. Without Chromium, Playwright or the built web app the tests are
+skipped, except under ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from clearpost.core.tlog.cosignature import Cosigner, cosign
+from clearpost.core.tlog.nodes import NodeId
+from clearpost.core.tlog.note import parse_note_unverified
+from clearpost.core.tlog.tiles import locate
+from tests.conftest import IN_CI
+from tests.e2e.test_partner_flow import (
+    CHROMIUM_ARGS,
+    Partner,
+    _need_browser,
+    partner_app,
+    register_partner,
+    server_row,
+)
+from tests.support import api
+from tests.support.server import ServerProcess, free_port, start_server
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "src" / "clearpost" / "web" / "app" / "app.js"
+PASSWORD = "correct horse battery"
+WITNESS = Cosigner.from_seed("witness.example/w1", b"\x05" * 32)
+
+
+def _need_app() -> None:
+    _need_browser()
+    if not APP.exists():
+        reason = "the web app is not built (make install runs npm run build)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def clearpost(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server(
+        tmp_path / "srv",
+        f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}",
+        {"CLEARPOST_LOG_WITNESSES": WITNESS.vkey},
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def shots(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("CLEARPOST_SCREENSHOTS") or tmp_path / "screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class Hosts:
+    """Every URL any page asked for; all must be on the given local origins."""
+
+    def __init__(self, *origins: str) -> None:
+        self.allowed = {urlsplit(o).netloc for o in origins}
+        self.seen: list[str] = []
+
+    def watch(self, context: Any) -> None:
+        context.on("request", lambda request: self.seen.append(request.url))
+
+    def check(self) -> None:
+        foreign = [
+            u
+            for u in self.seen
+            if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).netloc not in self.allowed
+        ]
+        assert not foreign, foreign
+        assert self.seen
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def web_user(browser: Any, hosts: Hosts, url: str, name: str) -> Any:
+    """A fresh browser profile (its own device) that registers ``name`` in the web app."""
+    context = await browser.new_context(viewport={"width": 1000, "height": 900})
+    hosts.watch(context)
+    page = await context.new_page()
+    page.on("dialog", lambda d: d.accept())
+    await page.goto(url + "/#/register")
+    await page.wait_for_selector("body[data-ready=true]")
+    await page.fill("#username", name)
+    await page.fill("#password", PASSWORD)
+    await page.click("form button[type=submit]")
+    await page.wait_for_selector("#inbox", timeout=60_000)
+    return page
+
+
+async def verified_history(
+    page: Any, want: int, *, witnessed: bool = False
+) -> list[dict[str, str]]:
+    """Open the access history and press "Check again" until ``want`` records are verified
+    (a new record waits for the next signed checkpoint, within about a second)."""
+    if page.url.endswith("#/access"):
+        await page.click("#check-again")
+    else:
+        await page.goto(page.url.split("#")[0] + "#/access")
+    deadline = time.monotonic() + 30
+    while True:
+        await page.wait_for_selector("#access-result:not([aria-busy]) #verdict")
+        rows = await page.eval_on_selector_all(
+            "#entries li",
+            "els => els.map(e => ({index: e.dataset.index, status: e.dataset.status,"
+            " type: e.dataset.type, text: e.innerText}))",
+        )
+        verdict = await page.get_attribute("#verdict", "data-verdict")
+        assert verdict == "verified", await page.inner_text("#verdict")
+        done = len(rows) == want and all(r["status"] == "verified" for r in rows)
+        if done and witnessed:
+            done = all("witnessed" in r["text"] for r in rows)
+        if done:
+            return rows
+        assert time.monotonic() < deadline, rows
+        await page.click("#check-again")
+
+
+async def cosign_latest(url: str) -> int:
+    """Play the witness: cosign the log's latest checkpoint (the server verifies and keeps it)."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        note = (await http.get("/v1/log/checkpoint")).text
+        text, _ = parse_note_unverified(note)
+        size = int(text.split("\n")[1])
+        line = cosign(text, WITNESS, int(time.time())).to_line().removesuffix("\n")
+        r = await http.post("/v1/log/cosignatures", json={"size": size, "cosignature": line})
+        assert r.status_code in (204, 409), r.text
+        return size
+
+
+async def test_the_partner_story_and_the_access_history_in_the_browser(
+    clearpost: ServerProcess, tmp_path: Path
+) -> None:
+    _need_app()
+    out = shots(tmp_path)
+    port = free_port()
+    creds = register_partner(clearpost, tmp_path, port)
+    with partner_app(clearpost, tmp_path, port, creds["client_secret"]) as streamco:
+        hosts = Hosts(clearpost.url, streamco.url, streamco.link_base)
+        async with chromium() as browser:
+            alice = await web_user(browser, hosts, clearpost.url, "alice")
+            bob = await web_user(browser, hosts, clearpost.url, "bob")
+            await connect_streamco(alice, streamco, out)
+            await share_to_bob(alice, out)
+            await bob_clicks(bob, streamco, tmp_path, out)
+            await history_and_revoke(alice, clearpost, out)
+        hosts.check()
+
+
+async def connect_streamco(alice: Any, streamco: Partner, out: Path) -> None:
+    page = await alice.context.new_page()
+    await page.goto(streamco.url + "/watch/night-train")
+    await page.click("#connect")
+    await page.wait_for_selector("#sign-in")
+    await page.fill("#username", "alice")
+    await page.fill("#password", PASSWORD)
+    await page.click("#sign-in")
+    await page.wait_for_selector("#allow")
+    await page.screenshot(path=str(out / "consent.png"), full_page=True)
+    # the consent page links to the agreement as a readable page, not raw JSON
+    href = await page.get_attribute("#agreement-link", "href")
+    assert href == "/agreements/streamco"
+    reader = await alice.context.new_page()
+    await reader.goto(page.url.split("/oauth/")[0] + href)
+    assert await reader.inner_text("h1") == "StreamCo's agreement with Clearpost"
+    scopes = await reader.locator("#user-scopes li").all_inner_texts()
+    assert any("Suggest something for you to share" in s for s in scopes)
+    await reader.screenshot(path=str(out / "agreement.png"), full_page=True)
+    await reader.close()
+    await page.click("#allow")
+    await page.wait_for_selector("#clearpost-user")
+    await page.click("#share")
+    await page.wait_for_selector("#notice")
+    assert (await page.inner_text("#notice")).startswith("Sent to your Clearpost app")
+    await page.close()
+
+
+async def share_to_bob(alice: Any, out: Path) -> None:
+    # the suggestion arrives over the live connection and is announced in Alice's app
+    notice = alice.locator("#notices .notice", has_text="StreamCo suggests you share")
+    await notice.wait_for(timeout=30_000)
+    await notice.get_by_role("button", name="Choose who gets it").click()
+    await alice.wait_for_selector("article.intent")
+    assert "Night Train" in await alice.inner_text("article.intent h2")
+    await alice.screenshot(path=str(out / "shares.png"), full_page=True)
+    await alice.fill("article.intent input[id^=friends-]", "bob")
+    await alice.click("article.intent button[type=submit]")
+    sent = alice.locator("article.intent .sent")
+    await sent.wait_for(timeout=60_000)
+    assert (await sent.inner_text()).startswith("Sent to 1 person, end-to-end encrypted.")
+    await alice.screenshot(path=str(out / "shares-sent.png"), full_page=True)
+
+
+async def bob_clicks(bob: Any, streamco: Partner, tmp_path: Path, out: Path) -> None:
+    link = bob.locator("#inbox a[data-conversation]")
+    await link.first.wait_for(timeout=60_000)
+    await link.first.click()
+    card = bob.locator("#messages li", has_text="via StreamCo")
+    await card.wait_for(timeout=60_000)
+    assert "Night Train" in await card.inner_text()
+    await bob.screenshot(path=str(out / "card.png"), full_page=True)
+    async with bob.context.expect_page() as opened:
+        await card.get_by_role("link", name="Open the link").click()
+    target = await opened.value
+    await target.wait_for_load_state()
+    assert target.url == streamco.link_base + "/watch/night-train"
+    clicks = server_row(tmp_path, "SELECT count(*) FROM clicks")
+    assert clicks == (1,)
+    await target.close()
+
+
+async def history_and_revoke(alice: Any, clearpost: ServerProcess, out: Path) -> None:
+    # device, grant, profile:basic access, share:intent access: each verified in the browser
+    rows = await verified_history(alice, 4)
+    assert [r["type"] for r in rows] == ["device", "grant", "access", "access"]
+    assert "StreamCo used “share:intent”" in rows[3]["text"]
+    # the witness cosigns; the history then shows its cosignature, the records witnessed,
+    # and that the tree extends the one this browser verified before
+    await cosign_latest(clearpost.url)
+    rows = await verified_history(alice, 4, witnessed=True)
+    facts = await alice.inner_text("#log-facts")
+    assert "witness.example/w1 cosigned the tree of" in facts
+    assert "this browser verified before" in facts
+    await alice.screenshot(path=str(out / "access-history.png"), full_page=True)
+    await narrow(alice, out / "access-history-375.png")
+    # connected apps: the scopes in plain words, the agreement, disconnect
+    await alice.goto(alice.url.split("#")[0] + "#/apps")
+    app = alice.locator("li.app[data-partner=streamco]")
+    await app.wait_for()
+    text = await app.inner_text()
+    assert "Suggest something for you to share with friends" in text
+    assert await app.locator("a.agreement-link").get_attribute("href") == "/agreements/streamco"
+    await alice.screenshot(path=str(out / "connected-apps.png"), full_page=True)
+    await narrow(alice, out / "connected-apps-375.png")
+    await app.get_by_role("button", name="Disconnect StreamCo").click()
+    await alice.wait_for_selector("li.app[data-partner=streamco][data-connected=false]")
+    await alice.screenshot(path=str(out / "connected-apps-revoked.png"), full_page=True)
+    rows = await verified_history(alice, 5)
+    assert rows[4]["type"] == "revocation"
+
+
+async def test_a_tampered_log_shows_as_a_failure_in_the_access_history(
+    clearpost: ServerProcess, tmp_path: Path
+) -> None:
+    _need_app()
+    out = shots(tmp_path)
+    hosts = Hosts(clearpost.url)
+    db = tmp_path / "srv" / "cp.db"
+    async with chromium() as browser:
+        alice = await web_user(browser, hosts, clearpost.url, "alice")
+        (row,) = await verified_history(alice, 1)
+        index = int(row["index"])
+        # one more entry after Alice's, so both her leaf's neighbours are in the tree
+        async with httpx.AsyncClient(base_url=clearpost.url, timeout=30) as http:
+            await api.user(http, "bob")
+            for _ in range(300):
+                if int((await http.get("/v1/log/checkpoint")).text.split("\n")[1]) > index + 1:
+                    break
+                await asyncio.sleep(0.1)
+        (body,) = server_row(tmp_path, "SELECT body FROM tlog_entries WHERE idx = ?", index)
+
+        # 1. the stored entry is changed (still canonical JSON, one digit of its time)
+        changed = bytes(body).replace(b'"time":1', b'"time":2', 1)
+        assert changed != bytes(body)
+        write(db, "UPDATE tlog_entries SET body = ? WHERE idx = ?", changed, index)
+        await failed_history(alice, "log_not_included", index, out / "access-tampered-entry.png")
+        write(db, "UPDATE tlog_entries SET body = ? WHERE idx = ?", bytes(body), index)
+        await verified_history(alice, 1)
+
+        # 2. a stored proof node (the entry's sibling leaf) is changed in its tile
+        tile, position = locate(NodeId(0, index ^ 1))
+        (hashes,) = server_row(
+            tmp_path,
+            "SELECT hashes FROM tlog_tiles WHERE level = ? AND idx = ?",
+            tile.level,
+            tile.index,
+        )
+        hashes = bytes(hashes)
+        evil = hashes[: 32 * position] + b"\x66" * 32 + hashes[32 * position + 32 :]
+        write(
+            db,
+            "UPDATE tlog_tiles SET hashes = ? WHERE level = ? AND idx = ?",
+            evil,
+            tile.level,
+            tile.index,
+        )
+        await failed_history(alice, "log_not_included", index, out / "access-tampered-proof.png")
+    hosts.check()
+
+
+async def narrow(page: Any, shot: Path) -> None:
+    """At 375 px wide nothing runs off the side."""
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 375, "height": 800})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 375
+    await page.screenshot(path=str(shot), full_page=True)
+    await page.set_viewport_size(size)
+
+
+def write(db: Path, sql: str, *args: object) -> None:
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        conn.execute(sql, args)
+        conn.commit()
+
+
+async def failed_history(page: Any, code: str, index: int, shot: Path) -> None:
+    await page.click("#check-again")
+    await page.wait_for_selector("#access-result:not([aria-busy]) #verdict[data-verdict=failed]")
+    alert = page.locator("#verdict")
+    assert await alert.get_attribute("role") == "alert"
+    assert await alert.get_attribute("data-code") == code
+    assert "Verification FAILED" in await alert.inner_text()
+    assert "Do not trust this history" in await alert.inner_text()
+    entry = page.locator(f"#entries li[data-index='{index}']")
+    assert await entry.get_attribute("data-status") == "failed"
+    assert "is not in the log's signed tree" in await entry.inner_text()
+    await page.screenshot(path=str(shot), full_page=True)
