@@ -333,6 +333,19 @@ async def test_a_tampered_log_shows_as_a_failure_in_the_access_history(
             tile.index,
         )
         await failed_history(alice, "log_not_included", index, out / "access-tampered-proof.png")
+        write(
+            db,
+            "UPDATE tlog_tiles SET hashes = ? WHERE level = ? AND idx = ?",
+            hashes,
+            tile.level,
+            tile.index,
+        )
+
+        # 3. the log is rolled back to an older checkpoint than this browser verified
+        (size,) = server_row(tmp_path, "SELECT max(size) FROM tlog_checkpoints")
+        write(db, "DELETE FROM tlog_cosignatures WHERE size = ?", size)
+        write(db, "DELETE FROM tlog_checkpoints WHERE size = ?", size)
+        await failed_history(alice, "log_rollback", None, out / "access-rolled-back.png")
     hosts.check()
 
 
@@ -351,7 +364,7 @@ def write(db: Path, sql: str, *args: object) -> None:
         conn.commit()
 
 
-async def failed_history(page: Any, code: str, index: int, shot: Path) -> None:
+async def failed_history(page: Any, code: str, index: int | None, shot: Path) -> None:
     await page.click("#check-again")
     await page.wait_for_selector("#access-result:not([aria-busy]) #verdict[data-verdict=failed]")
     alert = page.locator("#verdict")
@@ -359,7 +372,10 @@ async def failed_history(page: Any, code: str, index: int, shot: Path) -> None:
     assert await alert.get_attribute("data-code") == code
     assert "Verification FAILED" in await alert.inner_text()
     assert "Do not trust this history" in await alert.inner_text()
-    entry = page.locator(f"#entries li[data-index='{index}']")
-    assert await entry.get_attribute("data-status") == "failed"
-    assert "is not in the log's signed tree" in await entry.inner_text()
+    if index is not None:
+        entry = page.locator(f"#entries li[data-index='{index}']")
+        assert await entry.get_attribute("data-status") == "failed"
+        assert "is not in the log's signed tree" in await entry.inner_text()
+    else:
+        assert "the log was rolled back" in await alert.inner_text()
     await page.screenshot(path=str(shot), full_page=True)

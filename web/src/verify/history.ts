@@ -87,7 +87,7 @@ export interface History {
   /** The checkpoint note as the server sent it (shown to anyone who wants to look). */
   note: string | null;
   /** What step 4 found: first visit, same tree, or a proven extension of `previousSize`. */
-  previous: { size: string; relation: "same" | "extends" } | null;
+  previous: { size: string; relation: "same" | "extends" | "rolled-back" | "forked" } | null;
   witnesses: string[];
   cosignatures: Cosignature[];
   witnessedSize: string | null;
@@ -155,7 +155,9 @@ export async function verifyHistory(api: LogApi, memory: LogMemory, userId: stri
     // 4.
     if (saved?.note) {
       const last = await opened(saved.note, log, pin.origin, "the checkpoint this browser verified before");
+      out.previous = { size: last.size.toString(), relation: "forked" };
       if (checkpoint.size < last.size) {
+        out.previous.relation = "rolled-back";
         throw new Failed(
           "log_rollback",
           `the log shows ${checkpoint.size} entries, but this browser already verified a checkpoint of ` +

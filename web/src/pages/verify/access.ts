@@ -111,7 +111,7 @@ function render(r: History, names: Names): HTMLElement[] {
       h(
         "p",
         { class: "hint" },
-        `The server says there are ${r.total} records about you. That the list is complete is still its word: ` +
+        `The server says there ${r.total === 1 ? "is 1 record" : `are ${r.total} records`} about you. That the list is complete is still its word: ` +
           "a record it leaves out is in the public log, but only your salt and its opening show it is about you.",
       ),
     );
@@ -158,7 +158,11 @@ function facts(r: History): HTMLElement[] {
       ? "This is the first checkpoint this browser has verified; it is remembered, and the next must extend it."
       : r.previous.relation === "same"
         ? `The same tree this browser verified before (${r.previous.size} entries).`
-        : `Proven to extend the tree of ${r.previous.size} entries this browser verified before (consistency proof checked).`,
+        : r.previous.relation === "extends"
+          ? `Proven to extend the tree of ${r.previous.size} entries this browser verified before (consistency proof checked).`
+          : r.previous.relation === "rolled-back"
+            ? `SMALLER than the tree of ${r.previous.size} entries this browser verified before: rolled back.`
+            : `NOT proven to extend the tree of ${r.previous.size} entries this browser verified before.`,
   ]);
   if (!r.witnesses.length) pairs.push(["Witnesses", "This log names no witnesses."]);
   else if (!r.cosignatures.length) pairs.push(["Witnesses", `${r.witnesses.length} named; none has cosigned a checkpoint yet.`]);

@@ -33,7 +33,8 @@ export function describe(e: Entry, names: Names): string {
     }
     case "device": {
       const change = e.body.change === "removed" ? "removed from" : "added to";
-      return `Device ${deviceId(e) ?? "?"} was ${change} your account`;
+      const id = deviceId(e);
+      return id ? `Device ${id} was ${change} your account` : `A device was ${change} your account`;
     }
     default:
       return `A ${e.type} record`;
