@@ -89,6 +89,8 @@ export interface History {
   /** What step 4 found: first visit, same tree, or a proven extension of `previousSize`. */
   previous: { size: string; relation: "same" | "extends" | "rolled-back" | "forked" } | null;
   witnesses: string[];
+  /** Whether step 5 ran (a failure before it leaves the cosignatures unchecked). */
+  witnessesChecked: boolean;
   cosignatures: Cosignature[];
   witnessedSize: string | null;
   total: number | null;
@@ -116,6 +118,7 @@ export async function verifyHistory(api: LogApi, memory: LogMemory, userId: stri
     note: null,
     previous: null,
     witnesses: [],
+    witnessesChecked: false,
     cosignatures: [],
     witnessedSize: null,
     total: null,
@@ -174,6 +177,7 @@ export async function verifyHistory(api: LogApi, memory: LogMemory, userId: stri
       const keys = await Promise.all(published.witnesses.map((w) => verifier(w, "a witness key")));
       witnessed = await cosigned(api, log, pin.origin, keys, checkpoint, out);
     }
+    out.witnessesChecked = true;
     // 6. and 7.
     const salt = fromBase64(String(answer.salt));
     if (salt === null || salt.length !== 32) throw new Failed("log_bad_response", "the answer carries no usable salt");

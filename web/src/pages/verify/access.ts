@@ -165,6 +165,7 @@ function facts(r: History): HTMLElement[] {
             : `NOT proven to extend the tree of ${r.previous.size} entries this browser verified before.`,
   ]);
   if (!r.witnesses.length) pairs.push(["Witnesses", "This log names no witnesses."]);
+  else if (!r.witnessesChecked) pairs.push(["Witnesses", `${r.witnesses.length} named; not checked, as an earlier check failed.`]);
   else if (!r.cosignatures.length) pairs.push(["Witnesses", `${r.witnesses.length} named; none has cosigned a checkpoint yet.`]);
   else {
     for (const c of r.cosignatures) {
