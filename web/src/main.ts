@@ -17,6 +17,7 @@ import {
   rpc,
   time,
   type Route,
+  wipeDevice,
 } from "./ui";
 import "./pages/verify"; // web-verify: access history, connected apps, shares from apps
 
@@ -151,6 +152,7 @@ async function signOut(): Promise<void> {
     notice(`Signing out failed: ${errorText(err)}`, { bad: true });
     return;
   }
+  await wipeDevice();
   me = null;
   conversations = [];
   messages.clear();
@@ -193,7 +195,7 @@ function fillInbox(list: HTMLElement): void {
         h(
           "a",
           { href: `#/c/${encodeURIComponent(c.id)}`, "data-conversation": c.id },
-          h("span", { class: "name" }, c.name + (c.kind === "group" ? ` (${c.members.length})` : "")),
+          h("span", { class: "name" }, c.name),
           c.unread ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null,
           h("span", { class: "preview" }, preview(c.last)),
         ),
@@ -248,8 +250,8 @@ async function conversationPage(route: Route): Promise<HTMLElement> {
     composer,
     h("p", { class: "hint", id: "compose-hint" }, "Enter sends; Shift+Enter starts a new line. Encrypted in this browser before it is sent."),
   );
-  fillMessages(id, list);
   await rpc("open", id);
+  fillMessages(id, list);
   void rpc("markRead", id);
   return section;
 }
@@ -462,8 +464,11 @@ onPush((p) => {
       me = null;
       conversations = [];
       messages.clear();
-      notice(p.reason + " Its keys were deleted from this browser.", { bad: true, id: "signed-out" });
-      go("#/signin");
+      pending.clear();
+      void wipeDevice().then(() => {
+        notice(p.reason + " Its keys were deleted from this browser.", { bad: true, id: "signed-out" });
+        go("#/signin");
+      });
       break;
     case "ready":
       me = p.me;

@@ -15,23 +15,50 @@ export class RpcError extends Error {
   }
 }
 
-const worker = new Worker("/app/worker.js", { type: "module", name: "clearpost-crypto" });
 let nextId = 1;
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 const listeners: ((p: Push) => void)[] = [];
 
-worker.onmessage = (ev: MessageEvent<Reply | Push>) => {
-  const data = ev.data;
-  if ("push" in data) {
-    for (const l of listeners) l(data);
-    return;
-  }
-  const w = waiting.get(data.id);
-  if (!w) return;
-  waiting.delete(data.id);
-  if (data.ok) w.resolve(data.result);
-  else w.reject(new RpcError(data.error!.code, data.error!.message, data.error!.status));
-};
+function makeWorker(): Worker {
+  const w = new Worker("/app/worker.js", { type: "module", name: "clearpost-crypto" });
+  w.onmessage = (ev: MessageEvent<Reply | Push>) => {
+    const data = ev.data;
+    if ("push" in data) {
+      for (const l of listeners) l(data);
+      return;
+    }
+    const pending = waiting.get(data.id);
+    if (!pending) return;
+    waiting.delete(data.id);
+    if (data.ok) pending.resolve(data.result);
+    else pending.reject(new RpcError(data.error!.code, data.error!.message, data.error!.status));
+  };
+  return w;
+}
+
+let worker = makeWorker();
+
+/** Stop the crypto worker (closing its database connections), delete this browser's
+ * device (crypto store, session, its wrapping key, cursors), and start a fresh worker.
+ * The log verifier's own database (the last checkpoint seen) is not the device's: kept. */
+export async function wipeDevice(): Promise<void> {
+  worker.terminate();
+  for (const w of waiting.values()) w.reject(new RpcError("signed_out", "signed out", 0));
+  waiting.clear();
+  const names = (await indexedDB.databases()).map((d) => d.name ?? "");
+  await Promise.all(
+    names
+      .filter((n) => n === "clearpost-app" || n.startsWith("clearpost-crypto-"))
+      .map(
+        (n) =>
+          new Promise<void>((resolve) => {
+            const req = indexedDB.deleteDatabase(n);
+            req.onsuccess = req.onerror = () => resolve();
+          }),
+      ),
+  );
+  worker = makeWorker();
+}
 
 /** Ask the crypto worker to do `op`. */
 export function rpc<T = unknown>(op: string, ...args: unknown[]): Promise<T> {

@@ -176,6 +176,11 @@ async function start(s: store.Session): Promise<Me> {
   });
   cursor = (await store.get<string>("cursor")) ?? null;
   await serial(flush); // a new device publishes its keys here
+  if (cursor === null) {
+    const first = await api<SyncBody>("GET", "/v1/sync");
+    await serial(() => apply(first));
+  }
+  await loadConversations(); // the inbox is ready when sign-in or restore returns
   post({ push: "ready", me: me() });
   void live();
   return me();
@@ -279,11 +284,6 @@ function closeStream(): void {
 }
 
 async function live(): Promise<void> {
-  if (cursor === null) {
-    const first = await api<SyncBody>("GET", "/v1/sync");
-    await serial(() => apply(first));
-  }
-  await loadConversations();
   let failures = 0;
   while (!stopped) {
     const opened = await stream();
@@ -463,7 +463,7 @@ async function loadConversations(): Promise<void> {
     };
     convs.set(raw.conversation_id, fresh);
     // the tail: enough for the preview, the unread count and a rename not long ago
-    await loadHistory(fresh, Math.max(fresh.readSeq, raw.last_seq - 50));
+    await loadHistory(fresh, Math.max(raw.last_seq - 50, Math.min(fresh.readSeq, raw.last_seq - 1)));
   }
   users.add(me().userId);
   await machine!.updateTrackedUsers([...users].map((u) => new UserId(u)));

@@ -1,0 +1,232 @@
+"""The web messenger in real browsers against a real ``clearpost serve`` (SQLite).
+
+Two browser users (each a Chromium profile, so each its own device with keys made in the
+browser) and a third user on the Python SDK chat directly and in a group; every message is
+decrypted by everyone, and afterwards the database's raw bytes hold none of the texts. A
+reload keeps keys and history; a second browser device of the same user gets earlier
+messages through key sharing from the first (after the person confirms there); a removed
+device is signed out, wiped and gets nothing new. No page makes a request to another host.
+A screenshot of every page goes to ``test-artifacts/web/`` (not committed).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from clearpost.client import Client, KdfParams
+from tests.support.server import ServerProcess, start_server
+from tests.web.browser import (
+    PASSWORD,
+    Tab,
+    chromium,
+    need_browser,
+    open_conversation,
+    open_tab,
+    register,
+    send,
+    sign_in,
+    wait_text,
+)
+
+pytestmark = pytest.mark.slow
+
+FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
+
+
+def secret(label: str) -> str:
+    return f"{label}-plaintext-{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    need_browser()
+    proc = start_server(tmp_path / "srv", f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+def raw_bytes(data_dir: Path) -> bytes:
+    """Every byte the server keeps: the database, its WAL, and anything else there."""
+    return b"".join(p.read_bytes() for p in sorted(data_dir.rglob("*")) if p.is_file())
+
+
+async def no_horizontal_scroll(tab: Tab) -> None:
+    width = await tab.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"{tab.name}: the page is {width} px wide at 375"
+
+
+async def test_two_browsers_and_an_sdk_user_chat_directly_and_in_a_group(
+    server: ServerProcess, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    texts = {k: secret(k) for k in ("a1", "b1", "g1", "g2", "g3", "name")}
+    async with chromium() as browser:
+        alice = await open_tab(browser, server.url, "alice")
+        await alice.shot("signin")
+        await register(alice, "alice", keyboard=True)  # by keyboard only
+        await alice.shot("inbox-empty")
+        bob = await open_tab(browser, server.url, "bob", width=375)  # a phone-sized screen
+        await bob.page.goto(server.url + "/#/register")
+        await bob.page.wait_for_selector("#username")
+        await bob.shot("register-375")
+        await no_horizontal_scroll(bob)
+        await register(bob, "bob")
+        carol = await Client.register(
+            http,
+            "carol",
+            PASSWORD,
+            store_path=tmp_path / "carol.store",
+            passphrase="carol passphrase",
+            kdf=FAST_KDF,
+            stream=False,
+        )
+        server_name = carol.user_id.split(":", 1)[1]
+
+        # 1:1 between the two browsers
+        await alice.page.goto(server.url + "/#/new")
+        await alice.page.wait_for_selector("#members")
+        await alice.shot("new-conversation")
+        await alice.page.fill("#members", "bob")
+        await alice.page.click("form button[type=submit]")
+        await alice.page.wait_for_selector("#compose")
+        await send(alice, texts["a1"])
+        await wait_text(alice, texts["a1"])
+        await bob.page.wait_for_selector("#inbox .badge", timeout=20_000)  # unread
+        inbox = await bob.page.inner_text("#inbox")
+        assert "alice" in inbox and texts["a1"] in inbox  # name and the decrypted preview
+        await bob.shot("inbox-unread-375")
+        await open_conversation(bob, "alice")
+        await wait_text(bob, texts["a1"])
+        await send(bob, texts["b1"])
+        await wait_text(alice, texts["b1"])
+        await bob.shot("conversation-375")
+        await no_horizontal_scroll(bob)
+        await alice.shot("conversation")
+        # text is shown as text: markup in a message stays characters
+        markup = "<img src=x onerror=alert(1)><b>bold?</b>"
+        await send(alice, markup)
+        await wait_text(bob, markup)
+        assert await bob.page.locator("#messages img, #messages b").count() == 0
+
+        # a group with the SDK user, named (the name travels encrypted)
+        await alice.page.goto(server.url + "/#/new")
+        await alice.page.check("#kind-group")
+        await alice.page.fill("#members", f"bob, @carol:{server_name}")
+        await alice.page.fill("#group-name", texts["name"])
+        await alice.page.click("form button[type=submit]")
+        await alice.page.wait_for_selector("#compose")
+        await send(alice, texts["g1"])
+        await wait_text(alice, texts["g1"])
+        await bob.page.goto(server.url + "/#/")
+        await bob.page.wait_for_selector(f"#inbox .name:text-is('{texts['name']}')")
+        await open_conversation(bob, texts["name"])
+        await wait_text(bob, texts["g1"])
+        await send(bob, texts["g2"])
+        await wait_text(alice, texts["g2"])
+
+        conv = next(e.conversation_id for e in await carol.inbox() if e.kind == "group")
+        got = {m.text for m in await carol.history(conv)}
+        assert texts["g1"] in got and texts["g2"] in got, got
+        await carol.send(conv, texts["g3"])
+        await wait_text(alice, texts["g3"])
+        await wait_text(bob, texts["g3"])
+
+        # members: the settings page, and removing the SDK user from the group
+        await alice.page.click("text=Members and name")
+        await alice.page.wait_for_selector("text=Add a member (username)")
+        await alice.shot("conversation-settings")
+        await alice.page.click("button[aria-label='Remove carol']")
+        await alice.page.wait_for_function(
+            "!document.querySelector(\"button[aria-label='Remove carol']\")"
+        )
+        await alice.page.goto(server.url + "/#/devices")
+        await alice.page.wait_for_selector("#devices li")
+        await alice.shot("devices")
+
+        for tab in (alice, bob):
+            assert tab.foreign_requests() == [], tab.foreign_requests()
+            assert not [e for e in tab.errors if "favicon" not in e], tab.errors
+        await carol.close()
+    server.stop()
+    stored = raw_bytes(Path(server.log_path).parent)
+    for label, text in texts.items():
+        assert text.encode() not in stored, f"{label} is in the server's files"
+
+
+async def test_reload_second_device_key_sharing_and_removal(server: ServerProcess) -> None:
+    early, late = secret("early"), secret("late")
+    async with chromium() as browser:
+        first = await open_tab(browser, server.url, "alice-first")
+        await register(first, "alice")
+        bob = await open_tab(browser, server.url, "bob")
+        await register(bob, "bob")
+        await bob.page.goto(server.url + "/#/new")
+        await bob.page.fill("#members", "alice")
+        await bob.page.click("form button[type=submit]")
+        await bob.page.wait_for_selector("#compose")
+        await send(bob, early)
+        await first.page.wait_for_selector("#inbox a", timeout=20_000)
+        await open_conversation(first, "bob")
+        await wait_text(first, early)
+
+        # a reload keeps the device: same keys, history decrypted again
+        names = "indexedDB.databases().then(d => d.map(x => x.name))"
+        before = await first.page.evaluate(names)
+        await first.page.reload()
+        await first.page.wait_for_selector("body[data-ready]")
+        await first.page.wait_for_selector("#compose")
+        await wait_text(first, early)
+        assert sorted(before) == sorted(await first.page.evaluate(names))
+
+        # a second browser device: the earlier message waits for its key ...
+        second = await open_tab(browser, server.url, "alice-second")
+        await sign_in(second, "alice")
+        await first.page.wait_for_selector("text=A new device signed in to your account")
+        await first.shot("notice-new-device")
+        await open_conversation(second, "bob")
+        await second.page.wait_for_selector("#messages li[data-state=waiting]", timeout=20_000)
+        await second.shot("conversation-waiting-for-key")
+        # ... it asks the first device, where the person confirms, and then it reads it
+        await second.page.click("text=Ask my other devices for the key")
+        share = first.page.locator("#notices button", has_text="Share keys with")
+        await share.wait_for(timeout=20_000)
+        await first.shot("notice-key-request")
+        await share.click()
+        await wait_text(second, early)
+
+        # removing the second device from the first: it is signed out and wiped
+        await first.page.goto(server.url + "/#/devices")
+        await first.page.wait_for_selector("#devices li >> nth=1")
+        first.page.once("dialog", lambda d: d.accept())
+        await first.page.click("#devices button.danger")
+        await second.page.wait_for_selector("#username", timeout=30_000)
+        await second.page.wait_for_selector("text=This device was signed out")
+        await second.shot("signed-out")
+        left = await second.page.evaluate(names)
+        assert not [n for n in left if n.startswith("clearpost")], left
+        await first.page.goto(server.url + "/#/devices")
+        await first.page.wait_for_selector("#devices li")
+        assert await first.page.locator("#devices li").count() == 1
+        # and it gets nothing new: bob's next message reaches the first device only
+        await send(bob, late)
+        await open_conversation(first, "bob")
+        await wait_text(first, late)
+        assert await second.page.locator(f"text={late}").count() == 0
+
+        for tab in (first, second, bob):
+            assert tab.foreign_requests() == [], tab.foreign_requests()
+    server.stop()
+    stored = raw_bytes(Path(server.log_path).parent)
+    assert early.encode() not in stored and late.encode() not in stored
