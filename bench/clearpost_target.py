@@ -21,6 +21,8 @@ from clearpost.core.canonical import signable
 __all__ = ["ClearpostTarget"]
 
 _JSON = b"Content-Type: application/json\r\n"
+OLM = "m.olm.v1.curve25519-aes-sha2"
+MEGOLM = "m.megolm.v1.aes-sha2"
 
 
 @dataclass
@@ -61,26 +63,22 @@ class ClearpostTarget:
             {
                 "user_id": session.user_id,
                 "device_id": dev,
-                "algorithms": ["olm.v1", "megolm.v1"],
+                "algorithms": [OLM, MEGOLM],
                 "keys": {
                     f"curve25519:{dev}": keys.account.curve25519_key.to_base64(),
                     f"ed25519:{dev}": keys.account.ed25519_key.to_base64(),
                 },
             },
         )
-        await conn.send_json(
-            "PUT", f"/v1/devices/{dev}/keys", {"device_keys": device_keys}, session.auth_header
-        )
+        upload: dict[str, Any] = {"device_keys": device_keys}
         if self.one_time_keys:
             keys.account.generate_one_time_keys(self.one_time_keys)
-            otks = {
+            upload["one_time_keys"] = {
                 f"signed_curve25519:{kid}": _sign(session, {"key": k.to_base64()})
                 for kid, k in keys.account.one_time_keys.items()
             }
             keys.account.mark_keys_as_published()
-            await conn.send_json(
-                "POST", "/v1/keys/one-time", {"one_time_keys": otks}, session.auth_header
-            )
+        await conn.send_json("POST", "/v1/keys/upload", upload, session.auth_header)
         return session
 
     async def _create(self, conn: Connection, owner: Session, kind: str, members: list[str]) -> str:
@@ -102,7 +100,7 @@ class ClearpostTarget:
         message = keys.group.encrypt(plaintext)
         ciphertext = message.to_base64()
         envelope = {
-            "algorithm": "megolm.v1",
+            "algorithm": MEGOLM,
             "sender_key": keys.account.curve25519_key.to_base64(),
             "session_id": keys.group.session_id,
             "device_id": sender.device_id,
@@ -136,7 +134,7 @@ class ClearpostTarget:
             cursor=body["cursor"],
             received_at=r.at,
             messages=[
-                Received(m["conversation_id"], m["sender"], m["envelope"]["ciphertext"])
+                Received(m["conversation_id"], m["sender"], m["content"]["ciphertext"])
                 for m in body["messages"]
             ],
         )

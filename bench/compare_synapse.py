@@ -593,7 +593,7 @@ async def measure_ceiling(args: argparse.Namespace, root: Path) -> dict[str, Any
     (a real Megolm envelope of the same size, the same headers)."""
     account, group = vodozemac.Account(), vodozemac.GroupSession()
     envelope = {
-        "algorithm": "megolm.v1",
+        "algorithm": "m.megolm.v1.aes-sha2",
         "sender_key": account.curve25519_key.to_base64(),
         "session_id": group.session_id,
         "device_id": "DEVICEID00",

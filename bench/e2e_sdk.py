@@ -180,13 +180,13 @@ async def sdk_round(
     for i, content in enumerate(contents):
         envelope, session, index = await alice_c.encrypt(conv, content)
         alice_c.record_sent(session, index, content, seq + i, 0, conv)
-        raw = {  # as the server delivers it
+        raw = {  # as the server delivers it (the fields the SDK reads)
             "conversation_id": conv,
             "seq": seq + i,
             "sender": sender,
             "sender_device": sender_device,
-            "sent_at": 0,
-            "envelope": envelope,
+            "origin_server_ts": 0,
+            "content": envelope,
         }
         message, _ = bob_c.receive(raw, known_new=True)
         bob_c.maybe_commit()  # as the sync loop does after a batch of messages alone
@@ -203,7 +203,8 @@ async def sdk_round(
 
 def raw_round(conv: str, size: int, count: int) -> float:
     """The same messages with vodozemac alone: encrypt, base64, parse, decrypt."""
-    plaintexts = [content_mod.encode(conv, Text(body(i, size))) for i in range(count)]
+    room = f"!{conv}:clearpost.localhost"
+    plaintexts = [content_mod.encode(room, Text(body(i, size))) for i in range(count)]
     group = vodozemac.GroupSession()
     inbound = vodozemac.InboundGroupSession(group.session_key)
     started = time.perf_counter()

@@ -63,15 +63,7 @@ async def test_logout_kills_the_token_and_tells_contacts(app_client: httpx.Async
     r = await app_client.get("/v1/devices", headers=bob.headers)
     assert r.status_code == 401 and r.json()["code"] == "invalid_token"
     got = await api.sync(app_client, alice, cursor)
-    changes = [e for e in got["events"] if e["type"] == "device_list"]  # type: ignore[union-attr,index]
-    assert changes == [
-        {
-            "type": "device_list",
-            "user_id": bob.user_id,
-            "device_id": bob.device_id,
-            "change": "removed",
-        }
-    ]
+    assert got["device_lists"] == {"changed": [bob.user_id], "left": []}
 
 
 async def test_a_new_device_is_announced_to_contacts(app_client: httpx.AsyncClient) -> None:
@@ -81,12 +73,8 @@ async def test_a_new_device_is_announced_to_contacts(app_client: httpx.AsyncClie
     cursor = str((await api.sync(app_client, alice))["cursor"])
     bob2 = await api.login(app_client, "bob")
     got = await api.sync(app_client, alice, cursor)
-    assert {
-        "type": "device_list",
-        "user_id": bob.user_id,
-        "device_id": bob2.device_id,
-        "change": "added",
-    } in got["events"]  # type: ignore[operator]
+    assert got["device_lists"] == {"changed": [bob.user_id], "left": []}
+    assert got["events"] == []  # device changes are Matrix's device_lists, not events
     devices = (await app_client.get("/v1/devices", headers=bob.headers)).json()["devices"]
     assert {d["device_id"] for d in devices} == {bob.device_id, bob2.device_id}
     assert (
@@ -100,22 +88,26 @@ async def test_fallback_key_is_used_only_when_one_time_keys_run_out(
 ) -> None:
     alice = await api.user(app_client, "alice")
     bob = await api.user(app_client, "bob", otks=1)
-    fallback = bob.one_time_keys(1)
+    fallback = bob.fallback_key()
     ((fid, fkey),) = fallback.items()
     r = await app_client.post(
-        "/v1/keys/one-time", json={"fallback_key": {fid: fkey}}, headers=bob.headers
+        "/v1/keys/upload", json={"fallback_keys": fallback}, headers=bob.headers
     )
     assert r.status_code == 200
-    want = {"devices": {bob.user_id: [bob.device_id]}}
+    assert (await api.sync(app_client, bob))["device_unused_fallback_key_types"] == [
+        "signed_curve25519"
+    ]
+    want = {"one_time_keys": {bob.user_id: {bob.device_id: "signed_curve25519"}}}
     first = (await app_client.post("/v1/keys/claim", json=want, headers=alice.headers)).json()
     second = (await app_client.post("/v1/keys/claim", json=want, headers=alice.headers)).json()
-    assert first["one_time_keys"][bob.user_id][bob.device_id]["fallback"] is False
-    assert second["one_time_keys"][bob.user_id][bob.device_id]["fallback"] is True
-    assert second["one_time_keys"][bob.user_id][bob.device_id]["key"] == fkey
+    ((first_id, first_key),) = first["one_time_keys"][bob.user_id][bob.device_id].items()
+    ((second_id, second_key),) = second["one_time_keys"][bob.user_id][bob.device_id].items()
+    assert "fallback" not in first_key and first_key["key"] != fkey["key"]
+    assert second_id == fid and second_key == fkey and second_key["fallback"] is True
+    assert first_id.startswith("signed_curve25519:")
     got = await api.sync(app_client, bob)
-    assert got["fallback_key_used"] is True and got["one_time_key_counts"] == {
-        "signed_curve25519": 0
-    }
+    assert got["device_unused_fallback_key_types"] == []
+    assert got["device_one_time_keys_count"] == {"signed_curve25519": 0}
 
 
 async def test_membership_changes_reach_members_and_the_removed(
@@ -137,6 +129,8 @@ async def test_membership_changes_reach_members_and_the_removed(
     got = await api.sync(app_client, bob, cursor)
     changes = [(e["change"], e["user_id"]) for e in got["events"]]  # type: ignore[union-attr,index]
     assert changes == [("joined", carol.user_id), ("removed", bob.user_id)]
+    # bob shares no conversation with alice or carol any more: Matrix's device_lists.left
+    assert got["device_lists"] == {"changed": [], "left": [alice.user_id, carol.user_id]}
     r = await app_client.get(f"/v1/conversations/{conv}", headers=bob.headers)
     assert r.status_code == 404
     assert (

@@ -24,14 +24,15 @@ async def test_full_flow_over_a_real_server(server: ServerProcess) -> None:
         # Olm key sharing: alice claims one of bob's keys and sends him a to-device envelope
         r = await client.post(
             "/v1/keys/claim",
-            json={"devices": {bob.user_id: [bob.device_id]}},
+            json={"one_time_keys": {bob.user_id: {bob.device_id: "signed_curve25519"}}},
             headers=alice.headers,
         )
-        claimed = r.json()["one_time_keys"][bob.user_id][bob.device_id]
-        assert claimed["fallback"] is False
-        envelope = alice.olm_to(bob.curve, claimed["key"]["key"])
+        assert r.json()["failures"] == {}
+        ((key_id, claimed),) = r.json()["one_time_keys"][bob.user_id][bob.device_id].items()
+        assert key_id.startswith("signed_curve25519:") and "fallback" not in claimed
+        envelope = alice.olm_to(bob.curve, claimed["key"])
         r = await client.put(
-            f"/v1/to-device/{api.txn()}",
+            f"/v1/to-device/m.room.encrypted/{api.txn()}",
             headers=alice.headers,
             json={"messages": {bob.user_id: {bob.device_id: envelope}}},
         )
@@ -42,11 +43,20 @@ async def test_full_flow_over_a_real_server(server: ServerProcess) -> None:
 
         got = await api.sync(client, bob, bob_cursor)
         assert [m["seq"] for m in got["messages"]] == [1, 2, 3]  # type: ignore[index]
-        assert len(got["to_device"]) == 1  # type: ignore[arg-type]
-        assert got["one_time_key_counts"] == {"signed_curve25519": 4}
+        assert got["to_device"] == {  # Matrix's to_device, content exactly as sent
+            "events": [
+                {
+                    "type": "m.room.encrypted",
+                    "sender": alice.user_id,
+                    "sender_device": alice.device_id,
+                    "content": envelope,
+                }
+            ]
+        }
+        assert got["device_one_time_keys_count"] == {"signed_curve25519": 4}
         # the next sync acknowledges the to-device payload: it is gone for good
         again = await api.sync(client, bob, str(got["cursor"]))
-        assert again["to_device"] == [] and again["messages"] == []
+        assert again["to_device"] == {"events": []} and again["messages"] == []
 
         history = await client.get(
             f"/v1/conversations/{group}/messages",

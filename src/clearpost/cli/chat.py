@@ -32,6 +32,7 @@ from clearpost.client import (
     Client,
     DeviceListChange,
     Event,
+    KeyProblem,
     MembershipEvent,
     Message,
     MessageEvent,
@@ -327,7 +328,43 @@ def _print_event(event: Event, me: str, as_json: bool) -> int:
                 f"{escape(intent.title)} ({escape(intent.url)}) [dim]-- send it with: "
                 f"clearpost shares send {escape(intent.intent_id)} --to @user[/dim]"
             )
+    elif isinstance(event, KeyProblem):
+        if as_json:
+            _line({"type": "key_problem", **event.to_json()})
+        else:
+            _show_problem(event)
     return 0
+
+
+def _show_problem(problem: KeyProblem) -> None:
+    when = _when(problem.at_ms)
+    out.print(f"[red]{escape(when)} {escape(problem.reason)}[/red] [dim]({escape(problem.code)})[/dim]")
+
+
+@app.command()
+def problems(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many.")] = 20,
+    server: ServerOpt = None,
+    store: StoreOpt = None,
+    passphrase: PassphraseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Key events from other devices that this device refused (newest first): why a
+    message may still be waiting for its key."""
+
+    async def main() -> list[KeyProblem]:
+        async with open_client(server, store, passphrase) as client:
+            await client.sync()
+            return client.key_problems(limit)
+
+    found = run(main)
+    if as_json:
+        emit_json({"key_problems": [p.to_json() for p in found]})
+        return
+    for p in found:
+        _show_problem(p)
+    if not found:
+        out.print("[dim]no refused key events[/dim]")
 
 
 def _line(value: dict[str, Any]) -> None:

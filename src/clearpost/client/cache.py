@@ -10,7 +10,7 @@ A message can be written again (a key arrives, or is withheld): the newer page w
 Readers merge the pages they need in page order, then what is still buffered.
 
 Each entry keeps what a message needs to be shown (sender, time, state, content or
-problem) and, while it is not decrypted, its original envelope (already ciphertext), so
+problem) and, while it is not decrypted, its original event content (ciphertext), so
 it can be decrypted when its key arrives. The (session, message index) of each decrypted
 message is kept too: that is what replay protection checks against.
 
@@ -20,14 +20,10 @@ short entry ``[seq, sent_at, index, content]``; any other is the full entry ``[s
 sender, device, sent_at, index, state, code, problem, content, envelope]``. Content is a
 text message's body, or the JSON form of other content. Fewer bytes per message make the
 commit cheaper: most of its cost is writing (and later checkpointing) the page.
-
-Stores of format 1 kept one sealed row per message in a ``messages`` table; they are
-moved into pages (and the table dropped) the first time a cache opens them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -36,7 +32,7 @@ from clearpost.client import content as content_mod
 from clearpost.client.content import Text
 from clearpost.client.errors import UnsupportedContent
 from clearpost.client.model import Message, MessageState
-from clearpost.client.store import FORMAT, DeviceStore
+from clearpost.client.store import DeviceStore
 
 Key = tuple[str, int]
 """(conversation id, seq)."""
@@ -70,8 +66,6 @@ class MessageCache:
         self._seen: dict[str, dict[int, Key]] = {}
         self._buffer: dict[Key, _Pending] = {}
         self._next_page = 0
-        if store.format < FORMAT:
-            _upgrade(self)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -246,8 +240,8 @@ class MessageCache:
                 "seq": seq,
                 "sender": m.sender,
                 "sender_device": m.sender_device,
-                "sent_at": m.sent_at,
-                "envelope": orjson.loads(e[_ENVELOPE]),
+                "origin_server_ts": m.sent_at,
+                "content": orjson.loads(e[_ENVELOPE]),
             }
             out.append((raw, m))
         return out
@@ -295,36 +289,3 @@ def _message(conversation_id: str, e: list[Any]) -> Message:
         e[_PROBLEM],
         e[_CODE],
     )
-
-
-# -- stores of format 1 ---------------------------------------------------------------------
-
-
-def _legacy_aad(conversation_id: str, seq: int) -> bytes:
-    return f"msg:{conversation_id}:{seq}".encode()
-
-
-def _legacy_rows(store: DeviceStore) -> Iterable[tuple[Message, str, int | None, str]]:
-    rows = store.query(
-        "SELECT conversation_id, seq, sender, sender_device, sent_at, state, code, sealed, "
-        "session_id, message_index, envelope FROM messages ORDER BY conversation_id, seq"
-    )
-    for r in rows:
-        body = orjson.loads(store.unseal(bytes(r[7]), _legacy_aad(r[0], r[1])))
-        content = _content(body.get("content"))  # format 1 kept content as its JSON form
-        m = Message(
-            r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), content, body.get("problem"), r[6]
-        )
-        yield m, r[8], r[9], r[10]
-
-
-def _upgrade(cache: MessageCache) -> None:
-    """Move a format-1 store's message rows into pages, in one transaction."""
-    store = cache.store
-    with store.transaction():
-        if store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'"):
-            for m, session_id, index, envelope in _legacy_rows(store):
-                cache.put(m, session_id, index, envelope)
-            cache.flush()
-            store.write("DROP TABLE messages")
-        store.set_format(FORMAT)

@@ -3,7 +3,7 @@
     async with httpx.AsyncClient(base_url="http://127.0.0.1:8448") as http:
         alice = await Client.register(http, "alice", "password", store_path="alice.db",
                                       passphrase="store passphrase")
-        conv = await alice.direct("@bob")
+        conv = await alice.direct("@bob:clearpost.localhost")  # or "@bob": same server
         await alice.send(conv, "hello")
         async for event in alice.listen():
             ...
@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from clearpost.client import transparency
+from clearpost.client import formats, transparency
 from clearpost.client.content import Content, Text
 from clearpost.client.crypto import Crypto
 from clearpost.client.errors import ClientError, ShareError, StoreError
@@ -35,6 +35,7 @@ from clearpost.client.model import (
     ConnectedApp,
     Event,
     InboxEntry,
+    KeyProblem,
     Message,
     Sent,
     Shared,
@@ -118,7 +119,10 @@ class Client:
         clock: Clock | None = None,
         stream: bool | None = None,
     ) -> Client:
-        """Log in as a new device with a new store: create its keys, publish them, sync once."""
+        """Log in as a new device with a new store: create its keys, publish them, sync once.
+        ``username`` may also be given as the user id (``@alice:server``)."""
+        if username.startswith("@"):
+            username = username[1:].partition(":")[0]
         store = DeviceStore.create(store_path, passphrase, kdf)
         transport = Transport(http)
         try:
@@ -210,8 +214,30 @@ class Client:
         return self.login_info.device_id
 
     @property
+    def server_name(self) -> str:
+        """The server part of this device's user id (``clearpost.localhost`` by default)."""
+        return formats.server_name_of(self.user_id)
+
+    def qualify(self, user: str) -> str:
+        """A full user id: ``@bob`` (or ``bob``) is ``@bob:<this server's name>``; an id
+        with a server part is returned as it is (another server's is refused by ours)."""
+        if ":" in user:
+            return user
+        return f"@{user.removeprefix('@')}:{self.server_name}"
+
+    @property
     def stats(self) -> Stats:
         return self.crypto.stats
+
+    def key_problems(self, limit: int = 50) -> list[KeyProblem]:
+        """Key events from other devices that were refused, newest first (see
+        ``KeyProblem``): what a person needs to understand a message still waiting."""
+        rows = self.store.query(
+            "SELECT sender, sender_device, event_type, reason, code, session_id, "
+            "conversation_id, at_ms FROM key_problems ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [KeyProblem(*r) for r in rows]
 
     # -- devices and conversations --------------------------------------------------------
 
@@ -231,22 +257,22 @@ class Client:
 
     async def direct(self, user_id: str) -> str:
         """The direct conversation with ``user_id`` (created on first use)."""
-        conv = await self.transport.create_conversation("direct", [user_id])
+        conv = await self.transport.create_conversation("direct", [self.qualify(user_id)])
         self.store.save_conversation(conv)
         return str(conv["conversation_id"])
 
     async def new_group(self, members: list[str]) -> str:
-        conv = await self.transport.create_conversation("group", members)
+        conv = await self.transport.create_conversation("group", [self.qualify(m) for m in members])
         self.store.save_conversation(conv)
         return str(conv["conversation_id"])
 
     async def add_member(self, conversation_id: str, user_id: str) -> None:
-        conv = await self.transport.add_member(conversation_id, user_id)
+        conv = await self.transport.add_member(conversation_id, self.qualify(user_id))
         self.store.save_conversation(conv)
         self.crypto.conversation_changed(conversation_id)
 
     async def remove_member(self, conversation_id: str, user_id: str) -> None:
-        await self.transport.remove_member(conversation_id, user_id)
+        await self.transport.remove_member(conversation_id, self.qualify(user_id))
         self.crypto.conversation_changed(conversation_id)
 
     async def members(self, conversation_id: str) -> list[str]:
@@ -311,7 +337,7 @@ class Client:
 
     async def share_history(self, conversation_id: str, user_id: str) -> int:
         """On purpose: give ``user_id`` the keys to our earlier messages in a conversation."""
-        return await self.crypto.keys.share_history(conversation_id, user_id)
+        return await self.crypto.keys.share_history(conversation_id, self.qualify(user_id))
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -440,7 +466,7 @@ class Client:
         """Send a share intent as an end-to-end encrypted card to users (``to``: their
         direct conversations) and ``conversations``, then tell the server only how many
         people received it. Safe to repeat after a failure: no conversation gets it twice."""
-        return await send_share(self, intent, to, conversations)
+        return await send_share(self, intent, [self.qualify(u) for u in to], conversations)
 
     async def complete_share_intent(self, intent_id: str, recipients: int) -> None:
         """Tell the server how many people a share reached (``share`` does it for you)."""

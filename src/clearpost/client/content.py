@@ -1,14 +1,19 @@
-"""What travels inside a Megolm message: a small typed schema with a version field.
+"""What travels inside a Megolm message: a Matrix room event, ``m.room.message``.
 
-Encrypted payload (the Megolm plaintext)::
+Encrypted payload (the Megolm plaintext), as every Matrix client writes it::
 
-    {"v": 1, "conversation_id": <id>, "type": "text", "body": <str>}
-    {"v": 1, "conversation_id": <id>, "type": "share_card", "title": <str>, "url": <str>,
-     "preview": <str | null>, "via": <str | null>}
+    {"type": "m.room.message", "room_id": "!c_...:server", "content": {...}}
 
-The conversation id is inside the encryption so a server cannot move a ciphertext from
-one conversation into another. Control messages (room keys, key requests, withheld
-notices) never travel here; they go over Olm only (``clearpost.core.e2ee.control``).
+    text        {"msgtype": "m.text", "body": <str>}
+    share card  {"msgtype": "m.text", "body": "<title> <link> (via <partner>)",
+                 "org.clearpost.share": {"title", "url", "preview", "via"}}
+
+The room id is inside the encryption so a server cannot move a ciphertext from one
+conversation into another. A share card's ``body`` is readable text, so a plain Matrix
+client shows the card as a message with its link; Clearpost reads the namespaced field.
+Any other ``msgtype`` with a text ``body`` is shown as text (Matrix's rule for message
+types a client does not know). Key events never travel here; they go over Olm only
+(``formats``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import orjson
 
 from clearpost.client.errors import UnsupportedContent
 
-VERSION = 1
+MESSAGE = "m.room.message"
+TEXT = "m.text"
+SHARE_FIELD = "org.clearpost.share"
 MAX_TEXT = 16_000
 
 
@@ -36,6 +43,9 @@ class Text:
 
     def summary(self) -> str:
         return self.body
+
+    def event_content(self) -> dict[str, Any]:
+        return {"msgtype": TEXT, "body": self.body}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +65,25 @@ class ShareCard:
         via = f" (via {self.via})" if self.via else ""
         return f"[{self.title}] {self.url}{via}"
 
+    def event_content(self) -> dict[str, Any]:
+        via = f" (via {self.via})" if self.via else ""
+        return {
+            "msgtype": TEXT,
+            "body": f"{self.title} {self.url}{via}",
+            SHARE_FIELD: self.fields(),
+        }
+
 
 Content = Text | ShareCard
 
 
-def encode(conversation_id: str, content: Content) -> bytes:
+def encode(room_id: str, content: Content) -> bytes:
+    """The Megolm plaintext of ``content`` in room ``room_id``."""
     if isinstance(content, Text) and len(content.body) > MAX_TEXT:
         raise UnsupportedContent(
             f"a text message is at most {MAX_TEXT} characters", code="content_too_large"
         )
-    return orjson.dumps(
-        {"v": VERSION, "conversation_id": conversation_id, "type": content.type, **content.fields()}
-    )
+    return orjson.dumps({"type": MESSAGE, "content": content.event_content(), "room_id": room_id})
 
 
 def _str(d: dict[str, Any], name: str, optional: bool = False) -> Any:
@@ -78,7 +95,7 @@ def _str(d: dict[str, Any], name: str, optional: bool = False) -> Any:
     return value
 
 
-def decode(conversation_id: str, data: bytes) -> Content:
+def decode(room_id: str, data: bytes) -> Content:
     """Parse a decrypted payload; raise ``UnsupportedContent`` for anything unexpected."""
     try:
         d = orjson.loads(data)
@@ -86,22 +103,31 @@ def decode(conversation_id: str, data: bytes) -> Content:
         raise UnsupportedContent("the decrypted payload is not JSON") from exc
     if not isinstance(d, dict):
         raise UnsupportedContent("the decrypted payload is not an object")
-    if d.get("v") != VERSION:
-        raise UnsupportedContent(
-            f"content version {str(d.get('v'))[:10]!r} is not supported (expected {VERSION})"
-        )
-    if d.get("conversation_id") != conversation_id:
+    if d.get("room_id") != room_id:
         raise UnsupportedContent(
             "the message was encrypted for another conversation", code="wrong_conversation"
         )
-    body = d.get("body")
-    if d.get("type") == "text" and isinstance(body, str):  # the common case, without a detour
+    if d.get("type") != MESSAGE:
+        raise UnsupportedContent(f"event type {str(d.get('type'))[:60]!r} is not supported")
+    c = d.get("content")
+    if not isinstance(c, dict):
+        raise UnsupportedContent("the event has no content object")
+    body = c.get("body")
+    if not isinstance(body, str):
+        raise UnsupportedContent("the message has no text body")
+    card = c.get(SHARE_FIELD)
+    if card is None:  # the common case, without a detour
         return Text(body)
-    return from_json(d)
+    if not isinstance(card, dict):
+        raise UnsupportedContent(f"{SHARE_FIELD} must be an object")
+    return ShareCard(
+        _str(card, "title"), _str(card, "url"), _str(card, "preview", True), _str(card, "via", True)
+    )
 
 
 def from_json(d: dict[str, Any]) -> Content:
-    """Build content from its fields (``type`` plus the type's fields)."""
+    """Build content from its SDK JSON form (``type`` plus the type's fields), as
+    ``Message.to_json`` and the local message cache write it."""
     kind = d.get("type")
     if kind == Text.type:
         return Text(_str(d, "body"))

@@ -4,9 +4,10 @@ Sending: make sure the conversation's outbound Megolm session is current (rotati
 needed), share its key over Olm with every verified device of every member -- our own
 other devices included -- that does not have it yet, and only then encrypt.
 
-Receiving: to-device payloads are Olm-decrypted and dispatched (room keys are stored,
-key requests answered, withheld notices shown); conversation messages are decrypted
-against the inbound session, with the checks listed in ``Crypto.decrypt``.
+Receiving: to-device events are Olm-decrypted and dispatched (room keys are stored, key
+requests answered, withheld notices shown; a refused one is recorded and shown);
+conversation messages are decrypted against the inbound session, with the checks listed
+in ``decrypt.decrypt_message``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 from clearpost.client import content as content_mod
+from clearpost.client import formats
 from clearpost.client.cache import MessageCache
 from clearpost.client.decrypt import decrypt_message
 from clearpost.client.errors import ClientError, CryptoError
@@ -25,6 +27,7 @@ from clearpost.client.megolm import (
     ROTATE_AFTER_MESSAGES,
     ROTATE_AFTER_MS,
     GroupSessions,
+    Origin,
     Outbound,
 )
 from clearpost.client.model import Device, Event, Message, MessageState, Stats
@@ -33,8 +36,6 @@ from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
 from clearpost.client.verify import DeviceTracker
 from clearpost.core.clock import Clock
-from clearpost.core.e2ee import control
-from clearpost.core.e2ee.envelope import MEGOLM_V1
 
 log = logging.getLogger("clearpost.client")
 
@@ -48,6 +49,7 @@ class Crypto:
     ) -> None:
         self.store, self.transport, self.clock = store, transport, clock
         self.user_id, self.device_id = user_id, device_id
+        self.server_name = formats.server_name_of(user_id)
         self.devices = DeviceTracker(store, transport, clock, user_id)
         self.olm = OlmMachine.load(store, transport, self.devices, clock, user_id, device_id)
         self.groups = GroupSessions(store)
@@ -76,8 +78,12 @@ class Crypto:
         store.mark_open()
 
     @property
-    def origin(self) -> control.Origin:
-        return control.Origin(self.user_id, self.device_id, self.olm.curve25519, self.olm.ed25519)
+    def origin(self) -> Origin:
+        return Origin(self.user_id, self.device_id, self.olm.curve25519, self.olm.ed25519)
+
+    def room_id(self, conversation_id: str) -> str:
+        """The conversation's Matrix room id (``!<conversation id>:<server name>``)."""
+        return formats.room_id_for(conversation_id, self.server_name)
 
     def commit(self, *, closing: bool = False) -> None:
         """Write what is buffered and commit; ``closing`` also saves the outbound ratchets
@@ -120,8 +126,9 @@ class Crypto:
     async def encrypt(
         self, conversation_id: str, content: content_mod.Content
     ) -> tuple[dict[str, Any], str, int]:
-        """(megolm.v1 envelope, session id, message index), the key shared beforehand."""
-        plaintext = content_mod.encode(conversation_id, content)
+        """(m.megolm.v1.aes-sha2 content, session id, message index), the key shared
+        beforehand."""
+        plaintext = content_mod.encode(self.room_id(conversation_id), content)
         lock = self._locks.get(conversation_id)
         # The fast path takes no lock: with no await between the check and the encryption,
         # nothing else can run in between. Only while a send is getting its session ready
@@ -137,14 +144,7 @@ class Crypto:
                 ciphertext, index = self._encrypt(out, plaintext)
         else:
             ciphertext, index = self._encrypt(out, plaintext)
-        envelope = {
-            "algorithm": MEGOLM_V1,
-            "sender_key": self.olm.curve25519,
-            "session_id": out.session_id,
-            "device_id": self.device_id,
-            "ciphertext": ciphertext,
-        }
-        return envelope, out.session_id, index
+        return formats.megolm_content(ciphertext, out.session_id), out.session_id, index
 
     def _encrypt(self, out: Outbound, plaintext: bytes) -> tuple[str, int]:
         started = time.perf_counter()
@@ -201,19 +201,13 @@ class Crypto:
         return out
 
     async def _share(self, out: Outbound, devices: list[Device]) -> None:
-        key = control.RoomKey(
-            out.conversation_id,
-            out.session_id,
-            out.session.session_key.to_base64(),
-            False,
-            out.session.message_index,
-            tuple(sorted(out.members)),
-            self.origin,
+        key = formats.RoomKey(
+            self.room_id(out.conversation_id), out.session_id, out.session.session_key.to_base64()
         )
-        content = control.room_key_content(key)
+        content = key.content()
         self.groups.save_outbound(out)
         started, waited = time.perf_counter(), self.transport.seconds
-        unreachable = await self.olm.send([(d, control.ROOM_KEY, content) for d in devices])
+        unreachable = await self.olm.send([(d, formats.ROOM_KEY, content) for d in devices])
         self.stats.crypto += time.perf_counter() - started - (self.transport.seconds - waited)
         now = self.clock.now_ms()
         for d in devices:
@@ -254,14 +248,16 @@ class Crypto:
         if cached is not None and cached.state is MessageState.DECRYPTED:
             return cached, False
         msg, session_id, index = decrypt_message(
-            raw, conv, seq, self.groups, self.cache, self.stats
+            raw, conv, seq, self.room_id(conv), self.groups, self.cache, self.stats
         )
+        if msg.state is MessageState.WAITING_FOR_KEY:
+            msg = self.keys.annotate(msg, session_id)
         if cached is not None and (
             (cached.state, cached.code) == (msg.state, msg.code)
             or (cached.state is MessageState.WITHHELD and msg.state is MessageState.WAITING_FOR_KEY)
         ):
             return cached, False
-        self.cache.put(msg, session_id, index, raw.get("envelope") or {})
+        self.cache.put(msg, session_id, index, raw.get("content") or {})
         self.store.bump_last_seq(conv, seq)
         if msg.state is MessageState.WAITING_FOR_KEY:
             self.keys.want(raw, msg)
@@ -270,19 +266,33 @@ class Crypto:
     def decrypt(self, raw: dict[str, Any]) -> tuple[Message, str, int | None]:
         """Decrypt a wire message without touching the cache (see ``decrypt_message``)."""
         conv, seq = str(raw["conversation_id"]), int(raw["seq"])
-        return decrypt_message(raw, conv, seq, self.groups, self.cache, self.stats)
+        return decrypt_message(
+            raw, conv, seq, self.room_id(conv), self.groups, self.cache, self.stats
+        )
 
     # -- receiving: to-device -------------------------------------------------------------
 
-    async def receive_to_device(self, entries: list[dict[str, Any]]) -> list[Event]:
-        events: list[Event] = []
-        for entry in entries:
-            sender, sender_device = str(entry.get("sender")), str(entry.get("sender_device"))
+    async def receive_to_device(self, events: list[dict[str, Any]]) -> list[Event]:
+        """Apply sync's ``to_device.events``: each an ``m.room.encrypted`` event from a
+        device. One that cannot be decrypted or checked is recorded and shown (a
+        ``KeyProblem``), never silently dropped; the batch goes on."""
+        out: list[Event] = []
+        for event in events:
+            sender, sender_device = str(event.get("sender")), str(event.get("sender_device"))
+            event_type = str(event.get("type"))[:100]
             try:
-                payload = await self.olm.decrypt(sender, sender_device, entry.get("envelope"))
-                events += await self.keys.dispatch(payload)
-            except (CryptoError, control.InvalidPayload) as exc:
+                if event_type != formats.ENCRYPTED:
+                    raise formats.InvalidEvent(
+                        f"a to-device {event_type!r} event is not encrypted; only Olm is accepted"
+                    )
+                payload = await self.olm.decrypt(sender, sender_device, event.get("content"))
+            except CryptoError as exc:
+                out += self.keys.refuse(sender, sender_device, event_type, exc)
+                continue
+            try:
+                out += await self.keys.dispatch(payload)
+            except CryptoError as exc:
                 log.warning(
-                    "dropped a to-device message from %s/%s: %s", sender, sender_device, exc.message
+                    "dropped a %s from %s/%s: %s", payload.type, sender, sender_device, exc.message
                 )
-        return events
+        return out

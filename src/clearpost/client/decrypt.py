@@ -14,11 +14,9 @@ import vodozemac
 from clearpost.client import content as content_mod
 from clearpost.client.cache import MessageCache
 from clearpost.client.errors import CryptoError
+from clearpost.client.formats import MegolmContent
 from clearpost.client.megolm import GroupSessions
 from clearpost.client.model import Message, MessageState, Stats
-from clearpost.core.e2ee.envelope import MEGOLM_V1
-
-_FIELDS = ("sender_key", "session_id", "device_id", "ciphertext")
 
 
 class _Reject(Exception):
@@ -38,58 +36,44 @@ def decrypt_message(
     raw: dict[str, Any],
     conv: str,
     seq: int,
+    room_id: str,
     groups: GroupSessions,
     cache: MessageCache,
     stats: Stats,
 ) -> tuple[Message, str, int | None]:
-    """(message, session id, message index if decrypted) for ``raw``, the wire message
-    ``seq`` of conversation ``conv``.
+    """(message, session id, message index if decrypted) for ``raw``, the room event
+    ``seq`` of conversation ``conv`` (Matrix room ``room_id``).
 
     Steps:
-    1. The envelope is megolm.v1 and its ``device_id`` is the device the server says sent it.
+    1. The content is m.megolm.v1.aes-sha2 with a ciphertext and a session id; its
+       deprecated ``device_id``, when present, is the device the server says sent it.
     2. We hold an inbound session with that id -- else WAITING_FOR_KEY.
     3. The session belongs to this conversation and was shared by the sender's device:
-       same user, same device id, same Curve25519 key -- else FAILED (untrusted_sender).
+       same user, same device id (and the same Curve25519 key as a ``sender_key`` that
+       is present) -- else FAILED (untrusted_sender).
     4. The ciphertext authenticates (Ed25519 signature and MAC) -- else FAILED
        (tampered); an index before the session's first known one is WAITING_FOR_KEY.
     5. The (session, index) pair was not used by another message -- else FAILED (replay).
-    6. The content is a version and type we know, for this conversation.
+    6. The plaintext is an ``m.room.message`` of this room with content we know.
     """
     sender, device = str(raw["sender"]), str(raw["sender_device"])
-    env = raw.get("envelope")
     session_id = ""
     try:
         # 1.
-        if not isinstance(env, dict) or env.get("algorithm") != MEGOLM_V1:
-            raise _Reject(
-                MessageState.FAILED, "this message is not an encrypted envelope", "invalid_envelope"
-            )
-        sender_key, sid, device_id, ciphertext = (
-            env.get("sender_key"),
-            env.get("session_id"),
-            env.get("device_id"),
-            env.get("ciphertext"),
-        )
-        if not (
-            isinstance(sender_key, str)
-            and isinstance(sid, str)
-            and isinstance(device_id, str)
-            and isinstance(ciphertext, str)
-        ):
-            name = next(n for n in _FIELDS if not isinstance(env.get(n), str))
-            raise _Reject(
-                MessageState.FAILED, f"the envelope has no valid {name!r}", "invalid_envelope"
-            )
-        session_id = sid
-        if device_id != device:
+        try:
+            c = MegolmContent.parse(raw.get("content"))
+        except CryptoError as exc:
+            raise _Reject(MessageState.FAILED, exc.message, "invalid_envelope") from None
+        session_id = c.session_id
+        if c.device_id is not None and c.device_id != device:
             raise _Reject(
                 MessageState.FAILED,
-                "the envelope names a different device than the one that sent it",
+                "the event names a different device than the one that sent it",
                 "untrusted_sender",
             )
         started = time.perf_counter()
         try:
-            megolm = vodozemac.MegolmMessage.from_base64(ciphertext)
+            megolm = vodozemac.MegolmMessage.from_base64(c.ciphertext)
         except (vodozemac.DecodeException, ValueError):
             raise _Reject(
                 MessageState.FAILED, "the ciphertext does not parse", "tampered"
@@ -104,7 +88,7 @@ def decrypt_message(
             inbound.conversation_id != conv
             or o.user_id != sender
             or o.device_id != device
-            or o.curve25519 != sender_key
+            or (c.sender_key is not None and o.curve25519 != c.sender_key)
         ):
             raise _Reject(
                 MessageState.FAILED,
@@ -138,7 +122,7 @@ def decrypt_message(
             )
         # 6.
         try:
-            content = content_mod.decode(conv, decrypted.plaintext)
+            content = content_mod.decode(room_id, decrypted.plaintext)
         except CryptoError as exc:
             raise _Reject(MessageState.FAILED, exc.message, exc.code) from None
     except _Reject as no:
@@ -147,7 +131,7 @@ def decrypt_message(
             seq,
             sender,
             device,
-            int(raw.get("sent_at", 0)),
+            int(raw.get("origin_server_ts", 0)),
             no.state,
             None,
             no.problem,
@@ -155,6 +139,12 @@ def decrypt_message(
         )
         return msg, session_id, None
     msg = Message(
-        conv, seq, sender, device, int(raw.get("sent_at", 0)), MessageState.DECRYPTED, content
+        conv,
+        seq,
+        sender,
+        device,
+        int(raw.get("origin_server_ts", 0)),
+        MessageState.DECRYPTED,
+        content,
     )
     return msg, session_id, index

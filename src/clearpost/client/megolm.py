@@ -20,13 +20,22 @@ import orjson
 import vodozemac
 
 from clearpost.client.store import DeviceStore
-from clearpost.core.e2ee import control
 
 ROTATE_AFTER_MESSAGES = 100
 ROTATE_AFTER_MS = 7 * 24 * 3600 * 1000
 
 DeviceKey = tuple[str, str]
 """(user id, device id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The device that created a Megolm session: the only one whose messages it may carry."""
+
+    user_id: str
+    device_id: str
+    curve25519: str
+    ed25519: str
 
 
 @dataclass(slots=True)
@@ -48,7 +57,7 @@ class Outbound:
 class Inbound:
     session: vodozemac.InboundGroupSession
     conversation_id: str
-    origin: control.Origin
+    origin: Origin
     forwarded_by: str | None
     members: tuple[str, ...]
 
@@ -105,7 +114,7 @@ class GroupSessions:
         return None
 
     def new_outbound(
-        self, conversation_id: str, members: frozenset[str], now_ms: int, me: control.Origin
+        self, conversation_id: str, members: frozenset[str], now_ms: int, me: Origin
     ) -> Outbound:
         out = Outbound(conversation_id, vodozemac.GroupSession(), now_ms, members)
         self._outbound[conversation_id] = out
@@ -163,7 +172,7 @@ class GroupSessions:
                 else Inbound(
                     vodozemac.InboundGroupSession.from_pickle(rows[0][0], self.store.pickle_key),
                     rows[0][1],
-                    control.Origin(rows[0][2], rows[0][3], rows[0][4], rows[0][5]),
+                    Origin(rows[0][2], rows[0][3], rows[0][4], rows[0][5]),
                     rows[0][6],
                     tuple(orjson.loads(rows[0][7])),
                 )

@@ -292,7 +292,41 @@ class ConnectedApp:
         }
 
 
-Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent
+@dataclass(frozen=True, slots=True)
+class KeyProblem:
+    """A key event from another device was refused: a field missing, a key that does not
+    decode, a sender that may not give it, or an Olm message that does not decrypt. It is
+    recorded in the device store (``Client.key_problems``); messages waiting for the
+    session it named say so in their ``problem``."""
+
+    sender: str
+    sender_device: str
+    event_type: str
+    """``m.room_key``, ``m.forwarded_room_key``, ... or ``m.room.encrypted`` when the Olm
+    message itself could not be decrypted or checked."""
+    reason: str
+    """What to show a person: who sent what, and why it was refused."""
+    code: str
+    """``invalid_event`` (a field missing or malformed), ``untrusted_sender``, ``tampered``,
+    ``not_for_us`` ..."""
+    session_id: str | None = None
+    conversation_id: str | None = None
+    at_ms: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sender": self.sender,
+            "sender_device": self.sender_device,
+            "event_type": self.event_type,
+            "reason": self.reason,
+            "code": self.code,
+            "session_id": self.session_id,
+            "conversation_id": self.conversation_id,
+            "at_ms": self.at_ms,
+        }
+
+
+Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent | KeyProblem
 
 
 def _text(d: dict[str, Any], name: str) -> str:

@@ -1,8 +1,10 @@
 """The device's Olm side: its Account, published keys, and Olm sessions with other devices.
 
-Olm carries every control payload (room keys, key requests, withheld notices) from this
-device to exactly one other device. Ratchet state is written to the store *before* any
-ciphertext leaves the device, so a crash can never make us reuse a message key.
+Olm carries every key event (``m.room_key``, ``m.forwarded_room_key``,
+``m.room_key_request``, ``m.room_key.withheld``) from this device to exactly one other
+device, as an ``m.room.encrypted`` to-device event (formats in ``formats``). Ratchet state
+is written to the store *before* any ciphertext leaves the device, so a crash can never
+make us reuse a message key.
 """
 
 from __future__ import annotations
@@ -16,16 +18,16 @@ from typing import Any
 
 import vodozemac
 
+from clearpost.client import formats
 from clearpost.client.errors import ClientError, CryptoError, DecryptionFailed, UntrustedSender
+from clearpost.client.formats import OlmPayload
 from clearpost.client.model import Device
 from clearpost.client.store import DeviceStore
 from clearpost.client.transport import Transport
 from clearpost.client.verify import DeviceTracker
 from clearpost.core import canonical
 from clearpost.core.clock import Clock
-from clearpost.core.e2ee import control
-from clearpost.core.e2ee.device_keys import ALGORITHMS, parse_signed_key
-from clearpost.core.e2ee.envelope import OLM_V1, validate_olm_envelope
+from clearpost.core.e2ee.device_keys import ALGORITHMS, KEY_ALGORITHM, parse_signed_key
 from clearpost.core.errors import InvalidInput
 
 log = logging.getLogger("clearpost.client")
@@ -100,12 +102,8 @@ class OlmMachine:
 
     # -- identity -------------------------------------------------------------------------
 
-    @property
-    def ref(self) -> control.DeviceRef:
-        return control.DeviceRef(self.user_id, self.device_id, self.ed25519)
-
     def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
-        sig = self.account.sign(canonical.signable(obj)).to_base64()
+        sig = self.account.sign(canonical.matrix_signable(obj)).to_base64()
         return {**obj, "signatures": {self.user_id: {f"ed25519:{self.device_id}": sig}}}
 
     def device_keys(self) -> dict[str, Any]:
@@ -123,7 +121,7 @@ class OlmMachine:
 
     async def publish_identity(self) -> int:
         """Upload the self-signed identity keys (idempotent); returns the server's key count."""
-        return await self.transport.upload_device_keys(self.device_id, self.device_keys())
+        return await self.transport.upload_keys({"device_keys": self.device_keys()})
 
     async def maintain_keys(
         self, unclaimed: int, fallback_used: bool, *, force_fallback: bool = False
@@ -152,9 +150,10 @@ class OlmMachine:
             return
         self.flush()
         for start in range(0, max(len(otks), 1), 100):
-            chunk = dict(list(otks.items())[start : start + 100])
-            await self.transport.upload_one_time_keys(chunk, fallback or None)
-            fallback = {}
+            body: dict[str, Any] = {"one_time_keys": dict(list(otks.items())[start : start + 100])}
+            if fallback:
+                body["fallback_keys"], fallback = fallback, {}
+            await self.transport.upload_keys(body)
         self.account.mark_keys_as_published()
         self._account_dirty = True
         self.flush()
@@ -221,16 +220,25 @@ class OlmMachine:
             if d.curve25519 in self._wedged or not self._sessions_for(d.curve25519)
         }
         if need:
-            wanted: dict[str, list[str]] = {}
+            wanted: dict[str, dict[str, str]] = {}
             for d in need.values():
-                wanted.setdefault(d.user_id, []).append(d.device_id)
+                wanted.setdefault(d.user_id, {})[d.device_id] = KEY_ALGORITHM
             claimed = await self.transport.claim_keys(wanted)
             for d in need.values():
-                entry = claimed.get(d.user_id, {}).get(d.device_id)
+                entry = claimed.get(d.user_id, {}).get(d.device_id) or {}
                 try:
-                    if entry is None:
+                    signed = next(
+                        (v for k, v in entry.items() if k.startswith(KEY_ALGORITHM + ":")), None
+                    )
+                    if not isinstance(signed, dict):
                         raise CryptoError("no one-time key available", code="no_one_time_key")
-                    otk = parse_signed_key(entry["key"], d.user_id, d.device_id, d.ed25519)
+                    otk = parse_signed_key(
+                        signed,
+                        d.user_id,
+                        d.device_id,
+                        d.ed25519,
+                        fallback=signed.get("fallback") is True,
+                    )
                     session = self.account.create_outbound_session(
                         vodozemac.Curve25519PublicKey.from_base64(d.curve25519),
                         vodozemac.Curve25519PublicKey.from_base64(otk),
@@ -254,21 +262,14 @@ class OlmMachine:
             if (d.user_id, d.device_id) in unreachable:
                 continue
             current = self._sessions_for(d.curve25519)[0]
-            plaintext = control.build(
-                kind, content, self.ref, control.DeviceRef(d.user_id, d.device_id, d.ed25519)
-            )
+            plaintext = OlmPayload(
+                kind, content, self.user_id, self.device_id, self.ed25519, d.user_id, d.ed25519
+            ).to_bytes()
             kind_no, body = current.session.encrypt(plaintext).to_parts()
             current.last_used_ms, current.dirty = self.clock.now_ms(), True
-            envelope = {
-                "algorithm": OLM_V1,
-                "sender_key": self.curve25519,
-                "ciphertext": {
-                    d.curve25519: {
-                        "type": kind_no,
-                        "body": base64.b64encode(body).decode().rstrip("="),
-                    }
-                },
-            }
+            envelope = formats.olm_content(
+                self.curve25519, d.curve25519, kind_no, base64.b64encode(body).decode().rstrip("=")
+            )
             layer = next((la for la in layers if d.device_id not in la.get(d.user_id, {})), None)
             if layer is None:
                 layer = {}
@@ -282,7 +283,7 @@ class OlmMachine:
                 for u, dev, env in flat[start : start + TO_DEVICE_CHUNK]:
                     chunk.setdefault(u, {})[dev] = env
                 result = await self.transport.send_to_device(
-                    "td" + secrets.token_urlsafe(16), chunk
+                    formats.ENCRYPTED, "td" + secrets.token_urlsafe(16), chunk
                 )
                 for gone in result.get("unknown_devices", []):
                     unreachable.add((str(gone["user_id"]), str(gone["device_id"])))
@@ -290,53 +291,51 @@ class OlmMachine:
 
     # -- receiving ------------------------------------------------------------------------
 
-    async def decrypt(
-        self, sender_user: str, sender_device: str, envelope: Any
-    ) -> control.OlmPayload:
-        """Decrypt and check one to-device envelope.
+    async def decrypt(self, sender_user: str, sender_device: str, content: Any) -> OlmPayload:
+        """Decrypt and check one ``m.room.encrypted`` to-device event's content.
 
         Steps:
-        1. The envelope is olm.v1 and holds a ciphertext for this device's Curve25519 key.
+        1. The content is m.olm.v1.curve25519-aes-sha2 and holds a ciphertext for this
+           device's Curve25519 key.
         2. The server-named sender device is one we verified (fetching its keys if new),
-           and its Curve25519 key is the envelope's ``sender_key``.
+           and its Curve25519 key is the content's ``sender_key``.
         3. Olm decrypts it (an existing session, or a new one from a pre-key message).
-        4. The payload names that sender device and its Ed25519 key, and names this device
-           and our Ed25519 key as the recipient.
+        4. The payload's ``sender``, ``sender_device`` and ``keys.ed25519`` name that device
+           and its Ed25519 key; its ``recipient`` and ``recipient_keys.ed25519`` name this
+           device's user and Ed25519 key.
         """
         # 1.
-        try:
-            env = validate_olm_envelope(envelope)
-        except InvalidInput as exc:
-            raise DecryptionFailed(f"a to-device envelope is malformed: {exc.message}") from exc
-        mine = env["ciphertext"].get(self.curve25519)
-        if mine is None:
-            raise DecryptionFailed(
-                "a to-device envelope holds no ciphertext for this device", code="not_for_us"
-            )
+        sender_key, kind, body = formats.olm_ciphertext(content, self.curve25519)
         # 2.
         device = self.devices.device(sender_user, sender_device)
-        if device is None or device.curve25519 != env["sender_key"]:
+        if device is None or device.curve25519 != sender_key:
             try:
                 await self.devices.refresh(sender_user)
             except ClientError as exc:
                 raise UntrustedSender(f"cannot look up the devices of {sender_user}") from exc
             device = self.devices.device(sender_user, sender_device)
-        if device is None or device.curve25519 != env["sender_key"]:
+        if device is None or device.curve25519 != sender_key:
             raise UntrustedSender(
                 f"a to-device message claims to come from {sender_user}/{sender_device}, "
                 "whose verified keys do not match"
             )
         # 3.
-        plaintext = self._olm_decrypt(
-            device.curve25519, int(mine["type"]), _b64decode(mine["body"])
-        )
+        try:
+            raw = _b64decode(body)
+        except (binascii.Error, ValueError) as exc:
+            raise DecryptionFailed("an Olm message is not base64") from exc
+        plaintext = self._olm_decrypt(device.curve25519, kind, raw)
         # 4.
-        payload = control.parse(plaintext)
-        if payload.sender != control.DeviceRef(sender_user, sender_device, device.ed25519):
+        payload = OlmPayload.parse(plaintext)
+        if (payload.sender, payload.sender_device, payload.sender_ed25519) != (
+            sender_user,
+            sender_device,
+            device.ed25519,
+        ):
             raise UntrustedSender(
                 "a to-device payload names a different sender than the one that sent it"
             )
-        if payload.recipient != self.ref:
+        if (payload.recipient, payload.recipient_ed25519) != (self.user_id, self.ed25519):
             raise UntrustedSender(
                 "a to-device payload was addressed to another device", code="not_for_us"
             )

@@ -40,9 +40,12 @@ from argon2.low_level import Type, hash_secret_raw
 from clearpost.client._seal import SealBroken, Sealer
 from clearpost.client.errors import StoreError, WrongPassphrase
 
-FORMAT = 2
-"""Format 2 keeps decrypted messages in sealed pages (``cache``); format 1 stores, with one
-sealed row per message, still open and are moved to pages by the cache."""
+FORMAT = 3
+"""Format 3 holds a device of the Matrix formats (user ids ``@name:server``, Matrix device
+keys, ``m.room_key`` sessions keyed by room). Stores of formats 1 and 2 were written by
+Clearpost before it spoke Matrix's formats: their device, its keys and its sessions use
+the old ones, so they are refused with ``store_outdated`` and a way forward (log in again,
+which makes a new device)."""
 _VERIFIER = b"clearpost device store v1"
 
 _SCHEMA = """
@@ -74,6 +77,14 @@ CREATE TABLE IF NOT EXISTS conversations (
     read_seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS key_requests (
     session_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, requested_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS key_problems (
+    id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, sender TEXT NOT NULL,
+    sender_device TEXT NOT NULL, event_type TEXT NOT NULL, session_id TEXT,
+    conversation_id TEXT, code TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS key_problems_by_session ON key_problems (session_id);
+CREATE TABLE IF NOT EXISTS withheld (
+    session_id TEXT PRIMARY KEY, sender TEXT NOT NULL, sender_device TEXT NOT NULL,
+    code TEXT NOT NULL, sealed_reason BLOB NOT NULL);
 """
 
 
@@ -121,8 +132,6 @@ class DeviceStore:
         self._sealer = Sealer(master[32:64], master[64:96])
         self._in_txn = False
         self._seqs: dict[str, tuple[int, int]] = {}  # conversation -> (last seq, read seq)
-        self.format = FORMAT
-        """The file's format; older ones are brought up to ``FORMAT`` by their readers."""
 
     # -- opening --------------------------------------------------------------------------
 
@@ -188,6 +197,18 @@ class DeviceStore:
                 f"{path} is not a Clearpost device store of format 1 to {FORMAT}",
                 code="store_corrupt",
             )
+        if known[bytes(rows["format"])] < FORMAT:
+            conn.close()
+            raise StoreError(
+                f"the device store {path} was written by an older Clearpost (store format "
+                f"{known[bytes(rows['format'])]}), before it spoke Matrix's encryption formats; "
+                "its device cannot be used any more. Log in again to make a new device "
+                "(clearpost account login <username> --store <a new file>), then remove "
+                "the old device from the new one (clearpost account devices, "
+                "clearpost account remove-device <id>) and delete this file. Messages this "
+                "device decrypted are not carried over.",
+                code="store_outdated",
+            )
         params = orjson.loads(rows["kdf"])
         kdf = KdfParams(
             int(params["time_cost"]), int(params["memory_kib"]), int(params["parallelism"])
@@ -201,20 +222,12 @@ class DeviceStore:
         if not ok:
             conn.close()
             raise WrongPassphrase("wrong passphrase for this device store")
-        store.format = known[bytes(rows["format"])]
-        if store.format < FORMAT:
-            with store.transaction():
-                store._create_tables()  # the newer tables; the cache moves the old rows
         return store
 
     def _create_tables(self) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 self._exec(statement)
-
-    def set_format(self, version: int) -> None:
-        self.set_meta("format", str(version).encode())
-        self.format = version
 
     @property
     def crashed(self) -> bool:

@@ -4,11 +4,12 @@ One sync object is applied in a fixed order, then committed with its cursor (the
 request with that cursor acknowledges the to-device payloads, which the server then
 deletes, so they must be safely stored first):
 
-1. membership and device-list events (so keys are shared with the right devices), and
-   share intents from partner apps,
-2. to-device payloads (room keys arrive before the messages that need them),
+1. membership events, ``device_lists.changed`` / ``left`` (so keys are shared with the
+   right devices), and share intents from partner apps,
+2. ``to_device.events`` (room keys arrive before the messages that need them),
 3. conversation messages,
-4. one-time key top-up and fallback key rotation,
+4. one-time key top-up (``device_one_time_keys_count``) and a new fallback key when
+   ``device_unused_fallback_key_types`` no longer lists ``signed_curve25519``,
 5. key requests for anything we could not decrypt,
 6. the new cursor, committed at once when the batch held to-device payloads (the next
    request acknowledges them), else within a second: if the process dies first, the
@@ -34,6 +35,7 @@ from clearpost.client.model import (
     ShareIntentEvent,
 )
 from clearpost.client.olm import ONE_TIME_KEY_TARGET
+from clearpost.core.e2ee.device_keys import KEY_ALGORITHM
 
 log = logging.getLogger("clearpost.client")
 
@@ -61,39 +63,44 @@ class Syncer:
                 if ev.get("change") in ("left", "removed") and user == c.user_id:
                     self.store.forget_conversation(conv)
                 events.append(MembershipEvent(conv, str(ev.get("change")), user, ev.get("by")))
-            elif ev.get("type") == "device_list":
-                try:
-                    change = await c.devices.refresh(str(ev.get("user_id")))
-                except ClientError as exc:
-                    log.warning(
-                        "could not refresh the devices of %s: %s", ev.get("user_id"), exc.message
-                    )
-                    c.devices.mark_stale(str(ev.get("user_id")))
-                    continue
-                if change is not None:
-                    events.append(change)
             elif ev.get("type") == "share_intent":
                 try:
                     events.append(ShareIntentEvent(ShareIntent.from_json(ev)))
                 except ClientError as exc:  # one bad suggestion must not stop the sync
                     log.warning("ignoring a share intent: %s", exc.message)
+        device_lists = data.get("device_lists") or {}
+        for user in dict.fromkeys(
+            [*device_lists.get("changed", []), *device_lists.get("left", [])]
+        ):
+            try:
+                change = await c.devices.refresh(str(user))
+            except ClientError as exc:
+                log.warning("could not refresh the devices of %s: %s", user, exc.message)
+                c.devices.mark_stale(str(user))
+                continue
+            if change is not None:
+                events.append(change)
         # 2.
-        events += await c.receive_to_device(list(data.get("to_device", [])))
+        to_device = list((data.get("to_device") or {}).get("events", []))
+        events += await c.receive_to_device(to_device)
         # 3.
         for raw in data.get("messages", []):
             msg, changed = c.receive(raw, known_new=raw.get("sender_device") != c.device_id)
             if changed:
                 events.append(MessageEvent(msg))
         # 4.
-        counts = data.get("one_time_key_counts", {}).get("signed_curve25519", ONE_TIME_KEY_TARGET)
-        fallback_used = bool(data.get("fallback_key_used"))
+        counts = (data.get("device_one_time_keys_count") or {}).get(
+            KEY_ALGORITHM, ONE_TIME_KEY_TARGET
+        )
+        unused = data.get("device_unused_fallback_key_types")
+        fallback_used = isinstance(unused, list) and KEY_ALGORITHM not in unused
         if int(counts) < ONE_TIME_KEY_TARGET or fallback_used:
             await c.olm.maintain_keys(int(counts), fallback_used)
         # 5.
         await c.keys.send_requests()
         # 6.
         self.store.set_cursor(str(data["cursor"]))
-        if data.get("to_device"):
+        if to_device:
             c.commit()  # the next request acknowledges them: they must be on disk first
         else:
             c.maybe_commit()  # a lost tail is simply synced again from the older cursor

@@ -198,27 +198,30 @@ class Transport:
 
     # -- keys -----------------------------------------------------------------------------
 
-    async def upload_device_keys(self, device_id: str, device_keys: dict[str, Any]) -> int:
-        out = await self.request(
-            "PUT", f"/v1/devices/{_seg(device_id)}/keys", body={"device_keys": device_keys}
-        )
-        return int(out["one_time_key_counts"]["signed_curve25519"])
+    async def upload_keys(self, body: dict[str, Any]) -> int:
+        """``POST /v1/keys/upload`` (Matrix's body: ``device_keys``, ``one_time_keys``,
+        ``fallback_keys``); returns the unclaimed ``signed_curve25519`` count. Uploading
+        the same keys again is a no-op on the server, so retrying is safe."""
+        out = await self.request("POST", "/v1/keys/upload", body=body, idempotent=True)
+        return int(out["one_time_key_counts"].get("signed_curve25519", 0))
 
-    async def upload_one_time_keys(
-        self, one_time_keys: dict[str, Any], fallback_key: dict[str, Any] | None = None
-    ) -> int:
-        body: dict[str, Any] = {"one_time_keys": one_time_keys}
-        if fallback_key is not None:
-            body["fallback_key"] = fallback_key
-        # Re-uploading the same key ids is a no-op on the server, so retrying is safe.
-        out = await self.request("POST", "/v1/keys/one-time", body=body, idempotent=True)
-        return int(out["one_time_key_counts"]["signed_curve25519"])
+    async def query_keys(self, users: list[str]) -> dict[str, dict[str, Any]]:
+        """``POST /v1/keys/query`` for every device of ``users``: user -> device -> keys."""
+        out = await self.request(
+            "POST",
+            "/v1/keys/query",
+            body={"device_keys": {u: [] for u in users}},
+            idempotent=True,
+        )
+        return dict(out["device_keys"])
 
     async def claim_keys(
-        self, devices: dict[str, list[str]]
+        self, devices: dict[str, dict[str, str]]
     ) -> dict[str, dict[str, dict[str, Any]]]:
+        """``POST /v1/keys/claim``: ``{user: {device: "signed_curve25519"}}`` -> ``{user:
+        {device: {"signed_curve25519:<id>": signed key}}}``."""
         out = await self.request(
-            "POST", "/v1/keys/claim", body={"devices": devices}, idempotent=False
+            "POST", "/v1/keys/claim", body={"one_time_keys": devices}, idempotent=False
         )
         return dict(out["one_time_keys"])
 
@@ -227,10 +230,12 @@ class Transport:
         return list(out["devices"])
 
     async def send_to_device(
-        self, txn_id: str, messages: dict[str, dict[str, Any]]
+        self, event_type: str, txn_id: str, messages: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
         out = await self.request(
-            "PUT", f"/v1/to-device/{_seg(txn_id)}", body={"messages": messages}
+            "PUT",
+            f"/v1/to-device/{_seg(event_type)}/{_seg(txn_id)}",
+            body={"messages": messages},
         )
         return dict(out)
 

@@ -24,7 +24,8 @@ log = logging.getLogger("clearpost.client")
 
 
 def verify_device(entry: dict[str, Any], user_id: str, pinned: Device | None) -> Device:
-    """Return the verified device described by a ``GET /v1/users/{id}/devices`` entry.
+    """Return the verified device described by ``entry``: ``{"device_id", "device_keys",
+    "display_name"}``, the device keys as ``POST /v1/keys/query`` returns them.
 
     Steps:
     1. The entry has published keys (a device without keys cannot receive anything).
@@ -124,7 +125,15 @@ class DeviceTracker:
         self.generation += 1
         first_time = self._load(user_id) is None
         before = self.known(user_id)
-        entries = await self.transport.user_devices(user_id)
+        found = (await self.transport.query_keys([user_id])).get(user_id) or {}
+        entries = [
+            {
+                "device_id": device_id,
+                "device_keys": keys,
+                "display_name": ((keys or {}).get("unsigned") or {}).get("device_display_name"),
+            }
+            for device_id, keys in found.items()
+        ]
         now: dict[str, Device] = {}
         rejected: dict[str, str] = {}
         for entry in entries:

@@ -252,7 +252,9 @@ class Device {
   }
 
   async setTrust({ user_id, device_id, trust }) {
-    const device = await this.machine.getDevice(new UserId(user_id), new DeviceId(device_id), 5);
+    await this.machine.updateTrackedUsers([new UserId(user_id)]);
+    await this.processOutgoing(); // the key query, if the user is new to this device
+    const device = await this.machine.getDevice(new UserId(user_id), new DeviceId(device_id));
     if (!device) throw new Error(`unknown device ${user_id} ${device_id}`);
     const level = { verified: LocalTrust.Verified, blacklisted: LocalTrust.BlackListed,
       unset: LocalTrust.Unset, ignored: LocalTrust.Ignored }[trust];
@@ -263,7 +265,7 @@ class Device {
   async devices({ user_id }) {
     await this.machine.updateTrackedUsers([new UserId(user_id)]);
     await this.processOutgoing();
-    const devices = await this.machine.getUserDevices(new UserId(user_id), 5);
+    const devices = await this.machine.getUserDevices(new UserId(user_id));
     return devices.devices().map((d) => ({
       device_id: d.deviceId.toString(),
       curve25519: d.curve25519Key?.toBase64(),
@@ -369,7 +371,9 @@ class Device {
       let encrypted = null;
       if (device) {
         try {
-          encrypted = JSON.parse(await device.encryptToDeviceEvent(type, content));
+          encrypted = JSON.parse(
+            await device.encryptToDeviceEvent(type, content, CollectStrategy.allDevices()),
+          );
         } catch (err) {
           log(`cannot encrypt ${type} for ${user} ${id}: ${err}`);
         }

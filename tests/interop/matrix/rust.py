@@ -102,8 +102,12 @@ class RustDevice:
         return result
 
     async def messages(self) -> list[dict[str, Any]]:
-        """Sync and return the room messages it brought, decrypted where possible."""
-        return list((await self.sync())["messages"])
+        """Sync and return the room messages it brought from other devices (sync also
+        echoes this device's own sends), decrypted where possible."""
+        got = (await self.sync())["messages"]
+        return [
+            m for m in got if (m["sender"], m["sender_device"]) != (self.user_id, self.device_id)
+        ]
 
     async def history(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(await self.call("history", conversation_id=conversation_id))

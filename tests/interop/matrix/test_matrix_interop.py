@@ -154,11 +154,13 @@ async def test_a_late_python_device_gets_earlier_keys_from_its_users_rust_device
     await phone.logout()
 
     tablet = await people.new_device("rita", "tablet")
-    waiting = await tablet.history(group)
-    assert [m.state for m in waiting] == [MessageState.WAITING_FOR_KEY]
-    await laptop.sync()  # hears about the new device
+    # The laptop must know the tablet before the request comes: matrix-sdk-crypto drops a
+    # key request from a device it has not queried yet.
+    await laptop.sync()
     assert (await laptop.set_trust(tablet.user_id, tablet.device_id, "verified"))["verified"]
-    await tablet.sync()  # the tablet asks the sender's devices: only the laptop is left
+    waiting = await tablet.history(group)  # asks the sender's devices: only the laptop is left
+    assert [m.state for m in waiting] == [MessageState.WAITING_FOR_KEY]
+    await tablet.sync()
     await laptop.sync()  # matrix-sdk-crypto answers with m.forwarded_room_key
     updated = [e for e in await tablet.sync() if isinstance(e, MessageEvent) and e.updated]
     assert [e.message.text for e in updated] == [r1]
@@ -169,22 +171,23 @@ async def test_a_late_python_device_gets_earlier_keys_from_its_users_rust_device
 async def test_a_key_withheld_by_rust_is_shown_with_its_reason_in_python(
     server: ServerProcess, db_url: str, people: People, rust: RustFactory
 ) -> None:
-    """Rita blocks Bob's device: matrix-sdk-crypto shares with Alice and sends Bob
-    m.room_key.withheld (m.blacklisted); the driver wraps it in Olm, and Bob's SDK shows it."""
+    """Rita shares only with devices she verified: matrix-sdk-crypto gives Alice's the key
+    and sends Bob's m.room_key.withheld (m.unverified); the driver wraps the notice in Olm
+    (the server takes no plaintext), and Bob's SDK shows the code and the reason."""
     alice, bob = await people.register("alice"), await people.register("bob")
     rita = await rust("rita")
     secret = secret_text("not-for-bob")
     group = await alice.new_group([bob.user_id, rita.user_id])
-    await rita.set_trust(bob.user_id, bob.device_id, "blacklisted")
-    await rita.send(group, secret)
+    await rita.set_trust(alice.user_id, alice.device_id, "verified")
+    await rita.send(group, secret, strategy="trusted")
     assert (await rita.state())["dropped"] == []  # the notice went out, inside Olm
 
     assert texts(await alice.sync()) == [secret]
     shown = [e.message for e in await bob.sync() if isinstance(e, MessageEvent)]
     shown += [e.message for e in await bob.sync() if isinstance(e, MessageEvent) and e.updated]
     assert shown[-1].state is MessageState.WITHHELD, shown
-    assert shown[-1].code == "m.blacklisted"
-    assert "The sender has blocked you." in shown[-1].text
+    assert shown[-1].code == "m.unverified"
+    assert "The sender has disabled encrypting to unverified devices." in shown[-1].text
     await assert_no_plaintext(server, db_url, [secret])
 
 
@@ -264,3 +267,41 @@ async def test_two_rust_devices_talk_through_clearpost(
     assert_from(got[0], ruth)
     assert bodies(await rita.history(conv)) == bodies(await ruth.history(conv)) == [hello, reply]
     await assert_no_plaintext(server, db_url, [hello, reply])
+
+
+async def test_rust_devices_withhold_and_forward_through_clearpost(
+    server: ServerProcess, db_url: str, rust: RustFactory
+) -> None:
+    """The two paths matrix-sdk-crypto sends in the clear, wrapped in Olm by the driver,
+    between matrix-sdk-crypto devices alone: m.room_key.withheld (m.unverified) shown with its
+    reason, and m.room_key_request answered by m.forwarded_room_key for a late own device."""
+    rita, ruth = await rust("rita"), await rust("ruth")
+    first, second = secret_text("first"), secret_text("second")
+    group = await rita.create_conversation("group", [ruth.user_id])
+    await rita.send(group, first, strategy="trusted")  # Ruth's device is not verified
+    got = await ruth.sync()
+    (notice,) = [e for e in got["to_device"] if e["type"] == "m.room_key.withheld"]
+    assert notice["kind"] == "Decrypted" and notice["content"]["code"] == "m.unverified"
+    (shown,) = got["messages"]
+    assert not shown["ok"] and shown["withheld_code"] == "m.unverified"
+    assert shown["withheld_reason"] == "The sender has disabled encrypting to unverified devices."
+
+    await rita.set_trust(ruth.user_id, ruth.device_id, "verified")
+    await rita.send(group, second, strategy="trusted")
+    assert bodies(await ruth.messages()) == [second]
+
+    laptop = await rust("rita", register=False, device="laptop")
+    await rita.sync()  # knows the laptop before its request comes
+    await rita.set_trust(laptop.user_id, laptop.device_id, "verified")
+    await laptop.set_trust(rita.user_id, rita.device_id, "verified")
+    assert [m["code"] for m in await laptop.history(group)] == ["MissingRoomKey"] * 2
+    asked = await rita.sync()
+    requests = {e["content"]["body"]["session_id"] for e in asked["to_device"]}
+    assert [e["type"] for e in asked["to_device"]] == ["m.room_key_request"] * len(requests)
+    got = await laptop.sync()
+    forwarded = [e for e in got["to_device"] if e["type"] == "m.forwarded_room_key"]
+    assert {e["content"]["session_id"] for e in forwarded} == requests
+    assert all(e["content"]["forwarding_curve25519_key_chain"] == [] for e in forwarded)
+    assert bodies(await laptop.history(group)) == [first, second]
+    assert (await rita.state())["dropped"] == (await laptop.state())["dropped"] == []
+    await assert_no_plaintext(server, db_url, [first, second])

@@ -1,14 +1,17 @@
-"""The decrypted-message cache: sealed pages, newest write wins, replay map kept, format 1
-stores moved into pages."""
+"""The decrypted-message cache: sealed pages, newest write wins, replay map kept; a store of
+the older version refused with what to do."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
+from clearpost.cli.main import app
 from clearpost.client import DeviceStore, KdfParams, StoreError, WrongPassphrase
 from clearpost.client import cache as cache_mod
 from clearpost.client.cache import MessageCache
@@ -18,7 +21,7 @@ from clearpost.client.store import FORMAT
 
 FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 PASS = "right passphrase"
-ENVELOPE = {"algorithm": "megolm.v1", "session_id": "S1", "ciphertext": "AwgA"}
+ENVELOPE = {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "ciphertext": "AwgA"}
 
 
 def decrypted(seq: int, body: str, conv: str = "!c1", sender: str = "@bob") -> Message:
@@ -81,7 +84,7 @@ def test_a_newer_write_wins_and_waiting_messages_keep_their_envelope(path: Path)
     cache.put(waiting(1), "S1", None, ENVELOPE)
     cache.put(waiting(2), "S1", None, orjson.dumps(ENVELOPE).decode())
     commit(store, cache)
-    assert [(raw["seq"], raw["envelope"]) for raw, _ in cache.waiting("S1")] == [
+    assert [(raw["seq"], raw["content"]) for raw, _ in cache.waiting("S1")] == [
         (1, ENVELOPE),
         (2, ENVELOPE),
     ]
@@ -136,7 +139,7 @@ def test_every_kind_of_entry_reads_back_exactly(path: Path) -> None:
     store, cache = reopen(path)
     assert cache.history("!c1") == [m for m, _ in messages]
     assert store.query("SELECT count(*) FROM message_pages")[0][0] == 1
-    assert [(raw["seq"], raw["envelope"]) for raw, _ in cache.waiting("S1")] == [(4, ENVELOPE)]
+    assert [(raw["seq"], raw["content"]) for raw, _ in cache.waiting("S1")] == [(4, ENVELOPE)]
     assert cache.seen("S1", 2) == ("!c1", 5) and cache.seen("S1", 1) == ("!c1", 2)
     store.close()
 
@@ -199,52 +202,32 @@ def test_pages_are_sealed_and_bound_to_their_place(path: Path) -> None:
     store.close()
 
 
-# -- format 1 ---------------------------------------------------------------------------------
+# -- formats ---------------------------------------------------------------------------------
 
-_LEGACY_TABLE = """CREATE TABLE messages (
-    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
-    sender_device TEXT NOT NULL, sent_at INTEGER NOT NULL, session_id TEXT NOT NULL,
-    message_index INTEGER, state TEXT NOT NULL, code TEXT, sealed BLOB NOT NULL,
-    envelope TEXT NOT NULL, PRIMARY KEY (conversation_id, seq))"""
+OLD_STORE = Path(__file__).parent / "data" / "store-format-2.store"
+"""A device store written by Clearpost before the Matrix formats (store format 2, user id
+``@alice``), made with that version's own ``DeviceStore`` (passphrase ``old passphrase``)."""
 
 
-def make_format_1(path: Path) -> None:
-    """A store as format 1 wrote it: one sealed row per message, no pages table."""
-    store = DeviceStore.create(path, PASS, FAST)
-    with store.transaction():
-        store.write("DROP TABLE message_pages")
-        store.write(_LEGACY_TABLE)
-        rows = [
-            ("!c1", 1, "@bob", "BOBDEV", 5, "S1", 0, "decrypted", None,
-             {"problem": None, "content": {"type": "text", "body": "old words"}}, ""),
-            ("!c1", 2, "@bob", "BOBDEV", 6, "S1", None, "waiting_for_key", "waiting_for_key",
-             {"problem": "waiting for the key"}, orjson.dumps(ENVELOPE).decode()),
-        ]  # fmt: skip
-        for r in rows:
-            sealed = store.seal(orjson.dumps(r[9]), f"msg:{r[0]}:{r[1]}".encode())
-            store.write(
-                "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*r[:9], sealed, r[10]),
-            )
-        store.set_format(1)
-    store.close()
-
-
-def test_a_format_1_store_is_moved_into_pages(tmp_path: Path) -> None:
-    path = tmp_path / "old.store"
-    make_format_1(path)
-    store, cache = reopen(path)
-    assert store.format == FORMAT == 2
-    assert [m.text for m in cache.history("!c1")] == ["old words", "(waiting for the key)"]
-    assert cache.seen("S1", 0) == ("!c1", 1)
-    assert [(raw["seq"], raw["envelope"]) for raw, _ in cache.waiting("S1")] == [(2, ENVELOPE)]
-    tables = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "messages" not in tables and "message_pages" in tables
-    close(store, cache)
-    store, cache = reopen(path)
-    assert store.format == 2
-    assert [m.seq for m in cache.history("!c1")] == [1, 2]
-    store.close()
+def test_a_store_of_the_older_version_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "alice.store"
+    shutil.copy(OLD_STORE, path)
+    with pytest.raises(StoreError) as caught:
+        DeviceStore.open(path, "old passphrase")
+    assert caught.value.code == "store_outdated"
+    assert "older Clearpost (store format 2)" in caught.value.message
+    assert "clearpost account login" in caught.value.message
+    with pytest.raises(StoreError) as again:  # the file was left as it was: same answer
+        DeviceStore.open(path, "old passphrase")
+    assert again.value.code == "store_outdated"
+    # the CLI says the same in one line, no traceback
+    env = {"CLEARPOST_STORE": str(path), "CLEARPOST_PASSPHRASE": "old passphrase"}
+    result = CliRunner().invoke(app, ["chat", "inbox"], env=env)
+    assert result.exit_code == 1
+    assert (
+        result.output.startswith("error: the device store") and "(store_outdated)" in result.output
+    )
+    assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
 
 
 def test_a_newer_format_is_refused(path: Path) -> None:

@@ -98,7 +98,8 @@ async def test_one_time_keys_are_topped_up_and_a_used_fallback_replaced(
         await register(app_client, tmp_path, "bob"),
     )
     first = await bob.transport.sync(bob.store.cursor)
-    assert first["one_time_key_counts"] == {"signed_curve25519": ONE_TIME_KEY_TARGET}
+    assert first["device_one_time_keys_count"] == {"signed_curve25519": ONE_TIME_KEY_TARGET}
+    assert first["device_unused_fallback_key_types"] == ["signed_curve25519"]
     # one account may claim 10 keys of one device a minute, so several drain Bob's keys
     claimers = [
         await api.user(app_client, f"drainer{i}") for i in range(ONE_TIME_KEY_TARGET // 10 + 1)
@@ -107,22 +108,22 @@ async def test_one_time_keys_are_topped_up_and_a_used_fallback_replaced(
     for i in range(ONE_TIME_KEY_TARGET + 1):
         r = await app_client.post(
             "/v1/keys/claim",
-            json={"devices": {"@bob": [bob.device_id]}},
+            json={"one_time_keys": {bob.user_id: {bob.device_id: "signed_curve25519"}}},
             headers=claimers[i // 10].headers,
         )
         assert r.status_code == 200, r.text
-        claims.append(r.json()["one_time_keys"])
-    assert claims[-1]["@bob"][bob.device_id]["fallback"] is True
-    assert not any(c["@bob"][bob.device_id]["fallback"] for c in claims[:-1])
+        ((_, key),) = r.json()["one_time_keys"][bob.user_id][bob.device_id].items()
+        claims.append(key)
+    assert claims[-1]["fallback"] is True
+    assert not any("fallback" in c for c in claims[:-1])
     drained = await bob.transport.sync(bob.store.cursor)
-    assert (
-        drained["one_time_key_counts"] == {"signed_curve25519": 0} and drained["fallback_key_used"]
-    )
+    assert drained["device_one_time_keys_count"] == {"signed_curve25519": 0}
+    assert drained["device_unused_fallback_key_types"] == []
 
     await bob.sync()  # tops up and rotates the fallback key
     after = await bob.transport.sync(bob.store.cursor)
-    assert after["one_time_key_counts"] == {"signed_curve25519": ONE_TIME_KEY_TARGET}
-    assert after["fallback_key_used"] is False
+    assert after["device_one_time_keys_count"] == {"signed_curve25519": ONE_TIME_KEY_TARGET}
+    assert after["device_unused_fallback_key_types"] == ["signed_curve25519"]
     # and messaging still works (Alice claims one of the new keys)
     conv = await alice.direct("@bob")
     await alice.send(conv, "after the top-up")
@@ -171,7 +172,7 @@ async def test_server_problems_become_typed_errors(
         await alice.send("c_" + "A" * 22, "nowhere")
     assert caught.value.code == "conversation_not_found" and caught.value.status == 404
     with pytest.raises(ClientError) as caught:
-        await alice.direct("@nobody")
+        await alice.direct("@nobody")  # short for @nobody:<this server>
     assert caught.value.code == "user_not_found"
     with pytest.raises(ClientError) as caught:
         await register(app_client, tmp_path / "again", "alice")

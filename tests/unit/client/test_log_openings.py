@@ -70,8 +70,8 @@ async def _append_old_form(w: Partnered) -> tuple[int, int]:
     """Two entries about Alice in the form written before version 2 (one subject for all,
     device id and keys in the clear), as a log that predates the change holds them."""
     log = w.services.log
-    salt = await log.salt("@alice")
-    old = commitment(salt, "@alice")
+    salt = await log.salt(w.alice.user_id)
+    old = commitment(salt, w.alice.user_id)
     now = 1_700_000_000_000
     device = {
         "type": "device",
@@ -123,7 +123,7 @@ async def test_more_than_a_page_of_entries_is_all_shown_with_a_total(tmp_path: P
         entry = access_entry("streamco", "profile:basic", "GET /v1/partner/me", "", "profile", 1, 0)
 
         async def one() -> int:
-            about = await log.commit("@alice")
+            about = await log.commit(w.alice.user_id)
             return await log.append({**entry, "subject": about.subject}, about)
 
         added = await asyncio.gather(*(one() for _ in range(1005)))

@@ -60,7 +60,7 @@ async def test_alice_sees_every_step_verified(tmp_path: Path) -> None:
         info = await LogClient(w.http).key()
         assert (log.origin, log.vkey) == (info.origin, info.vkey)
         salt = orjson.loads((await w.http.get(ME, headers=auth(w))).content)["salt"]
-        assert log.subject == hashlib.sha256(base64.b64decode(salt) + b"@alice").hexdigest()
+        assert log.subject == hashlib.sha256(base64.b64decode(salt) + w.alice.user_id.encode()).hexdigest()
 
         # the key is pinned now; the log grows and the new checkpoint is proven to extend
         # the one verified before
@@ -96,7 +96,7 @@ def _wrong_proof(answer: dict[str, Any]) -> None:
 
 def _wrong_salt(answer: dict[str, Any]) -> None:
     answer["salt"] = base64.b64encode(b"\x01" * 32).decode()
-    answer["subject"] = hashlib.sha256(b"\x01" * 32 + b"@alice").hexdigest()
+    answer["subject"] = hashlib.sha256(b"\x01" * 32 + b"@alice:clearpost.localhost").hexdigest()
 
 
 def _moved_entry(answer: dict[str, Any]) -> None:

@@ -70,7 +70,9 @@ class KeyService:
             raise InvalidInput(
                 "the body must be {'device_keys'?, 'one_time_keys'?, 'fallback_keys'?}"
             )
-        otks, fallbacks = body.get("one_time_keys") or {}, body.get("fallback_keys") or {}
+        otks, fallbacks = body.get("one_time_keys"), body.get("fallback_keys")
+        otks = {} if otks is None else otks
+        fallbacks = {} if fallbacks is None else fallbacks
         if not isinstance(otks, dict) or not isinstance(fallbacks, dict):
             raise InvalidInput("one_time_keys and fallback_keys map key ids to signed keys")
         # (2)
