@@ -188,14 +188,15 @@ async def test_the_partner_story_and_the_access_history_in_the_browser(
         async with chromium() as browser:
             alice = await web_user(browser, hosts, clearpost.url, "alice")
             bob = await web_user(browser, hosts, clearpost.url, "bob")
-            await connect_streamco(alice, streamco, out)
+            streamco_page = await connect_streamco(alice, streamco, out)
             await share_to_bob(alice, out)
             await bob_clicks(bob, streamco, tmp_path, out)
+            await share_to_a_conversation(alice, streamco_page, bob)
             await history_and_revoke(alice, clearpost, out)
         hosts.check()
 
 
-async def connect_streamco(alice: Any, streamco: Partner, out: Path) -> None:
+async def connect_streamco(alice: Any, streamco: Partner, out: Path) -> Any:
     page = await alice.context.new_page()
     await page.goto(streamco.url + "/watch/night-train")
     await page.click("#connect")
@@ -220,7 +221,7 @@ async def connect_streamco(alice: Any, streamco: Partner, out: Path) -> None:
     await page.click("#share")
     await page.wait_for_selector("#notice")
     assert (await page.inner_text("#notice")).startswith("Sent to your Clearpost app")
-    await page.close()
+    return page
 
 
 async def share_to_bob(alice: Any, out: Path) -> None:
@@ -257,15 +258,39 @@ async def bob_clicks(bob: Any, streamco: Partner, tmp_path: Path, out: Path) -> 
     await target.close()
 
 
+async def share_to_a_conversation(alice: Any, streamco_page: Any, bob: Any) -> None:
+    """A second suggestion, sent to a conversation picked from the list (the direct one with
+    Bob, which the first share created)."""
+    await alice.goto(alice.url.split("#")[0] + "#/")
+    await streamco_page.click("#share")
+    await streamco_page.wait_for_selector("#notice")
+    notice = alice.locator("#notices .notice", has_text="StreamCo suggests you share").last
+    await notice.wait_for(timeout=30_000)
+    await alice.goto(alice.url.split("#")[0] + "#/shares")
+    form = alice.locator("article.intent")
+    await form.first.wait_for()
+    assert await form.count() == 1  # the first one is done
+    box = form.locator("input[type=checkbox][data-conversation]")
+    assert await box.count() == 1
+    await box.check()
+    await form.locator("button[type=submit]").click()
+    sent = form.locator(".sent")
+    await sent.wait_for(timeout=60_000)
+    assert (await sent.inner_text()).startswith("Sent to 1 person")
+    cards = bob.locator("#messages li", has_text="via StreamCo")
+    await cards.nth(1).wait_for(timeout=60_000)
+
+
 async def history_and_revoke(alice: Any, clearpost: ServerProcess, out: Path) -> None:
     # device, grant, profile:basic access, share:intent access: each verified in the browser
-    rows = await verified_history(alice, 4)
-    assert [r["type"] for r in rows] == ["device", "grant", "access", "access"]
-    assert "StreamCo used “share:intent”" in rows[3]["text"]
+    rows = await verified_history(alice, 5)
+    assert [r["type"] for r in rows] == ["device", "grant", "access", "access", "access"]
+    assert "StreamCo used “profile:basic”" in rows[2]["text"]
+    assert all("StreamCo used “share:intent”" in r["text"] for r in rows[3:])
     # the witness cosigns; the history then shows its cosignature, the records witnessed,
     # and that the tree extends the one this browser verified before
     await cosign_latest(clearpost.url)
-    rows = await verified_history(alice, 4, witnessed=True)
+    rows = await verified_history(alice, 5, witnessed=True)
     facts = await alice.inner_text("#log-facts")
     assert "witness.example/w1 cosigned the tree of" in facts
     assert "this browser verified before" in facts
@@ -283,8 +308,8 @@ async def history_and_revoke(alice: Any, clearpost: ServerProcess, out: Path) ->
     await app.get_by_role("button", name="Disconnect StreamCo").click()
     await alice.wait_for_selector("li.app[data-partner=streamco][data-connected=false]")
     await alice.screenshot(path=str(out / "connected-apps-revoked.png"), full_page=True)
-    rows = await verified_history(alice, 5)
-    assert rows[4]["type"] == "revocation"
+    rows = await verified_history(alice, 6)
+    assert rows[5]["type"] == "revocation"
 
 
 async def test_a_tampered_log_shows_as_a_failure_in_the_access_history(
