@@ -59,6 +59,8 @@ async function render(): Promise<void> {
   }
   if (token !== rendering) return;
   mainEl().replaceChildren(node);
+  // when the first signed-in page was interactive, for bench/web_bench.py (ms since navigation)
+  if (me && !document.body.dataset["shownAt"]) document.body.dataset["shownAt"] = String(performance.now());
   const focus = node.querySelector<HTMLElement>("[data-autofocus]") ?? mainEl();
   focus.focus();
 }

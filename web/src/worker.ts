@@ -79,6 +79,10 @@ const myKeyRequests = new Set<string>();
 /** encrypted bodies by transaction id, so that a retry sends the very same request */
 const sentBodies = new Map<string, string>();
 
+// Fetch and compile the crypto engine as soon as the worker starts, while the session is
+// read from IndexedDB (a cold load spends most of its time here).
+const engine = initAsync(new URL("crypto.wasm", self.location.href));
+
 function post(msg: Push): void {
   (self as unknown as Worker).postMessage(msg);
 }
@@ -157,10 +161,10 @@ async function flush(): Promise<void> {
 
 // ---- sign-in, restore, sign-out ------------------------------------------------------------
 
-async function start(s: store.Session): Promise<Me> {
+async function start(s: store.Session, fresh = false): Promise<Me> {
   session = s;
   stopped = false;
-  await initAsync(new URL("crypto.wasm", self.location.href));
+  await engine;
   machine = await OlmMachine.initialize(
     new UserId(s.userId),
     new DeviceId(s.deviceId),
@@ -168,6 +172,7 @@ async function start(s: store.Session): Promise<Me> {
     s.storePassphrase,
   );
   machine.registerDevicesUpdatedCallback(async (users) => {
+    devicesDirty = true;
     void noticeNewDevices(users);
   });
   machine.registerRoomKeyUpdatedCallback(async (infos) => {
@@ -175,7 +180,9 @@ async function start(s: store.Session): Promise<Me> {
     void retryWaiting(rooms);
   });
   cursor = (await store.get<string>("cursor")) ?? null;
-  await serial(flush); // a new device publishes its keys here
+  // a new device publishes its keys before anything else; a restored one catches up later
+  if (fresh) await serial(flush);
+  else void serial(flush).catch(() => undefined);
   if (cursor === null) {
     const first = await api<SyncBody>("GET", "/v1/sync");
     await serial(() => apply(first));
@@ -207,7 +214,7 @@ async function login(username: string, password: string): Promise<Me> {
     storePassphrase: store.newPassphrase(),
   };
   await store.saveSession(s);
-  return start(s);
+  return start(s, true);
 }
 
 function deviceName(): string {
@@ -384,6 +391,25 @@ async function apply(body: SyncBody): Promise<void> {
   const m = machine;
   if (!m) return;
   const toDevice = Array.isArray(body.to_device) ? [] : (body.to_device?.events ?? []);
+  const countsKey = JSON.stringify([body.device_one_time_keys_count, body.device_unused_fallback_key_types]);
+  const forMachine =
+    toDevice.length > 0 ||
+    (body.device_lists?.changed ?? []).length > 0 ||
+    (body.device_lists?.left ?? []).length > 0 ||
+    countsKey !== lastCounts;
+  lastCounts = countsKey;
+  if ((body.device_lists?.changed ?? []).length || (body.device_lists?.left ?? []).length) devicesDirty = true;
+  if (forMachine) await machineSync(m, body, toDevice);
+  await applyMessages(body);
+}
+
+/** Key counts last given to the machine: a sync with only messages skips it. */
+let lastCounts = "";
+/** Device lists or memberships changed since the last room-key share. */
+let devicesDirty = true;
+const sharedWith = new Map<string, string>();
+
+async function machineSync(m: OlmMachine, body: SyncBody, toDevice: unknown[]): Promise<void> {
   const changed = (body.device_lists?.changed ?? []).map((u) => new UserId(u));
   const left = (body.device_lists?.left ?? []).map((u) => new UserId(u));
   const counts = new Map(Object.entries(body.device_one_time_keys_count ?? {}));
@@ -402,6 +428,9 @@ async function apply(body: SyncBody): Promise<void> {
     }
   }
   await flush();
+}
+
+async function applyMessages(body: SyncBody): Promise<void> {
   const touched = new Set<string>();
   let membership = false;
   for (const raw of body.messages ?? []) {
@@ -424,7 +453,10 @@ async function apply(body: SyncBody): Promise<void> {
   }
   cursor = body.cursor;
   await store.put("cursor", cursor);
-  if (membership) await loadConversations();
+  if (membership) {
+    devicesDirty = true;
+    await loadConversations();
+  }
   for (const id of touched) pushMessages(id);
   if (touched.size && !membership) pushConversations();
 }
@@ -445,6 +477,7 @@ async function loadConversations(): Promise<void> {
   const ids = new Set(all.map((c) => c.conversation_id));
   for (const id of [...convs.keys()]) if (!ids.has(id)) convs.delete(id);
   const users = new Set<string>();
+  const tails: Promise<void>[] = [];
   for (const raw of all) {
     raw.members.forEach((u) => users.add(u));
     const c = convs.get(raw.conversation_id);
@@ -463,8 +496,9 @@ async function loadConversations(): Promise<void> {
     };
     convs.set(raw.conversation_id, fresh);
     // the tail: enough for the preview, the unread count and a rename not long ago
-    await loadHistory(fresh, Math.max(raw.last_seq - 50, Math.min(fresh.readSeq, raw.last_seq - 1)));
+    tails.push(loadHistory(fresh, Math.max(raw.last_seq - 50, Math.min(fresh.readSeq, raw.last_seq - 1))));
   }
+  await Promise.all(tails);
   users.add(me().userId);
   await machine!.updateTrackedUsers([...users].map((u) => new UserId(u)));
   pushConversations();
@@ -661,10 +695,16 @@ async function encryptFor(c: ConvState, type: string, content: unknown): Promise
   const m = machine!;
   // wasm-bindgen moves Rust objects passed in arrays: a fresh list for every call
   const users = () => c.raw.members.map((u) => new UserId(u));
-  await m.updateTrackedUsers(users());
-  await flush(); // device lists of new members
-  const claim = await m.getMissingSessions(users());
-  if (claim) await send(claim);
+  const key = c.raw.members.join(" ");
+  if (devicesDirty || sharedWith.get(c.raw.conversation_id) !== key) {
+    if (devicesDirty) sharedWith.clear();
+    devicesDirty = false;
+    await m.updateTrackedUsers(users());
+    await flush(); // device lists of new members
+    const claim = await m.getMissingSessions(users());
+    if (claim) await send(claim);
+    sharedWith.set(c.raw.conversation_id, key);
+  }
   const settings = new EncryptionSettings();
   settings.sharingStrategy = CollectStrategy.allDevices();
   for (const req of await m.shareRoomKey(new RoomId(roomId(c)), users(), settings)) await send(req);
