@@ -146,7 +146,12 @@ export async function verifyHistory(api: LogApi, memory: LogMemory, userId: stri
     answer = await fetchAll(api, userId);
     out.total = answer.total;
     out.entries = answer.items.map((i) => ({ entry: i.entry, status: "unchecked", witnessed: false, problem: null }));
-    if (answer.note === null) throw new Failed("log_no_checkpoint", "the log has not signed a checkpoint yet");
+    if (answer.note === null) {
+      // a brand-new log: nothing is signed yet (the first checkpoint comes within a second)
+      out.entries = out.entries.map((e) => ({ ...e, status: "pending" }));
+      out.ok = true;
+      return out;
+    }
     out.note = answer.note;
     // 3.
     const checkpoint = await opened(answer.note, log, pin.origin, "the checkpoint");

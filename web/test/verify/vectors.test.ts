@@ -209,6 +209,13 @@ test("the history verifies end to end; each tampering is caught and named", { sk
   const r6 = await verifyHistory(api(fx.answer, wrong), memory({ origin: fx.origin, vkey: fx.log_vkey, note: fx.smaller_note }), fx.user);
   assert.equal(r6.failure?.code, "log_inconsistent");
 
+  // a log that has signed nothing yet: pending, not a failure, and nothing remembered
+  const fresh = memory();
+  const r8 = await verifyHistory(api({ ...fx.answer, checkpoint: null, size: null }), fresh, fx.user);
+  assert.ok(r8.ok);
+  assert.deepEqual(r8.entries.map((e) => e.status), ["pending", "pending", "pending"]);
+  assert.equal(fresh.get(), null);
+
   // another key than the one pinned
   const r7 = await verifyHistory(api(fx.answer), memory({ origin: fx.origin, vkey: fx.witness_vkey, note: null }), fx.user);
   assert.equal(r7.failure?.code, "log_key_changed");

@@ -97,7 +97,9 @@ function render(r: History, names: Names): HTMLElement[] {
         h(
           "p",
           {},
-          `Each is in the log's tree of ${r.size} entries, whose signature by the log's key was checked here.` +
+          (r.size === null
+            ? "The log has not signed a checkpoint yet."
+            : `Each is in the log's tree of ${r.size} entries, whose signature by the log's key was checked here.`) +
             (pending ? ` ${pending} newer record${pending === 1 ? " is" : "s are"} not in a signed tree yet: check again in a moment.` : ""),
         ),
       ),
