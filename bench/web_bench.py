@@ -162,7 +162,9 @@ async def run(args: argparse.Namespace) -> None:
             await alice.page.wait_for_selector(
                 f"#messages li[data-state=ok] .text:text-is('history message {args.history - 1}')"
             )
-            await alice.page.wait_for_selector("#messages li[data-state=ok] .text:text-is('history message 0')")
+            await alice.page.wait_for_selector(
+                "#messages li[data-state=ok] .text:text-is('history message 0')"
+            )
             opened = (time.perf_counter() - t) * 1000
             shown = await alice.page.locator("#messages li[data-state=ok]").count()
             rows.append(
