@@ -32,8 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = ROOT / "test-artifacts" / "web"
-"""Screenshots of every page (gitignored): look at them after a run."""
+ARTIFACTS = Path(os.environ.get("CLEARPOST_SCREENSHOTS") or ROOT / "test-artifacts" / "web")
+"""Screenshots of every page (default gitignored ``test-artifacts/web``): look at them."""
 PASSWORD = "correct horse battery"
 
 
