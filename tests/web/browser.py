@@ -7,6 +7,7 @@ skipped, except under ``CI=true``, where it fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import os
@@ -83,7 +84,7 @@ class Tab:
         return [u for u in self.requests if urlsplit(u).netloc != host]
 
     async def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
         await self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

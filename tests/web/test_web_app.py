@@ -11,6 +11,8 @@ A screenshot of every page goes to ``test-artifacts/web/`` (not committed).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ import httpx
 import pytest
 
 from clearpost.client import Client, KdfParams
-from tests.support.server import ServerProcess, start_server
+from tests.support.server import ServerProcess, free_port, start_server
 from tests.web.browser import (
     PASSWORD,
     Tab,
@@ -229,3 +231,66 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
     server.stop()
     stored = raw_bytes(Path(server.log_path).parent)
     assert early.encode() not in stored and late.encode() not in stored
+
+
+@contextlib.asynccontextmanager
+async def http_only_proxy(upstream: str) -> AsyncIterator[str]:
+    """A reverse proxy that passes plain HTTP and refuses WebSocket upgrades (403), as a
+    proxy not set up for WebSockets does. Runs in this event loop."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    client = httpx.AsyncClient(base_url=upstream, timeout=90)
+
+    async def forward(request: Request) -> Response:
+        headers = [(k, v) for k, v in request.headers.items() if k not in ("host", "connection")]
+        r = await client.request(
+            request.method,
+            request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            headers=headers,
+            content=await request.body(),
+        )
+        drop = ("content-encoding", "transfer-encoding", "content-length", "connection")
+        return Response(
+            r.content,
+            r.status_code,
+            headers={k: v for k, v in r.headers.items() if k.lower() not in drop},
+        )
+
+    methods = ["GET", "POST", "PUT", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", forward, methods=methods)])
+    port = free_port()
+    proxy = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", ws="none"))
+    task = asyncio.create_task(proxy.serve())
+    while not proxy.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proxy.should_exit = True
+        await task
+        await client.aclose()
+
+
+async def test_without_a_websocket_the_app_long_polls(server: ServerProcess) -> None:
+    """Behind a proxy that refuses WebSockets, the app says so and keeps up by long-polling."""
+    text = secret("polled")
+    async with http_only_proxy(server.url) as proxied, chromium() as browser:
+        alice = await open_tab(browser, proxied, "alice")
+        await register(alice, "alice")
+        bob = await open_tab(browser, server.url, "bob")
+        await register(bob, "bob")
+        await alice.page.wait_for_selector("#connection:has-text('fetched by polling')")
+        await alice.shot("long-poll-notice")
+        await bob.page.goto(server.url + "/#/new")
+        await bob.page.fill("#members", "alice")
+        await bob.page.click("form button[type=submit]")
+        await bob.page.wait_for_selector("#compose")
+        await send(bob, text)
+        await alice.page.wait_for_selector("#inbox a", timeout=30_000)
+        await open_conversation(alice, "bob")
+        await wait_text(alice, text, timeout=30_000)
+        assert any("/v1/sync?since=" in u for u in alice.requests)

@@ -459,7 +459,7 @@ onPush((p) => {
       break;
     case "connection": {
       const el = document.getElementById("connection")!;
-      el.textContent = p.state === "live" ? "" : p.state === "polling" ? "Live updates are unavailable; checking for new messages every few seconds." : "Offline: trying to reconnect…";
+      el.textContent = p.state === "live" ? "" : p.state === "polling" ? "Live updates (WebSocket) are unavailable here; new messages are fetched by polling instead." : "Offline: trying to reconnect…";
       break;
     }
     case "signedOut":
