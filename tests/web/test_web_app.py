@@ -195,6 +195,7 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
         second = await open_tab(browser, server.url, "alice-second")
         await sign_in(second, "alice")
         await first.page.wait_for_selector("text=A new device signed in to your account")
+        await bob.page.wait_for_selector("text=alice has a new device")  # and her contact
         await first.shot("notice-new-device")
         await open_conversation(second, "bob")
         await second.page.wait_for_selector("#messages li[data-state=waiting]", timeout=20_000)
@@ -234,9 +235,11 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
 
 
 @contextlib.asynccontextmanager
-async def http_only_proxy(upstream: str) -> AsyncIterator[str]:
+async def http_only_proxy(upstream: str, lose_first_send: bool = False) -> AsyncIterator[str]:
     """A reverse proxy that passes plain HTTP and refuses WebSocket upgrades (403), as a
-    proxy not set up for WebSockets does. Runs in this event loop."""
+    proxy not set up for WebSockets does. Runs in this event loop. With
+    ``lose_first_send``, the first message send reaches the server but its answer is lost
+    (502), as when a connection drops after the request went through."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -244,6 +247,7 @@ async def http_only_proxy(upstream: str) -> AsyncIterator[str]:
     from starlette.routing import Route
 
     client = httpx.AsyncClient(base_url=upstream, timeout=90)
+    lost: list[str] = []
 
     async def forward(request: Request) -> Response:
         headers = [(k, v) for k, v in request.headers.items() if k not in ("host", "connection")]
@@ -253,6 +257,10 @@ async def http_only_proxy(upstream: str) -> AsyncIterator[str]:
             headers=headers,
             content=await request.body(),
         )
+        sending = request.method == "PUT" and "/messages/" in request.url.path
+        if lose_first_send and sending and not lost:
+            lost.append(request.url.path)
+            return Response(b"", 502)
         drop = ("content-encoding", "transfer-encoding", "content-length", "connection")
         return Response(
             r.content,
@@ -294,3 +302,33 @@ async def test_without_a_websocket_the_app_long_polls(server: ServerProcess) -> 
         await open_conversation(alice, "bob")
         await wait_text(alice, text, timeout=30_000)
         assert any("/v1/sync?since=" in u for u in alice.requests)
+
+
+async def test_a_send_whose_answer_was_lost_is_retried_under_the_same_transaction(
+    server: ServerProcess,
+) -> None:
+    """The first send's answer is lost after the server stored it: the message shows "not
+    sent" with Retry; Retry sends the same request (same transaction id, same ciphertext) and
+    the server keeps one copy: Bob sees it once."""
+    text = secret("retried")
+    async with http_only_proxy(server.url, lose_first_send=True) as proxied, chromium() as b:
+        alice = await open_tab(b, proxied, "alice")
+        await register(alice, "alice")
+        bob = await open_tab(b, server.url, "bob")
+        await register(bob, "bob")
+        await alice.page.goto(proxied + "/#/new")
+        await alice.page.fill("#members", "bob")
+        await alice.page.click("form button[type=submit]")
+        await alice.page.wait_for_selector("#compose")
+        await send(alice, text)
+        await alice.page.wait_for_selector("#messages li[data-state=unsent]")
+        await alice.shot("conversation-not-sent")
+        await open_conversation(bob, "alice")
+        await wait_text(bob, text)  # it was stored, though Alice does not know yet
+        await alice.page.click("#messages li[data-state=unsent] button:text('Retry')")
+        await wait_text(alice, text)
+        assert await alice.page.locator("#messages li[data-state=unsent]").count() == 0
+        await bob.page.reload()
+        await bob.page.wait_for_selector("#compose")
+        await wait_text(bob, text)
+        assert await bob.page.locator(f"#messages .text:text-is('{text}')").count() == 1
