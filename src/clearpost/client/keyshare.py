@@ -416,11 +416,16 @@ class KeyShare:
             return
         inbound = c.groups.inbound(req.session_id)
         if inbound is None or inbound.conversation_id != conv:
-            if requester.user_id == c.user_id:  # our own device: say we cannot help
+            # Our own device: say we cannot help. The notice must name the session's origin
+            # key (matrix-sdk-crypto drops one without it, and its requests carry none when
+            # the event had none): from the request, or from a message of that session we
+            # saw and could not decrypt either; else we stay silent.
+            origin_key = req.sender_key or self._origin_key(req.session_id)
+            if requester.user_id == c.user_id and origin_key:
                 notice = Withheld(
                     req.room_id,
                     req.session_id,
-                    req.sender_key or "",
+                    origin_key,
                     formats.UNAVAILABLE,
                     "this device does not hold that session",
                     c.device_id,
@@ -451,6 +456,15 @@ class KeyShare:
             return
         # 4.
         await c.olm.send([(requester, formats.FORWARDED_ROOM_KEY, self._export(inbound))])
+
+    def _origin_key(self, session_id: str) -> str | None:
+        """The Curve25519 key of the device that sent the messages of a session we hold
+        no key for (from a message of it we could not decrypt), or None."""
+        for _raw, msg in self.cache.waiting(session_id):
+            device = self.devices.device(msg.sender, msg.sender_device)
+            if device is not None:
+                return device.curve25519
+        return None
 
     def _export(self, inbound: Inbound) -> dict[str, Any]:
         exported = inbound.session.export_at(inbound.first_index)
