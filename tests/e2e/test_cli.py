@@ -56,6 +56,10 @@ def test_register_send_and_read_history(server: ServerProcess, db_url: str, tmp_
     assert code == 0 and text in output and "@alice:clearpost.localhost" in output, output
     code, output = cli("bob", "chat", "send", "@alice:elsewhere.example", "hi")
     assert code == 1 and "(foreign_user_id)" in output, output
+    code, output = cli("bob", "chat", "problems")  # no key event was refused
+    assert code == 0 and "no refused key events" in output, output
+    code, output = cli("bob", "chat", "problems", "--json")
+    assert code == 0 and json.loads(output) == {"key_problems": []}, output
     code, output = cli("bob", "chat", "inbox", "--json")
     assert json.loads(output)["conversations"][0]["unread"] == 0
 
