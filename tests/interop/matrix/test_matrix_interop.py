@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from clearpost.client import Client, MessageEvent, MessageState
+from clearpost.client import Client, MessageEvent, MessageState, ShareCard
 from tests.e2e.conftest import People, assert_no_plaintext, secret_text
 from tests.interop.matrix.conftest import RustFactory
 from tests.interop.matrix.rust import RustDevice, bodies
@@ -79,10 +79,37 @@ async def test_one_to_one_both_ways(
 
     await alice.send(conv, again)  # the same session both ways from here on
     assert bodies(await rita.messages()) == [again]
-    assert await history_texts(alice, conv) == [hello, reply, again]
-    assert bodies(await rita.history(conv)) == [hello, reply, again]
-    await assert_no_plaintext(server, db_url, [hello, reply, again])
-    for text in (hello, reply, again):
+
+    # Share cards: a plain m.text with the card in its own field, both ways.
+    title, url = secret_text("title"), "https://streamco.example/s/abc"
+    await alice.send(conv, ShareCard(title, url, None, "StreamCo"))
+    (card,) = await rita.messages()
+    assert card["content"]["body"] == f"{title} {url} (via StreamCo)"
+    assert card["content"]["org.clearpost.share"] == {
+        "title": title,
+        "url": url,
+        "preview": None,
+        "via": "StreamCo",
+    }
+    rust_title = secret_text("rust-title")
+    rust_card = {"title": rust_title, "url": url, "preview": "p", "via": None}
+    await rita.send(
+        conv, {"msgtype": "m.text", "body": rust_title, "org.clearpost.share": rust_card}
+    )
+    (shared,) = [e.message for e in await alice.sync() if isinstance(e, MessageEvent)]
+    assert shared.content == ShareCard(rust_title, url, "p", None)
+
+    shown = [f"[{title}] {url} (via StreamCo)", f"[{rust_title}] {url}"]
+    assert await history_texts(alice, conv) == [hello, reply, again, *shown]
+    assert bodies(await rita.history(conv)) == [
+        hello,
+        reply,
+        again,
+        f"{title} {url} (via StreamCo)",
+        rust_title,
+    ]
+    await assert_no_plaintext(server, db_url, [hello, reply, again, title, rust_title])
+    for text in (hello, reply, again, title, rust_title):
         assert text not in rita.log()
 
 
