@@ -29,12 +29,12 @@ def test_register_send_and_read_history(server: ServerProcess, db_url: str, tmp_
     code, output = cli("alice", "account", "register", "alice", "--json")
     assert code == 0, output
     alice = json.loads(output)
-    assert alice["user_id"] == "@alice"
+    assert alice["user_id"] == "@alice:clearpost.localhost"
     code, output = cli("bob", "account", "register", "bob")
-    assert code == 0 and "registered @bob" in output, output
+    assert code == 0 and "registered @bob:clearpost.localhost" in output, output
 
     text = secret_text("cli")
-    code, output = cli("alice", "chat", "send", "@bob", text, "--json")
+    code, output = cli("alice", "chat", "send", "@bob:clearpost.localhost", text, "--json")
     assert code == 0, output
     sent = json.loads(output)
     assert sent["seq"] == 1
@@ -48,10 +48,18 @@ def test_register_send_and_read_history(server: ServerProcess, db_url: str, tmp_
     assert code == 0, output
     [message] = json.loads(output)["messages"]
     assert message["state"] == "decrypted" and message["content"] == {"type": "text", "body": text}
-    assert message["sender"] == "@alice" and message["sender_device"] == alice["device_id"]
+    assert message["sender"] == alice["user_id"]
+    assert message["sender_device"] == alice["device_id"]
 
-    code, output = cli("bob", "chat", "history", "@alice")  # readable output, by user id
-    assert code == 0 and text in output and "@alice" in output, output
+    # readable output, by the short form of a user id: @alice is @alice on this server
+    code, output = cli("bob", "chat", "history", "@alice")
+    assert code == 0 and text in output and "@alice:clearpost.localhost" in output, output
+    code, output = cli("bob", "chat", "send", "@alice:elsewhere.example", "hi")
+    assert code == 1 and "(foreign_user_id)" in output, output
+    code, output = cli("bob", "chat", "problems")  # no key event was refused
+    assert code == 0 and "no refused key events" in output, output
+    code, output = cli("bob", "chat", "problems", "--json")
+    assert code == 0 and json.loads(output) == {"key_problems": []}, output
     code, output = cli("bob", "chat", "inbox", "--json")
     assert json.loads(output)["conversations"][0]["unread"] == 0
 

@@ -158,7 +158,7 @@ async def test_delete_account_erases_it_and_the_log_still_audits(
         assert len(salt) == 32
 
         code, out = await cli("account", "delete", "--yes", env=carol)
-        assert code == 0 and "account @carolyn deleted" in out, out
+        assert code == 0 and "account @carolyn:clearpost.localhost deleted" in out, out
 
         assert (
             await http.get("/v1/devices", headers={"Authorization": f"Bearer {device}"})
@@ -177,7 +177,7 @@ async def test_delete_account_erases_it_and_the_log_still_audits(
     # The message carolyn sent is still there for alice, from a deleted account.
     code, out = await cli("chat", "inbox", "--json", env=alice)
     [conversation] = json.loads(out)["conversations"]
-    assert conversation["members"] == ["@alice"]  # carolyn left as her account went
+    assert conversation["members"] == ["@alice:clearpost.localhost"]  # carolyn left with it
     code, out = await cli("chat", "history", conversation["conversation_id"], "--json", env=alice)
     [message] = json.loads(out)["messages"]
     assert message["sender"].startswith("@deleted-"), message
@@ -218,7 +218,8 @@ async def test_suspension_and_invites(tmp_path: Path, db_url: str) -> None:
             dora = await api.login(http, "dora")
             code, out = await cli("admin", "users", "list", "--json", *flags)
             listed = {u["user_id"]: u for u in json.loads(out)["users"]}
-            assert listed["@dora"]["devices"] == 1 and listed["@dora"]["suspended_at"] is None
+            dora_id = "@dora:clearpost.localhost"
+            assert listed[dora_id]["devices"] == 1 and listed[dora_id]["suspended_at"] is None
 
             code, out = await cli("admin", "users", "suspend", "@dora", *flags)
             assert code == 0, out
@@ -240,7 +241,7 @@ async def test_suspension_and_invites(tmp_path: Path, db_url: str) -> None:
 
             assert await wait_for(back)
             code, out = await cli("admin", "users", "delete", "@eve", "--yes", *flags)
-            assert code == 0 and "deleted @eve" in out, out
+            assert code == 0 and "deleted @eve:clearpost.localhost" in out, out
             code, out = await cli("admin", "users", "delete", "@eve", "--yes", *flags)
             assert code == 1 and "no such user" in out
     finally:

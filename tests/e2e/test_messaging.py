@@ -8,8 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from clearpost.client import Client, DeviceListChange, MessageEvent, MessageState, Text
-from clearpost.core.e2ee import control
+from clearpost.client import (
+    Client,
+    DeviceListChange,
+    KeyProblem,
+    MessageEvent,
+    MessageState,
+    Text,
+    formats,
+)
 from tests.e2e.conftest import People, assert_no_plaintext, secret_text
 from tests.support.server import ServerProcess
 
@@ -40,7 +47,8 @@ async def test_alice_and_bob_both_ways(server: ServerProcess, db_url: str, peopl
     await bob.send(conv, reply)
     got = await alice.sync()
     assert texts(got) == [reply]
-    assert all(e.message.sender == "@bob" for e in got if isinstance(e, MessageEvent))
+    assert bob.user_id == "@bob:clearpost.localhost"  # the default server name
+    assert all(e.message.sender == bob.user_id for e in got if isinstance(e, MessageEvent))
 
     # live delivery: Alice listens on the WebSocket stream while Bob sends
     listening = asyncio.create_task(next_message(alice, stream=True))
@@ -79,7 +87,7 @@ async def test_group_and_a_second_device(
     alice_change = [e for e in await alice.sync() if isinstance(e, DeviceListChange)]
     assert (
         alice_change
-        and alice_change[0].user_id == "@bob"
+        and alice_change[0].user_id == bob.user_id
         and bob2.device_id in alice_change[0].added
     )
 
@@ -97,7 +105,9 @@ async def test_group_and_a_second_device(
     earlier = await bob2.history(group)
     waiting = [m for m in earlier if m.state is MessageState.WAITING_FOR_KEY]
     assert [m.seq for m in waiting] == [1, 2, 3]
-    assert waiting[0].text == f"(waiting for the key from @alice's device {alice.device_id})"
+    assert waiting[0].text == (
+        f"(waiting for the key from {alice.user_id}'s device {alice.device_id})"
+    )
     for who in (alice, bob, carol):
         await who.sync()  # each answers the request for its own message
     updated = [e for e in await bob2.sync() if isinstance(e, MessageEvent) and e.updated]
@@ -143,7 +153,7 @@ async def test_removed_and_late_members(server: ServerProcess, db_url: str, peop
     await alice.sync()  # Alice's device answers Carol's key request: withheld
     events = [e for e in await carol.sync() if isinstance(e, MessageEvent)]
     assert events and events[0].message.state is MessageState.WITHHELD
-    assert events[0].message.code == "not_member"
+    assert events[0].message.code == "m.unauthorised"
     assert "you are not a member of this conversation" in events[0].message.text
 
     # Dave joins later: he sees neither the earlier messages nor their keys.
@@ -155,7 +165,7 @@ async def test_removed_and_late_members(server: ServerProcess, db_url: str, peop
     events = [e for e in await dave.sync() if isinstance(e, MessageEvent)]
     assert (
         events[0].message.state is MessageState.WITHHELD
-        and events[0].message.code == "not_member_then"
+        and events[0].message.code == "m.unauthorised"
     )
     assert (
         "were not a member of this conversation when this message was sent"
@@ -166,14 +176,20 @@ async def test_removed_and_late_members(server: ServerProcess, db_url: str, peop
 
     # Bob (who holds Alice's first session) forwards it to Dave behind Alice's back, through
     # the SDK's internals: Dave refuses a key of Alice's that does not come from Alice.
-    first_session = raw_before["envelope"]["session_id"]
+    first_session = raw_before["content"]["session_id"]
     inbound = bob.crypto.groups.inbound(first_session)
     assert inbound is not None
-    dave_device = (await bob.crypto.devices.devices_for(["@dave"]))["@dave"][dave.device_id]
-    forwarded = bob.crypto.keys._export(first_session, inbound)
-    await bob.crypto.olm.send([(dave_device, control.ROOM_KEY, forwarded)])
-    assert [e for e in await dave.sync() if isinstance(e, MessageEvent)] == []
+    by_user = await bob.crypto.devices.devices_for([dave.user_id])
+    dave_device = by_user[dave.user_id][dave.device_id]
+    forwarded = bob.crypto.keys._export(inbound)
+    await bob.crypto.olm.send([(dave_device, formats.FORWARDED_ROOM_KEY, forwarded)])
+    events = await dave.sync()
+    assert [e for e in events if isinstance(e, MessageEvent)] == []
+    (refused,) = [e for e in events if isinstance(e, KeyProblem)]
+    assert refused.event_type == "m.forwarded_room_key" and refused.code == "untrusted_sender"
+    assert refused.sender == bob.user_id and "none of its devices" in refused.reason
     assert dave.crypto.groups.inbound(first_session) is None
+    assert dave.key_problems() == [refused]
 
     # Sharing on purpose: Alice deliberately gives Dave the keys of her earlier sessions.
     # Only then can he read the message sent before he joined.
@@ -194,7 +210,7 @@ async def test_replayed_tampered_and_misattributed_messages(
     original = secret_text("original")
     conv = await alice.direct("@bob")
     await alice.send(conv, original)
-    envelope = (await alice.transport.messages(conv))["messages"][0]["envelope"]
+    envelope = (await alice.transport.messages(conv))["messages"][0]["content"]
 
     # The exact same ciphertext again, as a new message (a replay the server cannot spot).
     await alice.transport.send_message(conv, "replay-1", envelope)
@@ -203,8 +219,9 @@ async def test_replayed_tampered_and_misattributed_messages(
     middle = len(raw) // 2
     raw[middle] = ord("A") if raw[middle] != ord("A") else ord("B")
     await alice.transport.send_message(conv, "tamper-1", {**envelope, "ciphertext": raw.decode()})
-    # Bob re-sends Alice's ciphertext from his own device (with his own device id and key, as
-    # the server insists), claiming her session as his.
+    # Bob re-sends Alice's ciphertext from his own device (naming his own device id and key
+    # in the deprecated fields, as the server insists when they are present), claiming her
+    # session as his.
     stolen = {**envelope, "device_id": bob.device_id, "sender_key": bob.crypto.olm.curve25519}
     await bob.transport.send_message(conv, "steal-1", stolen)
 

@@ -13,7 +13,7 @@ from tests.support import api
 
 
 async def counts(client: httpx.AsyncClient, dev: api.TestDevice) -> int:
-    r = await client.post("/v1/keys/one-time", json={}, headers=dev.headers)
+    r = await client.post("/v1/keys/upload", json={}, headers=dev.headers)
     return int(r.json()["one_time_key_counts"]["signed_curve25519"])
 
 
@@ -23,13 +23,19 @@ async def test_a_claim_counts_each_device_once_and_claims_are_bounded(
     alice = await api.user(app_client, "alice")
     bob = await api.user(app_client, "bob")
     assert await counts(app_client, bob) == 5
-    body = {"devices": {"@bob": [bob.device_id] * 1000}}
-    r = await app_client.post("/v1/keys/claim", json=body, headers=alice.headers)
+    # a JSON object cannot name a device twice, but a body can repeat a key: the last wins
+    named = ", ".join([f'"{bob.device_id}": "signed_curve25519"'] * 1000)
+    raw = f'{{"one_time_keys": {{"{bob.user_id}": {{{named}}}}}}}'
+    r = await app_client.post(
+        "/v1/keys/claim",
+        content=raw.encode(),
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
     assert r.status_code == 200, r.text
-    (key,) = r.json()["one_time_keys"]["@bob"].values()
-    assert key["fallback"] is False
+    (key,) = r.json()["one_time_keys"][bob.user_id][bob.device_id].values()
+    assert "fallback" not in key
     assert await counts(app_client, bob) == 4  # before: all five gone, then the fallback
-    one = {"devices": {"@bob": [bob.device_id]}}
+    one = {"one_time_keys": {bob.user_id: {bob.device_id: "signed_curve25519"}}}
     for _ in range(4):
         r = await app_client.post("/v1/keys/claim", json=one, headers=alice.headers)
         assert r.status_code == 200

@@ -17,21 +17,25 @@ async def test_a_person_can_let_nobody_add_them_to_groups(app_client: httpx.Asyn
     assert r.json() == {"group_adds": "anyone"}
     r = await app_client.put("/v1/me/settings", json={"group_adds": "nobody"}, headers=bob.headers)
     assert r.status_code == 200 and r.json() == {"group_adds": "nobody"}
-    body = {"kind": "group", "members": ["@bob", "@carol"]}
+    body = {"kind": "group", "members": [bob.user_id, carol.user_id]}
     r = await app_client.post("/v1/conversations", json=body, headers=alice.headers)
     assert r.status_code == 403 and r.json()["code"] == "group_adds_refused", r.text
     r = await app_client.post(
-        "/v1/conversations", json={"kind": "group", "members": ["@carol"]}, headers=alice.headers
+        "/v1/conversations",
+        json={"kind": "group", "members": [carol.user_id]},
+        headers=alice.headers,
     )
     group = r.json()["conversation_id"]
-    r = await app_client.post(f"/v1/conversations/{group}/members/@bob", headers=alice.headers)
+    r = await app_client.post(
+        f"/v1/conversations/{group}/members/{bob.user_id}", headers=alice.headers
+    )
     assert r.status_code == 403 and r.json()["code"] == "group_adds_refused"
     assert (await app_client.get("/v1/conversations", headers=bob.headers)).json()[
         "conversations"
     ] == []
     # Bob may still start his own groups, and a direct conversation still works
     r = await app_client.post(
-        "/v1/conversations", json={"kind": "group", "members": ["@carol"]}, headers=bob.headers
+        "/v1/conversations", json={"kind": "group", "members": [carol.user_id]}, headers=bob.headers
     )
     assert r.status_code == 201
     r = await app_client.put("/v1/me/settings", json={"group_adds": "maybe"}, headers=bob.headers)
@@ -41,11 +45,13 @@ async def test_a_person_can_let_nobody_add_them_to_groups(app_client: httpx.Asyn
 
 async def test_the_conversation_list_is_paged_with_a_total(app_client: httpx.AsyncClient) -> None:
     alice = await api.user(app_client, "alice")
-    await api.user(app_client, "bob")
+    bob = await api.user(app_client, "bob")
     made = []
     for _ in range(7):
         r = await app_client.post(
-            "/v1/conversations", json={"kind": "group", "members": ["@bob"]}, headers=alice.headers
+            "/v1/conversations",
+            json={"kind": "group", "members": [bob.user_id]},
+            headers=alice.headers,
         )
         made.append(r.json()["conversation_id"])
     seen: list[str] = []

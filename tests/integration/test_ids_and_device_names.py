@@ -18,9 +18,11 @@ async def test_a_trailing_newline_is_not_part_of_any_id(app_client: httpx.AsyncC
         assert r.status_code == 422 and r.json()["code"] == "invalid_username", (name, r.text)
     r = await app_client.post("/v1/login", json={"username": "alice\n", "password": api.PASSWORD})
     assert r.status_code == 401
-    r = await app_client.get("/v1/users/@alice%0A/devices", headers=alice.headers)
-    assert r.status_code == 404 and r.json()["code"] == "user_not_found"
-    r = await app_client.put("/v1/to-device/t1%0A", json={"messages": {}}, headers=alice.headers)
+    r = await app_client.get(f"/v1/users/{alice.user_id}%0A/devices", headers=alice.headers)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_user_id"
+    r = await app_client.put(
+        "/v1/to-device/m.room.encrypted/t1%0A", json={"messages": {}}, headers=alice.headers
+    )
     assert r.status_code == 400 and r.json()["code"] == "invalid_txn_id", r.text
 
 
@@ -41,7 +43,8 @@ async def test_device_names_are_shown_to_their_owner_only(app_client: httpx.Asyn
     )
     bob = {"Authorization": f"Bearer {r.json()['access_token']}"}
     alice = await api.user(app_client, "alice")
-    seen = (await app_client.get("/v1/users/@bob/devices", headers=alice.headers)).json()
+    bob_id = r.json()["user_id"]
+    seen = (await app_client.get(f"/v1/users/{bob_id}/devices", headers=alice.headers)).json()
     assert [d["display_name"] for d in seen["devices"]] == [None]
-    own = (await app_client.get("/v1/users/@bob/devices", headers=bob)).json()
+    own = (await app_client.get(f"/v1/users/{bob_id}/devices", headers=bob)).json()
     assert [d["display_name"] for d in own["devices"]] == ["Bob's work laptop"]

@@ -40,10 +40,19 @@ app.add_typer(partners_app, name="partners")
 out = Console()
 T = TypeVar("T")
 
-UserArg = Annotated[str, typer.Argument(help="The user id, e.g. @alice.")]
+UserArg = Annotated[
+    str, typer.Argument(help="The user id, e.g. @alice:example.org (or @alice: this server's).")
+]
 PartnerArg = Annotated[str, typer.Argument(help="The partner id (its OAuth client id).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+
+
+def _user(user_id: str, flags: dict[str, Any], config: Path | None) -> str:
+    """``@alice`` (or ``alice``) is ``@alice:<server_name>``; a full id is kept as it is."""
+    if ":" in user_id:
+        return user_id
+    return f"@{user_id.removeprefix('@')}:{settings_from(config, **flags).server_name}"
 
 
 def _run(flags: dict[str, Any], config: Path | None, work: Callable[[Services], Awaitable[T]]) -> T:
@@ -121,6 +130,7 @@ def users_show(
     json: JsonOpt = False,
 ) -> None:
     """One account: its devices (with names, which only the owner and you see) and apps."""
+    user_id = _user(user_id, {"database": database, "data_dir": data_dir}, config)
 
     async def work(svc: Services) -> dict[str, Any]:
         found = [r for r in await svc.accounts.accounts.users() if r.user_id == user_id]
@@ -177,10 +187,14 @@ def _suspension(suspended: bool, doc: str) -> Callable[..., None]:
         data_dir: DataDirOpt = None,
         config: ConfigOpt = None,
     ) -> None:
-        async def work(svc: Services) -> None:
-            await svc.accounts.set_suspended(user_id, suspended)
+        flags = {"database": database, "data_dir": data_dir}
+        user = _user(user_id, flags, config)
 
-        _run({"database": database, "data_dir": data_dir}, config, work)
+        async def work(svc: Services) -> None:
+            await svc.accounts.set_suspended(user, suspended)
+
+        _run(flags, config, work)
+        user_id = user
         _say(f"{user_id} is {'suspended' if suspended else 'reinstated'}")
 
     command.__doc__ = doc
@@ -204,6 +218,7 @@ def users_delete(
     yes: YesOpt = False,
 ) -> None:
     """Delete an account for good, as its owner can (see docs/operations.md, Erasure)."""
+    user_id = _user(user_id, {"database": database, "data_dir": data_dir}, config)
     if not yes:
         typer.confirm(f"Delete {user_id} and everything that links to it, for good?", abort=True)
 

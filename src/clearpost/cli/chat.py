@@ -337,8 +337,8 @@ def _print_event(event: Event, me: str, as_json: bool) -> int:
 
 
 def _show_problem(problem: KeyProblem) -> None:
-    when = _when(problem.at_ms)
-    out.print(f"[red]{escape(when)} {escape(problem.reason)}[/red] [dim]({escape(problem.code)})[/dim]")
+    when, code = _when(problem.at_ms), escape(problem.code)
+    out.print(f"[red]{escape(when)} {escape(problem.reason)}[/red] [dim]({code})[/dim]")
 
 
 @app.command()

@@ -50,6 +50,7 @@ class Crypto:
         self.store, self.transport, self.clock = store, transport, clock
         self.user_id, self.device_id = user_id, device_id
         self.server_name = formats.server_name_of(user_id)
+        self._rooms: dict[str, str] = {}
         self.devices = DeviceTracker(store, transport, clock, user_id)
         self.olm = OlmMachine.load(store, transport, self.devices, clock, user_id, device_id)
         self.groups = GroupSessions(store)
@@ -83,7 +84,12 @@ class Crypto:
 
     def room_id(self, conversation_id: str) -> str:
         """The conversation's Matrix room id (``!<conversation id>:<server name>``)."""
-        return formats.room_id_for(conversation_id, self.server_name)
+        room = self._rooms.get(conversation_id)
+        if room is None:
+            room = self._rooms[conversation_id] = formats.room_id_for(
+                conversation_id, self.server_name
+            )
+        return room
 
     def commit(self, *, closing: bool = False) -> None:
         """Write what is buffered and commit; ``closing`` also saves the outbound ratchets

@@ -14,7 +14,7 @@ import vodozemac
 from clearpost.client import content as content_mod
 from clearpost.client.cache import MessageCache
 from clearpost.client.errors import CryptoError
-from clearpost.client.formats import MegolmContent
+from clearpost.client.formats import MEGOLM_ALGORITHM, MegolmContent
 from clearpost.client.megolm import GroupSessions
 from clearpost.client.model import Message, MessageState, Stats
 
@@ -60,12 +60,24 @@ def decrypt_message(
     session_id = ""
     try:
         # 1.
-        try:
-            c = MegolmContent.parse(raw.get("content"))
-        except CryptoError as exc:
-            raise _Reject(MessageState.FAILED, exc.message, "invalid_envelope") from None
-        session_id = c.session_id
-        if c.device_id is not None and c.device_id != device:
+        c = raw.get("content")
+        if (
+            type(c) is dict
+            and len(c) == 3
+            and c.get("algorithm") == MEGOLM_ALGORITHM
+            and type(c.get("ciphertext")) is str
+            and type(c.get("session_id")) is str
+        ):  # the common case, as matrix-sdk-crypto and this SDK send it
+            ciphertext, session_id = c["ciphertext"], c["session_id"]
+            sender_key = device_id = None
+        else:
+            try:
+                parsed = MegolmContent.parse(c)
+            except CryptoError as exc:
+                raise _Reject(MessageState.FAILED, exc.message, "invalid_envelope") from None
+            ciphertext, session_id = parsed.ciphertext, parsed.session_id
+            sender_key, device_id = parsed.sender_key, parsed.device_id
+        if device_id is not None and device_id != device:
             raise _Reject(
                 MessageState.FAILED,
                 "the event names a different device than the one that sent it",
@@ -73,7 +85,7 @@ def decrypt_message(
             )
         started = time.perf_counter()
         try:
-            megolm = vodozemac.MegolmMessage.from_base64(c.ciphertext)
+            megolm = vodozemac.MegolmMessage.from_base64(ciphertext)
         except (vodozemac.DecodeException, ValueError):
             raise _Reject(
                 MessageState.FAILED, "the ciphertext does not parse", "tampered"
@@ -88,7 +100,7 @@ def decrypt_message(
             inbound.conversation_id != conv
             or o.user_id != sender
             or o.device_id != device
-            or (c.sender_key is not None and o.curve25519 != c.sender_key)
+            or (sender_key is not None and o.curve25519 != sender_key)
         ):
             raise _Reject(
                 MessageState.FAILED,

@@ -181,7 +181,11 @@ class OlmPayload:
         )
 
     @classmethod
-    def parse(cls, data: bytes) -> OlmPayload:
+    def parse(cls, data: bytes, sender_device: str | None = None) -> OlmPayload:
+        """``sender_device``: the device the Olm session authenticated (the server names it,
+        its Curve25519 key is the session's). Matrix's payload has no ``sender_device``
+        field and matrix-sdk-crypto leaves it out, so that device stands in when the
+        payload names none; without either, the payload is refused."""
         what = "an Olm payload"
         try:
             d = _object(orjson.loads(data), what)
@@ -189,11 +193,14 @@ class OlmPayload:
             raise InvalidEvent(f"{what} is not JSON") from exc
         keys = _object(d.get("keys"), f"{what}'s keys")
         recipient_keys = _object(d.get("recipient_keys"), f"{what}'s recipient_keys")
+        device = _opt_s(d, "sender_device", what, 255) or sender_device
+        if device is None:
+            raise InvalidEvent(f"{what}: field 'sender_device' is missing")
         return cls(
             _s(d, "type", what, 255),
             _object(d.get("content"), f"{what}'s content"),
             _s(d, "sender", what, 255),
-            _s(d, "sender_device", what, 255),
+            device,
             _s(keys, "ed25519", f"{what}'s keys", 64),
             _s(d, "recipient", what, 255),
             _s(recipient_keys, "ed25519", f"{what}'s recipient_keys", 64),

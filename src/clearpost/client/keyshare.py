@@ -153,7 +153,7 @@ class KeyShare:
         ``KeyProblem`` (and updates the messages waiting for its session)."""
         try:
             if payload.type == formats.ROOM_KEY:
-                return self._room_key(payload)
+                return await self._room_key(payload)
             if payload.type == formats.FORWARDED_ROOM_KEY:
                 return await self._forwarded_room_key(payload)
             if payload.type == formats.ROOM_KEY_REQUEST:
@@ -273,7 +273,7 @@ class KeyShare:
             raise UntrustedSender("a room key came from a device we have not verified")
         return sender
 
-    def _room_key(self, p: OlmPayload) -> list[Event]:
+    async def _room_key(self, p: OlmPayload) -> list[Event]:
         """Store an ``m.room_key``: a session's key from the device that created it.
 
         Steps:
@@ -295,7 +295,7 @@ class KeyShare:
             session = vodozemac.InboundGroupSession(vodozemac.SessionKey(key.session_key))
         except (vodozemac.SessionKeyDecodeException, vodozemac.KeyException, ValueError) as exc:
             raise UntrustedSender("the session key does not decode") from exc
-        return self._keep(session, key.session_id, conv, origin, None)
+        return await self._keep(session, key.session_id, conv, origin, None)
 
     async def _forwarded_room_key(self, p: OlmPayload) -> list[Event]:
         """Store an ``m.forwarded_room_key``: a session exported by a device that holds it.
@@ -336,7 +336,7 @@ class KeyShare:
             )
         except (vodozemac.SessionKeyDecodeException, vodozemac.KeyException, ValueError) as exc:
             raise UntrustedSender("the exported session key does not decode") from exc
-        return self._keep(session, key.session_id, conv, origin, sender)
+        return await self._keep(session, key.session_id, conv, origin, sender)
 
     def _by_curve(self, user_id: str, curve25519: str) -> Device | None:
         return next(
@@ -344,11 +344,19 @@ class KeyShare:
             None,
         )
 
-    def _members(self, conv: str) -> tuple[str, ...]:
+    async def _members(self, conv: str) -> tuple[str, ...]:
+        """The conversation's members now: from the store, or from the server when this
+        device has not fetched the conversation yet (its room key can come in the same
+        sync as the membership event, before anything stored it)."""
         stored = self.store.conversation(conv)
-        return tuple(sorted(stored["members"])) if stored is not None else ()
+        if stored is None:
+            try:
+                stored = await self.transport.conversation(conv)
+            except ClientError:
+                return ()
+        return tuple(sorted(stored["members"]))
 
-    def _keep(
+    async def _keep(
         self,
         session: vodozemac.InboundGroupSession,
         session_id: str,
@@ -365,7 +373,7 @@ class KeyShare:
             if existing.first_index <= session.first_known_index:
                 return []
         forwarded_by = None if forwarder is None else f"{forwarder.user_id}/{forwarder.device_id}"
-        members = existing.members if existing is not None else self._members(conv)
+        members = existing.members if existing is not None else await self._members(conv)
         self.groups.save_inbound(Inbound(session, conv, origin, forwarded_by, members))
         if existing is None:  # inbound sessions are never deleted: nothing decrypted with it yet
             self.cache.new_session(session_id)
@@ -408,11 +416,16 @@ class KeyShare:
             return
         inbound = c.groups.inbound(req.session_id)
         if inbound is None or inbound.conversation_id != conv:
-            if requester.user_id == c.user_id:  # our own device: say we cannot help
+            # Our own device: say we cannot help. The notice must name the session's origin
+            # key (matrix-sdk-crypto drops one without it, and its requests carry none when
+            # the event had none): from the request, or from a message of that session we
+            # saw and could not decrypt either; else we stay silent.
+            origin_key = req.sender_key or self._origin_key(req.session_id)
+            if requester.user_id == c.user_id and origin_key:
                 notice = Withheld(
                     req.room_id,
                     req.session_id,
-                    req.sender_key or "",
+                    origin_key,
                     formats.UNAVAILABLE,
                     "this device does not hold that session",
                     c.device_id,
@@ -443,6 +456,15 @@ class KeyShare:
             return
         # 4.
         await c.olm.send([(requester, formats.FORWARDED_ROOM_KEY, self._export(inbound))])
+
+    def _origin_key(self, session_id: str) -> str | None:
+        """The Curve25519 key of the device that sent the messages of a session we hold
+        no key for (from a message of it we could not decrypt), or None."""
+        for _raw, msg in self.cache.waiting(session_id):
+            device = self.devices.device(msg.sender, msg.sender_device)
+            if device is not None:
+                return device.curve25519
+        return None
 
     def _export(self, inbound: Inbound) -> dict[str, Any]:
         exported = inbound.session.export_at(inbound.first_index)

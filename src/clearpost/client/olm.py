@@ -300,8 +300,9 @@ class OlmMachine:
         2. The server-named sender device is one we verified (fetching its keys if new),
            and its Curve25519 key is the content's ``sender_key``.
         3. Olm decrypts it (an existing session, or a new one from a pre-key message).
-        4. The payload's ``sender``, ``sender_device`` and ``keys.ed25519`` name that device
-           and its Ed25519 key; its ``recipient`` and ``recipient_keys.ed25519`` name this
+        4. The payload's ``sender``, ``sender_device`` (if it names one: Matrix's payload,
+           and matrix-sdk-crypto's, has none) and ``keys.ed25519`` name that device and its
+           Ed25519 key; its ``recipient`` and ``recipient_keys.ed25519`` name this
            device's user and Ed25519 key.
         """
         # 1.
@@ -326,7 +327,7 @@ class OlmMachine:
             raise DecryptionFailed("an Olm message is not base64") from exc
         plaintext = self._olm_decrypt(device.curve25519, kind, raw)
         # 4.
-        payload = OlmPayload.parse(plaintext)
+        payload = OlmPayload.parse(plaintext, sender_device)
         if (payload.sender, payload.sender_device, payload.sender_ed25519) != (
             sender_user,
             sender_device,

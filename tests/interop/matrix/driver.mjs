@@ -178,7 +178,8 @@ class Device {
         content: clear.content,
         clear_room_id: clear.room_id,
         decrypted_sender: res.sender.toString(),
-        decrypted_sender_device: res.senderDevice?.toString(),
+        // Unknown for a forwarded session: only its origin's Curve25519 key is.
+        decrypted_sender_device: res.senderDevice?.toString() ?? null,
         sender_curve25519: res.senderCurve25519Key,
       };
     } catch (err) {

@@ -112,9 +112,13 @@ class RustDevice:
     async def history(self, conversation_id: str) -> list[dict[str, Any]]:
         return list(await self.call("history", conversation_id=conversation_id))
 
-    async def send(self, conversation_id: str, body: str, strategy: str = "all") -> dict[str, Any]:
+    async def send(
+        self, conversation_id: str, body: str | dict[str, Any], strategy: str = "all"
+    ) -> dict[str, Any]:
+        """Send a text, or any ``m.room.message`` content given as a dict."""
+        content = text(body) if isinstance(body, str) else body
         result: dict[str, Any] = await self.call(
-            "send", conversation_id=conversation_id, content=text(body), strategy=strategy
+            "send", conversation_id=conversation_id, content=content, strategy=strategy
         )
         return result
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from clearpost.client import Client, MessageEvent, MessageState
+import pytest
+
+from clearpost.client import Client, MessageEvent, MessageState, ShareCard
 from tests.e2e.conftest import People, assert_no_plaintext, secret_text
 from tests.interop.matrix.conftest import RustFactory
 from tests.interop.matrix.rust import RustDevice, bodies
 from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.timeout(300)  # each device is a Node process with a WebAssembly start
 
 
 def texts(events: list[object]) -> list[str]:
@@ -34,14 +38,19 @@ async def raw_message(client: Client, conversation_id: str, seq: int) -> dict[st
     return message
 
 
-def assert_from(msg: dict[str, Any], sender: Client | RustDevice) -> None:
+def assert_from(msg: dict[str, Any], sender: Client | RustDevice, curve25519: str = "") -> None:
     """A message matrix-sdk-crypto decrypted came from ``sender``'s device, as an
-    ``m.room.message`` in the conversation's room."""
+    ``m.room.message`` in the conversation's room. For a forwarded session matrix-sdk-crypto
+    knows only the origin's Curve25519 key: pass the sender device's."""
     assert msg["ok"], msg
     assert msg["type"] == "m.room.message" and msg["content"]["msgtype"] == "m.text"
     assert msg["clear_room_id"] == msg["room_id"]
     assert msg["decrypted_sender"] == msg["sender"] == sender.user_id
-    assert msg["decrypted_sender_device"] == msg["sender_device"] == sender.device_id
+    assert msg["sender_device"] == sender.device_id
+    if curve25519:
+        assert msg["sender_curve25519"] == curve25519
+    else:
+        assert msg["decrypted_sender_device"] == sender.device_id
 
 
 async def test_one_to_one_both_ways(
@@ -70,10 +79,37 @@ async def test_one_to_one_both_ways(
 
     await alice.send(conv, again)  # the same session both ways from here on
     assert bodies(await rita.messages()) == [again]
-    assert await history_texts(alice, conv) == [hello, reply, again]
-    assert bodies(await rita.history(conv)) == [hello, reply, again]
-    await assert_no_plaintext(server, db_url, [hello, reply, again])
-    for text in (hello, reply, again):
+
+    # Share cards: a plain m.text with the card in its own field, both ways.
+    title, url = secret_text("title"), "https://streamco.example/s/abc"
+    await alice.send(conv, ShareCard(title, url, None, "StreamCo"))
+    (card,) = await rita.messages()
+    assert card["content"]["body"] == f"{title} {url} (via StreamCo)"
+    assert card["content"]["org.clearpost.share"] == {
+        "title": title,
+        "url": url,
+        "preview": None,
+        "via": "StreamCo",
+    }
+    rust_title = secret_text("rust-title")
+    rust_card = {"title": rust_title, "url": url, "preview": "p", "via": None}
+    await rita.send(
+        conv, {"msgtype": "m.text", "body": rust_title, "org.clearpost.share": rust_card}
+    )
+    (shared,) = [e.message for e in await alice.sync() if isinstance(e, MessageEvent)]
+    assert shared.content == ShareCard(rust_title, url, "p", None)
+
+    shown = [f"[{title}] {url} (via StreamCo)", f"[{rust_title}] {url}"]
+    assert await history_texts(alice, conv) == [hello, reply, again, *shown]
+    assert bodies(await rita.history(conv)) == [
+        hello,
+        reply,
+        again,
+        f"{title} {url} (via StreamCo)",
+        rust_title,
+    ]
+    await assert_no_plaintext(server, db_url, [hello, reply, again, title, rust_title])
+    for text in (hello, reply, again, title, rust_title):
         assert text not in rita.log()
 
 
@@ -130,12 +166,14 @@ async def test_a_late_rust_device_gets_earlier_keys_from_its_users_python_device
     await phone.sync()  # the phone answers the (Olm-wrapped) m.room_key_request
     got = await laptop.sync()
     forwarded = [e for e in got["to_device"] if e["type"] == "m.forwarded_room_key"]
-    assert forwarded and forwarded[0]["sender"] == phone.user_id
+    assert forwarded, got["to_device"]
+    assert forwarded[0]["sender"] == phone.user_id
     assert forwarded[0]["sender_device"] == phone.device_id
     after = await laptop.history(group)
     assert bodies(after) == [m1, m2]
+    (alices,) = await laptop.call("devices", user_id=alice.user_id)
     for msg in after:
-        assert_from(msg, alice)
+        assert_from(msg, alice, curve25519=alices["curve25519"])
     await assert_no_plaintext(server, db_url, [m1, m2])
 
 
@@ -203,11 +241,13 @@ async def test_a_key_withheld_by_python_is_shown_with_its_reason_in_rust(
     await alice.send(group, m1)
     await phone.logout()
     tablet = await people.new_device("rita", "tablet")
+    assert [m.state for m in await tablet.history(group)] == [MessageState.WAITING_FOR_KEY]
     laptop = await rust("rita", register=False, device="laptop")
     await laptop.set_trust(tablet.user_id, tablet.device_id, "verified")
     assert [m["code"] for m in await laptop.history(group)] == ["MissingRoomKey"]
     await tablet.sync()  # answers the laptop's request: it does not have the key
-    await laptop.sync()
+    got = await laptop.sync()
+    assert [e["type"] for e in got["to_device"]] == ["m.room_key.withheld"], got["to_device"]
     (shown,) = await laptop.history(group)
     assert not shown["ok"]
     assert shown["withheld_code"] == "m.unavailable"

@@ -45,6 +45,11 @@ def test_an_olm_payload_is_matrix_exactly() -> None:
             OlmPayload.parse(orjson.dumps(broken))
     with pytest.raises(InvalidEvent):
         OlmPayload.parse(b"junk")
+    # matrix-sdk-crypto writes no sender_device: the device the Olm session authenticated
+    # stands in, and one the payload does name is kept for the receiver to check.
+    bare = {k: v for k, v in extra.items() if k != "sender_device"}
+    assert OlmPayload.parse(orjson.dumps(bare), "AAAAAAAAAA") == payload
+    assert OlmPayload.parse(orjson.dumps(extra), "BBBBBBBBBB").sender_device == "AAAAAAAAAA"
 
 
 def test_a_room_key_needs_every_field() -> None:

@@ -60,7 +60,8 @@ async def test_alice_sees_every_step_verified(tmp_path: Path) -> None:
         info = await LogClient(w.http).key()
         assert (log.origin, log.vkey) == (info.origin, info.vkey)
         salt = orjson.loads((await w.http.get(ME, headers=auth(w))).content)["salt"]
-        assert log.subject == hashlib.sha256(base64.b64decode(salt) + w.alice.user_id.encode()).hexdigest()
+        me = w.alice.user_id.encode()
+        assert log.subject == hashlib.sha256(base64.b64decode(salt) + me).hexdigest()
 
         # the key is pinned now; the log grows and the new checkpoint is proven to extend
         # the one verified before

@@ -111,7 +111,7 @@ class SyncService:
         if cuts:
             upto = min(cuts) - 1
         events = [e for e in rows.events if e[0] <= upto]
-        changed, left = device_lists(caller.user_id, events, rows.peers)
+        changed, left = device_lists(caller.user_id, events, rows.peers, rows.former)
         return SyncResult(
             encode_cursor(upto),
             messages=[m for m in rows.messages if m.pos <= upto],
@@ -128,12 +128,15 @@ DEVICE_LIST = "device_list"
 
 
 def device_lists(
-    me: str, events: list[tuple[int, str, dict[str, Any]]], peers: set[str] | None
+    me: str,
+    events: list[tuple[int, str, dict[str, Any]]],
+    peers: set[str] | None,
+    former: set[str],
 ) -> tuple[list[str], list[str]]:
     """Matrix's ``device_lists``: ``changed`` names users whose devices changed (a
     ``device_list`` event) or who newly share a conversation with ``me``; ``left`` names
-    users removed from a conversation with ``me`` who share none with ``me`` any more
-    (``peers``: who shares one now)."""
+    users removed from a conversation with ``me`` (or in one ``me`` left: ``former``) who
+    share none with ``me`` any more (``peers``: who shares one now)."""
     changed: dict[str, None] = {}
     removed: dict[str, None] = {}
     for _, kind, content in events:
@@ -147,6 +150,7 @@ def device_lists(
                 changed[str(content.get("user_id"))] = None
             elif change in ("left", "removed") and content.get("user_id") != me:
                 removed[str(content.get("user_id"))] = None
+    removed.update(dict.fromkeys(sorted(former)))
     still = peers or set()
     left = [u for u in removed if u not in still]
     return [u for u in changed if u not in left], left

@@ -28,6 +28,8 @@ class SyncRows:
     peers: set[str] | None = None
     """Who shares a conversation with the user now; read only when an event in the window
     removed someone (their device lists are then "left" unless still shared)."""
+    former: set[str] = field(default_factory=set)
+    """Everyone who was ever in a conversation the user left or was removed from."""
 
 
 def _position(conn: Connection, user_id: str, device_id: str, since: int) -> tuple[int, bool]:
@@ -48,13 +50,25 @@ def _read(
     if since is not None and since < upto:
         rows.messages = [StoredMessage(*r) for r in conn.execute(VISIBLE, window)]
         rows.events = event_rows(conn.execute(EVENTS, window))
-        if any(_removes(kind, content, user_id) for _, kind, content in rows.events):
+        removals = [c for _, kind, c in rows.events if _removes(kind, c)]
+        if removals:
             rows.peers = {r[0] for r in conn.execute(PEERS, {"user_id": user_id})} | {user_id}
+        for content in removals:
+            if content.get("user_id") == user_id:  # I left: whoever was in it with me
+                ever = conn.execute(EVER, {"conversation_id": content.get("conversation_id")})
+                rows.former |= {r[0] for r in ever} - {user_id}
     return rows
 
 
-def _removes(kind: str, content: dict[str, Any], user_id: str) -> bool:
+def _removes(kind: str, content: dict[str, Any]) -> bool:
     return kind == "membership" and content.get("change") in ("left", "removed")
+
+
+EVER = (
+    select(memberships.c.user_id)
+    .where(memberships.c.conversation_id == bindparam("conversation_id"))
+    .distinct()
+)
 
 
 _MINE = select(memberships.c.conversation_id).where(
