@@ -195,8 +195,10 @@ export async function verifyHistory(api: LogApi, memory: LogMemory, userId: stri
     }
     let allGood = true;
     out.entries = [];
-    for (const item of answer.items) {
-      const checked = await checkEntry(item, checkpoint, witnessed, salt, userId, old);
+    // every entry's hashing at once: WebCrypto digests are asynchronous, so this overlaps them
+    const results = await Promise.all(answer.items.map((item) => checkEntry(item, checkpoint, witnessed, salt, userId, old)));
+    for (const [n, item] of answer.items.entries()) {
+      const checked = results[n];
       if (checked.status === "failed") {
         allGood = false;
         out.failure ??= { code: checked.code, message: checked.problem ?? "", index: item.entry.index };
