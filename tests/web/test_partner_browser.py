@@ -5,8 +5,9 @@ A ``clearpost serve`` process (SQLite) with one witness key configured; the exam
 app (``examples/partner_app``) as its own process; Alice and Bob as two browsers of the web
 app, each a device with keys made in the browser. Alice connects StreamCo on the consent
 page (and reads the agreement it links to), StreamCo suggests a share, the suggestion shows
-up in Alice's web app, she sends it to Bob, Bob's web app decrypts the card ("via StreamCo")
-and he follows the link; Alice's access history verifies every record in her browser
+up in Alice's web app, she sends it to Bob and to Carol (who uses the Python SDK: the
+card the browser makes is the SDK's ``ShareCard``), Bob's web app decrypts the card ("via
+StreamCo") and he follows the link; a second suggestion goes to a conversation she ticks; Alice's access history verifies every record in her browser
 (inclusion proofs to a checkpoint whose Ed25519 signature is checked there, the witness's
 cosignature, consistency with the checkpoint the browser saw before); she disconnects
 StreamCo on the connected-apps page and the revocation appears, verified.
@@ -35,11 +36,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from clearpost.client import MessageEvent, ShareCard
 from clearpost.core.tlog.cosignature import Cosigner, cosign
 from clearpost.core.tlog.nodes import NodeId
 from clearpost.core.tlog.note import parse_note_unverified
 from clearpost.core.tlog.tiles import locate
 from tests.conftest import IN_CI
+from tests.e2e.conftest import People
 from tests.e2e.test_partner_flow import (
     CHROMIUM_ARGS,
     Partner,
@@ -185,11 +188,24 @@ async def test_the_partner_story_and_the_access_history_in_the_browser(
     creds = register_partner(clearpost, tmp_path, port)
     with partner_app(clearpost, tmp_path, port, creds["client_secret"]) as streamco:
         hosts = Hosts(clearpost.url, streamco.url, streamco.link_base)
-        async with chromium() as browser:
+        async with chromium() as browser, httpx.AsyncClient(base_url=clearpost.url) as http:
             alice = await web_user(browser, hosts, clearpost.url, "alice")
             bob = await web_user(browser, hosts, clearpost.url, "bob")
-            streamco_page = await connect_streamco(alice, streamco, out)
-            await share_to_bob(alice, out)
+            people = People(http, tmp_path / "stores")
+            try:
+                # Carol uses the Python SDK: the card the browser sends is one it reads too
+                carol = await people.register("carol")
+                streamco_page = await connect_streamco(alice, streamco, out)
+                await share_to_bob_and_carol(alice, out)
+                (card,) = [
+                    e.message.content
+                    for e in await carol.sync()
+                    if isinstance(e, MessageEvent) and isinstance(e.message.content, ShareCard)
+                ]
+                assert card.via == "StreamCo" and card.title == "Night Train (Season 2, episode 3)"
+                assert card.url.startswith(clearpost.url + "/s/")
+            finally:
+                await people.close()
             await bob_clicks(bob, streamco, tmp_path, out)
             await share_to_a_conversation(alice, streamco_page, bob)
             await history_and_revoke(alice, clearpost, out)
@@ -224,7 +240,7 @@ async def connect_streamco(alice: Any, streamco: Partner, out: Path) -> Any:
     return page
 
 
-async def share_to_bob(alice: Any, out: Path) -> None:
+async def share_to_bob_and_carol(alice: Any, out: Path) -> None:
     # the suggestion arrives over the live connection and is announced in Alice's app
     notice = alice.locator("#notices .notice", has_text="StreamCo suggests you share")
     await notice.wait_for(timeout=30_000)
@@ -232,11 +248,11 @@ async def share_to_bob(alice: Any, out: Path) -> None:
     await alice.wait_for_selector("article.intent")
     assert "Night Train" in await alice.inner_text("article.intent h2")
     await alice.screenshot(path=str(out / "shares.png"), full_page=True)
-    await alice.fill("article.intent input[id^=friends-]", "bob")
+    await alice.fill("article.intent input[id^=friends-]", "bob, carol")
     await alice.click("article.intent button[type=submit]")
     sent = alice.locator("article.intent .sent")
     await sent.wait_for(timeout=60_000)
-    assert (await sent.inner_text()).startswith("Sent to 1 person, end-to-end encrypted.")
+    assert (await sent.inner_text()).startswith("Sent to 2 people, end-to-end encrypted.")
     await alice.screenshot(path=str(out / "shares-sent.png"), full_page=True)
 
 
@@ -260,7 +276,7 @@ async def bob_clicks(bob: Any, streamco: Partner, tmp_path: Path, out: Path) -> 
 
 async def share_to_a_conversation(alice: Any, streamco_page: Any, bob: Any) -> None:
     """A second suggestion, sent to a conversation picked from the list (the direct one with
-    Bob, which the first share created)."""
+    Bob, which the first share created): Bob gets a second card."""
     await alice.goto(alice.url.split("#")[0] + "#/")
     await streamco_page.click("#share")
     await streamco_page.wait_for_selector("#notice")
@@ -270,9 +286,9 @@ async def share_to_a_conversation(alice: Any, streamco_page: Any, bob: Any) -> N
     form = alice.locator("article.intent")
     await form.first.wait_for()
     assert await form.count() == 1  # the first one is done
-    box = form.locator("input[type=checkbox][data-conversation]")
-    assert await box.count() == 1
-    await box.check()
+    boxes = form.locator("input[type=checkbox][data-conversation]")
+    assert await boxes.count() == 2  # the direct conversations with Bob and with Carol
+    await form.get_by_label("bob", exact=True).check()
     await form.locator("button[type=submit]").click()
     sent = form.locator(".sent")
     await sent.wait_for(timeout=60_000)
