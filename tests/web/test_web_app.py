@@ -73,7 +73,7 @@ async def no_horizontal_scroll(tab: Tab) -> None:
 async def test_two_browsers_and_an_sdk_user_chat_directly_and_in_a_group(
     server: ServerProcess, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    texts = {k: secret(k) for k in ("a1", "b1", "g1", "g2", "g3", "name")}
+    texts = {k: secret(k) for k in ("a1", "b1", "g1", "g2", "g3", "g4", "g5", "name")}
     async with chromium() as browser:
         alice = await open_tab(browser, server.url, "alice")
         await alice.shot("signin")
@@ -152,6 +152,28 @@ async def test_two_browsers_and_an_sdk_user_chat_directly_and_in_a_group(
         await alice.page.click("button[aria-label='Remove carol']")
         # (wait_for_function would need eval, which the app's CSP refuses)
         await alice.page.locator("button[aria-label='Remove carol']").wait_for(state="detached")
+        await open_conversation(alice, texts["name"])
+        await send(alice, texts["g4"])  # after the removal: a new key, not shared with carol
+        await wait_text(bob, texts["g4"])
+        assert conv not in {e.conversation_id for e in await carol.inbox()}
+        # adding her back: she reads what comes next (not what was sent while she was out)
+        await alice.page.click("text=Members and name")
+        await alice.page.fill("#add-member", "carol")
+        await alice.page.click("form:has(#add-member) button[type=submit]")
+        await alice.page.wait_for_selector("button[aria-label='Remove carol']")
+        await open_conversation(alice, texts["name"])
+        await send(alice, texts["g5"])
+        await wait_text(alice, texts["g5"])
+        got = {m.text for m in await carol.history(conv)}
+        assert texts["g5"] in got and texts["g4"] not in got, got
+        # bob leaves: the group is gone from his inbox
+        await bob.page.click("text=Members and name")
+        bob.page.once("dialog", lambda d: d.accept())
+        await bob.page.click("text=Leave this group")
+        await bob.page.wait_for_selector("#inbox")
+        await bob.page.locator(f"#inbox .name:text-is('{texts['name']}')").wait_for(
+            state="detached"
+        )
         await alice.page.goto(server.url + "/#/devices")
         await alice.page.wait_for_selector("#devices li")
         await alice.shot("devices")

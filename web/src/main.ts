@@ -304,7 +304,24 @@ function fillMessages(id: string, list: HTMLElement): void {
     return;
   }
   const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
-  list.replaceChildren(...all.map((m) => messageItem(m, id)));
+  // keep the items that did not change (a new message adds one item, not a whole list)
+  const old = new Map<string, Element>();
+  for (const el of Array.from(list.children)) {
+    const key = (el as HTMLElement).dataset["key"];
+    if (key) old.set(key, el);
+  }
+  const items = all.map((m) => {
+    const key = `${m.seq}|${m.state}|${m.txnId ?? ""}|${m.kind}|${m.text.length}`;
+    const el = old.get(key) ?? messageItem(m, id);
+    (el as HTMLElement).dataset["key"] = key;
+    return el;
+  });
+  const n = list.children.length;
+  if (items.length >= n && items.slice(0, n).every((el, i) => list.children[i] === el)) {
+    list.append(...items.slice(n)); // the usual case: new messages at the end
+  } else {
+    list.replaceChildren(...items);
+  }
   if (atBottom) list.lastElementChild?.scrollIntoView({ block: "end" });
 }
 

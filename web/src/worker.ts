@@ -514,10 +514,17 @@ async function loadHistory(c: ConvState, from: number): Promise<void> {
       "GET",
       `/v1/conversations/${enc(c.raw.conversation_id)}/messages?after=${after}&limit=500`,
     );
-    for (const raw of page.messages) {
-      if (c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok") continue;
-      c.events.set(raw.seq, raw);
-      c.messages.set(raw.seq, await decrypt(c, raw));
+    // decrypt a batch at once: the store reads of one overlap the work of the others
+    const todo = page.messages.filter(
+      (raw) => !(c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok"),
+    );
+    for (let i = 0; i < todo.length; i += 50) {
+      const batch = todo.slice(i, i + 50);
+      const out = await Promise.all(batch.map((raw) => decrypt(c, raw)));
+      batch.forEach((raw, k) => {
+        c.events.set(raw.seq, raw);
+        c.messages.set(raw.seq, out[k]!);
+      });
     }
     if (page.next_after === null || page.next_after >= upTo) break;
     after = page.next_after;
