@@ -18,7 +18,7 @@ from clearpost.storage.sql.messages import MessageStore, NewMessage, StoredMessa
 from clearpost.storage.sql.syncview import SyncView
 from clearpost.storage.sql.todevice import ToDeviceStore
 
-ENV = '{"algorithm":"megolm.v1"}'
+ENV = '{"algorithm":"m.megolm.v1.aes-sha2"}'
 
 
 @pytest.fixture

@@ -53,15 +53,20 @@ async def test_nul_in_paths_queries_bodies_and_forms(server: ServerProcess) -> N
             assert_problem(r, 400, "invalid_parameter")
 
         in_json: list[tuple[str, str, Any]] = [
-            ("POST", "/v1/keys/claim", {"devices": {bob.user_id: ["A\x00B"]}}),
+            ("POST", "/v1/keys/claim", {"one_time_keys": {bob.user_id: {"A\x00B": "x"}}}),
+            ("POST", "/v1/keys/query", {"device_keys": {bob.user_id: ["A\x00B"]}}),
             (
                 "POST",
                 "/v1/login",
                 {"username": "alice", "password": api.PASSWORD, "device_name": "phone\x00"},
             ),
             ("POST", "/v1/conversations", {"kind": "group", "members": ["@a\x00b"]}),
-            ("PUT", "/v1/to-device/t1", {"messages": {bob.user_id: {"A\x00": {}}}}),
-            ("POST", "/v1/keys/one-time", {"one_time_keys": {"signed_curve25519:\x00": {}}}),
+            (
+                "PUT",
+                "/v1/to-device/m.room.encrypted/t1",
+                {"messages": {bob.user_id: {"A\x00": {}}}},
+            ),
+            ("POST", "/v1/keys/upload", {"one_time_keys": {"signed_curve25519:\x00": {}}}),
         ]
         for method, path, body in in_json:
             r = await client.request(method, path, json=body, headers=h)

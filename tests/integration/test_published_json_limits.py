@@ -56,7 +56,7 @@ async def published_keys(client: httpx.AsyncClient, viewer: TestDevice, dev: Tes
 
 async def unclaimed(client: httpx.AsyncClient, dev: TestDevice) -> int:
     body = await api.sync(client, dev)
-    return int(body["one_time_key_counts"]["signed_curve25519"])  # type: ignore[index]
+    return int(body["device_one_time_keys_count"]["signed_curve25519"])  # type: ignore[index]
 
 
 async def test_device_keys_too_deep_or_too_big_are_refused_and_not_stored(
@@ -66,21 +66,21 @@ async def test_device_keys_too_deep_or_too_big_are_refused_and_not_stored(
         bob = await api.user(client, "bob", otks=0)
         await api.register(client, "alice")
         alice = await api.login(client, "alice", keys=False)
-        path = f"/v1/devices/{alice.device_id}/keys"
+        path = "/v1/keys/upload"
         signed = alice.device_keys()  # ``unsigned`` is outside the signature
 
         for depth in (300, 1020, MAX_JSON_DEPTH):  # 8 under device_keys: 9 deep in all
             body = deep_text({"device_keys": {**signed, "unsigned": "DEEP"}}, depth)
-            r = await client.put(path, content=body, headers=alice.headers)
+            r = await client.post(path, content=body, headers=alice.headers)
             assert_problem(r, 422, "json_too_deep")
         padded = {**signed, "unsigned": {"note": "x" * MAX_DEVICE_KEYS_BYTES}}  # 16 KiB body
-        r = await client.put(path, json={"device_keys": padded}, headers=alice.headers)
+        r = await client.post(path, json={"device_keys": padded}, headers=alice.headers)
         assert_problem(r, 413, "json_too_large")
         assert await published_keys(client, bob, alice) is None  # nothing was stored
 
         # Matrix-shaped keys with a small ``unsigned`` are fine, and served as sent
         kept = {**signed, "unsigned": {"device_display_name": "phone"}}
-        r = await client.put(path, json={"device_keys": kept}, headers=alice.headers)
+        r = await client.post(path, json={"device_keys": kept}, headers=alice.headers)
         assert r.status_code == 200, r.text
         assert await published_keys(client, bob, alice) == kept
     assert "Traceback" not in server.log(), server.log()[-3000:]
@@ -100,26 +100,26 @@ async def test_one_time_and_fallback_keys_too_deep_or_too_big_are_refused(
         # other users' "signatures" are not checked: a place to hide data in
         key_id, key = one_key(**{"@x": nested(300)})
         r = await client.post(
-            "/v1/keys/one-time", json={"one_time_keys": {key_id: key}}, headers=alice.headers
+            "/v1/keys/upload", json={"one_time_keys": {key_id: key}}, headers=alice.headers
         )
         assert_problem(r, 422, "json_too_deep")
         key_id, key = one_key(**{"@x": {"k": "x" * MAX_SIGNED_KEY_BYTES}})
         r = await client.post(
-            "/v1/keys/one-time", json={"one_time_keys": {key_id: key}}, headers=alice.headers
+            "/v1/keys/upload", json={"one_time_keys": {key_id: key}}, headers=alice.headers
         )
         assert_problem(r, 413, "json_too_large")
         # a deep value the device signed itself is bounded all the same
         ((fb_id, fb),) = alice.one_time_keys(1).items()
         fallback = alice.sign({"key": fb["key"], "fallback": nested(300)})
         r = await client.post(
-            "/v1/keys/one-time", json={"fallback_key": {fb_id: fallback}}, headers=alice.headers
+            "/v1/keys/upload", json={"fallback_keys": {fb_id: fallback}}, headers=alice.headers
         )
         assert_problem(r, 422, "json_too_deep")
         # one bad key refuses the whole upload: the good one beside it is not kept either
         good = alice.one_time_keys(1)
         bad_id, bad = one_key(**{"@x": nested(300)})
         r = await client.post(
-            "/v1/keys/one-time",
+            "/v1/keys/upload",
             json={"one_time_keys": {**good, bad_id: bad}},
             headers=alice.headers,
         )
@@ -128,13 +128,11 @@ async def test_one_time_and_fallback_keys_too_deep_or_too_big_are_refused(
 
         # ordinary signed keys still go through and are what a claim hands out
         r = await client.post(
-            "/v1/keys/one-time", json={"one_time_keys": good}, headers=alice.headers
+            "/v1/keys/upload", json={"one_time_keys": good}, headers=alice.headers
         )
         assert r.status_code == 200, r.text
-        r = await client.post(
-            "/v1/keys/claim", json={"devices": {alice.user_id: [alice.device_id]}},
-            headers=bob.headers,
-        )  # fmt: skip
+        want = {alice.user_id: {alice.device_id: "signed_curve25519"}}
+        r = await client.post("/v1/keys/claim", json={"one_time_keys": want}, headers=bob.headers)
         claimed = r.json()["one_time_keys"][alice.user_id][alice.device_id]
-        assert claimed["key"] == next(iter(good.values()))
+        assert claimed == good
     assert "Traceback" not in server.log(), server.log()[-3000:]
