@@ -212,6 +212,11 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
         await first.page.wait_for_selector("#compose")
         await wait_text(first, early)
         assert sorted(before) == sorted(await first.page.evaluate(names))
+        # a second tab of the same browser does not open the same device a second time
+        other_tab = await first.context.new_page()
+        await other_tab.goto(server.url + "/")
+        await other_tab.wait_for_selector("text=already open in another tab", timeout=20_000)
+        await other_tab.close()
 
         # a second browser device: the earlier message waits for its key ...
         second = await open_tab(browser, server.url, "alice-second")

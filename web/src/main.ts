@@ -15,6 +15,7 @@ import {
   onPush,
   page,
   rpc,
+  RpcError,
   time,
   type Route,
   wipeDevice,
@@ -501,7 +502,9 @@ async function boot(): Promise<void> {
   try {
     me = await rpc<Me | null>("restore");
   } catch (err) {
-    notice(`This browser's device could not be opened: ${errorText(err)}`, { bad: true });
+    if (!(err instanceof RpcError && err.code === "signed_out")) {
+      notice(`This browser's device could not be opened: ${errorText(err)}`, { bad: true, id: "open-failed" });
+    }
     me = null;
   }
   document.body.dataset["ready"] = "true";

@@ -193,12 +193,33 @@ async function start(s: store.Session, fresh = false): Promise<Me> {
   return me();
 }
 
+/** One tab at a time holds the device: two OlmMachines on one store would both consume its
+ * to-device messages and one-time keys. The lock is released when this worker ends. */
+let locked = false;
+async function takeDeviceLock(): Promise<void> {
+  if (locked) return;
+  // wait a little: on a reload the previous page's worker may not have ended yet
+  locked = await new Promise<boolean>((resolve) => {
+    navigator.locks
+      .request("clearpost-device", { signal: AbortSignal.timeout(3_000) }, () => {
+        resolve(true);
+        return new Promise<void>(() => undefined); // held until this worker ends
+      })
+      .catch(() => resolve(false));
+  });
+  if (!locked) {
+    throw new ApiError(409, "open_in_another_tab", "Clearpost is already open in another tab of this browser: use that tab (this browser is one device, used by one tab at a time).");
+  }
+}
+
 async function register(username: string, password: string, invite?: string): Promise<Me> {
+  await takeDeviceLock();
   await call("POST", "/v1/accounts", invite ? { username, password, invite } : { username, password });
   return login(username, password);
 }
 
 async function login(username: string, password: string): Promise<Me> {
+  await takeDeviceLock();
   const name = deviceName();
   const r = await call<{ user_id: string; device_id: string; access_token: string }>(
     "POST",
@@ -239,7 +260,17 @@ async function restore(): Promise<Me | null> {
     s = null; // the wrapping key is gone (site data partly cleared): start over
   }
   if (!s) return null;
-  return start(s);
+  await takeDeviceLock();
+  try {
+    return await start(s);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      // removed or signed out elsewhere while this browser was closed
+      await signedOut("This device was signed out (removed from your account, or its session ended).");
+      return null;
+    }
+    throw err;
+  }
 }
 
 async function wipeDevice(): Promise<void> {
