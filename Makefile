@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 ## The web messenger (web/, TypeScript): npm ci + esbuild into src/clearpost/web/app/ (gitignored),
 ## which `clearpost serve` serves at /. Needs Node 20+; without it / shows a plain page (CI fails).
 WEB_APP := src/clearpost/web/app/.built
-WEB_SRC := $(wildcard web/src/*.ts web/static/*) web/build.mjs web/package.json web/package-lock.json
+WEB_SRC := $(shell find web/src web/static -type f 2>/dev/null) web/build.mjs web/package.json web/package-lock.json
 
 $(WEB_APP): $(WEB_SRC)
 	@if command -v node >/dev/null && [ "$$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then \
