@@ -154,4 +154,3 @@ def validate_olm_content(body: Any, *, sender_key: str | None = None) -> dict[st
         except (binascii.Error, vodozemac.DecodeException, ValueError) as exc:
             raise InvalidEnvelope("ciphertext is not an Olm message (unpadded base64)") from exc
     return env
-
