@@ -179,3 +179,23 @@ async def test_every_id_carries_the_configured_server_name(tmp_path: Path) -> No
             )
             assert r.status_code == 422 and r.json()["code"] == "foreign_user_id"
             assert name in r.json()["detail"] and S in r.json()["detail"]
+
+
+async def test_to_device_star_reaches_every_device_of_the_user(
+    app_client: httpx.AsyncClient,
+) -> None:
+    alice = await api.user(app_client, "alice")
+    bob = await api.user(app_client, "bob")
+    bob2 = await api.login(app_client, "bob")
+    content = alice.olm_to(bob.curve, bob.curve)
+    second = alice.olm_to(bob2.curve, bob2.curve)
+    # one content with a ciphertext for each of bob's devices, as Matrix's "*" allows
+    content["ciphertext"] |= second["ciphertext"]
+    body = {"messages": {bob.user_id: {"*": content}}}
+    r = await app_client.put(
+        f"/v1/to-device/m.room.encrypted/{api.txn()}", json=body, headers=alice.headers
+    )
+    assert r.json() == {"queued": 2, "unknown_devices": []}
+    for device in (bob, bob2):
+        got = await api.sync(app_client, device)
+        assert [e["content"] for e in got["to_device"]["events"]] == [content]  # type: ignore[index]

@@ -101,8 +101,9 @@ async def test_no_entry_about_alice_links_to_her(tmp_path: Path) -> None:
             receipts.add(int((await w.suggest())["log_index"]))
         watchco = await consent_watchco(w)
         await watchco.aclose()
-        await w.bob.transport.request("GET", "/v1/users/@bob/devices")
-        devices = (await w.bob.transport.request("GET", "/v1/users/@alice/devices"))["devices"]
+        await w.bob.transport.request("GET", "/v1/users/@bob:clearpost.localhost/devices")
+        path = "/v1/users/@alice:clearpost.localhost/devices"
+        devices = (await w.bob.transport.request("GET", path))["devices"]
         assert devices and devices[0]["device_keys"]
         log = await public_log(w)
         truth = {int(e["index"]) for e in (await w.alice.transport.my_log_entries())["entries"]}

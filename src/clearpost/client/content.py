@@ -107,16 +107,20 @@ def decode(room_id: str, data: bytes) -> Content:
         raise UnsupportedContent(
             "the message was encrypted for another conversation", code="wrong_conversation"
         )
+    c = d.get("content")
+    if d.get("type") == MESSAGE and type(c) is dict and len(c) == 2:  # {msgtype, body}
+        body = c.get("body")
+        if type(body) is str and SHARE_FIELD not in c:  # the common case, without a detour
+            return Text(body)
     if d.get("type") != MESSAGE:
         raise UnsupportedContent(f"event type {str(d.get('type'))[:60]!r} is not supported")
-    c = d.get("content")
     if not isinstance(c, dict):
         raise UnsupportedContent("the event has no content object")
     body = c.get("body")
     if not isinstance(body, str):
         raise UnsupportedContent("the message has no text body")
     card = c.get(SHARE_FIELD)
-    if card is None:  # the common case, without a detour
+    if card is None:
         return Text(body)
     if not isinstance(card, dict):
         raise UnsupportedContent(f"{SHARE_FIELD} must be an object")

@@ -22,6 +22,7 @@ from clearpost.client import formats
 from clearpost.client.cache import MessageCache
 from clearpost.client.decrypt import decrypt_message
 from clearpost.client.errors import ClientError, CryptoError
+from clearpost.client.formats import MEGOLM_ALGORITHM
 from clearpost.client.keyshare import KeyShare
 from clearpost.client.megolm import (
     ROTATE_AFTER_MESSAGES,
@@ -150,7 +151,9 @@ class Crypto:
                 ciphertext, index = self._encrypt(out, plaintext)
         else:
             ciphertext, index = self._encrypt(out, plaintext)
-        return formats.megolm_content(ciphertext, out.session_id), out.session_id, index
+        sid = out.session_id
+        event = {"algorithm": MEGOLM_ALGORITHM, "ciphertext": ciphertext, "session_id": sid}
+        return event, sid, index  # formats.megolm_content, inline: this is per message
 
     def _encrypt(self, out: Outbound, plaintext: bytes) -> tuple[str, int]:
         started = time.perf_counter()

@@ -62,25 +62,25 @@ def matrix_canonical_json(value: Any) -> bytes:
     byte RFC 8785 as well, which is the fast path."""
     if _plain(value, 0):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    _matrix_check(value, 0)
     try:
+        _matrix_check(value)
         text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return text.encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
         raise InvalidInput(f"value cannot be canonicalised: {exc}") from exc
 
 
-def _matrix_check(value: Any, depth: int) -> None:
-    if depth > 64:
-        raise InvalidInput("value is nested too deeply to canonicalise")
-    if isinstance(value, float) or (type(value) is int and not -_MAX_SAFE <= value <= _MAX_SAFE):
-        raise InvalidInput("Matrix canonical JSON has no floats or integers beyond 2**53")
-    if isinstance(value, dict):
-        for v in value.values():
-            _matrix_check(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _matrix_check(v, depth + 1)
+def _matrix_check(value: Any) -> None:
+    """Refuse what Matrix canonical JSON cannot hold: floats and integers beyond 2**53."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, float) or (type(item) is int and not -_MAX_SAFE <= item <= _MAX_SAFE):
+            raise InvalidInput("Matrix canonical JSON has no floats or integers beyond 2**53")
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
 
 
 def matrix_signable(obj: dict[str, Any]) -> bytes:

@@ -154,10 +154,3 @@ def validate_olm_content(body: Any, *, sender_key: str | None = None) -> dict[st
         except (binascii.Error, vodozemac.DecodeException, ValueError) as exc:
             raise InvalidEnvelope("ciphertext is not an Olm message (unpadded base64)") from exc
     return env
-
-
-# The names before issue 16, kept while the SDK moves to the ones above.
-MEGOLM_V1 = MEGOLM_ALGORITHM
-OLM_V1 = OLM_ALGORITHM
-validate_megolm_envelope = validate_megolm_content
-validate_olm_envelope = validate_olm_content

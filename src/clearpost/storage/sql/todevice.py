@@ -12,6 +12,9 @@ from clearpost.storage.schema import devices, to_device, to_device_txns
 from clearpost.storage.sql import stream
 from clearpost.storage.sql.match import any_of
 
+ALL_DEVICES = "*"
+"""A target device id meaning every device of the user (Matrix's send-to-device)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HeldMessage:
@@ -33,7 +36,8 @@ class ToDeviceStore:
         payloads: dict[tuple[str, str], str],
         now_ms: int,
     ) -> tuple[int, list[tuple[str, str]], bool]:
-        """Queue payloads once per (sender device, txn_id).
+        """Queue payloads once per (sender device, txn_id); a target device ``"*"`` is every
+        device the user has when the request is stored.
 
         Returns (queued count, unknown target devices, whether this call stored them); a
         repeated txn_id stores nothing and reports ``False``."""
@@ -47,6 +51,16 @@ class ToDeviceStore:
                         created_at=now_ms,
                     )
                 )
+                everyone = {u: p for (u, d), p in payloads.items() if d == ALL_DEVICES}
+                if everyone:  # Matrix's "*": every device of the user (named ones win)
+                    payloads = {k: p for k, p in payloads.items() if k[1] != ALL_DEVICES}
+                    rows = await conn.execute(
+                        select(devices.c.user_id, devices.c.device_id).where(
+                            devices.c.user_id.in_(sorted(everyone))
+                        )
+                    )
+                    for user, device in rows:
+                        payloads.setdefault((user, device), everyone[user])
                 rows = await conn.execute(
                     select(devices.c.user_id, devices.c.device_id).where(
                         any_of((devices.c.user_id, devices.c.device_id), payloads)
