@@ -283,12 +283,12 @@ function messageItem(m: Msg, id: string): HTMLElement {
         b.disabled = true;
         try {
           const n = await rpc<number>("askAgain", id);
-          b.textContent = n ? `Asked ${n} of your other devices` : "None of your other devices can be asked";
+          b.textContent = n ? `Asked ${n} device(s) for the key` : "No device can be asked right now";
         } catch (err) {
           b.disabled = false;
           notice(`Asking failed: ${errorText(err)}`, { bad: true });
         }
-      } }, "Ask my other devices for the key"));
+      } }, "Ask again for the key"));
     }
   }
   if (m.state === "unsent" && m.txnId) {

@@ -854,23 +854,60 @@ async function sendToOwnDevices(type: string, content: unknown, only?: string): 
 
 async function askAgain(id: string): Promise<number> {
   const c = conv(id);
-  const sessions = new Map<string, { room_id: string; session_id: string }>();
+  const sessions = new Map<string, { room_id: string; session_id: string; sender: string; device: string; sender_key?: unknown }>();
   for (const [seq, msg] of c.messages) {
     const raw = c.events.get(seq);
     const sid = raw?.content?.["session_id"];
-    if (msg.state !== "ok" && typeof sid === "string") {
-      sessions.set(sid, { room_id: roomId(c), session_id: sid });
+    if (msg.state !== "ok" && raw && typeof sid === "string") {
+      sessions.set(sid, { room_id: roomId(c), session_id: sid, sender: raw.sender, device: raw.sender_device, sender_key: raw.content?.["sender_key"] });
     }
   }
   if (!sessions.size) return 0;
   const requestId = crypto.randomUUID();
   myKeyRequests.add(requestId);
-  return serial(() =>
-    sendToOwnDevices("org.clearpost.room_key_request", {
+  return serial(async () => {
+    const asked = await sendToOwnDevices("org.clearpost.room_key_request", {
       request_id: requestId,
-      sessions: [...sessions.values()],
-    }),
-  );
+      sessions: [...sessions.values()].map(({ room_id, session_id }) => ({ room_id, session_id })),
+    });
+    // and the sender's device, with Matrix's m.room_key_request inside Olm (the server
+    // refuses it in plaintext): it answers with m.forwarded_room_key or a withheld reason
+    let senders = 0;
+    for (const s of sessions.values()) {
+      if (s.sender === me().userId) continue;
+      try {
+        senders += await sendToDevice(s.sender, s.device, "m.room_key_request", {
+          action: "request",
+          requesting_device_id: me().deviceId,
+          request_id: `${requestId}-${s.session_id.slice(0, 8)}`,
+          body: {
+            algorithm: "m.megolm.v1.aes-sha2",
+            room_id: s.room_id,
+            session_id: s.session_id,
+            ...(typeof s.sender_key === "string" ? { sender_key: s.sender_key } : {}),
+          },
+        });
+      } catch {
+        // a sender's device that is gone: the own devices may still help
+      }
+    }
+    return asked + senders;
+  });
+}
+
+async function sendToDevice(user: string, deviceId: string, type: string, content: unknown): Promise<number> {
+  const m = machine!;
+  await m.updateTrackedUsers([new UserId(user)]);
+  await flush();
+  const claim = await m.getMissingSessions([new UserId(user)]);
+  if (claim) await send(claim);
+  const d = await m.getDevice(new UserId(user), new DeviceId(deviceId));
+  if (!d) return 0;
+  const body = JSON.parse(await d.encryptToDeviceEvent(type, content));
+  await api("PUT", `/v1/to-device/m.room.encrypted/${enc(crypto.randomUUID())}`, {
+    messages: { [user]: { [deviceId]: body } },
+  });
+  return 1;
 }
 
 async function ownDeviceMessage(ev: DecryptedToDeviceEvent): Promise<void> {
