@@ -45,6 +45,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	if [ -d web/node_modules ]; then cd web && npm run --silent check; fi
 
 ## The quick loop: skip tests marked slow.
 unit: install
