@@ -12,7 +12,8 @@ Its plaintext (the Olm payload) binds the event to both devices::
      "keys": {"ed25519": <sender ed25519>}, "recipient": "@bob:s",
      "recipient_keys": {"ed25519": <recipient ed25519>}}
 
-and its ``content`` is one of::
+(``sender_device`` is sent by this SDK; matrix-sdk-crypto leaves it out, and then the
+device is the one the Olm session authenticated) and its ``content`` is one of::
 
     m.room_key            {"algorithm": "m.megolm.v1.aes-sha2", "room_id", "session_id",
                            "session_key"}
