@@ -3,14 +3,15 @@ browser (Debian's Chromium driven by Playwright).
 
 A ``clearpost serve`` process (SQLite) with one witness key configured; the example StreamCo
 app (``examples/partner_app``) as its own process; Alice and Bob as two browsers of the web
-app, each a device with keys made in the browser. Alice connects StreamCo on the consent
-page (and reads the agreement it links to), StreamCo suggests a share, the suggestion shows
-up in Alice's web app, she sends it to Bob and to Carol (who uses the Python SDK: the
-card the browser makes is the SDK's ``ShareCard``), Bob's web app decrypts the card ("via
-StreamCo") and he follows the link; a second suggestion goes to a conversation she ticks; Alice's access history verifies every record in her browser
-(inclusion proofs to a checkpoint whose Ed25519 signature is checked there, the witness's
-cosignature, consistency with the checkpoint the browser saw before); she disconnects
-StreamCo on the connected-apps page and the revocation appears, verified.
+app, each a device with keys made in the browser. Alice connects StreamCo on the consent page
+(and reads the agreement it links to), StreamCo suggests a share, the suggestion shows up in
+Alice's web app, she sends it to Bob and to Carol (who uses the Python SDK: the card the
+browser makes is the SDK's ``ShareCard``), Bob's web app decrypts the card ("via StreamCo") and
+he follows the link; a second suggestion goes to a conversation she ticks; Alice's access
+history verifies every record in her browser (inclusion proofs to a checkpoint whose Ed25519
+signature is checked there, the witness's cosignature, consistency with the checkpoint the
+browser saw before); she disconnects StreamCo on the connected-apps page and the revocation
+appears, verified.
 
 A second test tampers with the server's stored log (an entry's bytes, then a proof node)
 and the access history shows the failure.
