@@ -19,6 +19,7 @@ all but the last prefixed with ``x`` and no leading ``x000`` elements (the encod
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from hashlib import sha256
 from typing import NamedTuple
@@ -30,6 +31,7 @@ from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, locate, nodes_bel
 MAX_LEVEL = 63
 MAX_INDEX = 2**56  # no tree of at most 2**64 leaves has a tile index this large
 MAX_ENTRY_BYTES = 0xFFFF
+_LENGTH = struct.Struct(">H").pack
 
 # The post-order position of each (sub-level, index) of a stored tile, and the reverse.
 _POSITION = {
@@ -161,13 +163,14 @@ def node_at(tile_level: int, tile_index: int, position: int) -> NodeId:
 
 def encode_bundle(entries: Iterable[bytes]) -> bytes:
     """An entry bundle: each entry as a big-endian uint16 length and its bytes."""
-    out = bytearray()
+    parts: list[bytes] = []
+    add = parts.append
     for entry in entries:
         if len(entry) > MAX_ENTRY_BYTES:
             raise ValueError("an entry in a bundle is at most 65,535 bytes")
-        out += len(entry).to_bytes(2, "big")
-        out += entry
-    return bytes(out)
+        add(_LENGTH(len(entry)))
+        add(entry)
+    return b"".join(parts)
 
 
 def decode_bundle(data: bytes) -> list[bytes] | None:
