@@ -118,11 +118,12 @@ async def read_tree(
 
         async def fetch(n: int, level: int = level) -> tuple[list[bytes] | None, bytes]:
             width = width_at(TileId(level, n), size)
-            stored = _stored(client, level, n, width)
+            stored = _stored_path(level, n, width)
             if level:
-                return None, await stored
-            bundle, data = await asyncio.gather(_bundle(client, n, width), stored)
-            return bundle, data
+                return None, _stored((await client.tiles([stored]))[0], level, n, width)
+            # the bundle and its stored tile, pipelined on one connection
+            bundle, data = await client.tiles([tile_path(None, n, width), stored])
+            return _bundle(bundle, n, width), _stored(data, level, n, width)
 
         async for n, (entries, served) in _pipelined(fetch, tiles, parallel):
             tile = TileId(level, n)
@@ -253,25 +254,25 @@ def _more(tree: TileTree) -> str:
     return f"; {others}{more} more stored nodes differ"
 
 
-async def _stored(client: LogClient, level: int, n: int, width: int) -> bytes:
-    path = "nodes/" + tile_path(level, n, width).removeprefix("tile/")
-    try:
-        return await client.tile(path)
-    except ServerRefused as exc:
+def _stored_path(level: int, n: int, width: int) -> str:
+    return "nodes/" + tile_path(level, n, width).removeprefix("tile/")
+
+
+def _stored(got: bytes | ServerRefused, level: int, n: int, width: int) -> bytes:
+    if isinstance(got, ServerRefused):
         raise BadProof(
             f"the log does not serve its stored tile {level}/{n} (width {width}), which its "
-            f"signed tree needs and proofs are computed from: {exc.message}"
-        ) from exc
+            f"signed tree needs and proofs are computed from: {got.message}"
+        ) from got
+    return got
 
 
-async def _bundle(client: LogClient, n: int, width: int) -> list[bytes]:
-    try:
-        data = await client.tile(tile_path(None, n, width))
-    except ServerRefused as exc:
-        if exc.status == 404:
+def _bundle(got: bytes | ServerRefused, n: int, width: int) -> list[bytes]:
+    if isinstance(got, ServerRefused):
+        if got.status == 404:
             return []
-        raise
-    entries = decode_bundle(data)
+        raise got
+    entries = decode_bundle(got)
     if entries is None or len(entries) > width:
         raise LogUnavailable(f"the entry bundle {n} (width {width}) is malformed")
     return entries
