@@ -34,7 +34,10 @@ MAX_PAGE = 1000
 """Most entries the log serves per request."""
 
 _RETRIES = 3
-TILE_CONNECTIONS = 16
+TILE_CONNECTIONS = 32
+"""Keep-alive connections the tile audit uses, each with one bundle and its stored tile in
+flight: the server reads the tile requests that arrive together in one transaction, so
+more of them in flight means fewer, larger reads (16 averaged 3 a read, 32 about 5)."""
 _RETRY_DELAY = 0.2
 
 
