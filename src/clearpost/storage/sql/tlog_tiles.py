@@ -6,7 +6,7 @@ reads, run for a whole batch of tile requests in one read transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Connection, select
 
@@ -34,17 +34,15 @@ def latest_size(conn: Connection) -> int:
     return latest.size if latest else 0
 
 
-def read_entries(conn: Connection, start: int, end: int) -> list[bytes]:
-    """The stored bodies of entries ``[start, end)``, in order (a missing one is skipped)."""
+def read_entries(conn: Connection, start: int, end: int) -> Iterator[bytes]:
+    """The stored bodies of entries ``[start, end)``, in order (a missing one is skipped),
+    as they are read: consume them within the transaction."""
     raw = plain_sqlite(conn)
-    if raw is not None:  # sqlite3 gives a BLOB as bytes: no copy then
-        return [
-            b if type(b) is bytes else bytes(b)
-            for (b,) in raw.execute(_SQLITE_ENTRIES, (start, end))
-        ]
+    if raw is not None:  # sqlite3 gives a BLOB as bytes
+        return (b for (b,) in raw.execute(_SQLITE_ENTRIES, (start, end)))
     rows = conn.execute(
         select(tlog_entries.c.body)
         .where(tlog_entries.c.idx >= start, tlog_entries.c.idx < end)
         .order_by(tlog_entries.c.idx)
     )
-    return [bytes(r[0]) for r in rows]
+    return (bytes(r[0]) for r in rows)
