@@ -119,14 +119,18 @@ class RawGetter:
 
     async def get_many(self, paths: Sequence[str]) -> list[Result]:
         """``(status, body)`` of each GET, in order, pipelined on one connection (one write,
-        one timeout for them all). Requests not answered when a connection fails are sent
-        again, once, on a new connection; then ``LogUnavailable``."""
+        one timeout for them all). When a connection fails (or closes, as a server may
+        after any answer), the requests it did not answer are sent again on a new one; a
+        failed try that answered none of them after another failed try raises
+        ``LogUnavailable``."""
         results: list[Result] = []
         async with self._slots:
-            for attempt in range(2):
+            fruitless = 0
+            while True:
                 conn = self._reuse() or await self._connect()
                 todo = paths[len(results) :]
                 waiters = conn.send(b"".join([self._request(p) for p in todo]), len(todo))
+                answered = len(results)
                 try:
                     async with asyncio.timeout(self.timeout):
                         for waiter in waiters:
@@ -136,7 +140,8 @@ class RawGetter:
                     for waiter in waiters:  # retrieved, so never logged as unretrieved
                         if waiter.done() and not waiter.cancelled():
                             waiter.exception()
-                    if attempt:
+                    fruitless = fruitless + 1 if len(results) == answered else 1
+                    if fruitless == 2:
                         raise LogUnavailable(f"GET {todo[0]} failed: {exc}") from exc
                     continue
                 if conn.reusable:
@@ -144,7 +149,6 @@ class RawGetter:
                 elif conn.transport is not None:
                     conn.transport.close()
                 return results
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _reuse(self) -> _Conn | None:
         """An idle connection still open (the server may have closed one meanwhile)."""
