@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from clearpost.core.tlog.hashing import HASH_SIZE
 from clearpost.core.tlog.nodes import NodeId
-from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, locate, nodes_below
+from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_NODES, TILE_WIDTH, locate, nodes_below
 
 MAX_LEVEL = 63
 MAX_INDEX = 2**56  # no tree of at most 2**64 leaves has a tile index this large
@@ -122,6 +122,8 @@ def bottom_hashes(stored: bytes, width: int) -> bytes | None:
 def stored_width(stored_len: int) -> int:
     """How many bottom hashes a stored tile of ``stored_len`` bytes holds."""
     count = stored_len // HASH_SIZE
+    if count >= TILE_NODES:  # a full tile: every tile of a tree but its right edge
+        return TILE_WIDTH
     lo, hi = 0, TILE_WIDTH
     while lo < hi:  # the largest w with nodes_below(w) <= count
         mid = (lo + hi + 1) // 2
