@@ -35,10 +35,10 @@ MAX_PAGE = 1000
 
 _RETRIES = 3
 TILE_CONNECTIONS = 32
-"""Keep-alive connections the tile audit uses, each with one bundle and its stored tile in
-flight: the server reads the tile requests that arrive together in one transaction, so
-more of them in flight means fewer, larger reads (with 8 in flight a read took 3 requests,
-with 32 about 5 to 8)."""
+"""Keep-alive connections the tile audit uses, each with two bundles and their stored tiles
+in flight (pipelined): the server reads the tile requests that arrive together in one
+transaction, so more of them in flight means fewer, larger reads (with 8 connections a
+read took 3 requests, with 32 about 5 to 8)."""
 _RETRY_DELAY = 0.2
 
 
