@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import functools
 import multiprocessing as mp
+import os
 import random
 import shutil
 import sqlite3
@@ -45,21 +46,50 @@ import tlog_bench as tb
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def audit_phase(port: int, size: int) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (``/proc/stat``, all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def audit_phase(port: int, server_pid: int, size: int, runs: int) -> None:
     print("\n[1. full audit, fresh]")
+    print(
+        "  (wall: the whole command, interpreter start included; auditor CPU: its user+sys;\n"
+        "   server CPU: the server process during the run; other CPU: everything else on the\n"
+        "   machine during the run, in seconds: high means the numbers are disturbed)"
+    )
     url = f"http://127.0.0.1:{port}"
-    for label, extra in (("from tiles (every node)", []), ("--proofs (JSON API)", ["--proofs"])):
+    variants = [("from tiles (every node)", [])] * runs + [("--proofs (JSON API)", ["--proofs"])]
+    for label, extra in variants:
+        server0, busy0 = _cpu_seconds(server_pid), _machine_busy()
         t = time.perf_counter()
-        run = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "clearpost", "audit", "verify", "--server", url, *extra],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
+        _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - t
-        if run.returncode != 0:
-            print(run.stdout, run.stderr)
-            raise SystemExit(f"audit verify failed with exit {run.returncode}")
-        print(f"  -> audit {label}: {elapsed:.2f} s ({size / elapsed:,.0f} entries/s)")
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        stdout, stderr = proc.communicate()
+        auditor = usage.ru_utime + usage.ru_stime
+        server = _cpu_seconds(server_pid) - server0
+        other = _machine_busy() - busy0 - auditor - server
+        if proc.returncode != 0:
+            print(stdout, stderr)
+            raise SystemExit(f"audit verify failed with exit {proc.returncode}")
+        print(
+            f"  -> audit {label}: {elapsed:.2f} s ({size / elapsed:,.0f} entries/s); "
+            f"CPU: auditor {auditor:.2f} s, server {server:.2f} s, other {max(other, 0):.2f} s"
+        )
 
 
 def fetch_tiles(port: int, count: int, out: Path) -> list[str]:
@@ -241,15 +271,18 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--phase", choices=["audit", "tiles", "proofs"], action="append")
+    parser.add_argument(
+        "--audit-runs", type=int, default=1, help="tile audits to run, one after another"
+    )
     args = parser.parse_args()
     phases = args.phase or ["audit", "tiles", "proofs"]
     data_dir = tb.populated_dir(args.entries, False)
     with sqlite3.connect(data_dir / "clearpost.db") as db:
         (size,) = db.execute("SELECT max(size) FROM tlog_checkpoints").fetchone()
     print(f"log: {size:,} entries")
-    with tb.clearpost_server(data_dir) as (port, _):
+    with tb.clearpost_server(data_dir) as (port, server):
         if "audit" in phases:
-            audit_phase(port, size)
+            audit_phase(port, server.pid, size, args.audit_runs)
         if "tiles" in phases:
             tiles_phase(port, size, args.seconds)
         if "proofs" in phases:

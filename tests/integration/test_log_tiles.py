@@ -88,12 +88,20 @@ async def test_tiles_bundles_and_checkpoint_as_a_tile_client_sees_them(
                 assert r.headers["cache-control"] == "no-store"
             assert hashlib.sha256(full.content).hexdigest()[:32] in etag
 
-        # The auditor's tile fetcher keeps its connections alive.
+        # The auditor's tile fetcher keeps its connections alive, and pipelines: several
+        # requests written at once on one connection are answered in order.
         getter = RawGetter(big.url, 2)
         try:
             for n in range(3):
                 status, body = await getter.get(f"/log/tile/0/00{n % 2}")
                 assert status == 200 and len(body) == 8192
+            many = await getter.get_many(
+                ["/log/tile/entries/000", "/log/nodes/0/000", "/log/tile/0/009", "/log/tile/0/001"]
+            )
+            assert [status for status, _ in many] == [200, 200, 404, 200]
+            assert decode_bundle(many[0][1]) is not None
+            assert many[1][1] == tile_nodes(leaves[:256])[0]
+            assert many[3][1] == b"".join(leaves[256:512])
             assert getter.connections_opened == 1
         finally:
             getter.close()

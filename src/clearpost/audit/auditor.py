@@ -26,7 +26,7 @@ from clearpost.audit.errors import (
     Rollback,
     ServerRefused,
 )
-from clearpost.audit.http import MAX_PAGE, LogClient
+from clearpost.audit.http import MAX_PAGE, TILE_CONNECTIONS, LogClient
 from clearpost.audit.state import AuditState, LogPin, load_json, lock_state, save_json
 from clearpost.audit.tileaudit import read_tree, verify_tree
 from clearpost.audit.tree import PartialTree, locate_mismatch
@@ -251,7 +251,7 @@ class Auditor:
             self.client,
             size,
             keep_sizes=[old] if 0 < old <= size else [],
-            parallel=self.parallel * 2,
+            parallel=TILE_CONNECTIONS,  # a bundle and its stored tile on each
             progress=self.progress.advance,
         )
         verify_tree(tree, checkpoint, note, (prev.checkpoint, prev.note) if prev else None)

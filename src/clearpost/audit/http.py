@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,11 @@ MAX_PAGE = 1000
 """Most entries the log serves per request."""
 
 _RETRIES = 3
-TILE_CONNECTIONS = 16
+TILE_CONNECTIONS = 32
+"""Keep-alive connections the tile audit uses, each with two bundles and their stored tiles
+in flight (pipelined): the server reads the tile requests that arrive together in one
+transaction, so more of them in flight means fewer, larger reads (with 8 connections a
+read took 3 requests, with 32 about 5 to 8)."""
 _RETRY_DELAY = 0.2
 
 
@@ -128,19 +132,47 @@ class LogClient:
         tiles prefix ``/log``."""
         if not self.raw_tiles:
             return (await self._get(f"{TILES_PREFIX}/{path}")).content
+        got = (await self.tiles([path]))[0]
+        if isinstance(got, ServerRefused):
+            raise got
+        return got
+
+    async def tiles(self, paths: Sequence[str]) -> list[bytes | ServerRefused]:
+        """Several tiles at once (with ``raw_tiles``: pipelined on one connection), each
+        as its bytes or, when the log refused it (4xx), the ``ServerRefused`` it raised
+        alone; a 5xx or a transport failure is retried, then raised as ``LogUnavailable``."""
+        if not self.raw_tiles:
+            return list(await asyncio.gather(*(self._refused_or_tile(p) for p in paths)))
         if self._raw is None:
             self._raw = RawGetter(self.url, TILE_CONNECTIONS)
-        full = f"{TILES_PREFIX}/{path}"
-        for attempt in range(_RETRIES):
+        full = [f"{TILES_PREFIX}/{p}" for p in paths]
+        out: list[bytes | ServerRefused] = []
+        for path, (status, body) in zip(full, await self._raw.get_many(full), strict=True):
+            if status < 400:
+                out.append(body)
+            elif status < 500:
+                out.append(_refused("GET", path, httpx.Response(status, content=body)))
+            else:
+                out.append(await self._raw_retried(path))
+        return out
+
+    async def _refused_or_tile(self, path: str) -> bytes | ServerRefused:
+        try:
+            return await self.tile(path)
+        except ServerRefused as exc:
+            return exc
+
+    async def _raw_retried(self, full: str) -> bytes | ServerRefused:
+        """``full`` again, alone, after a 5xx answer (a few times, then ``LogUnavailable``)."""
+        assert self._raw is not None
+        for attempt in range(1, _RETRIES):
+            await asyncio.sleep(_RETRY_DELAY * attempt)
             status, body = await self._raw.get(full)
             if status < 400:
                 return body
             if status < 500:
-                raise _refused("GET", full, httpx.Response(status, content=body))
-            if attempt == _RETRIES - 1:
-                raise LogUnavailable(f"GET {self.url}{full} answered {status}")
-            await asyncio.sleep(_RETRY_DELAY * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+                return _refused("GET", full, httpx.Response(status, content=body))
+        raise LogUnavailable(f"GET {self.url}{full} answered {status}")
 
     def close(self) -> None:
         """Close the tile connections (the httpx client is the caller's to close)."""

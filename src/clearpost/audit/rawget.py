@@ -1,5 +1,5 @@
-"""Many small GETs to one server, cheaply: keep-alive HTTP/1.1 connections, one request in
-flight on each, responses parsed by ``httptools`` (the parser uvicorn uses).
+"""Many small GETs to one server, cheaply: keep-alive HTTP/1.1 connections, a few requests
+pipelined on each, responses parsed by ``httptools`` (the parser uvicorn uses).
 
 Written here rather than using httpx for the tile audit because httpx spent about 0.9 ms
 of CPU per request (its connection pool bookkeeping; measured with cProfile) and a full
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import deque
 from collections.abc import Sequence
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -24,66 +26,73 @@ __all__ = ["RawGetter"]
 
 _MAX_BODY = 1 << 24  # no tile, bundle or stored tile comes near this
 
-
-class _Response:
-    def __init__(self) -> None:
-        self.status = 0
-        self.body = bytearray()
-        self.done = False
-        self.close = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # HTTP/1.1 keeps the connection unless told otherwise (httptools' own
-        # should_keep_alive() reads False once the message is complete)
-        if name.lower() == b"connection" and b"close" in value.lower():
-            self.close = True
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-        if len(self.body) > _MAX_BODY:
-            raise LogUnavailable("a response is larger than any tile")
-
-    def on_message_complete(self) -> None:
-        self.done = True
+Result = tuple[int, bytes]
 
 
 class _Conn(asyncio.Protocol):
+    """One keep-alive connection. Requests may be pipelined (written back to back before
+    the first answer, as HTTP/1.1 allows for GETs); answers come back in order, each to
+    the next waiting future. One parser serves all the answers on the connection."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self.response = _Response()
-        self.parser = httptools.HttpResponseParser(self.response)
+        self.waiting: deque[asyncio.Future[Result]] = deque()
+        self.parser = httptools.HttpResponseParser(self)
+        self.body: list[bytes] = []
+        self.size = 0
+        self.reusable = True
+        """False once the server said it closes the connection, or spoke HTTP/1.0."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's does not subclass asyncio.Transport, so no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
+
+    # httptools callbacks, for every answer on the connection
+    def on_headers_complete(self) -> None:
+        if not self.parser.should_keep_alive() or self.parser.get_http_version() != "1.1":
+            self.reusable = False
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > _MAX_BODY:
+            raise LogUnavailable("a response is larger than any tile")
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        body, self.body, self.size = b"".join(self.body), [], 0
+        if not self.waiting:
+            raise LogUnavailable("an answer to no request")
+        waiter = self.waiting.popleft()
+        if not waiter.done():
+            waiter.set_result((self.parser.get_status_code(), body))
 
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, LogUnavailable) as exc:
-            self._fail(LogUnavailable(f"malformed HTTP response: {exc}"))
-            return
-        if self.response.done and self.waiter is not None and not self.waiter.done():
-            status = self.parser.get_status_code()
-            self.waiter.set_result((status, bytes(self.response.body)))
+            self.fail(LogUnavailable(f"malformed HTTP response: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(LogUnavailable(f"the connection closed: {exc or 'by the server'}"))
+        self.fail(LogUnavailable(f"the connection closed: {exc or 'by the server'}"))
 
-    def _fail(self, exc: Exception) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc)
+    def fail(self, exc: Exception) -> None:
+        """Fail every request still waiting on this connection, and close it."""
+        self.reusable = False
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
         if self.transport is not None:
             self.transport.close()
 
-    async def get(self, request: bytes) -> tuple[int, bytes]:
-        self.response = _Response()
-        self.parser = httptools.HttpResponseParser(self.response)
-        self.waiter = asyncio.get_running_loop().create_future()
+    def send(self, requests: bytes, count: int) -> list[asyncio.Future[Result]]:
+        """Write ``count`` requests (one buffer); a future for each answer, in order."""
+        loop = asyncio.get_running_loop()
+        waiters = [loop.create_future() for _ in range(count)]
+        self.waiting.extend(waiters)
         assert self.transport is not None
-        self.transport.write(request)
-        return await self.waiter
+        self.transport.write(requests)
+        return waiters
 
 
 class RawGetter:
@@ -103,33 +112,59 @@ class RawGetter:
         self._slots = asyncio.Semaphore(connections)
         self._all: list[_Conn] = []
 
-    async def get(self, path: str) -> tuple[int, bytes]:
+    async def get(self, path: str) -> Result:
         """``(status, body)`` of ``GET <base path><path>``; a transport failure is retried
         once on a new connection, then raised as ``LogUnavailable``."""
-        request = (
+        return (await self.get_many([path]))[0]
+
+    async def get_many(self, paths: Sequence[str]) -> list[Result]:
+        """``(status, body)`` of each GET, in order, pipelined on one connection (one write,
+        one timeout for them all). When a connection fails (or closes, as a server may
+        after any answer), the requests it did not answer are sent again on a new one; a
+        failed try that answered none of them after another failed try raises
+        ``LogUnavailable``."""
+        results: list[Result] = []
+        async with self._slots:
+            fruitless = 0
+            while True:
+                conn = self._reuse() or await self._connect()
+                todo = paths[len(results) :]
+                waiters = conn.send(b"".join([self._request(p) for p in todo]), len(todo))
+                answered = len(results)
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        for waiter in waiters:
+                            results.append(await waiter)
+                except (LogUnavailable, TimeoutError, OSError) as exc:
+                    conn.fail(LogUnavailable(f"an earlier request failed: {exc}"))
+                    for waiter in waiters:  # retrieved, so never logged as unretrieved
+                        if waiter.done() and not waiter.cancelled():
+                            waiter.exception()
+                    fruitless = fruitless + 1 if len(results) == answered else 1
+                    if fruitless == 2:
+                        raise LogUnavailable(f"GET {todo[0]} failed: {exc}") from exc
+                    continue
+                if conn.reusable:
+                    self._idle.append(conn)
+                elif conn.transport is not None:
+                    conn.transport.close()
+                return results
+
+    def _reuse(self) -> _Conn | None:
+        """An idle connection still open (the server may have closed one meanwhile)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.reusable and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        return None
+
+    def _request(self, path: str) -> bytes:
+        return (
             f"GET {self.prefix}{path} HTTP/1.1\r\n".encode()
             + b"Host: "
             + self.host_header
             + b"\r\nAccept-Encoding: identity\r\n\r\n"
         )
-        async with self._slots:
-            for attempt in range(2):
-                conn = self._idle.pop() if self._idle else await self._connect()
-                try:
-                    async with asyncio.timeout(self.timeout):
-                        result = await conn.get(request)
-                except (LogUnavailable, TimeoutError, OSError) as exc:
-                    if conn.transport is not None:
-                        conn.transport.close()
-                    if attempt:
-                        raise LogUnavailable(f"GET {path} failed: {exc}") from exc
-                    continue
-                if not conn.response.close and conn.parser.get_http_version() == "1.1":
-                    self._idle.append(conn)
-                elif conn.transport is not None:
-                    conn.transport.close()
-                return result
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _connect(self) -> _Conn:
         loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from hashlib import sha256
 from typing import TypeVar
 
 from clearpost.audit.errors import (
+    AuditFailure,
     BadProof,
     EntryMismatch,
     Fork,
@@ -46,6 +47,8 @@ __all__ = ["TileTree", "read_tree", "verify_tree"]
 
 T = TypeVar("T")
 _MAX_DIFFERENCES = 64  # differing nodes remembered (the lowest one is what is reported)
+_GROUP = 2  # tiles (and their bundles) fetched together, pipelined on one connection
+_Fetched = tuple[list[bytes] | None, bytes] | Exception
 
 
 class _Progress:
@@ -116,15 +119,34 @@ async def read_tree(
         tiles = (count + TILE_WIDTH - 1) // TILE_WIDTH
         roots: list[bytes] = []
 
-        async def fetch(n: int, level: int = level) -> tuple[list[bytes] | None, bytes]:
-            width = width_at(TileId(level, n), size)
-            stored = _stored(client, level, n, width)
-            if level:
-                return None, await stored
-            bundle, data = await asyncio.gather(_bundle(client, n, width), stored)
-            return bundle, data
+        async def fetch(g: int, level: int = level, tiles: int = tiles) -> list[_Fetched]:
+            """Group ``g``: up to ``_GROUP`` tiles (with their bundles on level 0), all
+            requests pipelined on one connection; a failure is kept with its tile, to be
+            raised in order."""
+            tiles_of = range(g * _GROUP, min(g * _GROUP + _GROUP, tiles))
+            widths = [width_at(TileId(level, n), size) for n in tiles_of]
+            paths = []
+            for n, width in zip(tiles_of, widths, strict=True):
+                if not level:
+                    paths.append(tile_path(None, n, width))
+                paths.append(_stored_path(level, n, width))
+            got = iter(await client.tiles(paths))
+            out: list[_Fetched] = []
+            for n, width in zip(tiles_of, widths, strict=True):
+                bundle = None if level else next(got)
+                data = next(got)
+                try:
+                    entries = None if bundle is None else _bundle(bundle, n, width)
+                    out.append((entries, _stored(data, level, n, width)))
+                except AuditFailure as exc:
+                    out.append(exc)
+            return out
 
-        async for n, (entries, served) in _pipelined(fetch, tiles, parallel):
+        groups = (tiles + _GROUP - 1) // _GROUP
+        async for n, fetched in _each_tile(_pipelined(fetch, groups, parallel)):
+            if isinstance(fetched, Exception):
+                raise fetched
+            entries, served = fetched
             tile = TileId(level, n)
             width = width_at(tile, size)
             if entries is not None:
@@ -148,6 +170,14 @@ async def read_tree(
         below = roots
         level += 1
     return tree
+
+
+async def _each_tile(
+    groups: AsyncIterator[tuple[int, list[_Fetched]]],
+) -> AsyncIterator[tuple[int, _Fetched]]:
+    async for g, fetched in groups:
+        for k, item in enumerate(fetched):
+            yield g * _GROUP + k, item
 
 
 def _record(tree: TileTree, tile: TileId, ours: bytes, served: bytes) -> None:
@@ -253,25 +283,25 @@ def _more(tree: TileTree) -> str:
     return f"; {others}{more} more stored nodes differ"
 
 
-async def _stored(client: LogClient, level: int, n: int, width: int) -> bytes:
-    path = "nodes/" + tile_path(level, n, width).removeprefix("tile/")
-    try:
-        return await client.tile(path)
-    except ServerRefused as exc:
+def _stored_path(level: int, n: int, width: int) -> str:
+    return "nodes/" + tile_path(level, n, width).removeprefix("tile/")
+
+
+def _stored(got: bytes | ServerRefused, level: int, n: int, width: int) -> bytes:
+    if isinstance(got, ServerRefused):
         raise BadProof(
             f"the log does not serve its stored tile {level}/{n} (width {width}), which its "
-            f"signed tree needs and proofs are computed from: {exc.message}"
-        ) from exc
+            f"signed tree needs and proofs are computed from: {got.message}"
+        ) from got
+    return got
 
 
-async def _bundle(client: LogClient, n: int, width: int) -> list[bytes]:
-    try:
-        data = await client.tile(tile_path(None, n, width))
-    except ServerRefused as exc:
-        if exc.status == 404:
+def _bundle(got: bytes | ServerRefused, n: int, width: int) -> list[bytes]:
+    if isinstance(got, ServerRefused):
+        if got.status == 404:
             return []
-        raise
-    entries = decode_bundle(data)
+        raise got
+    entries = decode_bundle(got)
     if entries is None or len(entries) > width:
         raise LogUnavailable(f"the entry bundle {n} (width {width}) is malformed")
     return entries

@@ -19,17 +19,19 @@ all but the last prefixed with ``x`` and no leading ``x000`` elements (the encod
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from hashlib import sha256
 from typing import NamedTuple
 
 from clearpost.core.tlog.hashing import HASH_SIZE
 from clearpost.core.tlog.nodes import NodeId
-from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, locate, nodes_below
+from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_NODES, TILE_WIDTH, locate, nodes_below
 
 MAX_LEVEL = 63
 MAX_INDEX = 2**56  # no tree of at most 2**64 leaves has a tile index this large
 MAX_ENTRY_BYTES = 0xFFFF
+_LENGTH = struct.Struct(">H").pack
 
 # The post-order position of each (sub-level, index) of a stored tile, and the reverse.
 _POSITION = {
@@ -120,6 +122,8 @@ def bottom_hashes(stored: bytes, width: int) -> bytes | None:
 def stored_width(stored_len: int) -> int:
     """How many bottom hashes a stored tile of ``stored_len`` bytes holds."""
     count = stored_len // HASH_SIZE
+    if count >= TILE_NODES:  # a full tile: every tile of a tree but its right edge
+        return TILE_WIDTH
     lo, hi = 0, TILE_WIDTH
     while lo < hi:  # the largest w with nodes_below(w) <= count
         mid = (lo + hi + 1) // 2
@@ -161,13 +165,14 @@ def node_at(tile_level: int, tile_index: int, position: int) -> NodeId:
 
 def encode_bundle(entries: Iterable[bytes]) -> bytes:
     """An entry bundle: each entry as a big-endian uint16 length and its bytes."""
-    out = bytearray()
+    parts: list[bytes] = []
+    add = parts.append
     for entry in entries:
         if len(entry) > MAX_ENTRY_BYTES:
             raise ValueError("an entry in a bundle is at most 65,535 bytes")
-        out += len(entry).to_bytes(2, "big")
-        out += entry
-    return bytes(out)
+        add(_LENGTH(len(entry)))
+        add(entry)
+    return b"".join(parts)
 
 
 def decode_bundle(data: bytes) -> list[bytes] | None:

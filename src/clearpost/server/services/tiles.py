@@ -30,10 +30,11 @@ TILE_READ_BATCH = 64
 
 @dataclass(frozen=True, slots=True)
 class StoredTile:
-    """A stored tile's bytes (None when not stored); the log's size when a bundle was read."""
+    """A stored tile's bytes (None when not stored), or an entry bundle's (encoded as read)
+    and the log's size then."""
 
     hashes: bytes | None
-    bodies: list[bytes] | None
+    bundle: bytes | None
     size: int
 
 
@@ -54,11 +55,10 @@ class TileService:
         each is what the tile was, or will be cut to, at some tree size)."""
         found = await self._reads.submit(req)
         if req.level is None:
-            bodies = found.bodies or []
             first = req.index * TILE_WIDTH
             if first + req.width > found.size:
                 raise _missing(req, "the log's latest checkpoint does not cover it yet")
-            return encode_bundle(bodies)
+            return found.bundle or b""
         cut = None if found.hashes is None else bottom_hashes(found.hashes, req.width)
         if cut is None or found.hashes is None:
             raise _missing(req, "the tree does not have that many nodes there yet")
@@ -94,8 +94,8 @@ def _read_batch(conn: Connection, batch: Sequence[TileRequest]) -> list[StoredTi
             continue
         first = r.index * TILE_WIDTH
         end = min(first + r.width, size)
-        bodies = store.read_entries(conn, first, end) if first < end else []
-        out.append(StoredTile(None, bodies, size))
+        bundle = encode_bundle(store.read_entries(conn, first, end)) if first < end else b""
+        out.append(StoredTile(None, bundle, size))
     return out
 
 
