@@ -24,6 +24,7 @@ from clearpost.server.http.routes import (
     conversations,
     health,
     home,
+    keydir,
     keys,
     links,
     log,
@@ -101,6 +102,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         links,
         home,
         tiles,
+        keydir,
     ):
         app.include_router(module.router)
 

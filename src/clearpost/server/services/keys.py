@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clearpost.core.clock import Clock
@@ -31,6 +31,8 @@ class KeyService:
         self.keys, self.accounts, self.clock, self.notifier = keys, accounts, clock, notifier
         self.on_logged: Callable[[], None] | None = None
         self.on_device_changed: Callable[[str, str], None] = lambda _user, _device: None
+        self.until_published: Callable[[str], Awaitable[None]] | None = None
+        """Waits until the key directory commits an account's new device (issue 17)."""
         self.claim_limiter = RateLimiter(
             clock, CLAIMS_PER_TARGET / 60, CLAIMS_PER_TARGET, "key claims for that device"
         )
@@ -57,6 +59,8 @@ class KeyService:
             self.on_device_changed(caller.user_id, caller.device_id)
             if self.on_logged is not None:
                 self.on_logged()
+            if self.until_published is not None:
+                await self.until_published(caller.user_id)
 
     async def upload_one_time(
         self, caller: Caller, one_time_keys: dict[str, Any], fallback_key: dict[str, Any] | None
