@@ -446,6 +446,10 @@ def verify_update(
     2. insert the new leaves into the rebuilt part of the tree (the rest is untouched hashes);
     3. its root must equal ``new_root``: nothing else was added, changed or removed.
     """
+    if not inserted:
+        if proof.results or proof.copath or old_root != new_root:
+            raise KeyDirProofError("an epoch without inserts keeps its root and has no proof")
+        return
     # 1.
     node, _ = _rebuild(proof, dict.fromkeys(inserted))
     if _node_hash(node) != old_root:
