@@ -19,6 +19,7 @@ from typing import Any
 from clearpost.client import content as content_mod
 from clearpost.client.cache import MessageCache
 from clearpost.client.decrypt import decrypt_message
+from clearpost.client.directory import Directory
 from clearpost.client.errors import ClientError, CryptoError
 from clearpost.client.keyshare import KeyShare
 from clearpost.client.megolm import (
@@ -49,6 +50,9 @@ class Crypto:
         self.store, self.transport, self.clock = store, transport, clock
         self.user_id, self.device_id = user_id, device_id
         self.devices = DeviceTracker(store, transport, clock, user_id)
+        self.directory = self.devices.directory = Directory(
+            transport, store, clock, user_id, device_id
+        )
         self.olm = OlmMachine.load(store, transport, self.devices, clock, user_id, device_id)
         self.groups = GroupSessions(store)
         self.cache = MessageCache(store)

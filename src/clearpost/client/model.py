@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from clearpost.client.content import Content, to_json
+from clearpost.client.directory import DirectoryAlarm
 from clearpost.client.shares import ShareIntent
 from clearpost.client.verify import DeviceListChange
 
@@ -115,4 +116,4 @@ class Stats:
     messages_decrypted: int = 0
 
 
-Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent
+Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent | DirectoryAlarm
