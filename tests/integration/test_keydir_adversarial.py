@@ -13,7 +13,8 @@ import orjson
 import pytest
 from sqlalchemy import insert, update
 
-from clearpost.audit.errors import KeyDirTransitionInvalid
+from clearpost.audit.auditor import audit_log
+from clearpost.audit.errors import AuditFailure, ExitCode, KeyDirTransitionInvalid
 from clearpost.audit.http import LogClient
 from clearpost.audit.keydir import audit_epochs
 from clearpost.client import Client
@@ -246,3 +247,66 @@ async def _checkpoint(http: httpx.AsyncClient) -> Checkpoint:
     note = (await http.get("/v1/log/checkpoint")).text
     text, _ = parse_note_unverified(note)
     return Checkpoint.parse(text)
+
+
+async def test_4_different_directory_states_are_caught_through_the_log(tmp_path: Path) -> None:
+    """The server forks: Alice's clients talk to one copy of it, Bob's to another that shows
+    a different device list for Alice. Both answers verify alone (each log is signed by the
+    same key); the fork shows where views meet: the auditor that saw one log, and Bob's
+    client once it has seen Alice's side."""
+    real, fork = fast_settings(tmp_path / "real"), fast_settings(tmp_path / "fork")
+    state = tmp_path / "audit.json"
+    app = create_app(real)
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        bob = await Client.register(
+            http,
+            "bob",
+            PASSWORD,
+            store_path=tmp_path / "bob.store",
+            passphrase="b",
+            kdf=FAST,
+            stream=False,
+        )
+        await api.user(http, "alice")
+        await app.state.services.log.integrate_once()
+        assert len(await bob.crypto.directory.devices("@alice")) == 1
+        # the operator copies the database: from here on there are two histories
+        fork.data_dir.mkdir(parents=True)
+        for name in ("log.key", "report.key"):
+            (fork.data_dir / name).write_bytes((real.data_dir / name).read_bytes())
+        source = sqlite3.connect(real.data_dir / "clearpost.db")
+        copy = sqlite3.connect(fork.data_dir / "clearpost.db")
+        source.backup(copy)
+        source.close()
+        copy.close()
+        await api.login(http, "alice")  # Alice's second device, on the real server
+        await app.state.services.log.integrate_once()
+        await audit_log(LogClient(http), state, tiles=False)  # the auditor sees this log
+        real_view = await bob.crypto.directory.devices("@alice")
+        assert len(real_view) == 2
+        await bob.close()
+    forked = create_app(fork)
+    async with forked.router.lifespan_context(forked):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=forked), base_url="http://t")
+        await forked.state.services.log.integrate_once()
+        # in the fork Alice still has one device: the split view Bob is shown
+        bob_store = tmp_path / "bob-fork.store"
+        fresh = await Client.register(
+            http, "dave", PASSWORD, store_path=bob_store, passphrase="d", kdf=FAST, stream=False
+        )
+        assert len(await fresh.crypto.directory.devices("@alice")) == 1  # verifies alone
+        await fresh.close()
+        # the auditor who audited the real log refuses the fork
+        with pytest.raises(AuditFailure) as failed:
+            await audit_log(LogClient(http), state, tiles=False)
+        assert failed.value.exit_code in (ExitCode.FORK, ExitCode.ROLLBACK)
+        # and Bob's own device, which verified the real log, refuses the fork's answer
+        bob = await Client.open(
+            http, store_path=tmp_path / "bob.store", passphrase="b", stream=False
+        )
+        with pytest.raises(DirectoryVerificationFailed) as refused:
+            await bob.crypto.directory.devices("@alice")
+        assert refused.value.code == "log_inconsistent"
+        assert "forked history" in refused.value.message
+        await bob.close()
