@@ -149,3 +149,42 @@ def test_outputs_are_deterministic_and_distinct() -> None:
     assert key.evaluate(b"devices:@alice:example.org") == (pi1, beta1)
     assert key.evaluate(b"devices:@bob:example.org")[1] != beta1
     assert verify(key.public_key, b"devices:@alice:example.org", pi1) == beta1
+
+
+def _rfc8032_decodes(s: bytes) -> bool:
+    """RFC 8032 §5.1.3 point decoding, spelled out (the reference for the candidates)."""
+    p = 2**255 - 19
+    d = (-121665 * pow(121666, p - 2, p)) % p
+    y = int.from_bytes(s, "little") & ((1 << 255) - 1)
+    if y >= p:
+        return False
+    u, v = (y * y - 1) % p, (d * y * y + 1) % p
+    x = (u * pow(v, 3, p) * pow(u * pow(v, 7, p), (p - 5) // 8, p)) % p
+    if (v * x * x) % p != u:
+        if (v * x * x) % p != (-u) % p:
+            return False
+        x = (x * pow(2, (p - 1) // 4, p)) % p
+    return not (x == 0 and s[31] >> 7)
+
+
+def test_hash_to_curve_candidates_decode_as_rfc8032_says() -> None:
+    """The encoder's cheap test (y < p, then libsodium's addition) accepts exactly the
+    candidates RFC 8032 decodes, but for x = 0 points, which are small order and skipped."""
+    import random
+
+    from nacl import exceptions as nacl_errors
+
+    rng = random.Random(5)
+    candidates = [rng.randbytes(32) for _ in range(1500)]
+    candidates += [bytes.fromhex(s) for s in SMALL_ORDER + NON_CANONICAL]
+    for s in candidates:
+        try:
+            bindings.crypto_core_ed25519_add(s, s)
+            libsodium = int.from_bytes(s, "little") & ((1 << 255) - 1) < 2**255 - 19
+        except nacl_errors.CryptoError:
+            libsodium = False
+        x_zero = s[:31] in (b"\x01" + bytes(30), b"\xec" + b"\xff" * 30) and s[31] & 0x7F in (
+            0,
+            0x7F,
+        )
+        assert libsodium == _rfc8032_decodes(s) or x_zero, s.hex()

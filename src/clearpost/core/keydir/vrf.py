@@ -41,30 +41,12 @@ _C_LEN = 16
 _L = 2**252 + 27742317777372353535851937790883648493
 """Order of the prime-order subgroup (q in RFC 9381)."""
 _P = 2**255 - 19
-_D = (-121665 * pow(121666, _P - 2, _P)) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+_Y_MASK = (1 << 255) - 1
 _IDENTITY = b"\x01" + bytes(31)
 
 
 def _sha512(data: bytes) -> bytes:
     return hashlib.sha512(data).digest()
-
-
-def _on_curve_encoding(s: bytes) -> bool:
-    """RFC 8032 §5.1.3 decoding succeeds (canonical y, a square for x, no negative zero)."""
-    y = int.from_bytes(s, "little") & ((1 << 255) - 1)
-    sign = s[31] >> 7
-    if y >= _P:
-        return False
-    u = (y * y - 1) % _P
-    v = (_D * y * y + 1) % _P
-    x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
-    vxx = (v * x * x) % _P
-    if vxx != u:
-        if vxx != (-u) % _P:
-            return False
-        x = (x * _SQRT_M1) % _P
-    return not (x == 0 and sign == 1)
 
 
 def _times_cofactor(point: bytes) -> bytes:
@@ -75,12 +57,21 @@ def _times_cofactor(point: bytes) -> bytes:
 
 
 def _encode_to_curve(public_key: bytes, alpha: bytes) -> bytes:
-    """RFC 9381 §5.4.1.1 try-and-increment, salted with the public key."""
+    """RFC 9381 §5.4.1.1 try-and-increment, salted with the public key.
+
+    A candidate is RFC 8032-decoded: ``y >= p`` is refused here, and libsodium's point
+    addition refuses a ``y`` with no ``x`` on the curve. The one other RFC 8032 refusal (x = 0
+    with the sign bit set) only concerns y = 1 and y = -1, small-order points whose cofactor
+    multiple is the identity, which the loop skips anyway.
+    """
     for ctr in range(256):
         h = _sha512(SUITE + b"\x01" + public_key + alpha + bytes([ctr]) + b"\x00")[:32]
-        if not _on_curve_encoding(h):
+        if int.from_bytes(h, "little") & _Y_MASK >= _P:
             continue
-        point = _times_cofactor(h)
+        try:
+            point = _times_cofactor(h)
+        except _nacl_errors.CryptoError:
+            continue
         if point != _IDENTITY:
             return point
     raise VrfInvalid("no curve point found for this input (probability about 2**-256)")
