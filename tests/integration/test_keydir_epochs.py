@@ -1,0 +1,72 @@
+"""When the key directory publishes, and what the log carries instead of device entries."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import orjson
+
+from clearpost.server.http.app import create_app
+from tests.conftest import fast_settings
+from tests.support import api
+
+
+async def _epochs(http: httpx.AsyncClient) -> list[dict[str, object]]:
+    out, n = [], 0
+    while (r := await http.get(f"/v1/keydir/epochs/{n}")).status_code == 200:
+        out.append(r.json())
+        n += 1
+    assert r.status_code == 404 and r.json()["code"] == "epoch_not_found"
+    return out
+
+
+async def _log_types(http: httpx.AsyncClient) -> list[str]:
+    size = int((await http.get("/v1/log/checkpoint")).text.splitlines()[1])
+    r = await http.get("/v1/log/entries", params={"start": 0, "end": size})
+    return [orjson.loads(base64.b64decode(e))["type"] for e in r.json()["entries"]]
+
+
+async def test_no_epoch_without_changes_before_the_heartbeat(tmp_path: Path) -> None:
+    app = create_app(fast_settings(tmp_path))
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        await api.user(http, "alice")
+        log = app.state.services.log
+        await log.integrate_once()
+        before = await _epochs(http)
+        await log.integrate_once()
+        await log.integrate_once()
+        assert await _epochs(http) == before
+        # device keys are committed in the directory, not logged with the device in them
+        types = await _log_types(http)
+        assert "device" not in types and "keydir" in types
+
+
+async def test_a_heartbeat_epoch_without_changes(tmp_path: Path) -> None:
+    app = create_app(fast_settings(tmp_path, keydir_heartbeat_seconds=0))
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        log = app.state.services.log
+        await log.integrate_once()
+        before = await _epochs(http)
+        await log.integrate_once()
+        after = await _epochs(http)
+        assert len(after) == len(before) + 1
+        assert after[-1]["inserted"] == [] and after[-1]["root"] == before[-1]["root"]
+
+
+async def test_the_tree_is_rebuilt_from_stored_leaves_at_start(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        alice = await api.user(http, "alice")
+        first = (await http.get("/v1/keydir/devices/@alice", headers=alice.headers)).json()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        assert app.state.services.keydir._tree_epoch == first["epoch"]
+        again = (await http.get("/v1/keydir/devices/@alice", headers=alice.headers)).json()
+        assert again["present"][0]["commitment"] == first["present"][0]["commitment"]
