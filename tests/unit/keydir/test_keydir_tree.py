@@ -257,3 +257,18 @@ def test_lookup_proof_size_is_logarithmic() -> None:
     sizes = [len(tree.prove([k]).to_bytes()) for k, _ in pairs[:50]]
     # about log2(4096) = 12 copath hashes, not thousands
     assert max(sizes) < 25 * 32
+
+
+def test_one_leaf_proves_its_own_presence_and_a_neighbours_absence() -> None:
+    """Two searched paths that end at the same leaf: one included, one absent at it."""
+    tree, pairs = _tree()
+    index, value = pairs[5]
+    neighbour = index[:31] + bytes([index[31] ^ 1])  # shares 255 bits, so ends at the leaf
+    proof = tree.prove([index, neighbour])
+    kinds = sorted(r.kind for r in proof.results)
+    assert kinds == [INCLUDED, ABSENT_LEAF]
+    verify_prefix_proof(tree.root(), proof, {index: value, neighbour: None})
+    with pytest.raises(KeyDirProofError):
+        verify_prefix_proof(tree.root(), proof, {index: value, neighbour: h("x")})
+    with pytest.raises(KeyDirProofError):
+        verify_prefix_proof(tree.root(), proof, {index: h("other"), neighbour: None})
