@@ -70,6 +70,12 @@ def test_ladder_shows_n_and_n_plus_one_and_separates_any_two_claims() -> None:
     assert lookup_ladder(0) == ([0], [1])
     assert lookup_ladder(3) == ([0, 1, 3], [4, 5, 7])
     assert lookup_ladder(10) == ([0, 1, 3, 7, 9, 10], [11, 15])
+    assert lookup_ladder(6) == ([0, 1, 3, 5, 6], [7])  # the draft's own example
+    top = 2**32 - 1  # the greatest version there can be: nothing above it to show absent
+    assert lookup_ladder(top) == ([2**k - 1 for k in range(33)], [])
+    assert lookup_ladder(top - 1)[1] == [top]
+    with pytest.raises(ValueError):
+        lookup_ladder(2**32)
     for n in range(70):
         present, absent = lookup_ladder(n)
         assert n in present and n + 1 in absent

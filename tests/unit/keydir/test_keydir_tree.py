@@ -223,8 +223,8 @@ def test_proof_bytes_layout_and_malformed_bytes() -> None:
     raw = proof.to_bytes()
     assert raw == (
         b"\x00\x00\x00\x02"
-        + b"\x00\x00\x02"
-        + b"\x01\x00\x03"
+        + b"\x01\x00\x02"
+        + b"\x02\x00\x03"
         + h("i")
         + h("v")
         + b"\x00\x00\x00\x03"
@@ -238,7 +238,8 @@ def test_proof_bytes_layout_and_malformed_bytes() -> None:
         raw + b"\x00",
         raw[:-33] + bytes([0b10100001]) + h("c"),  # padding bit set
         b"\x00\x00\x00\x01\x07\x00\x00" + bytes(4),  # unknown kind
-        b"\x00\x00\x00\x01\x00\x01\x01" + bytes(4),  # depth 257
+        b"\x00\x00\x00\x01\x00\x00\x00" + bytes(4),  # kind 0 (reserved, as in the draft)
+        b"\x00\x00\x00\x01\x01\x01\x01" + bytes(4),  # depth 257
     ]:
         with pytest.raises(KeyDirFormatError):
             PrefixProof.from_bytes(bad)
@@ -272,3 +273,25 @@ def test_one_leaf_proves_its_own_presence_and_a_neighbours_absence() -> None:
         verify_prefix_proof(tree.root(), proof, {index: value, neighbour: h("x")})
     with pytest.raises(KeyDirProofError):
         verify_prefix_proof(tree.root(), proof, {index: h("other"), neighbour: None})
+
+
+def test_hashing_is_the_documented_one() -> None:
+    """SHA-256 with 0x02 for leaves, 0x03 for parents, zeros for a missing child (the
+    draft's prefix-tree values)."""
+
+    def sha(*parts: bytes) -> bytes:
+        return hashlib.sha256(b"".join(parts)).digest()
+
+    a = bytes([0b0000_0000]) + bytes(31)
+    b = bytes([0b0100_0000]) + bytes(31)
+    c = bytes([0b1000_0000]) + bytes(31)
+    va, vb, vc = h("a"), h("b"), h("c")
+    leaf_a, leaf_b, leaf_c = sha(b"\x02", a, va), sha(b"\x02", b, vb), sha(b"\x02", c, vc)
+    assert PrefixTree.from_leaves([(a, va), (c, vc)]).root() == sha(b"\x03", leaf_a, leaf_c)
+    # a and b share their first bit: a parent at depth 1 with the two leaves under it
+    expected = sha(b"\x03", sha(b"\x03", leaf_a, leaf_b), leaf_c)
+    assert PrefixTree.from_leaves([(a, va), (b, vb), (c, vc)]).root() == expected
+    # a and b alone: the root has no right child (zeros stand in)
+    assert PrefixTree.from_leaves([(a, va), (b, vb)]).root() == sha(
+        b"\x03", sha(b"\x03", leaf_a, leaf_b), bytes(32)
+    )

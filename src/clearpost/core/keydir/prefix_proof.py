@@ -12,9 +12,10 @@ union of their paths depth-first (left before right), and:
 Bytes (all integers big-endian)::
 
     uint32 result_count
-    result_count x { uint8 kind (0 included, 1 absent_leaf, 2 absent_empty)
+    result_count x { uint8 kind (1 included, 2 absent_leaf, 3 absent_empty: the draft's
+                                    PrefixSearchResultType)
                      uint16 depth
-                     kind 1 only: index[32] value[32] }
+                     kind 2 only: index[32] value[32] }
     uint32 copath_count
     ceil(copath_count / 8) bytes: bit i (MSB first) set = copath node i is empty; padding 0
     32 bytes per non-empty copath node, in order
@@ -32,9 +33,9 @@ from clearpost.core.keydir.errors import KeyDirFormatError
 
 __all__ = ["ABSENT_EMPTY", "ABSENT_LEAF", "INCLUDED", "PrefixProof", "SearchResult"]
 
-INCLUDED = 0
-ABSENT_LEAF = 1
-ABSENT_EMPTY = 2
+INCLUDED = 1
+ABSENT_LEAF = 2
+ABSENT_EMPTY = 3
 _KIND_NAMES = {INCLUDED: "included", ABSENT_LEAF: "absent_leaf", ABSENT_EMPTY: "absent_empty"}
 _KINDS_BY_NAME = {v: k for k, v in _KIND_NAMES.items()}
 _MAX_DEPTH = 256
@@ -52,7 +53,7 @@ class SearchResult:
 
     def __post_init__(self) -> None:
         if self.kind not in _KIND_NAMES:
-            raise KeyDirFormatError("a search result's kind is 0, 1 or 2")
+            raise KeyDirFormatError("a search result's kind is 1, 2 or 3")
         if not 0 <= self.depth <= _MAX_DEPTH:
             raise KeyDirFormatError("a search result's depth is in 0..256")
         has_leaf = self.leaf_index is not None or self.leaf_value is not None

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from clearpost.core.keydir.commit import commit, label_input
+from clearpost.core.keydir.commit import MAX_VERSION, commit, label_input
 from clearpost.core.keydir.errors import KeyDirFormatError, KeyDirProofError
 from clearpost.core.keydir.prefix_proof import PrefixProof
 from clearpost.core.keydir.tree import PrefixTree, verify_prefix_proof
@@ -68,9 +68,13 @@ def index_of(vrf_output: bytes) -> bytes:
 
 
 def lookup_ladder(n: int) -> tuple[list[int], list[int]]:
-    """(present, absent) versions a lookup of greatest version ``n`` shows, ascending."""
-    if n < 0:
-        raise ValueError("a version is at least 0")
+    """(present, absent) versions a lookup of greatest version ``n`` shows, ascending.
+
+    The draft's ``base_binary_ladder``: versions past ``2^32 - 1`` cannot exist and are left
+    out (taken as absent without a proof).
+    """
+    if not 0 <= n <= MAX_VERSION:
+        raise ValueError(f"a version is in 0..{MAX_VERSION}")
     present: set[int] = set()
     absent: set[int] = set()
     k = 0
@@ -87,7 +91,7 @@ def lookup_ladder(n: int) -> tuple[list[int], list[int]]:
         else:
             absent.add(mid)
             hi = mid
-    return sorted(present), sorted(absent)
+    return sorted(present), sorted(v for v in absent if v <= MAX_VERSION)
 
 
 @dataclass(frozen=True, slots=True)

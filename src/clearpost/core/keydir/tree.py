@@ -7,11 +7,12 @@ empty node. So a leaf sits one level below its longest common prefix with any ot
 a node whose two children are a leaf and the empty node never exists. The shape (and hence the
 root) depends only on the set of leaves, not on the order they were inserted in.
 
-Hashing (SHA-256)::
+Hashing (SHA-256; the same values as draft-ietf-keytrans-protocol's prefix tree in its
+SHA-256 cipher suites, whose 32-byte VRF outputs are our indexes)::
 
     empty           = 32 zero bytes
-    leaf(i, v)      = SHA-256(0x01 || index[32] || value[32])
-    parent(l, r)    = SHA-256(0x02 || l || r)
+    leaf(i, v)      = SHA-256(0x02 || index[32] || value[32])
+    parent(l, r)    = SHA-256(0x03 || l || r)
 
 Leaves are never modified or removed: ``insert_many`` refuses an index already present. Each
 epoch only inserts; ``prove_update``/``verify_update`` let an auditor recompute the new root
@@ -63,13 +64,13 @@ _sha256 = hashlib.sha256
 
 
 def leaf_hash(index: bytes, value: bytes) -> bytes:
-    """``SHA-256(0x01 || index || value)``."""
-    return _sha256(b"\x01" + index + value).digest()
+    """``SHA-256(0x02 || index || value)``."""
+    return _sha256(b"\x02" + index + value).digest()
 
 
 def parent_hash(left: bytes, right: bytes) -> bytes:
-    """``SHA-256(0x02 || left || right)``."""
-    return _sha256(b"\x02" + left + right).digest()
+    """``SHA-256(0x03 || left || right)``."""
+    return _sha256(b"\x03" + left + right).digest()
 
 
 def _check_pair(index: bytes, value: bytes) -> tuple[int, bytes]:
@@ -182,7 +183,7 @@ class PrefixTree:
         """
         keys = self._keys
         if hi - lo == 1:
-            return _sha256(b"\x01" + _ib(keys[lo]) + self._vals[lo]).digest()
+            return _sha256(b"\x02" + _ib(keys[lo]) + self._vals[lo]).digest()
         a = keys[lo]
         split = _BITS - (a ^ keys[hi - 1]).bit_length()  # depth of the branching node
         node_id = (1 << split) | (a >> (_BITS - split))
@@ -197,9 +198,9 @@ class PrefixTree:
         # lift through the unary nodes between ``depth`` and the branching node
         for d in range(split - 1, depth - 1, -1):
             if (a >> (_BITS - 1 - d)) & 1:
-                h = _sha256(b"\x02" + EMPTY + h).digest()
+                h = _sha256(b"\x03" + EMPTY + h).digest()
             else:
-                h = _sha256(b"\x02" + h + EMPTY).digest()
+                h = _sha256(b"\x03" + h + EMPTY).digest()
         return h
 
     def _branching(
@@ -208,7 +209,7 @@ class PrefixTree:
         threshold = ((self._keys[lo] >> (_BITS - 1 - split)) | 1) << (_BITS - 1 - split)
         m = bisect_left(self._keys, threshold, lo, hi)
         h = _sha256(
-            b"\x02"
+            b"\x03"
             + self._subtree(lo, m, split + 1, dirty)
             + self._subtree(m, hi, split + 1, dirty)
         ).digest()
