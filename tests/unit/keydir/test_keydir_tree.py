@@ -295,3 +295,15 @@ def test_hashing_is_the_documented_one() -> None:
     assert PrefixTree.from_leaves([(a, va), (b, vb)]).root() == sha(
         b"\x03", sha(b"\x03", leaf_a, leaf_b), bytes(32)
     )
+
+
+def test_malformed_sizes_from_a_server_are_format_errors() -> None:
+    """An auditor's inputs come off the wire: a bad size is a 4xx-class verdict, not a crash."""
+    tree, _ = _tree()
+    proof = prove_update(tree, [h("n")])
+    with pytest.raises(KeyDirFormatError):
+        verify_update(tree.root(), tree.root(), proof, {b"short": h("v")})
+    with pytest.raises(KeyDirFormatError):
+        verify_update(tree.root(), tree.root(), proof, {h("n"): b"short"})
+    with pytest.raises(KeyDirFormatError):
+        verify_prefix_proof(tree.root(), proof, {h("n"): b"short"})

@@ -21,6 +21,8 @@ import hashlib
 import secrets
 from collections.abc import Callable
 
+from clearpost.core.keydir.errors import KeyDirFormatError
+
 __all__ = [
     "MAX_LABEL_BYTES",
     "MAX_VALUE_BYTES",
@@ -42,20 +44,20 @@ _DOMAIN = b"clearpost/keydir/commit/v1\x00"
 def label_input(label: bytes, version: int) -> bytes:
     """``uint16_be(len(label)) || label || uint32_be(version)``: the VRF input of a version."""
     if not isinstance(label, bytes | bytearray) or len(label) > MAX_LABEL_BYTES:
-        raise ValueError(f"a label is at most {MAX_LABEL_BYTES} bytes")
+        raise KeyDirFormatError(f"a label is at most {MAX_LABEL_BYTES} bytes")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError("a version is an integer")
+        raise KeyDirFormatError("a version is an integer")
     if not 0 <= version <= MAX_VERSION:
-        raise ValueError(f"a version is in 0..{MAX_VERSION}")
+        raise KeyDirFormatError(f"a version is in 0..{MAX_VERSION}")
     return len(label).to_bytes(2, "big") + bytes(label) + version.to_bytes(4, "big")
 
 
 def commit(opening: bytes, label: bytes, version: int, value: bytes) -> bytes:
     """The 32-byte commitment stored in the tree for ``(label, version) -> value``."""
     if not isinstance(opening, bytes | bytearray) or len(opening) not in (16, 32):
-        raise ValueError("an opening is 16 or 32 bytes")
+        raise KeyDirFormatError("an opening is 16 or 32 bytes")
     if not isinstance(value, bytes | bytearray) or len(value) > MAX_VALUE_BYTES:
-        raise ValueError("a value is bytes, at most 2**32 - 1 of them")
+        raise KeyDirFormatError("a value is bytes, at most 2**32 - 1 of them")
     return hashlib.sha256(
         _DOMAIN
         + bytes([len(opening)])
@@ -70,5 +72,5 @@ def new_opening(random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> b
     """A fresh 16-byte opening; tests pass a deterministic ``random_bytes``."""
     opening = random_bytes(OPENING_SIZE)
     if len(opening) != OPENING_SIZE:
-        raise ValueError(f"random_bytes returned {len(opening)} bytes, not {OPENING_SIZE}")
+        raise KeyDirFormatError(f"random_bytes returned {len(opening)} bytes, not {OPENING_SIZE}")
     return opening

@@ -22,8 +22,9 @@ class KeyDirProofError(InvalidInput):
     code = "invalid_keydir_proof"
 
 
-class KeyDirFormatError(InvalidInput):
-    """Bytes or JSON that do not follow a documented key-directory layout."""
+class KeyDirFormatError(InvalidInput, ValueError):
+    """Bytes, JSON or sizes that do not follow a documented key-directory layout (also a
+    ``ValueError``: the same check refuses a caller's wrong argument)."""
 
     code = "invalid_keydir_format"
 

@@ -74,7 +74,7 @@ def lookup_ladder(n: int) -> tuple[list[int], list[int]]:
     out (taken as absent without a proof).
     """
     if not 0 <= n <= MAX_VERSION:
-        raise ValueError(f"a version is in 0..{MAX_VERSION}")
+        raise KeyDirFormatError(f"a version is in 0..{MAX_VERSION}")
     present: set[int] = set()
     absent: set[int] = set()
     k = 0

@@ -30,7 +30,7 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
-from clearpost.core.keydir.errors import DuplicateIndex, KeyDirProofError
+from clearpost.core.keydir.errors import DuplicateIndex, KeyDirFormatError, KeyDirProofError
 from clearpost.core.keydir.prefix_proof import (
     ABSENT_EMPTY,
     ABSENT_LEAF,
@@ -74,16 +74,14 @@ def parent_hash(left: bytes, right: bytes) -> bytes:
 
 
 def _check_pair(index: bytes, value: bytes) -> tuple[int, bytes]:
-    if not isinstance(index, bytes | bytearray) or len(index) != INDEX_SIZE:
-        raise ValueError(f"a tree index is {INDEX_SIZE} bytes")
     if not isinstance(value, bytes | bytearray) or len(value) != VALUE_SIZE:
-        raise ValueError(f"a tree value is {VALUE_SIZE} bytes")
-    return int.from_bytes(index, "big"), bytes(value)
+        raise KeyDirFormatError(f"a tree value is {VALUE_SIZE} bytes")
+    return _check_index(index), bytes(value)
 
 
 def _check_index(index: bytes) -> int:
     if not isinstance(index, bytes | bytearray) or len(index) != INDEX_SIZE:
-        raise ValueError(f"a tree index is {INDEX_SIZE} bytes")
+        raise KeyDirFormatError(f"a tree index is {INDEX_SIZE} bytes")
     return int.from_bytes(index, "big")
 
 
@@ -368,10 +366,10 @@ def _rebuild(proof: PrefixProof, expected: Mapping[bytes, bytes | None]) -> tupl
     targets = [k for k, _ in pairs]
     values = [v for _, v in pairs]
     if len(set(targets)) != len(targets):
-        raise ValueError("an index is expected twice")
+        raise KeyDirFormatError("an index is expected twice")
     for v in values:
         if v is not None and (not isinstance(v, bytes) or len(v) != VALUE_SIZE):
-            raise ValueError(f"a tree value is {VALUE_SIZE} bytes")
+            raise KeyDirFormatError(f"a tree value is {VALUE_SIZE} bytes")
     if len(proof.results) != len(targets):
         raise KeyDirProofError("the proof has a result per searched index, no more, no fewer")
     if not targets:
