@@ -136,6 +136,8 @@ class Directory:
 
     async def _vrf_key(self) -> bytes:
         saved = self.store.get_meta(_VRF_PIN)
+        if saved is not None and self._heartbeat_ms is not None:
+            return saved
         info = await self.transport.request("GET", "/v1/keydir/key")
         self._heartbeat_ms = int(info["heartbeat_seconds"]) * 1000
         if saved is not None:

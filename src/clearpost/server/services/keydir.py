@@ -55,6 +55,7 @@ log = logging.getLogger("clearpost.keydir")
 
 VRF_SECRET = "keydir_vrf"
 MAX_ACCOUNTS_PER_EPOCH = 20_000
+VRF_CACHE = 100_000
 
 
 class KeyDirBusy(Unavailable):
@@ -94,6 +95,9 @@ class KeyDirService:
         self._tree_epoch = -1
         self._lock = threading.Lock()  # the tree: used by the writer thread and by proofs
         self.last_publish_seconds = 0.0
+        self._entry: tuple[int, bytes] | None = None
+        self._absent_proofs: dict[bytes, bytes] = {}
+        """VRF proofs of versions not yet published (deterministic: kept, bounded)."""
 
     # --- start ---
 
@@ -253,16 +257,22 @@ class KeyDirService:
                 raise NotFound("the key directory has no epoch yet", code="keydir_empty")
             checkpoint = await self.log.store.latest()
             if checkpoint is not None and checkpoint.size > latest.log_index:
-                await self.db.run_read(self._sync_tree, latest)
+                if self._tree_epoch != latest.epoch or not _same_root(self, latest):
+                    await self.db.run_read(self._sync_tree, latest)
                 if self._tree_epoch == latest.epoch:
                     return latest, checkpoint
             await asyncio.sleep(0.02)
         raise KeyDirBusy("the key directory is publishing; try again")
 
     async def _anchored(self, bundle_for: Any) -> Anchored:
+        """A bundle at the latest epoch, anchored in the log. The versions are read anew
+        each time (an erased account's are gone at once); the epoch's entry is kept."""
         epoch, checkpoint = await self._anchor()
         bundle = await bundle_for(epoch)
-        entry = (await self.log.store.entries(epoch.log_index, epoch.log_index + 1))[0]
+        if self._entry is None or self._entry[0] != epoch.epoch:
+            body = (await self.log.store.entries(epoch.log_index, epoch.log_index + 1))[0]
+            self._entry = (epoch.epoch, body)
+        entry = self._entry[1]
         inclusion = await self.log.inclusion(epoch.log_index, checkpoint.size)
         return Anchored(bundle, epoch, entry, checkpoint.note, checkpoint.size, inclusion.hashes)
 
@@ -297,7 +307,15 @@ class KeyDirService:
         vrf_key = self._vrf
         if vrf_key is None:
             raise KeyDirBusy("the key directory is starting")
-        absent_pis = [(v, vrf_key.prove(commit_mod.label_input(lbl, v))) for v in absent]
+        if len(self._absent_proofs) > VRF_CACHE:
+            self._absent_proofs.clear()
+        absent_pis = []
+        for v in absent:
+            alpha = commit_mod.label_input(lbl, v)
+            pi = self._absent_proofs.get(alpha)
+            if pi is None:
+                pi = self._absent_proofs[alpha] = vrf_key.prove(alpha)
+            absent_pis.append((v, pi))
         indexes = [v.index for v in present] + [index_of(proof_to_hash(pi)) for _, pi in absent_pis]
         with self._lock:
             if self._tree_epoch != epoch.epoch:
