@@ -13,7 +13,7 @@ import pytest
 
 from clearpost.audit.http import LogClient
 from clearpost.audit.keydir import audit_epochs
-from clearpost.core.keydir_bundle import Bundle, check_lookup
+from clearpost.core.keydir.proofs import Bundle, check_lookup
 from clearpost.core.keydir_labels import parse_devices_value
 from clearpost.core.tlog import Checkpoint
 from clearpost.core.tlog.entries import decode_entry

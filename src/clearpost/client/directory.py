@@ -13,7 +13,7 @@ account's label. Verifying a directory answer (``Directory.verify``):
 4. The epoch is not older than the newest epoch this device has verified (a server showing
    an older version of a label must show an older epoch), and not older than twice the
    heartbeat plus a minute by this device's clock (a server cannot freeze the view).
-5. The VRF proofs, commitments and prefix-tree proof (``core/keydir_bundle.py``) show the
+5. The VRF proofs, commitments and prefix-tree proof (``core/keydir/proofs.py``) show the
    versions the answer must show: a lookup, an absence or a history.
 """
 
@@ -37,7 +37,7 @@ from clearpost.client.transport import Transport, _seg
 from clearpost.core.canonical import canonical_json
 from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput
-from clearpost.core.keydir_bundle import Bundle, check_absence, check_history, check_lookup
+from clearpost.core.keydir.proofs import Bundle, check_absence, check_history, check_lookup
 from clearpost.core.keydir_labels import log_chain, parse_devices_value, parse_log_value
 from clearpost.core.tlog import ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import decode_entry

@@ -31,8 +31,8 @@ from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput, NotFound, StoredDataDamaged, Unavailable
 from clearpost.core.keydir import commit as commit_mod
 from clearpost.core.keydir import tree as tree_mod
+from clearpost.core.keydir.proofs import Bundle, Present, index_of, lookup_ladder
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
-from clearpost.core.keydir_bundle import Bundle, Present, index_of, ladder
 from clearpost.core.keydir_labels import (
     DEVICES,
     EMPTY_CHAIN,
@@ -285,8 +285,9 @@ class KeyDirService:
             if not versions:
                 return self._prove(lbl, [], [0], epoch, opened=set())
             n = versions[-1].version
-            show = [v for v in versions if v.version in {n, *ladder(n)}]
-            return self._prove(lbl, show, [n + 1], epoch, opened={n})
+            present, absent = lookup_ladder(n)  # the keytrans draft's binary ladder
+            show = [v for v in versions if v.version in set(present)]
+            return self._prove(lbl, show, absent, epoch, opened={n})
 
         return await self._anchored(bundle_for)
 
