@@ -242,10 +242,16 @@ class KeyDirService:
     async def wait_published(self, user_id: str, timeout: float = 10.0) -> None:
         """Wait until an epoch committed ``user_id``'s device change (so anyone who looks
         the device up finds it in the directory)."""
-        async with asyncio.timeout(timeout):
-            while await self.store.is_dirty(user_id):
-                self.log.appended()
-                await asyncio.sleep(0.05)
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.store.is_dirty(user_id):
+                    self.log.appended()
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise KeyDirBusy(
+                "the keys are stored, but the key directory has not published them yet; "
+                "contacts find the device after the next epoch"
+            ) from None
 
     # --- proving ---
 
