@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput, NotFound, StoredDataDamaged, Unavailable
@@ -103,7 +104,11 @@ class KeyDirService:
 
     async def start(self) -> None:
         """Load the VRF key and rebuild the tree from the stored leaves."""
-        await self.db.run_write(self._vrf_key)
+        try:
+            await self.db.run_write(self._vrf_key)
+        except IntegrityError:  # another process made it at the same moment: read theirs
+            self._vrf = None
+            await self.db.run_write(self._vrf_key)
         latest = await self.store.latest_epoch()
         await self.db.run_read(self._sync_tree, latest)
 
