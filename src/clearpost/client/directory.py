@@ -37,7 +37,7 @@ from clearpost.client.transport import Transport, _seg
 from clearpost.core.canonical import canonical_json
 from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput
-from clearpost.core.keydir.proofs import Bundle, check_absence, check_history, check_lookup
+from clearpost.core.keydir.proofs import Bundle, check_absence, check_lookup, verify_bundle
 from clearpost.core.keydir_labels import log_chain, parse_devices_value, parse_log_value
 from clearpost.core.tlog import ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import decode_entry
@@ -222,7 +222,7 @@ class Directory:
         bundle = Bundle.from_json(answer)
         values: dict[int, bytes] = {}
         if shape == "history":
-            values = dict(enumerate(check_history(vrf_key, root, bundle)))
+            values = _check_history(vrf_key, root, bundle)
         elif bundle.present:
             n, value = check_lookup(vrf_key, root, bundle)
             values = {n: value}
@@ -290,6 +290,8 @@ class Directory:
             alarms.append(DirectoryAlarm(self.user_id, latest, found.epoch, rolled_back=True))
         before: dict[str, str] = dict(state["devices"])
         for version in range(last + 1, latest + 1):
+            if version not in found.values:
+                continue  # an erased earlier account of this name
             now = {
                 str(d.get("device_id")): _digest(d)
                 for d in parse_devices_value(found.values[version])
@@ -337,6 +339,25 @@ class Directory:
             return 0, bytes(32), found.through
         count, chain = parse_log_value(found.values[found.version])
         return count, chain, found.through
+
+
+def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> dict[int, bytes]:
+    """A history: versions ``0..n`` present, ``n + 1`` absent, and every version from some
+    ``k`` on opened. Versions below ``k`` are an earlier, erased account of the same name
+    (its values and openings were deleted; its leaves stay): they are shown, not opened."""
+    opened = verify_bundle(vrf_key, root, bundle)
+    n = len(bundle.present)
+    if sorted(p.version for p in bundle.present) != list(range(n)) or [
+        v for v, _ in bundle.absent
+    ] != [n]:
+        raise DirectoryVerificationFailed(
+            "a history shows versions 0..n and n + 1 absent", code="keydir_invalid_proof"
+        )
+    if sorted(opened) != list(range(n - len(opened), n)):
+        raise DirectoryVerificationFailed(
+            "a history opens every version of the account", code="keydir_invalid_proof"
+        )
+    return opened
 
 
 def _digest(signed_keys: dict[str, Any]) -> str:

@@ -231,15 +231,17 @@ class KeyDirService:
             keys = [orjson.loads(k) for k in ks.device_keys_sync(conn, user)]
             value = devices_value(keys)
             before = prev.get(lbl.decode())
-            if before is None and not keys:
-                continue  # never had a device: still absent
+            if (before is None or _erased(before)) and not keys:
+                continue  # never had a device (or erased, and no new one yet)
             if before is not None and before.value == value:
                 continue
             out.append((lbl, before.version + 1 if before else 0, value))
         for user, indexes in by_user.items():
             lbl = label(LOG, user)
             before = prev.get(lbl.decode())
-            count, chain = parse_log_value(before.value) if before else (0, EMPTY_CHAIN)
+            count, chain = 0, EMPTY_CHAIN  # a new label, or a new account of an erased name
+            if before is not None and not _erased(before):
+                count, chain = parse_log_value(before.value)
             n, chain = log_chain(indexes, chain)
             out.append((lbl, before.version + 1 if before else 0, log_value(count + n, chain)))
         return out
@@ -295,6 +297,8 @@ class KeyDirService:
             versions = await self.store.versions(lbl.decode(), epoch.epoch)
             if not versions:
                 return self._prove(lbl, [], [0], epoch, opened=set())
+            if _erased(versions[-1]):
+                raise NotFound("that account was deleted", code="user_not_found")
             n = versions[-1].version
             present, absent = lookup_ladder(n)  # the keytrans draft's binary ladder
             show = [v for v in versions if v.version in set(present)]
@@ -309,7 +313,8 @@ class KeyDirService:
         async def bundle_for(epoch: Epoch) -> Bundle:
             versions = await self.store.versions(lbl.decode(), epoch.epoch)
             n = len(versions)
-            return self._prove(lbl, versions, [n], epoch, opened={v.version for v in versions})
+            live = {v.version for v in versions if not _erased(v)}
+            return self._prove(lbl, versions, [n], epoch, opened=live)
 
         return await self._anchored(bundle_for)
 
@@ -334,7 +339,10 @@ class KeyDirService:
                 raise KeyDirBusy("the key directory is publishing; try again")
             proof = self._tree.prove(indexes)
         commitments = {
-            v.version: commit_mod.commit(v.opening, lbl, v.version, v.value) for v in present
+            v.version: self._tree.get(v.index)
+            if _erased(v)
+            else commit_mod.commit(v.opening, lbl, v.version, v.value)
+            for v in present
         }
         return Bundle(
             lbl,
@@ -359,6 +367,11 @@ class KeyDirService:
             raise NotFound(f"no key-directory epoch {n}", code="epoch_not_found")
         before = await self.store.epoch(n - 1) if n > 0 else None
         return epoch, before, await self.store.epoch_leaves(n)
+
+
+def _erased(version: Version) -> bool:
+    """A version of an erased account: its value and opening are gone, its leaf stays."""
+    return not version.opening
 
 
 def _same_root(service: KeyDirService, latest: Epoch | None) -> bool:
