@@ -182,9 +182,9 @@ class KeyDirService:
             return None
         started = time.perf_counter()
         vrf_key = self._vrf_key(conn)
-        new = self._new_versions(conn, dirty, about, (latest.epoch + 1) if latest else 0)
         with self._lock:
             self._sync_tree_locked(conn, latest)
+            new = self._new_versions(conn, dirty, about)
             epoch = self._tree_epoch + 1
             leaves: list[tuple[Version, bytes]] = []
             for lbl, version, value in new:
@@ -215,10 +215,9 @@ class KeyDirService:
         return epoch
 
     def _new_versions(
-        self, conn: Connection, dirty: list[str], about: list[tuple[int, str]], epoch: int
+        self, conn: Connection, dirty: list[str], about: list[tuple[int, str]]
     ) -> list[tuple[bytes, int, bytes]]:
-        """(label, version, value) of every label whose value changed."""
-        del epoch
+        """(label, version, value) of every label whose value changed (tree lock held)."""
         by_user: dict[str, list[int]] = defaultdict(list)
         for index, user in about:
             by_user[user].append(index)
@@ -231,19 +230,18 @@ class KeyDirService:
             keys = [orjson.loads(k) for k in ks.device_keys_sync(conn, user)]
             value = devices_value(keys)
             before = prev.get(lbl.decode())
-            if (before is None or _erased(before)) and not keys:
-                continue  # never had a device (or erased, and no new one yet)
+            if before is None and not keys:
+                continue  # never had a device: still absent
             if before is not None and before.value == value:
                 continue
-            out.append((lbl, before.version + 1 if before else 0, value))
+            out.append((lbl, before.version + 1 if before else self._first_free(lbl), value))
         for user, indexes in by_user.items():
             lbl = label(LOG, user)
             before = prev.get(lbl.decode())
-            count, chain = 0, EMPTY_CHAIN  # a new label, or a new account of an erased name
-            if before is not None and not _erased(before):
-                count, chain = parse_log_value(before.value)
+            count, chain = parse_log_value(before.value) if before else (0, EMPTY_CHAIN)
             n, chain = log_chain(indexes, chain)
-            out.append((lbl, before.version + 1 if before else 0, log_value(count + n, chain)))
+            version = before.version + 1 if before else self._first_free(lbl)
+            out.append((lbl, version, log_value(count + n, chain)))
         return out
 
     async def wait_published(self, user_id: str, timeout: float = 10.0) -> None:
@@ -294,7 +292,9 @@ class KeyDirService:
         lbl = label(kind, user_id)
 
         async def bundle_for(epoch: Epoch) -> Bundle:
-            versions = await self.store.versions(lbl.decode(), epoch.epoch)
+            versions = self._erased_before(
+                lbl, await self.store.versions(lbl.decode(), epoch.epoch)
+            )
             if not versions:
                 return self._prove(lbl, [], [0], epoch, opened=set())
             if _erased(versions[-1]):
@@ -311,12 +311,52 @@ class KeyDirService:
         lbl = label(kind, user_id)
 
         async def bundle_for(epoch: Epoch) -> Bundle:
-            versions = await self.store.versions(lbl.decode(), epoch.epoch)
+            versions = self._erased_before(
+                lbl, await self.store.versions(lbl.decode(), epoch.epoch)
+            )
             n = len(versions)
             live = {v.version for v in versions if not _erased(v)}
             return self._prove(lbl, versions, [n], epoch, opened=live)
 
         return await self._anchored(bundle_for)
+
+    def _vrf_proof(self, lbl: bytes, version: int) -> bytes:
+        """The VRF proof of (label, version): deterministic, so kept (bounded)."""
+        vrf_key = self._vrf
+        if vrf_key is None:
+            raise KeyDirBusy("the key directory is starting")
+        alpha = commit_mod.label_input(lbl, version)
+        pi = self._absent_proofs.get(alpha)
+        if pi is None:
+            pi = self._absent_proofs[alpha] = vrf_key.prove(alpha)
+        return pi
+
+    def _index(self, lbl: bytes, version: int) -> bytes:
+        return index_of(proof_to_hash(self._vrf_proof(lbl, version)))
+
+    def _first_free(self, lbl: bytes) -> int:
+        """The first version of a label with no stored rows whose leaf is not in the tree:
+        0, or after the versions of an erased account of the same name (tree lock held)."""
+        version = 0
+        while self._tree.get(self._index(lbl, version)) is not None:
+            version += 1
+        return version
+
+    def _erased_before(self, lbl: bytes, versions: list[Version]) -> list[Version]:
+        """``versions`` preceded by those of an erased account of the same name: in the
+        tree, with no value or opening any more (shown, never opened)."""
+        upto = versions[0].version if versions else None
+        out: list[Version] = []
+        version = 0
+        with self._lock:
+            while upto is None or version < upto:
+                index = self._index(lbl, version)
+                if self._tree.get(index) is None:
+                    break
+                pi = self._vrf_proof(lbl, version)
+                out.append(Version(lbl.decode(), version, -1, index, pi, b"", b""))
+                version += 1
+        return out + versions
 
     def _prove(
         self, lbl: bytes, present: list[Version], absent: list[int], epoch: Epoch, opened: set[int]
@@ -326,13 +366,7 @@ class KeyDirService:
             raise KeyDirBusy("the key directory is starting")
         if len(self._absent_proofs) > VRF_CACHE:
             self._absent_proofs.clear()
-        absent_pis = []
-        for v in absent:
-            alpha = commit_mod.label_input(lbl, v)
-            pi = self._absent_proofs.get(alpha)
-            if pi is None:
-                pi = self._absent_proofs[alpha] = vrf_key.prove(alpha)
-            absent_pis.append((v, pi))
+        absent_pis = [(v, self._vrf_proof(lbl, v)) for v in absent]
         indexes = [v.index for v in present] + [index_of(proof_to_hash(pi)) for _, pi in absent_pis]
         with self._lock:
             if self._tree_epoch != epoch.epoch:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.storage.db import Database
@@ -74,15 +74,10 @@ async def map_subject(conn: AsyncConnection, subject: str, user_id: str) -> None
 
 
 def forget_user_sync(conn: Connection, user_id: str, labels: Sequence[str]) -> None:
-    """Account erasure: the values and openings of its labels go (the leaves, commitments
-    that reveal nothing without them, stay: the tree only grows). The rows stay as
-    tombstones (empty value and opening), so a new account of the same name continues at
-    the next version instead of colliding with the old leaves."""
-    conn.execute(
-        update(keydir_versions)
-        .where(keydir_versions.c.label.in_(list(labels)))
-        .values(value=b"", opening=b"")
-    )
+    """Account erasure: the values, openings and VRF proofs of its labels go (the leaves,
+    commitments that reveal nothing without them, stay: the tree only grows; a new account
+    of the same name continues after them, ``KeyDirService._first_free``)."""
+    conn.execute(delete(keydir_versions).where(keydir_versions.c.label.in_(list(labels))))
     conn.execute(delete(keydir_subjects).where(keydir_subjects.c.user_id == user_id))
     conn.execute(delete(keydir_dirty).where(keydir_dirty.c.user_id == user_id))
 
