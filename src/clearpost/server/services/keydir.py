@@ -68,6 +68,10 @@ class KeyDirBusy(Unavailable):
         super().__init__(message, retry_after=1.0)
 
 
+class _Moved(Exception):
+    """The tree moved to another epoch while an answer was being made."""
+
+
 @dataclass(frozen=True, slots=True)
 class Anchored:
     """A bundle with what ties its epoch's root to the signed log."""
@@ -140,7 +144,7 @@ class KeyDirService:
     def _sync_tree_locked(self, conn: Connection, latest: Epoch | None) -> None:
         want = latest.epoch if latest else -1
         if self._tree is not None and self._tree_epoch < want:
-            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn, self._tree_epoch)]
+            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn, self._tree_epoch, want)]
             try:
                 self._tree.insert_many(leaves)
                 self._tree_epoch = want
@@ -150,7 +154,7 @@ class KeyDirService:
             self._tree = None  # ahead of what committed, or damaged: rebuild
         if self._tree is None:
             started = time.perf_counter()
-            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn)]
+            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn, -1, want)]
             self._tree = tree_mod.PrefixTree.from_leaves(leaves)
             self._tree_epoch = want
             if latest is not None and self._tree.root() != latest.root:
@@ -267,7 +271,9 @@ class KeyDirService:
             if latest is None:
                 raise NotFound("the key directory has no epoch yet", code="keydir_empty")
             checkpoint = await self.log.store.latest()
-            if checkpoint is not None and checkpoint.size > latest.log_index:
+            if self._tree_epoch > latest.epoch and self._tree is not None:
+                pass  # an epoch being committed now: read again (never rebuild backwards)
+            elif checkpoint is not None and checkpoint.size > latest.log_index:
                 if self._tree_epoch != latest.epoch or not _same_root(self, latest):
                     await self.db.run_read(self._sync_tree, latest)
                 if self._tree_epoch == latest.epoch:
@@ -278,8 +284,15 @@ class KeyDirService:
     async def _anchored(self, bundle_for: Any) -> Anchored:
         """A bundle at the latest epoch, anchored in the log. The versions are read anew
         each time (an erased account's are gone at once); the epoch's entry is kept."""
-        epoch, checkpoint = await self._anchor()
-        bundle = await bundle_for(epoch)
+        for _ in range(50):
+            epoch, checkpoint = await self._anchor()
+            try:
+                bundle = await bundle_for(epoch)
+                break
+            except _Moved:  # the next epoch came in between: prove at that one
+                await asyncio.sleep(0.01)
+        else:
+            raise KeyDirBusy("the key directory is publishing; try again")
         if self._entry is None or self._entry[0] != epoch.epoch:
             body = (await self.log.store.entries(epoch.log_index, epoch.log_index + 1))[0]
             self._entry = (epoch.epoch, body)
@@ -293,7 +306,7 @@ class KeyDirService:
 
         async def bundle_for(epoch: Epoch) -> Bundle:
             versions = self._erased_before(
-                lbl, await self.store.versions(lbl.decode(), epoch.epoch)
+                lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
             )
             if not versions:
                 return self._prove(lbl, [], [0], epoch, opened=set())
@@ -312,7 +325,7 @@ class KeyDirService:
 
         async def bundle_for(epoch: Epoch) -> Bundle:
             versions = self._erased_before(
-                lbl, await self.store.versions(lbl.decode(), epoch.epoch)
+                lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
             )
             n = len(versions)
             live = {v.version for v in versions if not _erased(v)}
@@ -342,13 +355,15 @@ class KeyDirService:
             version += 1
         return version
 
-    def _erased_before(self, lbl: bytes, versions: list[Version]) -> list[Version]:
+    def _erased_before(self, lbl: bytes, versions: list[Version], epoch: Epoch) -> list[Version]:
         """``versions`` preceded by those of an erased account of the same name: in the
         tree, with no value or opening any more (shown, never opened)."""
         upto = versions[0].version if versions else None
         out: list[Version] = []
         version = 0
         with self._lock:
+            if self._tree_epoch != epoch.epoch:
+                raise _Moved
             while upto is None or version < upto:
                 index = self._index(lbl, version)
                 if self._tree.get(index) is None:
@@ -370,7 +385,7 @@ class KeyDirService:
         indexes = [v.index for v in present] + [index_of(proof_to_hash(pi)) for _, pi in absent_pis]
         with self._lock:
             if self._tree_epoch != epoch.epoch:
-                raise KeyDirBusy("the key directory is publishing; try again")
+                raise _Moved
             proof = self._tree.prove(indexes)
         commitments = {
             v.version: self._tree.get(v.index)

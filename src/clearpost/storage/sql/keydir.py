@@ -28,6 +28,7 @@ from clearpost.storage.schema import (
 from clearpost.storage.sql.bulk import insert_many
 
 LEAF_READ_BATCH = 50_000
+MAX_EPOCH = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +176,11 @@ def store_epoch_sync(
         conn.execute(delete(keydir_dirty).where(keydir_dirty.c.user_id.in_(list(done_users))))
 
 
-def leaves_sync(conn: Connection, after_epoch: int = -1) -> Iterator[tuple[bytes, bytes, int]]:
-    """Every leaf (index, commitment, epoch) of epochs after ``after_epoch``, by epoch."""
+def leaves_sync(
+    conn: Connection, after_epoch: int = -1, upto_epoch: int | None = None
+) -> Iterator[tuple[bytes, bytes, int]]:
+    """Every leaf (index, commitment, epoch) of epochs after ``after_epoch`` up to
+    ``upto_epoch`` (the epoch the caller read: a later one may commit meanwhile), by epoch."""
     last: tuple[int, bytes] = (after_epoch, b"")
     while True:
         rows = conn.execute(
@@ -185,6 +189,7 @@ def leaves_sync(conn: Connection, after_epoch: int = -1) -> Iterator[tuple[bytes
                 (keydir_leaves.c.epoch > last[0])
                 | ((keydir_leaves.c.epoch == last[0]) & (keydir_leaves.c.idx > last[1]))
             )
+            .where(keydir_leaves.c.epoch <= (MAX_EPOCH if upto_epoch is None else upto_epoch))
             .order_by(keydir_leaves.c.epoch, keydir_leaves.c.idx)
             .limit(LEAF_READ_BATCH)
         ).all()
