@@ -55,8 +55,10 @@ async def test_a_heartbeat_epoch_without_changes(tmp_path: Path) -> None:
         before = await _epochs(http)
         await log.integrate_once()
         after = await _epochs(http)
-        assert len(after) == len(before) + 1
-        assert after[-1]["inserted"] == [] and after[-1]["root"] == before[-1]["root"]
+        # at least the step above published one (the background sequencer may add more)
+        assert len(after) > len(before)
+        for e in after[len(before) :]:
+            assert e["inserted"] == [] and e["root"] == before[-1]["root"]
 
 
 async def test_the_tree_is_rebuilt_from_stored_leaves_at_start(tmp_path: Path) -> None:
