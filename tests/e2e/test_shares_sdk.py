@@ -190,14 +190,13 @@ async def test_shares_and_the_verified_log_from_the_command_line(
                 )
                 assert log["verified"] and log["witnesses"] == ["witness.example/w1"], out
                 kinds = [(e["type"], e["partner"], e["endpoint"]) for e in log["entries"]]
-                assert kinds == [
-                    ("device", None, None),
+                assert kinds == [  # device keys: in the key directory (issue 17)
                     ("grant", "streamco", None),
                     ("access", "streamco", "POST /v1/partner/share-intents"),
                     ("access", "streamco", "POST /v1/partner/share-intents"),
                 ]
                 assert all(e["verified"] and e["witnessed"] for e in log["entries"])
-                assert log["trusted_on_first_use"]
+                assert not log["trusted_on_first_use"]  # pinned at the first sync
 
                 # Alice revokes StreamCo: logged, and its tokens stop working at once
                 apps = await cli.json("alice", "me", "apps")
@@ -213,7 +212,7 @@ async def test_shares_and_the_verified_log_from_the_command_line(
                 await streamco.aclose()
 
             shown = await cli("alice", "me", "log", "--verify", "--wait", "10")
-            assert "revocation" in shown and "✓ 5 of 5 entries" in shown
+            assert "revocation" in shown and "✓ 4 of 4 entries" in shown  # no device entry
             assert "trusted the log key on first use" not in shown  # pinned by the first run
             listed = await cli("alice", "me", "apps", "--all")
             assert "revoked" in listed and "StreamCo" in listed

@@ -8,6 +8,7 @@ import base64
 import httpx
 import orjson
 
+from clearpost.core.keydir.proofs import Bundle, check_history
 from clearpost.core.tlog import (
     Checkpoint,
     Cosigner,
@@ -18,7 +19,7 @@ from clearpost.core.tlog import (
     verify_consistency,
     verify_inclusion,
 )
-from clearpost.core.tlog.entries import commitment, decode_entry, open_commitment
+from clearpost.core.tlog.entries import decode_entry
 from tests.support import api
 
 
@@ -33,43 +34,37 @@ async def _checkpoint(client: httpx.AsyncClient, at_least: int) -> Checkpoint:
     raise AssertionError("the log was not integrated within 5 s")
 
 
-async def test_device_keys_are_logged_and_the_user_can_prove_it(
+async def test_device_keys_are_in_the_directory_and_the_user_can_prove_it(
     app_client: httpx.AsyncClient,
 ) -> None:
     alice = await api.user(app_client, "alice")
     second = await api.login(app_client, "alice")
     await app_client.delete(f"/v1/devices/{second.device_id}", headers=alice.headers)
+    await app_client.app.state.services.keydir.wait_published("@alice")  # type: ignore[attr-defined]
+    await app_client.app.state.services.log.integrate_once()  # type: ignore[attr-defined]
     cp = await _checkpoint(app_client, 3)
 
+    # device changes are not log entries about Alice any more (issue 17) ...
     mine = (await app_client.get("/v1/me/log-entries", headers=alice.headers)).json()
+    assert mine["entries"] == []
+    # ... but versions of her directory label, each proven under a logged epoch root
+    vrf = base64.b64decode((await app_client.get("/v1/keydir/key")).json()["vrf_public_key"])
+    answer = (await app_client.get("/v1/me/keydir/devices", headers=alice.headers)).json()
+    root = bytes.fromhex(decode_entry(base64.b64decode(answer["entry"]))["root"])
+    history = check_history(vrf, root, Bundle.from_json(answer))
+    assert [[d["device_id"] for d in orjson.loads(v)] for v in history] == [
+        [alice.device_id],
+        sorted([alice.device_id, second.device_id]),
+        [alice.device_id],
+    ]
     key = (await app_client.get("/v1/log/key")).json()
     cp, _ = open_checkpoint(
-        mine["checkpoint"], [Verifier.from_vkey(key["vkey"])], origin=key["origin"]
+        answer["checkpoint"], [Verifier.from_vkey(key["vkey"])], origin=key["origin"]
     )
-    salt = base64.b64decode(mine["salt"])
-    assert mine["subject"] == commitment(salt, alice.user_id)
-    changes = []
-    for item in mine["entries"]:
-        body = base64.b64decode(item["entry"])
-        entry = decode_entry(body)
-        # each entry has its own commitment; only the opening (sent to Alice) opens it, and
-        # the public entry holds neither her name nor the device id or keys
-        assert entry["v"] == 2 and entry["subject"] != mine["subject"]
-        assert open_commitment(salt, alice.user_id, item["opening"], entry["subject"])
-        device = item["opening"]["detail"]["device_id"]
-        assert "alice" not in body.decode() and device not in body.decode()
-        assert set(entry) == {"type", "v", "subject", "change", "time"}
-        proof = [base64.b64decode(h) for h in item["proof"]]
-        verify_inclusion(leaf_hash(body), item["index"], cp.size, proof, cp.root_hash)
-        changes.append((device, entry["change"]))
-    assert (
-        len({decode_entry(base64.b64decode(i["entry"]))["subject"] for i in mine["entries"]}) == 3
-    )
-    assert changes == [
-        (alice.device_id, "added"),
-        (second.device_id, "added"),
-        (second.device_id, "removed"),
-    ]
+    proof = [base64.b64decode(h) for h in answer["inclusion"]]
+    body = base64.b64decode(answer["entry"])
+    verify_inclusion(leaf_hash(body), answer["log_index"], cp.size, proof, cp.root_hash)
+    assert "alice" not in body.decode() and alice.device_id not in body.decode()
 
     # the public view: all entries re-hash to the root, and the log only grew
     bodies = (await app_client.get("/v1/log/entries", params={"start": 0, "end": cp.size})).json()

@@ -44,6 +44,8 @@ PUBLIC = {
     "POST /oauth/introspect",
     "GET /.well-known/oauth-authorization-server",
     "GET /s/{token}",
+    "GET /v1/keydir/key",
+    "GET /v1/keydir/epochs/{epoch}",
 }
 """Routes that need no token at all (the public log, agreements, OAuth itself, click links)."""
 

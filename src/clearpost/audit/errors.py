@@ -43,6 +43,8 @@ class ExitCode(IntEnum):
     """The log refused the witness's cosignature (for example: witness not configured)."""
     NOT_WITNESSED = 12
     """No checkpoint the log serves carries a valid cosignature of every required witness."""
+    KEYDIR = 13
+    """A key-directory epoch is not its predecessor plus new leaves (a version changed)."""
 
 
 class AuditFailure(ClearpostError):
@@ -143,3 +145,12 @@ class CosignatureRejected(AuditFailure):
     code = "cosignature_rejected"
     exit_code = ExitCode.REJECTED
     title = "cosignature rejected"
+
+
+class KeyDirTransitionInvalid(AuditFailure):
+    """A key-directory epoch in the log does not follow from the one before it: an existing
+    version was changed or removed, an epoch is missing, or its update proof fails."""
+
+    code = "keydir_transition_invalid"
+    exit_code = ExitCode.KEYDIR
+    title = "key directory epoch refused"

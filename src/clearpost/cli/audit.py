@@ -29,6 +29,7 @@ from rich.progress import (
 )
 
 from clearpost.audit import AuditFailure, AuditReport, LogClient, audit_log
+from clearpost.audit.keydir import EpochAudit, audit_epochs
 from clearpost.core.tlog import CosignatureVerifier, KeyFormatError, Verifier
 from clearpost.core.tlog.keys import b64encode
 
@@ -171,7 +172,7 @@ def verify(
     except KeyFormatError as exc:
         raise typer.BadParameter(exc.message, param_hint="--witness") from exc
 
-    async def main() -> AuditReport:
+    async def main() -> tuple[AuditReport, EpochAudit]:
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -184,7 +185,7 @@ def verify(
         async with http_client(server) as http:
             client = LogClient(http, raw_tiles=True)
             with bar, contextlib.closing(client):
-                return await audit_log(
+                report = await audit_log(
                     client,
                     state,
                     origin=origin,
@@ -195,8 +196,11 @@ def verify(
                     progress=RichProgress(bar),
                     tiles=not proofs,
                 )
+            async with http_client(server) as http2:  # issue 17: every new epoch's transition
+                epochs = await audit_epochs(LogClient(http2), report.checkpoint, state)
+            return report, epochs
 
-    report = run_or_exit(main)
+    report, epochs = run_or_exit(main)
     cp = report.checkpoint
     out.print(
         f"[bold green]OK[/] log {report.origin}: {cp.size:,} entries verified, "
@@ -214,6 +218,11 @@ def verify(
         details.append(f"{report.proofs_checked} proofs checked")
     if report.witnesses:
         details.append("cosigned by " + ", ".join(report.witnesses))
+    if epochs.last_epoch is not None:
+        details.append(
+            f"{epochs.epochs:,} key-directory epoch transitions checked "
+            f"(up to epoch {epochs.last_epoch:,})"
+        )
     details.append(f"{report.seconds:.2f} s")
     out.print("; ".join(details), markup=False)
     if not report.from_tiles and cp.size > 0:

@@ -15,6 +15,7 @@ from clearpost.cli.audit import app as audit_app
 from clearpost.cli.backup import backup, restore
 from clearpost.cli.chat import app as chat_app
 from clearpost.cli.demo import app as demo_app
+from clearpost.cli.directory import app as directory_app
 from clearpost.cli.me import app as me_app
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.cli.partner import app as partner_app
@@ -35,6 +36,7 @@ app.add_typer(chat_app, name="chat")
 app.add_typer(demo_app, name="demo")
 app.add_typer(shares_app, name="shares")
 app.add_typer(me_app, name="me")
+app.add_typer(directory_app, name="directory")
 app.add_typer(reports_app, name="reports")
 app.add_typer(partner_app, name="partner")
 app.add_typer(admin_app, name="admin")

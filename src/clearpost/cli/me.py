@@ -159,6 +159,11 @@ def _summary_tail(r: VerifiedLog) -> None:
         out.print(
             f"[green]✓ {done} of {len(r.entries)} entries about you are in the signed log[/green]"
         )
+    if r.complete_through is not None:
+        out.print(
+            f"[green]✓ complete[/green]: the key directory commits to the same entries about "
+            f"you below index {r.complete_through:,} (none left out)"
+        )
     if r.pending:
         out.print(
             f"[yellow]{r.pending} newer than the checkpoint: their proofs come with the next "

@@ -30,6 +30,7 @@ import httpx
 from clearpost.client import formats, transparency
 from clearpost.client.content import Content, Text
 from clearpost.client.crypto import Crypto
+from clearpost.client.directory import check_complete
 from clearpost.client.errors import ClientError, ShareError, StoreError
 from clearpost.client.model import (
     ConnectedApp,
@@ -68,6 +69,7 @@ class Client:
         self.clock = clock
         self.crypto = Crypto(store, transport, clock, login.user_id, login.device_id)
         self.syncer = Syncer(self.crypto)
+        self.syncer.monitor = self.crypto.directory.at_sync  # issue 17: self-monitoring
         self._stream = stream
         self._listening = False
         self._pending: dict[str, tuple[str, dict[str, Any], str, int, Content]] = {}
@@ -519,7 +521,11 @@ class Client:
                 cosigned and any(e.verified and not e.witnessed for e in result.entries)
             )
             if not behind or loop.time() >= deadline:
-                return dataclasses.replace(result, trusted_on_first_use=first_use)
+                indexes = [e.index for e in result.entries]
+                through = await check_complete(self.crypto.directory, indexes)  # issue 17
+                return dataclasses.replace(
+                    result, trusted_on_first_use=first_use, complete_through=through
+                )
             await asyncio.sleep(0.25)
 
 

@@ -21,6 +21,7 @@ from clearpost.client import content as content_mod
 from clearpost.client import formats
 from clearpost.client.cache import MessageCache
 from clearpost.client.decrypt import decrypt_message
+from clearpost.client.directory import Directory
 from clearpost.client.errors import ClientError, CryptoError
 from clearpost.client.formats import MEGOLM_ALGORITHM
 from clearpost.client.keyshare import KeyShare
@@ -53,6 +54,9 @@ class Crypto:
         self.server_name = formats.server_name_of(user_id)
         self._rooms: dict[str, str] = {}
         self.devices = DeviceTracker(store, transport, clock, user_id)
+        self.directory = self.devices.directory = Directory(
+            transport, store, clock, user_id, device_id
+        )
         self.olm = OlmMachine.load(store, transport, self.devices, clock, user_id, device_id)
         self.groups = GroupSessions(store)
         self.cache = MessageCache(store)

@@ -326,7 +326,48 @@ class KeyProblem:
         }
 
 
-Event = MessageEvent | MembershipEvent | DeviceListChange | ShareIntentEvent | KeyProblem
+@dataclass(frozen=True, slots=True)
+class DirectoryAlarm:
+    """Your account's device list changed in a version this device did not make.
+
+    ``added`` and ``removed`` name the devices (by id) that the new versions brought in or
+    took out; ``rolled_back`` is set when the directory shows fewer versions than before."""
+
+    user_id: str
+    version: int
+    epoch: int
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rolled_back: bool = False
+    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.rolled_back:
+            return (
+                f"ALARM: the key directory shows version {self.version} of your devices, "
+                "older than one this device saw: the server rolled your directory back"
+            )
+        parts = []
+        if self.added:
+            parts.append(f"added device(s) {', '.join(self.added)}")
+        if self.removed:
+            parts.append(f"removed device(s) {', '.join(self.removed)}")
+        what = "; ".join(parts) or "changed the signed keys of a device"
+        return (
+            f"ALARM: your devices changed in key-directory version {self.version} "
+            f"(epoch {self.epoch}), which this device did not make: {what}. If that was not "
+            "you, your account has a device you do not control."
+        )
+
+
+Event = (
+    MessageEvent
+    | MembershipEvent
+    | DeviceListChange
+    | ShareIntentEvent
+    | KeyProblem
+    | DirectoryAlarm
+)
 
 
 def _text(d: dict[str, Any], name: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -46,6 +46,8 @@ class Syncer:
         self.transport = crypto.transport
         self.store = crypto.store
         self._lock = asyncio.Lock()
+        self.monitor: Callable[[list[Event]], Awaitable[list[Event]]] | None = None
+        """Run after each sync with its events (the key directory's self-monitoring)."""
 
     async def process(self, data: dict[str, Any]) -> list[Event]:
         async with self._lock:
@@ -108,7 +110,10 @@ class Syncer:
 
     async def once(self, timeout_ms: int = 0) -> list[Event]:
         data = await self.transport.sync(self.store.cursor, timeout_ms)
-        return await self.process(data)
+        events = await self.process(data)
+        if self.monitor is not None:
+            events += await self.monitor(events)
+        return events
 
     async def long_poll(self, timeout_ms: int = 25_000) -> AsyncGenerator[Event, None]:
         delay = 0.5

@@ -26,11 +26,9 @@ cannot show you a record that is not in the log everyone else sees:
    hash to the signed root. An entry appended after the checkpoint has no proof yet and
    is reported as pending.
 
-What this cannot show: that the server returned *every* entry about you. An entry it
-leaves out is still in the public log, where an auditor re-hashing the log sees it, but
-only its opening (which only the server and your devices hold) can tell that it is about
-you. The key directory's per-account label will make the list provably complete (a later
-issue); until then the answer's ``total`` only says how many the server claims.
+What this alone cannot show: that the server returned *every* entry about you. The key
+directory's ``log:`` label does (issue 17): ``Client.verify_log`` also checks the list
+against it (``client/directory.py``, ``check_complete``), so an entry left out fails.
 """
 
 from __future__ import annotations
@@ -87,7 +85,10 @@ class VerifiedLog:
     trusted_on_first_use: bool = False
     """True when this call took the log key the server publishes and pinned it."""
     total: int | None = None
-    """How many entries about you the server counts (not yet provable: see above)."""
+    """How many entries about you the server counts."""
+    complete_through: int | None = None
+    """Set when the key directory proved the list complete: every entry about you below
+    this log index is in ``entries`` (``client/directory.py``, ``check_complete``)."""
 
     @property
     def pending(self) -> int:
@@ -107,6 +108,7 @@ class VerifiedLog:
             "trusted_on_first_use": self.trusted_on_first_use,
             "pending": self.pending,
             "total": self.total,
+            "complete_through": self.complete_through,
             "entries": [e.to_json() for e in self.entries],
         }
 

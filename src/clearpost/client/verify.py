@@ -9,9 +9,11 @@ notice a device they did not add.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from clearpost.client.directory import Directory
 from clearpost.client.errors import DeviceVerificationFailed
 from clearpost.client.model import Device, DeviceListChange
 from clearpost.client.store import DeviceStore
@@ -74,6 +76,8 @@ class DeviceTracker:
         self._stale: set[str] = set()
         self._cache: dict[str, dict[str, Device]] = {}
         self.generation = 0
+        self.directory: Directory | None = None
+        """Checks every device list against the key directory (issue 17)."""
         """Bumped whenever a device list may have changed (senders re-check their sessions)."""
 
     def _load(self, user_id: str) -> dict[str, Device] | None:
@@ -134,10 +138,15 @@ class DeviceTracker:
             }
             for device_id, keys in found.items()
         ]
+        unlisted = await _unlisted(self, user_id, entries)
         now: dict[str, Device] = {}
         rejected: dict[str, str] = {}
         for entry in entries:
             device_id = str(entry.get("device_id"))
+            if device_id in unlisted:
+                rejected[device_id] = unlisted[device_id]
+                log.warning("refusing a device: %s", unlisted[device_id])
+                continue
             try:
                 now[device_id] = verify_device(entry, user_id, self._pinned(user_id, device_id))
             except DeviceVerificationFailed as exc:
@@ -184,3 +193,23 @@ class DeviceTracker:
             own=user_id == self.own_user,
             reasons=rejected,
         )
+
+
+UNLISTED_RETRIES = 4
+UNLISTED_WAIT_SECONDS = 0.5
+
+
+async def _unlisted(
+    tracker: DeviceTracker, user_id: str, entries: list[dict[str, Any]]
+) -> dict[str, str]:
+    """The devices the server listed that the key directory does not hold. A device that
+    has just published its keys is committed at the next epoch (the server publishes one
+    within a second), so one missing is asked about again a few times before it is refused."""
+    if tracker.directory is None:
+        return {}
+    for attempt in range(UNLISTED_RETRIES):
+        unlisted = await tracker.directory.refuse_unlisted(user_id, entries)
+        if not unlisted or attempt == UNLISTED_RETRIES - 1:
+            return unlisted
+        await asyncio.sleep(UNLISTED_WAIT_SECONDS)
+    return {}

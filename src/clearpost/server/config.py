@@ -57,6 +57,9 @@ class Settings:
     log_witness_urls: str = ""
     """Comma-separated ``<witness name>=<url>``: witnesses (each also in ``log_witnesses``)
     that the log pushes new checkpoints to by C2SP tlog-witness ``add-checkpoint``."""
+    keydir_heartbeat_seconds: int = 300
+    """The key directory publishes an epoch at least this often, changes or not, so a
+    client knows how fresh a proof must be (it refuses one older than twice this)."""
     report_key_file: Path | None = None
     """The Ed25519 key that signs partner reports; default ``<data_dir>/report.key``,
     generated on first start. Every server process of one database needs the same file."""

@@ -442,6 +442,57 @@ invites = Table(  # single-use registration invites; only the token's SHA-256 is
 )
 
 
+# --- key directory (migration 0013) ---
+
+keydir_epochs = Table(  # one row per published epoch; its root is also a log entry
+    "keydir_epochs",
+    metadata,
+    Column("epoch", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("log_index", BigInteger, nullable=False),
+    Column("through", BigInteger, nullable=False),  # log entries [0, through) are counted
+    Column("created_at", BigInteger, nullable=False),
+    Column("proof", LargeBinary, nullable=False),  # the update proof from the previous root
+)
+
+keydir_leaves = Table(  # the prefix tree's leaves, never changed once inserted
+    "keydir_leaves",
+    metadata,
+    Column("idx", LargeBinary, primary_key=True),  # 32 bytes of the VRF output
+    Column("commitment", LargeBinary, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+)
+Index("ix_keydir_leaves_epoch", keydir_leaves.c.epoch)
+
+keydir_versions = Table(  # what the server needs to prove a leaf: label, value, opening
+    "keydir_versions",
+    metadata,
+    Column("label", String(300), nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("idx", LargeBinary, nullable=False),
+    Column("vrf_proof", LargeBinary, nullable=False),
+    Column("opening", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("label", "version"),
+)
+
+keydir_dirty = Table(  # accounts whose devices changed since the last epoch
+    "keydir_dirty",
+    metadata,
+    Column("user_id", String(300), primary_key=True),
+    Column("since", BigInteger, nullable=False),
+)
+
+keydir_subjects = Table(  # the private index of a person's log entries -> the person
+    "keydir_subjects",
+    metadata,
+    Column("subject", String(64), primary_key=True),
+    Column("user_id", String(300), nullable=False),
+)
+Index("ix_keydir_subjects_user", keydir_subjects.c.user_id)
+
+
 SEED_ROWS: list[tuple[Table, dict[str, int]]] = [
     (stream, {"id": 1, "pos": 0}),
     (tlog_state, {"id": 1, "next_index": 0}),

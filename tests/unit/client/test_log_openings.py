@@ -33,32 +33,20 @@ def _no_opening(answer: dict[str, Any]) -> None:
     _items(answer)[-1]["opening"] = None
 
 
-def _other_device(answer: dict[str, Any]) -> None:
-    for item in _items(answer):
-        detail = (item.get("opening") or {}).get("detail")
-        if detail is not None:
-            detail["device_id"] = "GHOSTDEVICE"  # "that was another device", says the server
-
-
 @pytest.mark.parametrize(
     ("tamper", "words"),
     [
         (_swap_openings, "does not open its subject commitment"),
         (_no_opening, "without the opening"),
-        (_other_device, "does not open its subject commitment"),
     ],
-    ids=["swapped", "missing", "other-device"],
+    ids=["swapped", "missing"],
 )
 async def test_an_entry_opens_only_with_its_own_opening(
     tmp_path: Path, tamper: Any, words: str
 ) -> None:
     async with partnered(tmp_path) as w:
         await settled(w)
-        log = await w.alice.verify_log()
-        device = next(e for e in log.entries if e.type == "device")
-        assert device.device_id == w.alice.device_id  # from the opening, not the entry
-        assert "device_id" not in device.body and "keys" not in device.body
-        assert f"device {w.alice.device_id} added" == device.what
+        await w.alice.verify_log()
         w.tamper.rewrites[ME] = rewrite(tamper)
         with pytest.raises(LogVerificationFailed) as failed:
             await w.alice.verify_log()

@@ -50,13 +50,15 @@ async def test_alice_sees_every_step_verified(tmp_path: Path) -> None:
     async with partnered(tmp_path) as w:
         await settled(w)
         log = await w.alice.verify_log()
-        assert log.trusted_on_first_use and log.pending == 0
+        # the device pinned the log key at its first sync, checking the key directory
+        assert not log.trusted_on_first_use and log.pending == 0
+        assert log.complete_through is not None  # the list is proven complete (issue 17)
         assert all(e.verified and not e.witnessed for e in log.entries)
         kinds = [(e.type, e.partner, e.scopes, e.endpoint) for e in log.entries]
         assert ("grant", "streamco", ("profile:basic", "share:intent"), None) in kinds
         assert ("access", "streamco", ("profile:basic",), "GET /v1/partner/me") in kinds
         assert ("access", "streamco", ("share:intent",), "POST /v1/partner/share-intents") in kinds
-        assert [e.body["change"] for e in log.entries if e.type == "device"] == ["added"]
+        assert not [e for e in log.entries if e.type == "device"]  # in the key directory now
         info = await LogClient(w.http).key()
         assert (log.origin, log.vkey) == (info.origin, info.vkey)
         salt = orjson.loads((await w.http.get(ME, headers=auth(w))).content)["salt"]
@@ -71,8 +73,9 @@ async def test_alice_sees_every_step_verified(tmp_path: Path) -> None:
         assert later.checkpoint.size > log.checkpoint.size
         assert later.entries[-1].type == "revocation" and later.entries[-1].verified
         assert "reason: user" in later.entries[-1].what
-        # the others have their own entries (their devices) and none of Alice's
-        assert [e.type for e in await w.bob.log_entries()] == ["device"]
+        # none of Alice's entries is listed for the others (their devices are in the key
+        # directory, not in log entries)
+        assert [e.type for e in await w.bob.log_entries()] == []
 
 
 def auth(w: Partnered) -> dict[str, str]:
@@ -101,7 +104,7 @@ def _wrong_salt(answer: dict[str, Any]) -> None:
 
 
 def _moved_entry(answer: dict[str, Any]) -> None:
-    answer["entries"][0]["index"] += 1  # someone else's place in the log
+    answer["entries"][0]["index"] = 0  # someone else's place in the log (the scopes)
 
 
 def _no_proof(answer: dict[str, Any]) -> None:
@@ -221,9 +224,10 @@ async def test_a_key_other_than_the_pinned_one_is_refused(tmp_path: Path) -> Non
     async with partnered(tmp_path) as w:
         await settled(w)
         other = Signer.generate("clearpost.localhost/log").vkey
+        # the device pinned the log key at its first sync (checking the key directory)
         with pytest.raises(LogVerificationFailed) as wrong:
-            await w.alice.verify_log(vkey=other)  # given before anything was pinned
-        assert wrong.value.code == "log_bad_signature"
+            await w.alice.verify_log(vkey=other)
+        assert wrong.value.code == "log_key_mismatch"
         await w.alice.verify_log()
         with pytest.raises(LogVerificationFailed) as mismatch:
             await w.alice.verify_log(vkey=other)

@@ -36,6 +36,7 @@ ENTRY_TYPES = (
     "report",
     "device",
     "partner",
+    "keydir",
 )
 PARTNER_CHANGES = ("suspended", "resumed", "secret-rotated")
 MAX_ENTRY_BYTES = 16 * 1024
@@ -211,5 +212,17 @@ def access_entry(
         "subject": subject,
         "data": data,
         "items": items,
+        "time": time_ms,
+    }
+
+
+def keydir_entry(epoch: int, root: bytes, through: int, time_ms: int) -> dict[str, Any]:
+    """The key directory's root after ``epoch`` (issue 17). ``through``: every log entry
+    below that index is counted in its person's ``log:`` label."""
+    return {
+        "type": "keydir",
+        "epoch": epoch,
+        "root": root.hex(),
+        "through": through,
         "time": time_ms,
     }

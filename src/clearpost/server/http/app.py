@@ -25,6 +25,7 @@ from clearpost.server.http.routes import (
     conversations,
     health,
     home,
+    keydir,
     keys,
     links,
     log,
@@ -105,6 +106,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> ClearpostApp:
         agreement_page,
         webapp,
         tiles,
+        keydir,
     ):
         app.include_router(module.router)
 

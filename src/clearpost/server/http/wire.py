@@ -519,3 +519,58 @@ class ServerMetadata(BaseModel):
     response_types_supported: list[str]
     grant_types_supported: list[str]
     code_challenge_methods_supported: list[str]
+
+
+# --- key directory (issue 17) --------------------------------------------------------------
+
+
+class KeyDirKey(_Out):
+    vrf_public_key: str = Field(description="base64 of the directory's ECVRF-EDWARDS25519 key")
+    heartbeat_seconds: int = Field(description="an epoch is published at least this often")
+    log_origin: str = Field(description="the log whose entries carry the epoch roots")
+
+
+class KeyDirPresent(_Out):
+    version: int
+    vrf_proof: str = Field(description="base64, 80 bytes (RFC 9381)")
+    commitment: str = Field(description="base64, 32 bytes: the leaf's value")
+    opening: str | None = Field(default=None, description="base64; only for opened versions")
+    value: str | None = Field(default=None, description="base64 of the label's value")
+
+
+class KeyDirAbsent(_Out):
+    version: int
+    vrf_proof: str
+
+
+class KeyDirAnswer(_Out):
+    """A lookup, absence or history proof, anchored in the log."""
+
+    label: str = Field(examples=["devices:@alice"])
+    epoch: int
+    log_index: int = Field(description="the log index of the epoch's `keydir` entry")
+    entry: str = Field(description="base64 of that entry's exact bytes")
+    checkpoint: str = Field(description="the signed checkpoint the inclusion proof ends at")
+    size: int
+    inclusion: list[str] = Field(description="RFC 9162 inclusion proof of the entry")
+    present: list[KeyDirPresent]
+    absent: list[KeyDirAbsent]
+    proof: str = Field(description="base64 of the prefix-tree proof (docs/key-directory.md)")
+
+
+class KeyDirLeaf(_Out):
+    index: str = Field(description="base64, 32 bytes")
+    commitment: str = Field(description="base64, 32 bytes")
+
+
+class KeyDirEpoch(_Out):
+    """An epoch's changes: what an auditor needs to recompute its root from the last one."""
+
+    epoch: int
+    root: str
+    previous_root: str | None
+    log_index: int
+    through: int
+    time: Millis
+    inserted: list[KeyDirLeaf]
+    proof: str = Field(description="base64 of the update proof from the previous root")

@@ -13,6 +13,7 @@ from clearpost.server.services.accounts import AccountService
 from clearpost.server.services.authorize import OAuthService
 from clearpost.server.services.conversations import ConversationService
 from clearpost.server.services.erasure import AccountDeletion
+from clearpost.server.services.keydir import KeyDirService
 from clearpost.server.services.keys import KeyService
 from clearpost.server.services.messages import MessageService
 from clearpost.server.services.notifier import Notifier
@@ -28,6 +29,7 @@ from clearpost.server.services.todevice import ToDeviceService
 from clearpost.storage.db import Database
 from clearpost.storage.sql.accounts import AccountStore
 from clearpost.storage.sql.conversations import ConversationStore
+from clearpost.storage.sql.keydir import KeyDirStore
 from clearpost.storage.sql.keys import KeyStore
 from clearpost.storage.sql.messages import MessageStore
 from clearpost.storage.sql.oauth import OAuthStore
@@ -62,6 +64,7 @@ class Services:
     tiles: TileService
     stats: StatsService
     deletion: AccountDeletion = field(init=False)
+    keydir: KeyDirService = field(init=False)
 
 
 def build_services(
@@ -133,6 +136,11 @@ def build_services(
     services.deletion = AccountDeletion(
         db, services.accounts, services.conversations, services.oauth
     )
+    services.keydir = KeyDirService(
+        db, KeyDirStore(db), log, clock, settings.keydir_heartbeat_seconds
+    )
+    log.before_integrate = services.keydir.publish_in
+    services.keys.until_published = services.keydir.wait_published
     services.shares.on_logged = log.appended
     services.reports.on_logged = log.appended
     return services

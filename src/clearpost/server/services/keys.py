@@ -6,7 +6,7 @@ upload that also carries new device keys stores neither.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -51,6 +51,8 @@ class KeyService:
         self.server_name = server_name
         self.on_logged: Callable[[], None] | None = None
         self.on_device_changed: Callable[[str, str], None] = lambda _user, _device: None
+        self.until_published: Callable[[str], Awaitable[None]] | None = None
+        """Waits until the key directory commits an account's new device (issue 17)."""
         self.claim_limiter = RateLimiter(
             clock, CLAIMS_PER_TARGET / 60, CLAIMS_PER_TARGET, "key claims for that device"
         )
@@ -139,6 +141,8 @@ class KeyService:
             self.on_device_changed(caller.user_id, caller.device_id)
             if self.on_logged is not None:
                 self.on_logged()
+            if self.until_published is not None:
+                await self.until_published(caller.user_id)
 
     async def counts(self, caller: Caller) -> tuple[int, bool]:
         """(unclaimed one-time keys, whether an unused fallback key is held)."""

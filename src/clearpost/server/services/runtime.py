@@ -54,6 +54,7 @@ async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         services = build_services(settings, db, signer, clock)
         push_to = parse_witness_targets(settings)
         await services.partners.publish_catalogue()  # the scope catalogue is logged before use
+        await services.keydir.start()  # the VRF key, and the tree rebuilt from stored leaves
     except BaseException:
         await db.close()
         raise

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,8 @@ class LogService:
         self._wake = asyncio.Event()
         self._integrated = asyncio.Condition()
         self._batcher: Batcher[PendingEntry, int] = Batcher(self._write, max_batch=10_000)
+        self.before_integrate: Callable[[Connection, int], object] | None = None
+        """Run first in each integration step, under the fence (the key directory's epochs)."""
         self._proof_reads: Batcher[_ProofRead, _ProofMaterial] = Batcher(
             self._read_proof_material, max_batch=PROOF_READ_BATCH
         )
@@ -190,6 +193,8 @@ class LogService:
         """One integration step, inside one write transaction that (on PostgreSQL) began
         with the fence (on SQLite: the writer thread). The checkpoint's time is read after
         the fence, so a term's checkpoints are all later than the previous term's."""
+        if self.before_integrate is not None:
+            self.before_integrate(conn, term)
         now = self.clock.now_ms()
         latest = store_fns.latest_sync(conn)
         size = latest.size if latest else 0

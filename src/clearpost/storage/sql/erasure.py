@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, delete, func, select, update
 
+from clearpost.core.keydir_labels import KINDS, label
 from clearpost.core.tlog.entries import commitment
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
@@ -37,6 +38,7 @@ from clearpost.storage.schema import (
     users,
     web_sessions,
 )
+from clearpost.storage.sql import keydir
 
 
 def _erase(conn: Connection, user_id: str, pseudonym: str, secure: bool) -> bool:
@@ -57,6 +59,7 @@ def _erase(conn: Connection, user_id: str, pseudonym: str, secure: bool) -> bool
                 .where(tlog_entries.c.subject == commitment(bytes(salt), user_id))
                 .values(subject=None, opening=None)
             )
+        keydir.forget_user_sync(conn, user_id, [label(k, user_id).decode() for k in KINDS])
         for table, column in (
             (user_salts, user_salts.c.user_id),
             (oauth_codes, oauth_codes.c.user_id),

@@ -7,7 +7,6 @@ only when a device has no unclaimed one-time key left.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import orjson
@@ -15,16 +14,9 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import Conflict, NotFound
-from clearpost.core.tlog.entries import (
-    NONCE_BYTES,
-    commit,
-    device_detail,
-    device_entry,
-    encode_entry,
-)
 from clearpost.storage.db import Database
 from clearpost.storage.schema import devices, fallback_keys, one_time_keys, to_device
-from clearpost.storage.sql import events, stream, tlog
+from clearpost.storage.sql import events, keydir, stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +225,10 @@ async def _log_device(
     change: str,
     now_ms: int,
 ) -> None:
-    """Append the ``device`` log entry in the same transaction as the key change."""
-    salt = await tlog.salt_in(conn, user_id)
-    about = commit(
-        salt, user_id, secrets.token_bytes(NONCE_BYTES), device_detail(device_id, curve, ed)
-    )
-    entry = encode_entry(device_entry(about.subject, change, now_ms))
-    await tlog.append_in(conn, [tlog.PendingEntry.about(entry, about)], now_ms)
+    """A device's keys were published or withdrawn: the next key-directory epoch commits
+    the account's new device list (issue 17; no log entry with the device in it)."""
+    del device_id, curve, ed, change
+    await keydir.mark_dirty(conn, user_id, now_ms)
 
 
 async def _claim_one_time_key(

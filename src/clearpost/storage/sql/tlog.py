@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clearpost.core.errors import StoredDataDamaged
 from clearpost.core.tlog import HASH_SIZE, NodeId, edge_nodes, leaf_hash
-from clearpost.core.tlog.entries import Committed
+from clearpost.core.tlog.entries import Committed, commitment
 from clearpost.core.tlog.tiles import TileId, hash_at, locate
 from clearpost.storage.db import Database
 from clearpost.storage.schema import (
@@ -32,6 +32,7 @@ from clearpost.storage.schema import (
     tlog_state,
     user_salts,
 )
+from clearpost.storage.sql import keydir
 from clearpost.storage.sql.bulk import insert_many, upsert_many
 from clearpost.storage.sql.plain import plain_sqlite
 
@@ -102,6 +103,7 @@ async def salt_in(conn: AsyncConnection, user_id: str) -> bytes:
         return bytes(row[0])
     salt = secrets.token_bytes(32)
     await conn.execute(user_salts.insert().values(user_id=user_id, salt=salt))
+    await keydir.map_subject(conn, commitment(salt, user_id), user_id)  # issue 17
     return salt
 
 

@@ -1,0 +1,248 @@
+"""Key-directory core benchmark: proof sizes and epoch times on a 1,000,000-leaf prefix tree.
+
+Run:  .venv/bin/python bench/keydir_bench.py [--leaves 1000000] [--changes 10000]
+
+Pure core, in one process (no server, no database): what ``clearpost.core.keydir`` costs.
+
+1. **Build**: ``PrefixTree.from_leaves`` over ``--leaves`` leaves. Indexes and commitments are
+   random 32-byte strings (a real directory's indexes are VRF outputs, uniform as well; making a
+   million VRF proofs would take ~11 minutes and measure the VRF, which phase 3 does).
+2. **Proof sizes** against that tree, for a real label whose versions were inserted with real
+   VRF proofs and commitments: a lookup (greatest version 0, 3 and 10: the binary ladder grows
+   with the version), a history (versions 0..3), an absence. Bytes are the bundle's byte layout
+   (docs/key-directory.md) without the value itself, and the JSON wire size with it. The peer:
+   WhatsApp's akd, 2,130 bytes for a lookup proof on a tiny directory (published figure, not
+   re-measured here).
+3. **Epoch** of ``--changes`` new versions on the full tree, each step timed: VRF proofs of the
+   new versions, commitments, ``insert_many`` (the new root), the auditor's update proof
+   (``prove_update``) and its verification (``verify_update``) with the proof's size.
+4. **Client CPU**: verifying one lookup, one history, one absence (median CPU time of 50),
+   which is also what a device pays to monitor itself once.
+
+Times are printed as wall and CPU seconds: on a shared machine the CPU time is the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from clearpost.core.keydir.commit import commit, label_input, new_opening
+from clearpost.core.keydir.proofs import (
+    Bundle,
+    check_absence,
+    check_history,
+    check_lookup,
+    index_of,
+    prove_absence,
+    prove_history,
+    prove_lookup,
+)
+from clearpost.core.keydir.tree import PrefixTree, prove_update, verify_update
+from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
+
+AKD_LOOKUP_BYTES = 2130
+DEVICES = orjson.dumps(
+    [
+        {
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "device_id": f"DEVICE{i}",
+            "keys": {f"curve25519:DEVICE{i}": "A" * 43, f"ed25519:DEVICE{i}": "B" * 43},
+            "signatures": {"@alice:example.org": {f"ed25519:DEVICE{i}": "C" * 86}},
+            "user_id": "@alice:example.org",
+        }
+        for i in range(2)
+    ],
+    option=orjson.OPT_SORT_KEYS,
+)
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    vrf_proof: bytes
+    opening: bytes
+    value: bytes
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_versions(key: VrfSecretKey, label: bytes, count: int) -> list[Version]:
+    return [
+        Version(v, key.prove(label_input(label, v)), new_opening(), DEVICES) for v in range(count)
+    ]
+
+
+def leaves_of(label: bytes, versions: list[Version]) -> list[tuple[bytes, bytes]]:
+    return [
+        (index_of(proof_to_hash(v.vrf_proof)), commit(v.opening, label, v.version, v.value))
+        for v in versions
+    ]
+
+
+def median_seconds(fn: object, runs: int = 50) -> float:
+    """Median CPU seconds of one call (CPU, not wall: the machine is shared)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.process_time()
+        fn()  # type: ignore[operator]
+        times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
+class Timer:
+    """Wall and CPU seconds of a block (CPU time is this process's alone: on a busy machine
+    the wall time includes waiting for a core)."""
+
+    def __enter__(self) -> Timer:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.cpu = time.process_time() - self.cpu0
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s (CPU {self.cpu:.2f} s)"
+
+
+def proof_bytes(bundle: Bundle) -> int:
+    opened = sum(len(p.value) for p in bundle.present if p.value is not None)
+    return len(bundle.to_bytes()) - opened
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leaves", type=int, default=1_000_000)
+    parser.add_argument("--changes", type=int, default=10_000)
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str]] = []
+    key = VrfSecretKey.from_seed(os.urandom(32))
+    pk = key.public_key
+
+    # 1. build
+    print(f"generating {args.leaves:,} random leaves ...", flush=True)
+    leaves = [(os.urandom(32), os.urandom(32)) for _ in range(args.leaves)]
+    labels = {n: f"devices:@user{n}:example.org".encode() for n in (1, 4, 11)}
+    versions = {n: make_versions(key, lbl, n) for n, lbl in labels.items()}
+    for n, lbl in labels.items():
+        leaves += leaves_of(lbl, versions[n])
+    rss_before = rss_mb()
+    with Timer() as build:
+        tree = PrefixTree.from_leaves(leaves)
+    del leaves
+    rows.append(("build", f"{len(tree):,} leaves", str(build)))
+    rows.append(
+        ("memory", "tree (max RSS growth while building)", f"{rss_mb() - rss_before:.0f} MB")
+    )
+    print(f"built in {build}", flush=True)
+
+    # 2. proof sizes
+    root = tree.root()
+    for n, lbl in labels.items():
+        bundle = prove_lookup(tree, key, lbl, versions[n])
+        assert check_lookup(pk, root, bundle)[0] == n - 1
+        json_size = len(orjson.dumps(bundle.to_json()))
+        rows.append(
+            (
+                f"lookup proof, version {n - 1}",
+                f"{len(bundle.present)} present + {len(bundle.absent)} absent versions",
+                f"{proof_bytes(bundle):,} B (JSON with value {json_size:,} B)",
+            )
+        )
+    history = prove_history(tree, key, labels[4], versions[4])
+    check_history(pk, root, history)
+    history_json = len(orjson.dumps(history.to_json()))
+    rows.append(
+        (
+            "history proof, versions 0..3",
+            "4 opened + 1 absent",
+            f"{proof_bytes(history):,} B (JSON with values {history_json:,} B)",
+        )
+    )
+    absence = prove_absence(tree, key, b"devices:@nobody:example.org")
+    check_absence(pk, root, absence)
+    rows.append(
+        (
+            "absence proof",
+            "version 0 absent",
+            f"{len(absence.to_bytes()):,} B (JSON {len(orjson.dumps(absence.to_json())):,} B)",
+        )
+    )
+    rows.append(
+        ("  peer: akd lookup proof", "tiny directory (published)", f"{AKD_LOOKUP_BYTES:,} B")
+    )
+    rows.append(
+        ("  value: 2-device list", "canonical JSON, not counted above", f"{len(DEVICES):,} B")
+    )
+
+    # 3. an epoch of --changes new versions
+    print(f"epoch of {args.changes:,} changes ...", flush=True)
+    with Timer() as t_vrf:
+        fresh = []
+        for i in range(args.changes):
+            lbl = f"devices:@new{i}:example.org".encode()
+            fresh.append((lbl, key.prove(label_input(lbl, 0))))
+    with Timer() as t_commit:
+        inserted = {
+            index_of(proof_to_hash(pi)): commit(new_opening(), lbl, 0, DEVICES) for lbl, pi in fresh
+        }
+    with Timer() as t_update_proof:
+        update = prove_update(tree, list(inserted))
+    old_root = tree.root()
+    with Timer() as t_insert:
+        new_root = tree.insert_many(inserted.items())
+    with Timer() as t_verify:
+        verify_update(old_root, new_root, update, inserted)
+    parts = (t_vrf, t_commit, t_insert, t_update_proof)
+    total = f"{sum(t.wall for t in parts):.2f} s (CPU {sum(t.cpu for t in parts):.2f} s)"
+    per_vrf = t_vrf.cpu / args.changes * 1e3
+    before = f"on {len(tree) - args.changes:,}"
+    rows.append((f"epoch: {args.changes:,} VRF proofs", f"{per_vrf:.2f} ms CPU each", str(t_vrf)))
+    rows.append(("epoch: commitments", "SHA-256 each", str(t_commit)))
+    rows.append(("epoch: insert_many -> new root", before, str(t_insert)))
+    rows.append(("epoch: prove_update", f"{len(update.to_bytes()):,} B", str(t_update_proof)))
+    rows.append(("epoch: total for the server", "VRF + commit + insert + proof", total))
+    rows.append(("auditor: verify_update", "old root -> new root", str(t_verify)))
+
+    # 4. client CPU
+    lookup = prove_lookup(tree, key, labels[4], versions[4])
+    history = prove_history(tree, key, labels[4], versions[4])
+    root = tree.root()
+    for name, bundle, check in (
+        ("verify lookup (version 3)", lookup, check_lookup),
+        ("verify history (0..3)", history, check_history),
+        ("verify absence", absence_at(tree, key), check_absence),
+    ):
+        sec = median_seconds(lambda b=bundle, c=check: c(pk, root, b))
+        rows.append(
+            (
+                name,
+                f"{len(bundle.present) + len(bundle.absent)} VRF verifications",
+                f"{sec * 1e3:.2f} ms CPU",
+            )
+        )
+
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nload average at the end: {load} ({os.cpu_count()} cores)")
+    print(f"| {'measure':<{width[0]}} | {'detail':<{width[1]}} | {'result':<{width[2]}} |")
+    print(f"|{'-' * (width[0] + 2)}|{'-' * (width[1] + 2)}|{'-' * (width[2] + 2)}|")
+    for a, b, c in rows:
+        print(f"| {a:<{width[0]}} | {b:<{width[1]}} | {c:<{width[2]}} |")
+
+
+def absence_at(tree: PrefixTree, key: VrfSecretKey) -> Bundle:
+    return prove_absence(tree, key, b"devices:@nobody:example.org")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Auditing the key directory's epochs (issue 17).
+
+Every ``keydir`` entry of the log carries an epoch's root. For each one not audited before,
+in order (``audit_epochs``):
+
+1. Its epoch number follows the previous epoch's (none skipped, none repeated); the first
+   is epoch 0, whose previous root is the empty tree's.
+2. The entry is in the audited checkpoint (RFC 9162 inclusion proof).
+3. ``GET /v1/keydir/epochs/{n}`` names the same root, and its update proof recomputes that
+   root from the previous epoch's root (taken from the log, not from the server's answer)
+   plus exactly the inserted leaves: no existing version was changed or removed
+   (``core/keydir/tree.py``, ``verify_update``).
+
+Progress is kept in ``<state>.keydir.json`` beside the audit state file (the last epoch,
+its root and how far the log was scanned), so runs are incremental.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clearpost.audit.errors import BadProof, KeyDirTransitionInvalid, LogUnavailable
+from clearpost.audit.http import LogClient
+from clearpost.core.errors import InvalidInput
+from clearpost.core.keydir.prefix_proof import PrefixProof
+from clearpost.core.keydir.tree import EMPTY, verify_update
+from clearpost.core.tlog import Checkpoint, ProofError, leaf_hash, verify_inclusion
+from clearpost.core.tlog.entries import decode_entry
+
+
+@dataclass(frozen=True, slots=True)
+class EpochAudit:
+    epochs: int
+    """Epochs checked in this run."""
+    last_epoch: int | None
+    scanned: int
+    """Log entries below this index were scanned for epochs."""
+
+
+async def audit_epochs(
+    log: LogClient, checkpoint: Checkpoint, state: Path | None = None
+) -> EpochAudit:
+    """Steps in the module docstring; raises ``KeyDirTransitionInvalid`` on a bad epoch."""
+    saved = _load(state)
+    scanned, last, root = int(saved["scanned"]), saved["epoch"], bytes.fromhex(saved["root"])
+    checked = 0
+    async for start, bodies in log.iter_entries(scanned, checkpoint.size):
+        for offset, body in enumerate(bodies):
+            index = start + offset
+            try:
+                entry = decode_entry(body)
+            except InvalidInput:
+                continue  # the log audit judges entries; only epochs matter here
+            if entry.get("type") != "keydir":
+                continue
+            epoch, new_root = _epoch_of(entry, index)
+            # 1.
+            expected = 0 if last is None else int(last) + 1
+            if epoch != expected:
+                raise KeyDirTransitionInvalid(
+                    f"log entry {index} carries key-directory epoch {epoch}, expected {expected}"
+                )
+            # 2.
+            try:
+                hashes = await log.inclusion(index, checkpoint.size)
+                verify_inclusion(
+                    leaf_hash(body), index, checkpoint.size, hashes, checkpoint.root_hash
+                )
+            except ProofError as exc:
+                raise BadProof(f"epoch {epoch}'s entry {index}: {exc}") from exc
+            # 3.
+            await _check_transition(log, epoch, root, new_root)
+            last, root, checked = epoch, new_root, checked + 1
+    _save(state, checkpoint.size, last, root)
+    return EpochAudit(checked, None if last is None else int(last), checkpoint.size)
+
+
+async def _check_transition(log: LogClient, epoch: int, old_root: bytes, new_root: bytes) -> None:
+    body = await log._get_json(f"/v1/keydir/epochs/{epoch}")
+    try:
+        served_root = base64.b64decode(body["root"], validate=True)
+        inserted = {
+            base64.b64decode(leaf["index"], validate=True): base64.b64decode(
+                leaf["commitment"], validate=True
+            )
+            for leaf in body["inserted"]
+        }
+        proof = PrefixProof.from_bytes(base64.b64decode(body["proof"], validate=True))
+    except (KeyError, TypeError, binascii.Error, InvalidInput) as exc:
+        raise LogUnavailable(f"the answer for key-directory epoch {epoch} is malformed") from exc
+    if served_root != new_root:
+        raise KeyDirTransitionInvalid(
+            f"epoch {epoch}: the server's root is not the root the log carries"
+        )
+    try:
+        verify_update(old_root, new_root, proof, inserted)
+    except InvalidInput as exc:
+        raise KeyDirTransitionInvalid(
+            f"epoch {epoch} does not follow from epoch {epoch - 1}: {exc.message} (an existing "
+            "version was changed or removed, or leaves were added that it does not list)"
+        ) from exc
+
+
+def _epoch_of(entry: dict[str, Any], index: int) -> tuple[int, bytes]:
+    try:
+        epoch, root = entry["epoch"], bytes.fromhex(entry["root"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeyDirTransitionInvalid(f"log entry {index} is a malformed epoch") from exc
+    if not isinstance(epoch, int) or len(root) != 32:
+        raise KeyDirTransitionInvalid(f"log entry {index} is a malformed epoch")
+    return epoch, root
+
+
+def _path(state: Path | None) -> Path | None:
+    return None if state is None else state.with_name(state.name + ".keydir.json")
+
+
+def _load(state: Path | None) -> dict[str, Any]:
+    path = _path(state)
+    if path is not None and path.exists():
+        loaded: dict[str, Any] = orjson.loads(path.read_bytes())
+        return loaded
+    return {"scanned": 0, "epoch": None, "root": EMPTY.hex()}
+
+
+def _save(state: Path | None, scanned: int, epoch: Any, root: bytes) -> None:
+    path = _path(state)
+    if path is not None:
+        path.write_bytes(orjson.dumps({"scanned": scanned, "epoch": epoch, "root": root.hex()}))

@@ -1,0 +1,356 @@
+"""The key directory, checked on this device (issue 17).
+
+A contact's devices are encrypted to only when their signed keys are in the directory's
+current version of the contact's ``devices:`` label, and every device monitors its own
+account's label. Verifying a directory answer (``Directory.verify``):
+
+1. Pin the directory's VRF key (the one this device pinned before; else the one the server
+   publishes, trusted on first use) and the log key (shared with ``transparency.py``).
+2. The answer's epoch entry is a ``keydir`` log entry of the epoch the answer names, and
+   its root is the root the proofs are checked against.
+3. The checkpoint is signed by the pinned log key and extends the last checkpoint this
+   device verified (consistency proof); the entry is included in it (RFC 9162).
+4. The epoch is not older than the newest epoch this device has verified (a server showing
+   an older version of a label must show an older epoch), and not older than twice the
+   heartbeat plus a minute by this device's clock (a server cannot freeze the view).
+5. The VRF proofs, commitments and prefix-tree proof (``core/keydir/proofs.py``) show the
+   versions the answer must show: a lookup, an absence or a history.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from clearpost.audit.errors import AuditFailure, LogUnavailable, ServerRefused
+from clearpost.audit.http import LogClient
+from clearpost.client.errors import ClientError, DeviceVerificationFailed, LogVerificationFailed
+from clearpost.client.model import DirectoryAlarm
+from clearpost.client.store import DeviceStore
+from clearpost.client.transparency import _extends_last, _open, _pin
+from clearpost.client.transport import Transport, _seg
+from clearpost.core.canonical import canonical_json
+from clearpost.core.clock import Clock
+from clearpost.core.errors import InvalidInput
+from clearpost.core.keydir.proofs import Bundle, check_absence, check_lookup, verify_bundle
+from clearpost.core.keydir_labels import log_chain, parse_devices_value, parse_log_value
+from clearpost.core.tlog import ProofError, leaf_hash, verify_inclusion
+from clearpost.core.tlog.entries import decode_entry
+
+log = logging.getLogger("clearpost.client")
+
+_VRF_PIN = "keydir_vrf_key"
+_EPOCH = "keydir_epoch"
+_OWN = "keydir_own_devices"
+_PIN = "log_pin"
+_LAST = "log_checkpoint"
+SLACK_MS = 60_000
+MONITOR_EVERY_MS = 60_000
+
+
+class DirectoryVerificationFailed(LogVerificationFailed):
+    """A key-directory answer does not verify: evidence against the server, not retried."""
+
+    code = "keydir_verification_failed"
+
+
+class DeviceNotInDirectory(DeviceVerificationFailed):
+    """The server named a device whose signed keys are not in the user's directory label."""
+
+    code = "device_not_in_directory"
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A verified directory answer."""
+
+    label: str
+    epoch: int
+    through: int
+    time_ms: int
+    checkpoint_size: int
+    values: dict[int, bytes]
+    """The opened versions (a lookup: one; a history: all; an absence: none)."""
+
+    @property
+    def version(self) -> int | None:
+        return max(self.values) if self.values else None
+
+
+class Directory:
+    def __init__(
+        self, transport: Transport, store: DeviceStore, clock: Clock, user_id: str, device_id: str
+    ) -> None:
+        self.transport, self.store, self.clock = transport, store, clock
+        self.user_id, self.device_id = user_id, device_id
+        self._heartbeat_ms: int | None = None
+        self.checks = 0
+        self.bytes_read = 0
+        self.monitor_every_ms = MONITOR_EVERY_MS
+        """At a sync, the own label is checked when this long has passed since the last
+        check (0: at every sync), and at once when the sync brought a change of your devices."""
+        self._last_monitor_ms: int | None = None
+        self.alarms: list[DirectoryAlarm] = []
+        """Every alarm raised so far by this client."""
+
+    # --- verifying ---
+
+    async def _vrf_key(self) -> bytes:
+        saved = self.store.get_meta(_VRF_PIN)
+        if saved is not None and self._heartbeat_ms is not None:
+            return saved
+        info = await self.transport.request("GET", "/v1/keydir/key")
+        self._heartbeat_ms = int(info["heartbeat_seconds"]) * 1000
+        if saved is not None:
+            return saved
+        key = base64.b64decode(str(info["vrf_public_key"]))
+        self.store.set_meta(_VRF_PIN, key)  # trusted on first use, then pinned
+        return key
+
+    async def verify(self, answer: dict[str, Any], shape: str) -> Verified:
+        """Steps 1-5 of the module docstring; ``shape`` is lookup, history or either."""
+        self.checks += 1
+        self.bytes_read += len(orjson.dumps(answer))
+        try:
+            return await self._verify(answer, shape)
+        except (LogUnavailable, ServerRefused) as exc:
+            raise ClientError(
+                f"cannot read the log: {exc.message}", code="log_unavailable"
+            ) from exc
+        except LogVerificationFailed as exc:
+            if isinstance(exc, DirectoryVerificationFailed):
+                raise
+            raise DirectoryVerificationFailed(exc.message, code=exc.code) from exc
+        except AuditFailure as exc:
+            raise DirectoryVerificationFailed(exc.message, code=f"log_{exc.code}") from exc
+        except (InvalidInput, KeyError, TypeError, ValueError, binascii.Error) as exc:
+            message = exc.message if isinstance(exc, InvalidInput) else str(exc)
+            raise DirectoryVerificationFailed(
+                f"the key directory's answer does not verify: {message}",
+                code="keydir_invalid_proof",
+            ) from exc
+
+    async def _verify(self, answer: dict[str, Any], shape: str) -> Verified:
+        # 1.
+        vrf_key = await self._vrf_key()
+        log_client = LogClient(self.transport.http)
+        pin, new_pin, _ = await _pin(log_client, self.store, None)
+        # 2.
+        body = base64.b64decode(str(answer["entry"]), validate=True)
+        entry = decode_entry(body)
+        epoch = int(answer["epoch"])
+        if entry.get("type") != "keydir" or entry.get("epoch") != epoch:
+            raise DirectoryVerificationFailed(
+                "the answer's log entry is not its epoch's key-directory entry",
+                code="keydir_wrong_entry",
+            )
+        root = bytes.fromhex(str(entry["root"]))
+        # 3.
+        note = str(answer["checkpoint"])
+        checkpoint = _open(note, pin)
+        await _extends_last(log_client, self.store, checkpoint, note, pin)
+        hashes = [base64.b64decode(h, validate=True) for h in answer["inclusion"]]
+        try:
+            verify_inclusion(
+                leaf_hash(body),
+                int(answer["log_index"]),
+                checkpoint.size,
+                hashes,
+                checkpoint.root_hash,
+            )
+        except ProofError as exc:
+            raise DirectoryVerificationFailed(
+                f"the epoch's root is not in the signed log: {exc}", code="keydir_not_in_log"
+            ) from exc
+        # 4.
+        seen = self.store.get_meta(_EPOCH)
+        newest = int(seen) if seen else -1
+        if epoch < newest:
+            raise DirectoryVerificationFailed(
+                f"the key directory answered from epoch {epoch}, but this device already "
+                f"verified epoch {newest}: the server showed an older directory",
+                code="keydir_rollback",
+            )
+        time_ms = int(entry["time"])
+        assert self._heartbeat_ms is not None
+        if time_ms < self.clock.now_ms() - 2 * self._heartbeat_ms - SLACK_MS:
+            raise DirectoryVerificationFailed(
+                f"the key directory's epoch {epoch} is older than its heartbeat allows: the "
+                "server is showing a stale directory",
+                code="keydir_stale",
+            )
+        # 5.
+        bundle = Bundle.from_json(answer)
+        values: dict[int, bytes] = {}
+        if shape == "history":
+            values = _check_history(vrf_key, root, bundle)
+        elif bundle.present:
+            n, value = check_lookup(vrf_key, root, bundle)
+            values = {n: value}
+        else:
+            check_absence(vrf_key, root, bundle)
+        if new_pin:
+            self.store.set_meta(_PIN, orjson.dumps({"origin": pin.origin, "vkey": pin.vkey}))
+        self.store.set_meta(_LAST, note.encode())
+        self.store.set_meta(_EPOCH, str(epoch).encode())
+        self.store.commit()
+        return Verified(
+            bundle.label.decode(), epoch, int(entry["through"]), time_ms, checkpoint.size, values
+        )
+
+    # --- contacts ---
+
+    async def devices(self, user_id: str) -> list[dict[str, Any]]:
+        """The signed device keys of ``user_id`` that the directory holds now, verified."""
+        answer = await self.transport.request("GET", f"/v1/keydir/devices/{_seg(user_id)}")
+        found = await self.verify(answer, "lookup")
+        if found.label != f"devices:{user_id}":
+            raise DirectoryVerificationFailed(
+                "the key directory answered for another account", code="keydir_wrong_label"
+            )
+        return [] if found.version is None else parse_devices_value(found.values[found.version])
+
+    async def refuse_unlisted(self, user_id: str, entries: list[dict[str, Any]]) -> dict[str, str]:
+        """The devices of ``entries`` (the server's device list) whose signed keys are not in
+        the directory, each with the reason they are refused."""
+        listed = {_digest(d) for d in await self.devices(user_id)}
+        out: dict[str, str] = {}
+        for entry in entries:
+            keys = entry.get("device_keys")
+            if not isinstance(keys, dict):
+                continue
+            if _digest(keys) not in listed:
+                device = str(entry.get("device_id"))
+                out[device] = (
+                    f"device {device} of {user_id} is not in the key directory: refusing to "
+                    "encrypt to it (the server named a device everyone else may not see)"
+                )
+        return out
+
+    # --- self-monitoring ---
+
+    async def history(self) -> Verified:
+        """Every version of this account's ``devices:`` label, verified."""
+        answer = await self.transport.request("GET", "/v1/me/keydir/devices")
+        found = await self.verify(answer, "history")
+        if found.label != f"devices:{self.user_id}":
+            raise DirectoryVerificationFailed(
+                "the key directory answered for another account", code="keydir_wrong_label"
+            )
+        return found
+
+    async def monitor(self) -> list[DirectoryAlarm]:
+        """Check this account's label; an alarm for each version this device did not make."""
+        found = await self.history()
+        saved = self.store.get_meta(_OWN)
+        state: dict[str, Any] = orjson.loads(saved) if saved else {"version": -1, "devices": {}}
+        last = int(state["version"])
+        latest = -1 if found.version is None else found.version
+        alarms: list[DirectoryAlarm] = []
+        if latest < last:
+            alarms.append(DirectoryAlarm(self.user_id, latest, found.epoch, rolled_back=True))
+        before: dict[str, str] = dict(state["devices"])
+        for version in range(last + 1, latest + 1):
+            if version not in found.values:
+                continue  # an erased earlier account of this name
+            now = {
+                str(d.get("device_id")): _digest(d)
+                for d in parse_devices_value(found.values[version])
+            }
+            added = tuple(sorted(d for d in now if before.get(d) != now[d]))
+            removed = tuple(sorted(set(before) - set(now)))
+            if last >= 0 and not _mine(added, removed, self.device_id):
+                alarms.append(DirectoryAlarm(self.user_id, version, found.epoch, added, removed))
+            before = now
+        if latest >= last:
+            self.store.set_meta(_OWN, orjson.dumps({"version": latest, "devices": before}))
+            self.store.commit()
+        for alarm in alarms:
+            log.warning("%s", alarm.describe())
+        return alarms
+
+    async def at_sync(self, events: list[Any]) -> list[Any]:
+        """The sync hook: monitor when due; the alarms are the sync's extra events."""
+        now = self.clock.now_ms()
+        own_change = any(
+            getattr(e, "own", False) or getattr(e, "user_id", None) == self.user_id
+            for e in events
+            if type(e).__name__ == "DeviceListChange"
+        )
+        last = self._last_monitor_ms
+        if not own_change and last is not None and now - last < self.monitor_every_ms:
+            return []
+        self._last_monitor_ms = now
+        alarms = await self.monitor()
+        self.alarms += alarms
+        return list(alarms)
+
+    # --- completeness of the access history ---
+
+    async def log_label(self) -> tuple[int, bytes, int]:
+        """(count, chain, through) of this account's ``log:`` label, verified: the log
+        entries about you below ``through`` are exactly ``count``, chained to ``chain``."""
+        answer = await self.transport.request("GET", "/v1/me/keydir/log")
+        found = await self.verify(answer, "lookup")
+        if found.label != f"log:{self.user_id}":
+            raise DirectoryVerificationFailed(
+                "the key directory answered for another account", code="keydir_wrong_label"
+            )
+        if found.version is None:
+            return 0, bytes(32), found.through
+        count, chain = parse_log_value(found.values[found.version])
+        return count, chain, found.through
+
+
+def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> dict[int, bytes]:
+    """A history: versions ``0..n`` present, ``n + 1`` absent, and every version from some
+    ``k`` on opened. Versions below ``k`` are an earlier, erased account of the same name
+    (its values and openings were deleted; its leaves stay): they are shown, not opened."""
+    opened = verify_bundle(vrf_key, root, bundle)
+    n = len(bundle.present)
+    if sorted(p.version for p in bundle.present) != list(range(n)) or [
+        v for v, _ in bundle.absent
+    ] != [n]:
+        raise DirectoryVerificationFailed(
+            "a history shows versions 0..n and n + 1 absent", code="keydir_invalid_proof"
+        )
+    if sorted(opened) != list(range(n - len(opened), n)):
+        raise DirectoryVerificationFailed(
+            "a history opens every version of the account", code="keydir_invalid_proof"
+        )
+    return opened
+
+
+def _digest(signed_keys: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(signed_keys)).hexdigest()
+
+
+def _mine(added: tuple[str, ...], removed: tuple[str, ...], device_id: str) -> bool:
+    """A version this device made: its own keys published (and nothing else changed)."""
+    return added == (device_id,) and not removed
+
+
+async def check_complete(directory: Directory, indexes: list[int]) -> int:
+    """The access history is complete: the log entries about you below the directory's
+    ``through`` are exactly the ones your ``log:`` label counts (same number, same hash
+    chain of indexes). ``indexes``: every entry the server listed as about you. Returns
+    ``through``; raises ``DirectoryVerificationFailed`` (``log_incomplete``) otherwise."""
+    count, chain, through = await directory.log_label()
+    below = sorted(i for i in indexes if i < through)
+    n, got = log_chain(below)
+    if (n, got) != (count, chain):
+        missing = count - n
+        raise DirectoryVerificationFailed(
+            f"the key directory counts {count} log entries about you below index {through}, "
+            f"but the server listed {n}"
+            + (f": it left {missing} out of your history" if missing > 0 else "")
+            + ("" if missing > 0 else ": the listed entries are not the ones committed"),
+            code="log_incomplete",
+        )
+    return through

@@ -1,0 +1,432 @@
+"""The key directory (issue 17): publishing epochs and proving labels.
+
+Publishing runs inside the log sequencer's step (``LogService.before_integrate``), in its
+fenced write transaction: with several server processes on one database only the role
+holder publishes, and an epoch's leaves, its ``keydir`` log entry and the checkpoint that
+covers it commit together, or not at all. An epoch is published when an account's devices
+changed (``keydir_dirty``), when log entries about someone were integrated since the last
+epoch (their ``log:`` label), and at least every ``keydir_heartbeat_seconds`` without.
+
+Every process keeps the prefix tree in memory. It is rebuilt from the stored leaves at
+start and brought up to the stored latest epoch before each publication and each proof;
+a tree whose root is not the stored epoch's root (a transaction that did not commit, or a
+damaged database) is rebuilt, and a rebuilt tree that still disagrees is stored damage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from clearpost.core.clock import Clock
+from clearpost.core.errors import InvalidInput, NotFound, StoredDataDamaged, Unavailable
+from clearpost.core.keydir import commit as commit_mod
+from clearpost.core.keydir import tree as tree_mod
+from clearpost.core.keydir.proofs import Bundle, Present, index_of, lookup_ladder
+from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
+from clearpost.core.keydir_labels import (
+    DEVICES,
+    EMPTY_CHAIN,
+    LOG,
+    devices_value,
+    label,
+    log_chain,
+    log_value,
+    parse_log_value,
+)
+from clearpost.core.tlog.entries import encode_entry, keydir_entry
+from clearpost.server.services.tlog import LogService
+from clearpost.storage.db import Database
+from clearpost.storage.schema import server_secrets
+from clearpost.storage.sql import keydir as ks
+from clearpost.storage.sql import tlog as tlog_store
+from clearpost.storage.sql.keydir import Epoch, KeyDirStore, Version
+
+log = logging.getLogger("clearpost.keydir")
+
+VRF_SECRET = "keydir_vrf"
+MAX_ACCOUNTS_PER_EPOCH = 20_000
+VRF_CACHE = 100_000
+
+
+class KeyDirBusy(Unavailable):
+    """The directory is starting or publishing this instant; the same request will do."""
+
+    code = "keydir_busy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=1.0)
+
+
+class _Moved(Exception):
+    """The tree moved to another epoch while an answer was being made."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anchored:
+    """A bundle with what ties its epoch's root to the signed log."""
+
+    bundle: Bundle
+    epoch: Epoch
+    entry: bytes
+    checkpoint: str
+    size: int
+    inclusion: list[bytes]
+
+
+class KeyDirService:
+    def __init__(
+        self,
+        db: Database,
+        store: KeyDirStore,
+        log_service: LogService,
+        clock: Clock,
+        heartbeat_seconds: int,
+    ) -> None:
+        self.db, self.store, self.log, self.clock = db, store, log_service, clock
+        self.heartbeat_ms = heartbeat_seconds * 1000
+        self._vrf: VrfSecretKey | None = None
+        self._tree: Any = None
+        self._tree_epoch = -1
+        self._lock = threading.Lock()  # the tree: used by the writer thread and by proofs
+        self.last_publish_seconds = 0.0
+        self._entry: tuple[int, bytes] | None = None
+        self._absent_proofs: dict[bytes, bytes] = {}
+        """VRF proofs of versions not yet published (deterministic: kept, bounded)."""
+
+    # --- start ---
+
+    async def start(self) -> None:
+        """Load the VRF key and rebuild the tree from the stored leaves."""
+        try:
+            await self.db.run_write(self._vrf_key)
+        except IntegrityError:  # another process made it at the same moment: read theirs
+            self._vrf = None
+            await self.db.run_write(self._vrf_key)
+        latest = await self.store.latest_epoch()
+        await self.db.run_read(self._sync_tree, latest)
+
+    @property
+    def vrf_public_key(self) -> bytes:
+        if self._vrf is None:
+            raise KeyDirBusy("the key directory is starting")
+        return self._vrf.public_key
+
+    def _vrf_key(self, conn: Connection) -> VrfSecretKey:
+        """The directory's VRF key, made once and shared by every server process."""
+        if self._vrf is None:
+            seed = conn.execute(
+                select(server_secrets.c.value).where(server_secrets.c.name == VRF_SECRET)
+            ).scalar_one_or_none()
+            if seed is None:
+                seed = secrets.token_bytes(32)
+                conn.execute(insert(server_secrets).values(name=VRF_SECRET, value=seed))
+            self._vrf = VrfSecretKey.from_seed(bytes(seed))
+        return self._vrf
+
+    # --- the tree ---
+
+    def _sync_tree(self, conn: Connection, latest: Epoch | None) -> None:
+        """Bring the in-memory tree to the stored ``latest`` epoch (caller holds no lock)."""
+        with self._lock:
+            self._sync_tree_locked(conn, latest)
+
+    def _sync_tree_locked(self, conn: Connection, latest: Epoch | None) -> None:
+        want = latest.epoch if latest else -1
+        if self._tree is not None and self._tree_epoch < want:
+            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn, self._tree_epoch, want)]
+            try:
+                self._tree.insert_many(leaves)
+                self._tree_epoch = want
+            except InvalidInput:
+                self._tree = None
+        if self._tree is not None and (self._tree_epoch != want or not _same_root(self, latest)):
+            self._tree = None  # ahead of what committed, or damaged: rebuild
+        if self._tree is None:
+            started = time.perf_counter()
+            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn, -1, want)]
+            self._tree = tree_mod.PrefixTree.from_leaves(leaves)
+            self._tree_epoch = want
+            if latest is not None and self._tree.root() != latest.root:
+                self._tree = None
+                raise StoredDataDamaged(
+                    f"the key directory's stored leaves do not give epoch {latest.epoch}'s root"
+                )
+            log.info(
+                "key directory tree rebuilt: %d leaves, epoch %d, %.2f s",
+                len(leaves),
+                want,
+                time.perf_counter() - started,
+            )
+
+    # --- publishing (in the sequencer's transaction) ---
+
+    def publish_in(self, conn: Connection, term: int) -> int | None:
+        """Publish an epoch if one is due; returns its number. Runs under the fence."""
+        del term
+        now = self.clock.now_ms()
+        latest = ks.latest_epoch_sync(conn)
+        checkpoint = tlog_store.latest_sync(conn)
+        size = checkpoint.size if checkpoint else 0
+        through = latest.through if latest else 0
+        dirty = ks.dirty_users_sync(conn, MAX_ACCOUNTS_PER_EPOCH)
+        about = ks.entries_about_sync(conn, through, size)
+        due = latest is None or now - latest.created_at >= self.heartbeat_ms
+        if not dirty and not about and not due:
+            return None
+        started = time.perf_counter()
+        vrf_key = self._vrf_key(conn)
+        with self._lock:
+            self._sync_tree_locked(conn, latest)
+            new = self._new_versions(conn, dirty, about)
+            epoch = self._tree_epoch + 1
+            leaves: list[tuple[Version, bytes]] = []
+            for lbl, version, value in new:
+                alpha = commit_mod.label_input(lbl, version)
+                pi = vrf_key.prove(alpha)
+                opening = commit_mod.new_opening()
+                row = Version(
+                    lbl.decode(), version, epoch, index_of(proof_to_hash(pi)), pi, opening, value
+                )
+                leaves.append((row, commit_mod.commit(opening, lbl, version, value)))
+            inserted = [(v.index, c) for v, c in leaves]
+            proof = tree_mod.prove_update(self._tree, [i for i, _ in inserted])
+            try:
+                root = self._tree.insert_many(inserted) if inserted else self._tree.root()
+                self._tree_epoch = epoch
+                body = encode_entry(keydir_entry(epoch, root, size, now))
+                (log_index,) = tlog_store.append_sync(
+                    conn, [tlog_store.PendingEntry(body, None)], now
+                )
+                stored = Epoch(epoch, root, log_index, size, now, _bytes(proof))
+                ks.store_epoch_sync(conn, stored, leaves, dirty)
+            except BaseException:
+                self._tree = None  # rebuilt from what is stored, next time
+                raise
+        self.last_publish_seconds = time.perf_counter() - started
+        if new:
+            log.info("key directory epoch %d: %d new versions", epoch, len(new))
+        return epoch
+
+    def _new_versions(
+        self, conn: Connection, dirty: list[str], about: list[tuple[int, str]]
+    ) -> list[tuple[bytes, int, bytes]]:
+        """(label, version, value) of every label whose value changed (tree lock held)."""
+        by_user: dict[str, list[int]] = defaultdict(list)
+        for index, user in about:
+            by_user[user].append(index)
+        labels = [label(DEVICES, u).decode() for u in dirty]
+        labels += [label(LOG, u).decode() for u in by_user]
+        prev = ks.latest_versions_sync(conn, labels)
+        out: list[tuple[bytes, int, bytes]] = []
+        for user in dirty:
+            lbl = label(DEVICES, user)
+            keys = [orjson.loads(k) for k in ks.device_keys_sync(conn, user)]
+            value = devices_value(keys)
+            before = prev.get(lbl.decode())
+            if before is None and not keys:
+                continue  # never had a device: still absent
+            if before is not None and before.value == value:
+                continue
+            out.append((lbl, before.version + 1 if before else self._first_free(lbl), value))
+        for user, indexes in by_user.items():
+            lbl = label(LOG, user)
+            before = prev.get(lbl.decode())
+            count, chain = parse_log_value(before.value) if before else (0, EMPTY_CHAIN)
+            n, chain = log_chain(indexes, chain)
+            version = before.version + 1 if before else self._first_free(lbl)
+            out.append((lbl, version, log_value(count + n, chain)))
+        return out
+
+    async def wait_published(self, user_id: str, timeout: float = 10.0) -> None:
+        """Wait until an epoch committed ``user_id``'s device change (so anyone who looks
+        the device up finds it in the directory)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.store.is_dirty(user_id):
+                    self.log.appended()
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise KeyDirBusy(
+                "the keys are stored, but the key directory has not published them yet; "
+                "contacts find the device after the next epoch"
+            ) from None
+
+    # --- proving ---
+
+    async def _anchor(self) -> tuple[Epoch, tlog_store.StoredCheckpoint]:
+        """The latest epoch (in this process's tree) and the checkpoint that covers it."""
+        for _ in range(100):
+            latest = await self.store.latest_epoch()
+            if latest is None:
+                raise NotFound("the key directory has no epoch yet", code="keydir_empty")
+            checkpoint = await self.log.store.latest()
+            if self._tree_epoch > latest.epoch and self._tree is not None:
+                pass  # an epoch being committed now: read again (never rebuild backwards)
+            elif checkpoint is not None and checkpoint.size > latest.log_index:
+                if self._tree_epoch != latest.epoch or not _same_root(self, latest):
+                    await self.db.run_read(self._sync_tree, latest)
+                if self._tree_epoch == latest.epoch:
+                    return latest, checkpoint
+            await asyncio.sleep(0.02)
+        raise KeyDirBusy("the key directory is publishing; try again")
+
+    async def _anchored(self, bundle_for: Any) -> Anchored:
+        """A bundle at the latest epoch, anchored in the log. The versions are read anew
+        each time (an erased account's are gone at once); the epoch's entry is kept."""
+        for _ in range(50):
+            epoch, checkpoint = await self._anchor()
+            try:
+                bundle = await bundle_for(epoch)
+                break
+            except _Moved:  # the next epoch came in between: prove at that one
+                await asyncio.sleep(0.01)
+        else:
+            raise KeyDirBusy("the key directory is publishing; try again")
+        if self._entry is None or self._entry[0] != epoch.epoch:
+            body = (await self.log.store.entries(epoch.log_index, epoch.log_index + 1))[0]
+            self._entry = (epoch.epoch, body)
+        entry = self._entry[1]
+        inclusion = await self.log.inclusion(epoch.log_index, checkpoint.size)
+        return Anchored(bundle, epoch, entry, checkpoint.note, checkpoint.size, inclusion.hashes)
+
+    async def lookup(self, kind: str, user_id: str) -> Anchored:
+        """The greatest version of ``<kind>:<user_id>`` (or its absence), proven."""
+        lbl = label(kind, user_id)
+
+        async def bundle_for(epoch: Epoch) -> Bundle:
+            versions = self._erased_before(
+                lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
+            )
+            if not versions:
+                return self._prove(lbl, [], [0], epoch, opened=set())
+            if _erased(versions[-1]):
+                raise NotFound("that account was deleted", code="user_not_found")
+            n = versions[-1].version
+            present, absent = lookup_ladder(n)  # the keytrans draft's binary ladder
+            show = [v for v in versions if v.version in set(present)]
+            return self._prove(lbl, show, absent, epoch, opened={n})
+
+        return await self._anchored(bundle_for)
+
+    async def history(self, kind: str, user_id: str) -> Anchored:
+        """Every version of the label, opened, and the next one absent."""
+        lbl = label(kind, user_id)
+
+        async def bundle_for(epoch: Epoch) -> Bundle:
+            versions = self._erased_before(
+                lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
+            )
+            n = len(versions)
+            live = {v.version for v in versions if not _erased(v)}
+            return self._prove(lbl, versions, [n], epoch, opened=live)
+
+        return await self._anchored(bundle_for)
+
+    def _vrf_proof(self, lbl: bytes, version: int) -> bytes:
+        """The VRF proof of (label, version): deterministic, so kept (bounded)."""
+        vrf_key = self._vrf
+        if vrf_key is None:
+            raise KeyDirBusy("the key directory is starting")
+        alpha = commit_mod.label_input(lbl, version)
+        pi = self._absent_proofs.get(alpha)
+        if pi is None:
+            pi = self._absent_proofs[alpha] = vrf_key.prove(alpha)
+        return pi
+
+    def _index(self, lbl: bytes, version: int) -> bytes:
+        return index_of(proof_to_hash(self._vrf_proof(lbl, version)))
+
+    def _first_free(self, lbl: bytes) -> int:
+        """The first version of a label with no stored rows whose leaf is not in the tree:
+        0, or after the versions of an erased account of the same name (tree lock held)."""
+        version = 0
+        while self._tree.get(self._index(lbl, version)) is not None:
+            version += 1
+        return version
+
+    def _erased_before(self, lbl: bytes, versions: list[Version], epoch: Epoch) -> list[Version]:
+        """``versions`` preceded by those of an erased account of the same name: in the
+        tree, with no value or opening any more (shown, never opened)."""
+        upto = versions[0].version if versions else None
+        out: list[Version] = []
+        version = 0
+        with self._lock:
+            if self._tree_epoch != epoch.epoch:
+                raise _Moved
+            while upto is None or version < upto:
+                index = self._index(lbl, version)
+                if self._tree.get(index) is None:
+                    break
+                pi = self._vrf_proof(lbl, version)
+                out.append(Version(lbl.decode(), version, -1, index, pi, b"", b""))
+                version += 1
+        return out + versions
+
+    def _prove(
+        self, lbl: bytes, present: list[Version], absent: list[int], epoch: Epoch, opened: set[int]
+    ) -> Bundle:
+        vrf_key = self._vrf
+        if vrf_key is None:
+            raise KeyDirBusy("the key directory is starting")
+        if len(self._absent_proofs) > VRF_CACHE:
+            self._absent_proofs.clear()
+        absent_pis = [(v, self._vrf_proof(lbl, v)) for v in absent]
+        indexes = [v.index for v in present] + [index_of(proof_to_hash(pi)) for _, pi in absent_pis]
+        with self._lock:
+            if self._tree_epoch != epoch.epoch:
+                raise _Moved
+            proof = self._tree.prove(indexes)
+        commitments = {
+            v.version: self._tree.get(v.index)
+            if _erased(v)
+            else commit_mod.commit(v.opening, lbl, v.version, v.value)
+            for v in present
+        }
+        return Bundle(
+            lbl,
+            [
+                Present(
+                    v.version,
+                    v.vrf_proof,
+                    commitments[v.version],
+                    v.opening if v.version in opened else None,
+                    v.value if v.version in opened else None,
+                )
+                for v in present
+            ],
+            absent_pis,
+            _bytes(proof),
+        )
+
+    async def epoch_changes(self, n: int) -> tuple[Epoch, Epoch | None, list[tuple[bytes, bytes]]]:
+        """An epoch, the one before it, and the leaves it inserted (for auditors)."""
+        epoch = await self.store.epoch(n)
+        if epoch is None:
+            raise NotFound(f"no key-directory epoch {n}", code="epoch_not_found")
+        before = await self.store.epoch(n - 1) if n > 0 else None
+        return epoch, before, await self.store.epoch_leaves(n)
+
+
+def _erased(version: Version) -> bool:
+    """A version of an erased account: its value and opening are gone, its leaf stays."""
+    return not version.opening
+
+
+def _same_root(service: KeyDirService, latest: Epoch | None) -> bool:
+    return latest is None or bool(service._tree.root() == latest.root)
+
+
+def _bytes(proof: Any) -> bytes:
+    """A core proof's documented byte layout."""
+    return bytes(proof.to_bytes())

@@ -1,0 +1,316 @@
+"""The key directory against a server that lies (issue 17): each test is one of the issue's
+six attacks, made by a real database edit or by a server answer rewritten on the way to the
+client (``Tamper``), and each must be caught by a client or the auditor."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import insert, update
+
+from clearpost.audit.auditor import audit_log
+from clearpost.audit.errors import AuditFailure, ExitCode, KeyDirTransitionInvalid
+from clearpost.audit.http import LogClient
+from clearpost.audit.keydir import audit_epochs
+from clearpost.client import Client
+from clearpost.client.directory import DirectoryAlarm, DirectoryVerificationFailed
+from clearpost.core.keydir.tree import PrefixTree
+from clearpost.core.tlog import Checkpoint
+from clearpost.core.tlog.note import parse_note_unverified
+from clearpost.server.http.app import create_app
+from clearpost.storage.schema import devices, keydir_dirty, tlog_entries
+from tests.conftest import fast_settings
+from tests.support import api
+from tests.support.devices import TestDevice
+from tests.unit.client.partners import FAST, PASSWORD, Partnered, partnered
+from tests.unit.client.test_log_verification import settled
+
+
+async def second_device(w: Partnered, tmp_path: Path, name: str) -> Client:
+    return await Client.login(
+        w.http,
+        name,
+        PASSWORD,
+        store_path=tmp_path / f"{name}-2.store",
+        passphrase="second",
+        kdf=FAST,
+        stream=False,
+    )
+
+
+def ghost(user_id: str) -> TestDevice:
+    """A device with validly self-signed keys that its owner never made."""
+    return TestDevice(user_id, "GHOSTDEVICE", "no-token")
+
+
+async def test_1_a_device_added_through_the_directory_alarms_alice(tmp_path: Path) -> None:
+    async with partnered(tmp_path) as w:
+        phone = await second_device(w, tmp_path, "alice")
+        phone.crypto.directory.monitor_every_ms = 0  # check at every sync
+        assert await phone.sync() == [] or True
+        assert phone.crypto.directory.alarms == []
+        # the server adds a device to Alice's account: a row and its keys, committed in
+        # the next epoch like any device
+        planted = ghost("@alice")
+        async with w.services.db.write() as conn:
+            await conn.execute(
+                insert(devices).values(
+                    user_id="@alice",
+                    device_id=planted.device_id,
+                    token_hash="0" * 64,
+                    created_at=1,
+                    curve25519=planted.curve,
+                    ed25519=planted.account.ed25519_key.to_base64(),
+                    device_keys=orjson.dumps(planted.device_keys()).decode(),
+                )
+            )
+            await conn.execute(insert(keydir_dirty).values(user_id="@alice", since=1))
+        await w.services.keydir.wait_published("@alice")
+        events = await phone.sync()
+        alarms = [e for e in events if isinstance(e, DirectoryAlarm)]
+        assert len(alarms) == 1, events
+        assert alarms[0].added == ("GHOSTDEVICE",)
+        assert "GHOSTDEVICE" in alarms[0].describe()
+        assert "did not make" in alarms[0].describe()
+        await phone.close()
+
+
+async def test_1b_a_device_the_user_adds_is_reported_too_but_own_keys_are_not(
+    tmp_path: Path,
+) -> None:
+    async with partnered(tmp_path) as w:
+        w.alice.crypto.directory.monitor_every_ms = 0
+        await w.alice.sync()
+        assert w.alice.crypto.directory.alarms == []  # its own registration: no alarm
+        phone = await second_device(w, tmp_path, "alice")
+        events = await w.alice.sync()
+        alarms = [e for e in events if isinstance(e, DirectoryAlarm)]
+        assert [a.added for a in alarms] == [(phone.device_id,)]
+        await phone.close()
+
+
+async def test_2_a_device_outside_the_directory_is_refused(tmp_path: Path) -> None:
+    async with partnered(tmp_path) as w:
+        planted = ghost("@alice")
+
+        def add_ghost(body: bytes) -> bytes:
+            answer = orjson.loads(body)
+            answer["devices"].append(
+                {
+                    "device_id": planted.device_id,
+                    "display_name": None,
+                    "device_keys": planted.device_keys(),
+                }
+            )
+            return orjson.dumps(answer)
+
+        w.tamper.rewrites["/v1/users/@alice/devices"] = add_ghost
+        conv = await w.bob.direct("@alice")
+        await w.bob.send(conv, "for Alice's devices only")
+        known = w.bob.crypto.devices.known("@alice")
+        assert w.alice.device_id in known
+        assert planted.device_id not in known
+        rows = w.bob.store.query(
+            "SELECT status FROM devices WHERE user_id = ? AND device_id = ?",
+            ("@alice", planted.device_id),
+        )
+        assert rows == [("invalid",)]
+        # the message still reaches Alice's real device
+        await w.alice.sync()
+        history = await w.alice.history(conv)
+        assert [m.text for m in history][-1] == "for Alice's devices only"
+
+
+async def test_2b_the_refusal_names_the_device_and_the_directory(tmp_path: Path) -> None:
+    async with partnered(tmp_path) as w:
+        planted = ghost("@alice")
+        entries = [{"device_id": planted.device_id, "device_keys": planted.device_keys()}]
+        refused = await w.bob.crypto.directory.refuse_unlisted("@alice", entries)
+        assert set(refused) == {planted.device_id}
+        assert "not in the key directory" in refused[planted.device_id]
+
+
+async def test_3_an_older_version_of_alices_devices_is_detected(tmp_path: Path) -> None:
+    async with partnered(tmp_path) as w:
+        path = "/v1/keydir/devices/@alice"
+        old = await w.bob.transport.request("GET", path)
+        assert len(await w.bob.crypto.directory.devices("@alice")) == 1
+        phone = await second_device(w, tmp_path, "alice")
+        assert len(await w.bob.crypto.directory.devices("@alice")) == 2
+        w.tamper.rewrites[path] = lambda _body: orjson.dumps(old)  # the older answer again
+        with pytest.raises(DirectoryVerificationFailed) as failed:
+            await w.bob.crypto.directory.devices("@alice")
+        assert failed.value.code in ("keydir_rollback", "log_rollback")
+        await phone.close()
+
+
+async def test_3b_a_stale_epoch_is_refused_by_a_device_that_never_looked(
+    tmp_path: Path,
+) -> None:
+    async with partnered(tmp_path, keydir_heartbeat_seconds=1) as w:
+        path = "/v1/keydir/devices/@alice"
+        old = await w.carol.transport.request("GET", path)
+        entry = orjson.loads(base64.b64decode(old["entry"]))
+
+        class Later:
+            def now_ms(self) -> int:
+                return int(entry["time"]) + 2 * 1000 + 61_000
+
+        fresh = await Client.login(
+            w.http,
+            "bob",
+            PASSWORD,
+            store_path=tmp_path / "bob-late.store",
+            passphrase="x",
+            kdf=FAST,
+            stream=False,
+        )
+        fresh.crypto.directory.clock = Later()  # type: ignore[assignment]
+        fresh.store.set_meta("keydir_epoch", b"0")
+        w.tamper.rewrites[path] = lambda _body: orjson.dumps(old)
+        with pytest.raises(DirectoryVerificationFailed) as failed:
+            await fresh.crypto.directory.devices("@alice")
+        # stale by its clock, or older than what this device verified at its first sync
+        assert failed.value.code in ("keydir_stale", "log_rollback", "keydir_rollback"), (
+            failed.value.code,
+            failed.value.message,
+        )
+        await fresh.close()
+
+
+async def test_5_an_access_left_out_of_alices_history_fails_verification(
+    tmp_path: Path,
+) -> None:
+    async with partnered(tmp_path) as w:
+        await settled(w)
+        await w.integrate()
+        await w.integrate()
+        log = await w.alice.verify_log()
+        assert log.complete_through is not None
+        accesses = [
+            e.index for e in log.entries if e.type == "access" and e.index < log.complete_through
+        ]
+        assert accesses
+        async with w.services.db.write() as conn:  # the server "forgets" one is Alice's
+            await conn.execute(
+                update(tlog_entries)
+                .where(tlog_entries.c.idx == accesses[0])
+                .values(subject=None, opening=None)
+            )
+        with pytest.raises(DirectoryVerificationFailed) as failed:
+            await w.alice.verify_log()
+        assert failed.value.code == "log_incomplete"
+        assert "left 1 out" in failed.value.message
+
+
+async def test_6_an_epoch_that_changes_an_existing_version_is_refused(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path)
+    state = tmp_path / "audit.json"
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        await api.user(http, "alice")
+        await api.user(http, "bob")
+        services = app.state.services
+        await services.log.integrate_once()
+        checkpoint = await _checkpoint(http)
+        first = await audit_epochs(LogClient(http), checkpoint, state)
+        assert first.epochs >= 1
+    # the operator rewrites Alice's version 0 in place, and makes the stored root agree
+    db = sqlite3.connect(settings.data_dir / "clearpost.db")
+    leaves = db.execute("SELECT idx, commitment FROM keydir_leaves").fetchall()
+    target = db.execute(
+        "SELECT idx FROM keydir_versions WHERE label = 'devices:@alice' AND version = 0"
+    ).fetchone()[0]
+    changed = [(bytes(i), b"\x07" * 32 if i == target else bytes(c)) for i, c in leaves]
+    db.execute("UPDATE keydir_leaves SET commitment = ? WHERE idx = ?", (b"\x07" * 32, target))
+    root = PrefixTree.from_leaves(changed).root()
+    db.execute(
+        "UPDATE keydir_epochs SET root = ? WHERE epoch = (SELECT max(epoch) FROM keydir_epochs)",
+        (root,),
+    )
+    db.commit()
+    db.close()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):  # restarted: the tree rebuilt from the rows
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        await api.user(http, "carol")  # a change: the next epoch builds on the edited tree
+        await app.state.services.log.integrate_once()
+        checkpoint = await _checkpoint(http)
+        with pytest.raises(KeyDirTransitionInvalid) as failed:
+            await audit_epochs(LogClient(http), checkpoint, state)
+        assert "does not follow" in failed.value.message
+
+
+async def _checkpoint(http: httpx.AsyncClient) -> Checkpoint:
+    note = (await http.get("/v1/log/checkpoint")).text
+    text, _ = parse_note_unverified(note)
+    return Checkpoint.parse(text)
+
+
+async def test_4_different_directory_states_are_caught_through_the_log(tmp_path: Path) -> None:
+    """The server forks: Alice's clients talk to one copy of it, Bob's to another that shows
+    a different device list for Alice. Both answers verify alone (each log is signed by the
+    same key); the fork shows where views meet: the auditor that saw one log, and Bob's
+    client once it has seen Alice's side."""
+    real, fork = fast_settings(tmp_path / "real"), fast_settings(tmp_path / "fork")
+    state = tmp_path / "audit.json"
+    app = create_app(real)
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        bob = await Client.register(
+            http,
+            "bob",
+            PASSWORD,
+            store_path=tmp_path / "bob.store",
+            passphrase="b",
+            kdf=FAST,
+            stream=False,
+        )
+        await api.user(http, "alice")
+        await app.state.services.log.integrate_once()
+        assert len(await bob.crypto.directory.devices("@alice")) == 1
+        # the operator copies the database: from here on there are two histories
+        fork.data_dir.mkdir(parents=True)
+        for name in ("log.key", "report.key"):
+            (fork.data_dir / name).write_bytes((real.data_dir / name).read_bytes())
+        source = sqlite3.connect(real.data_dir / "clearpost.db")
+        copy = sqlite3.connect(fork.data_dir / "clearpost.db")
+        source.backup(copy)
+        source.close()
+        copy.close()
+        await api.login(http, "alice")  # Alice's second device, on the real server
+        await app.state.services.log.integrate_once()
+        await audit_log(LogClient(http), state, tiles=False)  # the auditor sees this log
+        real_view = await bob.crypto.directory.devices("@alice")
+        assert len(real_view) == 2
+        await bob.close()
+    forked = create_app(fork)
+    async with forked.router.lifespan_context(forked):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=forked), base_url="http://t")
+        await forked.state.services.log.integrate_once()
+        # in the fork Alice still has one device: the split view Bob is shown
+        bob_store = tmp_path / "bob-fork.store"
+        fresh = await Client.register(
+            http, "dave", PASSWORD, store_path=bob_store, passphrase="d", kdf=FAST, stream=False
+        )
+        assert len(await fresh.crypto.directory.devices("@alice")) == 1  # verifies alone
+        await fresh.close()
+        # the auditor who audited the real log refuses the fork
+        with pytest.raises(AuditFailure) as failed:
+            await audit_log(LogClient(http), state, tiles=False)
+        assert failed.value.exit_code in (ExitCode.FORK, ExitCode.ROLLBACK)
+        # and Bob's own device, which verified the real log, refuses the fork's answer
+        bob = await Client.open(
+            http, store_path=tmp_path / "bob.store", passphrase="b", stream=False
+        )
+        with pytest.raises(DirectoryVerificationFailed) as refused:
+            await bob.crypto.directory.devices("@alice")
+        assert refused.value.code == "log_inconsistent"
+        assert "forked history" in refused.value.message
+        await bob.close()

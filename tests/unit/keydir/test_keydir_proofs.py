@@ -1,0 +1,154 @@
+"""Lookup, absence and history bundles: made from a real tree and VRF, checked, and forged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pytest
+
+from clearpost.core.keydir.commit import commit, label_input
+from clearpost.core.keydir.errors import KeyDirFormatError, KeyDirProofError, VrfInvalid
+from clearpost.core.keydir.proofs import (
+    Bundle,
+    check_absence,
+    check_history,
+    check_lookup,
+    index_of,
+    lookup_ladder,
+    make_bundle,
+    prove_absence,
+    prove_history,
+    prove_lookup,
+)
+from clearpost.core.keydir.tree import PrefixTree
+from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
+
+KEY = VrfSecretKey.from_seed(bytes(range(32)))
+PK = KEY.public_key
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    vrf_proof: bytes
+    opening: bytes
+    value: bytes
+
+
+def versions_of(label: bytes, count: int) -> list[Version]:
+    return [
+        Version(
+            v,
+            KEY.prove(label_input(label, v)),
+            bytes([v + 1]) * 16,
+            b'[{"device_id":"D%d"}]' % v,
+        )
+        for v in range(count)
+    ]
+
+
+def leaves(label: bytes, versions: list[Version]) -> list[tuple[bytes, bytes]]:
+    return [
+        (index_of(proof_to_hash(v.vrf_proof)), commit(v.opening, label, v.version, v.value))
+        for v in versions
+    ]
+
+
+ALICE = b"devices:@alice:example.org"
+BOB = b"devices:@bob:example.org"
+
+
+def directory(alice_versions: int = 6) -> tuple[PrefixTree, list[Version], list[Version]]:
+    alice = versions_of(ALICE, alice_versions)
+    bob = versions_of(BOB, 1)
+    filler = [(bytes([i]) * 32, bytes([255 - i]) * 32) for i in range(40)]
+    tree = PrefixTree.from_leaves(leaves(ALICE, alice) + leaves(BOB, bob) + filler)
+    return tree, alice, bob
+
+
+def test_ladder_shows_n_and_n_plus_one_and_separates_any_two_claims() -> None:
+    assert lookup_ladder(0) == ([0], [1])
+    assert lookup_ladder(3) == ([0, 1, 3], [4, 5, 7])
+    assert lookup_ladder(10) == ([0, 1, 3, 7, 9, 10], [11, 15])
+    assert lookup_ladder(6) == ([0, 1, 3, 5, 6], [7])  # the draft's own example
+    top = 2**32 - 1  # the greatest version there can be: nothing above it to show absent
+    assert lookup_ladder(top) == ([2**k - 1 for k in range(33)], [])
+    assert lookup_ladder(top - 1)[1] == [top]
+    with pytest.raises(ValueError):
+        lookup_ladder(2**32)
+    for n in range(70):
+        present, absent = lookup_ladder(n)
+        assert n in present and n + 1 in absent
+        assert all(v <= n for v in present) and all(v > n for v in absent)
+        for m in range(n + 1, 70):
+            p2, _ = lookup_ladder(m)
+            assert set(absent) & set(p2), (n, m)  # some version both show, differently
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 6])
+def test_lookup_verifies_and_returns_the_greatest_version(count: int) -> None:
+    tree, alice, _ = directory(count)
+    bundle = prove_lookup(tree, KEY, ALICE, alice)
+    assert check_lookup(PK, tree.root(), bundle) == (count - 1, alice[-1].value)
+    again = Bundle.from_json(bundle.to_json())
+    assert check_lookup(PK, tree.root(), again) == (count - 1, alice[-1].value)
+    assert Bundle.from_bytes(bundle.to_bytes()) == bundle
+
+
+def test_history_and_absence() -> None:
+    tree, alice, _ = directory(4)
+    history = prove_history(tree, KEY, ALICE, alice)
+    assert check_history(PK, tree.root(), history) == [v.value for v in alice]
+    nobody = prove_absence(tree, KEY, b"devices:@nobody:example.org")
+    check_absence(PK, tree.root(), nobody)
+    assert check_history(PK, tree.root(), prove_history(tree, KEY, b"devices:@x:y", [])) == []
+    assert prove_lookup(tree, KEY, b"devices:@x:y", []).absent[0][0] == 0
+
+
+def test_an_older_version_is_not_the_greatest() -> None:
+    """The server hides Alice's latest version: its lookup of version 4 shows 5 absent."""
+    tree, alice, _ = directory(6)
+    stale = make_bundle(tree, KEY, ALICE, alice[:5], [5, 7], [4])
+    with pytest.raises(KeyDirProofError):
+        check_lookup(PK, tree.root(), stale)
+    # a true bundle for version 4 of a five-version label, but without the ladder's 7
+    tree5, alice5, _ = directory(5)
+    short = make_bundle(tree5, KEY, ALICE, [alice5[i] for i in (0, 1, 3, 4)], [5], [4])
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_lookup(PK, tree5.root(), short)
+
+
+def test_a_value_that_is_not_committed_is_refused() -> None:
+    tree, alice, _ = directory(2)
+    bundle = prove_lookup(tree, KEY, ALICE, alice)
+    lied = replace(bundle, present=[*bundle.present[:-1], replace(bundle.present[-1], value=b"[]")])
+    with pytest.raises(KeyDirProofError, match="opening"):
+        check_lookup(PK, tree.root(), lied)
+    other = make_bundle(tree, KEY, ALICE, alice, [2, 3], [1])
+    # a bundle that opens a different version than the one the shape needs
+    with pytest.raises(KeyDirProofError):
+        check_history(PK, tree.root(), other)
+
+
+def test_another_labels_proof_or_key_is_refused() -> None:
+    tree, _, bob = directory(1)
+    bundle = prove_lookup(tree, KEY, BOB, bob)
+    with pytest.raises(VrfInvalid):
+        check_lookup(PK, tree.root(), replace(bundle, label=ALICE))
+    other_key = VrfSecretKey.from_seed(bytes(32)).public_key
+    with pytest.raises(VrfInvalid):
+        check_lookup(other_key, tree.root(), bundle)
+    with pytest.raises(KeyDirProofError):
+        check_lookup(PK, PrefixTree().root(), bundle)
+
+
+def test_malformed_bundles_are_format_errors() -> None:
+    tree, alice, _ = directory(1)
+    raw = prove_lookup(tree, KEY, ALICE, alice).to_bytes()
+    for bad in [raw[:-1], raw + b"\x00", raw[:1]]:
+        with pytest.raises(KeyDirFormatError):
+            Bundle.from_bytes(bad)
+    with pytest.raises(KeyDirFormatError):
+        Bundle.from_json({"label": "x", "present": [], "absent": [], "proof": "!!"})
+    with pytest.raises(KeyDirFormatError):
+        Bundle.from_json({"label": 3, "present": [], "absent": [], "proof": ""})
