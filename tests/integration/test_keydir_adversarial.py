@@ -30,6 +30,8 @@ from tests.support.devices import TestDevice
 from tests.unit.client.partners import FAST, PASSWORD, Partnered, partnered
 from tests.unit.client.test_log_verification import settled
 
+ALICE = "@alice:clearpost.localhost"
+
 
 async def second_device(w: Partnered, tmp_path: Path, name: str) -> Client:
     return await Client.login(
@@ -56,11 +58,11 @@ async def test_1_a_device_added_through_the_directory_alarms_alice(tmp_path: Pat
         assert phone.crypto.directory.alarms == []
         # the server adds a device to Alice's account: a row and its keys, committed in
         # the next epoch like any device
-        planted = ghost("@alice")
+        planted = ghost(ALICE)
         async with w.services.db.write() as conn:
             await conn.execute(
                 insert(devices).values(
-                    user_id="@alice",
+                    user_id=ALICE,
                     device_id=planted.device_id,
                     token_hash="0" * 64,
                     created_at=1,
@@ -69,8 +71,8 @@ async def test_1_a_device_added_through_the_directory_alarms_alice(tmp_path: Pat
                     device_keys=orjson.dumps(planted.device_keys()).decode(),
                 )
             )
-            await conn.execute(insert(keydir_dirty).values(user_id="@alice", since=1))
-        await w.services.keydir.wait_published("@alice")
+            await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+        await w.services.keydir.wait_published(ALICE)
         events = await phone.sync()
         alarms = [e for e in events if isinstance(e, DirectoryAlarm)]
         assert len(alarms) == 1, events
@@ -96,28 +98,24 @@ async def test_1b_a_device_the_user_adds_is_reported_too_but_own_keys_are_not(
 
 async def test_2_a_device_outside_the_directory_is_refused(tmp_path: Path) -> None:
     async with partnered(tmp_path) as w:
-        planted = ghost("@alice")
+        planted = ghost(ALICE)
 
         def add_ghost(body: bytes) -> bytes:
             answer = orjson.loads(body)
-            answer["devices"].append(
-                {
-                    "device_id": planted.device_id,
-                    "display_name": None,
-                    "device_keys": planted.device_keys(),
-                }
-            )
+            devices = answer["device_keys"].get(ALICE)
+            if devices is not None:
+                devices[planted.device_id] = planted.device_keys()
             return orjson.dumps(answer)
 
-        w.tamper.rewrites["/v1/users/@alice/devices"] = add_ghost
-        conv = await w.bob.direct("@alice")
+        w.tamper.rewrites["/v1/keys/query"] = add_ghost
+        conv = await w.bob.direct(ALICE)
         await w.bob.send(conv, "for Alice's devices only")
-        known = w.bob.crypto.devices.known("@alice")
+        known = w.bob.crypto.devices.known(ALICE)
         assert w.alice.device_id in known
         assert planted.device_id not in known
         rows = w.bob.store.query(
             "SELECT status FROM devices WHERE user_id = ? AND device_id = ?",
-            ("@alice", planted.device_id),
+            (ALICE, planted.device_id),
         )
         assert rows == [("invalid",)]
         # the message still reaches Alice's real device
@@ -128,23 +126,23 @@ async def test_2_a_device_outside_the_directory_is_refused(tmp_path: Path) -> No
 
 async def test_2b_the_refusal_names_the_device_and_the_directory(tmp_path: Path) -> None:
     async with partnered(tmp_path) as w:
-        planted = ghost("@alice")
+        planted = ghost(ALICE)
         entries = [{"device_id": planted.device_id, "device_keys": planted.device_keys()}]
-        refused = await w.bob.crypto.directory.refuse_unlisted("@alice", entries)
+        refused = await w.bob.crypto.directory.refuse_unlisted(ALICE, entries)
         assert set(refused) == {planted.device_id}
         assert "not in the key directory" in refused[planted.device_id]
 
 
 async def test_3_an_older_version_of_alices_devices_is_detected(tmp_path: Path) -> None:
     async with partnered(tmp_path) as w:
-        path = "/v1/keydir/devices/@alice"
+        path = f"/v1/keydir/devices/{ALICE}"
         old = await w.bob.transport.request("GET", path)
-        assert len(await w.bob.crypto.directory.devices("@alice")) == 1
+        assert len(await w.bob.crypto.directory.devices(ALICE)) == 1
         phone = await second_device(w, tmp_path, "alice")
-        assert len(await w.bob.crypto.directory.devices("@alice")) == 2
+        assert len(await w.bob.crypto.directory.devices(ALICE)) == 2
         w.tamper.rewrites[path] = lambda _body: orjson.dumps(old)  # the older answer again
         with pytest.raises(DirectoryVerificationFailed) as failed:
-            await w.bob.crypto.directory.devices("@alice")
+            await w.bob.crypto.directory.devices(ALICE)
         assert failed.value.code in ("keydir_rollback", "log_rollback")
         await phone.close()
 
@@ -153,7 +151,7 @@ async def test_3b_a_stale_epoch_is_refused_by_a_device_that_never_looked(
     tmp_path: Path,
 ) -> None:
     async with partnered(tmp_path, keydir_heartbeat_seconds=1) as w:
-        path = "/v1/keydir/devices/@alice"
+        path = f"/v1/keydir/devices/{ALICE}"
         old = await w.carol.transport.request("GET", path)
         entry = orjson.loads(base64.b64decode(old["entry"]))
 
@@ -174,7 +172,7 @@ async def test_3b_a_stale_epoch_is_refused_by_a_device_that_never_looked(
         fresh.store.set_meta("keydir_epoch", b"0")
         w.tamper.rewrites[path] = lambda _body: orjson.dumps(old)
         with pytest.raises(DirectoryVerificationFailed) as failed:
-            await fresh.crypto.directory.devices("@alice")
+            await fresh.crypto.directory.devices(ALICE)
         # stale by its clock, or older than what this device verified at its first sync
         assert failed.value.code in ("keydir_stale", "log_rollback", "keydir_rollback"), (
             failed.value.code,
@@ -225,7 +223,7 @@ async def test_6_an_epoch_that_changes_an_existing_version_is_refused(tmp_path: 
     db = sqlite3.connect(settings.data_dir / "clearpost.db")
     leaves = db.execute("SELECT idx, commitment FROM keydir_leaves").fetchall()
     target = db.execute(
-        "SELECT idx FROM keydir_versions WHERE label = 'devices:@alice' AND version = 0"
+        f"SELECT idx FROM keydir_versions WHERE label = 'devices:{ALICE}' AND version = 0"
     ).fetchone()[0]
     changed = [(bytes(i), b"\x07" * 32 if i == target else bytes(c)) for i, c in leaves]
     db.execute("UPDATE keydir_leaves SET commitment = ? WHERE idx = ?", (b"\x07" * 32, target))
@@ -274,7 +272,7 @@ async def test_4_different_directory_states_are_caught_through_the_log(tmp_path:
         )
         await api.user(http, "alice")
         await app.state.services.log.integrate_once()
-        assert len(await bob.crypto.directory.devices("@alice")) == 1
+        assert len(await bob.crypto.directory.devices(ALICE)) == 1
         # the operator copies the database: from here on there are two histories
         fork.data_dir.mkdir(parents=True)
         for name in ("log.key", "report.key"):
@@ -287,7 +285,7 @@ async def test_4_different_directory_states_are_caught_through_the_log(tmp_path:
         await api.login(http, "alice")  # Alice's second device, on the real server
         await app.state.services.log.integrate_once()
         await audit_log(LogClient(http), state, tiles=False)  # the auditor sees this log
-        real_view = await bob.crypto.directory.devices("@alice")
+        real_view = await bob.crypto.directory.devices(ALICE)
         assert len(real_view) == 2
         await bob.close()
     forked = create_app(fork)
@@ -299,7 +297,7 @@ async def test_4_different_directory_states_are_caught_through_the_log(tmp_path:
         fresh = await Client.register(
             http, "dave", PASSWORD, store_path=bob_store, passphrase="d", kdf=FAST, stream=False
         )
-        assert len(await fresh.crypto.directory.devices("@alice")) == 1  # verifies alone
+        assert len(await fresh.crypto.directory.devices(ALICE)) == 1  # verifies alone
         await fresh.close()
         # the auditor who audited the real log refuses the fork
         with pytest.raises(AuditFailure) as failed:
@@ -310,7 +308,7 @@ async def test_4_different_directory_states_are_caught_through_the_log(tmp_path:
             http, store_path=tmp_path / "bob.store", passphrase="b", stream=False
         )
         with pytest.raises(DirectoryVerificationFailed) as refused:
-            await bob.crypto.directory.devices("@alice")
+            await bob.crypto.directory.devices(ALICE)
         assert refused.value.code == "log_inconsistent"
         assert "forked history" in refused.value.message
         await bob.close()

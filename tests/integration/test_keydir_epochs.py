@@ -14,6 +14,8 @@ from tests.conftest import fast_settings
 from tests.support import api
 from tests.unit.client.partners import FAST
 
+ALICE = "@alice:clearpost.localhost"
+
 
 async def _epochs(http: httpx.AsyncClient) -> list[dict[str, object]]:
     out, n = [], 0
@@ -67,12 +69,12 @@ async def test_the_tree_is_rebuilt_from_stored_leaves_at_start(tmp_path: Path) -
     async with app.router.lifespan_context(app):
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
         alice = await api.user(http, "alice")
-        first = (await http.get("/v1/keydir/devices/@alice", headers=alice.headers)).json()
+        first = (await http.get(f"/v1/keydir/devices/{ALICE}", headers=alice.headers)).json()
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
         assert app.state.services.keydir._tree_epoch == first["epoch"]
-        again = (await http.get("/v1/keydir/devices/@alice", headers=alice.headers)).json()
+        again = (await http.get(f"/v1/keydir/devices/{ALICE}", headers=alice.headers)).json()
         assert again["present"][0]["commitment"] == first["present"][0]["commitment"]
 
 
@@ -87,11 +89,11 @@ async def test_a_name_registered_again_after_erasure_continues_its_labels(
         services = app.state.services
         bob = await api.user(http, "bob")
         await api.user(http, "alice")
-        await services.deletion.delete("@alice")
+        await services.deletion.delete(ALICE)
         await services.log.integrate_once()
-        r = await http.get("/v1/keydir/devices/@alice", headers=bob.headers)
+        r = await http.get(f"/v1/keydir/devices/{ALICE}", headers=bob.headers)
         assert r.status_code == 404 and r.json()["code"] == "user_not_found"
-        await services.keydir.wait_published("@alice")
+        await services.keydir.wait_published(ALICE)
         again = await Client.register(
             http,
             "alice",
@@ -106,6 +108,6 @@ async def test_a_name_registered_again_after_erasure_continues_its_labels(
         assert found.version is not None and found.version >= 1
         assert list(found.values) == [found.version]
         assert await again.crypto.directory.monitor() == []
-        seen = await again.crypto.directory.devices("@alice")
+        seen = await again.crypto.directory.devices(ALICE)
         assert [d["device_id"] for d in seen] == [again.device_id]
         await again.close()

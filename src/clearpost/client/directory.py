@@ -328,7 +328,10 @@ def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> dict[int, byt
 
 
 def _digest(signed_keys: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(signed_keys)).hexdigest()
+    """The device's signed keys, without ``unsigned`` (Matrix's field outside the signature,
+    which a key query adds: the device's display name for its owner)."""
+    signed = {k: v for k, v in signed_keys.items() if k != "unsigned"}
+    return hashlib.sha256(canonical_json(signed)).hexdigest()
 
 
 def _mine(added: tuple[str, ...], removed: tuple[str, ...], device_id: str) -> bool:
