@@ -25,7 +25,19 @@ $(WEB_APP): $(WEB_SRC)
 	  echo "Node 20+ not found: the web app is not built (/ shows a plain page). Install Node 20+ and run make install again." >&2; \
 	fi
 
-install: $(BIN)/.installed $(WEB_APP)
+## The Matrix interop suite's Node side (tests/interop/matrix): matrix-sdk-crypto-wasm, pinned.
+INTEROP := tests/interop/matrix/node_modules/.package-lock.json
+
+$(INTEROP): tests/interop/matrix/package.json tests/interop/matrix/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd tests/interop/matrix && npm ci --no-audit --no-fund --loglevel=error; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "npm is needed for the Matrix interop suite (tests/interop/matrix); install Node 20+" >&2; exit 1; \
+	else \
+	  echo "npm not found: the Matrix interop suite will be skipped. Install Node 20+ and run make install again." >&2; \
+	fi
+
+install: $(BIN)/.installed $(WEB_APP) $(INTEROP)
 
 ## Install, then run the whole story (`clearpost demo`) on an embedded SQLite database.
 run: install
@@ -55,4 +67,5 @@ bench: install
 	$(BIN)/python bench/loadgen.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules src/clearpost/web/app
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules src/clearpost/web/app \
+	  tests/interop/matrix/node_modules
