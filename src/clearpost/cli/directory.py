@@ -37,7 +37,7 @@ def _keys(d: dict[str, Any]) -> str:
 
 @app.command()
 def lookup(
-    user: str = typer.Argument(help="The account, e.g. @bob."),
+    user: str = typer.Argument(help="The account, e.g. @bob (on your server) or @bob:example.org."),
     server: ServerOpt = None,
     store: StoreOpt = None,
     passphrase: PassphraseOpt = None,
@@ -45,16 +45,15 @@ def lookup(
 ) -> None:
     """The devices the key directory holds for USER, proven (or proof there are none)."""
 
-    async def main() -> tuple[list[dict[str, Any]], int, int | None]:
+    async def main() -> tuple[str, list[dict[str, Any]], int, int | None]:
         async with open_client(server, store, passphrase) as client:
-            d = client.crypto.directory
-            answer = await client.transport.request("GET", f"/v1/keydir/devices/{user}")
-            found = await d.verify(answer, "lookup")
+            user_id = client.qualify(user)
+            found = await client.crypto.directory.lookup(user_id)
             values = found.values
             keys = [] if found.version is None else parse_devices_value(values[found.version])
-            return keys, found.epoch, found.version
+            return user_id, keys, found.epoch, found.version
 
-    keys, epoch, version = run(main)
+    user, keys, epoch, version = run(main)
     if as_json:
         emit_json({"user_id": user, "epoch": epoch, "version": version, "devices": keys})
         return

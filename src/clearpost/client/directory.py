@@ -206,14 +206,20 @@ class Directory:
 
     # --- contacts ---
 
-    async def devices(self, user_id: str) -> list[dict[str, Any]]:
-        """The signed device keys of ``user_id`` that the directory holds now, verified."""
+    async def lookup(self, user_id: str) -> Verified:
+        """The greatest version of ``devices:<user_id>`` (or its proven absence), verified,
+        and checked to be the label asked for."""
         answer = await self.transport.request("GET", f"/v1/keydir/devices/{_seg(user_id)}")
         found = await self.verify(answer, "lookup")
         if found.label != f"devices:{user_id}":
             raise DirectoryVerificationFailed(
                 "the key directory answered for another account", code="keydir_wrong_label"
             )
+        return found
+
+    async def devices(self, user_id: str) -> list[dict[str, Any]]:
+        """The signed device keys of ``user_id`` that the directory holds now, verified."""
+        found = await self.lookup(user_id)
         return [] if found.version is None else parse_devices_value(found.values[found.version])
 
     async def refuse_unlisted(self, user_id: str, entries: list[dict[str, Any]]) -> dict[str, str]:
