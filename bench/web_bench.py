@@ -42,10 +42,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from clearpost.client import Client, KdfParams  # noqa: E402
+from tests.support.chromium import chromium  # noqa: E402
 from tests.support.server import start_server  # noqa: E402
 from tests.web.browser import (  # noqa: E402
     PASSWORD,
-    chromium,
     open_conversation,
     open_tab,
     register,

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from clearpost.server.http.docs import ASSET_FILES, ASSETS
-from tests.e2e.test_partner_flow import CHROMIUM_ARGS, _need_browser, chromium
+from tests.e2e.test_partner_flow import _need_browser
+from tests.support.chromium import CHROMIUM_ARGS, chromium
 from tests.support.server import ServerProcess, start_server
 
 _URL_ATTR = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")

@@ -8,10 +8,8 @@ skipped, except under ``CI=true``, where it fails.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,19 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from clearpost.server.http.routes import webapp
+from tests.support.chromium import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(os.environ.get("CLEARPOST_SCREENSHOTS") or ROOT / "test-artifacts" / "web")
 """Screenshots of every page (default gitignored ``test-artifacts/web``): look at them."""
 PASSWORD = "correct horse battery"
@@ -51,20 +39,6 @@ def need_browser() -> None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(reason + "; under CI=true they must run")
         pytest.skip(reason)
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @dataclass

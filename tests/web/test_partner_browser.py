@@ -29,7 +29,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +45,6 @@ from clearpost.core.tlog.tiles import locate
 from tests.conftest import IN_CI
 from tests.e2e.conftest import People
 from tests.e2e.test_partner_flow import (
-    CHROMIUM_ARGS,
     Partner,
     _need_browser,
     partner_app,
@@ -53,6 +52,7 @@ from tests.e2e.test_partner_flow import (
     server_row,
 )
 from tests.support import api
+from tests.support.chromium import chromium
 from tests.support.server import ServerProcess, free_port, start_server
 
 pytestmark = pytest.mark.slow
@@ -109,20 +109,6 @@ class Hosts:
         ]
         assert not foreign, foreign
         assert self.seen
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def web_user(browser: Any, hosts: Hosts, url: str, name: str) -> Any:

@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from clearpost.client import Client, KdfParams
+from tests.support.chromium import chromium
 from tests.support.server import ServerProcess, free_port, start_server
 from tests.web.browser import (
     PASSWORD,
     Tab,
-    chromium,
     need_browser,
     open_conversation,
     open_tab,
