@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +46,9 @@ from clearpost.core.tlog import (
 __all__ = ["AuditReport", "Auditor", "Progress", "audit_log"]
 
 MAX_COSIGNED = 100
+
+EntrySink = Callable[[int, list[bytes]], None]
+"""Told ``(first index, bodies)`` of the entries an audit read, in order."""
 """Largest ``?cosigned=N`` the log answers."""
 
 
@@ -126,9 +130,12 @@ class Auditor:
         progress: Progress | None = None,
         rng: random.Random | None = None,
         tiles: bool = True,
+        entries: EntrySink | None = None,
     ) -> None:
         self.client, self.pin, self.previous = client, pin, previous
         self.tiles = tiles
+        self.entries = entries
+        """Called with ``(first index, bodies)`` of the entries read, in order."""
         self.full, self.samples, self.witnesses, self.parallel = full, samples, witnesses, parallel
         self.progress = progress or _NoProgress()
         self.rng = rng or random.SystemRandom()
@@ -189,6 +196,8 @@ class Auditor:
             expected = min(first + MAX_PAGE, size) - first
             if len(bodies) < expected:
                 raise await self._missing(first, first + expected, size)
+            if self.entries is not None:
+                self.entries(first, bodies[:expected])
             if old_size is not None and first < old_size <= first + len(bodies):
                 for body in bodies[: old_size - first]:
                     tree.append(leaf_hash(body))
@@ -253,6 +262,7 @@ class Auditor:
             keep_sizes=[old] if 0 < old <= size else [],
             parallel=TILE_CONNECTIONS,  # a bundle and its stored tile on each
             progress=self.progress.advance,
+            entries=self.entries,
         )
         verify_tree(tree, checkpoint, note, (prev.checkpoint, prev.note) if prev else None)
         return Verified(
@@ -396,6 +406,7 @@ async def audit_log(
     witnesses: tuple[CosignatureVerifier, ...] = (),
     progress: Progress | None = None,
     tiles: bool = True,
+    entries: EntrySink | None = None,
 ) -> AuditReport:
     """Audit the log behind ``client``, remembering the result in ``state_path``.
 
@@ -423,6 +434,7 @@ async def audit_log(
             witnesses=witnesses,
             progress=progress,
             tiles=tiles,
+            entries=entries,
         )
         done = await auditor.verify()
         # 3.

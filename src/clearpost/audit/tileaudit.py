@@ -102,9 +102,13 @@ async def read_tree(
     keep_sizes: Iterable[int] = (),
     parallel: int = 8,
     progress: Callable[[int], None] | None = None,
+    entries: Callable[[int, list[bytes]], None] | None = None,
 ) -> TileTree:
     """Fetch every entry bundle and stored tile of a tree of ``size`` and check each
     stored node against the one recomputed from the entries.
+
+    ``entries``, when given, is called with ``(first index, bodies)`` of every bundle read,
+    in order (the key-directory audit looks for its epochs there).
 
     Raises ``MissingEntries`` when a bundle lacks entries the size covers, ``BadProof``
     when the log does not serve a stored tile the size needs; differences are recorded
@@ -146,14 +150,16 @@ async def read_tree(
         async for n, fetched in _each_tile(_pipelined(fetch, groups, parallel)):
             if isinstance(fetched, Exception):
                 raise fetched
-            entries, served = fetched
+            bodies, served = fetched
             tile = TileId(level, n)
             width = width_at(tile, size)
-            if entries is not None:
+            if bodies is not None:
                 tree.bundles_read += 1
-                bottom = [sha256(b"\x00" + e).digest() for e in entries]
+                bottom = [sha256(b"\x00" + e).digest() for e in bodies]
                 if len(bottom) < width:
                     raise _missing(n, bottom, served, size)
+                if entries is not None:
+                    entries(n * TILE_WIDTH, bodies[:width])
                 advance(width)
             else:
                 bottom = below[n * TILE_WIDTH : n * TILE_WIDTH + width]

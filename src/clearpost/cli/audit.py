@@ -29,7 +29,7 @@ from rich.progress import (
 )
 
 from clearpost.audit import AuditFailure, AuditReport, LogClient, audit_log
-from clearpost.audit.keydir import EpochAudit, audit_epochs
+from clearpost.audit.keydir import EpochAudit, EpochScan, audit_epochs
 from clearpost.core.tlog import CosignatureVerifier, KeyFormatError, Verifier
 from clearpost.core.tlog.keys import b64encode
 
@@ -182,6 +182,7 @@ def verify(
             console=err,
             transient=True,
         )
+        seen = EpochScan()  # the epoch entries among those the log audit reads
         async with http_client(server) as http:
             client = LogClient(http, raw_tiles=True)
             with bar, contextlib.closing(client):
@@ -195,9 +196,10 @@ def verify(
                     witnesses=witnesses,
                     progress=RichProgress(bar),
                     tiles=not proofs,
+                    entries=seen,
                 )
             async with http_client(server) as http2:  # issue 17: every new epoch's transition
-                epochs = await audit_epochs(LogClient(http2), report.checkpoint, state)
+                epochs = await audit_epochs(LogClient(http2), report.checkpoint, state, seen)
             return report, epochs
 
     report, epochs = run_or_exit(main)

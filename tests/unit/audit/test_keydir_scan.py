@@ -1,0 +1,18 @@
+"""The epoch scan skips, without decoding, only bodies that cannot be epochs."""
+
+from __future__ import annotations
+
+from clearpost.audit.keydir import _KEYDIR
+from clearpost.core.tlog.entries import encode_entry, keydir_entry, partner_entry
+
+
+def test_every_epoch_entry_carries_the_marker_and_other_entries_do_not() -> None:
+    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5))
+    assert _KEYDIR in epoch
+    assert _KEYDIR not in encode_entry(partner_entry("streamco", "suspended", 5))
+
+
+def test_the_marker_inside_a_string_is_escaped() -> None:
+    # a partner id cannot hold quotes, but any string that did would be escaped
+    body = encode_entry({"type": "scopes", "catalogue": ['"type":"keydir"'], "time": 1})
+    assert _KEYDIR not in body
