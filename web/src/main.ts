@@ -262,10 +262,9 @@ async function conversationPage(route: Route): Promise<HTMLElement> {
 
 /** Members' devices this browser refuses (not in the key directory), in plain words. */
 function refusedList(c: Conv): HTMLElement {
-  const box = h("div", { id: "refused", class: "notice bad", role: "alert" });
-  if (!c.refused.length) box.hidden = true;
-  else box.append(h("p", {}, "Not encrypted to:"), h("ul", {}, ...c.refused.map((why) => h("li", {}, why))));
-  return box;
+  if (!c.refused.length) return h("div", { id: "refused" });
+  return h("div", { id: "refused", class: "notice bad", role: "alert" },
+    h("p", {}, "Not encrypted to:"), h("ul", {}, ...c.refused.map((why) => h("li", {}, why))));
 }
 
 function messageItem(m: Msg, id: string): HTMLElement {
