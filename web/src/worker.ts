@@ -29,8 +29,8 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 
 import { ApiError, call, enc } from "./api";
-import { browserMemory } from "./pages/verify/memory";
 import { Directory, DirectoryError, signedKeys } from "./verify/directory";
+import type { Remembered } from "./verify/history";
 import type { Call, Conv, DeviceInfo, Me, Msg, Push, Reply } from "./protocol";
 import * as store from "./store";
 
@@ -128,7 +128,11 @@ const directory = new Directory(
     directoryKey: () => call("GET", "/v1/keydir/key"),
     lookupDevices: (userId) => api("GET", `/v1/keydir/devices/${enc(userId)}`),
   },
-  browserMemory(),
+  // the log pin and last checkpoint of these checks, kept with the device (wiped with it)
+  {
+    load: async () => (await store.get<Remembered>("keydir-log")) ?? null,
+    save: (value) => store.put("keydir-log", value),
+  },
   {
     load: async () => (await store.get<{ vrfKey: string; epoch: number }>("keydir")) ?? null,
     save: (value) => store.put("keydir", value),
