@@ -249,6 +249,7 @@ async function conversationPage(route: Route): Promise<HTMLElement> {
       h("h1", { id: "conv-title" }, c.name),
       h("a", { href: `#/c/${encodeURIComponent(id)}/settings` }, c.kind === "group" ? "Members and name" : "Details")),
     h("p", { class: "hint" }, c.kind === "group" ? `Group of ${c.members.length}: ${c.members.map(localpart).join(", ")}` : `Direct conversation with ${c.members.filter((u) => u !== me?.userId).map(localpart).join(", ")}`),
+    refusedList(c),
     list,
     composer,
     h("p", { class: "hint", id: "compose-hint" }, "Enter sends; Shift+Enter starts a new line. Encrypted in this browser before it is sent."),
@@ -257,6 +258,13 @@ async function conversationPage(route: Route): Promise<HTMLElement> {
   fillMessages(id, list);
   void rpc("markRead", id);
   return section;
+}
+
+/** Members' devices this browser refuses (not in the key directory), in plain words. */
+function refusedList(c: Conv): HTMLElement {
+  if (!c.refused.length) return h("div", { id: "refused" });
+  return h("div", { id: "refused", class: "notice bad", role: "alert" },
+    h("p", {}, "Not encrypted to:"), h("ul", {}, ...c.refused.map((why) => h("li", {}, why))));
 }
 
 function messageItem(m: Msg, id: string): HTMLElement {
@@ -430,6 +438,7 @@ async function devicesPage(): Promise<HTMLElement> {
       h("li", { "data-device": d.deviceId },
         h("div", {}, h("strong", {}, d.displayName ?? d.deviceId), d.current ? " — this browser" : "", ` (${d.deviceId})`),
         h("div", { class: "key" }, d.ed25519 ? `Fingerprint (Ed25519): ${d.ed25519}` : "No keys published yet"),
+        d.refused ? h("p", { class: "notice bad", role: "alert" }, d.refused) : null,
         d.current ? null : h("button", { type: "button", class: "danger", "aria-label": `Remove device ${d.deviceId}`, onclick: async () => {
           if (!confirm(`Remove ${d.displayName ?? d.deviceId}? It is signed out and gets no new messages.`)) return;
           try { await rpc("removeDevice", d.deviceId); go("#/devices"); } catch (e) { err.textContent = errorText(e); }
@@ -460,6 +469,7 @@ onPush((p) => {
       if (title && r.parts[0] === "c") {
         const c = convById(r.parts[1]!);
         if (c) title.textContent = c.name;
+        if (c) document.getElementById("refused")?.replaceWith(refusedList(c));
       }
       break;
     }
@@ -473,7 +483,7 @@ onPush((p) => {
       break;
     }
     case "notice":
-      notice(p.text, { id: p.id, action: p.action ? { label: p.action.label, run: () => rpc(p.action!.op, ...p.action!.args) } : undefined });
+      notice(p.text, { id: p.id, bad: p.bad, action: p.action ? { label: p.action.label, run: () => rpc(p.action!.op, ...p.action!.args) } : undefined });
       break;
     case "connection": {
       const el = document.getElementById("connection")!;

@@ -34,6 +34,8 @@ export interface Conv {
   unread: number;
   last: Msg | null;
   lastSeq: number;
+  /** Members' devices refused because the key directory does not hold them, in words. */
+  refused: string[];
 }
 
 export interface DeviceInfo {
@@ -41,6 +43,8 @@ export interface DeviceInfo {
   displayName: string | null;
   ed25519: string | null;
   current: boolean;
+  /** Why this browser refuses to encrypt to this device (not in the key directory), or null. */
+  refused: string | null;
 }
 
 /** Page -> worker: a call with an id; the worker answers {id, ok, result | error}. */
@@ -62,7 +66,7 @@ export type Push =
   | { push: "ready"; me: Me }
   | { push: "conversations"; conversations: Conv[] }
   | { push: "messages"; conversationId: string; messages: Msg[] }
-  | { push: "notice"; id: string; text: string; action?: { label: string; op: string; args: unknown[] } }
+  | { push: "notice"; id: string; text: string; bad?: boolean; action?: { label: string; op: string; args: unknown[] } }
   | { push: "connection"; state: "live" | "polling" | "offline" }
   | { push: "signedOut"; reason: string }
   /** web-verify: a `share_intent` sync event (a partner app's suggestion to share) */

@@ -29,6 +29,8 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 
 import { ApiError, call, enc } from "./api";
+import { Directory, DirectoryError, signedKeys } from "./verify/directory";
+import type { Remembered } from "./verify/history";
 import type { Call, Conv, DeviceInfo, Me, Msg, Push, Reply } from "./protocol";
 import * as store from "./store";
 
@@ -116,6 +118,84 @@ type Outgoing =
   | RoomMessageRequest
   | KeysBackupRequest;
 
+// ---- the key directory (issue 17): nothing is encrypted to a device it does not hold -------
+
+const directory = new Directory(
+  {
+    key: () => call("GET", "/v1/log/key"),
+    consistency: async (from, to) =>
+      (await call<{ hashes: string[] }>("GET", `/v1/log/proof/consistency?from=${from}&to=${to}`)).hashes,
+    directoryKey: () => call("GET", "/v1/keydir/key"),
+    lookupDevices: (userId) => api("GET", `/v1/keydir/devices/${enc(userId)}`),
+  },
+  // the log pin and last checkpoint of these checks, kept with the device (wiped with it)
+  {
+    load: async () => (await store.get<Remembered>("keydir-log")) ?? null,
+    save: (value) => store.put("keydir-log", value),
+  },
+  {
+    load: async () => (await store.get<{ vrfKey: string; epoch: number }>("keydir")) ?? null,
+    save: (value) => store.put("keydir", value),
+  },
+);
+
+/** Devices refused because the key directory does not hold them: user -> device -> why. */
+const refused = new Map<string, Map<string, string>>();
+/** A device that has just published its keys is in the next epoch (the server publishes
+ * one within a second): one missing is asked about again a few times before it is refused,
+ * as the SDK does (client/verify.py). */
+const UNLISTED_RETRIES = 4;
+const UNLISTED_WAIT_MS = 500;
+
+async function unlisted(user: string, devices: Record<string, Record<string, unknown>>): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let attempt = 0; attempt < UNLISTED_RETRIES; attempt++) {
+    out.clear();
+    let listed: Map<string, string>;
+    try {
+      listed = await directory.devices(user);
+    } catch (err) {
+      const why = err instanceof DirectoryError ? err.message : err instanceof Error ? err.message : String(err);
+      for (const dev of Object.keys(devices)) {
+        out.set(dev, `The key directory's answer about ${user} did not verify in this browser (${why}), so this browser does not encrypt to device ${dev}.`);
+      }
+      return out; // evidence against the server: not retried
+    }
+    for (const [dev, keys] of Object.entries(devices)) {
+      if (listed.get(dev) !== signedKeys(keys)) {
+        out.set(dev, `Device ${dev} of ${user} is not in the key directory, so this browser refuses to encrypt to it: the server named a device that others may not see.`);
+      }
+    }
+    if (!out.size || attempt === UNLISTED_RETRIES - 1) return out;
+    await sleep(UNLISTED_WAIT_MS);
+  }
+  return out;
+}
+
+/** A key query's answer with every device the directory does not hold taken out, so the
+ * machine never learns it (no Olm session, no room key, no to-device message). */
+async function checkedAgainstDirectory(response: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const all = response["device_keys"] as Record<string, Record<string, Record<string, unknown>>> | undefined;
+  if (!all || typeof all !== "object") return response;
+  const mine = session ? me() : null;
+  let changed = false;
+  for (const [user, devices] of Object.entries(all)) {
+    if (!devices || typeof devices !== "object") continue;
+    const out = await unlisted(user, devices);
+    if (mine && user === mine.userId) out.delete(mine.deviceId); // the machine knows its own keys
+    const before = refused.get(user);
+    for (const [dev, why] of out) {
+      delete devices[dev];
+      if (!before?.has(dev)) post({ push: "notice", id: `refused:${user}:${dev}`, text: why, bad: true });
+    }
+    if ((before?.size ?? 0) !== out.size || [...out.keys()].some((d) => !before?.has(d))) changed = true;
+    if (out.size) refused.set(user, out);
+    else refused.delete(user);
+  }
+  if (changed) pushConversations();
+  return response;
+}
+
 async function send(req: Outgoing): Promise<void> {
   const m = machine!;
   let response: unknown;
@@ -123,7 +203,7 @@ async function send(req: Outgoing): Promise<void> {
     if (req instanceof KeysUploadRequest) {
       response = await api("POST", "/v1/keys/upload", req.body);
     } else if (req instanceof KeysQueryRequest) {
-      response = await api("POST", "/v1/keys/query", req.body);
+      response = await checkedAgainstDirectory(await api<Record<string, unknown>>("POST", "/v1/keys/query", req.body));
     } else if (req instanceof KeysClaimRequest) {
       response = await api("POST", "/v1/keys/claim", req.body);
     } else if (req instanceof ToDeviceRequest) {
@@ -596,6 +676,7 @@ function summary(c: ConvState): Conv {
     unread,
     last,
     lastSeq: c.raw.last_seq,
+    refused: c.raw.members.flatMap((u) => [...(refused.get(u)?.values() ?? [])]),
   };
 }
 
@@ -821,6 +902,7 @@ async function devices(): Promise<DeviceInfo[]> {
     displayName: d.display_name,
     ed25519: known.get(new DeviceId(d.device_id))?.ed25519Key?.toBase64() ?? null,
     current: d.device_id === mine.deviceId,
+    refused: refused.get(mine.userId)?.get(d.device_id) ?? null,
   }));
 }
 

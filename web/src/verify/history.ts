@@ -97,7 +97,7 @@ export interface History {
   entries: CheckedEntry[];
 }
 
-class Failed extends Error {
+export class Failed extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -340,7 +340,7 @@ async function checkEntry(
   return { entry, status: "verified", witnessed: witnessed !== null && index < witnessed, problem: null, code: "" };
 }
 
-async function verifier(vkey: string, what: string): Promise<NoteVerifier> {
+export async function verifier(vkey: string, what: string): Promise<NoteVerifier> {
   try {
     return await parseVkey(vkey);
   } catch (exc) {
@@ -348,7 +348,7 @@ async function verifier(vkey: string, what: string): Promise<NoteVerifier> {
   }
 }
 
-async function opened(
+export async function opened(
   note: string,
   log: NoteVerifier,
   origin: string,
@@ -362,7 +362,7 @@ async function opened(
   }
 }
 
-async function consistent(api: LogApi, a: Checkpoint, b: Checkpoint, what: string): Promise<void> {
+export async function consistent(api: Pick<LogApi, "consistency">, a: Checkpoint, b: Checkpoint, what: string): Promise<void> {
   if (a.size === b.size) {
     if (!equal(a.root, b.root)) {
       throw new Failed(
