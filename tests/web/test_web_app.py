@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,11 +22,10 @@ import pytest
 
 from clearpost.client import Client, KdfParams
 from tests.support.chromium import chromium
-from tests.support.server import ServerProcess, free_port, start_server
+from tests.support.server import ServerProcess, free_port
 from tests.web.browser import (
     PASSWORD,
     Tab,
-    need_browser,
     open_conversation,
     open_tab,
     register,
@@ -42,22 +41,6 @@ FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 
 def secret(label: str) -> str:
     return f"{label}-plaintext-{secrets.token_hex(6)}"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    need_browser()
-    proc = start_server(tmp_path / "srv", f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 def raw_bytes(data_dir: Path) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,29 +20,13 @@ import pytest
 from clearpost.client import Client, KdfParams
 from tests.support.chromium import chromium
 from tests.support.devices import TestDevice
-from tests.support.server import ServerProcess, start_server
-from tests.web.browser import PASSWORD, need_browser, open_tab, register, send, wait_text
+from tests.support.server import ServerProcess
+from tests.web.browser import PASSWORD, open_tab, register, send, wait_text
 
 pytestmark = pytest.mark.slow
 
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 GHOST = "GHOSTDEVICE"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    need_browser()
-    proc = start_server(tmp_path / "srv", f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        yield client
 
 
 def plant(db: Path, user_id: str) -> TestDevice:
