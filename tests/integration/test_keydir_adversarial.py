@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -93,6 +94,64 @@ async def test_1b_a_device_the_user_adds_is_reported_too_but_own_keys_are_not(
         events = await w.alice.sync()
         alarms = [e for e in events if isinstance(e, DirectoryAlarm)]
         assert [a.added for a in alarms] == [(phone.device_id,)]
+        await phone.close()
+
+
+async def test_1c_versions_skipped_ahead_for_bob_fail_alices_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server adds Alice's ghost as versions 3 and 4 of her label (she made 0 and 1),
+    skipping 2, gives Bob a valid lookup of version 4 with the ghost, and shows Alice's device
+    only versions 0 and 1. Her check must fail: her history shows 3 absent (the ladder of
+    her version 1), and the tree holds it."""
+    async with partnered(tmp_path) as w:
+        phone = await second_device(w, tmp_path, "alice")
+        assert await phone.crypto.directory.monitor() == []
+        keydir = w.services.keydir
+        own = f"devices:{ALICE}"
+        honest_new, honest_versions = keydir._new_versions, keydir.store.versions
+
+        def skip_ahead(*args: Any) -> list[tuple[bytes, int, bytes]]:
+            out = []
+            for lbl, version, value in honest_new(*args):
+                if lbl.decode() == own:
+                    out += [(lbl, version + 1, value), (lbl, version + 2, value)]
+                else:
+                    out.append((lbl, version, value))
+            return out
+
+        monkeypatch.setattr(keydir, "_new_versions", skip_ahead)
+        planted = ghost(ALICE)
+        async with w.services.db.write() as conn:
+            await conn.execute(
+                insert(devices).values(
+                    user_id=ALICE,
+                    device_id=planted.device_id,
+                    token_hash="0" * 64,
+                    created_at=1,
+                    curve25519=planted.curve,
+                    ed25519=planted.account.ed25519_key.to_base64(),
+                    device_keys=orjson.dumps(planted.device_keys()).decode(),
+                )
+            )
+            await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+        await keydir.wait_published(ALICE)
+        # Bob's lookup is valid and shows the ghost
+        seen = await w.bob.crypto.directory.lookup(ALICE)
+        assert seen.version == 4
+        assert planted.device_id in {
+            d["device_id"] for d in await w.bob.crypto.directory.devices(ALICE)
+        }
+
+        # to Alice's devices, the server shows only what she made
+        async def only_hers(lbl: str, epoch: int) -> Any:
+            rows = await honest_versions(lbl, epoch)
+            return [v for v in rows if lbl != own or v.version < 2]
+
+        monkeypatch.setattr(keydir.store, "versions", only_hers)
+        with pytest.raises(DirectoryVerificationFailed) as failed:
+            await phone.crypto.directory.monitor()
+        assert failed.value.code == "keydir_invalid_proof"
         await phone.close()
 
 

@@ -38,7 +38,13 @@ from clearpost.client.transport import Transport, _seg
 from clearpost.core.canonical import canonical_json
 from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput
-from clearpost.core.keydir.proofs import Bundle, check_absence, check_lookup, verify_bundle
+from clearpost.core.keydir.proofs import (
+    Bundle,
+    check_absence,
+    check_lookup,
+    history_absent,
+    verify_bundle,
+)
 from clearpost.core.keydir_labels import log_chain, parse_devices_value, parse_log_value
 from clearpost.core.tlog import ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import decode_entry
@@ -315,16 +321,19 @@ class Directory:
 
 
 def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> dict[int, bytes]:
-    """A history: versions ``0..n`` present, ``n + 1`` absent, and every version from some
-    ``k`` on opened. Versions below ``k`` are an earlier, erased account of the same name
+    """A history: versions ``0..n`` present, the absent versions of ``n``'s lookup ladder
+    absent (``n + 1`` among them: see ``history_absent``), and every version from some ``k`` on
+    opened. Versions below ``k`` are an earlier, erased account of the same name
     (its values and openings were deleted; its leaves stay): they are shown, not opened."""
     opened = verify_bundle(vrf_key, root, bundle)
     n = len(bundle.present)
-    if sorted(p.version for p in bundle.present) != list(range(n)) or [
+    if sorted(p.version for p in bundle.present) != list(range(n)) or sorted(
         v for v, _ in bundle.absent
-    ] != [n]:
+    ) != history_absent(n - 1):
         raise DirectoryVerificationFailed(
-            "a history shows versions 0..n and n + 1 absent", code="keydir_invalid_proof"
+            "a history shows versions 0..n present and the versions above n that any lookup"
+            " of a later version would show, absent",
+            code="keydir_invalid_proof",
         )
     if sorted(opened) != list(range(n - len(opened), n)):
         raise DirectoryVerificationFailed(

@@ -13,6 +13,7 @@ from clearpost.core.keydir.proofs import (
     check_absence,
     check_history,
     check_lookup,
+    history_absent,
     index_of,
     lookup_ladder,
     make_bundle,
@@ -103,6 +104,35 @@ def test_history_and_absence() -> None:
     check_absence(PK, tree.root(), nobody)
     assert check_history(PK, tree.root(), prove_history(tree, KEY, b"devices:@x:y", [])) == []
     assert prove_lookup(tree, KEY, b"devices:@x:y", []).absent[0][0] == 0
+
+
+def test_a_history_shows_absent_every_version_a_later_lookup_needs_present() -> None:
+    """The owner's check catches any greatest version above its own: a lookup of ``m > n``
+    shows present a version that the history of ``0..n`` shows absent."""
+    assert history_absent(-1) == [0]
+    assert history_absent(1) == [2, 3]
+    assert history_absent(3) == [4, 5, 7]
+    for n in range(200):
+        assert n + 1 in history_absent(n)
+        for m in range(n + 1, 400):
+            assert set(history_absent(n)) & set(lookup_ladder(m)[0]), (n, m)
+
+
+def test_versions_skipped_ahead_for_a_contact_fail_the_owners_history() -> None:
+    """The server adds versions 3 and 4 to Alice's label (she made 0 and 1), skipping 2, and
+    gives Bob a valid lookup of version 4 (its ladder: 0, 1, 3, 4 present; 5, 7 absent). The
+    history Alice's device checks must show 3 absent, which the tree cannot prove; a history
+    with only 2 absent (the next version) would have passed."""
+    ghost = versions_of(ALICE, 5)
+    made, skipped = ghost[:2], [ghost[3], ghost[4]]
+    tree = PrefixTree.from_leaves(leaves(ALICE, made + skipped))
+    lookup = make_bundle(tree, KEY, ALICE, made + skipped, [5, 7], [4])
+    assert check_lookup(PK, tree.root(), lookup)[0] == 4  # Bob sees version 4
+    with pytest.raises(KeyDirProofError):
+        check_history(PK, tree.root(), prove_history(tree, KEY, ALICE, made))
+    only_next = make_bundle(tree, KEY, ALICE, made, [2], [0, 1])
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_history(PK, tree.root(), only_next)
 
 
 def test_an_older_version_is_not_the_greatest() -> None:

@@ -472,15 +472,23 @@ export function checkAbsence(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundl
   shape(bundle, [], [0]);
 }
 
-/** A history: versions `0..n` present, `n + 1` absent, and every version from some `k` on
- * opened (versions below `k` are an earlier, erased account of the same name). */
+/** The versions a history of versions `0..n` shows absent (`n = -1`: none exist): the absent
+ * half of `n`'s lookup ladder. Any lookup claiming a greatest version above `n` shows one of
+ * them present, so a version skipped ahead for a contact's eyes fails the owner's check. */
+export function historyAbsent(n: number): number[] {
+  return n < 0 ? [0] : lookupLadder(n)[1];
+}
+
+/** A history: versions `0..n` present, `historyAbsent(n)` absent, and every version from some
+ * `k` on opened (versions below `k` are an earlier, erased account of the same name). */
 export function checkHistory(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle): Map<number, Uint8Array> {
   const opened = verifyBundle(vrfKey, root, bundle);
   const n = bundle.present.length;
   const asc = (a: number, b: number) => a - b;
   const versions = bundle.present.map((p) => p.version).sort(asc);
-  if (versions.some((v, i) => v !== i) || bundle.absent.length !== 1 || bundle.absent[0].version !== n) {
-    throw new KeyDirError("a history shows versions 0..n and n + 1 absent");
+  const absent = bundle.absent.map((a) => a.version).sort(asc);
+  if (versions.some((v, i) => v !== i) || absent.join(",") !== historyAbsent(n - 1).join(",")) {
+    throw new KeyDirError("a history shows versions 0..n present and the later versions of n's ladder absent");
   }
   const o = [...opened.keys()].sort(asc);
   if (o.some((v, i) => v !== n - o.length + i)) throw new KeyDirError("a history opens every version of the account");

@@ -124,4 +124,11 @@ test("tampered proofs are refused", () => {
   const hist = structuredClone(d.proofs.history_alice.json);
   hist.present.splice(1, 1);
   refused(() => checkHistory(key, root, bundleFromJson(hist)));
+  // a history that shows only the next version absent, not the rest of its ladder's: a
+  // version skipped ahead for a contact's eyes would pass it
+  const nextOnly = structuredClone(d.proofs.history_alice.json);
+  const next = nextOnly.present.length;
+  assert.ok(nextOnly.absent.length > 1);
+  nextOnly.absent = nextOnly.absent.filter((a: { version: number }) => a.version === next);
+  refused(() => checkHistory(key, root, bundleFromJson(nextOnly)));
 });

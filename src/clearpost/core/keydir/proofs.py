@@ -19,7 +19,13 @@ The shapes then say which versions an answer must show:
   opened. Two lookups that claim different greatest versions ``n < m`` always disagree on one
   version both show (the property the ladder exists for), so a server cannot give two people
   two "latest" versions without one of them holding proof of it.
-- history: ``0..n`` present and opened, ``n + 1`` absent (the owner's monitoring);
+- history (the owner's monitoring): ``0..n`` present and opened, and absent every version
+  the lookup ladder of ``n`` shows absent (``history_absent``: ``n + 1`` among them). Showing
+  only ``n + 1`` absent would not do: a server could add versions ``n + 2, ...`` (skipping
+  ``n + 1``) and give a contact a valid lookup of one of them that shows ``n + 1`` nowhere.
+  Every lookup of a greatest version ``m > n`` shows present a version that the ladder of
+  ``n`` shows absent, so the owner's next check fails on it (the tree is append-only, so
+  the ghost versions are still there at any later epoch);
 - absence: version 0 absent.
 
 Layouts (bytes and JSON) are in ``Bundle``'s docstring and docs/key-directory.md.
@@ -47,6 +53,7 @@ __all__ = [
     "check_absence",
     "check_history",
     "check_lookup",
+    "history_absent",
     "index_of",
     "lookup_ladder",
     "make_bundle",
@@ -92,6 +99,14 @@ def lookup_ladder(n: int) -> tuple[list[int], list[int]]:
             absent.add(mid)
             hi = mid
     return sorted(present), sorted(v for v in absent if v <= MAX_VERSION)
+
+
+def history_absent(n: int) -> list[int]:
+    """The versions a history of versions ``0..n`` shows absent (``n = -1``: none exist).
+
+    The absent half of ``lookup_ladder(n)``: any lookup that claims a greatest version above
+    ``n`` shows one of them present (the module docstring says why this matters)."""
+    return [0] if n < 0 else lookup_ladder(n)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +288,7 @@ def check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> list[bytes]:
     """Every version's value, ``0..n`` in order, proven (empty: the label has none)."""
     opened = verify_bundle(vrf_key, root, bundle)
     n = len(opened)
-    _shape(bundle, list(range(n)), [n])
+    _shape(bundle, list(range(n)), history_absent(n - 1))
     if sorted(opened) != list(range(n)):
         raise KeyDirProofError("a history opens every version 0..n")
     return [opened[v] for v in range(n)]
@@ -356,9 +371,10 @@ def prove_lookup(
 def prove_history(
     tree: PrefixTree, vrf_key: VrfSecretKey, label: bytes, versions: Sequence[StoredVersion]
 ) -> Bundle:
-    """Every version opened and the next one absent."""
+    """Every version opened, and the absent versions of the greatest one's ladder."""
     n = len(versions)
-    return make_bundle(tree, vrf_key, label, versions, [n], [v.version for v in versions])
+    opened = [v.version for v in versions]
+    return make_bundle(tree, vrf_key, label, versions, history_absent(n - 1), opened)
 
 
 def prove_absence(tree: PrefixTree, vrf_key: VrfSecretKey, label: bytes) -> Bundle:

@@ -32,7 +32,7 @@ from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput, NotFound, StoredDataDamaged, Unavailable
 from clearpost.core.keydir import commit as commit_mod
 from clearpost.core.keydir import tree as tree_mod
-from clearpost.core.keydir.proofs import Bundle, Present, index_of, lookup_ladder
+from clearpost.core.keydir.proofs import Bundle, Present, history_absent, index_of, lookup_ladder
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
 from clearpost.core.keydir_labels import (
     DEVICES,
@@ -320,16 +320,17 @@ class KeyDirService:
         return await self._anchored(bundle_for)
 
     async def history(self, kind: str, user_id: str) -> Anchored:
-        """Every version of the label, opened, and the next one absent."""
+        """Every version of the label, opened, and the absent versions of the greatest
+        one's ladder (``history_absent``)."""
         lbl = label(kind, user_id)
 
         async def bundle_for(epoch: Epoch) -> Bundle:
             versions = self._erased_before(
                 lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
             )
-            n = len(versions)
             live = {v.version for v in versions if not _erased(v)}
-            return self._prove(lbl, versions, [n], epoch, opened=live)
+            absent = history_absent(len(versions) - 1)
+            return self._prove(lbl, versions, absent, epoch, opened=live)
 
         return await self._anchored(bundle_for)
 
