@@ -16,6 +16,7 @@ from clearpost.cli.backup import backup, restore
 from clearpost.cli.chat import app as chat_app
 from clearpost.cli.demo import app as demo_app
 from clearpost.cli.directory import app as directory_app
+from clearpost.cli.errors import fail
 from clearpost.cli.me import app as me_app
 from clearpost.cli.options import ConfigOpt, DatabaseOpt, DataDirOpt, settings_from
 from clearpost.cli.partner import app as partner_app
@@ -23,6 +24,7 @@ from clearpost.cli.reports import app as reports_app
 from clearpost.cli.serve import serve
 from clearpost.cli.shares import app as shares_app
 from clearpost.cli.witness import app as witness_app
+from clearpost.core.errors import ClearpostError
 
 app = typer.Typer(
     help="Clearpost: end-to-end encrypted messaging with checkable privacy.", no_args_is_help=True
@@ -85,5 +87,8 @@ def db_upgrade(
         finally:
             await db.close()
 
-    revision = asyncio.run(run())
+    try:
+        revision = asyncio.run(run())
+    except ClearpostError as exc:
+        raise fail(exc.message, code=exc.code) from exc
     console.print(f"schema at revision [bold]{revision}[/bold]")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
+from clearpost.core.errors import ClearpostError
 from clearpost.storage.db import Database
 from clearpost.storage.schema import create_fresh
 
@@ -36,8 +37,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    """The newest migration, read from the files (the one no other migration revises)."""
+def _revisions() -> tuple[set[str], set[str]]:
+    """(every revision, every revision some migration revises), read from the files."""
     revisions, revised = set(), set()
     for path in (HERE / "versions").glob("*.py"):
         source = path.read_text()
@@ -46,8 +47,20 @@ def head_revision() -> str:
             down = _DOWN.search(source)
             if down is not None and down.group(1):
                 revised.add(down.group(1))
+    return revisions, revised
+
+
+def head_revision() -> str:
+    """The newest migration (the one no other migration revises)."""
+    revisions, revised = _revisions()
     (head,) = revisions - revised
     return head
+
+
+class SchemaTooNew(ClearpostError):
+    """The database was migrated by a newer Clearpost than this one."""
+
+    code = "schema_too_new"
 
 
 async def current_revision(db: Database) -> str | None:
@@ -67,6 +80,12 @@ async def upgrade(db: Database, revision: str = "head", *, step_by_step: bool = 
         current, head = await current_revision(db), head_revision()
         if current == head:
             return
+        if current is not None and current not in _revisions()[0]:
+            raise SchemaTooNew(
+                f"the database's schema is at revision {current}, which this Clearpost does"
+                f" not know (its newest is {head}): a newer Clearpost upgraded it; run that"
+                " version, or restore the backup taken before the upgrade"
+            )
         if current is None and not step_by_step and not await _has_tables(db):
             async with db.engine.begin() as conn:
                 await conn.run_sync(create_fresh, head)
