@@ -7,10 +7,12 @@ Pure core, in one process (no server, no database): what ``clearpost.core.keydir
 1. **Build**: ``PrefixTree.from_leaves`` over ``--leaves`` leaves. Indexes and commitments are
    random 32-byte strings (a real directory's indexes are VRF outputs, uniform as well; making a
    million VRF proofs would take ~11 minutes and measure the VRF, which phase 3 does).
-2. **Proof sizes** against that tree, for a real label whose versions were inserted with real
-   VRF proofs and commitments: a lookup (greatest version 0, 3 and 10: the binary ladder grows
-   with the version), a history (versions 0..3), an absence. Bytes are the bundle's byte layout
-   (docs/key-directory.md) without the value itself, and the JSON wire size with it. The peer:
+2. **Proof sizes** against that tree, over ``--samples`` labels per kind (median and range: a
+   proof's size depends on where its versions fall in the tree) whose versions were inserted
+   with real VRF proofs and commitments: a lookup (greatest version 0, 1, 3 and 10: the binary
+   ladder grows with the version), a history (versions 0..3), an absence. Bytes are the
+   bundle's byte layout (docs/key-directory.md) without the value itself, and the JSON wire
+   size with it. The peer:
    WhatsApp's akd, 2,130 bytes for a lookup proof on a tiny directory (published figure, not
    re-measured here).
 3. **Epoch** of ``--changes`` new versions on the full tree, each step timed: VRF proofs of the
@@ -48,6 +50,8 @@ from clearpost.core.keydir.tree import PrefixTree, prove_update, verify_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
 
 AKD_LOOKUP_BYTES = 2130
+COUNTS = (1, 2, 4, 11)
+"""Versions per sampled label: lookups of greatest version 0, 1, 3 and 10."""
 DEVICES = orjson.dumps(
     [
         {
@@ -114,6 +118,11 @@ class Timer:
         return f"{self.wall:.2f} s (CPU {self.cpu:.2f} s)"
 
 
+def spread(sizes: list[int]) -> str:
+    """Median bytes, and the range, of one kind of proof over the sampled labels."""
+    return f"{statistics.median(sizes):,.0f} B ({min(sizes):,}-{max(sizes):,})"
+
+
 def proof_bytes(bundle: Bundle) -> int:
     opened = sum(len(p.value) for p in bundle.present if p.value is not None)
     return len(bundle.to_bytes()) - opened
@@ -123,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leaves", type=int, default=1_000_000)
     parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--samples", type=int, default=50, help="labels per proof kind")
     args = parser.parse_args()
     rows: list[tuple[str, str, str]] = []
     key = VrfSecretKey.from_seed(os.urandom(32))
@@ -131,10 +141,16 @@ def main() -> None:
     # 1. build
     print(f"generating {args.leaves:,} random leaves ...", flush=True)
     leaves = [(os.urandom(32), os.urandom(32)) for _ in range(args.leaves)]
-    labels = {n: f"devices:@user{n}:example.org".encode() for n in (1, 4, 11)}
-    versions = {n: make_versions(key, lbl, n) for n, lbl in labels.items()}
-    for n, lbl in labels.items():
-        leaves += leaves_of(lbl, versions[n])
+    # SAMPLES labels per greatest version: a proof's size depends on where its versions fall
+    # in the random tree, so one label's proof is not "the" size
+    labels = {
+        (n, i): f"devices:@user{n}-{i}:example.org".encode()
+        for n in COUNTS
+        for i in range(args.samples)
+    }
+    versions = {k: make_versions(key, lbl, k[0]) for k, lbl in labels.items()}
+    for k, lbl in labels.items():
+        leaves += leaves_of(lbl, versions[k])
     rss_before = rss_mb()
     with Timer() as build:
         tree = PrefixTree.from_leaves(leaves)
@@ -147,25 +163,32 @@ def main() -> None:
 
     # 2. proof sizes
     root = tree.root()
-    for n, lbl in labels.items():
-        bundle = prove_lookup(tree, key, lbl, versions[n])
-        assert check_lookup(pk, root, bundle)[0] == n - 1
-        json_size = len(orjson.dumps(bundle.to_json()))
+    for n in COUNTS:
+        sizes, jsons = [], []
+        for i in range(args.samples):
+            lbl, mine = labels[n, i], versions[n, i]
+            bundle = prove_lookup(tree, key, lbl, mine)
+            assert check_lookup(pk, root, bundle)[0] == n - 1
+            sizes.append(proof_bytes(bundle))
+            jsons.append(len(orjson.dumps(bundle.to_json())))
         rows.append(
             (
                 f"lookup proof, version {n - 1}",
                 f"{len(bundle.present)} present + {len(bundle.absent)} absent versions",
-                f"{proof_bytes(bundle):,} B (JSON with value {json_size:,} B)",
+                f"{spread(sizes)} (JSON with value {statistics.median(jsons):,.0f} B)",
             )
         )
-    history = prove_history(tree, key, labels[4], versions[4])
-    check_history(pk, root, history)
-    history_json = len(orjson.dumps(history.to_json()))
+    sizes, jsons = [], []
+    for i in range(args.samples):
+        history = prove_history(tree, key, labels[4, i], versions[4, i])
+        check_history(pk, root, history)
+        sizes.append(proof_bytes(history))
+        jsons.append(len(orjson.dumps(history.to_json())))
     rows.append(
         (
             "history proof, versions 0..3",
-            "4 opened + 1 absent",
-            f"{proof_bytes(history):,} B (JSON with values {history_json:,} B)",
+            f"{len(history.present)} opened + {len(history.absent)} absent",
+            f"{spread(sizes)} (JSON with values {statistics.median(jsons):,.0f} B)",
         )
     )
     absence = prove_absence(tree, key, b"devices:@nobody:example.org")
@@ -214,8 +237,8 @@ def main() -> None:
     rows.append(("auditor: verify_update", "old root -> new root", str(t_verify)))
 
     # 4. client CPU
-    lookup = prove_lookup(tree, key, labels[4], versions[4])
-    history = prove_history(tree, key, labels[4], versions[4])
+    lookup = prove_lookup(tree, key, labels[4, 0], versions[4, 0])
+    history = prove_history(tree, key, labels[4, 0], versions[4, 0])
     root = tree.root()
     for name, bundle, check in (
         ("verify lookup (version 3)", lookup, check_lookup),
