@@ -33,8 +33,8 @@ from clearpost.audit.http import LogClient
 from clearpost.client.errors import ClientError, DeviceVerificationFailed, LogVerificationFailed
 from clearpost.client.model import DirectoryAlarm
 from clearpost.client.store import DeviceStore
-from clearpost.client.transparency import _extends_last, _open, _pin
-from clearpost.client.transport import Transport, _seg
+from clearpost.client.transparency import extends_last, open_pinned, pin_log
+from clearpost.client.transport import Transport, path_segment
 from clearpost.core.canonical import canonical_json
 from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput
@@ -146,7 +146,7 @@ class Directory:
         # 1.
         vrf_key = await self._vrf_key()
         log_client = LogClient(self.transport.http)
-        pin, new_pin, _ = await _pin(log_client, self.store, None)
+        pin, new_pin, _ = await pin_log(log_client, self.store, None)
         # 2.
         body = base64.b64decode(str(answer["entry"]), validate=True)
         entry = decode_entry(body)
@@ -159,8 +159,8 @@ class Directory:
         root = bytes.fromhex(str(entry["root"]))
         # 3.
         note = str(answer["checkpoint"])
-        checkpoint = _open(note, pin)
-        await _extends_last(log_client, self.store, checkpoint, note, pin)
+        checkpoint = open_pinned(note, pin)
+        await extends_last(log_client, self.store, checkpoint, note, pin)
         hashes = [base64.b64decode(h, validate=True) for h in answer["inclusion"]]
         try:
             verify_inclusion(
@@ -215,7 +215,7 @@ class Directory:
     async def lookup(self, user_id: str) -> Verified:
         """The greatest version of ``devices:<user_id>`` (or its proven absence), verified,
         and checked to be the label asked for."""
-        answer = await self.transport.request("GET", f"/v1/keydir/devices/{_seg(user_id)}")
+        answer = await self.transport.request("GET", f"/v1/keydir/devices/{path_segment(user_id)}")
         found = await self.verify(answer, "lookup")
         if found.label != f"devices:{user_id}":
             raise DirectoryVerificationFailed(

@@ -153,7 +153,7 @@ async def verify_log(
         )
     try:
         # 1.
-        pin, new_pin, tofu = await _pin(log, store, vkey)
+        pin, new_pin, tofu = await pin_log(log, store, vkey)
         # 2.
         answer = await transport.my_log_entries()
         # 3.
@@ -163,9 +163,9 @@ async def verify_log(
                 "the log has not signed a checkpoint yet; nothing can be verified",
                 code="log_no_checkpoint",
             )
-        checkpoint = _open(note, pin)
+        checkpoint = open_pinned(note, pin)
         # 4.
-        await _extends_last(log, store, checkpoint, note, pin)
+        await extends_last(log, store, checkpoint, note, pin)
         # 5.
         witnessed_size: int | None = None
         names: tuple[str, ...] = ()
@@ -199,7 +199,9 @@ def _total(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-async def _pin(log: LogClient, store: DeviceStore, vkey: str | None) -> tuple[LogPin, bool, bool]:
+async def pin_log(
+    log: LogClient, store: DeviceStore, vkey: str | None
+) -> tuple[LogPin, bool, bool]:
     """(the pin, whether it is new, whether it was trusted on first use)."""
     # 1.
     saved = store.get_meta(_PIN)
@@ -229,7 +231,11 @@ async def _pin(log: LogClient, store: DeviceStore, vkey: str | None) -> tuple[Lo
     return LogPin(info.origin, info.vkey), True, True
 
 
-def _open(note: str, pin: LogPin, witnesses: Sequence[CosignatureVerifier] = ()) -> Checkpoint:
+def open_pinned(
+    note: str, pin: LogPin, witnesses: Sequence[CosignatureVerifier] = ()
+) -> Checkpoint:
+    """The checkpoint ``note`` signed by the pinned log key (and ``witnesses``), or the
+    client's ``log_bad_signature`` error."""
     try:
         checkpoint, _ = open_log_checkpoint(note, pin, witnesses)
     except BadSignature as exc:
@@ -237,9 +243,10 @@ def _open(note: str, pin: LogPin, witnesses: Sequence[CosignatureVerifier] = ())
     return checkpoint
 
 
-async def _extends_last(
+async def extends_last(
     log: LogClient, store: DeviceStore, checkpoint: Checkpoint, note: str, pin: LogPin
 ) -> None:
+    """``checkpoint`` is consistent with the last one this device verified (if any)."""
     # 4.
     saved = store.get_meta(_LAST)
     if saved is None:

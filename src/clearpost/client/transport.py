@@ -45,7 +45,8 @@ class LoginResult:
     access_token: str
 
 
-def _seg(value: str) -> str:
+def path_segment(value: str) -> str:
+    """``value`` as one URL path segment (every reserved character escaped)."""
     return quote(value, safe="")
 
 
@@ -181,7 +182,7 @@ class Transport:
         return list(out["devices"])
 
     async def delete_device(self, device_id: str) -> None:
-        await self.request("DELETE", f"/v1/devices/{_seg(device_id)}")
+        await self.request("DELETE", f"/v1/devices/{path_segment(device_id)}")
 
     async def change_password(self, old: str, new: str) -> None:
         await self.request(
@@ -226,7 +227,7 @@ class Transport:
         return dict(out["one_time_keys"])
 
     async def user_devices(self, user_id: str) -> list[dict[str, Any]]:
-        out = await self.request("GET", f"/v1/users/{_seg(user_id)}/devices")
+        out = await self.request("GET", f"/v1/users/{path_segment(user_id)}/devices")
         return list(out["devices"])
 
     async def send_to_device(
@@ -234,7 +235,7 @@ class Transport:
     ) -> dict[str, Any]:
         out = await self.request(
             "PUT",
-            f"/v1/to-device/{_seg(event_type)}/{_seg(txn_id)}",
+            f"/v1/to-device/{path_segment(event_type)}/{path_segment(txn_id)}",
             body={"messages": messages},
         )
         return dict(out)
@@ -263,24 +264,25 @@ class Transport:
         return found
 
     async def conversation(self, conversation_id: str) -> dict[str, Any]:
-        return dict(await self.request("GET", f"/v1/conversations/{_seg(conversation_id)}"))
+        return dict(await self.request("GET", f"/v1/conversations/{path_segment(conversation_id)}"))
 
     async def add_member(self, conversation_id: str, user_id: str) -> dict[str, Any]:
         out = await self.request(
             "POST",
-            f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}",
+            f"/v1/conversations/{path_segment(conversation_id)}/members/{path_segment(user_id)}",
             idempotent=False,
         )
         return dict(out)
 
     async def remove_member(self, conversation_id: str, user_id: str) -> None:
         await self.request(
-            "DELETE", f"/v1/conversations/{_seg(conversation_id)}/members/{_seg(user_id)}"
+            "DELETE",
+            f"/v1/conversations/{path_segment(conversation_id)}/members/{path_segment(user_id)}",
         )
 
     async def leave(self, conversation_id: str) -> None:
         await self.request(
-            "POST", f"/v1/conversations/{_seg(conversation_id)}/leave", idempotent=False
+            "POST", f"/v1/conversations/{path_segment(conversation_id)}/leave", idempotent=False
         )
 
     async def send_message(
@@ -288,7 +290,7 @@ class Transport:
     ) -> dict[str, Any]:
         out = await self.request(
             "PUT",
-            f"/v1/conversations/{_seg(conversation_id)}/messages/{_seg(txn_id)}",
+            f"/v1/conversations/{path_segment(conversation_id)}/messages/{path_segment(txn_id)}",
             body=envelope,
         )
         return dict(out)
@@ -298,7 +300,7 @@ class Transport:
     ) -> dict[str, Any]:
         out = await self.request(
             "GET",
-            f"/v1/conversations/{_seg(conversation_id)}/messages",
+            f"/v1/conversations/{path_segment(conversation_id)}/messages",
             params={"after": after, "limit": limit},
         )
         return dict(out)
@@ -313,7 +315,7 @@ class Transport:
         # Not retried after a network error: a repeat would fail with intent_completed.
         await self.request(
             "POST",
-            f"/v1/me/share-intents/{_seg(intent_id)}/complete",
+            f"/v1/me/share-intents/{path_segment(intent_id)}/complete",
             body={"recipients": recipients},
             idempotent=False,
         )
@@ -323,7 +325,7 @@ class Transport:
         return list(out["apps"])
 
     async def revoke_app(self, partner_id: str) -> list[int]:
-        out = await self.request("DELETE", f"/v1/me/apps/{_seg(partner_id)}")
+        out = await self.request("DELETE", f"/v1/me/apps/{path_segment(partner_id)}")
         return [int(i) for i in out.get("log_indexes", [])]
 
     async def agreements(self) -> list[dict[str, Any]]:
