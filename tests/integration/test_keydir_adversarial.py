@@ -97,6 +97,51 @@ async def test_1b_a_device_the_user_adds_is_reported_too_but_own_keys_are_not(
         await phone.close()
 
 
+async def test_1d_a_device_asks_only_for_versions_after_those_it_checked(
+    tmp_path: Path,
+) -> None:
+    """Monitoring reads the versions from the last one it checked, not the whole history,
+    and still alarms for one it did not make."""
+    async with partnered(tmp_path) as w:
+        phone = await second_device(w, tmp_path, "alice")
+        (tmp_path / "tablet").mkdir()
+        tablet = await second_device(w, tmp_path / "tablet", "alice")
+        directory = phone.crypto.directory
+        assert [a.added for a in await directory.monitor()] == [(tablet.device_id,)]
+        full = (await directory.history()).values
+        assert sorted(full) == [0, 1, 2]
+        before = directory.bytes_read
+        assert await directory.monitor() == []
+        read = directory.bytes_read - before
+        before = directory.bytes_read
+        await directory.history()
+        assert read < directory.bytes_read - before  # less than the whole history
+        planted = ghost(ALICE)
+        async with w.services.db.write() as conn:
+            await conn.execute(
+                insert(devices).values(
+                    user_id=ALICE,
+                    device_id=planted.device_id,
+                    token_hash="0" * 64,
+                    created_at=1,
+                    curve25519=planted.curve,
+                    ed25519=planted.account.ed25519_key.to_base64(),
+                    device_keys=orjson.dumps(planted.device_keys()).decode(),
+                )
+            )
+            await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+        await w.services.keydir.wait_published(ALICE)
+        alarms = await directory.monitor()
+        assert [a.added for a in alarms] == [("GHOSTDEVICE",)]
+        for bad in ("-1", "4294967296", "x"):
+            got = await w.http.get(
+                f"/v1/me/keydir/devices?since={bad}", headers=phone.transport.auth_headers()
+            )
+            assert got.status_code == 400 and got.json()["code"] == "invalid_parameter", bad
+        await phone.close()
+        await tablet.close()
+
+
 async def test_1c_versions_skipped_ahead_for_bob_fail_alices_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,12 +119,13 @@ class Directory:
         self.store.set_meta(_VRF_PIN, key)  # trusted on first use, then pinned
         return key
 
-    async def verify(self, answer: dict[str, Any], shape: str) -> Verified:
-        """Steps 1-5 of the module docstring; ``shape`` is lookup, history or either."""
+    async def verify(self, answer: dict[str, Any], shape: str, since: int = 0) -> Verified:
+        """Steps 1-5 of the module docstring; ``shape`` is lookup, history or either (a
+        history from version ``since``)."""
         self.checks += 1
         self.bytes_read += len(orjson.dumps(answer))
         try:
-            return await self._verify(answer, shape)
+            return await self._verify(answer, shape, since)
         except (LogUnavailable, ServerRefused) as exc:
             raise ClientError(
                 f"cannot read the log: {exc.message}", code="log_unavailable"
@@ -142,7 +143,7 @@ class Directory:
                 code="keydir_invalid_proof",
             ) from exc
 
-    async def _verify(self, answer: dict[str, Any], shape: str) -> Verified:
+    async def _verify(self, answer: dict[str, Any], shape: str, since: int) -> Verified:
         # 1.
         vrf_key = await self._vrf_key()
         log_client = LogClient(self.transport.http)
@@ -195,7 +196,7 @@ class Directory:
         bundle = Bundle.from_json(answer)
         values: dict[int, bytes] = {}
         if shape == "history":
-            values = _check_history(vrf_key, root, bundle)
+            values = _check_history(vrf_key, root, bundle, since)
         elif bundle.present:
             n, value = check_lookup(vrf_key, root, bundle)
             values = {n: value}
@@ -247,10 +248,13 @@ class Directory:
 
     # --- self-monitoring ---
 
-    async def history(self) -> Verified:
-        """Every version of this account's ``devices:`` label, verified."""
-        answer = await self.transport.request("GET", "/v1/me/keydir/devices")
-        found = await self.verify(answer, "history")
+    async def history(self, since: int = 0) -> Verified:
+        """This account's ``devices:`` label from version ``since`` (0: every version),
+        verified. A device asks from the greatest version it verified before: the older ones
+        are still in the tree, which only grows."""
+        path = "/v1/me/keydir/devices" + (f"?since={since}" if since else "")
+        answer = await self.transport.request("GET", path)
+        found = await self.verify(answer, "history", since)
         if found.label != f"devices:{self.user_id}":
             raise DirectoryVerificationFailed(
                 "the key directory answered for another account", code="keydir_wrong_label"
@@ -259,10 +263,10 @@ class Directory:
 
     async def monitor(self) -> list[DirectoryAlarm]:
         """Check this account's label; an alarm for each version this device did not make."""
-        found = await self.history()
         saved = self.store.get_meta(_OWN)
         state: dict[str, Any] = orjson.loads(saved) if saved else {"version": -1, "devices": {}}
         last = int(state["version"])
+        found = await self.history(since=max(last, 0))
         latest = -1 if found.version is None else found.version
         alarms: list[DirectoryAlarm] = []
         if latest < last:
@@ -320,22 +324,24 @@ class Directory:
         return count, chain, found.through
 
 
-def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> dict[int, bytes]:
-    """A history: versions ``0..n`` present, the absent versions of ``n``'s lookup ladder
-    absent (``n + 1`` among them: see ``history_absent``), and every version from some ``k`` on
-    opened. Versions below ``k`` are an earlier, erased account of the same name
-    (its values and openings were deleted; its leaves stay): they are shown, not opened."""
+def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle, since: int) -> dict[int, bytes]:
+    """A history from ``since``: versions ``min(since, n)..n`` present, the absent versions of
+    ``n``'s lookup ladder absent (``n + 1`` among them: see ``history_absent``), and every
+    version from some ``k`` on opened. Versions below ``k`` are an earlier, erased account of
+    the same name (its values and openings were deleted; its leaves stay): they are shown, not
+    opened."""
     opened = verify_bundle(vrf_key, root, bundle)
-    n = len(bundle.present)
-    if sorted(p.version for p in bundle.present) != list(range(n)) or sorted(
+    shown = sorted(p.version for p in bundle.present)
+    n = shown[-1] if shown else -1
+    if shown != list(range(min(since, max(n, 0)), n + 1)) or sorted(
         v for v, _ in bundle.absent
-    ) != history_absent(n - 1):
+    ) != history_absent(n):
         raise DirectoryVerificationFailed(
-            "a history shows versions 0..n present and the versions above n that any lookup"
-            " of a later version would show, absent",
+            "a history shows the versions asked for up to the greatest, n, present and the"
+            " versions above n that any lookup of a later version would show, absent",
             code="keydir_invalid_proof",
         )
-    if sorted(opened) != list(range(n - len(opened), n)):
+    if sorted(opened) != list(range(n + 1 - len(opened), n + 1)):
         raise DirectoryVerificationFailed(
             "a history opens every version of the account", code="keydir_invalid_proof"
         )

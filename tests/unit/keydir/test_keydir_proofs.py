@@ -118,6 +118,26 @@ def test_a_history_shows_absent_every_version_a_later_lookup_needs_present() -> 
             assert set(history_absent(n)) & set(lookup_ladder(m)[0]), (n, m)
 
 
+def test_a_history_from_a_version_the_device_verified_before() -> None:
+    """``since``: only versions ``since..n`` are shown (and opened), the ladder's absent
+    versions still are; a label that went back below ``since`` shows its greatest version."""
+    tree, alice, _ = directory(6)
+    later = prove_history(tree, KEY, ALICE, alice, since=3)
+    assert [p.version for p in later.present] == [3, 4, 5]
+    assert check_history(PK, tree.root(), later, since=3) == [v.value for v in alice[3:]]
+    assert len(later.to_bytes()) < len(prove_history(tree, KEY, ALICE, alice).to_bytes())
+    # a full history is not what a device asking from 3 accepts, nor the reverse
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_history(PK, tree.root(), prove_history(tree, KEY, ALICE, alice), since=3)
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_history(PK, tree.root(), later)
+    # the server shows only versions 0..2 to a device that verified 5: it sees 2 as greatest
+    tree3, alice3, _ = directory(3)
+    back = prove_history(tree3, KEY, ALICE, alice3, since=5)
+    assert [p.version for p in back.present] == [2]
+    assert check_history(PK, tree3.root(), back, since=5) == [alice3[2].value]
+
+
 def test_versions_skipped_ahead_for_a_contact_fail_the_owners_history() -> None:
     """The server adds versions 3 and 4 to Alice's label (she made 0 and 1), skipping 2, and
     gives Bob a valid lookup of version 4 (its ladder: 0, 1, 3, 4 present; 5, 7 absent). The

@@ -19,7 +19,8 @@ The shapes then say which versions an answer must show:
   opened. Two lookups that claim different greatest versions ``n < m`` always disagree on one
   version both show (the property the ladder exists for), so a server cannot give two people
   two "latest" versions without one of them holding proof of it.
-- history (the owner's monitoring): ``0..n`` present and opened, and absent every version
+- history (the owner's monitoring): ``0..n`` present and opened (or only ``since..n``, for a
+  device that verified ``since`` before), and absent every version
   the lookup ladder of ``n`` shows absent (``history_absent``: ``n + 1`` among them). Showing
   only ``n + 1`` absent would not do: a server could add versions ``n + 2, ...`` (skipping
   ``n + 1``) and give a contact a valid lookup of one of them that shows ``n + 1`` nowhere.
@@ -284,14 +285,16 @@ def check_lookup(vrf_key: bytes, root: bytes, bundle: Bundle) -> tuple[int, byte
     return n, value
 
 
-def check_history(vrf_key: bytes, root: bytes, bundle: Bundle) -> list[bytes]:
-    """Every version's value, ``0..n`` in order, proven (empty: the label has none)."""
+def check_history(vrf_key: bytes, root: bytes, bundle: Bundle, since: int = 0) -> list[bytes]:
+    """The values of versions ``min(since, n)..n`` in order, proven (empty: the label has
+    none); ``since = 0`` is the whole history (``prove_history`` says when less will do)."""
     opened = verify_bundle(vrf_key, root, bundle)
-    n = len(opened)
-    _shape(bundle, list(range(n)), history_absent(n - 1))
-    if sorted(opened) != list(range(n)):
-        raise KeyDirProofError("a history opens every version 0..n")
-    return [opened[v] for v in range(n)]
+    n = max(opened, default=-1)
+    first = min(since, max(n, 0))
+    _shape(bundle, list(range(first, n + 1)), history_absent(n))
+    if sorted(opened) != list(range(first, n + 1)):
+        raise KeyDirProofError("a history opens every version it shows")
+    return [opened[v] for v in range(first, n + 1)]
 
 
 def check_absence(vrf_key: bytes, root: bytes, bundle: Bundle) -> None:
@@ -369,12 +372,23 @@ def prove_lookup(
 
 
 def prove_history(
-    tree: PrefixTree, vrf_key: VrfSecretKey, label: bytes, versions: Sequence[StoredVersion]
+    tree: PrefixTree,
+    vrf_key: VrfSecretKey,
+    label: bytes,
+    versions: Sequence[StoredVersion],
+    since: int = 0,
 ) -> Bundle:
-    """Every version opened, and the absent versions of the greatest one's ladder."""
-    n = len(versions)
-    opened = [v.version for v in versions]
-    return make_bundle(tree, vrf_key, label, versions, history_absent(n - 1), opened)
+    """Versions ``min(since, n)..n`` opened (``since = 0``: every version), and the absent
+    versions of the greatest one's ladder.
+
+    A device that verified version ``since`` before need not see the older ones again: the
+    tree only grows (the auditor checks every epoch), so they are still there. Showing
+    ``since`` itself (or ``n``, if the label went back below it) keeps the greatest version
+    in the answer, so a rollback shows as one."""
+    n = len(versions) - 1
+    shown = versions[min(since, max(n, 0)) :]
+    opened = [v.version for v in shown]
+    return make_bundle(tree, vrf_key, label, shown, history_absent(n), opened)
 
 
 def prove_absence(tree: PrefixTree, vrf_key: VrfSecretKey, label: bytes) -> Bundle:

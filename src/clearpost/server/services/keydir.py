@@ -319,18 +319,19 @@ class KeyDirService:
 
         return await self._anchored(bundle_for)
 
-    async def history(self, kind: str, user_id: str) -> Anchored:
-        """Every version of the label, opened, and the absent versions of the greatest
-        one's ladder (``history_absent``)."""
+    async def history(self, kind: str, user_id: str, since: int = 0) -> Anchored:
+        """Versions ``since..n`` of the label (all of them: ``since = 0``), opened, and the
+        absent versions of the greatest one's ladder (``prove_history``)."""
         lbl = label(kind, user_id)
 
         async def bundle_for(epoch: Epoch) -> Bundle:
             versions = self._erased_before(
                 lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
             )
-            live = {v.version for v in versions if not _erased(v)}
-            absent = history_absent(len(versions) - 1)
-            return self._prove(lbl, versions, absent, epoch, opened=live)
+            n = len(versions) - 1
+            shown = versions[min(since, max(n, 0)) :]
+            live = {v.version for v in shown if not _erased(v)}
+            return self._prove(lbl, shown, history_absent(n), epoch, opened=live)
 
         return await self._anchored(bundle_for)
 

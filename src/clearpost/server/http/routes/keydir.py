@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from clearpost.core.ids import parse_user_id
+from clearpost.core.keydir.commit import MAX_VERSION
 from clearpost.core.keydir_labels import DEVICES, LOG
 from clearpost.core.limits import MAX_SQL_INT
 from clearpost.server.http import wire
@@ -66,9 +67,20 @@ async def lookup_devices(user_id: str, caller: Auth, svc: Svc) -> JSON:
     response_class=JSON,
     responses=ok(wire.KeyDirAnswer) | problems(404, 503),
 )
-async def my_device_history(caller: Auth, svc: Svc) -> JSON:
-    """Every version of your own ``devices:`` label, opened, and the next one absent."""
-    return JSON(answer(await svc.keydir.history(DEVICES, caller.user_id)))
+async def my_device_history(
+    caller: Auth,
+    svc: Svc,
+    since: int = Query(
+        0,
+        ge=0,
+        le=MAX_VERSION,
+        description="the greatest version this device verified before: older ones are left out",
+    ),
+) -> JSON:
+    """Your own ``devices:`` label: its versions from ``since`` (default 0) to the greatest,
+    opened, and absent the versions above it that any lookup of a later version would show
+    (docs/key-directory.md)."""
+    return JSON(answer(await svc.keydir.history(DEVICES, caller.user_id, since)))
 
 
 @router.get(
