@@ -31,8 +31,10 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -119,6 +121,11 @@ class Timer:
         return f"{self.wall:.2f} s (CPU {self.cpu:.2f} s)"
 
 
+def must(ok: bool) -> None:
+    if not ok:
+        sys.exit("a proof verified to another answer than the one it was made for")
+
+
 def spread(sizes: list[int]) -> str:
     """Median bytes, and the range, of one kind of proof over the sampled labels."""
     return f"{statistics.median(sizes):,.0f} B ({min(sizes):,}-{max(sizes):,})"
@@ -164,46 +171,41 @@ def main() -> None:
 
     # 2. proof sizes
     root = tree.root()
-    for n in COUNTS:
+
+    def sizes_row(name: str, prove: Any, check: Any, n: int, what: str) -> None:
+        """One row: ``prove(label, versions)`` over the sampled labels with ``n`` versions,
+        each checked by ``check(bundle)``."""
         sizes, jsons = [], []
         for i in range(args.samples):
-            lbl, mine = labels[n, i], versions[n, i]
-            bundle = prove_lookup(tree, key, lbl, mine)
-            assert check_lookup(pk, root, bundle)[0] == n - 1
+            bundle = prove(labels[n, i], versions[n, i])
+            check(bundle)
             sizes.append(proof_bytes(bundle))
             jsons.append(len(orjson.dumps(bundle.to_json())))
-        rows.append(
-            (
-                f"lookup proof, version {n - 1}",
-                f"{len(bundle.present)} present + {len(bundle.absent)} absent versions",
-                f"{spread(sizes)} (JSON with value {statistics.median(jsons):,.0f} B)",
-            )
+        shown = what.format(present=len(bundle.present), absent=len(bundle.absent))
+        json_size = f"JSON with values {statistics.median(jsons):,.0f} B"
+        rows.append((name, shown, f"{spread(sizes)} ({json_size})"))
+
+    for n in COUNTS:
+        sizes_row(
+            f"lookup proof, version {n - 1}",
+            lambda lbl, mine: prove_lookup(tree, key, lbl, mine),
+            lambda bundle, n=n: must(check_lookup(pk, root, bundle)[0] == n - 1),
+            n,
+            "{present} present + {absent} absent versions",
         )
-    sizes, jsons = [], []
-    for i in range(args.samples):
-        history = prove_history(tree, key, labels[4, i], versions[4, i])
-        check_history(pk, root, history)
-        sizes.append(proof_bytes(history))
-        jsons.append(len(orjson.dumps(history.to_json())))
-    rows.append(
-        (
-            "history proof, versions 0..3",
-            f"{len(history.present)} opened + {len(history.absent)} absent",
-            f"{spread(sizes)} (JSON with values {statistics.median(jsons):,.0f} B)",
-        )
+    sizes_row(
+        "history proof, versions 0..3",
+        lambda lbl, mine: prove_history(tree, key, lbl, mine),
+        lambda bundle: check_history(pk, root, bundle),
+        4,
+        "{present} opened + {absent} absent",
     )
-    sizes, jsons = [], []
-    for i in range(args.samples):
-        since = prove_history(tree, key, labels[4, i], versions[4, i], since=3)
-        check_history(pk, root, since, since=3)
-        sizes.append(proof_bytes(since))
-        jsons.append(len(orjson.dumps(since.to_json())))
-    rows.append(
-        (
-            "history proof, from version 3",
-            f"{len(since.present)} opened + {len(since.absent)} absent (a device's next check)",
-            f"{spread(sizes)} (JSON with value {statistics.median(jsons):,.0f} B)",
-        )
+    sizes_row(
+        "history proof, from version 3",
+        lambda lbl, mine: prove_history(tree, key, lbl, mine, since=3),
+        lambda bundle: check_history(pk, root, bundle, since=3),
+        4,
+        "{present} opened + {absent} absent (a device's next check)",
     )
     absence = prove_absence(tree, key, b"devices:@nobody:example.org")
     check_absence(pk, root, absence)

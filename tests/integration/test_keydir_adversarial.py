@@ -51,6 +51,24 @@ def ghost(user_id: str) -> TestDevice:
     return TestDevice(user_id, "GHOSTDEVICE", "no-token")
 
 
+async def plant(w: Partnered, planted: TestDevice) -> None:
+    """The server adds ``planted`` to Alice's account: a row and its keys, committed in the
+    next epoch like any device."""
+    async with w.services.db.write() as conn:
+        await conn.execute(
+            insert(devices).values(
+                user_id=ALICE,
+                device_id=planted.device_id,
+                token_hash="0" * 64,
+                created_at=1,
+                curve25519=planted.curve,
+                ed25519=planted.account.ed25519_key.to_base64(),
+                device_keys=orjson.dumps(planted.device_keys()).decode(),
+            )
+        )
+        await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+
+
 async def test_1_a_device_added_through_the_directory_alarms_alice(tmp_path: Path) -> None:
     async with partnered(tmp_path) as w:
         phone = await second_device(w, tmp_path, "alice")
@@ -60,19 +78,7 @@ async def test_1_a_device_added_through_the_directory_alarms_alice(tmp_path: Pat
         # the server adds a device to Alice's account: a row and its keys, committed in
         # the next epoch like any device
         planted = ghost(ALICE)
-        async with w.services.db.write() as conn:
-            await conn.execute(
-                insert(devices).values(
-                    user_id=ALICE,
-                    device_id=planted.device_id,
-                    token_hash="0" * 64,
-                    created_at=1,
-                    curve25519=planted.curve,
-                    ed25519=planted.account.ed25519_key.to_base64(),
-                    device_keys=orjson.dumps(planted.device_keys()).decode(),
-                )
-            )
-            await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+        await plant(w, planted)
         await w.services.keydir.wait_published(ALICE)
         events = await phone.sync()
         alarms = [e for e in events if isinstance(e, DirectoryAlarm)]
@@ -117,19 +123,7 @@ async def test_1d_a_device_asks_only_for_versions_after_those_it_checked(
         await directory.history()
         assert read < directory.bytes_read - before  # less than the whole history
         planted = ghost(ALICE)
-        async with w.services.db.write() as conn:
-            await conn.execute(
-                insert(devices).values(
-                    user_id=ALICE,
-                    device_id=planted.device_id,
-                    token_hash="0" * 64,
-                    created_at=1,
-                    curve25519=planted.curve,
-                    ed25519=planted.account.ed25519_key.to_base64(),
-                    device_keys=orjson.dumps(planted.device_keys()).decode(),
-                )
-            )
-            await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+        await plant(w, planted)
         await w.services.keydir.wait_published(ALICE)
         alarms = await directory.monitor()
         assert [a.added for a in alarms] == [("GHOSTDEVICE",)]
@@ -167,19 +161,7 @@ async def test_1c_versions_skipped_ahead_for_bob_fail_alices_check(
 
         monkeypatch.setattr(keydir, "_new_versions", skip_ahead)
         planted = ghost(ALICE)
-        async with w.services.db.write() as conn:
-            await conn.execute(
-                insert(devices).values(
-                    user_id=ALICE,
-                    device_id=planted.device_id,
-                    token_hash="0" * 64,
-                    created_at=1,
-                    curve25519=planted.curve,
-                    ed25519=planted.account.ed25519_key.to_base64(),
-                    device_keys=orjson.dumps(planted.device_keys()).decode(),
-                )
-            )
-            await conn.execute(insert(keydir_dirty).values(user_id=ALICE, since=1))
+        await plant(w, planted)
         await keydir.wait_published(ALICE)
         # Bob's lookup is valid and shows the ghost
         seen = await w.bob.crypto.directory.lookup(ALICE)
