@@ -259,6 +259,14 @@ async function start(s: store.Session, fresh = false): Promise<Me> {
     const rooms = new Set(infos.map((i) => i.roomId.toString()));
     void retryWaiting(rooms);
   });
+  // A withheld notice (m.room_key.withheld, inside Olm: the answer to "Ask again" from a
+  // sender's device that will not send the key) is kept by the machine, which then reports
+  // its code when decrypting; the messages already shown as waiting are decrypted again so
+  // that they say why at once, not after the next reload.
+  machine.registerRoomKeysWithheldCallback(async (infos) => {
+    const rooms = new Set(infos.map((i) => i.roomId.toString()));
+    void retryWaiting(rooms);
+  });
   cursor = (await store.get<string>("cursor")) ?? null;
   // a new device publishes its keys before anything else; a restored one catches up later
   if (fresh) await serial(flush);
@@ -953,12 +961,15 @@ async function askAgain(id: string): Promise<number> {
       sessions: [...sessions.values()].map(({ room_id, session_id }) => ({ room_id, session_id })),
     });
     // and the sender's device, with Matrix's m.room_key_request inside Olm (the server
-    // refuses it in plaintext): it answers with m.forwarded_room_key or a withheld reason
-    let senders = 0;
+    // refuses it in plaintext). A withheld reason it answers with is shown on the message
+    // (registerRoomKeysWithheldCallback); a key it forwards, matrix-sdk-crypto drops (it
+    // takes forwarded keys only from this user's own verified devices): keys come from the
+    // own devices above. One request per session; the count is of devices, each once.
+    const senders = new Set<string>();
     for (const s of sessions.values()) {
       if (s.sender === me().userId) continue;
       try {
-        senders += await sendToDevice(s.sender, s.device, "m.room_key_request", {
+        if (await sendToDevice(s.sender, s.device, "m.room_key_request", {
           action: "request",
           requesting_device_id: me().deviceId,
           request_id: `${requestId}-${s.session_id.slice(0, 8)}`,
@@ -968,12 +979,14 @@ async function askAgain(id: string): Promise<number> {
             session_id: s.session_id,
             ...(typeof s.sender_key === "string" ? { sender_key: s.sender_key } : {}),
           },
-        });
+        })) {
+          senders.add(`${s.sender} ${s.device}`);
+        }
       } catch {
         // a sender's device that is gone: the own devices may still help
       }
     }
-    return asked + senders;
+    return asked + senders.size;
   });
 }
 
