@@ -4,6 +4,7 @@
 import type { Conv, DeviceInfo, Me, Msg } from "./protocol";
 import {
   currentRoute,
+  dismissNotice,
   errorText,
   findPage,
   go,
@@ -350,11 +351,27 @@ async function sendText(id: string, text: string, txnId: string): Promise<void> 
   try {
     await rpc<number>("sendText", id, txnId, text);
     pending.set(id, (pending.get(id) ?? []).filter((p) => p.txnId !== txnId));
+    dismissNotice(`unsent:${txnId}`); // sent on a Retry: the notice is no longer true
   } catch (err) {
-    item.state = "unsent";
-    notice(`A message was not sent: ${errorText(err)}. Use Retry next to it.`, { bad: true, id: `unsent:${txnId}` });
+    // unless it was stored after all (its answer lost) and came back through sync already
+    if ((pending.get(id) ?? []).includes(item)) {
+      item.state = "unsent";
+      notice(`A message was not sent: ${errorText(err)}. Use Retry next to it.`, { bad: true, id: `unsent:${txnId}` });
+    }
   }
   refreshMessages(id);
+}
+
+/** Messages this device sent that the server stored, though the page did not hear so (the
+ * answer to the send was lost): they came back through sync with their transaction id, so
+ * their "not sent" copies go, and so does the notice about them. */
+function dropDelivered(id: string, stored: Msg[]): void {
+  const list = pending.get(id);
+  if (!list?.length) return;
+  const done = new Set(stored.flatMap((m) => (m.txnId ? [m.txnId] : [])));
+  if (!done.size) return;
+  pending.set(id, list.filter((p) => !p.txnId || !done.has(p.txnId)));
+  for (const txn of done) dismissNotice(`unsent:${txn}`);
 }
 
 function refreshMessages(id: string): void {
@@ -475,6 +492,7 @@ onPush((p) => {
     }
     case "messages": {
       messages.set(p.conversationId, p.messages);
+      dropDelivered(p.conversationId, p.messages);
       refreshMessages(p.conversationId);
       const r = currentRoute();
       if (r.parts[0] === "c" && r.parts[1] === p.conversationId && !r.parts[2] && document.visibilityState === "visible") {

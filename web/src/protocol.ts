@@ -19,6 +19,9 @@ export interface Msg {
   state: "ok" | "waiting" | "withheld" | "failed" | "sending" | "unsent";
   /** in plain words, when state is not ok */
   problem?: string;
+  /** the transaction id of a message this device sends: on one not stored yet ("sending",
+   * "not sent"), and on a stored one that came back through sync after its send's answer
+   * was lost (the page then drops its "not sent" copy) */
   txnId?: string;
   /** the share card's fields (org.clearpost.share), for the share pages */
   share?: Record<string, unknown>;

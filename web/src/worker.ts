@@ -80,6 +80,15 @@ const convs = new Map<string, ConvState>();
 const myKeyRequests = new Set<string>();
 /** encrypted bodies by transaction id, so that a retry sends the very same request */
 const sentBodies = new Map<string, string>();
+/** the transaction id of each of those bodies, by its Megolm ciphertext: a send whose answer
+ * was lost may still have been stored, and then comes back through sync as an ordinary
+ * message; knowing its transaction id, the page shows it once (as sent), not twice */
+const sentCiphertexts = new Map<string, string>();
+
+function ciphertextOf(content: unknown): string | null {
+  const c = content && typeof content === "object" ? (content as Record<string, unknown>)["ciphertext"] : undefined;
+  return typeof c === "string" ? c : null;
+}
 
 // Fetch and compile the crypto engine as soon as the worker starts, while the session is
 // read from IndexedDB (a cold load spends most of its time here).
@@ -725,11 +734,17 @@ const WITHHELD: Record<string, string> = {
 };
 
 async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
+  // one of this device's sends whose answer was lost: the page's "not sent" copy is this one
+  const ciphertext = session && raw.sender === session.userId && raw.sender_device === session.deviceId
+    ? ciphertextOf(raw.content)
+    : null;
+  const txnId = ciphertext ? sentCiphertexts.get(ciphertext) : undefined;
   const base = {
     seq: raw.seq,
     sender: raw.sender,
     senderDevice: raw.sender_device,
     ts: raw.origin_server_ts ?? raw.sent_at ?? 0,
+    ...(txnId ? { txnId } : {}),
   };
   const event = {
     type: raw.type ?? "m.room.encrypted",
@@ -845,12 +860,18 @@ async function sendEvent(id: string, txnId: string, type: string, content: Recor
     if (!body) {
       body = await encryptFor(c, type, content);
       sentBodies.set(txnId, body);
+      const ciphertext = ciphertextOf(JSON.parse(body));
+      if (ciphertext) sentCiphertexts.set(ciphertext, txnId);
     }
     const r = await api<{ seq: number; sent_at?: number; origin_server_ts?: number }>(
       "PUT",
       `/v1/conversations/${enc(id)}/messages/${enc(txnId)}`,
       body,
     );
+    // Kept until a send of it is answered (not when sync brings it back: a Retry already
+    // asked for must send this very body again, which the server stores once).
+    const ciphertext = ciphertextOf(JSON.parse(body));
+    if (ciphertext) sentCiphertexts.delete(ciphertext);
     sentBodies.delete(txnId);
     const mine = me();
     if (!c.messages.has(r.seq) || c.messages.get(r.seq)!.state !== "ok") {
