@@ -46,6 +46,15 @@ pytestmark = pytest.mark.slow
 
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 UNAUTHORISED = "The sender's device decided this device may not read this message."
+# what can still bring the key, in words that are true: Alice's own room key, late; Bob's
+# other devices, once he confirms; Alice's device, asked, only its reason (the browser takes
+# a forwarded key only from Bob's own devices)
+WAITING = (
+    "Waiting for the key to this message: it may still be on its way from alice's device. "
+    "If it does not come, one of your other devices that has the key can send it once you "
+    "confirm there (Ask again for the key); asking alice's device can bring back only its "
+    "reason for not sending it."
+)
 
 
 def secret(label: str) -> str:
@@ -131,6 +140,7 @@ async def test_a_key_withheld_by_the_sdk_is_shown_in_plain_words_and_asked_for_a
         await wait_text(first, m1)
         waiting = first.page.locator(f"#messages li[data-seq='{sent.seq}'][data-state=waiting]")
         await waiting.wait_for()
+        assert await waiting.locator(".text").inner_text() == WAITING
         await first.shot("key-waiting")
 
         await ask_again(first, sent.seq, alice, 1)

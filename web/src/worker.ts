@@ -733,6 +733,26 @@ const WITHHELD: Record<string, string> = {
   "m.no_olm": "The sender's device could not open a secure channel to this device, so it could not send the key.",
 };
 
+/** Whose device a message came from, in words: "alice's device", or "your device ABCD". */
+function senderDevice(raw: RawMessage): string {
+  return session && raw.sender === session.userId ? `your device ${raw.sender_device}` : `${localpart(raw.sender)}'s device`;
+}
+
+function capital(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** Who else can bring a missing key, in words. matrix-sdk-crypto takes a key passed on
+ * (forwarded) only from this user's own verified devices: asked again (m.room_key_request),
+ * another person's device can only send back its reason for not sending the key (a
+ * withheld notice). The key itself comes from one of your other devices that has it, once
+ * you confirm there (org.clearpost.room_key_request, below). */
+function whoCanSend(raw: RawMessage, what: string): string {
+  const own = `one of your other devices that has the key can send ${what} once you confirm there (Ask again for the key)`;
+  if (session && raw.sender === session.userId) return `${own}.`;
+  return `${own}; asking ${localpart(raw.sender)}'s device can bring back only its reason for not sending it.`;
+}
+
 async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
   // one of this device's sends whose answer was lost: the page's "not sent" copy is this one
   const ciphertext = session && raw.sender === session.userId && raw.sender_device === session.deviceId
@@ -793,7 +813,7 @@ async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
           kind: "text",
           text: "",
           state: "waiting",
-          problem: `Waiting for the key to this message. ${localpart(raw.sender)}'s device sends it when it is online; your other devices can send it too.`,
+          problem: `Waiting for the key to this message: it may still be on its way from ${senderDevice(raw)}. If it does not come, ${whoCanSend(raw, "it")}`,
         };
       }
       if (err.code === DecryptionErrorCode.UnknownMessageIndex) {
@@ -802,7 +822,7 @@ async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
           kind: "text",
           text: "",
           state: "waiting",
-          problem: "This device got the key only for later messages. Your other devices can send the earlier part.",
+          problem: `This device got the key only for later messages. ${capital(whoCanSend(raw, "the earlier part"))}`,
         };
       }
       return { ...base, kind: "text", text: "", state: "failed", problem: `This message cannot be decrypted: ${err.description}` };
