@@ -23,11 +23,13 @@ Screenshots go to ``test-artifacts/web/`` (``$CLEARPOST_SCREENSHOTS``).
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import expect
 
 from clearpost.client import Client, ClientError, KdfParams
 from tests.support.chromium import chromium
@@ -90,13 +92,16 @@ async def sdk_user(http: httpx.AsyncClient, name: str, tmp_path: Path) -> Client
     )
 
 
-async def ask_again(tab: Tab, seq: int, alice: Client, devices: int) -> None:
-    """Press "Ask again for the key" on message ``seq``; Alice's device takes the request
-    from its next sync and answers it."""
+async def ask_again(tab: Tab, seq: int, alice: Client, devices: int, times: int = 1) -> None:
+    """Press "Ask again for the key" on message ``seq`` (it waits while the button rests);
+    the message says how many devices were asked, and when; Alice's device takes the
+    request from its next sync and answers it."""
     item = tab.page.locator(f"#messages li[data-seq='{seq}']")
     await item.get_by_role("button", name="Ask again for the key").click()
-    asked = item.get_by_role("button", name=f"Asked {devices} device(s) for the key")
-    await asked.wait_for()
+    word = "device" if devices == 1 else "devices"
+    so_far = re.escape(f" ({times} times so far)") if times > 1 else ""
+    said = re.compile(rf"^Asked {devices} {word} for the key at [^()]+{so_far}\.$")
+    await item.get_by_role("status").filter(has_text=said).wait_for()
     await alice.sync()
 
 
@@ -150,6 +155,15 @@ async def test_a_key_withheld_by_the_sdk_is_shown_in_plain_words_and_asked_for_a
         await ask_again(first, sent.seq, alice, 1)
         item = first.page.locator(f"#messages li[data-seq='{sent.seq}'][data-state=withheld]")
         assert await item.locator(".text").inner_text() == UNAUTHORISED
+        # the answer did not change the message: the button can be pressed again a little
+        # later (it stayed "Asked 1 device(s)", disabled, until a reload), and the message
+        # says that it was asked, and how often
+        await expect(item.get_by_role("button", name="Ask again for the key")).to_be_enabled(
+            timeout=30_000
+        )
+        await ask_again(first, sent.seq, alice, 1, times=2)
+        assert await item.locator(".text").inner_text() == UNAUTHORISED
+        await first.shot("key-withheld-asked-again")
         await first.page.close()  # the tab is closed: this device is offline
 
         # a second browser of Bob's, signed in later: neither message's key came to it

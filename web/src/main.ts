@@ -268,6 +268,40 @@ function refusedList(c: Conv): HTMLElement {
     h("p", {}, "Not encrypted to:"), h("ul", {}, ...c.refused.map((why) => h("li", {}, why))));
 }
 
+/** How long "Ask again for the key" rests after a press: the asked devices that are online
+ * answer within it (a key or a reason shows on the message); pressing at once again would
+ * only repeat the request (and put one more confirmation on your other devices). */
+const ASK_AGAIN_REST_MS = 5_000;
+
+/** "Ask again for the key", and a line that says when it was asked and how many devices.
+ * An answer that changes the message redraws it; one that does not (the same reason again,
+ * or none yet) leaves the line, and the button can be pressed again after a short rest. */
+function askAgainButton(id: string): HTMLElement[] {
+  const label = "Ask again for the key";
+  const status = h("div", { class: "meta", role: "status" });
+  let times = 0;
+  // aria-disabled, not disabled: the button keeps the keyboard focus while it rests
+  const button = h("button", { type: "button", class: "plain", onclick: async () => {
+    if (button.getAttribute("aria-disabled") === "true") return;
+    button.setAttribute("aria-disabled", "true");
+    button.textContent = "Asking…";
+    try {
+      const n = await rpc<number>("askAgain", id);
+      times++;
+      const when = time(Date.now());
+      status.textContent = n
+        ? `Asked ${n} ${n === 1 ? "device" : "devices"} for the key at ${when}${times > 1 ? ` (${times} times so far)` : ""}.`
+        : `No device could be asked at ${when}.`;
+      setTimeout(() => button.removeAttribute("aria-disabled"), ASK_AGAIN_REST_MS);
+    } catch (err) {
+      notice(`Asking failed: ${errorText(err)}`, { bad: true });
+      button.removeAttribute("aria-disabled");
+    }
+    button.textContent = label;
+  } }, label);
+  return [button, status];
+}
+
 function messageItem(m: Msg, id: string): HTMLElement {
   const mine = m.sender === me?.userId;
   const who = mine ? "You" : localpart(m.sender);
@@ -286,19 +320,7 @@ function messageItem(m: Msg, id: string): HTMLElement {
     }
   } else {
     li.append(h("div", { class: "text" }, m.problem ?? "This message cannot be read on this device."));
-    if (m.state === "waiting" || m.state === "withheld") {
-      li.append(h("button", { type: "button", class: "plain", onclick: async (ev) => {
-        const b = ev.currentTarget as HTMLButtonElement;
-        b.disabled = true;
-        try {
-          const n = await rpc<number>("askAgain", id);
-          b.textContent = n ? `Asked ${n} device(s) for the key` : "No device can be asked right now";
-        } catch (err) {
-          b.disabled = false;
-          notice(`Asking failed: ${errorText(err)}`, { bad: true });
-        }
-      } }, "Ask again for the key"));
-    }
+    if (m.state === "waiting" || m.state === "withheld") li.append(...askAgainButton(id));
   }
   if (m.state === "unsent" && m.txnId) {
     const txn = m.txnId;
