@@ -212,7 +212,8 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
         await second.page.wait_for_selector("#messages li[data-state=waiting]", timeout=20_000)
         await second.shot("conversation-waiting-for-key")
         # ... it asks the first device, where the person confirms, and then it reads it
-        await second.page.click("text=Ask again for the key")
+        # the button (the waiting text names it too)
+        await second.page.get_by_role("button", name="Ask again for the key").click()
         share = first.page.locator("#notices button", has_text="Share keys with")
         await share.wait_for(timeout=20_000)
         await first.shot("notice-key-request")
