@@ -27,6 +27,14 @@ export interface Msg {
   share?: Record<string, unknown>;
 }
 
+/** How far a conversation's history is loaded: all of it, some (the rest is being
+ * decrypted, newest first, while the conversation is shown), or some and it failed. */
+export interface History {
+  complete: boolean;
+  loading: boolean;
+  error: string | null;
+}
+
 export interface Conv {
   id: string;
   roomId: string;
@@ -68,7 +76,7 @@ export interface Reply {
 export type Push =
   | { push: "ready"; me: Me }
   | { push: "conversations"; conversations: Conv[] }
-  | { push: "messages"; conversationId: string; messages: Msg[] }
+  | { push: "messages"; conversationId: string; messages: Msg[]; history: History }
   | { push: "notice"; id: string; text: string; bad?: boolean; action?: { label: string; op: string; args: unknown[] } }
   | { push: "connection"; state: "live" | "polling" | "offline" }
   | { push: "signedOut"; reason: string }

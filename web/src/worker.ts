@@ -70,12 +70,19 @@ interface ConvState {
   events: Map<number, RawMessage>;
   name: string;
   readSeq: number;
-  /** the lowest seq loaded so far (history is paged from there back on open) */
+  /** every message above this seq is loaded (history is paged from there back on open) */
   loadedAfter: number;
+  /** loaded back to the first message this user may see */
   complete: boolean;
+  /** earlier history is being decrypted in the background (see `showHistory`) */
+  loading: boolean;
+  /** why the background loading stopped, in words, if it failed */
+  historyError: string | null;
 }
 
 const convs = new Map<string, ConvState>();
+/** The conversation the page shows, if any: its earlier history loads while it is shown. */
+let viewing: string | null = null;
 /** our own key requests to our other devices, by request id */
 const myKeyRequests = new Set<string>();
 /** encrypted bodies by transaction id, so that a retry sends the very same request */
@@ -378,6 +385,7 @@ async function wipeDevice(): Promise<void> {
   machine = null;
   session = null;
   convs.clear();
+  viewing = null;
   cursor = null;
   await store.wipe(name);
 }
@@ -621,6 +629,8 @@ async function loadConversations(): Promise<void> {
       readSeq: (await store.get<number>(`read:${raw.conversation_id}`)) ?? 0,
       loadedAfter: raw.last_seq,
       complete: false,
+      loading: false,
+      historyError: null,
     };
     convs.set(raw.conversation_id, fresh);
     // the tail: enough for the preview, the unread count and a rename not long ago
@@ -632,33 +642,95 @@ async function loadConversations(): Promise<void> {
   pushConversations();
 }
 
-async function loadHistory(c: ConvState, from: number): Promise<void> {
-  from = Math.max(from, (c.raw.joined_from_seq ?? 1) - 1, 0);
-  if (from >= c.loadedAfter && c.messages.size) return;
+/** The seq before the first message this user may see in the conversation. */
+function historyFloor(c: ConvState): number {
+  return Math.max((c.raw.joined_from_seq ?? 1) - 1, 0);
+}
+
+/** The stored messages with seq in (from, upTo], as the server keeps them (encrypted). */
+async function fetchRange(c: ConvState, from: number, upTo: number): Promise<RawMessage[]> {
+  const out: RawMessage[] = [];
   let after = from;
-  const upTo = c.loadedAfter;
   for (;;) {
+    const limit = Math.max(1, Math.min(500, upTo - after));
     const page: { messages: RawMessage[]; next_after: number | null } = await api(
       "GET",
-      `/v1/conversations/${enc(c.raw.conversation_id)}/messages?after=${after}&limit=500`,
+      `/v1/conversations/${enc(c.raw.conversation_id)}/messages?after=${after}&limit=${limit}`,
     );
-    // decrypt a batch at once: the store reads of one overlap the work of the others
-    const todo = page.messages.filter(
-      (raw) => !(c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok"),
-    );
-    for (let i = 0; i < todo.length; i += 50) {
-      const batch = todo.slice(i, i + 50);
-      const out = await Promise.all(batch.map((raw) => decrypt(c, raw)));
-      batch.forEach((raw, k) => {
-        c.events.set(raw.seq, raw);
-        c.messages.set(raw.seq, out[k]!);
-      });
-    }
-    if (page.next_after === null || page.next_after >= upTo) break;
+    out.push(...page.messages.filter((raw) => raw.seq <= upTo));
+    if (page.next_after === null || page.next_after >= upTo) return out;
     after = page.next_after;
   }
-  c.loadedAfter = from;
-  if (from <= Math.max((c.raw.joined_from_seq ?? 1) - 1, 0)) c.complete = true;
+}
+
+/** Decrypt fetched messages into the conversation (all but those already decrypted), then
+ * note that everything above `from` is loaded. */
+async function decryptInto(c: ConvState, raws: RawMessage[], from: number): Promise<void> {
+  const todo = raws.filter((raw) => !(c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok"));
+  // a batch at once: the store reads of one overlap the work of the others
+  for (let i = 0; i < todo.length; i += 50) {
+    const batch = todo.slice(i, i + 50);
+    const out = await Promise.all(batch.map((raw) => decrypt(c, raw)));
+    batch.forEach((raw, k) => {
+      c.events.set(raw.seq, raw);
+      c.messages.set(raw.seq, out[k]!);
+    });
+  }
+  c.loadedAfter = Math.min(c.loadedAfter, from);
+  if (from <= historyFloor(c)) c.complete = true;
+}
+
+/** Fetch and decrypt the messages from `from` up to what is loaded already. */
+async function loadHistory(c: ConvState, from: number): Promise<void> {
+  from = Math.max(from, historyFloor(c));
+  if (from >= c.loadedAfter && c.messages.size) return;
+  await decryptInto(c, await fetchRange(c, from, c.loadedAfter), from);
+}
+
+/** Messages decrypted before a conversation is shown: more than a tall screen holds. */
+const SCREENFUL = 30;
+/** Earlier history is decrypted a page at a time: the first of 100 messages, the next ones
+ * of 200 (fewer pages to show). Each page is one turn of `serial` (about 0.3 s of
+ * decrypting for 200 here), and its fetch is not (it goes on while the page before is
+ * decrypted): a send or an incoming message waits for one page's decrypting at most, not
+ * for the whole conversation, nor for the network. */
+const FIRST_PAGE = 100;
+const PAGE = 200;
+
+/** The next `size` messages below what is loaded, fetched (not decrypted). */
+function fetchBelow(c: ConvState, upTo: number, size: number): { from: number; raws: Promise<RawMessage[]> } {
+  const from = Math.max(upTo - size, historyFloor(c));
+  const raws = fetchRange(c, from, upTo);
+  raws.catch(() => undefined); // awaited later, or not at all if the loading stops
+  return { from, raws };
+}
+
+/** Decrypt a shown conversation's earlier history, newest first, a page at a time, and
+ * show each page as it is done; stop when the page shows another one (or none). Opening a
+ * conversation of 1,000 messages decrypted them all before showing any (about 2-3 s
+ * here, all of it matrix-sdk-crypto's `decryptRoomEvent`): now the newest screenful shows at
+ * once and the rest appears above it. */
+async function showHistory(c: ConvState): Promise<void> {
+  if (c.loading) return;
+  const id = c.raw.conversation_id;
+  const going = () => !c.complete && viewing === id && convs.get(id) === c && !stopped;
+  c.loading = true;
+  try {
+    let next = fetchBelow(c, c.loadedAfter, FIRST_PAGE);
+    while (going()) {
+      const { from, raws } = next;
+      const fetched = await raws;
+      if (!going()) break;
+      if (from > historyFloor(c)) next = fetchBelow(c, from, PAGE);
+      await serial(() => decryptInto(c, fetched, from));
+      if (!c.complete) pushMessages(id);
+    }
+  } catch (err) {
+    c.historyError = err instanceof Error ? err.message : String(err);
+  } finally {
+    c.loading = false;
+  }
+  pushMessages(id);
 }
 
 function roomId(c: ConvState): string {
@@ -714,6 +786,7 @@ function pushMessages(id: string): void {
     push: "messages",
     conversationId: id,
     messages: [...c.messages.values()].sort((a, b) => a.seq - b.seq),
+    history: { complete: c.complete, loading: c.loading, error: c.historyError },
   });
 }
 
@@ -1109,8 +1182,20 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
   },
   async open(id: string) {
     const c = conv(id);
-    if (!c.complete) await serial(() => loadHistory(c, 0));
+    viewing = id;
+    // the newest screenful first (the inbox has usually decrypted it already), at once
+    if (!c.complete && c.messages.size < SCREENFUL) {
+      const { from, raws } = fetchBelow(c, c.loadedAfter, SCREENFUL);
+      const fetched = await raws;
+      await serial(() => decryptInto(c, fetched, from));
+    }
+    c.historyError = null;
+    if (!c.complete) void showHistory(c);
     pushMessages(id);
+  },
+  /** The page no longer shows this conversation: its earlier history stops loading. */
+  async close(id: string) {
+    if (viewing === id) viewing = null;
   },
   async markRead(id: string) {
     const c = conv(id);
