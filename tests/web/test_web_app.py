@@ -16,6 +16,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -211,7 +212,8 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
         await second.page.wait_for_selector("#messages li[data-state=waiting]", timeout=20_000)
         await second.shot("conversation-waiting-for-key")
         # ... it asks the first device, where the person confirms, and then it reads it
-        await second.page.click("text=Ask again for the key")
+        # the button (the waiting text names it too)
+        await second.page.get_by_role("button", name="Ask again for the key").click()
         share = first.page.locator("#notices button", has_text="Share keys with")
         await share.wait_for(timeout=20_000)
         await first.shot("notice-key-request")
@@ -245,11 +247,14 @@ async def test_reload_second_device_key_sharing_and_removal(server: ServerProces
 
 
 @contextlib.asynccontextmanager
-async def http_only_proxy(upstream: str, lose_first_send: bool = False) -> AsyncIterator[str]:
+async def http_only_proxy(
+    upstream: str, lose_first_send: Literal["answer", "request"] | None = None
+) -> AsyncIterator[str]:
     """A reverse proxy that passes plain HTTP and refuses WebSocket upgrades (403), as a
     proxy not set up for WebSockets does. Runs in this event loop. With
-    ``lose_first_send``, the first message send reaches the server but its answer is lost
-    (502), as when a connection drops after the request went through."""
+    ``lose_first_send="answer"``, the first message send reaches the server but its answer
+    is lost (502), as when a connection drops after the request went through; with
+    ``"request"``, the first message send never reaches the server (502)."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -260,6 +265,12 @@ async def http_only_proxy(upstream: str, lose_first_send: bool = False) -> Async
     lost: list[str] = []
 
     async def forward(request: Request) -> Response:
+        sending = request.method == "PUT" and "/messages/" in request.url.path
+        losing = lose_first_send is not None and sending and not lost
+        if losing:
+            lost.append(request.url.path)
+            if lose_first_send == "request":
+                return Response(b"", 502)
         headers = [(k, v) for k, v in request.headers.items() if k not in ("host", "connection")]
         r = await client.request(
             request.method,
@@ -267,9 +278,7 @@ async def http_only_proxy(upstream: str, lose_first_send: bool = False) -> Async
             headers=headers,
             content=await request.body(),
         )
-        sending = request.method == "PUT" and "/messages/" in request.url.path
-        if lose_first_send and sending and not lost:
-            lost.append(request.url.path)
+        if losing:
             return Response(b"", 502)
         drop = ("content-encoding", "transfer-encoding", "content-length", "connection")
         return Response(
@@ -314,30 +323,70 @@ async def test_without_a_websocket_the_app_long_polls(server: ServerProcess) -> 
         assert any("/v1/sync?since=" in u for u in alice.requests)
 
 
-async def test_a_send_whose_answer_was_lost_is_retried_under_the_same_transaction(
+async def alice_writes_to_bob_behind(proxied: str, direct: str, browser: Any) -> tuple[Tab, Tab]:
+    """Alice behind the proxy, Bob straight to the server, in a direct conversation that
+    Alice opened and has on screen."""
+    alice = await open_tab(browser, proxied, "alice")
+    await register(alice, "alice")
+    bob = await open_tab(browser, direct, "bob")
+    await register(bob, "bob")
+    await alice.page.goto(proxied + "/#/new")
+    await alice.page.fill("#members", "bob")
+    await alice.page.click("form button[type=submit]")
+    await alice.page.wait_for_selector("#compose")
+    return alice, bob
+
+
+async def shown_once(tab: Tab, text: str) -> None:
+    """``text`` is on screen once, as sent: no "sending" or "not sent" copy of it, and no
+    notice saying it was not sent."""
+    await wait_text(tab, text)
+    unsent = "#messages li[data-state=unsent], #messages li[data-state=sending]"
+    await tab.page.locator(unsent).wait_for(state="detached")
+    await tab.page.locator("#notices [data-id^='unsent:']").wait_for(state="detached")
+    assert await tab.page.locator(f"#messages .text:text-is('{text}')").count() == 1
+    assert await tab.page.locator("#messages button", has_text="Retry").count() == 0
+
+
+async def test_a_send_whose_answer_was_lost_shows_once_when_sync_brings_it(
     server: ServerProcess,
 ) -> None:
-    """The first send's answer is lost after the server stored it: the message shows "not
-    sent" with Retry; Retry sends the same request (same transaction id, same ciphertext) and
-    the server keeps one copy: Bob sees it once."""
+    """The first send's answer is lost after the server stored it. The message comes back
+    to Alice's browser through sync as an ordinary message: it is shown once, as sent, not
+    a second time as "not sent" (with a Retry nobody needs), and no notice says it was not
+    sent."""
+    text = secret("answer-lost")
+    async with (
+        http_only_proxy(server.url, lose_first_send="answer") as proxied,
+        chromium() as browser,
+    ):
+        alice, bob = await alice_writes_to_bob_behind(proxied, server.url, browser)
+        await send(alice, text)
+        await open_conversation(bob, "alice")
+        await wait_text(bob, text)  # it was stored, though Alice's send was not answered
+        await shown_once(alice, text)
+        await alice.shot("conversation-answer-lost")
+
+
+async def test_a_send_that_was_lost_is_retried_under_the_same_transaction(
+    server: ServerProcess,
+) -> None:
+    """The first send never reaches the server: the message shows "not sent" with Retry;
+    Retry sends the same request (same transaction id, same ciphertext) and the server keeps
+    one copy: Bob sees it once, and Alice's browser shows it once."""
     text = secret("retried")
-    async with http_only_proxy(server.url, lose_first_send=True) as proxied, chromium() as b:
-        alice = await open_tab(b, proxied, "alice")
-        await register(alice, "alice")
-        bob = await open_tab(b, server.url, "bob")
-        await register(bob, "bob")
-        await alice.page.goto(proxied + "/#/new")
-        await alice.page.fill("#members", "bob")
-        await alice.page.click("form button[type=submit]")
-        await alice.page.wait_for_selector("#compose")
+    async with (
+        http_only_proxy(server.url, lose_first_send="request") as proxied,
+        chromium() as browser,
+    ):
+        alice, bob = await alice_writes_to_bob_behind(proxied, server.url, browser)
         await send(alice, text)
         await alice.page.wait_for_selector("#messages li[data-state=unsent]")
         await alice.shot("conversation-not-sent")
-        await open_conversation(bob, "alice")
-        await wait_text(bob, text)  # it was stored, though Alice does not know yet
         await alice.page.click("#messages li[data-state=unsent] button:text('Retry')")
-        await wait_text(alice, text)
-        assert await alice.page.locator("#messages li[data-state=unsent]").count() == 0
+        await shown_once(alice, text)
+        await open_conversation(bob, "alice")
+        await wait_text(bob, text)
         await bob.page.reload()
         await bob.page.wait_for_selector("#compose")
         await wait_text(bob, text)

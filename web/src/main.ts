@@ -1,9 +1,10 @@
 // The page: sign-in, the inbox, conversations, devices. Everything secret lives in the crypto
 // worker (worker.ts); this side shows what it is given, as text.
 
-import type { Conv, DeviceInfo, Me, Msg } from "./protocol";
+import type { Conv, DeviceInfo, History, Me, Msg } from "./protocol";
 import {
   currentRoute,
+  dismissNotice,
   errorText,
   findPage,
   go,
@@ -25,6 +26,10 @@ import "./pages/verify"; // web-verify: access history, connected apps, shares f
 let me: Me | null = null;
 let conversations: Conv[] = [];
 const messages = new Map<string, Msg[]>();
+/** how far each conversation's history is loaded (the worker says with each message list) */
+const histories = new Map<string, History>();
+/** the conversation shown, whose earlier history the worker loads while it is shown */
+let shown: string | null = null;
 /** messages typed here and not yet stored by the server, by conversation */
 const pending = new Map<string, Msg[]>();
 let rendering = 0;
@@ -45,6 +50,9 @@ async function render(): Promise<void> {
   const token = ++rendering;
   const route = currentRoute();
   const name = route.parts[0] ?? "";
+  const conversation = name === "c" && !route.parts[2] ? (route.parts[1] ?? null) : null;
+  if (shown && shown !== conversation && me) void rpc("close", shown).catch(() => undefined);
+  shown = conversation;
   renderNav(name);
   let found = findPage(name);
   if (!found || (found.signedIn && !me)) {
@@ -64,6 +72,13 @@ async function render(): Promise<void> {
   if (me && !document.body.dataset["shownAt"]) document.body.dataset["shownAt"] = String(performance.now());
   const focus = node.querySelector<HTMLElement>("[data-autofocus]") ?? mainEl();
   focus.focus();
+  // a conversation opens at its newest message (the composer sticks to the bottom, so
+  // focusing it does not scroll there)
+  if (node.querySelector("#messages")) scrollToEnd();
+}
+
+function scrollToEnd(): void {
+  window.scrollTo(0, document.documentElement.scrollHeight);
 }
 
 function renderNav(current: string): void {
@@ -159,6 +174,7 @@ async function signOut(): Promise<void> {
   me = null;
   conversations = [];
   messages.clear();
+  histories.clear();
   pending.clear();
   go("#/signin");
 }
@@ -218,7 +234,10 @@ async function conversationPage(route: Route): Promise<HTMLElement> {
   if (route.parts[2] === "settings") return settingsPage(id);
   const c = convById(id);
   if (!c) return h("p", { role: "alert" }, "No such conversation (or you are not in it). ", h("a", { href: "#/" }, "Back to the inbox"));
-  const list = h("ol", { class: "messages", id: "messages", "aria-label": "Messages", "aria-live": "polite" });
+  // Not a live region itself: earlier messages are added above while the conversation is
+  // shown, and a screen reader would read them all out. New messages are read out by the
+  // live region below (`announce`).
+  const list = h("ol", { class: "messages", id: "messages", "aria-label": "Messages" });
   const box = h("textarea", { id: "compose", name: "message", rows: "2", required: true, "data-autofocus": true, "aria-describedby": "compose-hint" }) as HTMLTextAreaElement;
   const composer = h(
     "form",
@@ -250,7 +269,9 @@ async function conversationPage(route: Route): Promise<HTMLElement> {
       h("a", { href: `#/c/${encodeURIComponent(id)}/settings` }, c.kind === "group" ? "Members and name" : "Details")),
     h("p", { class: "hint" }, c.kind === "group" ? `Group of ${c.members.length}: ${c.members.map(localpart).join(", ")}` : `Direct conversation with ${c.members.filter((u) => u !== me?.userId).map(localpart).join(", ")}`),
     refusedList(c),
+    h("div", { class: "hint", id: "history-status", role: "status", hidden: true }),
     list,
+    h("div", { class: "visually-hidden", id: "messages-live", "aria-live": "polite" }),
     composer,
     h("p", { class: "hint", id: "compose-hint" }, "Enter sends; Shift+Enter starts a new line. Encrypted in this browser before it is sent."),
   );
@@ -265,6 +286,40 @@ function refusedList(c: Conv): HTMLElement {
   if (!c.refused.length) return h("div", { id: "refused" });
   return h("div", { id: "refused", class: "notice bad", role: "alert" },
     h("p", {}, "Not encrypted to:"), h("ul", {}, ...c.refused.map((why) => h("li", {}, why))));
+}
+
+/** How long "Ask again for the key" rests after a press: the asked devices that are online
+ * answer within it (a key or a reason shows on the message); pressing at once again would
+ * only repeat the request (and put one more confirmation on your other devices). */
+const ASK_AGAIN_REST_MS = 5_000;
+
+/** "Ask again for the key", and a line that says when it was asked and how many devices.
+ * An answer that changes the message redraws it; one that does not (the same reason again,
+ * or none yet) leaves the line, and the button can be pressed again after a short rest. */
+function askAgainButton(id: string): HTMLElement[] {
+  const label = "Ask again for the key";
+  const status = h("div", { class: "meta", role: "status" });
+  let times = 0;
+  // aria-disabled, not disabled: the button keeps the keyboard focus while it rests
+  const button = h("button", { type: "button", class: "plain", onclick: async () => {
+    if (button.getAttribute("aria-disabled") === "true") return;
+    button.setAttribute("aria-disabled", "true");
+    button.textContent = "Asking…";
+    try {
+      const n = await rpc<number>("askAgain", id);
+      times++;
+      const when = time(Date.now());
+      status.textContent = n
+        ? `Asked ${n} ${n === 1 ? "device" : "devices"} for the key at ${when}${times > 1 ? ` (${times} times so far)` : ""}.`
+        : `No device could be asked at ${when}.`;
+      setTimeout(() => button.removeAttribute("aria-disabled"), ASK_AGAIN_REST_MS);
+    } catch (err) {
+      notice(`Asking failed: ${errorText(err)}`, { bad: true });
+      button.removeAttribute("aria-disabled");
+    }
+    button.textContent = label;
+  } }, label);
+  return [button, status];
 }
 
 function messageItem(m: Msg, id: string): HTMLElement {
@@ -285,19 +340,7 @@ function messageItem(m: Msg, id: string): HTMLElement {
     }
   } else {
     li.append(h("div", { class: "text" }, m.problem ?? "This message cannot be read on this device."));
-    if (m.state === "waiting" || m.state === "withheld") {
-      li.append(h("button", { type: "button", class: "plain", onclick: async (ev) => {
-        const b = ev.currentTarget as HTMLButtonElement;
-        b.disabled = true;
-        try {
-          const n = await rpc<number>("askAgain", id);
-          b.textContent = n ? `Asked ${n} device(s) for the key` : "No device can be asked right now";
-        } catch (err) {
-          b.disabled = false;
-          notice(`Asking failed: ${errorText(err)}`, { bad: true });
-        }
-      } }, "Ask again for the key"));
-    }
+    if (m.state === "waiting" || m.state === "withheld") li.append(...askAgainButton(id));
   }
   if (m.state === "unsent" && m.txnId) {
     const txn = m.txnId;
@@ -306,32 +349,96 @@ function messageItem(m: Msg, id: string): HTMLElement {
   return li;
 }
 
+/** What a screen reader says of a new message. */
+function spoken(m: Msg): string {
+  if (m.kind === "name" && m.state === "ok") return `${localpart(m.sender)} named the conversation “${m.text}”`;
+  return preview(m);
+}
+
+/** Show the conversation's messages in `list`, changing only what changed: an item whose
+ * message did not change stays (with its focus and state), new ones go in where they
+ * belong, earlier history in one DocumentFragment above. Messages from others that are
+ * newer than any shown before are read out (the list itself is not a live region). */
 function fillMessages(id: string, list: HTMLElement): void {
-  const all = [...(messages.get(id) ?? []), ...(pending.get(id) ?? [])];
+  const stored = messages.get(id) ?? [];
+  const all = [...stored, ...(pending.get(id) ?? [])];
+  const section = list.closest("section");
+  historyStatus(section?.querySelector<HTMLElement>("#history-status") ?? null, id);
+  const before = list.dataset["newest"];
+  const newest = stored.length ? stored[stored.length - 1]!.seq : 0;
+  list.dataset["newest"] = String(Math.max(newest, Number(before ?? 0)));
   if (!all.length) {
     list.replaceChildren(h("li", { class: "system" }, "No messages yet. Say hello."));
     return;
   }
-  const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
-  // keep the items that did not change (a new message adds one item, not a whole list)
-  const old = new Map<string, Element>();
-  for (const el of Array.from(list.children)) {
-    const key = (el as HTMLElement).dataset["key"];
+  // at the end of the page (the newest message in view): stay there; otherwise the browser
+  // keeps what is in view in place as earlier messages are added above (scroll anchoring)
+  const atBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
+  const old = new Map<string, HTMLElement>();
+  for (const el of Array.from(list.children) as HTMLElement[]) {
+    const key = el.dataset["key"];
     if (key) old.set(key, el);
   }
   const items = all.map((m) => {
     const key = `${m.seq}|${m.state}|${m.txnId ?? ""}|${m.kind}|${m.text.length}`;
     const el = old.get(key) ?? messageItem(m, id);
-    (el as HTMLElement).dataset["key"] = key;
+    el.dataset["key"] = key;
     return el;
   });
-  const n = list.children.length;
-  if (items.length >= n && items.slice(0, n).every((el, i) => list.children[i] === el)) {
-    list.append(...items.slice(n)); // the usual case: new messages at the end
-  } else {
-    list.replaceChildren(...items);
+  const keep = new Set<Element>(items);
+  let cur = list.firstElementChild;
+  let run: DocumentFragment | null = null;
+  const skipGone = () => {
+    while (cur && !keep.has(cur)) {
+      const next: Element | null = cur.nextElementSibling;
+      cur.remove();
+      cur = next;
+    }
+  };
+  for (const el of items) {
+    skipGone();
+    if (el === cur) {
+      if (run) list.insertBefore(run, cur);
+      run = null;
+      cur = cur.nextElementSibling;
+    } else {
+      (run ??= document.createDocumentFragment()).append(el);
+    }
   }
-  if (atBottom) list.lastElementChild?.scrollIntoView({ block: "end" });
+  skipGone();
+  if (run) list.insertBefore(run, null);
+  if (before !== undefined) {
+    const fresh = stored.filter((m) => m.seq > Number(before) && m.sender !== me?.userId);
+    if (fresh.length) announce(section, fresh.map(spoken));
+  }
+  if (atBottom && list.isConnected) scrollToEnd();
+}
+
+/** Read out lines in the conversation's live region (the last few kept). */
+function announce(section: HTMLElement | null, lines: string[]): void {
+  const live = section?.querySelector<HTMLElement>("#messages-live");
+  if (!live) return;
+  live.append(...lines.map((l) => h("p", {}, l)));
+  while (live.childElementCount > 5) live.firstElementChild!.remove();
+}
+
+/** Above the list: earlier messages still being decrypted, or why they could not be (with
+ * a button to try again). A polite status: it changes only between these, not per page. */
+function historyStatus(el: HTMLElement | null, id: string): void {
+  if (!el) return;
+  const hist = histories.get(id);
+  const state = !hist || hist.complete ? "" : hist.error ? `error:${hist.error}` : hist.loading ? "loading" : "";
+  if (el.dataset["state"] === state) return;
+  el.dataset["state"] = state;
+  el.hidden = !state;
+  if (!state) el.replaceChildren();
+  else if (state === "loading") el.replaceChildren("Decrypting earlier messages in this browser…");
+  else {
+    el.replaceChildren(
+      `Earlier messages could not be loaded: ${hist!.error}. `,
+      h("button", { type: "button", class: "plain", onclick: () => void rpc("open", id).catch((e) => notice(`That did not work: ${errorText(e)}`, { bad: true })) }, "Try again"),
+    );
+  }
 }
 
 /** Show at once, send in the background; a failure leaves it "not sent" with a Retry that
@@ -350,11 +457,27 @@ async function sendText(id: string, text: string, txnId: string): Promise<void> 
   try {
     await rpc<number>("sendText", id, txnId, text);
     pending.set(id, (pending.get(id) ?? []).filter((p) => p.txnId !== txnId));
+    dismissNotice(`unsent:${txnId}`); // sent on a Retry: the notice is no longer true
   } catch (err) {
-    item.state = "unsent";
-    notice(`A message was not sent: ${errorText(err)}. Use Retry next to it.`, { bad: true, id: `unsent:${txnId}` });
+    // unless it was stored after all (its answer lost) and came back through sync already
+    if ((pending.get(id) ?? []).includes(item)) {
+      item.state = "unsent";
+      notice(`A message was not sent: ${errorText(err)}. Use Retry next to it.`, { bad: true, id: `unsent:${txnId}` });
+    }
   }
   refreshMessages(id);
+}
+
+/** Messages this device sent that the server stored, though the page did not hear so (the
+ * answer to the send was lost): they came back through sync with their transaction id, so
+ * their "not sent" copies go, and so does the notice about them. */
+function dropDelivered(id: string, stored: Msg[]): void {
+  const list = pending.get(id);
+  if (!list?.length) return;
+  const done = new Set(stored.flatMap((m) => (m.txnId ? [m.txnId] : [])));
+  if (!done.size) return;
+  pending.set(id, list.filter((p) => !p.txnId || !done.has(p.txnId)));
+  for (const txn of done) dismissNotice(`unsent:${txn}`);
 }
 
 function refreshMessages(id: string): void {
@@ -475,6 +598,8 @@ onPush((p) => {
     }
     case "messages": {
       messages.set(p.conversationId, p.messages);
+      histories.set(p.conversationId, p.history);
+      dropDelivered(p.conversationId, p.messages);
       refreshMessages(p.conversationId);
       const r = currentRoute();
       if (r.parts[0] === "c" && r.parts[1] === p.conversationId && !r.parts[2] && document.visibilityState === "visible") {
@@ -494,6 +619,7 @@ onPush((p) => {
       me = null;
       conversations = [];
       messages.clear();
+      histories.clear();
       pending.clear();
       void wipeDevice().then(() => {
         notice(p.reason + " Its keys were deleted from this browser.", { bad: true, id: "signed-out" });

@@ -19,9 +19,20 @@ export interface Msg {
   state: "ok" | "waiting" | "withheld" | "failed" | "sending" | "unsent";
   /** in plain words, when state is not ok */
   problem?: string;
+  /** the transaction id of a message this device sends: on one not stored yet ("sending",
+   * "not sent"), and on a stored one that came back through sync after its send's answer
+   * was lost (the page then drops its "not sent" copy) */
   txnId?: string;
   /** the share card's fields (org.clearpost.share), for the share pages */
   share?: Record<string, unknown>;
+}
+
+/** How far a conversation's history is loaded: all of it, some (the rest is being
+ * decrypted, newest first, while the conversation is shown), or some and it failed. */
+export interface History {
+  complete: boolean;
+  loading: boolean;
+  error: string | null;
 }
 
 export interface Conv {
@@ -65,7 +76,7 @@ export interface Reply {
 export type Push =
   | { push: "ready"; me: Me }
   | { push: "conversations"; conversations: Conv[] }
-  | { push: "messages"; conversationId: string; messages: Msg[] }
+  | { push: "messages"; conversationId: string; messages: Msg[]; history: History }
   | { push: "notice"; id: string; text: string; bad?: boolean; action?: { label: string; op: string; args: unknown[] } }
   | { push: "connection"; state: "live" | "polling" | "offline" }
   | { push: "signedOut"; reason: string }

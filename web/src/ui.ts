@@ -161,6 +161,11 @@ export function notice(
   area.append(box);
 }
 
+/** Take away the notice with this id, if it is shown. */
+export function dismissNotice(id: string): void {
+  document.getElementById("notices")?.querySelector(`[data-id="${CSS.escape(id)}"]`)?.remove();
+}
+
 export function errorText(err: unknown): string {
   if (err instanceof RpcError) return err.message;
   if (err instanceof Error) return err.message;

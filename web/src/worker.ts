@@ -70,16 +70,32 @@ interface ConvState {
   events: Map<number, RawMessage>;
   name: string;
   readSeq: number;
-  /** the lowest seq loaded so far (history is paged from there back on open) */
+  /** every message above this seq is loaded (history is paged from there back on open) */
   loadedAfter: number;
+  /** loaded back to the first message this user may see */
   complete: boolean;
+  /** earlier history is being decrypted in the background (see `showHistory`) */
+  loading: boolean;
+  /** why the background loading stopped, in words, if it failed */
+  historyError: string | null;
 }
 
 const convs = new Map<string, ConvState>();
+/** The conversation the page shows, if any: its earlier history loads while it is shown. */
+let viewing: string | null = null;
 /** our own key requests to our other devices, by request id */
 const myKeyRequests = new Set<string>();
 /** encrypted bodies by transaction id, so that a retry sends the very same request */
 const sentBodies = new Map<string, string>();
+/** the transaction id of each of those bodies, by its Megolm ciphertext: a send whose answer
+ * was lost may still have been stored, and then comes back through sync as an ordinary
+ * message; knowing its transaction id, the page shows it once (as sent), not twice */
+const sentCiphertexts = new Map<string, string>();
+
+function ciphertextOf(content: unknown): string | null {
+  const c = content && typeof content === "object" ? (content as Record<string, unknown>)["ciphertext"] : undefined;
+  return typeof c === "string" ? c : null;
+}
 
 // Fetch and compile the crypto engine as soon as the worker starts, while the session is
 // read from IndexedDB (a cold load spends most of its time here).
@@ -259,6 +275,14 @@ async function start(s: store.Session, fresh = false): Promise<Me> {
     const rooms = new Set(infos.map((i) => i.roomId.toString()));
     void retryWaiting(rooms);
   });
+  // A withheld notice (m.room_key.withheld, inside Olm: the answer to "Ask again" from a
+  // sender's device that will not send the key) is kept by the machine, which then reports
+  // its code when decrypting; the messages already shown as waiting are decrypted again so
+  // that they say why at once, not after the next reload.
+  machine.registerRoomKeysWithheldCallback(async (infos) => {
+    const rooms = new Set(infos.map((i) => i.roomId.toString()));
+    void retryWaiting(rooms);
+  });
   cursor = (await store.get<string>("cursor")) ?? null;
   // a new device publishes its keys before anything else; a restored one catches up later
   if (fresh) await serial(flush);
@@ -361,6 +385,7 @@ async function wipeDevice(): Promise<void> {
   machine = null;
   session = null;
   convs.clear();
+  viewing = null;
   cursor = null;
   await store.wipe(name);
 }
@@ -604,6 +629,8 @@ async function loadConversations(): Promise<void> {
       readSeq: (await store.get<number>(`read:${raw.conversation_id}`)) ?? 0,
       loadedAfter: raw.last_seq,
       complete: false,
+      loading: false,
+      historyError: null,
     };
     convs.set(raw.conversation_id, fresh);
     // the tail: enough for the preview, the unread count and a rename not long ago
@@ -615,33 +642,95 @@ async function loadConversations(): Promise<void> {
   pushConversations();
 }
 
-async function loadHistory(c: ConvState, from: number): Promise<void> {
-  from = Math.max(from, (c.raw.joined_from_seq ?? 1) - 1, 0);
-  if (from >= c.loadedAfter && c.messages.size) return;
+/** The seq before the first message this user may see in the conversation. */
+function historyFloor(c: ConvState): number {
+  return Math.max((c.raw.joined_from_seq ?? 1) - 1, 0);
+}
+
+/** The stored messages with seq in (from, upTo], as the server keeps them (encrypted). */
+async function fetchRange(c: ConvState, from: number, upTo: number): Promise<RawMessage[]> {
+  const out: RawMessage[] = [];
   let after = from;
-  const upTo = c.loadedAfter;
   for (;;) {
+    const limit = Math.max(1, Math.min(500, upTo - after));
     const page: { messages: RawMessage[]; next_after: number | null } = await api(
       "GET",
-      `/v1/conversations/${enc(c.raw.conversation_id)}/messages?after=${after}&limit=500`,
+      `/v1/conversations/${enc(c.raw.conversation_id)}/messages?after=${after}&limit=${limit}`,
     );
-    // decrypt a batch at once: the store reads of one overlap the work of the others
-    const todo = page.messages.filter(
-      (raw) => !(c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok"),
-    );
-    for (let i = 0; i < todo.length; i += 50) {
-      const batch = todo.slice(i, i + 50);
-      const out = await Promise.all(batch.map((raw) => decrypt(c, raw)));
-      batch.forEach((raw, k) => {
-        c.events.set(raw.seq, raw);
-        c.messages.set(raw.seq, out[k]!);
-      });
-    }
-    if (page.next_after === null || page.next_after >= upTo) break;
+    out.push(...page.messages.filter((raw) => raw.seq <= upTo));
+    if (page.next_after === null || page.next_after >= upTo) return out;
     after = page.next_after;
   }
-  c.loadedAfter = from;
-  if (from <= Math.max((c.raw.joined_from_seq ?? 1) - 1, 0)) c.complete = true;
+}
+
+/** Decrypt fetched messages into the conversation (all but those already decrypted), then
+ * note that everything above `from` is loaded. */
+async function decryptInto(c: ConvState, raws: RawMessage[], from: number): Promise<void> {
+  const todo = raws.filter((raw) => !(c.messages.has(raw.seq) && c.messages.get(raw.seq)!.state === "ok"));
+  // a batch at once: the store reads of one overlap the work of the others
+  for (let i = 0; i < todo.length; i += 50) {
+    const batch = todo.slice(i, i + 50);
+    const out = await Promise.all(batch.map((raw) => decrypt(c, raw)));
+    batch.forEach((raw, k) => {
+      c.events.set(raw.seq, raw);
+      c.messages.set(raw.seq, out[k]!);
+    });
+  }
+  c.loadedAfter = Math.min(c.loadedAfter, from);
+  if (from <= historyFloor(c)) c.complete = true;
+}
+
+/** Fetch and decrypt the messages from `from` up to what is loaded already. */
+async function loadHistory(c: ConvState, from: number): Promise<void> {
+  from = Math.max(from, historyFloor(c));
+  if (from >= c.loadedAfter && c.messages.size) return;
+  await decryptInto(c, await fetchRange(c, from, c.loadedAfter), from);
+}
+
+/** Messages decrypted before a conversation is shown: more than a tall screen holds. */
+const SCREENFUL = 30;
+/** Earlier history is decrypted a page at a time: the first of 100 messages, the next ones
+ * of 200 (fewer pages to show). Each page is one turn of `serial` (about 0.3 s of
+ * decrypting for 200 here), and its fetch is not (it goes on while the page before is
+ * decrypted): a send or an incoming message waits for one page's decrypting at most, not
+ * for the whole conversation, nor for the network. */
+const FIRST_PAGE = 100;
+const PAGE = 200;
+
+/** The next `size` messages below what is loaded, fetched (not decrypted). */
+function fetchBelow(c: ConvState, upTo: number, size: number): { from: number; raws: Promise<RawMessage[]> } {
+  const from = Math.max(upTo - size, historyFloor(c));
+  const raws = fetchRange(c, from, upTo);
+  raws.catch(() => undefined); // awaited later, or not at all if the loading stops
+  return { from, raws };
+}
+
+/** Decrypt a shown conversation's earlier history, newest first, a page at a time, and
+ * show each page as it is done; stop when the page shows another one (or none). Opening a
+ * conversation of 1,000 messages decrypted them all before showing any (about 2-3 s
+ * here, all of it matrix-sdk-crypto's `decryptRoomEvent`): now the newest screenful shows at
+ * once and the rest appears above it. */
+async function showHistory(c: ConvState): Promise<void> {
+  if (c.loading) return;
+  const id = c.raw.conversation_id;
+  const going = () => !c.complete && viewing === id && convs.get(id) === c && !stopped;
+  c.loading = true;
+  try {
+    let next = fetchBelow(c, c.loadedAfter, FIRST_PAGE);
+    while (going()) {
+      const { from, raws } = next;
+      const fetched = await raws;
+      if (!going()) break;
+      if (from > historyFloor(c)) next = fetchBelow(c, from, PAGE);
+      await serial(() => decryptInto(c, fetched, from));
+      if (!c.complete) pushMessages(id);
+    }
+  } catch (err) {
+    c.historyError = err instanceof Error ? err.message : String(err);
+  } finally {
+    c.loading = false;
+  }
+  pushMessages(id);
 }
 
 function roomId(c: ConvState): string {
@@ -697,6 +786,7 @@ function pushMessages(id: string): void {
     push: "messages",
     conversationId: id,
     messages: [...c.messages.values()].sort((a, b) => a.seq - b.seq),
+    history: { complete: c.complete, loading: c.loading, error: c.historyError },
   });
 }
 
@@ -716,12 +806,38 @@ const WITHHELD: Record<string, string> = {
   "m.no_olm": "The sender's device could not open a secure channel to this device, so it could not send the key.",
 };
 
+/** Whose device a message came from, in words: "alice's device", or "your device ABCD". */
+function senderDevice(raw: RawMessage): string {
+  return session && raw.sender === session.userId ? `your device ${raw.sender_device}` : `${localpart(raw.sender)}'s device`;
+}
+
+function capital(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** Who else can bring a missing key, in words. matrix-sdk-crypto takes a key passed on
+ * (forwarded) only from this user's own verified devices: asked again (m.room_key_request),
+ * another person's device can only send back its reason for not sending the key (a
+ * withheld notice). The key itself comes from one of your other devices that has it, once
+ * you confirm there (org.clearpost.room_key_request, below). */
+function whoCanSend(raw: RawMessage, what: string): string {
+  const own = `one of your other devices that has the key can send ${what} once you confirm there (Ask again for the key)`;
+  if (session && raw.sender === session.userId) return `${own}.`;
+  return `${own}; asking ${localpart(raw.sender)}'s device can bring back only its reason for not sending it.`;
+}
+
 async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
+  // one of this device's sends whose answer was lost: the page's "not sent" copy is this one
+  const ciphertext = session && raw.sender === session.userId && raw.sender_device === session.deviceId
+    ? ciphertextOf(raw.content)
+    : null;
+  const txnId = ciphertext ? sentCiphertexts.get(ciphertext) : undefined;
   const base = {
     seq: raw.seq,
     sender: raw.sender,
     senderDevice: raw.sender_device,
     ts: raw.origin_server_ts ?? raw.sent_at ?? 0,
+    ...(txnId ? { txnId } : {}),
   };
   const event = {
     type: raw.type ?? "m.room.encrypted",
@@ -770,7 +886,7 @@ async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
           kind: "text",
           text: "",
           state: "waiting",
-          problem: `Waiting for the key to this message. ${localpart(raw.sender)}'s device sends it when it is online; your other devices can send it too.`,
+          problem: `Waiting for the key to this message: it may still be on its way from ${senderDevice(raw)}. If it does not come, ${whoCanSend(raw, "it")}`,
         };
       }
       if (err.code === DecryptionErrorCode.UnknownMessageIndex) {
@@ -779,7 +895,7 @@ async function decrypt(c: ConvState, raw: RawMessage): Promise<Msg> {
           kind: "text",
           text: "",
           state: "waiting",
-          problem: "This device got the key only for later messages. Your other devices can send the earlier part.",
+          problem: `This device got the key only for later messages. ${capital(whoCanSend(raw, "the earlier part"))}`,
         };
       }
       return { ...base, kind: "text", text: "", state: "failed", problem: `This message cannot be decrypted: ${err.description}` };
@@ -837,12 +953,18 @@ async function sendEvent(id: string, txnId: string, type: string, content: Recor
     if (!body) {
       body = await encryptFor(c, type, content);
       sentBodies.set(txnId, body);
+      const ciphertext = ciphertextOf(JSON.parse(body));
+      if (ciphertext) sentCiphertexts.set(ciphertext, txnId);
     }
     const r = await api<{ seq: number; sent_at?: number; origin_server_ts?: number }>(
       "PUT",
       `/v1/conversations/${enc(id)}/messages/${enc(txnId)}`,
       body,
     );
+    // Kept until a send of it is answered (not when sync brings it back: a Retry already
+    // asked for must send this very body again, which the server stores once).
+    const ciphertext = ciphertextOf(JSON.parse(body));
+    if (ciphertext) sentCiphertexts.delete(ciphertext);
     sentBodies.delete(txnId);
     const mine = me();
     if (!c.messages.has(r.seq) || c.messages.get(r.seq)!.state !== "ok") {
@@ -953,12 +1075,15 @@ async function askAgain(id: string): Promise<number> {
       sessions: [...sessions.values()].map(({ room_id, session_id }) => ({ room_id, session_id })),
     });
     // and the sender's device, with Matrix's m.room_key_request inside Olm (the server
-    // refuses it in plaintext): it answers with m.forwarded_room_key or a withheld reason
-    let senders = 0;
+    // refuses it in plaintext). A withheld reason it answers with is shown on the message
+    // (registerRoomKeysWithheldCallback); a key it forwards, matrix-sdk-crypto drops (it
+    // takes forwarded keys only from this user's own verified devices): keys come from the
+    // own devices above. One request per session; the count is of devices, each once.
+    const senders = new Set<string>();
     for (const s of sessions.values()) {
       if (s.sender === me().userId) continue;
       try {
-        senders += await sendToDevice(s.sender, s.device, "m.room_key_request", {
+        if (await sendToDevice(s.sender, s.device, "m.room_key_request", {
           action: "request",
           requesting_device_id: me().deviceId,
           request_id: `${requestId}-${s.session_id.slice(0, 8)}`,
@@ -968,12 +1093,14 @@ async function askAgain(id: string): Promise<number> {
             session_id: s.session_id,
             ...(typeof s.sender_key === "string" ? { sender_key: s.sender_key } : {}),
           },
-        });
+        })) {
+          senders.add(`${s.sender} ${s.device}`);
+        }
       } catch {
         // a sender's device that is gone: the own devices may still help
       }
     }
-    return asked + senders;
+    return asked + senders.size;
   });
 }
 
@@ -1055,8 +1182,20 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
   },
   async open(id: string) {
     const c = conv(id);
-    if (!c.complete) await serial(() => loadHistory(c, 0));
+    viewing = id;
+    // the newest screenful first (the inbox has usually decrypted it already), at once
+    if (!c.complete && c.messages.size < SCREENFUL) {
+      const { from, raws } = fetchBelow(c, c.loadedAfter, SCREENFUL);
+      const fetched = await raws;
+      await serial(() => decryptInto(c, fetched, from));
+    }
+    c.historyError = null;
+    if (!c.complete) void showHistory(c);
     pushMessages(id);
+  },
+  /** The page no longer shows this conversation: its earlier history stops loading. */
+  async close(id: string) {
+    if (viewing === id) viewing = null;
   },
   async markRead(id: string) {
     const c = conv(id);
