@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +28,7 @@ from clearpost.audit.errors import (
 )
 from clearpost.audit.http import MAX_PAGE, TILE_CONNECTIONS, LogClient
 from clearpost.audit.state import AuditState, LogPin, load_json, lock_state, save_json
-from clearpost.audit.tileaudit import read_tree, verify_tree
+from clearpost.audit.tileaudit import EntrySink, read_tree, verify_tree
 from clearpost.audit.tree import PartialTree, locate_mismatch
 from clearpost.audit.trust import log_verifier, open_log_checkpoint, resolve_pin
 from clearpost.core.tlog import (
@@ -46,9 +45,6 @@ from clearpost.core.tlog import (
 __all__ = ["AuditReport", "Auditor", "Progress", "audit_log"]
 
 MAX_COSIGNED = 100
-
-EntrySink = Callable[[int, list[bytes]], None]
-"""Told ``(first index, bodies)`` of the entries an audit read, in order."""
 """Largest ``?cosigned=N`` the log answers."""
 
 

@@ -25,7 +25,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from clearpost.audit.errors import (
     AuditFailure,
@@ -43,16 +43,24 @@ from clearpost.core.tlog.hashing import HASH_SIZE
 from clearpost.core.tlog.nodes import fold_right, subtree_nodes
 from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, locate, width_at
 
-__all__ = ["TileTree", "read_tree", "verify_tree"]
+__all__ = ["EntrySink", "TileTree", "read_tree", "verify_tree"]
 
 T = TypeVar("T")
 _MAX_DIFFERENCES = 64  # differing nodes remembered (the lowest one is what is reported)
 _GROUP = 2  # tiles (and their bundles) fetched together, pipelined on one connection
-_Fetched = tuple[list[bytes] | None, bytes] | Exception
+_Fetched = tuple[list[bytes] | None, bytes, bytes] | Exception
+"""Per tile: the bundle's entries (None above level 0), the bundle as read, the stored tile."""
 
 
-class _Progress:
-    def advance(self, count: int) -> None: ...
+class EntrySink(Protocol):
+    """Told of the entries an audit read, in order (the key-directory audit's ``EpochScan``)."""
+
+    def __call__(self, first: int, bodies: list[bytes]) -> None:
+        """The bodies of the entries from index ``first`` on."""
+
+    def seen(self, first: int, bundle: bytes) -> bool:
+        """The entries from index ``first`` on, read from tiles as one entry ``bundle``;
+        True asks for their bodies (a call of the sink follows)."""
 
 
 @dataclass
@@ -102,13 +110,13 @@ async def read_tree(
     keep_sizes: Iterable[int] = (),
     parallel: int = 8,
     progress: Callable[[int], None] | None = None,
-    entries: Callable[[int, list[bytes]], None] | None = None,
+    entries: EntrySink | None = None,
 ) -> TileTree:
     """Fetch every entry bundle and stored tile of a tree of ``size`` and check each
     stored node against the one recomputed from the entries.
 
-    ``entries``, when given, is called with ``(first index, bodies)`` of every bundle read,
-    in order (the key-directory audit looks for its epochs there).
+    ``entries``, when given, is told of every bundle read, in order, and given the bodies
+    of those it asks for (the key-directory audit looks for its epochs there).
 
     Raises ``MissingEntries`` when a bundle lacks entries the size covers, ``BadProof``
     when the log does not serve a stored tile the size needs; differences are recorded
@@ -140,8 +148,9 @@ async def read_tree(
                 bundle = None if level else next(got)
                 data = next(got)
                 try:
-                    entries = None if bundle is None else _bundle(bundle, n, width)
-                    out.append((entries, _stored(data, level, n, width)))
+                    bodies = None if bundle is None else _bundle(bundle, n, width)
+                    raw = bundle if isinstance(bundle, bytes) else b""
+                    out.append((bodies, raw, _stored(data, level, n, width)))
                 except AuditFailure as exc:
                     out.append(exc)
             return out
@@ -150,7 +159,7 @@ async def read_tree(
         async for n, fetched in _each_tile(_pipelined(fetch, groups, parallel)):
             if isinstance(fetched, Exception):
                 raise fetched
-            bodies, served = fetched
+            bodies, bundle, served = fetched
             tile = TileId(level, n)
             width = width_at(tile, size)
             if bodies is not None:
@@ -158,7 +167,7 @@ async def read_tree(
                 bottom = [sha256(b"\x00" + e).digest() for e in bodies]
                 if len(bottom) < width:
                     raise _missing(n, bottom, served, size)
-                if entries is not None:
+                if entries is not None and entries.seen(n * TILE_WIDTH, bundle):
                     entries(n * TILE_WIDTH, bodies[:width])
                 advance(width)
             else:
