@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -29,6 +30,7 @@ from rich.progress import (
 
 from clearpost.audit import AuditFailure, AuditReport, LogClient, audit_log
 from clearpost.audit.keydir import EpochAudit, EpochScan, audit_epochs
+from clearpost.audit.tilehelper import TileHelper
 from clearpost.core.tlog import CosignatureVerifier, KeyFormatError, Verifier
 from clearpost.core.tlog.keys import b64encode
 
@@ -174,6 +176,15 @@ def verify(
             "(the split-view defence).",
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Processes that read and check tiles (this one and helpers it forks, "
+            "Linux only; default: 2 with two cores or more, else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Verify the log's signed checkpoint, every entry, and consistency with last time."""
     url = check_server(server)
@@ -208,12 +219,23 @@ def verify(
                     progress=RichProgress(bar),
                     tiles=not proofs,
                     entries=seen,
+                    helper=helper,
                 )
             # issue 17: every new epoch's transition
+            seen.read_from(report.hashed_from)
             epochs = await audit_epochs(client, report.checkpoint, state, seen)
             return report, epochs
 
-    report, epochs = run_or_exit(main)
+    # Forked before any event loop or thread exists; they start on the tiles at once.
+    helper = None
+    if not proofs:
+        wanted = processes if processes is not None else min(2, os.cpu_count() or 1)
+        helper = TileHelper.start(url, EpochScan.marker, wanted)
+    try:
+        report, epochs = run_or_exit(main)
+    finally:
+        if helper is not None:
+            helper.close()
     cp = report.checkpoint
     out.print(
         f"[bold green]OK[/] log {report.origin}: {cp.size:,} entries verified, "

@@ -18,15 +18,15 @@ def test_the_marker_inside_a_string_is_escaped() -> None:
     assert _KEYDIR not in body
 
 
-def test_a_bundle_without_the_marker_is_not_decoded_but_counts_as_read() -> None:
+def test_the_scan_keeps_epochs_only_and_its_marker_rules_out_whole_bundles() -> None:
     from clearpost.audit.keydir import EpochScan
     from clearpost.core.tlog.c2sp_tiles import encode_bundle
 
-    plain = encode_bundle([encode_entry(partner_entry("streamco", "suspended", 5))] * 3)
+    plain = encode_entry(partner_entry("streamco", "suspended", 5))
     epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5))
     scan = EpochScan()
-    assert scan.seen(256, plain) is False
-    assert scan.start == 256  # what was read is known, so audit_epochs fetches nothing again
-    assert scan.seen(512, encode_bundle([epoch])) is True
-    scan(512, [epoch])
-    assert scan.found == [(512, epoch)] and scan.start == 256
+    assert scan.marker not in encode_bundle([plain] * 3)
+    assert scan.marker in encode_bundle([plain, epoch])
+    scan(512, [plain, epoch])
+    scan.read_from(256)
+    assert scan.found == [(513, epoch)] and scan.start == 256
