@@ -22,7 +22,9 @@ verified size, or that the audit keeps for its roots, are read by the audit itse
 
 Helpers are forked (Linux only), so they need no start-up of their own and nothing of the
 audit's state is sent to them; their results come back through a pipe, pickled (plain
-bytes, ints and lists). ``TileHelper.close`` ends and reaps them.
+bytes, ints and lists). ``TileHelper.close`` ends and reaps them. ``clearpost audit
+verify`` forks them first thing (``cli/entry.py``), once this module and what the helpers
+run are imported and before the command line framework is: they work while it loads.
 """
 
 from __future__ import annotations
@@ -40,7 +42,20 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-__all__ = ["HelperResult", "TileHelper"]
+import uvloop
+
+from clearpost.audit.http import LogClient
+from clearpost.audit.tileaudit import fetch_tiles, level0_tile, pipelined
+from clearpost.core.tlog.entries import KEYDIR_MARKER
+
+__all__ = [
+    "HelperResult",
+    "TileHelper",
+    "close_early",
+    "default_processes",
+    "start_early",
+    "take_early",
+]
 
 _GROUP = 2  # tiles per claim, as read_tree fetches them
 _COUNTER = struct.Struct("q")
@@ -120,6 +135,59 @@ class TileHelper:
         self.pids, self.fds = [], []
 
 
+def default_processes() -> int:
+    """Processes for a tile audit unless told: two where there are two cores or more."""
+    return min(2, os.cpu_count() or 1)
+
+
+_early: tuple[str, int, TileHelper] | None = None
+
+
+def start_early(args: Sequence[str]) -> None:
+    """Given the arguments of ``clearpost audit verify``, fork its helpers now if they ask
+    for a tile audit with helpers of a plain http(s) server; anything else (help, --proofs,
+    an odd spelling) is left to the command, which starts its own."""
+    global _early
+    server, processes = None, default_processes()
+    words = iter(args)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if name in ("--proofs", "--help", "-h"):
+            return
+        if name in ("--server", "--processes"):
+            value = value if eq else next(words, "")
+            if name == "--server":
+                server = value
+            elif value.isdigit():
+                processes = int(value)
+            else:
+                return
+    if server is None or not server.startswith(("http://", "https://")):
+        return
+    url = server.rstrip("/")
+    helper = TileHelper.start(url, KEYDIR_MARKER, processes)
+    if helper is not None:
+        _early = (url, processes, helper)
+
+
+def take_early(url: str, processes: int) -> TileHelper | None:
+    """The helpers ``start_early`` forked, if for this server and number of processes."""
+    global _early
+    early, _early = _early, None
+    if early is None:
+        return None
+    if early[:2] == (url, processes):
+        return early[2]
+    early[2].close()
+    return None
+
+
+def close_early() -> None:
+    """End helpers forked early that the command did not take."""
+    if (helper := take_early("", 0)) is not None:
+        helper.close()
+
+
 def _claims(shared: mmap.mmap, lock: Any, groups: int, tiles: int) -> Iterator[Sequence[int]]:
     """Take groups of ``_GROUP`` tiles (of ``[0, tiles)``) from the shared counter, while
     it is below ``groups``."""
@@ -145,8 +213,6 @@ def _helper_main(url: str, marker: bytes, shared: mmap.mmap, lock: Any, fd: int)
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the audit's Ctrl-C ends it instead
-        import uvloop
-
         asyncio.events._set_running_loop(None)  # forked inside a running loop (tests)
         tiles = uvloop.run(_check_tiles(url, marker, shared, lock))
         data = pickle.dumps(tiles, protocol=pickle.HIGHEST_PROTOCOL)
@@ -162,9 +228,6 @@ def _helper_main(url: str, marker: bytes, shared: mmap.mmap, lock: Any, fd: int)
 async def _check_tiles(
     url: str, marker: bytes, shared: mmap.mmap, lock: Any
 ) -> dict[int, tuple[bytes, list[bytes] | None]]:
-    from clearpost.audit.http import LogClient
-    from clearpost.audit.tileaudit import fetch_tiles, level0_tile, pipelined
-
     done: dict[int, tuple[bytes, list[bytes] | None]] = {}
     client = LogClient(url)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -30,7 +29,7 @@ from rich.progress import (
 
 from clearpost.audit import AuditFailure, AuditReport, LogClient, audit_log
 from clearpost.audit.keydir import EpochAudit, EpochScan, audit_epochs
-from clearpost.audit.tilehelper import TileHelper
+from clearpost.audit.tilehelper import TileHelper, default_processes, take_early
 from clearpost.core.tlog import CosignatureVerifier, KeyFormatError, Verifier
 from clearpost.core.tlog.keys import b64encode
 
@@ -228,9 +227,9 @@ def verify(
 
     # Forked before any event loop or thread exists; they start on the tiles at once.
     helper = None
-    if not proofs:
-        wanted = processes if processes is not None else min(2, os.cpu_count() or 1)
-        helper = TileHelper.start(url, EpochScan.marker, wanted)
+    if not proofs:  # forked already by ``cli/entry.py`` (early), or now
+        wanted = processes if processes is not None else default_processes()
+        helper = take_early(url, wanted) or TileHelper.start(url, EpochScan.marker, wanted)
     try:
         report, epochs = run_or_exit(main)
     finally:
