@@ -102,14 +102,23 @@ class TileHelper:
         taken from the counter the helpers take theirs from, in increasing order."""
         return _claims(self._shared, self._lock, (tiles + _GROUP - 1) // _GROUP, tiles)
 
-    async def results(self) -> HelperResult:
+    async def results(self, grace: float = 60.0) -> HelperResult:
         """The helpers' results, once they have finished (a helper that failed or
-        reported nothing adds nothing: the audit reads those tiles itself)."""
+        reported nothing adds nothing: the audit reads those tiles itself). Called when
+        the audit has claimed its last tile, so a helper has only its last few groups
+        left; one not done ``grace`` seconds later (a stuck connection) is ended and
+        counts as having reported nothing."""
         loop = asyncio.get_running_loop()
         merged = HelperResult()
-        for data in await asyncio.gather(
-            *(loop.run_in_executor(None, _read_all, fd) for fd in self.fds)
-        ):
+        reads = asyncio.gather(*(loop.run_in_executor(None, _read_all, fd) for fd in self.fds))
+        try:
+            got = await asyncio.wait_for(asyncio.shield(reads), grace)
+        except TimeoutError:
+            self._kill()  # their pipes' write ends close: the reads end
+            await asyncio.gather(reads, return_exceptions=True)
+            self._reap(kill=False)
+            return merged
+        for data in got:
             with contextlib.suppress(Exception):  # a helper killed mid-write: nothing
                 tiles = pickle.loads(data) if data else {}
                 if isinstance(tiles, dict):
@@ -122,11 +131,15 @@ class TileHelper:
         self._reap(kill=True)
         self._shared.close()
 
-    def _reap(self, *, kill: bool) -> None:
+    def _kill(self) -> None:
         for pid in self.pids:
-            if kill:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _reap(self, *, kill: bool) -> None:
+        if kill:
+            self._kill()
+        for pid in self.pids:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         for fd in self.fds:

@@ -44,3 +44,21 @@ def test_helpers_for_a_tile_audit_are_taken_by_the_same_command_only() -> None:
     tilehelper.start_early(["--server", URL, "--processes=2"])
     tilehelper.close_early()
     assert tilehelper.take_early(URL, 2) is None
+
+
+async def test_a_helper_that_does_not_finish_is_ended_and_reports_nothing() -> None:
+    import asyncio
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    helper = tilehelper.TileHelper.start(f"http://127.0.0.1:{port}", b"", 2)
+    assert helper is not None
+    try:
+        assert (await helper.results(grace=0.5)).tiles == {}
+        assert helper.pids == []  # ended and reaped
+    finally:
+        helper.close()
+        server.close()
