@@ -58,7 +58,7 @@ def _machine_busy() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def audit_phase(port: int, server_pid: int, size: int, runs: int) -> None:
+def audit_phase(port: int, server_pid: int, size: int, runs: int, one_process: bool) -> None:
     print("\n[1. full audit, fresh]")
     print(
         "  (wall: the whole command, interpreter start included; auditor CPU: its user+sys;\n"
@@ -66,7 +66,10 @@ def audit_phase(port: int, server_pid: int, size: int, runs: int) -> None:
         "   machine during the run, in seconds: high means the numbers are disturbed)"
     )
     url = f"http://127.0.0.1:{port}"
-    variants = [("from tiles (every node)", [])] * runs + [("--proofs (JSON API)", ["--proofs"])]
+    variants = [("from tiles (every node)", [])] * runs
+    if one_process:  # the same without the helper process (audit/tilehelper.py)
+        variants += [("from tiles, --processes 1", ["--processes", "1"])] * runs
+    variants += [("--proofs (JSON API)", ["--proofs"])]
     for label, extra in variants:
         server0, busy0 = _cpu_seconds(server_pid), _machine_busy()
         t = time.perf_counter()
@@ -274,6 +277,11 @@ def main() -> None:
     parser.add_argument(
         "--audit-runs", type=int, default=1, help="tile audits to run, one after another"
     )
+    parser.add_argument(
+        "--audit-one-process",
+        action="store_true",
+        help="as many tile audits again with --processes 1 (no helper process)",
+    )
     args = parser.parse_args()
     phases = args.phase or ["audit", "tiles", "proofs"]
     data_dir = tb.populated_dir(args.entries, False)
@@ -282,7 +290,7 @@ def main() -> None:
     print(f"log: {size:,} entries")
     with tb.clearpost_server(data_dir) as (port, server):
         if "audit" in phases:
-            audit_phase(port, server.pid, size, args.audit_runs)
+            audit_phase(port, server.pid, size, args.audit_runs, args.audit_one_process)
         if "tiles" in phases:
             tiles_phase(port, size, args.seconds)
         if "proofs" in phases:

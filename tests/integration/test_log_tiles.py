@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clearpost.audit.errors import ServerRefused
+from clearpost.audit.http import LogClient
 from clearpost.audit.rawget import RawGetter
 from clearpost.core.tlog import Verifier, leaf_hash, open_checkpoint, root_from_leaf_hashes
 from clearpost.core.tlog.c2sp_tiles import decode_bundle, tile_nodes, tile_path
@@ -107,3 +109,26 @@ async def test_tiles_bundles_and_checkpoint_as_a_tile_client_sees_them(
             getter.close()
     finally:
         big.stop()
+
+
+async def test_a_log_client_built_on_a_url_gets_everything_without_httpx(
+    big: ServerProcess,
+) -> None:
+    """What ``clearpost audit verify`` uses: every GET on ``RawGetter``'s connections (query
+    strings, JSON, 4xx problems), on the same connections as its tiles."""
+    client = LogClient(big.url)
+    try:
+        key = await client.key()
+        note = await client.checkpoint()
+        cp, _ = open_checkpoint(note, [Verifier.from_vkey(key.vkey)], origin=ORIGIN)
+        bodies = await client.entries(3, 7)
+        assert [leaf_hash(b) for b in bodies] == [
+            (await client.tile("tile/0/000"))[32 * i : 32 * i + 32] for i in range(3, 7)
+        ]
+        assert len(await client.inclusion(5, cp.size)) > 0
+        with pytest.raises(ServerRefused) as refused:
+            await client.inclusion(cp.size, cp.size)
+        assert (refused.value.status, refused.value.problem) == (422, "invalid_range")
+        assert client._raw is not None and client._raw.connections_opened == 1
+    finally:
+        client.close()

@@ -41,6 +41,20 @@ def test_audit_loads_no_server_storage_or_sdk() -> None:
     assert loaded == []
 
 
+def test_audit_verify_runs_without_httpx() -> None:
+    """Every request of a tile audit is a GET on the auditor's keep-alive connections:
+    httpx (and anyio, which it loads on its first request) would be 0.2 s of CPU before
+    the first tile is asked for. Nothing listens on port 9 here: exit 3, log unavailable."""
+    probe = PROBE.replace("{heavy!r}", repr((*HEAVY, "httpx", "anyio")))
+    run = subprocess.run(
+        [sys.executable, "-c", probe, "audit", "verify", "--server", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout.rpartition("LOADED:")[2].strip() == ":EXIT:3", run.stdout + run.stderr
+
+
 def test_audit_help_is_the_full_trees() -> None:
     from typer.testing import CliRunner
 

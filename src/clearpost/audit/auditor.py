@@ -13,10 +13,9 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from clearpost.audit.errors import (
     BadProof,
@@ -29,7 +28,7 @@ from clearpost.audit.errors import (
 )
 from clearpost.audit.http import MAX_PAGE, TILE_CONNECTIONS, LogClient
 from clearpost.audit.state import AuditState, LogPin, load_json, lock_state, save_json
-from clearpost.audit.tileaudit import read_tree, verify_tree
+from clearpost.audit.tileaudit import EntrySink, read_tree, verify_tree
 from clearpost.audit.tree import PartialTree, locate_mismatch
 from clearpost.audit.trust import log_verifier, open_log_checkpoint, resolve_pin
 from clearpost.core.tlog import (
@@ -43,12 +42,12 @@ from clearpost.core.tlog import (
     verify_inclusion,
 )
 
+if TYPE_CHECKING:
+    from clearpost.audit.tilehelper import TileHelper
+
 __all__ = ["AuditReport", "Auditor", "Progress", "audit_log"]
 
 MAX_COSIGNED = 100
-
-EntrySink = Callable[[int, list[bytes]], None]
-"""Told ``(first index, bodies)`` of the entries an audit read, in order."""
 """Largest ``?cosigned=N`` the log answers."""
 
 
@@ -131,11 +130,14 @@ class Auditor:
         rng: random.Random | None = None,
         tiles: bool = True,
         entries: EntrySink | None = None,
+        helper: TileHelper | None = None,
     ) -> None:
         self.client, self.pin, self.previous = client, pin, previous
         self.tiles = tiles
         self.entries = entries
-        """Called with ``(first index, bodies)`` of the entries read, in order."""
+        """Given the bodies of the entries read (from tiles: of bundles with its marker)."""
+        self.helper = helper
+        """Processes checking tiles alongside a tile audit (``tilehelper.py``)."""
         self.full, self.samples, self.witnesses, self.parallel = full, samples, witnesses, parallel
         self.progress = progress or _NoProgress()
         self.rng = rng or random.SystemRandom()
@@ -263,6 +265,7 @@ class Auditor:
             parallel=TILE_CONNECTIONS,  # a bundle and its stored tile on each
             progress=self.progress.advance,
             entries=self.entries,
+            helper=self.helper,
         )
         verify_tree(tree, checkpoint, note, (prev.checkpoint, prev.note) if prev else None)
         return Verified(
@@ -407,6 +410,7 @@ async def audit_log(
     progress: Progress | None = None,
     tiles: bool = True,
     entries: EntrySink | None = None,
+    helper: TileHelper | None = None,
 ) -> AuditReport:
     """Audit the log behind ``client``, remembering the result in ``state_path``.
 
@@ -435,6 +439,7 @@ async def audit_log(
             progress=progress,
             tiles=tiles,
             entries=entries,
+            helper=helper,
         )
         done = await auditor.verify()
         # 3.

@@ -5,8 +5,9 @@ Written here rather than using httpx for the tile audit because httpx spent abou
 of CPU per request (its connection pool bookkeeping; measured with cProfile) and a full
 audit of a million entries makes 7,831 requests: the auditor's whole CPU budget. This
 client does only what that needs — GET, a 200 body or a status — and nothing else: no
-redirects, cookies, proxies or compression. Every other request of the auditor still goes
-through httpx.
+redirects, cookies, proxies or compression. ``clearpost audit`` sends its few other GETs
+(the key, the checkpoint, proofs) through it too (``LogClient`` built on a URL), so it
+never loads httpx.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from clearpost.audit.errors import LogUnavailable
 
 __all__ = ["RawGetter"]
 
-_MAX_BODY = 1 << 24  # no tile, bundle or stored tile comes near this
+_MAX_BODY = 1 << 26  # no tile or bundle comes near this, nor a page of 1,000 entries (< 22 MB)
 
 Result = tuple[int, bytes]
 

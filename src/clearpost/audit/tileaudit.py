@@ -22,10 +22,11 @@ When something differs, the failure says what, from the same data:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from clearpost.audit.errors import (
     AuditFailure,
@@ -41,18 +42,28 @@ from clearpost.core.tlog import Checkpoint, CompactRange, NodeId, edge_nodes
 from clearpost.core.tlog.c2sp_tiles import decode_bundle, node_at, tile_nodes, tile_path
 from clearpost.core.tlog.hashing import HASH_SIZE
 from clearpost.core.tlog.nodes import fold_right, subtree_nodes
-from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, locate, width_at
+from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_NODES, TILE_WIDTH, TileId, locate, width_at
 
-__all__ = ["TileTree", "read_tree", "verify_tree"]
+if TYPE_CHECKING:
+    from clearpost.audit.tilehelper import TileHelper
+
+__all__ = ["EntrySink", "TileTree", "read_tree", "verify_tree"]
 
 T = TypeVar("T")
 _MAX_DIFFERENCES = 64  # differing nodes remembered (the lowest one is what is reported)
 _GROUP = 2  # tiles (and their bundles) fetched together, pipelined on one connection
-_Fetched = tuple[list[bytes] | None, bytes] | Exception
+_Fetched = tuple[list[bytes] | None, bytes, bytes] | Exception
+"""Per tile: the bundle's entries (None above level 0), the bundle as read, the stored tile."""
 
 
-class _Progress:
-    def advance(self, count: int) -> None: ...
+class EntrySink(Protocol):
+    """Told of the entries an audit read (the key-directory audit's ``EpochScan``)."""
+
+    marker: bytes
+    """From tiles, only the entries of bundles holding these bytes are passed (b"": all)."""
+
+    def __call__(self, first: int, bodies: list[bytes]) -> None:
+        """The bodies of the entries from index ``first`` on (pages in any order)."""
 
 
 @dataclass
@@ -102,17 +113,20 @@ async def read_tree(
     keep_sizes: Iterable[int] = (),
     parallel: int = 8,
     progress: Callable[[int], None] | None = None,
-    entries: Callable[[int, list[bytes]], None] | None = None,
+    entries: EntrySink | None = None,
+    helper: TileHelper | None = None,
 ) -> TileTree:
     """Fetch every entry bundle and stored tile of a tree of ``size`` and check each
     stored node against the one recomputed from the entries.
 
-    ``entries``, when given, is called with ``(first index, bodies)`` of every bundle read,
-    in order (the key-directory audit looks for its epochs there).
+    ``entries``, when given, is given the bodies of every bundle read that holds its
+    marker (the key-directory audit looks for its epochs there). ``helper``: processes
+    checking full level-0 tiles alongside (``tilehelper.py``); this reads every tile
+    they did not report as in order.
 
     Raises ``MissingEntries`` when a bundle lacks entries the size covers, ``BadProof``
-    when the log does not serve a stored tile the size needs; differences are recorded
-    in ``TileTree.differing`` for ``verify_tree`` to judge.
+    when the log does not serve a stored tile the size needs (the first such tile in
+    order); differences are recorded in ``TileTree.differing`` for ``verify_tree``.
     """
     tree = TileTree(size)
     keep = _tiles_for([size, *keep_sizes])
@@ -121,44 +135,27 @@ async def read_tree(
     while size >> (TILE_HEIGHT * level):
         count = size >> (TILE_HEIGHT * level)
         tiles = (count + TILE_WIDTH - 1) // TILE_WIDTH
-        roots: list[bytes] = []
+        roots: dict[int, bytes] = {}
 
-        async def fetch(g: int, level: int = level, tiles: int = tiles) -> list[_Fetched]:
-            """Group ``g``: up to ``_GROUP`` tiles (with their bundles on level 0), all
-            requests pipelined on one connection; a failure is kept with its tile, to be
-            raised in order."""
-            tiles_of = range(g * _GROUP, min(g * _GROUP + _GROUP, tiles))
-            widths = [width_at(TileId(level, n), size) for n in tiles_of]
-            paths = []
-            for n, width in zip(tiles_of, widths, strict=True):
-                if not level:
-                    paths.append(tile_path(None, n, width))
-                paths.append(_stored_path(level, n, width))
-            got = iter(await client.tiles(paths))
-            out: list[_Fetched] = []
-            for n, width in zip(tiles_of, widths, strict=True):
-                bundle = None if level else next(got)
-                data = next(got)
-                try:
-                    entries = None if bundle is None else _bundle(bundle, n, width)
-                    out.append((entries, _stored(data, level, n, width)))
-                except AuditFailure as exc:
-                    out.append(exc)
-            return out
-
-        groups = (tiles + _GROUP - 1) // _GROUP
-        async for n, fetched in _each_tile(_pipelined(fetch, groups, parallel)):
+        def check(
+            n: int,
+            fetched: _Fetched,
+            level: int = level,
+            below: list[bytes] = below,
+            roots: dict[int, bytes] = roots,
+        ) -> None:
+            """Judge tile ``n`` of ``level`` as fetched (raising its failure)."""
             if isinstance(fetched, Exception):
                 raise fetched
-            bodies, served = fetched
+            bodies, bundle, served = fetched
             tile = TileId(level, n)
             width = width_at(tile, size)
             if bodies is not None:
                 tree.bundles_read += 1
-                bottom = [sha256(b"\x00" + e).digest() for e in bodies]
+                bottom = leaf_hashes(bodies)
                 if len(bottom) < width:
                     raise _missing(n, bottom, served, size)
-                if entries is not None:
+                if entries is not None and entries.marker in bundle:
                     entries(n * TILE_WIDTH, bodies[:width])
                 advance(width)
             else:
@@ -167,30 +164,136 @@ async def read_tree(
             tree.tiles_read += 1
             tree.nodes_checked += len(ours) // HASH_SIZE
             if root is not None:
-                roots.append(root)
+                roots[n] = root
             if tile in keep:
                 tree.ours[tile], tree.served[tile] = ours, served
             if served != ours:
                 tree.ours[tile], tree.served[tile] = ours, served
                 _record(tree, tile, ours, served)
-        below = roots
+
+        def fetch(group: Sequence[int], level: int = level) -> Awaitable[list[_Fetched]]:
+            return fetch_tiles(client, size, level, group)
+
+        if level == 0 and helper is not None:
+
+            def usable(n: int) -> bool:  # full at this size, and not kept: read here
+                return width_at(TileId(0, n), size) == TILE_WIDTH and TileId(0, n) not in keep
+
+            done = await _with_helper(helper, tiles, usable, fetch, check, parallel)
+            for n, (root, bodies) in done.items():  # tiles the helpers found in order
+                tree.bundles_read += 1
+                tree.tiles_read += 1
+                tree.nodes_checked += TILE_NODES
+                roots[n] = root
+                if entries is not None and bodies is not None:
+                    entries(n * TILE_WIDTH, bodies)
+                advance(TILE_WIDTH)
+        else:
+            groups = [
+                range(g * _GROUP, min(g * _GROUP + _GROUP, tiles))
+                for g in range((tiles + _GROUP - 1) // _GROUP)
+            ]
+            async with contextlib.aclosing(pipelined(fetch, groups, parallel)) as all_tiles:
+                async for group, fetched in all_tiles:
+                    for n, item in zip(group, fetched, strict=True):
+                        check(n, item)
+        below = [roots[n] for n in range(count // TILE_WIDTH)]
         level += 1
     return tree
 
 
-async def _each_tile(
-    groups: AsyncIterator[tuple[int, list[_Fetched]]],
-) -> AsyncIterator[tuple[int, _Fetched]]:
-    async for g, fetched in groups:
-        for k, item in enumerate(fetched):
-            yield g * _GROUP + k, item
+def leaf_hashes(bodies: list[bytes]) -> list[bytes]:
+    """RFC 6962 leaf hashes of entry bodies."""
+    return [sha256(b"\x00" + e).digest() for e in bodies]
+
+
+async def fetch_tiles(
+    client: LogClient, size: int, level: int, group: Sequence[int]
+) -> list[_Fetched]:
+    """Tiles ``group`` of ``level`` (with their bundles on level 0), all requests
+    pipelined on one connection; a failure is kept with its tile, to be raised in order."""
+    widths = [width_at(TileId(level, n), size) for n in group]
+    paths = []
+    for n, width in zip(group, widths, strict=True):
+        if not level:
+            paths.append(tile_path(None, n, width))
+        paths.append(_stored_path(level, n, width))
+    got = iter(await client.tiles(paths))
+    out: list[_Fetched] = []
+    for n, width in zip(group, widths, strict=True):
+        bundle = None if level else next(got)
+        data = next(got)
+        try:
+            bodies = None if bundle is None else _bundle(bundle, n, width)
+            raw = bundle if isinstance(bundle, bytes) else b""
+            out.append((bodies, raw, _stored(data, level, n, width)))
+        except AuditFailure as exc:
+            out.append(exc)
+    return out
+
+
+def level0_tile(fetched: _Fetched, marker: bytes) -> tuple[bytes, list[bytes] | None] | None:
+    """A helper's check of a full level-0 tile as fetched: its root and, when the bundle
+    holds ``marker``, its entries; None unless everything is in order (256 entries, every
+    node of the stored tile equal to the one recomputed)."""
+    if isinstance(fetched, Exception):
+        return None
+    bodies, bundle, served = fetched
+    if bodies is None or len(bodies) != TILE_WIDTH:
+        return None
+    ours, root = tile_nodes(leaf_hashes(bodies))
+    if root is None or ours != served:
+        return None
+    return root, (bodies if marker in bundle else None)
+
+
+async def _with_helper(
+    helper: TileHelper,
+    tiles: int,
+    usable: Callable[[int], bool],
+    fetch: Callable[[Sequence[int]], Awaitable[list[_Fetched]]],
+    check: Callable[[int, _Fetched], None],
+    parallel: int,
+) -> dict[int, tuple[bytes, list[bytes] | None]]:
+    """Level 0 with helpers: check the tiles this process claims, then every tile the
+    helpers did not report as in order (or that is not ``usable`` from them), keeping the
+    order of failures: the first tile that fails, in tile order, is the one raised.
+    Returns the helpers' tiles to take."""
+    own: set[int] = set()
+    failed: tuple[int, AuditFailure] | None = None
+    async with contextlib.aclosing(pipelined(fetch, helper.claims(tiles), parallel)) as mine:
+        async for group, fetched in mine:
+            for n, item in zip(group, fetched, strict=True):
+                own.add(n)
+                try:
+                    check(n, item)
+                except AuditFailure as exc:
+                    failed = (n, exc)
+                    break
+            if failed is not None:
+                break
+    done = (await helper.results()).tiles
+    end = tiles if failed is None else failed[0]
+    taken = {n: got for n, got in done.items() if n < end and n not in own and usable(n)}
+    redo = [[n] for n in range(end) if n not in own and n not in taken]
+    async with contextlib.aclosing(pipelined(fetch, redo, parallel)) as rest:
+        async for group, fetched in rest:
+            check(group[0], fetched[0])
+    if failed is not None:
+        raise failed[1]
+    return taken
 
 
 def _record(tree: TileTree, tile: TileId, ours: bytes, served: bytes) -> None:
-    for position in range(len(ours) // HASH_SIZE):
-        at = slice(position * HASH_SIZE, (position + 1) * HASH_SIZE)
-        if ours[at] != served[at] and len(tree.differing) < _MAX_DIFFERENCES:
-            tree.differing.append(node_at(tile.level, tile.index, position))
+    """Remember the lowest ``_MAX_DIFFERENCES`` differing nodes (tiles may be judged out
+    of order when helper processes share the work)."""
+    found = [
+        node_at(tile.level, tile.index, position)
+        for position in range(len(ours) // HASH_SIZE)
+        if ours[position * HASH_SIZE : (position + 1) * HASH_SIZE]
+        != served[position * HASH_SIZE : (position + 1) * HASH_SIZE]
+    ]
+    tree.differing = sorted(tree.differing + found)[:_MAX_DIFFERENCES]
 
 
 def _missing(n: int, leaves: list[bytes], served: bytes, size: int) -> MissingEntries:
@@ -313,17 +416,28 @@ def _bundle(got: bytes | ServerRefused, n: int, width: int) -> list[bytes]:
     return entries
 
 
-async def _pipelined(
-    fetch: Callable[[int], Awaitable[T]], count: int, parallel: int
-) -> AsyncIterator[tuple[int, T]]:
-    """Yield ``(n, fetch(n))`` for n in ``range(count)`` in order, ``parallel`` in flight."""
-    pending: list[asyncio.Task[T]] = []
+K = TypeVar("K")
+
+
+async def pipelined(
+    fetch: Callable[[K], Awaitable[T]], keys: Iterable[K], parallel: int
+) -> AsyncGenerator[tuple[K, T], None]:
+    """Yield ``(key, fetch(key))`` for each of ``keys`` in order, ``parallel`` in flight
+    (``keys`` is read only as fetches are started: it may be a claim on shared work)."""
+    pending: list[tuple[K, asyncio.Task[T]]] = []
+    more = iter(keys)
     try:
-        for n in range(count):
-            while len(pending) < parallel and n + len(pending) < count:
-                pending.append(asyncio.ensure_future(fetch(n + len(pending))))
-            yield n, await pending.pop(0)
+        while True:
+            while len(pending) < parallel and (key := next(more, _END)) is not _END:
+                pending.append((key, asyncio.ensure_future(fetch(key))))
+            if not pending:
+                return
+            key, task = pending.pop(0)
+            yield key, await task
     finally:
-        for task in pending:
+        for _, task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+
+_END: Any = object()

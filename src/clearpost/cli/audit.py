@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
 import typer
 import uvloop
 from rich.console import Console
@@ -30,8 +29,12 @@ from rich.progress import (
 
 from clearpost.audit import AuditFailure, AuditReport, LogClient, audit_log
 from clearpost.audit.keydir import EpochAudit, EpochScan, audit_epochs
+from clearpost.audit.tilehelper import TileHelper, default_processes, take_early
 from clearpost.core.tlog import CosignatureVerifier, KeyFormatError, Verifier
 from clearpost.core.tlog.keys import b64encode
+
+if TYPE_CHECKING:
+    import httpx
 
 app = typer.Typer(
     help="Verify a Clearpost transparency log from the outside.", no_args_is_help=True
@@ -56,15 +59,23 @@ VkeyOpt = Annotated[
 ]
 
 
-def http_client(server: str) -> httpx.AsyncClient:
+def check_server(server: str) -> str:
+    """The server's base URL, refused unless it is http(s)."""
     if not server.startswith(("http://", "https://")):
         raise typer.BadParameter(
             "the server URL must start with http:// or https://", param_hint="--server"
         )
+    return server.rstrip("/")
+
+
+def http_client(server: str) -> httpx.AsyncClient:
+    import httpx  # only commands that need it load it (``audit verify`` does not)
+
+    url = check_server(server)
     # A plain-HTTP log needs no CA bundle (redirects are not followed, so nothing leads
-    # to TLS): httpx would load one anyway, 20-40 ms of the audit's start.
+    # to TLS): httpx would load one anyway, 20-40 ms of the start.
     tls = server.startswith("https://")
-    return httpx.AsyncClient(base_url=server.rstrip("/"), timeout=httpx.Timeout(30.0), verify=tls)
+    return httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0), verify=tls)
 
 
 def check_vkey(vkey: str | None) -> None:
@@ -164,8 +175,18 @@ def verify(
             "(the split-view defence).",
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Processes that read and check tiles (this one and helpers it forks, "
+            "Linux only; default: 2 with two cores or more, else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Verify the log's signed checkpoint, every entry, and consistency with last time."""
+    url = check_server(server)
     check_vkey(vkey)
     try:
         witnesses = tuple(CosignatureVerifier.from_vkey(w) for w in witness or [])
@@ -183,9 +204,9 @@ def verify(
             transient=True,
         )
         seen = EpochScan()  # the epoch entries among those the log audit reads
-        async with http_client(server) as http:
-            client = LogClient(http, raw_tiles=True)
-            with bar, contextlib.closing(client):
+        # every request is a GET: all on keep-alive connections, without httpx (http.py)
+        with contextlib.closing(LogClient(url)) as client:
+            with bar:
                 report = await audit_log(
                     client,
                     state,
@@ -197,12 +218,23 @@ def verify(
                     progress=RichProgress(bar),
                     tiles=not proofs,
                     entries=seen,
+                    helper=helper,
                 )
-            async with http_client(server) as http2:  # issue 17: every new epoch's transition
-                epochs = await audit_epochs(LogClient(http2), report.checkpoint, state, seen)
+            # issue 17: every new epoch's transition
+            seen.read_from(report.hashed_from)
+            epochs = await audit_epochs(client, report.checkpoint, state, seen)
             return report, epochs
 
-    report, epochs = run_or_exit(main)
+    # Forked before any event loop or thread exists; they start on the tiles at once.
+    helper = None
+    if not proofs:  # forked already by ``cli/entry.py`` (early), or now
+        wanted = processes if processes is not None else default_processes()
+        helper = take_early(url, wanted) or TileHelper.start(url, EpochScan.marker, wanted)
+    try:
+        report, epochs = run_or_exit(main)
+    finally:
+        if helper is not None:
+            helper.close()
     cp = report.checkpoint
     out.print(
         f"[bold green]OK[/] log {report.origin}: {cp.size:,} entries verified, "

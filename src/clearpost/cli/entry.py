@@ -1,7 +1,9 @@
 """The ``clearpost`` executable: ``clearpost serve`` loads only the server, ``clearpost
 audit`` only the auditor (not the server, its database layer or the client SDK: about a
 second of imports on this machine, which was a quarter of a full audit of a million
-entries); everything else loads the full command tree (``main.py``).
+entries); everything else loads the full command tree (``main.py``). ``clearpost audit
+verify`` forks its tile helpers (``audit/tilehelper.py``) before the command line
+framework is imported, so they check tiles while it loads.
 
 Usage errors (an unknown option, a bad value) are printed like every other failure,
 ``error: <message>`` on stderr with exit 2 (``cli.errors``), instead of click's box.
@@ -24,11 +26,18 @@ def main() -> None:
         command.command()(serve)
         sys.exit(_run(command, sys.argv[2:], "clearpost serve"))
     if sys.argv[1:2] == ["audit"]:
-        from clearpost.cli.audit import app as audit_app
+        from clearpost.audit import tilehelper
 
-        root = typer.Typer(add_completion=False)
-        root.add_typer(audit_app, name="audit")
-        sys.exit(_run(root, sys.argv[1:], "clearpost"))
+        if sys.argv[2:3] == ["verify"]:  # helpers check tiles while the command loads
+            tilehelper.start_early(sys.argv[3:])
+        try:
+            from clearpost.cli.audit import app as audit_app
+
+            root = typer.Typer(add_completion=False)
+            root.add_typer(audit_app, name="audit")
+            sys.exit(_run(root, sys.argv[1:], "clearpost"))
+        finally:
+            tilehelper.close_early()
     from clearpost.cli.main import app
 
     sys.exit(_run(app, sys.argv[1:], "clearpost"))

@@ -16,3 +16,17 @@ def test_the_marker_inside_a_string_is_escaped() -> None:
     # a partner id cannot hold quotes, but any string that did would be escaped
     body = encode_entry({"type": "scopes", "catalogue": ['"type":"keydir"'], "time": 1})
     assert _KEYDIR not in body
+
+
+def test_the_scan_keeps_epochs_only_and_its_marker_rules_out_whole_bundles() -> None:
+    from clearpost.audit.keydir import EpochScan
+    from clearpost.core.tlog.c2sp_tiles import encode_bundle
+
+    plain = encode_entry(partner_entry("streamco", "suspended", 5))
+    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5))
+    scan = EpochScan()
+    assert scan.marker not in encode_bundle([plain] * 3)
+    assert scan.marker in encode_bundle([plain, epoch])
+    scan(512, [plain, epoch])
+    scan.read_from(256)
+    assert scan.found == [(513, epoch)] and scan.start == 256

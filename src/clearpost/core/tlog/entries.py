@@ -216,6 +216,12 @@ def access_entry(
     }
 
 
+KEYDIR_MARKER = b'"type":"keydir"'
+"""In every key-directory epoch entry: entries are canonical JSON (``decode_entry``
+refuses anything else), where a key and its string value are written exactly so, and a
+quote inside a string is escaped. Bytes without it hold no epoch entry."""
+
+
 def keydir_entry(epoch: int, root: bytes, through: int, time_ms: int) -> dict[str, Any]:
     """The key directory's root after ``epoch`` (issue 17). ``through``: every log entry
     below that index is counted in its person's ``log:`` label."""

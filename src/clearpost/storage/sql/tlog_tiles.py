@@ -6,7 +6,8 @@ reads, run for a whole batch of tile requests in one read transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from operator import itemgetter
 
 from sqlalchemy import Connection, select
 
@@ -34,15 +35,17 @@ def latest_size(conn: Connection) -> int:
     return latest.size if latest else 0
 
 
-def read_entries(conn: Connection, start: int, end: int) -> Iterator[bytes]:
-    """The stored bodies of entries ``[start, end)``, in order (a missing one is skipped),
-    as they are read: consume them within the transaction."""
+def read_entries(conn: Connection, start: int, end: int) -> list[bytes]:
+    """The stored bodies of entries ``[start, end)``, in order (a missing one is skipped)."""
     raw = plain_sqlite(conn)
-    if raw is not None:  # sqlite3 gives a BLOB as bytes
-        return (b for (b,) in raw.execute(_SQLITE_ENTRIES, (start, end)))
+    if raw is not None:  # sqlite3 gives a BLOB as bytes; all rows in one call, no Python step each
+        return list(map(_FIRST, raw.execute(_SQLITE_ENTRIES, (start, end)).fetchall()))
     rows = conn.execute(
         select(tlog_entries.c.body)
         .where(tlog_entries.c.idx >= start, tlog_entries.c.idx < end)
         .order_by(tlog_entries.c.idx)
     )
-    return (bytes(r[0]) for r in rows)
+    return [bytes(r[0]) for r in rows]
+
+
+_FIRST = itemgetter(0)

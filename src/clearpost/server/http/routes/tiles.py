@@ -39,6 +39,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
 CHECKPOINT_CACHE = "public, max-age=2"
 OCTETS = "application/octet-stream"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 router = APIRouter(prefix=PREFIX, tags=["transparency log: C2SP tlog-tiles"])
 
@@ -100,6 +101,7 @@ async def serve(svc: Services, scope: Scope, receive: Receive, send: Send) -> No
         headers = [("content-type", "application/problem+json"), ("cache-control", "no-store")]
     raw = [(k.encode(), v.encode()) for k, v in headers]
     raw.append((b"content-length", str(len(body)).encode()))
+    raw.append(_NOSNIFF)  # what SecurityHeaders adds to every response through FastAPI
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
