@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,11 +21,15 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def big(tmp_path: Path) -> ServerProcess:
+def big(tmp_path: Path) -> Iterator[ServerProcess]:
     data = tmp_path / "srv"
     database = f"sqlite+aiosqlite:///{data / 'clearpost.db'}"
     populate(data, database, 600)
-    return start_server(data, database)
+    server = start_server(data, database)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 async def test_tiles_bundles_and_checkpoint_as_a_tile_client_sees_them(
