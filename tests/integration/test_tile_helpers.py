@@ -48,11 +48,16 @@ class Scan:
         self.seen[first] = len(bodies)
 
 
-async def _checkpoint(client: LogClient) -> Checkpoint:
-    key = await client.key()
-    cp, _ = open_checkpoint(
-        await client.checkpoint(), [Verifier.from_vkey(key.vkey)], origin=ORIGIN
-    )
+async def _checkpoint(url: str) -> Checkpoint:
+    """The log's checkpoint, verified under its key."""
+    client = LogClient(url)
+    try:
+        key = await client.key()
+        cp, _ = open_checkpoint(
+            await client.checkpoint(), [Verifier.from_vkey(key.vkey)], origin=ORIGIN
+        )
+    finally:
+        client.close()
     return cp
 
 
@@ -83,9 +88,7 @@ async def test_helpers_give_the_same_tree_as_one_process(
     served: tuple[ServerProcess, Path],
 ) -> None:
     server, _ = served
-    client = LogClient(server.url)
-    cp = await _checkpoint(client)
-    client.close()
+    cp = await _checkpoint(server.url)
     alone, scan_alone = await _read(server.url, cp.size, helped=False)
     helped, scan_helped = await _read(server.url, cp.size, helped=True)
     verify_tree(helped, cp, "", None)
@@ -104,9 +107,7 @@ async def test_a_changed_node_in_a_helpers_tile_is_named(
     served: tuple[ServerProcess, Path],
 ) -> None:
     server, path = served
-    client = LogClient(server.url)
-    cp = await _checkpoint(client)
-    client.close()
+    cp = await _checkpoint(server.url)
     tile, position = locate(NodeId(3, 40))  # in tile 0/1: a helper's
     with sqlite3.connect(path) as db:
         (hashes,) = db.execute(
@@ -123,9 +124,7 @@ async def test_a_changed_or_missing_entry_in_a_helpers_tile_is_named(
     served: tuple[ServerProcess, Path],
 ) -> None:
     server, path = served
-    client = LogClient(server.url)
-    cp = await _checkpoint(client)
-    client.close()
+    cp = await _checkpoint(server.url)
     _tamper(path, "UPDATE tlog_entries SET body = ? WHERE idx = ?", b'{"x":1}', 700)
     tree, _ = await _read(server.url, cp.size, helped=True)
     with pytest.raises(EntryMismatch, match="entry 700 was changed"):
