@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
+from clearpost.client import Client, KdfParams
 from clearpost.server.http.routes import webapp
 from tests.support.chromium import CHROMIUM
 
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CLEARPOST_SCREENSHOTS") or ROOT / "test-artifacts" / "web")
 """Screenshots of every page (default gitignored ``test-artifacts/web``): look at them."""
 PASSWORD = "correct horse battery"
+FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 
 
 def need_browser() -> None:
@@ -121,4 +124,17 @@ async def wait_text(tab: Tab, text: str, timeout: float = 20_000) -> None:
     """Wait until a decrypted message with this text is shown."""
     await tab.page.wait_for_selector(
         f"#messages li[data-state=ok] .text:text-is({text!r})", timeout=timeout
+    )
+
+
+async def sdk_user(http: httpx.AsyncClient, name: str, tmp_path: Path) -> Client:
+    """A person on the Python SDK beside the browsers (password ``PASSWORD``)."""
+    return await Client.register(
+        http,
+        name,
+        PASSWORD,
+        store_path=tmp_path / f"{name}.store",
+        passphrase=f"{name} passphrase",
+        kdf=FAST_KDF,
+        stream=False,
     )

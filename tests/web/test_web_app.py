@@ -21,23 +21,20 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from clearpost.client import Client, KdfParams
 from tests.support.chromium import chromium
 from tests.support.server import ServerProcess, free_port
 from tests.web.browser import (
-    PASSWORD,
     Tab,
     open_conversation,
     open_tab,
     register,
+    sdk_user,
     send,
     sign_in,
     wait_text,
 )
 
 pytestmark = pytest.mark.slow
-
-FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 
 
 def secret(label: str) -> str:
@@ -69,15 +66,7 @@ async def test_two_browsers_and_an_sdk_user_chat_directly_and_in_a_group(
         await bob.shot("register-375")
         await no_horizontal_scroll(bob)
         await register(bob, "bob")
-        carol = await Client.register(
-            http,
-            "carol",
-            PASSWORD,
-            store_path=tmp_path / "carol.store",
-            passphrase="carol passphrase",
-            kdf=FAST_KDF,
-            stream=False,
-        )
+        carol = await sdk_user(http, "carol", tmp_path)
         server_name = carol.user_id.split(":", 1)[1]
 
         # 1:1 between the two browsers

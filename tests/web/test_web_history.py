@@ -21,14 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from clearpost.client import Client, KdfParams
 from tests.support.chromium import chromium
 from tests.support.server import ServerProcess
-from tests.web.browser import PASSWORD, Tab, open_tab, register, send, wait_text
+from tests.web.browser import Tab, open_tab, register, sdk_user, send, wait_text
 
 pytestmark = pytest.mark.slow
 
-FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 HISTORY = 260  # the inbox decrypts the last 50; the rest is two pages (100, then 200)
 
 
@@ -62,15 +60,7 @@ async def test_a_long_conversation_shows_the_newest_messages_first_and_the_rest_
     async with chromium() as browser:
         alice = await open_tab(browser, server.url, "alice")
         await register(alice, "alice")
-        carol = await Client.register(
-            http,
-            "carol",
-            PASSWORD,
-            store_path=tmp_path / "carol.store",
-            passphrase="carol passphrase",
-            kdf=FAST_KDF,
-            stream=False,
-        )
+        carol = await sdk_user(http, "carol", tmp_path)
         conv = await carol.direct(f"@alice:{carol.server_name}")
         for text in texts:
             await carol.send(conv, text)

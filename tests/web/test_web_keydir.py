@@ -17,15 +17,13 @@ import httpx
 import orjson
 import pytest
 
-from clearpost.client import Client, KdfParams
 from tests.support.chromium import chromium
 from tests.support.devices import TestDevice
 from tests.support.server import ServerProcess
-from tests.web.browser import PASSWORD, open_tab, register, send, wait_text
+from tests.web.browser import open_tab, register, sdk_user, send, wait_text
 
 pytestmark = pytest.mark.slow
 
-FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 GHOST = "GHOSTDEVICE"
 
 
@@ -82,15 +80,7 @@ async def test_a_device_outside_the_directory_gets_nothing_from_the_browser(
     server: ServerProcess, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     db = tmp_path / "srv" / "cp.db"
-    alice = await Client.register(
-        http,
-        "alice",
-        PASSWORD,
-        store_path=tmp_path / "alice.store",
-        passphrase="alice passphrase",
-        kdf=FAST_KDF,
-        stream=False,
-    )
+    alice = await sdk_user(http, "alice", tmp_path)
     plant(db, alice.user_id)
     text = f"for-alices-devices-only-{secrets.token_hex(4)}"
     async with chromium() as browser:

@@ -31,22 +31,21 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from clearpost.client import Client, ClientError, KdfParams
+from clearpost.client import Client, ClientError
 from tests.support.chromium import chromium
 from tests.support.server import ServerProcess
 from tests.web.browser import (
-    PASSWORD,
     Tab,
     open_conversation,
     open_tab,
     register,
+    sdk_user,
     sign_in,
     wait_text,
 )
 
 pytestmark = pytest.mark.slow
 
-FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 UNAUTHORISED = "The sender's device decided this device may not read this message."
 # what can still bring the key, in words that are true: Alice's own room key, late; Bob's
 # other devices, once he confirms; Alice's device, asked, only its reason (the browser takes
@@ -78,18 +77,6 @@ class NoSignal(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-async def sdk_user(http: httpx.AsyncClient, name: str, tmp_path: Path) -> Client:
-    return await Client.register(
-        http,
-        name,
-        PASSWORD,
-        store_path=tmp_path / f"{name}.store",
-        passphrase=f"{name} passphrase",
-        kdf=FAST_KDF,
-        stream=False,
-    )
 
 
 async def ask_again(tab: Tab, seq: int, alice: Client, devices: int, times: int = 1) -> None:
