@@ -277,7 +277,8 @@ def listen(
 
     async def main() -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(follow(), timeout)
+            async with asyncio.timeout(timeout):
+                await follow()
 
     run(main)
 

@@ -33,7 +33,8 @@ class StreamListener:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="clearpost-listener")
-        await asyncio.wait_for(self._ready.wait(), 10)
+        async with asyncio.timeout(10):  # not wait_for: core/waiting.py says why
+            await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:

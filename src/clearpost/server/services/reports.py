@@ -21,7 +21,6 @@ dropped unseen.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -55,6 +54,7 @@ from clearpost.core.privacy import (
     year_of,
 )
 from clearpost.core.tlog.entries import encode_entry
+from clearpost.core.waiting import wait_event
 from clearpost.server.config import Settings
 from clearpost.server.services.partners import PartnerService
 from clearpost.server.services.report_views import Budget, Released, Rollup
@@ -462,8 +462,7 @@ class ReportService:
             async with self._passes:
                 self._finished = self._started
                 self._passes.notify_all()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.check_seconds)
+            await wait_event(self._wake, self.check_seconds)
 
     async def next_pass(self, timeout: float = 10.0) -> None:
         """Wake the scheduler and wait until a pass that started after this call has ended

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from clearpost.core.clock import Clock
@@ -26,6 +27,10 @@ from clearpost.storage.listener import StreamListener
 from clearpost.storage.migrations import upgrade
 from clearpost.storage.sql.deployment import DeploymentStore
 from clearpost.storage.sql.tlog import LogStore
+
+log = logging.getLogger("clearpost.server")
+
+STOP_SECONDS = 10
 
 
 @contextlib.asynccontextmanager
@@ -74,13 +79,27 @@ async def running(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             await listener.start()
         yield services
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(tasks)
         if listener is not None:
             await listener.stop()
         await db.close()
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the background work and wait for it, at most ``STOP_SECONDS``: a task that
+    does not stop is named in the log and left behind, so shutting down never hangs."""
+    for task in tasks:
+        task.cancel()
+    done, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+    for task in done:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s had stopped with an error", task.get_name(), exc_info=exc)
+    for task in stuck:
+        log.error(
+            "%s did not stop within %d s of being cancelled; shutting down without it",
+            task.get_name(),
+            STOP_SECONDS,
+        )
 
 
 def parse_witness_targets(settings: Settings) -> list[WitnessTarget]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from clearpost.core.errors import InvalidInput
+from clearpost.core.waiting import wait_event
 from clearpost.server.services.accounts import Caller
 from clearpost.server.services.notifier import Notifier
 from clearpost.storage.sql.messages import StoredMessage
@@ -95,8 +95,7 @@ class SyncService:
                 remaining = deadline - loop.time()
                 if since is None or not result.empty or remaining <= 0:
                     return result
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), remaining)
+                await wait_event(waiter, remaining)
         finally:
             self.notifier.unsubscribe(caller.user_id, waiter)
 

@@ -51,6 +51,7 @@ from clearpost.core.tlog.entries import (
     encode_entry,
 )
 from clearpost.core.tlog.note import parse_note_unverified
+from clearpost.core.waiting import wait_event
 from clearpost.server.services.batcher import Batcher
 from clearpost.server.services.sequencer import SequencerRole
 from clearpost.storage.db import Database
@@ -145,7 +146,8 @@ class LogService:
                 self._wake.set()
                 async with self._integrated:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._integrated.wait(), TICK_SECONDS)
+                        async with asyncio.timeout(TICK_SECONDS):  # not wait_for: core/waiting.py
+                            await self._integrated.wait()
 
     # --- sequencing ---
 
@@ -175,8 +177,7 @@ class LogService:
                     failing = True
                 except Exception:
                     log.exception("sequencer step failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+                await wait_event(self._wake, TICK_SECONDS)
                 self._wake.clear()
         finally:
             await self.role.release()
