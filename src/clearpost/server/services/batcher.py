@@ -23,13 +23,15 @@ class Batcher(Generic[T, R]):
         self._max = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._running = False
+        self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # kept: the event loop holds its tasks only weakly
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await fut
 
     async def _drain(self) -> None:
