@@ -5,6 +5,7 @@ is set: the server's shutdown then waited for its log sequencer forever)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -35,3 +36,29 @@ async def test_a_loop_on_it_stops_when_cancelled_as_the_event_is_set(steps: int)
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=2)
     assert task in done and task.cancelled(), "the loop swallowed its cancellation"
+
+
+async def test_shutdown_goes_on_without_a_task_that_will_not_stop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from clearpost.server.services import runtime
+
+    monkeypatch.setattr(runtime, "STOP_SECONDS", 0.2)
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # the bug, on purpose
+                await asyncio.sleep(10)
+
+    async def polite() -> None:
+        await asyncio.sleep(10)
+
+    tasks = [asyncio.create_task(stubborn(), name="stubborn"), asyncio.create_task(polite())]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(runtime._stop(tasks), 5)
+    assert tasks[1].cancelled()
+    assert "stubborn did not stop within" in caplog.text
+    release.set()
+    tasks[0].cancel()
+    await asyncio.wait(tasks[:1], timeout=1)
