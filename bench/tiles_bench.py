@@ -15,7 +15,9 @@ its peer, measured in the same run:
    it is not installed: ``apt-get install nginx-light``).
 3. Inclusion proofs per second at the log's size: from ``/v1/log/proof/inclusion``
    against a client that assembles (and verifies) each proof from tiles — the level-0
-   tile fetched for every proof, the upper tiles cached as any tile client does.
+   tile fetched for every proof, the upper tiles cached as any tile client does — from the
+   server, and from nginx serving a mirror of every tile (what a cache in front of the log
+   serves: full tiles never change).
 
 This is a 2-core machine shared with other work: client and server share it, so read the
 numbers side by side, not as absolutes.
@@ -97,11 +99,29 @@ def audit_phase(port: int, server_pid: int, size: int, runs: int, one_process: b
 
 def fetch_tiles(port: int, count: int, out: Path) -> list[str]:
     """Fetch full level-0 tiles once and write them as files under ``out`` (same paths)."""
-    import httpx
-
     from clearpost.core.tlog.c2sp_tiles import tile_path
 
-    paths = [f"/log/{tile_path(0, n)}" for n in range(count)]
+    return mirror(port, [f"/log/{tile_path(0, n)}" for n in range(count)], out)
+
+
+def every_tile(size: int) -> list[str]:
+    """The paths of every hash tile of a tree of ``size``, full and partial, all levels."""
+    from clearpost.core.tlog.c2sp_tiles import tile_path
+    from clearpost.core.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, TileId, width_at
+
+    paths, level = [], 0
+    while size >> (TILE_HEIGHT * level):
+        count = size >> (TILE_HEIGHT * level)
+        for n in range((count + TILE_WIDTH - 1) // TILE_WIDTH):
+            paths.append(f"/log/{tile_path(level, n, width_at(TileId(level, n), size))}")
+        level += 1
+    return paths
+
+
+def mirror(port: int, paths: list[str], out: Path) -> list[str]:
+    """Fetch ``paths`` from the server once and write them as files under ``out``."""
+    import httpx
+
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         for p in paths:
             r = client.get(p)
@@ -267,6 +287,31 @@ def proofs_phase(port: int, size: int, seconds: float) -> None:
     result = queue.get(timeout=seconds + 120)
     proc.join(10)
     print(f"  -> assembled from tiles (and verified) by the client: {result['rate']:,.0f} proofs/s")
+    if not Path(NGINX).exists():
+        print("  -> behind a static mirror: nginx not installed (apt-get install nginx-light)")
+        return
+    # the same client against a static mirror of every tile (what a cache in front serves)
+    work = Path(tempfile.mkdtemp(prefix="tiles-mirror-"))
+    work.chmod(0o755)  # nginx's workers run as another user
+    try:
+        mirror(port, every_tile(size), work / "root")
+        nport = tb.free_port()
+        nginx = subprocess.Popen([NGINX, "-c", str(nginx_conf(work / "root", nport, work))])
+        try:
+            time.sleep(0.5)
+            proc = ctx.Process(target=_assemble, args=(nport, size, seconds, queue))
+            proc.start()
+            result = queue.get(timeout=seconds + 120)
+            proc.join(10)
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
+        print(
+            "  -> the same client, tiles from nginx serving a mirror of them: "
+            f"{result['rate']:,.0f} proofs/s"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
