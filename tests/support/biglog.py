@@ -30,6 +30,7 @@ def populate(data_dir: Path, database: str, count: int, *, batch: int = 20_000) 
 
 async def _populate(signer: Signer, database: str, count: int, batch: int) -> int:
     db = Database(database)
+    log: LogService | None = None
     try:
         await upgrade(db)
         store = LogStore(db)
@@ -50,4 +51,6 @@ async def _populate(signer: Signer, database: str, count: int, batch: int) -> in
             done += n
         return done
     finally:
+        if log is not None:  # on PostgreSQL the role holds a connection of its own
+            await log.role.release()
         await db.close()
