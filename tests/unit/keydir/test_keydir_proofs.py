@@ -13,9 +13,11 @@ from clearpost.core.keydir.proofs import (
     check_absence,
     check_history,
     check_lookup,
+    check_lookup_since,
     history_absent,
     index_of,
     lookup_ladder,
+    lookup_since,
     make_bundle,
     prove_absence,
     prove_history,
@@ -153,6 +155,54 @@ def test_versions_skipped_ahead_for_a_contact_fail_the_owners_history() -> None:
     only_next = make_bundle(tree, KEY, ALICE, made, [2], [0, 1])
     with pytest.raises(KeyDirProofError, match="must show"):
         check_history(PK, tree.root(), only_next)
+
+
+def test_a_repeat_lookup_leaves_out_the_ladder_versions_the_asker_has_seen() -> None:
+    """Someone who verified version ``k`` sees only the ladder versions above it, and every
+    absent one; the ones left out are ladder versions of ``k`` itself."""
+    assert lookup_since(10, 10) == ([], [11, 15])
+    assert lookup_since(10, 3) == ([7, 9, 10], [11, 15])
+    assert lookup_since(2, 1) == ([2], [3])
+    with pytest.raises(KeyDirFormatError):
+        lookup_since(3, 4)
+    for k in range(300):
+        seen = set(lookup_ladder(k)[0])
+        for n in range(k, 600):
+            present, absent = lookup_ladder(n)
+            assert {v for v in present if v <= k} <= seen, (k, n)
+            assert lookup_since(n, k) == ([v for v in present if v > k], absent)
+    tree, alice, _ = directory(6)
+    root = tree.root()
+    same = prove_lookup(tree, KEY, ALICE, alice, since=5)
+    assert check_lookup_since(PK, root, same, 5) == (5, None)  # still 5: nothing opened
+    newer = prove_lookup(tree, KEY, ALICE, alice, since=2)
+    assert check_lookup_since(PK, root, newer, 2) == (5, alice[5].value)
+    full = prove_lookup(tree, KEY, ALICE, alice)
+    assert len(same.to_bytes()) < len(newer.to_bytes()) < len(full.to_bytes())
+    # a full lookup is not a repeat lookup's shape, nor the reverse
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_lookup_since(PK, root, full, 2)
+    with pytest.raises(KeyDirProofError):
+        check_lookup(PK, root, newer)
+
+
+def test_a_repeat_lookup_cannot_go_back_or_hide_a_later_version() -> None:
+    tree, alice, _ = directory(6)
+    root = tree.root()
+    # asked from 7 (seen on another, lying, occasion), the server can only show 5: refused
+    with pytest.raises(KeyDirProofError, match="verified before"):
+        check_lookup_since(PK, root, prove_lookup(tree, KEY, ALICE, alice, since=7), 7)
+    # "still 3" when 4 and 5 exist: 3's ladder shows 4 absent, which the tree refutes
+    stale = make_bundle(tree, KEY, ALICE, [], lookup_since(3, 3)[1], [])
+    with pytest.raises(KeyDirProofError):
+        check_lookup_since(PK, root, stale, 3)
+    # two opened versions, or a new greatest one shown without its value
+    two = make_bundle(tree, KEY, ALICE, [alice[4], alice[5]], [6, 7], [4, 5])
+    with pytest.raises(KeyDirProofError, match="exactly one"):
+        check_lookup_since(PK, root, two, 3)
+    unopened = make_bundle(tree, KEY, ALICE, [alice[5]], [6, 7], [])
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_lookup_since(PK, root, unopened, 3)
 
 
 def test_an_older_version_is_not_the_greatest() -> None:

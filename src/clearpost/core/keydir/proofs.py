@@ -27,6 +27,12 @@ The shapes then say which versions an answer must show:
   Every lookup of a greatest version ``m > n`` shows present a version that the ladder of
   ``n`` shows absent, so the owner's next check fails on it (the tree is append-only, so
   the ghost versions are still there at any later epoch);
+- a repeat lookup, by someone who verified version ``k`` of the label before
+  (``lookup_since``): the lookup of ``n >= k`` without the ladder versions ``<= k``, and
+  without any opened version when ``n == k``. Those are the ladder versions of ``k`` itself
+  (the two ladders agree below the first version where their binary searches part, which
+  is above ``k``), so the asker has seen them present, and the tree only grows; the absent
+  ones are all shown again, so a greatest version above ``n`` still cannot hide;
 - absence: version 0 absent.
 
 Layouts (bytes and JSON) are in ``Bundle``'s docstring and docs/key-directory.md.
@@ -54,9 +60,12 @@ __all__ = [
     "check_absence",
     "check_history",
     "check_lookup",
+    "check_lookup_since",
     "history_absent",
     "index_of",
     "lookup_ladder",
+    "lookup_shown",
+    "lookup_since",
     "make_bundle",
     "prove_absence",
     "prove_history",
@@ -100,6 +109,23 @@ def lookup_ladder(n: int) -> tuple[list[int], list[int]]:
             absent.add(mid)
             hi = mid
     return sorted(present), sorted(v for v in absent if v <= MAX_VERSION)
+
+
+def lookup_since(n: int, since: int) -> tuple[list[int], list[int]]:
+    """(present, absent) versions a repeat lookup of greatest version ``n`` shows to someone
+    who verified version ``since <= n`` before: ``lookup_ladder(n)`` without the present
+    versions ``<= since`` (``n`` itself is then shown only when it is new)."""
+    if not 0 <= since <= n:
+        raise KeyDirFormatError("a repeat lookup is of a version at or above the one seen")
+    present, absent = lookup_ladder(n)
+    return [v for v in present if v > since], absent
+
+
+def lookup_shown(n: int, since: int | None = None) -> tuple[list[int], list[int]]:
+    """What a lookup of greatest version ``n`` shows: ``lookup_since(n, since)`` to someone
+    who verified ``since <= n`` before, else the whole ladder (a ``since`` above ``n`` gets
+    the whole ladder of ``n``, which that asker then refuses as a step back)."""
+    return lookup_since(n, since) if since is not None and since <= n else lookup_ladder(n)
 
 
 def history_absent(n: int) -> list[int]:
@@ -285,6 +311,27 @@ def check_lookup(vrf_key: bytes, root: bytes, bundle: Bundle) -> tuple[int, byte
     return n, value
 
 
+def check_lookup_since(
+    vrf_key: bytes, root: bytes, bundle: Bundle, since: int
+) -> tuple[int, bytes | None]:
+    """A repeat lookup (``lookup_since``) by someone who verified version ``since`` before:
+    the greatest version under ``root`` and its value, or ``(since, None)`` when it is still
+    ``since`` (whose value the asker has). A greatest version below ``since`` is refused:
+    versions are never removed, so the server is showing an older directory."""
+    opened = verify_bundle(vrf_key, root, bundle)
+    if len(opened) > 1:
+        raise KeyDirProofError("a lookup opens exactly one version")
+    # nothing opened: the greatest version is still ``since`` (the shape checks it)
+    n, value = next(iter(opened.items())) if opened else (since, None)
+    if n < since:
+        raise KeyDirProofError(
+            f"the directory shows version {n} as the greatest, but version {since} was "
+            "verified before: versions are never removed"
+        )
+    _shape(bundle, *lookup_since(n, since))
+    return n, value
+
+
 def check_history(vrf_key: bytes, root: bytes, bundle: Bundle, since: int = 0) -> list[bytes]:
     """The values of versions ``min(since, n)..n`` in order, proven (empty: the label has
     none); ``since = 0`` is the whole history (``prove_history`` says when less will do)."""
@@ -357,14 +404,20 @@ def make_bundle(
 
 
 def prove_lookup(
-    tree: PrefixTree, vrf_key: VrfSecretKey, label: bytes, versions: Sequence[StoredVersion]
+    tree: PrefixTree,
+    vrf_key: VrfSecretKey,
+    label: bytes,
+    versions: Sequence[StoredVersion],
+    since: int | None = None,
 ) -> Bundle:
     """The lookup of the greatest of ``versions`` (all of the label's, ascending, 0..n), or
-    the absence proof when there are none."""
+    the absence proof when there are none; ``since``: a repeat lookup for someone who
+    verified that version before (``lookup_since``; a full lookup when it is above ``n``,
+    which the asker then refuses)."""
     if not versions:
         return prove_absence(tree, vrf_key, label)
     n = versions[-1].version
-    present, absent = lookup_ladder(n)
+    present, absent = lookup_shown(n, since)
     wanted = set(present)
     return make_bundle(
         tree, vrf_key, label, [v for v in versions if v.version in wanted], absent, [n]
