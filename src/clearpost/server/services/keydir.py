@@ -32,7 +32,13 @@ from clearpost.core.clock import Clock
 from clearpost.core.errors import InvalidInput, NotFound, StoredDataDamaged, Unavailable
 from clearpost.core.keydir import commit as commit_mod
 from clearpost.core.keydir import tree as tree_mod
-from clearpost.core.keydir.proofs import Bundle, Present, history_absent, index_of, lookup_ladder
+from clearpost.core.keydir.proofs import (
+    Bundle,
+    Present,
+    history_absent,
+    index_of,
+    lookup_shown,
+)
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
 from clearpost.core.keydir_labels import (
     DEVICES,
@@ -300,8 +306,10 @@ class KeyDirService:
         inclusion = await self.log.inclusion(epoch.log_index, checkpoint.size)
         return Anchored(bundle, epoch, entry, checkpoint.note, checkpoint.size, inclusion.hashes)
 
-    async def lookup(self, kind: str, user_id: str) -> Anchored:
-        """The greatest version of ``<kind>:<user_id>`` (or its absence), proven."""
+    async def lookup(self, kind: str, user_id: str, since: int | None = None) -> Anchored:
+        """The greatest version of ``<kind>:<user_id>`` (or its absence), proven; ``since``:
+        a repeat lookup for someone who verified that version before (``lookup_since``),
+        answered as a full lookup when the label has no such version."""
         lbl = label(kind, user_id)
 
         async def bundle_for(epoch: Epoch) -> Bundle:
@@ -313,7 +321,7 @@ class KeyDirService:
             if _erased(versions[-1]):
                 raise NotFound("that account was deleted", code="user_not_found")
             n = versions[-1].version
-            present, absent = lookup_ladder(n)  # the keytrans draft's binary ladder
+            present, absent = lookup_shown(n, since)  # the keytrans draft's binary ladder
             show = [v for v in versions if v.version in set(present)]
             return self._prove(lbl, show, absent, epoch, opened={n})
 

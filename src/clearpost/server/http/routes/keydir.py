@@ -53,13 +53,24 @@ async def key(svc: Svc) -> JSON:
     response_class=JSON,
     responses=ok(wire.KeyDirAnswer) | problems(404, 422, 503),
 )
-async def lookup_devices(user_id: str, caller: Auth, svc: Svc) -> JSON:
+async def lookup_devices(
+    user_id: str,
+    caller: Auth,
+    svc: Svc,
+    since: int | None = Query(
+        None,
+        ge=0,
+        le=MAX_VERSION,
+        description="the greatest version of this account you verified before: the ladder "
+        "versions up to it are left out, and its value too if it is still the greatest",
+    ),
+) -> JSON:
     """The greatest version of ``devices:<user_id>`` with its value (the signed keys of the
     account's devices) and proof, or the proof that the label has no version: verify it
     before encrypting to any of the account's devices."""
     del caller
     parse_user_id(user_id, svc.settings.server_name)
-    return JSON(answer(await svc.keydir.lookup(DEVICES, user_id)))
+    return JSON(answer(await svc.keydir.lookup(DEVICES, user_id, since)))
 
 
 @router.get(
