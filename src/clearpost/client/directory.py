@@ -42,6 +42,7 @@ from clearpost.core.keydir.proofs import (
     Bundle,
     check_absence,
     check_lookup,
+    check_lookup_since,
     history_absent,
     verify_bundle,
 )
@@ -56,6 +57,7 @@ _EPOCH = "keydir_epoch"
 _OWN = "keydir_own_devices"
 _PIN = "log_pin"
 _LAST = "log_checkpoint"
+_SEEN = "keydir_seen:"  # + user id: the greatest version of a contact's label verified
 SLACK_MS = 60_000
 MONITOR_EVERY_MS = 60_000
 
@@ -119,13 +121,20 @@ class Directory:
         self.store.set_meta(_VRF_PIN, key)  # trusted on first use, then pinned
         return key
 
-    async def verify(self, answer: dict[str, Any], shape: str, since: int = 0) -> Verified:
+    async def verify(
+        self,
+        answer: dict[str, Any],
+        shape: str,
+        since: int = 0,
+        known: tuple[int, bytes] | None = None,
+    ) -> Verified:
         """Steps 1-5 of the module docstring; ``shape`` is lookup, history or either (a
-        history from version ``since``)."""
+        history from version ``since``). ``known``: a lookup asked as a repeat lookup by a
+        device that verified that (version, value) of the label before."""
         self.checks += 1
         self.bytes_read += len(orjson.dumps(answer))
         try:
-            return await self._verify(answer, shape, since)
+            return await self._verify(answer, shape, since, known)
         except (LogUnavailable, ServerRefused) as exc:
             raise ClientError(
                 f"cannot read the log: {exc.message}", code="log_unavailable"
@@ -143,7 +152,9 @@ class Directory:
                 code="keydir_invalid_proof",
             ) from exc
 
-    async def _verify(self, answer: dict[str, Any], shape: str, since: int) -> Verified:
+    async def _verify(
+        self, answer: dict[str, Any], shape: str, since: int, known: tuple[int, bytes] | None
+    ) -> Verified:
         # 1.
         vrf_key = await self._vrf_key()
         log_client = LogClient(self.transport.http)
@@ -197,6 +208,9 @@ class Directory:
         values: dict[int, bytes] = {}
         if shape == "history":
             values = _check_history(vrf_key, root, bundle, since)
+        elif known is not None:  # a repeat lookup: the value is known if nothing is new
+            n, value = check_lookup_since(vrf_key, root, bundle, known[0])
+            values = {n: known[1] if value is None else value}
         elif bundle.present:
             n, value = check_lookup(vrf_key, root, bundle)
             values = {n: value}
@@ -215,14 +229,33 @@ class Directory:
 
     async def lookup(self, user_id: str) -> Verified:
         """The greatest version of ``devices:<user_id>`` (or its proven absence), verified,
-        and checked to be the label asked for."""
-        answer = await self.transport.request("GET", f"/v1/keydir/devices/{path_segment(user_id)}")
-        found = await self.verify(answer, "lookup")
+        and checked to be the label asked for. Once a version was verified, later lookups
+        are repeat lookups from it (``lookup_since``: the ladder versions up to it, and its
+        value while it is the greatest, are not sent again)."""
+        known = self._seen(user_id)
+        path = f"/v1/keydir/devices/{path_segment(user_id)}"
+        answer = await self.transport.request(
+            "GET", path if known is None else f"{path}?since={known[0]}"
+        )
+        found = await self.verify(answer, "lookup", known=known)
         if found.label != f"devices:{user_id}":
             raise DirectoryVerificationFailed(
                 "the key directory answered for another account", code="keydir_wrong_label"
             )
+        if found.version is not None:
+            n = found.version
+            seen = {"version": n, "value": base64.b64encode(found.values[n]).decode()}
+            self.store.set_meta(_SEEN + user_id, orjson.dumps(seen))
+            self.store.commit()
         return found
+
+    def _seen(self, user_id: str) -> tuple[int, bytes] | None:
+        """The greatest version of the contact's label this device verified, and its value."""
+        raw = self.store.get_meta(_SEEN + user_id)
+        if raw is None:
+            return None
+        seen = orjson.loads(raw)
+        return int(seen["version"]), base64.b64decode(seen["value"])
 
     async def devices(self, user_id: str) -> list[dict[str, Any]]:
         """The signed device keys of ``user_id`` that the directory holds now, verified."""
