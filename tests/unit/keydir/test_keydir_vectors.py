@@ -20,6 +20,7 @@ from clearpost.core.keydir.proofs import (
     check_absence,
     check_history,
     check_lookup,
+    check_lookup_since,
 )
 from clearpost.core.keydir.tree import verify_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash, verify
@@ -112,6 +113,10 @@ def test_directory_vectors_replay_every_epoch_and_answer() -> None:
     history = check_history(pk, root, answers["history_alice"])
     assert [v.decode() for v in history] == expected["history_alice"]
     check_absence(pk, root, answers["absence_nobody"])
+    for name in ("lookup_alice_since_1", "lookup_alice_since_3"):
+        want = expected[name]
+        n, maybe = check_lookup_since(pk, root, answers[name], want["since"])
+        assert (n, None if maybe is None else maybe.decode()) == (want["version"], want["value"])
     # the JSON's byte strings are standard base64
     assert base64.b64decode(data["proofs"]["lookup_alice"]["json"]["proof"], validate=True)
     assert proof_to_hash(

@@ -210,6 +210,9 @@ def directory_vectors() -> dict[str, Any]:
         "lookup_bob": prove_lookup(tree, key, bob, versions[bob]),
         "history_alice": prove_history(tree, key, alice, versions[alice]),
         "absence_nobody": prove_absence(tree, key, nobody),
+        # repeat lookups by someone who verified version 1, and version 3, of Alice's before
+        "lookup_alice_since_1": prove_lookup(tree, key, alice, versions[alice], since=1),
+        "lookup_alice_since_3": prove_lookup(tree, key, alice, versions[alice], since=3),
     }
     return {
         "vrf_public_key": key.public_key.hex(),
@@ -231,6 +234,12 @@ def directory_vectors() -> dict[str, Any]:
             },
             "history_alice": [v.value.decode() for v in versions[alice]],
             "absence_nobody": None,
+            "lookup_alice_since_1": {
+                "since": 1,
+                "version": len(versions[alice]) - 1,
+                "value": versions[alice][-1].value.decode(),
+            },
+            "lookup_alice_since_3": {"since": 3, "version": 3, "value": None},
         },
     }
 
