@@ -10,7 +10,8 @@ Pure core, in one process (no server, no database): what ``clearpost.core.keydir
 2. **Proof sizes** against that tree, over ``--samples`` labels per kind (median and range: a
    proof's size depends on where its versions fall in the tree) whose versions were inserted
    with real VRF proofs and commitments: a lookup (greatest version 0, 1, 3 and 10: the binary
-   ladder grows with the version), a history (versions 0..3, and from version 3: what a
+   ladder grows with the version), a repeat lookup (a contact asking again from the version it
+   verified: still that one, or one newer), a history (versions 0..3, and from version 3: what a
    device that checked version 3 before reads), an absence. Bytes are the bundle's byte
    layout (docs/key-directory.md) without the value itself, and the JSON wire size with it.
    The peer:
@@ -46,6 +47,7 @@ from clearpost.core.keydir.proofs import (
     check_absence,
     check_history,
     check_lookup,
+    check_lookup_since,
     index_of,
     make_bundle,
     prove_absence,
@@ -221,6 +223,21 @@ def main() -> None:
             n,
             "{present} present + {absent} absent versions",
         )
+    for n in COUNTS[1:]:  # a contact asking again, from the version it verified
+        sizes_row(
+            f"repeat lookup, still version {n - 1}",
+            lambda lbl, mine, n=n: prove_lookup(tree, key, lbl, mine, since=n - 1),
+            lambda bundle, n=n: must(check_lookup_since(pk, root, bundle, n - 1)[0] == n - 1),
+            n,
+            "{present} present + {absent} absent versions",
+        )
+    sizes_row(
+        "repeat lookup, version 10 from 9",
+        lambda lbl, mine: prove_lookup(tree, key, lbl, mine, since=9),
+        lambda bundle: must(check_lookup_since(pk, root, bundle, 9)[0] == 10),
+        11,
+        "{present} present + {absent} absent versions",
+    )
     sizes_row(
         "history proof, versions 0..3",
         lambda lbl, mine: prove_history(tree, key, lbl, mine),
