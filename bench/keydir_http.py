@@ -6,10 +6,11 @@ Run:  .venv/bin/python bench/keydir_http.py [--accounts 200] [--seconds 10] [--w
 Starts one real ``clearpost serve`` (SQLite, temporary data dir), registers ``--accounts``
 SDK clients (each publishes its device keys, committed in an epoch), then measures:
 
-1. Lookups per second, each fully verified by the SDK (``Directory.devices``: VRF proof,
-   commitment, prefix-tree proof, the epoch entry's inclusion in a signed checkpoint,
-   consistency with the last checkpoint, freshness) with ``--workers`` clients in
-   parallel, next to the bare HTTP answers per second (no verification) and to
+1. Lookups per second, each fully verified by the SDK (VRF proof, commitment, prefix-tree
+   proof, the epoch entry's inclusion in a signed checkpoint, consistency with the last
+   checkpoint, freshness) with ``--workers`` clients in parallel: whole lookups, and the
+   repeat lookups ``Directory.devices`` makes once it has verified a user (``?since=``);
+   next to the bare HTTP answers per second (whole lookups, no verification) and to
    ``GET /health`` as the server's ceiling on this machine.
 2. Self-monitoring: one ``Directory.monitor`` check (the own label's history, verified),
    its CPU time on the device and the bytes it reads; the cost per day at the SDK's
@@ -85,8 +86,15 @@ async def main(args: argparse.Namespace) -> None:
             users = [c.user_id for c in clients]
             lookers = clients[: args.workers]
 
-            async def verified(w: int) -> None:
+            async def verified(w: int) -> None:  # after each client's first: repeat lookups
                 await lookers[w].crypto.directory.devices(random.choice(users))
+
+            async def whole(w: int) -> None:  # as a device that never looked the user up
+                directory = lookers[w].crypto.directory
+                answer = await lookers[w].transport.request(
+                    "GET", f"/v1/keydir/devices/{random.choice(users)}"
+                )
+                await directory.verify(answer, "lookup")
 
             async def bare(w: int) -> None:
                 r = await http.get(
@@ -102,6 +110,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"/v1/keydir/devices/{users[0]}", headers=lookers[0].transport.auth_headers()
             )
             v_rate, v_n = await rate(verified, args.workers, args.seconds)
+            w_rate, _ = await rate(whole, args.workers, args.seconds)
             b_rate, _ = await rate(bare, args.workers, args.seconds)
             h_rate, _ = await rate(health, args.workers, args.seconds)
             print()
@@ -109,8 +118,9 @@ async def main(args: argparse.Namespace) -> None:
             print(f"| {head} | per second |")
             print("|---|---|")
             what = "verified by the SDK (VRF, commitment, tree, log inclusion, checkpoint)"
-            print(f"| {what} | {v_rate:,.0f} |")
-            print(f"| answered, not verified | {b_rate:,.0f} |")
+            print(f"| {what}, whole lookups | {w_rate:,.0f} |")
+            print(f"| the same, repeat lookups (the SDK's own, after its first) | {v_rate:,.0f} |")
+            print(f"| whole lookups answered, not verified | {b_rate:,.0f} |")
             print(f"| GET /health (ceiling) | {h_rate:,.0f} |")
             print(f"lookup answer: {len(answer.content):,} bytes of JSON ({v_n} verified lookups)")
 
