@@ -466,6 +466,31 @@ export function checkLookup(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle
   return [n, value];
 }
 
+/** What a repeat lookup of greatest version `n` shows to someone who verified version
+ * `since <= n` before: the ladder of `n` without its present versions up to `since` (those
+ * are ladder versions of `since` itself, which the asker verified present). */
+export function lookupSince(n: number, since: number): [number[], number[]] {
+  if (!(Number.isSafeInteger(since) && 0 <= since && since <= n)) {
+    throw new KeyDirError("a repeat lookup is of a version at or above the one seen", "invalid_keydir_format");
+  }
+  const [present, absent] = lookupLadder(n);
+  return [present.filter((v) => v > since), absent];
+}
+
+/** A repeat lookup by someone who verified version `since` before: [greatest version, its
+ * value], or [since, null] when it is still `since`. A greatest version below `since` is
+ * refused: versions are never removed. */
+export function checkLookupSince(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle, since: number): [number, Uint8Array | null] {
+  const opened = verifyBundle(vrfKey, root, bundle);
+  if (opened.size > 1) throw new KeyDirError("a lookup opens exactly one version");
+  const [n, value] = opened.size ? [...opened.entries()][0] : [since, null];
+  if (n < since) {
+    throw new KeyDirError(`the directory shows version ${n} as the greatest, but version ${since} was verified before: versions are never removed`);
+  }
+  shape(bundle, ...lookupSince(n, since));
+  return [n, value];
+}
+
 /** The label has no version at all under `root`. */
 export function checkAbsence(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle): void {
   verifyBundle(vrfKey, root, bundle);

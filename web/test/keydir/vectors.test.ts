@@ -13,10 +13,12 @@ import {
   checkAbsence,
   checkHistory,
   checkLookup,
+  checkLookupSince,
   commit,
   KeyDirError,
   labelInput,
   lookupLadder,
+  lookupSince,
   vrfVerify,
 } from "../../src/verify/keydir";
 
@@ -69,6 +71,9 @@ test("the binary ladder", () => {
   assert.deepEqual(lookupLadder(0), [[0], [1]]);
   assert.deepEqual(lookupLadder(3), [[0, 1, 3], [4, 5, 7]]);
   assert.deepEqual(lookupLadder(5), [[0, 1, 3, 5], [6, 7]]);
+  assert.deepEqual(lookupSince(10, 3), [[7, 9, 10], [11, 15]]);
+  assert.deepEqual(lookupSince(10, 10), [[], [11, 15]]);
+  refused(() => lookupSince(3, 4), "invalid_keydir_format");
 });
 
 test("lookup, absence and history proofs of the small directory", () => {
@@ -85,6 +90,16 @@ test("lookup, absence and history proofs of the small directory", () => {
     [...h.keys()].sort().map((v) => text(h.get(v)!)),
     d.expected.history_alice,
   );
+  // repeat lookups, from version 1 (version 3 opened) and from 3 (nothing new)
+  for (const name of ["lookup_alice_since_1", "lookup_alice_since_3"]) {
+    const want = d.expected[name];
+    const [ns, vs] = checkLookupSince(key, root, bundleFromJson(d.proofs[name].json), want.since);
+    assert.deepEqual([ns, vs === null ? null : text(vs)], [want.version, want.value]);
+  }
+  // a whole lookup is not a repeat lookup, nor the reverse; nor is going back below `since`
+  refused(() => checkLookupSince(key, root, bundleFromJson(d.proofs.lookup_alice.json), 1));
+  refused(() => checkLookup(key, root, bundleFromJson(d.proofs.lookup_alice_since_1.json)));
+  refused(() => checkLookupSince(key, root, bundleFromJson(d.proofs.lookup_alice.json), 4));
   // each epoch's root is a root the proofs of that epoch lead to; an older root refuses them
   const older = fromHex(d.epochs[d.epochs.length - 2].root);
   refused(() => checkLookup(key, older, bundleFromJson(d.proofs.lookup_alice.json)));
