@@ -86,6 +86,11 @@ async def test_a_device_outside_the_directory_gets_nothing_from_the_browser(
     async with chromium() as browser:
         bob = await open_tab(browser, server.url, "bob")
         await register(bob, "bob")
+        lookups: list[str] = []  # the worker's requests too: they are the context's
+        bob.context.on(
+            "request",
+            lambda r: lookups.append(r.url) if "/v1/keydir/devices/" in r.url else None,
+        )
         await bob.page.goto(server.url + "/#/new")
         await bob.page.wait_for_selector("#members")
         await bob.page.fill("#members", "alice")
@@ -104,6 +109,10 @@ async def test_a_device_outside_the_directory_gets_nothing_from_the_browser(
         await bob.shot("conversation-refused-device")
         notices = await bob.page.inner_text("#notices")
         assert GHOST in notices, notices
+        # the first lookup is whole; the ones after it (the ghost is asked about again) are
+        # repeat lookups from the version verified, Alice's version 0
+        assert lookups and "since=" not in lookups[0], lookups
+        assert len(lookups) > 1 and all(u.endswith("?since=0") for u in lookups[1:]), lookups
         assert bob.foreign_requests() == []
     # Alice's real device decrypts
     await alice.sync()

@@ -29,7 +29,7 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 
 import { ApiError, call, enc } from "./api";
-import { Directory, DirectoryError, signedKeys } from "./verify/directory";
+import { Directory, DirectoryError, signedKeys, type Seen } from "./verify/directory";
 import type { Remembered } from "./verify/history";
 import type { Call, Conv, DeviceInfo, Me, Msg, Push, Reply } from "./protocol";
 import * as store from "./store";
@@ -142,7 +142,8 @@ const directory = new Directory(
     consistency: async (from, to) =>
       (await call<{ hashes: string[] }>("GET", `/v1/log/proof/consistency?from=${from}&to=${to}`)).hashes,
     directoryKey: () => call("GET", "/v1/keydir/key"),
-    lookupDevices: (userId) => api("GET", `/v1/keydir/devices/${enc(userId)}`),
+    lookupDevices: (userId, since) =>
+      api("GET", `/v1/keydir/devices/${enc(userId)}${since === undefined ? "" : `?since=${since}`}`),
   },
   // the log pin and last checkpoint of these checks, kept with the device (wiped with it)
   {
@@ -152,6 +153,8 @@ const directory = new Directory(
   {
     load: async () => (await store.get<{ vrfKey: string; epoch: number }>("keydir")) ?? null,
     save: (value) => store.put("keydir", value),
+    seen: async (userId) => (await store.get<Seen>(`keydir-seen:${userId}`)) ?? null,
+    remember: (userId, seen) => store.put(`keydir-seen:${userId}`, seen),
   },
 );
 

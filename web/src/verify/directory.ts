@@ -18,9 +18,9 @@
  * Every failure throws `DirectoryError` with a code and a message a person can read.
  */
 import { canonicalJson } from "./canonical";
-import { equal, fromBase64, fromUtf8, utf8 } from "./bytes";
+import { equal, fromBase64, fromUtf8, toBase64, utf8 } from "./bytes";
 import { Failed, consistent, opened, verifier, type LogApi, type LogMemory } from "./history";
-import { bundleFromJson, checkAbsence, checkLookup, KeyDirError } from "./keydir";
+import { bundleFromJson, checkAbsence, checkLookup, checkLookupSince, KeyDirError } from "./keydir";
 import { leafHash, ProofError, verifyInclusion } from "./merkle";
 
 export const SLACK_MS = 60_000;
@@ -38,14 +38,22 @@ export class DirectoryError extends Error {
 export interface DirectoryApi extends Pick<LogApi, "key" | "consistency"> {
   /** `GET /v1/keydir/key` */
   directoryKey(): Promise<{ vrf_public_key: string; heartbeat_seconds: number }>;
-  /** `GET /v1/keydir/devices/{user_id}` */
-  lookupDevices(userId: string): Promise<Record<string, unknown>>;
+  /** `GET /v1/keydir/devices/{user_id}[?since=k]` */
+  lookupDevices(userId: string, since?: number): Promise<Record<string, unknown>>;
 }
 
-/** What this browser remembers about the directory: its VRF key and the newest epoch. */
+/** What this browser remembers about the directory: its VRF key and the newest epoch, and
+ * per contact the greatest version of their devices it verified (its value in base64). */
 export interface DirectoryMemory {
   load(): Promise<{ vrfKey: string; epoch: number } | null>;
   save(value: { vrfKey: string; epoch: number }): Promise<void>;
+  seen(userId: string): Promise<Seen | null>;
+  remember(userId: string, seen: Seen): Promise<void>;
+}
+
+export interface Seen {
+  version: number;
+  value: string;
 }
 
 export interface Verified {
@@ -68,10 +76,10 @@ export class Directory {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Steps 1-5 for a lookup answer. */
-  async verify(answer: Record<string, unknown>): Promise<Verified> {
+  /** Steps 1-5 for a lookup answer (`known`: a repeat lookup from that version). */
+  async verify(answer: Record<string, unknown>, known: Seen | null = null): Promise<Verified> {
     try {
-      return await this.check(answer);
+      return await this.check(answer, known);
     } catch (exc) {
       if (exc instanceof DirectoryError) throw exc;
       if (exc instanceof Failed) throw new DirectoryError(exc.code, exc.message);
@@ -81,7 +89,7 @@ export class Directory {
     }
   }
 
-  private async check(answer: Record<string, unknown>): Promise<Verified> {
+  private async check(answer: Record<string, unknown>, known: Seen | null): Promise<Verified> {
     // 1.
     const published = (this.published ??= await this.api.directoryKey());
     this.heartbeatMs = published.heartbeat_seconds * 1000;
@@ -162,7 +170,12 @@ export class Directory {
     const bundle = bundleFromJson(answer);
     let version: number | null = null;
     let value: Uint8Array | null = null;
-    if (bundle.present.length) [version, value] = checkLookup(vrfRaw, root, bundle);
+    if (known !== null) {
+      // a repeat lookup: nothing opened means the greatest version is still the one seen
+      [version, value] = checkLookupSince(vrfRaw, root, bundle, known.version);
+      if (value === null) value = fromBase64(known.value, false);
+      if (value === null) throw new DirectoryError("keydir_invalid_proof", "the remembered value is not base64");
+    } else if (bundle.present.length) [version, value] = checkLookup(vrfRaw, root, bundle);
     else checkAbsence(vrfRaw, root, bundle);
     // remember: the pins, the newest checkpoint and epoch (never replace a newer one)
     const again = await this.log.load();
@@ -173,11 +186,16 @@ export class Directory {
   }
 
   /** The greatest version of `devices:<userId>` (or its proven absence), verified, and
-   * checked to be the label asked for. */
+   * checked to be the label asked for. Once a version was verified, later lookups are
+   * repeat lookups from it (the SDK's `Directory.lookup` does the same). */
   async lookup(userId: string): Promise<Verified> {
-    const found = await this.verify(await this.api.lookupDevices(userId));
+    const known = await this.memory.seen(userId);
+    const found = await this.verify(await this.api.lookupDevices(userId, known?.version), known);
     if (found.label !== `devices:${userId}`) {
       throw new DirectoryError("keydir_wrong_label", "the key directory answered for another account");
+    }
+    if (found.version !== null && found.value !== null) {
+      await this.memory.remember(userId, { version: found.version, value: toBase64(found.value) });
     }
     return found;
   }
