@@ -7,6 +7,7 @@ forwarded client address is believed only from a configured proxy.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -17,7 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from tests.support import api
 from tests.support.server import FAST_ENV, ServerProcess, free_port, start_server
 
 TIMEOUTS = {"CLEARPOST_HEADER_TIMEOUT_SECONDS": "1", "CLEARPOST_BODY_TIMEOUT_SECONDS": "1"}
@@ -279,3 +283,34 @@ def test_forwarded_for_is_believed_from_a_configured_proxy(tmp_path: Path) -> No
     finally:
         server.stop()
     assert 429 not in statuses, statuses  # each address has its own budget
+
+
+async def test_a_shutdown_answers_long_polls_and_ends_streams_at_once(tmp_path: Path) -> None:
+    """SIGTERM: a waiting long poll gets its (empty) answer at once instead of a 500 when the
+    grace period ends, an open stream is closed with 1012 (service restart), and the server
+    is gone within a second or so, not after the 5 s grace period."""
+    server = start_server(tmp_path / "srv", _sqlite(tmp_path))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=40) as http:
+            alice = await api.user(http, "alice")
+            cursor = (await http.get("/v1/sync", headers=alice.headers)).json()["cursor"]
+            poll = asyncio.create_task(
+                http.get(f"/v1/sync?since={cursor}&timeout=25000", headers=alice.headers)
+            )
+            url = server.url.replace("http://", "ws://") + f"/v1/stream?since={cursor}"
+            stream = await connect(url, additional_headers=alice.headers)
+            await asyncio.sleep(0.5)  # both are waiting for events
+            assert not poll.done()
+            started = time.monotonic()
+            server.process.terminate()
+            answer = await asyncio.wait_for(poll, 10)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["cursor"] == cursor and answer.json()["messages"] == []
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(stream.recv(), 10)
+            assert stream.close_code == 1012, (stream.close_code, stream.close_reason)
+            assert await asyncio.to_thread(server.process.wait, 10) == 0
+            assert time.monotonic() - started < 3, server.log()
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()

@@ -23,7 +23,7 @@ import errno
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -108,7 +108,17 @@ def _first_line(exc: BaseException) -> str:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, but a caught signal is not raised again when it stops serving:
-    the services still have to stop (uvicorn re-raises it to exit by the default action)."""
+    the services still have to stop (uvicorn re-raises it to exit by the default action).
+    And when it starts to shut down, ``on_shutdown`` runs first (long polls answer at once
+    rather than be cut off when the grace period ends)."""
+
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.on_shutdown()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -172,7 +182,8 @@ async def serve(settings: Settings, sock: socket.socket) -> None:
             raise StartupError(
                 f"cannot serve metrics on {where} (setting 'metrics_port'): {exc.strerror or exc}"
             ) from exc
-        await _Server(uvicorn_config(settings, app)).serve(sockets=[sock])
+        server = _Server(uvicorn_config(settings, app), on_shutdown=services.sync.drain)
+        await server.serve(sockets=[sock])
     finally:
         if stop_observing is not None:
             stop_observing()

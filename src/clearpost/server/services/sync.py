@@ -65,6 +65,15 @@ class SyncResult:
 class SyncService:
     def __init__(self, view: SyncView, to_device: ToDeviceStore, notifier: Notifier) -> None:
         self.view, self.to_device, self.notifier = view, to_device, notifier
+        self.draining = False
+        """The server is shutting down: long polls answer now instead of waiting."""
+
+    def drain(self) -> None:
+        """Answer every waiting long poll at once, and every later one without waiting (the
+        server is shutting down: its clients poll again, elsewhere or after the restart,
+        instead of being cut off with an error when the grace period ends)."""
+        self.draining = True
+        self.notifier.publish(None)
 
     async def acknowledge(self, caller: Caller, cursor: str) -> int:
         """Delete this device's to-device payloads up to ``cursor``; returns its position."""
@@ -93,7 +102,7 @@ class SyncService:
                 waiter.clear()
                 result = await self.read(caller, since)
                 remaining = deadline - loop.time()
-                if since is None or not result.empty or remaining <= 0:
+                if since is None or not result.empty or remaining <= 0 or self.draining:
                     return result
                 await wait_event(waiter, remaining)
         finally:

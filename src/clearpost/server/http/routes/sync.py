@@ -200,6 +200,9 @@ async def _stream(
             if not result.empty or cursor is None:
                 await ws.send_bytes(orjson.dumps(sync_json(result, svc.settings.server_name)))
             cursor = result.cursor
+            if svc.sync.draining:  # shutting down: the client reconnects to what comes next
+                await _close(ws, 1012, "server_restarting")
+                return
     except Unavailable as exc:  # logged once by the database's outage record
         await _close(ws, *stream_close_for(exc))
     except (WebSocketDisconnect, RuntimeError, OSError):
