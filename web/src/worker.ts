@@ -511,7 +511,7 @@ function stream(): Promise<boolean> {
         void store.del("cursor");
       }
       const wasOpen = openedAt > 0 && Date.now() - openedAt > 2_000;
-      if (ev.code === 4429 || ev.code === 1013 || ev.code === 1011) {
+      if (ev.code === 4429 || ev.code === 1013 || ev.code === 1012 || ev.code === 1011) {
         void sleep(2_000 + Math.random() * 1_000).then(() => resolve(wasOpen));
       } else {
         resolve(wasOpen);
