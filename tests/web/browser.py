@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from clearpost.client import Client, KdfParams
+from clearpost.client import Client
 from clearpost.server.http.routes import webapp
 from tests.support.chromium import CHROMIUM
+from tests.unit.client import partners
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CLEARPOST_SCREENSHOTS") or ROOT / "test-artifacts" / "web")
 """Screenshots of every page (default gitignored ``test-artifacts/web``): look at them."""
-PASSWORD = "correct horse battery"
-FAST_KDF = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
+PASSWORD = partners.PASSWORD
 
 
 def need_browser() -> None:
@@ -128,13 +128,6 @@ async def wait_text(tab: Tab, text: str, timeout: float = 20_000) -> None:
 
 
 async def sdk_user(http: httpx.AsyncClient, name: str, tmp_path: Path) -> Client:
-    """A person on the Python SDK beside the browsers (password ``PASSWORD``)."""
-    return await Client.register(
-        http,
-        name,
-        PASSWORD,
-        store_path=tmp_path / f"{name}.store",
-        passphrase=f"{name} passphrase",
-        kdf=FAST_KDF,
-        stream=False,
-    )
+    """A person on the Python SDK beside the browsers (password ``PASSWORD``): the SDK
+    tests' own registration (``tests/unit/client/partners.client``)."""
+    return await partners.client(http, tmp_path, name)
