@@ -44,6 +44,7 @@ from clearpost.core.keydir.proofs import (
     check_lookup,
     check_lookup_since,
     history_absent,
+    history_shown,
     verify_bundle,
 )
 from clearpost.core.keydir_labels import log_chain, parse_devices_value, parse_log_value
@@ -125,12 +126,12 @@ class Directory:
         self,
         answer: dict[str, Any],
         shape: str,
-        since: int = 0,
+        since: int | None = None,
         known: tuple[int, bytes] | None = None,
     ) -> Verified:
         """Steps 1-5 of the module docstring; ``shape`` is lookup, history or either (a
-        history from version ``since``). ``known``: a lookup asked as a repeat lookup by a
-        device that verified that (version, value) of the label before."""
+        history; after version ``since``, if given). ``known``: a lookup asked as a repeat
+        lookup by a device that verified that (version, value) of the label before."""
         self.checks += 1
         self.bytes_read += len(orjson.dumps(answer))
         try:
@@ -153,7 +154,11 @@ class Directory:
             ) from exc
 
     async def _verify(
-        self, answer: dict[str, Any], shape: str, since: int, known: tuple[int, bytes] | None
+        self,
+        answer: dict[str, Any],
+        shape: str,
+        since: int | None,
+        known: tuple[int, bytes] | None,
     ) -> Verified:
         # 1.
         vrf_key = await self._vrf_key()
@@ -281,11 +286,11 @@ class Directory:
 
     # --- self-monitoring ---
 
-    async def history(self, since: int = 0) -> Verified:
-        """This account's ``devices:`` label from version ``since`` (0: every version),
-        verified. A device asks from the greatest version it verified before: the older ones
-        are still in the tree, which only grows."""
-        path = "/v1/me/keydir/devices" + (f"?since={since}" if since else "")
+    async def history(self, since: int | None = None) -> Verified:
+        """This account's ``devices:`` label, verified: every version, or (``since``, the
+        greatest version this device verified before) only the later ones, none while it is
+        still the greatest. The older ones are still in the tree, which only grows."""
+        path = "/v1/me/keydir/devices" + ("" if since is None else f"?since={since}")
         answer = await self.transport.request("GET", path)
         found = await self.verify(answer, "history", since)
         if found.label != f"devices:{self.user_id}":
@@ -299,8 +304,9 @@ class Directory:
         saved = self.store.get_meta(_OWN)
         state: dict[str, Any] = orjson.loads(saved) if saved else {"version": -1, "devices": {}}
         last = int(state["version"])
-        found = await self.history(since=max(last, 0))
-        latest = -1 if found.version is None else found.version
+        found = await self.history(since=None if last < 0 else last)
+        # nothing opened after ``last``: the greatest version is still ``last``
+        latest = last if found.version is None else found.version
         alarms: list[DirectoryAlarm] = []
         if latest < last:
             alarms.append(DirectoryAlarm(self.user_id, latest, found.epoch, rolled_back=True))
@@ -357,18 +363,20 @@ class Directory:
         return count, chain, found.through
 
 
-def _check_history(vrf_key: bytes, root: bytes, bundle: Bundle, since: int) -> dict[int, bytes]:
-    """A history from ``since``: versions ``min(since, n)..n`` present, the absent versions of
-    ``n``'s lookup ladder absent (``n + 1`` among them: see ``history_absent``), and every
-    version from some ``k`` on opened. Versions below ``k`` are an earlier, erased account of
-    the same name (its values and openings were deleted; its leaves stay): they are shown, not
-    opened."""
+def _check_history(
+    vrf_key: bytes, root: bytes, bundle: Bundle, since: int | None
+) -> dict[int, bytes]:
+    """A history (``history_shown``): versions ``0..n`` present, or only those after
+    ``since`` (none: ``since`` is still the greatest; ``n`` alone: the label went back below
+    it), the absent versions of ``n``'s lookup ladder absent (``n + 1`` among them: see
+    ``history_absent``), and every version from some ``k`` on opened. Versions below ``k``
+    are an earlier, erased account of the same name (its values and openings were deleted;
+    its leaves stay): they are shown, not opened."""
     opened = verify_bundle(vrf_key, root, bundle)
     shown = sorted(p.version for p in bundle.present)
-    n = shown[-1] if shown else -1
-    if shown != list(range(min(since, max(n, 0)), n + 1)) or sorted(
-        v for v, _ in bundle.absent
-    ) != history_absent(n):
+    n = shown[-1] if shown else (-1 if since is None else since)
+    absent = sorted(v for v, _ in bundle.absent)
+    if shown != history_shown(n, since) or absent != history_absent(n):
         raise DirectoryVerificationFailed(
             "a history shows the versions asked for up to the greatest, n, present and the"
             " versions above n that any lookup of a later version would show, absent",

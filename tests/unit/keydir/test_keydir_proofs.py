@@ -15,6 +15,7 @@ from clearpost.core.keydir.proofs import (
     check_lookup,
     check_lookup_since,
     history_absent,
+    history_shown,
     index_of,
     lookup_ladder,
     lookup_since,
@@ -121,13 +122,27 @@ def test_a_history_shows_absent_every_version_a_later_lookup_needs_present() -> 
 
 
 def test_a_history_from_a_version_the_device_verified_before() -> None:
-    """``since``: only versions ``since..n`` are shown (and opened), the ladder's absent
-    versions still are; a label that went back below ``since`` shows its greatest version."""
+    """``since``: only the versions after it are shown (and opened), none while it is still
+    the greatest; the ladder's absent versions always are; a label that went back below
+    ``since`` shows its greatest version."""
+    assert history_shown(5) == [0, 1, 2, 3, 4, 5] and history_shown(-1) == []
+    assert history_shown(5, since=2) == [3, 4, 5]
+    assert history_shown(5, since=5) == [] and history_shown(-1, since=0) == []
+    assert history_shown(2, since=5) == [2]
     tree, alice, _ = directory(6)
     later = prove_history(tree, KEY, ALICE, alice, since=3)
-    assert [p.version for p in later.present] == [3, 4, 5]
-    assert check_history(PK, tree.root(), later, since=3) == [v.value for v in alice[3:]]
+    assert [p.version for p in later.present] == [4, 5]
+    assert sorted(v for v, _ in later.absent) == history_absent(5)
+    assert check_history(PK, tree.root(), later, since=3) == [v.value for v in alice[4:]]
     assert len(later.to_bytes()) < len(prove_history(tree, KEY, ALICE, alice).to_bytes())
+    # still the greatest: no version shown, only the absent ones; the device keeps its value
+    still = prove_history(tree, KEY, ALICE, alice, since=5)
+    assert still.present == [] and sorted(v for v, _ in still.absent) == history_absent(5)
+    assert check_history(PK, tree.root(), still, since=5) == []
+    assert len(still.to_bytes()) < len(later.to_bytes())
+    # ... which does not pass for a device that verified less: it must see the new versions
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_history(PK, tree.root(), still, since=3)
     # a full history is not what a device asking from 3 accepts, nor the reverse
     with pytest.raises(KeyDirProofError, match="must show"):
         check_history(PK, tree.root(), prove_history(tree, KEY, ALICE, alice), since=3)
@@ -138,6 +153,9 @@ def test_a_history_from_a_version_the_device_verified_before() -> None:
     back = prove_history(tree3, KEY, ALICE, alice3, since=5)
     assert [p.version for p in back.present] == [2]
     assert check_history(PK, tree3.root(), back, since=5) == [alice3[2].value]
+    # and "nothing new" cannot be claimed from a tree that lacks the versions above 2
+    with pytest.raises(KeyDirProofError):
+        check_history(PK, tree3.root(), prove_history(tree3, KEY, ALICE, alice3, since=2), since=5)
 
 
 def test_versions_skipped_ahead_for_a_contact_fail_the_owners_history() -> None:

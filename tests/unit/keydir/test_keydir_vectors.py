@@ -24,6 +24,7 @@ from clearpost.core.keydir.proofs import (
 )
 from clearpost.core.keydir.tree import verify_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash, verify
+from clearpost.core.keydir_labels import log_chain, parse_log_value
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "keydir"
 
@@ -117,6 +118,13 @@ def test_directory_vectors_replay_every_epoch_and_answer() -> None:
         want = expected[name]
         n, maybe = check_lookup_since(pk, root, answers[name], want["since"])
         assert (n, None if maybe is None else maybe.decode()) == (want["version"], want["value"])
+    for c in data["log_chains"]:
+        assert log_chain(c["indexes"]) == (c["count"], bytes.fromhex(c["chain"]))
+        assert parse_log_value(c["value"].encode()) == (c["count"], bytes.fromhex(c["chain"]))
+    for name in ("history_alice_since_1", "history_alice_since_3"):
+        want = expected[name]
+        got = check_history(pk, root, answers[name], want["since"])
+        assert [v.decode() for v in got] == want["values"]
     # the JSON's byte strings are standard base64
     assert base64.b64decode(data["proofs"]["lookup_alice"]["json"]["proof"], validate=True)
     assert proof_to_hash(

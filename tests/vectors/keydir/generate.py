@@ -23,6 +23,7 @@ from clearpost.core.keydir.proofs import (
 )
 from clearpost.core.keydir.tree import EMPTY, PrefixTree, prove_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash, verify
+from clearpost.core.keydir_labels import log_chain, log_value
 
 HERE = Path(__file__).parent
 VRF_SEED = hashlib.sha256(b"clearpost keydir test vectors: VRF seed").digest()
@@ -213,12 +214,26 @@ def directory_vectors() -> dict[str, Any]:
         # repeat lookups by someone who verified version 1, and version 3, of Alice's before
         "lookup_alice_since_1": prove_lookup(tree, key, alice, versions[alice], since=1),
         "lookup_alice_since_3": prove_lookup(tree, key, alice, versions[alice], since=3),
+        # a device of Alice's checking her account, having verified her version 1, and 3
+        "history_alice_since_1": prove_history(tree, key, alice, versions[alice], since=1),
+        "history_alice_since_3": prove_history(tree, key, alice, versions[alice], since=3),
     }
     return {
         "vrf_public_key": key.public_key.hex(),
         "empty_root": EMPTY.hex(),
         "epochs": epochs,
         "final_root": tree.root().hex(),
+        # what a `log:` label's value commits to: the hash chain of log entry indexes
+        "log_chains": [
+            {
+                "indexes": idx,
+                "count": n,
+                "chain": chain.hex(),
+                "value": log_value(n, chain).decode(),
+            }
+            for idx in ([], [0], [3, 17, 2**40 + 5])
+            for n, chain in [log_chain(idx)]
+        ],
         "proofs": {
             name: {"json": bundle.to_json(), "bytes": bundle.to_bytes().hex()}
             for name, bundle in answers.items()
@@ -240,6 +255,11 @@ def directory_vectors() -> dict[str, Any]:
                 "value": versions[alice][-1].value.decode(),
             },
             "lookup_alice_since_3": {"since": 3, "version": 3, "value": None},
+            "history_alice_since_1": {
+                "since": 1,
+                "values": [v.value.decode() for v in versions[alice][2:]],
+            },
+            "history_alice_since_3": {"since": 3, "values": []},
         },
     }
 

@@ -19,11 +19,12 @@ The shapes then say which versions an answer must show:
   opened. Two lookups that claim different greatest versions ``n < m`` always disagree on one
   version both show (the property the ladder exists for), so a server cannot give two people
   two "latest" versions without one of them holding proof of it.
-- history (the owner's monitoring): ``0..n`` present and opened (or only ``since..n``, for a
-  device that verified ``since`` before), and absent every version
-  the lookup ladder of ``n`` shows absent (``history_absent``: ``n + 1`` among them). Showing
-  only ``n + 1`` absent would not do: a server could add versions ``n + 2, ...`` (skipping
-  ``n + 1``) and give a contact a valid lookup of one of them that shows ``n + 1`` nowhere.
+- history (the owner's monitoring): ``0..n`` present and opened (or only the versions after
+  ``since``, for a device that verified ``since`` before: ``history_shown``), and absent
+  every version the lookup ladder of ``n`` shows absent (``history_absent``: ``n + 1``
+  among them). Showing only ``n + 1`` absent would not do: a server could add versions
+  ``n + 2, ...`` (skipping ``n + 1``) and give a contact a valid lookup of one of them that
+  shows ``n + 1`` nowhere.
   Every lookup of a greatest version ``m > n`` shows present a version that the ladder of
   ``n`` shows absent, so the owner's next check fails on it (the tree is append-only, so
   the ghost versions are still there at any later epoch);
@@ -62,6 +63,7 @@ __all__ = [
     "check_lookup",
     "check_lookup_since",
     "history_absent",
+    "history_shown",
     "index_of",
     "lookup_ladder",
     "lookup_shown",
@@ -134,6 +136,19 @@ def history_absent(n: int) -> list[int]:
     The absent half of ``lookup_ladder(n)``: any lookup that claims a greatest version above
     ``n`` shows one of them present (the module docstring says why this matters)."""
     return [0] if n < 0 else lookup_ladder(n)[1]
+
+
+def history_shown(n: int, since: int | None = None) -> list[int]:
+    """The versions a history of greatest version ``n`` shows present (and opened): all of
+    them, ``0..n``; to a device that verified version ``since`` before, only the ones after
+    it, so none while ``since`` is still the greatest (the device has its value, the tree
+    only grows, and the absent versions of ``n``'s ladder are shown all the same); ``n``
+    alone if the label went back below ``since``, so that a rollback shows as one."""
+    if since is None:
+        return list(range(n + 1))
+    if n < 0:
+        return []
+    return list(range(since + 1, n + 1)) if since <= n else [n]
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,16 +347,21 @@ def check_lookup_since(
     return n, value
 
 
-def check_history(vrf_key: bytes, root: bytes, bundle: Bundle, since: int = 0) -> list[bytes]:
-    """The values of versions ``min(since, n)..n`` in order, proven (empty: the label has
-    none); ``since = 0`` is the whole history (``prove_history`` says when less will do)."""
+def check_history(
+    vrf_key: bytes, root: bytes, bundle: Bundle, since: int | None = None
+) -> list[bytes]:
+    """The values of the versions ``history_shown(n, since)`` in order, proven: every
+    version (``since = None``; empty: the label has none), or those after ``since``, the
+    greatest version a device verified before (empty: ``since`` is still the greatest)."""
     opened = verify_bundle(vrf_key, root, bundle)
-    n = max(opened, default=-1)
-    first = min(since, max(n, 0))
-    _shape(bundle, list(range(first, n + 1)), history_absent(n))
-    if sorted(opened) != list(range(first, n + 1)):
+    shown = sorted(p.version for p in bundle.present)
+    # nothing shown to a device that verified ``since``: its greatest is still ``since``
+    n = shown[-1] if shown else (-1 if since is None else since)
+    wanted = history_shown(n, since)
+    _shape(bundle, wanted, history_absent(n))
+    if sorted(opened) != wanted:
         raise KeyDirProofError("a history opens every version it shows")
-    return [opened[v] for v in range(first, n + 1)]
+    return [opened[v] for v in wanted]
 
 
 def check_absence(vrf_key: bytes, root: bytes, bundle: Bundle) -> None:
@@ -429,17 +449,16 @@ def prove_history(
     vrf_key: VrfSecretKey,
     label: bytes,
     versions: Sequence[StoredVersion],
-    since: int = 0,
+    since: int | None = None,
 ) -> Bundle:
-    """Versions ``min(since, n)..n`` opened (``since = 0``: every version), and the absent
-    versions of the greatest one's ladder.
+    """Versions ``history_shown(n, since)`` opened (``since = None``: every version), and the
+    absent versions of the greatest one's ladder.
 
-    A device that verified version ``since`` before need not see the older ones again: the
-    tree only grows (the auditor checks every epoch), so they are still there. Showing
-    ``since`` itself (or ``n``, if the label went back below it) keeps the greatest version
-    in the answer, so a rollback shows as one."""
+    A device that verified version ``since`` before need not see it or the older ones
+    again: the tree only grows (the auditor checks every epoch), so they are still there,
+    and the device refuses an epoch older than one it verified."""
     n = len(versions) - 1
-    shown = versions[min(since, max(n, 0)) :]
+    shown = [versions[v] for v in history_shown(n, since)]
     opened = [v.version for v in shown]
     return make_bundle(tree, vrf_key, label, shown, history_absent(n), opened)
 

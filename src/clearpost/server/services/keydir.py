@@ -36,6 +36,7 @@ from clearpost.core.keydir.proofs import (
     Bundle,
     Present,
     history_absent,
+    history_shown,
     index_of,
     lookup_shown,
 )
@@ -327,8 +328,9 @@ class KeyDirService:
 
         return await self._anchored(bundle_for)
 
-    async def history(self, kind: str, user_id: str, since: int = 0) -> Anchored:
-        """Versions ``since..n`` of the label (all of them: ``since = 0``), opened, and the
+    async def history(self, kind: str, user_id: str, since: int | None = None) -> Anchored:
+        """The versions ``history_shown(n, since)`` of the label (all of them: ``since =
+        None``; those after the one a device verified before: ``since``), opened, and the
         absent versions of the greatest one's ladder (``prove_history``)."""
         lbl = label(kind, user_id)
 
@@ -337,7 +339,7 @@ class KeyDirService:
                 lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
             )
             n = len(versions) - 1
-            shown = versions[min(since, max(n, 0)) :]
+            shown = [versions[v] for v in history_shown(n, since)]
             live = {v.version for v in shown if not _erased(v)}
             return self._prove(lbl, shown, history_absent(n), epoch, opened=live)
 

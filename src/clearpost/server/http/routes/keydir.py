@@ -81,16 +81,17 @@ async def lookup_devices(
 async def my_device_history(
     caller: Auth,
     svc: Svc,
-    since: int = Query(
-        0,
+    since: int | None = Query(
+        None,
         ge=0,
         le=MAX_VERSION,
-        description="the greatest version this device verified before: older ones are left out",
+        description="the greatest version this device verified before: only the versions "
+        "after it are shown (none while it is still the greatest)",
     ),
 ) -> JSON:
-    """Your own ``devices:`` label: its versions from ``since`` (default 0) to the greatest,
-    opened, and absent the versions above it that any lookup of a later version would show
-    (docs/key-directory.md)."""
+    """Your own ``devices:`` label: its versions (all of them, or those after ``since``)
+    opened, and absent the versions above the greatest that any lookup of a later version
+    would show (docs/key-directory.md)."""
     return JSON(answer(await svc.keydir.history(DEVICES, caller.user_id, since)))
 
 
