@@ -154,6 +154,21 @@ async def verified_history(
         await page.click("#check-again")
 
 
+async def complete_history(page: Any, want: int) -> str:
+    """Press "Check again" until the key directory counts ``want`` records (an epoch counts
+    the records of the checkpoints before it); the completeness line's words."""
+    deadline = time.monotonic() + 30
+    while True:
+        line = page.locator("#complete")
+        await line.wait_for()
+        words = await line.inner_text()
+        if words.startswith(f"✓ Complete: the public key directory counts {want} records"):
+            return words
+        assert time.monotonic() < deadline, words
+        await page.click("#check-again")
+        await page.wait_for_selector("#access-result:not([aria-busy]) #verdict")
+
+
 async def cosign_latest(url: str) -> int:
     """Play the witness: cosign the log's latest checkpoint (the server verifies and keeps it)."""
     async with httpx.AsyncClient(base_url=url) as http:
@@ -289,6 +304,10 @@ async def history_and_revoke(alice: Any, clearpost: ServerProcess, out: Path) ->
     # device keys are in the key directory, not the access history)
     rows = await verified_history(alice, 4)
     assert [r["type"] for r in rows] == ["grant", "access", "access", "access"]
+    # and none is left out: the key directory's count of her records (once an epoch has
+    # counted them all) is exactly the list
+    complete = await complete_history(alice, 4)
+    assert "these are exactly the ones listed here" in complete
     assert "StreamCo used “profile:basic”" in rows[1]["text"]
     assert all("StreamCo used “share:intent”" in r["text"] for r in rows[2:])
     # the witness cosigns; the history then shows its cosignature, the records witnessed,
@@ -381,7 +400,23 @@ async def tampered_history(
         tile.index,
     )
 
-    # 3. the log is rolled back to an older checkpoint than this browser verified
+    # 3. the server leaves a record out of the list (it "forgets" whose it is): the key
+    # directory's count of her records shows it
+    for _ in range(300):  # an epoch counts her records once a checkpoint holds them
+        if server_row(tmp_path, "SELECT max(through) FROM keydir_epochs")[0] > index:
+            break
+        await asyncio.sleep(0.1)
+    (subject, opening) = server_row(
+        tmp_path, "SELECT subject, opening FROM tlog_entries WHERE idx = ?", index
+    )
+    write(db, "UPDATE tlog_entries SET subject = NULL, opening = NULL WHERE idx = ?", index)
+    await failed_history(alice, "log_incomplete", None, out / "access-incomplete.png")
+    assert "left 1 out of your history" in await alice.inner_text("#verdict")
+    restore = "UPDATE tlog_entries SET subject = ?, opening = ? WHERE idx = ?"
+    write(db, restore, subject, opening, index)
+    await verified_history(alice, 3)
+
+    # 4. the log is rolled back to an older checkpoint than this browser verified
     (size,) = server_row(tmp_path, "SELECT max(size) FROM tlog_checkpoints")
     write(db, "DELETE FROM tlog_cosignatures WHERE size = ?", size)
     write(db, "DELETE FROM tlog_checkpoints WHERE size = ?", size)
@@ -415,6 +450,6 @@ async def failed_history(page: Any, code: str, index: int | None, shot: Path) ->
         entry = page.locator(f"#entries li[data-index='{index}']")
         assert await entry.get_attribute("data-status") == "failed"
         assert "is not in the log's signed tree" in await entry.inner_text()
-    else:
+    elif code == "log_rollback":
         assert "the log was rolled back" in await alert.inner_text()
     await page.screenshot(path=str(shot), full_page=True)

@@ -1,9 +1,12 @@
-"""The web messenger checks contacts' devices against the key directory (issues 17 and 18).
+"""The web messenger checks contacts' devices against the key directory, and its own account's
+(issues 17 and 18).
 
 The server names a device for Alice that the directory does not hold (a row and one-time
 keys written straight into its database, as a server that lies would: no directory epoch
 commits it). Bob, in the browser, must refuse it: no Olm session, no room key, no to-device
 message for it, and the conversation says so in words. Alice's real device still decrypts.
+And the server adds a device to a browser user's account through the directory, telling her
+devices nothing: her browser finds it at its next check of her own label and says so.
 Against a real ``clearpost serve`` (SQLite) and Debian's Chromium.
 """
 
@@ -27,13 +30,17 @@ pytestmark = pytest.mark.slow
 GHOST = "GHOSTDEVICE"
 
 
-def plant(db: Path, user_id: str) -> TestDevice:
+def plant(db: Path, user_id: str, *, in_directory: bool = False) -> TestDevice:
     """A device with validly self-signed keys and claimable one-time keys that its owner
-    never made, written into the server's database without a directory epoch."""
+    never made, written into the server's database: without a directory epoch, or (``in
+    directory``) marked for the next one, as a server adding a ghost through the directory
+    would do. Nothing tells the owner's devices (no device-list change in their sync)."""
     ghost = TestDevice(user_id, GHOST, "no-token")
     con = sqlite3.connect(db, timeout=30)
     try:
         with con:
+            if in_directory:
+                con.execute("INSERT INTO keydir_dirty (user_id, since) VALUES (?, ?)", (user_id, 1))
             con.execute(
                 "INSERT INTO devices (user_id, device_id, token_hash, created_at, curve25519,"
                 " ed25519, device_keys) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -56,6 +63,18 @@ def plant(db: Path, user_id: str) -> TestDevice:
     finally:
         con.close()
     return ghost
+
+
+def account(db: Path, username: str) -> str:
+    """The user id of the account ``username`` (its server name is the server's)."""
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        row = con.execute(
+            "SELECT user_id FROM devices WHERE user_id LIKE ?", (f"@{username}:%",)
+        ).fetchone()
+    finally:
+        con.close()
+    return str(row[0])
 
 
 def ghost_traffic(db: Path, user_id: str) -> tuple[int, int]:
@@ -119,3 +138,43 @@ async def test_a_device_outside_the_directory_gets_nothing_from_the_browser(
     conv = next(e.conversation_id for e in await alice.inbox())
     assert text in {m.text for m in await alice.history(conv)}
     await alice.close()
+
+
+async def test_a_device_added_through_the_directory_is_announced_in_the_owners_browser(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    db = tmp_path / "srv" / "cp.db"
+    async with chromium() as browser:
+        alice = await open_tab(browser, server.url, "alice")
+        checks: list[str] = []
+        alice.context.on(
+            "request",
+            lambda r: checks.append(r.url) if "/v1/me/keydir/devices" in r.url else None,
+        )
+        await register(alice, "alice")
+        await alice.page.goto(server.url + "/#/devices")
+        status = alice.page.locator("#directory-check")
+        await status.wait_for(timeout=20_000)
+        await alice.page.get_by_role("button", name="Check now").click()
+        await alice.page.wait_for_function(
+            "document.getElementById('directory-check').textContent.includes('version 0 of your')",
+            timeout=20_000,
+        )
+        assert await alice.page.locator("#notices .notice.bad").count() == 0
+        # the server adds a device to her account through the directory, and says nothing
+        plant(db, account(db, "alice"), in_directory=True)
+        for _ in range(40):  # the next epoch: within a second or two
+            await alice.page.get_by_role("button", name="Check now").click()
+            await alice.page.wait_for_timeout(500)
+            if "version 1 of your" in await status.inner_text():
+                break
+        alarm = alice.page.locator("#notices .notice.bad", has_text=GHOST)
+        await alarm.wait_for(timeout=20_000)
+        words = await alarm.inner_text()
+        assert "A new device signed in to your account" in words, words
+        assert "key directory lists it" in words and "contacts encrypt to it" in words, words
+        await alice.shot("own-device-added-through-the-directory")
+        # the first check read the whole history; the later ones only what came after
+        assert checks and "since=" not in checks[0], checks
+        assert len(checks) > 2 and all("?since=" in u for u in checks[1:]), checks
+        assert alice.foreign_requests() == []

@@ -1,7 +1,7 @@
 // The page: sign-in, the inbox, conversations, devices. Everything secret lives in the crypto
 // worker (worker.ts); this side shows what it is given, as text.
 
-import type { Conv, DeviceInfo, History, Me, Msg } from "./protocol";
+import type { Conv, DeviceInfo, DirectoryCheck, History, Me, Msg } from "./protocol";
 import {
   currentRoute,
   dismissNotice,
@@ -567,8 +567,33 @@ async function devicesPage(): Promise<HTMLElement> {
           try { await rpc("removeDevice", d.deviceId); go("#/devices"); } catch (e) { err.textContent = errorText(e); }
         } }, "Remove this device")))),
     err,
+    directorySection(await rpc<DirectoryCheck | null>("ownDevicesCheck")),
     h("h2", {}, "If you lose a device"),
     h("p", {}, "Remove it here: it is signed out at once, and your contacts' apps stop encrypting new messages to it."));
+}
+
+/** Your devices as the key directory lists them, and this browser's last check of it. */
+function directorySection(first: DirectoryCheck | null): HTMLElement {
+  const status = h("p", { id: "directory-check", role: "status" });
+  const show = (c: DirectoryCheck | null) => {
+    status.className = c?.error ? "notice bad" : "";
+    status.textContent = !c
+      ? "Not checked yet."
+      : c.error
+        ? `The last check failed (${new Date(c.at).toLocaleTimeString()}): ${c.error}`
+        : `Checked at ${new Date(c.at).toLocaleTimeString()}: the key directory's epoch ${c.epoch} lists version ${c.version} of your devices, and this browser has checked every version since it signed in.`;
+  };
+  show(first);
+  const button = h("button", { type: "button", onclick: async () => {
+    button.disabled = true;
+    try { show(await rpc<DirectoryCheck | null>("ownDevicesCheck", true)); }
+    catch (e) { status.className = "notice bad"; status.textContent = `Checking did not work: ${errorText(e)}`; }
+    finally { button.disabled = false; }
+  } }, "Check now") as HTMLButtonElement;
+  return h("div", {},
+    h("h2", {}, "In the key directory"),
+    h("p", {}, "Your contacts' apps encrypt only to the devices the public key directory lists for you. This browser checks that list (at most once a minute, and at once when your devices change) and tells you of any device it did not add, even one the server hides from this page."),
+    status, button);
 }
 
 // ---- wiring ------------------------------------------------------------------------------------------

@@ -58,6 +58,15 @@ export interface DeviceInfo {
   refused: string | null;
 }
 
+/** The last check of your own account's devices in the key directory: the version and
+ * epoch verified, when (ms), and why it failed, if it did. */
+export interface DirectoryCheck {
+  version: number;
+  epoch: number;
+  at: number;
+  error: string | null;
+}
+
 /** Page -> worker: a call with an id; the worker answers {id, ok, result | error}. */
 export interface Call {
   id: number;

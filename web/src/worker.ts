@@ -29,9 +29,9 @@ import {
 } from "@matrix-org/matrix-sdk-crypto-wasm";
 
 import { ApiError, call, enc } from "./api";
-import { Directory, DirectoryError, signedKeys, type Seen } from "./verify/directory";
+import { Directory, DirectoryError, signedKeys, type DirectoryAlarm, type Own, type Seen } from "./verify/directory";
 import type { Remembered } from "./verify/history";
-import type { Call, Conv, DeviceInfo, Me, Msg, Push, Reply } from "./protocol";
+import type { Call, Conv, DeviceInfo, DirectoryCheck, Me, Msg, Push, Reply } from "./protocol";
 import * as store from "./store";
 
 // ---- state ---------------------------------------------------------------------------------
@@ -144,6 +144,8 @@ const directory = new Directory(
     directoryKey: () => call("GET", "/v1/keydir/key"),
     lookupDevices: (userId, since) =>
       api("GET", `/v1/keydir/devices/${enc(userId)}${since === undefined ? "" : `?since=${since}`}`),
+    myDevices: (since) => api("GET", `/v1/me/keydir/devices${since === undefined ? "" : `?since=${since}`}`),
+    myLog: () => api("GET", "/v1/me/keydir/log"),
   },
   // the log pin and last checkpoint of these checks, kept with the device (wiped with it)
   {
@@ -155,6 +157,8 @@ const directory = new Directory(
     save: (value) => store.put("keydir", value),
     seen: async (userId) => (await store.get<Seen>(`keydir-seen:${userId}`)) ?? null,
     remember: (userId, seen) => store.put(`keydir-seen:${userId}`, seen),
+    own: async () => (await store.get<Own>("keydir-own")) ?? null,
+    rememberOwn: (own) => store.put("keydir-own", own),
   },
 );
 
@@ -273,6 +277,7 @@ async function start(s: store.Session, fresh = false): Promise<Me> {
   machine.registerDevicesUpdatedCallback(async (users) => {
     devicesDirty = true;
     void noticeNewDevices(users);
+    if (users.includes(s.userId)) ownDevicesChanged();
   });
   machine.registerRoomKeyUpdatedCallback(async (infos) => {
     const rooms = new Set(infos.map((i) => i.roomId.toString()));
@@ -295,6 +300,7 @@ async function start(s: store.Session, fresh = false): Promise<Me> {
     await serial(() => apply(first));
   }
   await loadConversations(); // the inbox is ready when sign-in or restore returns
+  void serial(checkOwnDevices);
   post({ push: "ready", me: me() });
   void live();
   return me();
@@ -540,6 +546,7 @@ async function apply(body: SyncBody): Promise<void> {
   if ((body.device_lists?.changed ?? []).length || (body.device_lists?.left ?? []).length) devicesDirty = true;
   if (forMachine) await machineSync(m, body, toDevice);
   await applyMessages(body);
+  if (Date.now() - (ownCheck?.at ?? 0) >= OWN_CHECK_EVERY_MS) void serial(checkOwnDevices);
 }
 
 /** Key counts last given to the machine: a sync with only messages skips it. */
@@ -1002,6 +1009,7 @@ async function noticeNewDevices(users: string[]): Promise<void> {
     const before = await store.get<string[]>(key);
     await store.put(key, now);
     if (!before) continue; // the first look at this person: nothing to compare with
+    if (user === me().userId) continue; // your own: told from the key directory (checkOwnDevices)
     for (const dev of now) {
       if (before.includes(dev) || (user === me().userId && dev === me().deviceId)) continue;
       const d = devices.get(new DeviceId(dev));
@@ -1013,6 +1021,69 @@ async function noticeNewDevices(users: string[]): Promise<void> {
       post({ push: "notice", id: `dev:${user}:${dev}`, text });
     }
   }
+}
+
+// ---- your own account in the key directory: each version this browser did not make -------
+
+/** How often your own account is checked at a sync (and at once when your devices change),
+ * as the SDK's `Directory.at_sync`. */
+const OWN_CHECK_EVERY_MS = 60_000;
+/** What the last check of your own account found, for *Your devices*. */
+let ownCheck: DirectoryCheck | null = null;
+
+/** Check this account's `devices:` label from the version verified last; each version this
+ * browser did not make becomes a notice. A failed check is evidence against the server and
+ * says so; the network failing is not, and the next sync tries again. Run in `serial`, like
+ * every other check of the directory (they share what this browser remembers). */
+async function checkOwnDevices(): Promise<DirectoryCheck | null> {
+  if (!session || stopped) return ownCheck;
+  const mine = me();
+  const at = Date.now();
+  try {
+    const { version, epoch, alarms } = await directory.monitor(mine.userId, mine.deviceId);
+    ownCheck = { version, epoch, at, error: null };
+    for (const a of alarms) {
+      post({ push: "notice", id: `keydir-own:${a.version}`, text: await alarmText(a), bad: a.added.length > 0 || a.rolledBack });
+    }
+  } catch (err) {
+    if (!(err instanceof DirectoryError)) {
+      ownCheck = ownCheck ? { ...ownCheck, at } : null; // the network: at the next sync
+      return ownCheck;
+    }
+    ownCheck = { version: ownCheck?.version ?? -1, epoch: ownCheck?.epoch ?? -1, at, error: err.message };
+    post({
+      push: "notice",
+      id: "keydir-own-failed",
+      text: `This browser could not verify your own devices in the key directory: ${err.message}. Your contacts may be shown devices you cannot see.`,
+      bad: true,
+    });
+  }
+  return ownCheck;
+}
+
+/** Your devices changed (a sync said so): check now, and again shortly, since the new
+ * version is published in the next epoch (within a second). */
+function ownDevicesChanged(): void {
+  for (const ms of [0, 1_500, 4_000]) setTimeout(() => void serial(checkOwnDevices), ms);
+}
+
+async function alarmText(a: DirectoryAlarm): Promise<string> {
+  if (a.rolledBack) {
+    return `The key directory showed your devices as they were before the version this browser verified (now version ${a.version}): the server is showing an older directory.`;
+  }
+  const named = machine ? await machine.getUserDevices(new UserId(me().userId)) : null;
+  const label = (dev: string) => {
+    const name = named?.get(new DeviceId(dev))?.displayName;
+    return name ? `"${name}" (${dev})` : dev;
+  };
+  const out: string[] = [];
+  if (a.added.length) {
+    out.push(
+      `A new device signed in to your account: ${a.added.map(label).join(", ")}. The key directory lists it (version ${a.version}), so your contacts encrypt to it. If it was not you, remove it under Your devices and change your password.`,
+    );
+  }
+  if (a.removed.length) out.push(`Removed from your account in the key directory (version ${a.version}): ${a.removed.map(label).join(", ")}.`);
+  return out.join(" ");
 }
 
 async function devices(): Promise<DeviceInfo[]> {
@@ -1245,6 +1316,16 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
     await loadConversations();
   },
   devices,
+  /** web-verify: the access history's entries (`indexes`) are every one about you that the
+   * key directory counts (`Directory.complete`). */
+  async accessComplete(indexes: number[]) {
+    const mine = me();
+    return serial(() => directory.complete(mine.userId, indexes));
+  },
+  /** What the last check of your own account in the key directory found (`now`: check first). */
+  async ownDevicesCheck(now = false) {
+    return now ? serial(checkOwnDevices) : ownCheck;
+  },
   async removeDevice(deviceId: string) {
     await api("DELETE", `/v1/devices/${enc(deviceId)}`);
   },
@@ -1270,7 +1351,9 @@ self.onmessage = async (ev: MessageEvent<Call>) => {
     reply.error =
       err instanceof ApiError
         ? { code: err.code, message: err.message, status: err.status }
-        : { code: "error", message: err instanceof Error ? err.message : String(err), status: 0 };
+        : err instanceof DirectoryError
+          ? { code: err.code, message: err.message, status: 0 }
+          : { code: "error", message: err instanceof Error ? err.message : String(err), status: 0 };
   }
   (self as unknown as Worker).postMessage(reply);
 };

@@ -13,14 +13,19 @@
  * 4. The epoch is not older than the newest epoch this browser verified, and not older than
  *    twice the heartbeat plus a minute by this browser's clock.
  * 5. The VRF proofs, commitments and prefix-tree proof (`keydir.ts`) show a lookup of the
- *    label's greatest version, or its absence; the label is the one asked for.
+ *    label's greatest version, or its absence, or (this browser's own account) a history;
+ *    the label is the one asked for.
+ *
+ * `monitor` is the SDK's `Directory.monitor`: this browser checks its own account's label
+ * from the version it verified last, and reports each later version it did not make (a
+ * device added or removed) as a `DirectoryAlarm`.
  *
  * Every failure throws `DirectoryError` with a code and a message a person can read.
  */
 import { canonicalJson } from "./canonical";
 import { equal, fromBase64, fromUtf8, toBase64, utf8 } from "./bytes";
 import { Failed, consistent, opened, verifier, type LogApi, type LogMemory } from "./history";
-import { bundleFromJson, checkAbsence, checkLookup, checkLookupSince, KeyDirError } from "./keydir";
+import { type Bundle, bundleFromJson, checkAbsence, checkHistory, checkLookup, checkLookupSince, KeyDirError, logChain, parseLogValue } from "./keydir";
 import { leafHash, ProofError, verifyInclusion } from "./merkle";
 
 export const SLACK_MS = 60_000;
@@ -40,6 +45,10 @@ export interface DirectoryApi extends Pick<LogApi, "key" | "consistency"> {
   directoryKey(): Promise<{ vrf_public_key: string; heartbeat_seconds: number }>;
   /** `GET /v1/keydir/devices/{user_id}[?since=k]` */
   lookupDevices(userId: string, since?: number): Promise<Record<string, unknown>>;
+  /** `GET /v1/me/keydir/devices[?since=k]`: this account's own label, as a history */
+  myDevices(since?: number): Promise<Record<string, unknown>>;
+  /** `GET /v1/me/keydir/log`: this account's `log:` label */
+  myLog(): Promise<Record<string, unknown>>;
 }
 
 /** What this browser remembers about the directory: its VRF key and the newest epoch, and
@@ -49,6 +58,26 @@ export interface DirectoryMemory {
   save(value: { vrfKey: string; epoch: number }): Promise<void>;
   seen(userId: string): Promise<Seen | null>;
   remember(userId: string, seen: Seen): Promise<void>;
+  /** What the last check of this browser's own account verified. */
+  own(): Promise<Own | null>;
+  rememberOwn(own: Own): Promise<void>;
+}
+
+/** The greatest version of this account's `devices:` label this browser verified, and each
+ * of its devices' signed keys in it (`signedKeys`), by device id. */
+export interface Own {
+  version: number;
+  devices: Record<string, string>;
+}
+
+/** A version of this account's devices that this browser did not make: devices added or
+ * removed (their ids), or the label shown below the version verified before. */
+export interface DirectoryAlarm {
+  version: number;
+  epoch: number;
+  added: string[];
+  removed: string[];
+  rolledBack: boolean;
 }
 
 export interface Seen {
@@ -59,6 +88,8 @@ export interface Seen {
 export interface Verified {
   label: string;
   epoch: number;
+  /** The epoch's `through`: every log entry below it is counted in the `log:` labels. */
+  through: number;
   /** The label's greatest version and its value; null for an absence. */
   version: number | null;
   value: Uint8Array | null;
@@ -78,8 +109,28 @@ export class Directory {
 
   /** Steps 1-5 for a lookup answer (`known`: a repeat lookup from that version). */
   async verify(answer: Record<string, unknown>, known: Seen | null = null): Promise<Verified> {
+    const [found, [version, value]] = await this.checked(answer, (vrfKey, root, bundle): [number | null, Uint8Array | null] => {
+      if (known !== null) {
+        // a repeat lookup: nothing opened means the greatest version is still the one seen
+        const [n, opened] = checkLookupSince(vrfKey, root, bundle, known.version);
+        const v = opened ?? fromBase64(known.value, false);
+        if (v === null) throw new DirectoryError("keydir_invalid_proof", "the remembered value is not base64");
+        return [n, v];
+      }
+      if (bundle.present.length) return checkLookup(vrfKey, root, bundle);
+      checkAbsence(vrfKey, root, bundle);
+      return [null, null];
+    });
+    return { ...found, version, value };
+  }
+
+  /** Steps 1-4, then `prove` (step 5) on the answer's bundle; errors in a person's words. */
+  private async checked<T>(
+    answer: Record<string, unknown>,
+    prove: (vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle) => T,
+  ): Promise<[{ label: string; epoch: number; through: number }, T]> {
     try {
-      return await this.check(answer, known);
+      return await this.check(answer, prove);
     } catch (exc) {
       if (exc instanceof DirectoryError) throw exc;
       if (exc instanceof Failed) throw new DirectoryError(exc.code, exc.message);
@@ -89,7 +140,10 @@ export class Directory {
     }
   }
 
-  private async check(answer: Record<string, unknown>, known: Seen | null): Promise<Verified> {
+  private async check<T>(
+    answer: Record<string, unknown>,
+    prove: (vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle) => T,
+  ): Promise<[{ label: string; epoch: number; through: number }, T]> {
     // 1.
     const published = (this.published ??= await this.api.directoryKey());
     this.heartbeatMs = published.heartbeat_seconds * 1000;
@@ -168,21 +222,13 @@ export class Directory {
     }
     // 5.
     const bundle = bundleFromJson(answer);
-    let version: number | null = null;
-    let value: Uint8Array | null = null;
-    if (known !== null) {
-      // a repeat lookup: nothing opened means the greatest version is still the one seen
-      [version, value] = checkLookupSince(vrfRaw, root, bundle, known.version);
-      if (value === null) value = fromBase64(known.value, false);
-      if (value === null) throw new DirectoryError("keydir_invalid_proof", "the remembered value is not base64");
-    } else if (bundle.present.length) [version, value] = checkLookup(vrfRaw, root, bundle);
-    else checkAbsence(vrfRaw, root, bundle);
+    const proven = prove(vrfRaw, root, bundle);
     // remember: the pins, the newest checkpoint and epoch (never replace a newer one)
     const again = await this.log.load();
     const keep = again?.note ? await opened(again.note, logVerifier, pin.origin, "the checkpoint this browser verified before") : null;
     if (!keep || keep.size <= checkpoint.size) await this.log.save({ origin: pin.origin, vkey: pin.vkey, note });
     await this.memory.save({ vrfKey, epoch: Math.max(epoch, newest) });
-    return { label: bundle.label, epoch, version, value };
+    return [{ label: bundle.label, epoch, through: Number(entry.through) }, proven];
   }
 
   /** The greatest version of `devices:<userId>` (or its proven absence), verified, and
@@ -204,24 +250,93 @@ export class Directory {
    * its canonical JSON (without Matrix's `unsigned`), by device id. */
   async devices(userId: string): Promise<Map<string, string>> {
     const found = await this.lookup(userId);
-    const out = new Map<string, string>();
-    if (found.value === null) return out;
-    const text = fromUtf8(found.value);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new DirectoryError("keydir_invalid_proof", "a devices value is not JSON");
-    }
-    if (!Array.isArray(parsed) || !parsed.every((d) => typeof d === "object" && d !== null && !Array.isArray(d))) {
-      throw new DirectoryError("keydir_invalid_proof", "a devices value is a list of objects");
-    }
-    if (!equal(utf8(canonicalJson(parsed)), found.value)) {
-      throw new DirectoryError("keydir_invalid_proof", "a devices value is not canonical JSON");
-    }
-    for (const d of parsed as Record<string, unknown>[]) out.set(String(d.device_id), signedKeys(d));
-    return out;
+    return found.value === null ? new Map() : devicesIn(found.value);
   }
+
+  /** This browser's own account (`userId`, this device `deviceId`): its label's versions
+   * after the one this browser verified last (all of them the first time), verified; an
+   * alarm for each one this device did not make, naming the devices added and removed. The
+   * first check learns the account as it is and raises none. */
+  async monitor(userId: string, deviceId: string): Promise<{ version: number; epoch: number; alarms: DirectoryAlarm[] }> {
+    const state = (await this.memory.own()) ?? { version: -1, devices: {} };
+    const last = state.version;
+    const since = last < 0 ? undefined : last;
+    const [found, opened] = await this.checked(await this.api.myDevices(since), (vrfKey, root, bundle) =>
+      checkHistory(vrfKey, root, bundle, since),
+    );
+    if (found.label !== `devices:${userId}`) {
+      throw new DirectoryError("keydir_wrong_label", "the key directory answered for another account");
+    }
+    // nothing opened after `last`: the greatest version is still `last`
+    const latest = opened.size ? Math.max(...opened.keys()) : last;
+    const alarms: DirectoryAlarm[] = [];
+    if (latest < last) alarms.push({ version: latest, epoch: found.epoch, added: [], removed: [], rolledBack: true });
+    let before = new Map(Object.entries(state.devices));
+    for (let version = last + 1; version <= latest; version++) {
+      const value = opened.get(version);
+      if (value === undefined) continue; // an erased earlier account of this name
+      const now = devicesIn(value);
+      const added = [...now.keys()].filter((d) => before.get(d) !== now.get(d)).sort();
+      const removed = [...before.keys()].filter((d) => !now.has(d)).sort();
+      const mine = added.length === 1 && added[0] === deviceId && removed.length === 0;
+      if (last >= 0 && !mine) alarms.push({ version, epoch: found.epoch, added, removed, rolledBack: false });
+      before = now;
+    }
+    if (latest >= last) await this.memory.rememberOwn({ version: latest, devices: Object.fromEntries(before) });
+    return { version: latest, epoch: found.epoch, alarms };
+  }
+
+  /** The access history is complete: the log entries about `userId` below the directory's
+   * `through` are exactly those its `log:` label counts (the same number, the same hash
+   * chain of their indexes); `indexes`: every entry the server listed as about you. Returns
+   * the count and `through`; throws `DirectoryError` `log_incomplete` otherwise (the SDK's
+   * `check_complete`). */
+  async complete(userId: string, indexes: number[]): Promise<{ count: number; through: number }> {
+    const found = await this.verify(await this.api.myLog());
+    if (found.label !== `log:${userId}`) {
+      throw new DirectoryError("keydir_wrong_label", "the key directory answered for another account");
+    }
+    let count = 0;
+    let chain = new Uint8Array(32) as Uint8Array;
+    if (found.value !== null) {
+      try {
+        [count, chain] = parseLogValue(found.value);
+      } catch (exc) {
+        throw new DirectoryError("keydir_invalid_proof", `the key directory's answer does not verify: ${(exc as Error).message}`);
+      }
+    }
+    const below = indexes.filter((i) => i < found.through).sort((a, b) => a - b);
+    const [n, got] = logChain(below);
+    if (n !== count || !equal(got, chain)) {
+      const missing = count - n;
+      throw new DirectoryError(
+        "log_incomplete",
+        `the key directory counts ${count} log entries about you below index ${found.through}, but the server listed ${n}` +
+          (missing > 0 ? `: it left ${missing} out of your history` : ": the listed entries are not the ones committed"),
+      );
+    }
+    return { count, through: found.through };
+  }
+}
+
+/** The devices of a `devices:` value (canonical JSON, a list of signed device keys): each
+ * one's `signedKeys`, by device id. */
+function devicesIn(value: Uint8Array): Map<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fromUtf8(value));
+  } catch {
+    throw new DirectoryError("keydir_invalid_proof", "a devices value is not JSON");
+  }
+  if (!Array.isArray(parsed) || !parsed.every((d) => typeof d === "object" && d !== null && !Array.isArray(d))) {
+    throw new DirectoryError("keydir_invalid_proof", "a devices value is a list of objects");
+  }
+  if (!equal(utf8(canonicalJson(parsed)), value)) {
+    throw new DirectoryError("keydir_invalid_proof", "a devices value is not canonical JSON");
+  }
+  const out = new Map<string, string>();
+  for (const d of parsed as Record<string, unknown>[]) out.set(String(d.device_id), signedKeys(d));
+  return out;
 }
 
 /** A device's signed keys as canonical JSON, without `unsigned` (Matrix's field outside the

@@ -504,18 +504,62 @@ export function historyAbsent(n: number): number[] {
   return n < 0 ? [0] : lookupLadder(n)[1];
 }
 
-/** A history: versions `0..n` present, `historyAbsent(n)` absent, and every version from some
- * `k` on opened (versions below `k` are an earlier, erased account of the same name). */
-export function checkHistory(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle): Map<number, Uint8Array> {
+/** The versions a history of greatest version `n` shows present and opened: `0..n`; to a
+ * device that verified version `since` before, only the ones after it (none while `since`
+ * is still the greatest); `n` alone if the label went back below `since` (a rollback). */
+export function historyShown(n: number, since?: number): number[] {
+  const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+  if (since === undefined) return range(0, n + 1);
+  if (n < 0) return [];
+  return since <= n ? range(since + 1, n + 1) : [n];
+}
+
+/** A history: versions `historyShown(n, since)` present, `historyAbsent(n)` absent, and
+ * every version from some `k` on opened (versions below `k` are an earlier, erased account
+ * of the same name). Nothing shown to a device that verified `since`: the greatest version
+ * is still `since`. Returns the opened versions' values. */
+export function checkHistory(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle, since?: number): Map<number, Uint8Array> {
   const opened = verifyBundle(vrfKey, root, bundle);
-  const n = bundle.present.length;
   const asc = (a: number, b: number) => a - b;
   const versions = bundle.present.map((p) => p.version).sort(asc);
+  const n = versions.length ? versions[versions.length - 1]! : (since ?? -1);
   const absent = bundle.absent.map((a) => a.version).sort(asc);
-  if (versions.some((v, i) => v !== i) || absent.join(",") !== historyAbsent(n - 1).join(",")) {
-    throw new KeyDirError("a history shows versions 0..n present and the later versions of n's ladder absent");
+  if (versions.join(",") !== historyShown(n, since).join(",") || absent.join(",") !== historyAbsent(n).join(",")) {
+    throw new KeyDirError("a history shows the versions asked for up to the greatest, n, present and the later versions of n's ladder absent");
   }
   const o = [...opened.keys()].sort(asc);
-  if (o.some((v, i) => v !== n - o.length + i)) throw new KeyDirError("a history opens every version of the account");
+  if (o.some((v, i) => v !== n + 1 - o.length + i)) throw new KeyDirError("a history opens every version of the account");
   return opened;
+}
+
+// ---- the log: label: the log entries about an account ----------------------------------------
+
+const CHAIN_TAG = utf8("clearpost/keydir/log-chain\n");
+
+/** [count, chain] over log entry indexes in the order given (`chain_i = SHA-256(tag ||
+ * chain_(i-1) || uint64_be(index_i))` from 32 zero bytes): what a `log:` label commits to. */
+export function logChain(indexes: number[]): [number, Uint8Array] {
+  let chain: Uint8Array = new Uint8Array(32);
+  for (const i of indexes) {
+    if (!Number.isSafeInteger(i) || i < 0) throw new KeyDirError("a log index is a whole number", "invalid_keydir_format");
+    chain = sha256(concat(CHAIN_TAG, chain, uint(i, 8)));
+  }
+  return [indexes.length, chain];
+}
+
+/** [count, chain] of a `log:` value: the canonical JSON `{"chain": hex, "count": n}`. */
+export function parseLogValue(value: Uint8Array): [number, Uint8Array] {
+  const text = new TextDecoder().decode(value);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new KeyDirError("a log value is {chain, count}");
+  }
+  const p = parsed as { chain?: unknown; count?: unknown };
+  if (typeof p.chain !== "string" || !/^[0-9a-f]{64}$/.test(p.chain) || !Number.isSafeInteger(p.count) || (p.count as number) < 0) {
+    throw new KeyDirError("a log value is {chain, count}");
+  }
+  if (text !== `{"chain":"${p.chain}","count":${p.count}}`) throw new KeyDirError("a log value is not canonical JSON");
+  return [p.count as number, Uint8Array.from(p.chain.match(/../g)!.map((b) => parseInt(b, 16)))];
 }

@@ -18,7 +18,9 @@ import {
   KeyDirError,
   labelInput,
   lookupLadder,
+  logChain,
   lookupSince,
+  parseLogValue,
   vrfVerify,
 } from "../../src/verify/keydir";
 
@@ -96,6 +98,15 @@ test("lookup, absence and history proofs of the small directory", () => {
     const [ns, vs] = checkLookupSince(key, root, bundleFromJson(d.proofs[name].json), want.since);
     assert.deepEqual([ns, vs === null ? null : text(vs)], [want.version, want.value]);
   }
+  // a device's checks of its own account, from version 1 (2 and 3 opened) and from 3 (none)
+  for (const name of ["history_alice_since_1", "history_alice_since_3"]) {
+    const want = d.expected[name];
+    const got = checkHistory(key, root, bundleFromJson(d.proofs[name].json), want.since);
+    assert.deepEqual([...got.keys()].sort().map((v) => text(got.get(v)!)), want.values);
+  }
+  refused(() => checkHistory(key, root, bundleFromJson(d.proofs.history_alice_since_3.json), 1));
+  refused(() => checkHistory(key, root, bundleFromJson(d.proofs.history_alice_since_3.json)));
+  refused(() => checkHistory(key, root, bundleFromJson(d.proofs.history_alice.json), 3));
   // a whole lookup is not a repeat lookup, nor the reverse; nor is going back below `since`
   refused(() => checkLookupSince(key, root, bundleFromJson(d.proofs.lookup_alice.json), 1));
   refused(() => checkLookup(key, root, bundleFromJson(d.proofs.lookup_alice_since_1.json)));
@@ -106,6 +117,21 @@ test("lookup, absence and history proofs of the small directory", () => {
   // a lookup is not an absence, nor a history
   refused(() => checkAbsence(key, root, bundleFromJson(d.proofs.lookup_alice.json)));
   refused(() => checkHistory(key, root, bundleFromJson(d.proofs.lookup_alice.json)));
+});
+
+test("log: labels: the hash chain of log entry indexes and its canonical value", () => {
+  const d = load("directory.json");
+  assert.ok(d.log_chains.length >= 3);
+  for (const c of d.log_chains) {
+    const [n, chain] = logChain(c.indexes);
+    assert.deepEqual([n, toHex(chain)], [c.count, c.chain]);
+    const [count, parsed] = parseLogValue(utf8(c.value));
+    assert.deepEqual([count, toHex(parsed)], [c.count, c.chain]);
+  }
+  const c = d.log_chains[1];
+  refused(() => parseLogValue(utf8(c.value.replace("{", "{ "))));
+  refused(() => parseLogValue(utf8(`{"count":${c.count},"chain":"${c.chain}"}`)));
+  refused(() => logChain([-1]), "invalid_keydir_format");
 });
 
 test("tampered proofs are refused", () => {

@@ -4,7 +4,7 @@
 // that failed marked as such.
 
 import { call } from "../../api";
-import { h, rpc } from "../../ui";
+import { h, rpc, RpcError } from "../../ui";
 import { verifyHistory, type CheckedEntry, type History, type LogApi } from "../../verify/history";
 import { browserMemory } from "./memory";
 import { describe, loadNames, when, type Names } from "./words";
@@ -34,7 +34,7 @@ export async function accessPage(userId: string): Promise<HTMLElement> {
       "Every consent you give an app, every use an app makes of it, and every change to your devices is " +
         "recorded in Clearpost's public transparency log before it takes effect. This browser checks each " +
         "record below itself: that it is in the log everyone sees, signed by the log's key, and that the log " +
-        "only grew since this browser last looked.",
+        "only grew since this browser last looked; and, against the public key directory, that the server left none out.",
     ),
   );
   const body = h("div", { id: "access-result", "aria-busy": "true" }, h("p", { role: "status" }, "Checking the log in this browser…"));
@@ -44,13 +44,37 @@ export async function accessPage(userId: string): Promise<HTMLElement> {
 }
 
 async function fill(body: HTMLElement, userId: string): Promise<void> {
-  const [names, history] = await Promise.all([
-    loadNames((p) => call("GET", p)).catch(() => ({ partners: new Map(), scopes: new Map() }) as Names),
-    verifyHistory(logApi(), browserMemory(), userId),
-  ]);
+  const names = loadNames((p) => call("GET", p)).catch(() => ({ partners: new Map(), scopes: new Map() }) as Names);
+  let history = await verifyHistory(logApi(), browserMemory(), userId);
+  let complete = await completeness(history);
+  if (complete === "retry") {
+    // a record about you may have come in between the list and the directory: once more
+    history = await verifyHistory(logApi(), browserMemory(), userId);
+    complete = await completeness(history, false);
+  }
   body.removeAttribute("aria-busy");
-  body.replaceChildren(...render(history, names), again(body, userId));
+  body.replaceChildren(...render(history, await names, complete === "retry" ? null : complete), again(body, userId));
 }
+
+/** The key directory's `log:` label checked against the records listed (in the crypto
+ * worker, which holds the directory's pins): every record about you below its `through`
+ * is there. A failure fails the whole history; "retry": it failed once, ask again. */
+async function completeness(history: History, mayRetry = true): Promise<Complete | null | "retry"> {
+  if (!history.ok || history.size === null) return null;
+  try {
+    return await rpc<Complete>("accessComplete", history.entries.map((e) => e.entry.index));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    // the server or the network failing is not evidence: say so, and check again later
+    if (!(err instanceof RpcError) || err.status !== 0 || err.code === "error") return { unchecked: message };
+    if (mayRetry && err.code === "log_incomplete") return "retry";
+    history.ok = false;
+    history.failure = { code: err.code, message };
+    return null;
+  }
+}
+
+type Complete = { count: number; through: number } | { unchecked: string };
 
 function again(body: HTMLElement, userId: string): HTMLElement {
   return h(
@@ -68,7 +92,7 @@ function again(body: HTMLElement, userId: string): HTMLElement {
   );
 }
 
-function render(r: History, names: Names): HTMLElement[] {
+function render(r: History, names: Names, complete: Complete | null): HTMLElement[] {
   const out: HTMLElement[] = [];
   const verified = r.entries.filter((e) => e.status === "verified").length;
   const pending = r.entries.filter((e) => e.status === "pending").length;
@@ -108,15 +132,20 @@ function render(r: History, names: Names): HTMLElement[] {
   out.push(h("h2", {}, "Records about you"));
   if (!r.entries.length) out.push(h("p", { class: "hint" }, "No records yet."));
   else out.push(h("ol", { class: "entries", id: "entries", "aria-label": "Records about you" }, ...r.entries.map((e) => item(e, names))));
-  if (r.total !== null) {
+  if (complete !== null && "unchecked" in complete) {
+    out.push(h("p", { id: "complete", class: "hint" }, `Whether this list is complete could not be checked just now (${complete.unchecked}). Check again in a moment.`));
+  } else if (complete !== null) {
     out.push(
       h(
         "p",
-        { class: "hint" },
-        `The server says there ${r.total === 1 ? "is 1 record" : `are ${r.total} records`} about you. That the list is complete is still its word: ` +
-          "a record it leaves out is in the public log, but only your salt and its opening show it is about you.",
+        { id: "complete", "data-through": String(complete.through) },
+        `✓ Complete: the public key directory counts ${complete.count === 1 ? "1 record" : `${complete.count} records`} about you ` +
+          `in the log's first ${complete.through} entries, and these are exactly the ones listed here (checked in this browser). ` +
+          "Newer records are counted at the directory's next epoch.",
       ),
     );
+  } else if (r.ok && r.total !== null) {
+    out.push(h("p", { class: "hint" }, `The server says there ${r.total === 1 ? "is 1 record" : `are ${r.total} records`} about you.`));
   }
   out.push(h("h2", {}, "What was checked"), h("dl", { class: "facts", id: "log-facts" }, ...facts(r)));
   if (r.note) {
