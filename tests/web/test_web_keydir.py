@@ -174,6 +174,13 @@ async def test_a_device_added_through_the_directory_is_announced_in_the_owners_b
         assert "A new device signed in to your account" in words, words
         assert "key directory lists it" in words and "contacts encrypt to it" in words, words
         await alice.shot("own-device-added-through-the-directory")
+        # kept with the device: after a reload it is listed under Your devices
+        await alice.page.reload()
+        await alice.page.goto(server.url + "/#/devices")
+        kept = alice.page.locator("#directory-changes li", has_text=GHOST)
+        await kept.wait_for(timeout=20_000)
+        assert "version 1" in await kept.inner_text()
+        await alice.shot("own-devices-changes-kept")
         # the first check read the whole history; the later ones only what came after
         assert checks and "since=" not in checks[0], checks
         assert len(checks) > 2 and all("?since=" in u for u in checks[1:]), checks

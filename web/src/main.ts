@@ -1,7 +1,7 @@
 // The page: sign-in, the inbox, conversations, devices. Everything secret lives in the crypto
 // worker (worker.ts); this side shows what it is given, as text.
 
-import type { Conv, DeviceInfo, DirectoryCheck, History, Me, Msg } from "./protocol";
+import type { Conv, DeviceInfo, DirectoryChange, DirectoryCheck, History, Me, Msg } from "./protocol";
 import {
   currentRoute,
   dismissNotice,
@@ -567,13 +567,13 @@ async function devicesPage(): Promise<HTMLElement> {
           try { await rpc("removeDevice", d.deviceId); go("#/devices"); } catch (e) { err.textContent = errorText(e); }
         } }, "Remove this device")))),
     err,
-    directorySection(await rpc<DirectoryCheck | null>("ownDevicesCheck")),
+    directorySection(await rpc<DirectoryCheck | null>("ownDevicesCheck"), await rpc<DirectoryChange[]>("ownDevicesChanges")),
     h("h2", {}, "If you lose a device"),
     h("p", {}, "Remove it here: it is signed out at once, and your contacts' apps stop encrypting new messages to it."));
 }
 
 /** Your devices as the key directory lists them, and this browser's last check of it. */
-function directorySection(first: DirectoryCheck | null): HTMLElement {
+function directorySection(first: DirectoryCheck | null, changes: DirectoryChange[]): HTMLElement {
   const status = h("p", { id: "directory-check", role: "status" });
   const show = (c: DirectoryCheck | null) => {
     status.className = c?.error ? "notice bad" : "";
@@ -593,7 +593,15 @@ function directorySection(first: DirectoryCheck | null): HTMLElement {
   return h("div", {},
     h("h2", {}, "In the key directory"),
     h("p", {}, "Your contacts' apps encrypt only to the devices the public key directory lists for you. This browser checks that list (at most once a minute, and at once when your devices change) and tells you of any device it did not add, even one the server hides from this page."),
-    status, button);
+    status, button,
+    changes.length
+      ? h("div", {},
+          h("h3", {}, "Changes this browser did not make"),
+          h("ul", { class: "plainlist", id: "directory-changes", "aria-label": "Changes to your devices this browser did not make" },
+            ...changes.map((c) => h("li", { class: c.bad ? "change bad" : "change" },
+              h("div", { class: "hint" }, `${new Date(c.at).toLocaleString()} · version ${c.version}, epoch ${c.epoch}`),
+              h("p", {}, c.text)))))
+      : null);
 }
 
 // ---- wiring ------------------------------------------------------------------------------------------

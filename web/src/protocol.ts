@@ -67,6 +67,16 @@ export interface DirectoryCheck {
   error: string | null;
 }
 
+/** A change to your devices that the key directory showed and this browser did not make:
+ * its version and epoch, when this browser found it (ms), and the notice's words. */
+export interface DirectoryChange {
+  version: number;
+  epoch: number;
+  at: number;
+  text: string;
+  bad: boolean;
+}
+
 /** Page -> worker: a call with an id; the worker answers {id, ok, result | error}. */
 export interface Call {
   id: number;

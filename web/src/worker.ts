@@ -31,7 +31,7 @@ import {
 import { ApiError, call, enc } from "./api";
 import { Directory, DirectoryError, signedKeys, type DirectoryAlarm, type Own, type Seen } from "./verify/directory";
 import type { Remembered } from "./verify/history";
-import type { Call, Conv, DeviceInfo, DirectoryCheck, Me, Msg, Push, Reply } from "./protocol";
+import type { Call, Conv, DeviceInfo, DirectoryChange, DirectoryCheck, Me, Msg, Push, Reply } from "./protocol";
 import * as store from "./store";
 
 // ---- state ---------------------------------------------------------------------------------
@@ -546,7 +546,7 @@ async function apply(body: SyncBody): Promise<void> {
   if ((body.device_lists?.changed ?? []).length || (body.device_lists?.left ?? []).length) devicesDirty = true;
   if (forMachine) await machineSync(m, body, toDevice);
   await applyMessages(body);
-  if (Date.now() - (ownCheck?.at ?? 0) >= OWN_CHECK_EVERY_MS) void serial(checkOwnDevices);
+  if (Date.now() - ownCheckTried >= OWN_CHECK_EVERY_MS) void serial(checkOwnDevices);
 }
 
 /** Key counts last given to the machine: a sync with only messages skips it. */
@@ -1030,6 +1030,10 @@ async function noticeNewDevices(users: string[]): Promise<void> {
 const OWN_CHECK_EVERY_MS = 60_000;
 /** What the last check of your own account found, for *Your devices*. */
 let ownCheck: DirectoryCheck | null = null;
+/** When a check last started (one that failed on the network too). */
+let ownCheckTried = 0;
+/** How many of the latest changes to your devices are kept to show under Your devices. */
+const KEPT_CHANGES = 50;
 
 /** Check this account's `devices:` label from the version verified last; each version this
  * browser did not make becomes a notice. A failed check is evidence against the server and
@@ -1038,19 +1042,30 @@ let ownCheck: DirectoryCheck | null = null;
 async function checkOwnDevices(): Promise<DirectoryCheck | null> {
   if (!session || stopped) return ownCheck;
   const mine = me();
-  const at = Date.now();
+  const at = (ownCheckTried = Date.now());
+  ownCheck ??= (await store.get<DirectoryCheck>("keydir-own-check")) ?? null;
   try {
     const { version, epoch, alarms } = await directory.monitor(mine.userId, mine.deviceId);
     ownCheck = { version, epoch, at, error: null };
-    for (const a of alarms) {
-      post({ push: "notice", id: `keydir-own:${a.version}`, text: await alarmText(a), bad: a.added.length > 0 || a.rolledBack });
+    await store.put("keydir-own-check", ownCheck);
+    if (alarms.length) {
+      // kept with the device, so that one the person did not see in time is under Your devices
+      const kept = (await store.get<DirectoryChange[]>("keydir-alarms")) ?? [];
+      for (const a of alarms) {
+        const change = { version: a.version, epoch: a.epoch, at, text: await alarmText(a), bad: a.added.length > 0 || a.rolledBack };
+        kept.push(change);
+        post({ push: "notice", id: `keydir-own:${a.version}`, text: change.text, bad: change.bad });
+      }
+      await store.put("keydir-alarms", kept.slice(-KEPT_CHANGES));
     }
   } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    ownCheck = { version: ownCheck?.version ?? -1, epoch: ownCheck?.epoch ?? -1, at, error: why };
     if (!(err instanceof DirectoryError)) {
-      ownCheck = ownCheck ? { ...ownCheck, at } : null; // the network: at the next sync
+      // the server or the network: not evidence of anything; tried again at the next sync
+      ownCheck.error = `the key directory could not be asked (${why}); this browser tries again at the next sync`;
       return ownCheck;
     }
-    ownCheck = { version: ownCheck?.version ?? -1, epoch: ownCheck?.epoch ?? -1, at, error: err.message };
     post({
       push: "notice",
       id: "keydir-own-failed",
@@ -1324,7 +1339,12 @@ const ops: Record<string, (...args: never[]) => Promise<unknown>> = {
   },
   /** What the last check of your own account in the key directory found (`now`: check first). */
   async ownDevicesCheck(now = false) {
-    return now ? serial(checkOwnDevices) : ownCheck;
+    if (now) return serial(checkOwnDevices);
+    return ownCheck ?? (await store.get<DirectoryCheck>("keydir-own-check")) ?? null;
+  },
+  /** The changes to your devices the key directory showed that this browser did not make. */
+  async ownDevicesChanges() {
+    return ((await store.get<DirectoryChange[]>("keydir-alarms")) ?? []).slice().reverse();
   },
   async removeDevice(deviceId: string) {
     await api("DELETE", `/v1/devices/${enc(deviceId)}`);
