@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import random
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,30 @@ class Tamper:
         self.url = url
 
     async def run(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self.transaction() as run:
+            return await run(sql, *args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Callable[..., Awaitable[list[tuple[Any, ...]]]]]:
+        """One transaction: the server sees all of its statements or none of them."""
         if self.url.startswith("sqlite"):
             path = self.url.split("///", 1)[1]
-            with sqlite3.connect(path) as conn:
-                rows = conn.execute(sql.replace("$", "?"), args).fetchall()
-            return [tuple(r) for r in rows]
+            with contextlib.closing(sqlite3.connect(path, timeout=30)) as db, db:
+                db.execute("BEGIN IMMEDIATE")  # reads too: nothing written in between
+
+                async def run_sqlite(sql: str, *args: Any) -> list[tuple[Any, ...]]:
+                    return [tuple(r) for r in db.execute(sql.replace("$", "?"), args).fetchall()]
+
+                yield run_sqlite
+            return
         conn = await asyncpg.connect(self.url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
-            return [tuple(r) for r in await conn.fetch(sql, *args)]
+            async with conn.transaction():
+
+                async def run_pg(sql: str, *args: Any) -> list[tuple[Any, ...]]:
+                    return [tuple(r) for r in await conn.fetch(sql, *args)]
+
+                yield run_pg
         finally:
             await conn.close()
 
@@ -112,31 +129,42 @@ class Tamper:
         return bytes(row[0])
 
     async def roll_back(self, size: int) -> None:
-        """Forget everything after ``size`` entries, as if the log had never grown."""
-        for level, idx in await self.run("SELECT level, idx FROM tlog_tiles"):
-            tile = TileId(int(level), int(idx))
-            keep = 32 * nodes_below(width_at(tile, size))
-            if keep == 0:
-                await self.run(
-                    "DELETE FROM tlog_tiles WHERE level = $1 AND idx = $2", tile.level, tile.index
-                )
-            else:
-                await self.run(
-                    "UPDATE tlog_tiles SET hashes = $1 WHERE level = $2 AND idx = $3",
-                    (await self.tile(tile))[:keep],
+        """Forget everything after ``size`` entries, as if the log had never grown: in one
+        transaction, so that the running server never sees half of it (a sequencer step
+        between the checkpoints' deletion and the entries' would integrate the dropped
+        entries again and sign the old size anew)."""
+        async with self.transaction() as run:
+            for level, idx in await run("SELECT level, idx FROM tlog_tiles"):
+                tile = TileId(int(level), int(idx))
+                keep = 32 * nodes_below(width_at(tile, size))
+                if keep == 0:
+                    await run(
+                        "DELETE FROM tlog_tiles WHERE level = $1 AND idx = $2",
+                        tile.level,
+                        tile.index,
+                    )
+                    continue
+                ((hashes,),) = await run(
+                    "SELECT hashes FROM tlog_tiles WHERE level = $1 AND idx = $2",
                     tile.level,
                     tile.index,
                 )
-        await self.run("DELETE FROM tlog_cosignatures WHERE size > $1", size)
-        await self.run("DELETE FROM tlog_checkpoints WHERE size > $1", size)
-        await self.run("DELETE FROM tlog_entries WHERE idx >= $1", size)
-        await self.run("UPDATE tlog_state SET next_index = $1", size)
-        # and the key directory's epochs whose entries are gone, as a whole-database
-        # rollback would (else the next epoch skips numbers, which the auditor refuses)
-        gone = "SELECT epoch FROM keydir_epochs WHERE log_index >= $1"
-        await self.run(f"DELETE FROM keydir_versions WHERE epoch IN ({gone})", size)
-        await self.run(f"DELETE FROM keydir_leaves WHERE epoch IN ({gone})", size)
-        await self.run("DELETE FROM keydir_epochs WHERE log_index >= $1", size)
+                await run(
+                    "UPDATE tlog_tiles SET hashes = $1 WHERE level = $2 AND idx = $3",
+                    bytes(hashes)[:keep],
+                    tile.level,
+                    tile.index,
+                )
+            await run("DELETE FROM tlog_cosignatures WHERE size > $1", size)
+            await run("DELETE FROM tlog_checkpoints WHERE size > $1", size)
+            await run("DELETE FROM tlog_entries WHERE idx >= $1", size)
+            await run("UPDATE tlog_state SET next_index = $1", size)
+            # and the key directory's epochs whose entries are gone, as a whole-database
+            # rollback would (else the next epoch skips numbers, which the auditor refuses)
+            gone = "SELECT epoch FROM keydir_epochs WHERE log_index >= $1"
+            await run(f"DELETE FROM keydir_versions WHERE epoch IN ({gone})", size)
+            await run(f"DELETE FROM keydir_leaves WHERE epoch IN ({gone})", size)
+            await run("DELETE FROM keydir_epochs WHERE log_index >= $1", size)
 
 
 async def grow(url: str, prefix: str, count: int) -> int:
