@@ -999,25 +999,24 @@ async function sendEvent(id: string, txnId: string, type: string, content: Recor
 
 // ---- your devices, and other people's new ones ---------------------------------------------
 
+/** A contact's new devices, from the crypto engine's device lists. Your own are told from
+ * the key directory instead (`checkOwnDevices`), which is what your contacts encrypt to. */
 async function noticeNewDevices(users: string[]): Promise<void> {
   const m = machine;
   if (!m) return;
   for (const user of users) {
+    if (user === me().userId) continue;
     const devices = await m.getUserDevices(new UserId(user));
     const now = devices.keys().map((d) => d.toString());
     const key = `devices:${user}`;
     const before = await store.get<string[]>(key);
     await store.put(key, now);
     if (!before) continue; // the first look at this person: nothing to compare with
-    if (user === me().userId) continue; // your own: told from the key directory (checkOwnDevices)
     for (const dev of now) {
-      if (before.includes(dev) || (user === me().userId && dev === me().deviceId)) continue;
+      if (before.includes(dev)) continue;
       const d = devices.get(new DeviceId(dev));
       const label = d?.displayName ? `"${d.displayName}" (${dev})` : dev;
-      const text =
-        user === me().userId
-          ? `A new device signed in to your account: ${label}. If it was not you, remove it under Your devices and change your password.`
-          : `${localpart(user)} has a new device: ${label}. Messages you send from now on are encrypted to it too.`;
+      const text = `${localpart(user)} has a new device: ${label}. Messages you send from now on are encrypted to it too.`;
       post({ push: "notice", id: `dev:${user}:${dev}`, text });
     }
   }
@@ -1086,7 +1085,8 @@ async function alarmText(a: DirectoryAlarm): Promise<string> {
   if (a.rolledBack) {
     return `The key directory showed your devices as they were before the version this browser verified (now version ${a.version}): the server is showing an older directory.`;
   }
-  const named = machine ? await machine.getUserDevices(new UserId(me().userId)) : null;
+  // the names the device list gives (a device the server hides from it has only its id)
+  const named = await machine?.getUserDevices(new UserId(me().userId)).catch(() => null);
   const label = (dev: string) => {
     const name = named?.get(new DeviceId(dev))?.displayName;
     return name ? `"${name}" (${dev})` : dev;

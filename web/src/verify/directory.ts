@@ -174,6 +174,10 @@ export class Directory {
     if (entry.type !== "keydir" || typeof epoch !== "number" || entry.epoch !== epoch) {
       throw new DirectoryError("keydir_wrong_entry", "the answer's log entry is not its epoch's key-directory entry");
     }
+    const through = entry.through;
+    if (typeof through !== "number" || !Number.isSafeInteger(through) || through < 0) {
+      throw new DirectoryError("keydir_wrong_entry", "the epoch's entry does not say up to which log entry it counts");
+    }
     const rootHex = String(entry.root);
     if (!/^[0-9a-f]{64}$/.test(rootHex)) throw new DirectoryError("keydir_wrong_entry", "the epoch's root is not a hash");
     const root = Uint8Array.from(rootHex.match(/../g)!.map((b) => parseInt(b, 16)));
@@ -228,7 +232,7 @@ export class Directory {
     const keep = again?.note ? await opened(again.note, logVerifier, pin.origin, "the checkpoint this browser verified before") : null;
     if (!keep || keep.size <= checkpoint.size) await this.log.save({ origin: pin.origin, vkey: pin.vkey, note });
     await this.memory.save({ vrfKey, epoch: Math.max(epoch, newest) });
-    return [{ label: bundle.label, epoch, through: Number(entry.through) }, proven];
+    return [{ label: bundle.label, epoch, through }, proven];
   }
 
   /** The greatest version of `devices:<userId>` (or its proven absence), verified, and
