@@ -181,6 +181,9 @@ async def test_a_device_added_through_the_directory_is_announced_in_the_owners_b
         await kept.wait_for(timeout=20_000)
         assert "version 1" in await kept.inner_text()
         await alice.shot("own-devices-changes-kept")
+        await alice.page.set_viewport_size({"width": 375, "height": 800})  # a phone: no overflow
+        assert await alice.page.evaluate("document.documentElement.scrollWidth") <= 375
+        await alice.shot("own-devices-changes-kept-375")
         # the first check read the whole history; the later ones only what came after
         assert checks and "since=" not in checks[0], checks
         assert len(checks) > 2 and all("?since=" in u for u in checks[1:]), checks
