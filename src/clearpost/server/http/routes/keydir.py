@@ -24,6 +24,11 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+def _since(description: str) -> Any:
+    """The optional ``since`` query parameter: a version a client verified before."""
+    return Query(None, ge=0, le=MAX_VERSION, description=description)
+
+
 def answer(found: Anchored) -> dict[str, Any]:
     return {
         "epoch": found.epoch.epoch,
@@ -57,12 +62,9 @@ async def lookup_devices(
     user_id: str,
     caller: Auth,
     svc: Svc,
-    since: int | None = Query(
-        None,
-        ge=0,
-        le=MAX_VERSION,
-        description="the greatest version of this account you verified before: the ladder "
-        "versions up to it are left out, and its value too if it is still the greatest",
+    since: int | None = _since(
+        "the greatest version of this account you verified before: the ladder versions up "
+        "to it are left out, and its value too if it is still the greatest"
     ),
 ) -> JSON:
     """The greatest version of ``devices:<user_id>`` with its value (the signed keys of the
@@ -81,12 +83,9 @@ async def lookup_devices(
 async def my_device_history(
     caller: Auth,
     svc: Svc,
-    since: int | None = Query(
-        None,
-        ge=0,
-        le=MAX_VERSION,
-        description="the greatest version this device verified before: only the versions "
-        "after it are shown (none while it is still the greatest)",
+    since: int | None = _since(
+        "the greatest version this device verified before: only the versions after it are "
+        "shown (none while it is still the greatest)"
     ),
 ) -> JSON:
     """Your own ``devices:`` label: its versions (all of them, or those after ``since``)
