@@ -148,7 +148,7 @@ async def test_1c_versions_skipped_ahead_for_bob_fail_alices_check(
         assert await phone.crypto.directory.monitor() == []
         keydir = w.services.keydir
         own = f"devices:{ALICE}"
-        honest_new, honest_versions = keydir._new_versions, keydir.store.versions
+        honest_new, honest_anchor = keydir._new_versions, keydir.store.anchor
 
         def skip_ahead(*args: Any) -> list[tuple[bytes, int, bytes]]:
             out = []
@@ -171,11 +171,11 @@ async def test_1c_versions_skipped_ahead_for_bob_fail_alices_check(
         }
 
         # to Alice's devices, the server shows only what she made
-        async def only_hers(lbl: str, epoch: int) -> Any:
-            rows = await honest_versions(lbl, epoch)
-            return [v for v in rows if lbl != own or v.version < 2]
+        async def only_hers(lbl: str) -> Any:
+            epoch, checkpoint, rows = await honest_anchor(lbl)
+            return epoch, checkpoint, [v for v in rows if lbl != own or v.version < 2]
 
-        monkeypatch.setattr(keydir.store, "versions", only_hers)
+        monkeypatch.setattr(keydir.store, "anchor", only_hers)
         with pytest.raises(DirectoryVerificationFailed) as failed:
             await phone.crypto.directory.monitor()
         assert failed.value.code == "keydir_invalid_proof"

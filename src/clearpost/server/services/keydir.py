@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,9 @@ from clearpost.storage.sql import tlog as tlog_store
 from clearpost.storage.sql.keydir import Epoch, KeyDirStore, Version
 
 log = logging.getLogger("clearpost.keydir")
+
+BundleFor = Callable[[Epoch, list[Version]], Bundle]
+"""Makes a bundle at an epoch from the label's versions stored by it."""
 
 VRF_SECRET = "keydir_vrf"
 MAX_ACCOUNTS_PER_EPOCH = 20_000
@@ -107,9 +111,14 @@ class KeyDirService:
         self._tree_epoch = -1
         self._lock = threading.Lock()  # the tree: used by the writer thread and by proofs
         self.last_publish_seconds = 0.0
-        self._entry: tuple[int, bytes] | None = None
-        self._absent_proofs: dict[bytes, bytes] = {}
-        """VRF proofs of versions not yet published (deterministic: kept, bounded)."""
+        self._entry: tuple[tuple[int, int, bytes], bytes] | None = None
+        """The latest epoch's log entry, under (its index, its time, its root)."""
+        self._inclusion: tuple[tuple[int, int, bytes], list[bytes]] | None = None
+        """That entry's inclusion proof, under (its index, the checkpoint's size and root):
+        kept by what it proves, so a restored database's equal numbers do not reuse it."""
+        self._absent_proofs: dict[bytes, tuple[bytes, bytes]] = {}
+        """VRF proofs of versions not yet published, with their indexes (deterministic:
+        kept, bounded)."""
 
     # --- start ---
 
@@ -271,41 +280,40 @@ class KeyDirService:
 
     # --- proving ---
 
-    async def _anchor(self) -> tuple[Epoch, tlog_store.StoredCheckpoint]:
-        """The latest epoch (in this process's tree) and the checkpoint that covers it."""
+    async def _anchored(self, lbl: bytes, bundle_for: BundleFor) -> Anchored:
+        """A bundle about ``lbl`` at the latest epoch, anchored in the log. The epoch, the
+        checkpoint that covers it and the label's versions are read together, anew each
+        time (an erased account's versions are gone at once); the epoch's entry and its
+        inclusion proof are kept until the next epoch or checkpoint."""
         for _ in range(100):
-            latest = await self.store.latest_epoch()
+            latest, checkpoint, versions = await self.store.anchor(lbl.decode())
             if latest is None:
                 raise NotFound("the key directory has no epoch yet", code="keydir_empty")
-            checkpoint = await self.log.store.latest()
             if self._tree_epoch > latest.epoch and self._tree is not None:
                 pass  # an epoch being committed now: read again (never rebuild backwards)
             elif checkpoint is not None and checkpoint.size > latest.log_index:
                 if self._tree_epoch != latest.epoch or not _same_root(self, latest):
                     await self.db.run_read(self._sync_tree, latest)
                 if self._tree_epoch == latest.epoch:
-                    return latest, checkpoint
+                    try:
+                        bundle = bundle_for(latest, versions)
+                        break
+                    except _Moved:  # the next epoch came in between: prove at that one
+                        pass
             await asyncio.sleep(0.02)
-        raise KeyDirBusy("the key directory is publishing; try again")
-
-    async def _anchored(self, bundle_for: Any) -> Anchored:
-        """A bundle at the latest epoch, anchored in the log. The versions are read anew
-        each time (an erased account's are gone at once); the epoch's entry is kept."""
-        for _ in range(50):
-            epoch, checkpoint = await self._anchor()
-            try:
-                bundle = await bundle_for(epoch)
-                break
-            except _Moved:  # the next epoch came in between: prove at that one
-                await asyncio.sleep(0.01)
         else:
             raise KeyDirBusy("the key directory is publishing; try again")
-        if self._entry is None or self._entry[0] != epoch.epoch:
-            body = (await self.log.store.entries(epoch.log_index, epoch.log_index + 1))[0]
-            self._entry = (epoch.epoch, body)
+        epoch_at = (latest.log_index, latest.created_at, latest.root)
+        if self._entry is None or self._entry[0] != epoch_at:
+            body = (await self.log.store.entries(latest.log_index, latest.log_index + 1))[0]
+            self._entry = (epoch_at, body)
         entry = self._entry[1]
-        inclusion = await self.log.inclusion(epoch.log_index, checkpoint.size)
-        return Anchored(bundle, epoch, entry, checkpoint.note, checkpoint.size, inclusion.hashes)
+        at = (latest.log_index, checkpoint.size, checkpoint.root)
+        if self._inclusion is None or self._inclusion[0] != at:
+            proof = await self.log.inclusion(latest.log_index, checkpoint.size)
+            self._inclusion = (at, proof.hashes)
+        inclusion = self._inclusion[1]
+        return Anchored(bundle, latest, entry, checkpoint.note, checkpoint.size, inclusion)
 
     async def lookup(self, kind: str, user_id: str, since: int | None = None) -> Anchored:
         """The greatest version of ``<kind>:<user_id>`` (or its absence), proven; ``since``:
@@ -313,10 +321,8 @@ class KeyDirService:
         answered as a full lookup when the label has no such version."""
         lbl = label(kind, user_id)
 
-        async def bundle_for(epoch: Epoch) -> Bundle:
-            versions = self._erased_before(
-                lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
-            )
+        def bundle_for(epoch: Epoch, stored: list[Version]) -> Bundle:
+            versions = self._erased_before(lbl, stored, epoch)
             if not versions:
                 return self._prove(lbl, [], [0], epoch, opened=set())
             if _erased(versions[-1]):
@@ -326,7 +332,7 @@ class KeyDirService:
             show = [v for v in versions if v.version in set(present)]
             return self._prove(lbl, show, absent, epoch, opened={n})
 
-        return await self._anchored(bundle_for)
+        return await self._anchored(lbl, bundle_for)
 
     async def history(self, kind: str, user_id: str, since: int | None = None) -> Anchored:
         """The versions ``history_shown(n, since)`` of the label (all of them: ``since =
@@ -334,30 +340,33 @@ class KeyDirService:
         absent versions of the greatest one's ladder (``prove_history``)."""
         lbl = label(kind, user_id)
 
-        async def bundle_for(epoch: Epoch) -> Bundle:
-            versions = self._erased_before(
-                lbl, await self.store.versions(lbl.decode(), epoch.epoch), epoch
-            )
+        def bundle_for(epoch: Epoch, stored: list[Version]) -> Bundle:
+            versions = self._erased_before(lbl, stored, epoch)
             n = len(versions) - 1
             shown = [versions[v] for v in history_shown(n, since)]
             live = {v.version for v in shown if not _erased(v)}
             return self._prove(lbl, shown, history_absent(n), epoch, opened=live)
 
-        return await self._anchored(bundle_for)
+        return await self._anchored(lbl, bundle_for)
 
-    def _vrf_proof(self, lbl: bytes, version: int) -> bytes:
-        """The VRF proof of (label, version): deterministic, so kept (bounded)."""
+    def _vrf_of(self, lbl: bytes, version: int) -> tuple[bytes, bytes]:
+        """The VRF proof of (label, version) and its index: deterministic, so kept
+        (bounded)."""
         vrf_key = self._vrf
         if vrf_key is None:
             raise KeyDirBusy("the key directory is starting")
         alpha = commit_mod.label_input(lbl, version)
-        pi = self._absent_proofs.get(alpha)
-        if pi is None:
-            pi = self._absent_proofs[alpha] = vrf_key.prove(alpha)
-        return pi
+        known = self._absent_proofs.get(alpha)
+        if known is None:
+            pi = vrf_key.prove(alpha)
+            known = self._absent_proofs[alpha] = (pi, index_of(proof_to_hash(pi)))
+        return known
+
+    def _vrf_proof(self, lbl: bytes, version: int) -> bytes:
+        return self._vrf_of(lbl, version)[0]
 
     def _index(self, lbl: bytes, version: int) -> bytes:
-        return index_of(proof_to_hash(self._vrf_proof(lbl, version)))
+        return self._vrf_of(lbl, version)[1]
 
     def _first_free(self, lbl: bytes) -> int:
         """The first version of a label with no stored rows whose leaf is not in the tree:
@@ -388,13 +397,11 @@ class KeyDirService:
     def _prove(
         self, lbl: bytes, present: list[Version], absent: list[int], epoch: Epoch, opened: set[int]
     ) -> Bundle:
-        vrf_key = self._vrf
-        if vrf_key is None:
-            raise KeyDirBusy("the key directory is starting")
         if len(self._absent_proofs) > VRF_CACHE:
             self._absent_proofs.clear()
-        absent_pis = [(v, self._vrf_proof(lbl, v)) for v in absent]
-        indexes = [v.index for v in present] + [index_of(proof_to_hash(pi)) for _, pi in absent_pis]
+        absent_vrf = [(v, self._vrf_of(lbl, v)) for v in absent]
+        absent_pis = [(v, pi) for v, (pi, _) in absent_vrf]
+        indexes = [v.index for v in present] + [index for _, (_, index) in absent_vrf]
         with self._lock:
             if self._tree_epoch != epoch.epoch:
                 raise _Moved

@@ -26,6 +26,8 @@ from clearpost.storage.schema import (
     tlog_entries,
 )
 from clearpost.storage.sql.bulk import insert_many
+from clearpost.storage.sql.tlog import StoredCheckpoint
+from clearpost.storage.sql.tlog import latest_sync as tlog_latest_sync
 
 LEAF_READ_BATCH = 50_000
 MAX_EPOCH = 2**62
@@ -200,6 +202,29 @@ def leaves_sync(
         last = (int(rows[-1][2]), bytes(rows[-1][0]))
 
 
+# --- proving ---
+
+
+def versions_sync(conn: Connection, label: str, upto_epoch: int) -> list[Version]:
+    """Every version of ``label`` published by ``upto_epoch``, oldest first."""
+    rows = conn.execute(
+        select(keydir_versions)
+        .where(keydir_versions.c.label == label, keydir_versions.c.epoch <= upto_epoch)
+        .order_by(keydir_versions.c.version)
+    ).all()
+    return [Version(*r) for r in rows]
+
+
+def anchor_sync(
+    conn: Connection, label: str
+) -> tuple[Epoch | None, StoredCheckpoint | None, list[Version]]:
+    """What a proof about ``label`` starts from, in one read: the latest epoch, the latest
+    checkpoint, and the label's versions published by that epoch."""
+    latest = latest_epoch_sync(conn)
+    checkpoint = tlog_latest_sync(conn)
+    return latest, checkpoint, versions_sync(conn, label, latest.epoch) if latest else []
+
+
 class KeyDirStore:
     """Reads for proofs and auditors."""
 
@@ -210,24 +235,18 @@ class KeyDirStore:
         async with self.db.read() as conn:
             return await conn.run_sync(latest_epoch_sync)
 
+    async def anchor(
+        self, label: str
+    ) -> tuple[Epoch | None, StoredCheckpoint | None, list[Version]]:
+        """``anchor_sync`` in one read transaction."""
+        return await self.db.run_read(anchor_sync, label)
+
     async def epoch(self, n: int) -> Epoch | None:
         async with self.db.read() as conn:
             row = (
                 await conn.execute(select(keydir_epochs).where(keydir_epochs.c.epoch == n))
             ).first()
             return Epoch(*row) if row else None
-
-    async def versions(self, label: str, upto_epoch: int) -> list[Version]:
-        """Every version of ``label`` published by ``upto_epoch``, oldest first."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(keydir_versions)
-                    .where(keydir_versions.c.label == label, keydir_versions.c.epoch <= upto_epoch)
-                    .order_by(keydir_versions.c.version)
-                )
-            ).all()
-            return [Version(*r) for r in rows]
 
     async def epoch_leaves(self, n: int) -> list[tuple[bytes, bytes]]:
         async with self.db.read() as conn:
