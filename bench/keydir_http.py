@@ -2,8 +2,10 @@
 monitor its own account.
 
 Run:  .venv/bin/python bench/keydir_http.py [--accounts 200] [--seconds 10] [--workers 8]
+      [--postgres [URL]]
 
-Starts one real ``clearpost serve`` (SQLite, temporary data dir), registers ``--accounts``
+Starts one real ``clearpost serve`` (SQLite in a temporary data dir; with ``--postgres``, a
+fresh database on that server, dropped afterwards), registers ``--accounts``
 SDK clients (each publishes its device keys, committed in an epoch), then measures:
 
 1. Lookups per second, each fully verified by the SDK (VRF proof, commitment, prefix-tree
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 import sys
 import tempfile
 import time
@@ -32,11 +35,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from launch import cpu_seconds, start_clearpost
+from launch import cpu_seconds, pg_create, pg_drop, start_clearpost
 
 from clearpost.client import Client, KdfParams
 
 FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
+PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 async def register(http: httpx.AsyncClient, root: Path, n: int) -> list[Client]:
@@ -74,7 +78,17 @@ async def rate(fn, workers: int, seconds: float, pid: int) -> tuple[float, int, 
 
 
 async def main(args: argparse.Namespace) -> None:
-    server, _ = start_clearpost(None)
+    database = None
+    if args.postgres:
+        database = args.postgres.rsplit("/", 1)[0] + f"/keydir_{secrets.token_hex(4)}"
+        await pg_create(database)
+    try:
+        server, _ = start_clearpost(database)
+    except BaseException:
+        if database:
+            await pg_drop(database)
+        raise
+    print(f"store: {'PostgreSQL' if database else 'SQLite'}")
     try:
         root = Path(tempfile.mkdtemp(prefix="kd-bench-"))
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -154,6 +168,8 @@ async def main(args: argparse.Namespace) -> None:
                 await c.close()
     finally:
         server.stop()
+        if database:
+            await pg_drop(database)
 
 
 if __name__ == "__main__":
@@ -161,4 +177,11 @@ if __name__ == "__main__":
     p.add_argument("--accounts", type=int, default=200)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=8)
+    p.add_argument(
+        "--postgres",
+        nargs="?",
+        const=PG_DEFAULT,
+        metavar="URL",
+        help=f"serve from a fresh database on this PostgreSQL server (default {PG_DEFAULT})",
+    )
     asyncio.run(main(p.parse_args()))
