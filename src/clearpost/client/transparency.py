@@ -249,7 +249,7 @@ async def extends_last(
     """``checkpoint`` is consistent with the last one this device verified (if any)."""
     # 4.
     saved = store.get_meta(_LAST)
-    if saved is None:
+    if saved is None or saved == note.encode():  # the same note: nothing to compare
         return
     try:
         last, _ = open_log_checkpoint(saved.decode(), pin)
