@@ -164,14 +164,21 @@ class KeyDirService:
             try:
                 self._tree.insert_many(leaves)
                 self._tree_epoch = want
-            except InvalidInput:
+            except InvalidInput as exc:  # never from an intact store: said, then rebuilt
+                log.warning(
+                    "key directory tree at epoch %d cannot take the leaves up to epoch %d "
+                    "(%s): rebuilding it from every stored leaf",
+                    self._tree_epoch,
+                    want,
+                    exc.message,
+                )
                 self._tree = None
         if self._tree is not None and (self._tree_epoch != want or not _same_root(self, latest)):
             self._tree = None  # ahead of what committed, or damaged: rebuild
         if self._tree is None:
             started = time.perf_counter()
-            leaves = [(i, c) for i, c, _ in ks.leaves_sync(conn, -1, want)]
-            self._tree = tree_mod.PrefixTree.from_leaves(leaves)
+            stored = ((i, c) for i, c, _ in ks.leaves_sync(conn, -1, want))  # streamed
+            self._tree = tree_mod.PrefixTree.from_leaves(stored)
             self._tree_epoch = want
             if latest is not None and self._tree.root() != latest.root:
                 self._tree = None
@@ -180,7 +187,7 @@ class KeyDirService:
                 )
             log.info(
                 "key directory tree rebuilt: %d leaves, epoch %d, %.2f s",
-                len(leaves),
+                len(self._tree),
                 want,
                 time.perf_counter() - started,
             )

@@ -26,10 +26,12 @@ from clearpost.storage.schema import (
     tlog_entries,
 )
 from clearpost.storage.sql.bulk import insert_many
+from clearpost.storage.sql.plain import plain_sqlite
 from clearpost.storage.sql.tlog import StoredCheckpoint
 from clearpost.storage.sql.tlog import latest_sync as tlog_latest_sync
 
 LEAF_READ_BATCH = 50_000
+_SQLITE_ALL_LEAVES = "SELECT idx, commitment, epoch FROM keydir_leaves WHERE epoch <= ?"
 MAX_EPOCH = 2**62
 
 
@@ -182,17 +184,47 @@ def leaves_sync(
     conn: Connection, after_epoch: int = -1, upto_epoch: int | None = None
 ) -> Iterator[tuple[bytes, bytes, int]]:
     """Every leaf (index, commitment, epoch) of epochs after ``after_epoch`` up to
-    ``upto_epoch`` (the epoch the caller read: a later one may commit meanwhile), by epoch."""
-    last: tuple[int, bytes] = (after_epoch, b"")
+    ``upto_epoch`` (the epoch the caller read: a later one may commit meanwhile).
+
+    All of them (``after_epoch < 0``, a tree rebuilt at start): on SQLite one statement on
+    the plain sqlite3 connection, streamed by its cursor (a million leaves in about 0.6 s,
+    against 5 s through SQLAlchemy); on PostgreSQL in pages along the primary key. Those of
+    the last few epochs come by epoch, along its index. (Paging every leaf by (epoch,
+    index) made each page sort the leaves of its epochs again: 19 s to read a million
+    leaves published in one epoch.)"""
+    upto = MAX_EPOCH if upto_epoch is None else upto_epoch
+    leaf = keydir_leaves.c
+    raw = plain_sqlite(conn) if after_epoch < 0 else None
+    if raw is not None:
+        for i, c, e in raw.execute(_SQLITE_ALL_LEAVES, (upto,)):
+            yield bytes(i), bytes(c), int(e)
+        return
+    if after_epoch < 0:
+        after = b""
+        while True:
+            rows = conn.execute(
+                select(leaf.idx, leaf.commitment, leaf.epoch)
+                .where(leaf.idx > after, leaf.epoch <= upto)
+                .order_by(leaf.idx)
+                .limit(LEAF_READ_BATCH)
+            ).all()
+            for r in rows:
+                yield bytes(r[0]), bytes(r[1]), int(r[2])
+            if len(rows) < LEAF_READ_BATCH:
+                return
+            after = bytes(rows[-1][0])
+    last: tuple[int, bytes] | None = None  # the last leaf read: the next page starts after it
     while True:
+        after_last = (
+            leaf.epoch > after_epoch
+            if last is None
+            else (leaf.epoch > last[0]) | ((leaf.epoch == last[0]) & (leaf.idx > last[1]))
+        )
         rows = conn.execute(
-            select(keydir_leaves.c.idx, keydir_leaves.c.commitment, keydir_leaves.c.epoch)
-            .where(
-                (keydir_leaves.c.epoch > last[0])
-                | ((keydir_leaves.c.epoch == last[0]) & (keydir_leaves.c.idx > last[1]))
-            )
-            .where(keydir_leaves.c.epoch <= (MAX_EPOCH if upto_epoch is None else upto_epoch))
-            .order_by(keydir_leaves.c.epoch, keydir_leaves.c.idx)
+            select(leaf.idx, leaf.commitment, leaf.epoch)
+            .where(after_last)
+            .where(leaf.epoch <= upto)
+            .order_by(leaf.epoch, leaf.idx)
             .limit(LEAF_READ_BATCH)
         ).all()
         for r in rows:

@@ -1,0 +1,53 @@
+"""Reading the key directory's stored leaves, as a server does to rebuild its tree at start
+and to catch up with the latest epoch: every leaf exactly once, whichever way it is read
+(SQLite's one streamed statement, PostgreSQL's pages along the primary key, the last
+epochs by epoch), and none past the epoch the caller read."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from sqlalchemy import Connection, insert
+
+from clearpost.storage.db import Database
+from clearpost.storage.migrations import upgrade
+from clearpost.storage.schema import keydir_leaves
+from clearpost.storage.sql import keydir as ks
+
+PER_EPOCH = [40, 1, 75, 3, 60]  # leaves each epoch stored, epochs 0..4
+
+
+def _store(conn: Connection, leaves: list[dict[str, object]]) -> None:
+    conn.execute(insert(keydir_leaves), leaves)
+
+
+def _read(conn: Connection, after: int, upto: int | None) -> list[tuple[bytes, bytes, int]]:
+    return list(ks.leaves_sync(conn, after, upto))
+
+
+async def test_every_leaf_is_read_once_in_pages_and_by_epoch(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ks, "LEAF_READ_BATCH", 7)  # many pages, some ending mid-epoch
+    leaves = [
+        {"idx": secrets.token_bytes(32), "commitment": secrets.token_bytes(32), "epoch": e}
+        for e, n in enumerate(PER_EPOCH)
+        for _ in range(n)
+    ]
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        await db.run_write(_store, leaves)
+        want = {(bytes(x["idx"]), bytes(x["commitment"]), x["epoch"]) for x in leaves}  # type: ignore[call-overload]
+        for after, upto in [(-1, None), (-1, 4), (-1, 2), (-1, 0), (0, 4), (1, 3), (2, None)]:
+            got = await db.run_read(_read, after, upto)
+            top = 4 if upto is None else upto
+            expected = {x for x in want if after < x[2] <= top}
+            assert len(got) == len(set(got)) == len(expected), (after, upto)
+            assert set(got) == expected, (after, upto)
+            if after >= 0:  # the last epochs come by epoch
+                assert [x[2] for x in got] == sorted(x[2] for x in got)
+        assert await db.run_read(_read, 4, None) == []
+    finally:
+        await db.close()
