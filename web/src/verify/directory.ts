@@ -184,7 +184,8 @@ export class Directory {
     // 3.
     const note = String(answer.checkpoint);
     const checkpoint = await opened(note, logVerifier, pin.origin, "the key directory's checkpoint");
-    if (pin.note) {
+    if (pin.note && pin.note !== note) {
+      // an identical note is the checkpoint just opened: nothing to compare
       const last = await opened(pin.note, logVerifier, pin.origin, "the checkpoint this browser verified before");
       if (checkpoint.size < last.size) {
         throw new DirectoryError(
