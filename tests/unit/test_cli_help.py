@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 from rich.text import Text
@@ -31,3 +33,29 @@ def test_no_help_text_loses_words_to_markup() -> None:
         if Text.from_markup(text).plain != text.replace("\\[", "[")
     ]
     assert lost == []
+
+
+def test_the_readme_lists_every_command() -> None:
+    """README's command table names each command (``clearpost group a|b|c`` names three)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].split("\n## ", 1)[0].replace("\\|", "|")
+    named = {
+        tuple(words)
+        for code in re.findall(r"`clearpost ([^`]+)`", table)
+        for words in _expand(code.split())
+    }
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    wanted = {
+        (name, *([sub] if sub else []))
+        for name, group in commands.items()
+        for sub in (getattr(group, "commands", None) or [None])
+    }
+    assert sorted(wanted - named) == [], "README's command table does not name these"
+
+
+def _expand(words: list[str]) -> Iterator[list[str]]:
+    """``['me', 'apps|log', '--verify']`` -> ``['me', 'apps']``, ``['me', 'log']``: the
+    command words, alternatives split, options left out."""
+    words = [w for w in words if not w.startswith("-")][:2]
+    for alternative in words[1].split("|") if len(words) == 2 else [None]:
+        yield words[:1] + ([alternative] if alternative else [])
