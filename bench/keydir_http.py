@@ -35,12 +35,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from launch import cpu_seconds, pg_create, pg_drop, start_clearpost
+from launch import add_postgres_option, cpu_seconds, pg_create, pg_drop, start_clearpost
 
 from clearpost.client import Client, KdfParams
 
 FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 async def register(http: httpx.AsyncClient, root: Path, n: int) -> list[Client]:
@@ -177,11 +176,5 @@ if __name__ == "__main__":
     p.add_argument("--accounts", type=int, default=200)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=8)
-    p.add_argument(
-        "--postgres",
-        nargs="?",
-        const=PG_DEFAULT,
-        metavar="URL",
-        help=f"serve from a fresh database on this PostgreSQL server (default {PG_DEFAULT})",
-    )
+    add_postgres_option(p)
     asyncio.run(main(p.parse_args()))

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,32 +39,21 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from launch import BENCH_ENV, Launched, _wait_ready, free_port, memory, pg_create, pg_drop
+from launch import Launched, add_postgres_option, memory, pg_create, pg_drop, start_clearpost
 
 from clearpost.client import Client, KdfParams
 from clearpost.core.keydir.tree import PrefixTree
 
-PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-ENV = {**BENCH_ENV, "CLEARPOST_LOG_LEVEL": "info"}  # the tree's rebuild is logged at info
 REBUILT = re.compile(r"key directory tree rebuilt: (\d+) leaves, epoch (\d+), ([\d.]+) s")
 
 
 def serve(data_dir: Path, database: str | None) -> tuple[Launched, float]:
     """``clearpost serve`` on ``data_dir``; returns it and the seconds until /health."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "clearpost", "serve", "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--data-dir", str(data_dir)]
-    if database:
-        cmd += ["--database", database]
-    log_path = data_dir / f"server-{port}.log"
     started = time.perf_counter()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV}
-        )
-    launched = Launched(f"http://127.0.0.1:{port}", proc, log_path)
-    _wait_ready(launched, "/health", 600)
-    return launched, time.perf_counter() - started
+    server, _ = start_clearpost(
+        database, data_dir=data_dir, env={"CLEARPOST_LOG_LEVEL": "info"}, ready_within=600
+    )  # the tree's rebuild is logged at info
+    return server, time.perf_counter() - started
 
 
 def wait_for_epoch(url: str) -> None:
@@ -228,11 +215,5 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--leaves", type=int, default=1_000_000)
     p.add_argument("--per-epoch", type=int, default=10_000)
-    p.add_argument(
-        "--postgres",
-        nargs="?",
-        const=PG_DEFAULT,
-        metavar="URL",
-        help=f"serve from a fresh database on this PostgreSQL server (default {PG_DEFAULT})",
-    )
+    add_postgres_option(p)
     main(p.parse_args())

@@ -7,6 +7,7 @@ refused, never reused or dropped.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import compileall
 import contextlib
@@ -29,9 +30,12 @@ import asyncpg
 import httpx
 
 __all__ = [
+    "BENCH_ENV",
+    "PG_DEFAULT",
     "Footprint",
     "Launched",
     "Memory",
+    "add_postgres_option",
     "check_local",
     "command_cpu_seconds",
     "cpu_seconds",
@@ -152,11 +156,19 @@ def export_commit(rev: str) -> tuple[Path, str]:
 
 
 def start_clearpost(
-    database: str | None, keep: bool = False, source: Path | None = None
+    database: str | None,
+    keep: bool = False,
+    source: Path | None = None,
+    data_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    ready_within: float = 60,
 ) -> tuple[Launched, Path]:
-    """``clearpost serve`` on a free port with a temporary data dir; returns it and the dir.
-    With ``source`` (from ``export_commit``) the server runs that code, not the checkout's."""
-    data_dir = Path(tempfile.mkdtemp(prefix="clearpost-bench-"))
+    """``clearpost serve`` on a free port with a temporary data dir (or ``data_dir``, kept);
+    returns it and the dir. With ``source`` (from ``export_commit``) the server runs that
+    code, not the checkout's; ``env`` is added to the bench's environment."""
+    if data_dir is not None:
+        keep = True
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="clearpost-bench-"))
     port = free_port()
     log_path = data_dir / "server.log"
     cmd = [
@@ -173,7 +185,7 @@ def start_clearpost(
     ]
     if database:
         cmd += ["--database", database]
-    env = {**os.environ, **BENCH_ENV}
+    env = {**os.environ, **BENCH_ENV, **(env or {})}
     if source is not None:  # ahead of the editable install's path entry
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(source / "src"), env.get("PYTHONPATH")])
@@ -182,7 +194,7 @@ def start_clearpost(
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     cleanup = [] if keep else [data_dir, *([source] if source else [])]
     launched = Launched(f"http://127.0.0.1:{port}", proc, log_path, cleanup)
-    _wait_ready(launched, "/health", 60)
+    _wait_ready(launched, "/health", ready_within)
     return launched, data_dir
 
 
@@ -213,6 +225,21 @@ def _pg_parts(url: str) -> tuple[str, str]:
         raise SystemExit(f"database name {name!r} must be letters, digits and '_'")
     admin = parts._replace(scheme="postgresql", path="/postgres").geturl()
     return admin, name
+
+
+PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def add_postgres_option(parser: argparse.ArgumentParser) -> None:
+    """``--postgres [URL]``: serve from a fresh database on that PostgreSQL server (created
+    with ``pg_create``, dropped with ``pg_drop``; the URL's own database name is replaced)."""
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=PG_DEFAULT,
+        metavar="URL",
+        help=f"serve from a fresh database on this PostgreSQL server (default {PG_DEFAULT})",
+    )
 
 
 async def pg_create(url: str) -> None:

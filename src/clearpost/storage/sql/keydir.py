@@ -199,34 +199,21 @@ def leaves_sync(
         for i, c, e in raw.execute(_SQLITE_ALL_LEAVES, (upto,)):
             yield bytes(i), bytes(c), int(e)
         return
-    if after_epoch < 0:
-        after = b""
-        while True:
-            rows = conn.execute(
-                select(leaf.idx, leaf.commitment, leaf.epoch)
-                .where(leaf.idx > after, leaf.epoch <= upto)
-                .order_by(leaf.idx)
-                .limit(LEAF_READ_BATCH)
-            ).all()
-            for r in rows:
-                yield bytes(r[0]), bytes(r[1]), int(r[2])
-            if len(rows) < LEAF_READ_BATCH:
-                return
-            after = bytes(rows[-1][0])
+    by_index = after_epoch < 0
     last: tuple[int, bytes] | None = None  # the last leaf read: the next page starts after it
     while True:
-        after_last = (
-            leaf.epoch > after_epoch
-            if last is None
-            else (leaf.epoch > last[0]) | ((leaf.epoch == last[0]) & (leaf.idx > last[1]))
-        )
-        rows = conn.execute(
-            select(leaf.idx, leaf.commitment, leaf.epoch)
-            .where(after_last)
-            .where(leaf.epoch <= upto)
-            .order_by(leaf.epoch, leaf.idx)
-            .limit(LEAF_READ_BATCH)
-        ).all()
+        query = select(leaf.idx, leaf.commitment, leaf.epoch).where(leaf.epoch <= upto)
+        if by_index:
+            query = query.order_by(leaf.idx)
+            if last is not None:
+                query = query.where(leaf.idx > last[1])
+        else:
+            query = query.order_by(leaf.epoch, leaf.idx).where(
+                leaf.epoch > after_epoch
+                if last is None
+                else (leaf.epoch > last[0]) | ((leaf.epoch == last[0]) & (leaf.idx > last[1]))
+            )
+        rows = conn.execute(query.limit(LEAF_READ_BATCH)).all()
         for r in rows:
             yield bytes(r[0]), bytes(r[1]), int(r[2])
         if len(rows) < LEAF_READ_BATCH:
