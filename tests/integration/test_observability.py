@@ -66,6 +66,8 @@ async def test_metrics_access_log_and_no_secrets_in_logs(tmp_path: Path, db_url:
         assert samples["clearpost_sync_waiters"] == 0
         assert "clearpost_log_sequencer_lag_entries" in samples
         assert "clearpost_reports_released_total" in samples
+        assert samples["clearpost_keydir_leaves"] >= 2  # both accounts' devices, at least
+        assert 0 <= samples["clearpost_keydir_epoch_age_seconds"] < 60
     finally:
         server.stop()
 

@@ -63,6 +63,17 @@ class _Figures(Collector):
                 "Seconds since the latest checkpoint was signed.",
                 value=s.checkpoint_age_seconds,
             )
+        yield GaugeMetricFamily(
+            "clearpost_keydir_leaves",
+            "Versions in this process's key-directory tree (in memory, about 300 bytes each).",
+            value=s.keydir_leaves,
+        )
+        if s.keydir_epoch_age_seconds is not None:
+            yield GaugeMetricFamily(
+                "clearpost_keydir_epoch_age_seconds",
+                "Seconds since the key directory's latest epoch was published.",
+                value=s.keydir_epoch_age_seconds,
+            )
         yield CounterMetricFamily(
             "clearpost_reports_released",
             "Partner reports released (all processes of this database).",

@@ -140,6 +140,7 @@ def build_services(
         db, KeyDirStore(db), log, clock, settings.keydir_heartbeat_seconds
     )
     log.before_integrate = services.keydir.publish_in
+    services.stats.keydir_leaves = services.keydir.leaves_in_memory
     services.keys.until_published = services.keydir.wait_published
     services.shares.on_logged = log.appended
     services.reports.on_logged = log.appended

@@ -138,6 +138,11 @@ class KeyDirService:
             raise KeyDirBusy("the key directory is starting")
         return self._vrf.public_key
 
+    def leaves_in_memory(self) -> int:
+        """How many versions this process's tree holds (each costs it about 300 bytes)."""
+        tree = self._tree
+        return len(tree) if tree is not None else 0
+
     def _vrf_key(self, conn: Connection) -> VrfSecretKey:
         """The directory's VRF key, made once and shared by every server process."""
         if self._vrf is None:

@@ -1,4 +1,5 @@
-"""Figures an operator watches (metrics): the log's progress and report releases."""
+"""Figures an operator watches (metrics): the log's progress, the key directory's latest
+epoch and report releases."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from clearpost.storage.schema import reports, tlog_checkpoints, tlog_state
+from clearpost.storage.schema import keydir_epochs, reports, tlog_checkpoints, tlog_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,8 @@ class LogFigures:
     """The size of the latest signed checkpoint."""
     checkpoint_at_ms: int | None
     reports_released: int
+    keydir_epoch_at_ms: int | None
+    """When the key directory's latest epoch was published."""
 
 
 def log_figures(conn: Connection) -> LogFigures:
@@ -27,9 +30,11 @@ def log_figures(conn: Connection) -> LogFigures:
         .limit(1)
     ).first()
     released = conn.execute(select(func.count()).select_from(reports)).scalar()
+    epoch_at = conn.execute(select(func.max(keydir_epochs.c.created_at))).scalar()
     return LogFigures(
         appended=int(appended or 0),
         integrated=int(latest[0]) if latest else 0,
         checkpoint_at_ms=int(latest[1]) if latest else None,
         reports_released=int(released or 0),
+        keydir_epoch_at_ms=None if epoch_at is None else int(epoch_at),
     )
