@@ -11,7 +11,8 @@ Run:  .venv/bin/python bench/keydir_start.py [--leaves 1000000] [--per-epoch 100
    ``--per-epoch`` leaves (a 10,000-change epoch is the issue's measure; the server's limit
    is 20,000 accounts an epoch), each with the prefix tree's root over every leaf so far:
    what a directory of that many versions holds. The leaves belong to no label, so no
-   proof is asked of them; the epochs' log entries are not written.
+   proof is asked of them; the epochs' log entries and update proofs are not written (an
+   auditor would refuse these epochs: the bench measures the server, not the log).
 3. Starts the server again on that store: the time until ``/health`` answers (the tree is
    rebuilt from the stored leaves before the server listens), the rebuild time the server
    logs, and its resident memory; then registers one account (its device keys are published

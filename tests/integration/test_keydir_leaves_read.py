@@ -30,16 +30,15 @@ async def test_every_leaf_is_read_once_in_pages_and_by_epoch(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ks, "LEAF_READ_BATCH", 7)  # many pages, some ending mid-epoch
-    leaves = [
-        {"idx": secrets.token_bytes(32), "commitment": secrets.token_bytes(32), "epoch": e}
+    want = {
+        (secrets.token_bytes(32), secrets.token_bytes(32), e)
         for e, n in enumerate(PER_EPOCH)
         for _ in range(n)
-    ]
+    }
     db = Database(db_url)
     try:
         await upgrade(db)
-        await db.run_write(_store, leaves)
-        want = {(bytes(x["idx"]), bytes(x["commitment"]), x["epoch"]) for x in leaves}  # type: ignore[call-overload]
+        await db.run_write(_store, [{"idx": i, "commitment": c, "epoch": e} for i, c, e in want])
         for after, upto in [(-1, None), (-1, 4), (-1, 2), (-1, 0), (0, 4), (1, 3), (2, None)]:
             got = await db.run_read(_read, after, upto)
             top = 4 if upto is None else upto
