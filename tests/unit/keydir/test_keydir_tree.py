@@ -307,3 +307,22 @@ def test_malformed_sizes_from_a_server_are_format_errors() -> None:
         verify_update(tree.root(), tree.root(), proof, {h("n"): b"short"})
     with pytest.raises(KeyDirFormatError):
         verify_prefix_proof(tree.root(), proof, {h("n"): b"short"})
+
+
+def test_only_large_subtrees_keep_their_hash_and_proofs_stay_right() -> None:
+    """Hashes are kept for subtrees of ``KEPT_FROM`` leaves or more (memory); the smaller
+    ones are hashed again for a proof or an insert, and give the same roots and proofs."""
+    rng = random.Random(11)
+    pairs = clustered(rng, 600) + [(rng.randbytes(32), rng.randbytes(32)) for _ in range(1400)]
+    tree = PrefixTree.from_leaves(pairs[:100])
+    for start in range(100, len(pairs), 300):
+        batch = pairs[start : start + 300]
+        tree.insert_many(batch)
+        held = pairs[: start + len(batch)]
+        assert tree.root() == PrefixTree.from_leaves(held).root()
+        probes = [k for k, _ in rng.sample(held, 10)] + [rng.randbytes(32) for _ in range(5)]
+        expected = {k: dict(held).get(k) for k in probes}
+        verify_prefix_proof(tree.root(), tree.prove(probes), expected)
+    assert tree.root() == naive_root(pairs)
+    assert 0 < len(tree._branch) < len(tree) / 3  # about one kept hash per 5.5 leaves
+    assert all(isinstance(h, bytes) and len(h) == 32 for h in tree._branch.values())

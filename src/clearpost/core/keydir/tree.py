@@ -59,6 +59,10 @@ INDEX_SIZE = 32
 VALUE_SIZE = 32
 EMPTY = bytes(32)
 """The value of an empty subtree."""
+KEPT_FROM = 8
+"""A branching node's hash is kept when this many leaves or more are under it; a smaller
+subtree is hashed again when a proof needs it (a few dozen hashes at most). Keeping every
+one cost about 175 of the 315 bytes each leaf held in memory."""
 _BITS = 256
 _sha256 = hashlib.sha256
 
@@ -177,7 +181,8 @@ class PrefixTree:
         """Hash of the node at ``depth`` whose leaves are ``keys[lo:hi]`` (non-empty).
 
         ``dirty``: sorted positions of leaves inserted since the cached hashes were computed
-        (None: everything is new). A subtree with no dirty leaf is read from the cache.
+        (None: everything is new). A subtree with no dirty leaf is read from the cache if its
+        hash is kept (``KEPT_FROM`` leaves or more), else hashed again.
         """
         keys = self._keys
         if hi - lo == 1:
@@ -187,10 +192,8 @@ class PrefixTree:
         node_id = (1 << split) | (a >> (_BITS - split))
         if dirty is not None:
             j = bisect_left(dirty, lo)
-            if j < len(dirty) and dirty[j] < hi:
-                h = self._branching(lo, hi, split, node_id, dirty)
-            else:
-                h = self._branch[node_id]
+            kept = None if j < len(dirty) and dirty[j] < hi else self._branch.get(node_id)
+            h = kept if kept is not None else self._branching(lo, hi, split, node_id, dirty)
         else:
             h = self._branching(lo, hi, split, node_id, None)
         # lift through the unary nodes between ``depth`` and the branching node
@@ -211,7 +214,8 @@ class PrefixTree:
             + self._subtree(lo, m, split + 1, dirty)
             + self._subtree(m, hi, split + 1, dirty)
         ).digest()
-        self._branch[node_id] = h
+        if hi - lo >= KEPT_FROM:
+            self._branch[node_id] = h
         return h
 
     def _range_hash(self, lo: int, hi: int, depth: int) -> bytes:
