@@ -61,8 +61,9 @@ EMPTY = bytes(32)
 """The value of an empty subtree."""
 KEPT_FROM = 8
 """A branching node's hash is kept when this many leaves or more are under it; a smaller
-subtree is hashed again when a proof needs it (a few dozen hashes at most). Keeping every
-one cost about 175 of the 315 bytes each leaf held in memory."""
+subtree is hashed again when a proof or an insert needs it (a few dozen hashes for VRF
+indexes, which are random). Keeping every one cost about 175 of the 315 bytes each leaf
+held in memory."""
 _BITS = 256
 _sha256 = hashlib.sha256
 
