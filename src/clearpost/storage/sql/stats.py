@@ -30,7 +30,9 @@ def log_figures(conn: Connection) -> LogFigures:
         .limit(1)
     ).first()
     released = conn.execute(select(func.count()).select_from(reports)).scalar()
-    epoch_at = conn.execute(select(func.max(keydir_epochs.c.created_at))).scalar()
+    epoch_at = conn.execute(  # the latest epoch by its primary key: no scan at each scrape
+        select(keydir_epochs.c.created_at).order_by(keydir_epochs.c.epoch.desc()).limit(1)
+    ).scalar()
     return LogFigures(
         appended=int(appended or 0),
         integrated=int(latest[0]) if latest else 0,
