@@ -3,41 +3,53 @@
 A server starts in this process (real HTTP on 127.0.0.1, a temporary data directory);
 Alice, Bob and Carol get devices with their own keys; the operator registers StreamCo
 under a logged agreement; Alice consents on the consent page; StreamCo suggests a share;
-Alice sends it end-to-end encrypted to Bob and Carol; Bob decrypts it and clicks; the
-server's clock is moved past the end of the report period; StreamCo fetches its noisy,
-signed report; Alice checks her access history against the log with proofs; an auditor
-re-verifies the whole log; and the database is searched for every plaintext that was
-sent. Nothing is left running; the directory is removed unless ``--keep`` is given.
+Alice's app looks Bob and Carol up in the key directory and sends the share end-to-end
+encrypted to them; Bob decrypts it and clicks; the server names a ghost device for Bob and
+Alice's app refuses it; the server's clock is moved past the end of the report period;
+StreamCo fetches its noisy, signed report; Alice checks her access history against the log
+with proofs, and its completeness against the key directory; an auditor re-verifies the
+whole log and every key-directory epoch; and the database is searched for every plaintext
+that was sent. Nothing is left running; the directory is removed unless ``--keep`` is given.
+
+The ghost device is the one lie in the story: the server is honest, and a wrapper on
+Alice's connection (``_GhostServer``) adds the device to the server's answers, as a lying
+server would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import shutil
 import socket
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import typer
 import uvicorn
+import vodozemac
 from authlib.common.security import generate_token
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from clearpost.audit import LogClient, audit_log
+from clearpost.audit.keydir import audit_epochs
 from clearpost.cli.reports import total
 from clearpost.client import Client
 from clearpost.client.content import ShareCard
+from clearpost.core import canonical
 from clearpost.core.clock import SystemClock
+from clearpost.core.e2ee.device_keys import ALGORITHMS
 from clearpost.server.config import Settings
 from clearpost.server.http.app import create_app
 from clearpost.server.services.container import Services
@@ -75,6 +87,43 @@ class MovableClock(SystemClock):
 
     def now_ms(self) -> int:
         return super().now_ms() + self.offset_ms
+
+
+class _GhostServer(httpx.AsyncHTTPTransport):
+    """Alice's connection to the server. Once ``haunt`` names a user, every device list the
+    server gives her for that user gains a device of the server's making (validly
+    self-signed, but its owner never made it), as a lying server would answer."""
+
+    ghost_id = "GHOSTDEVICE"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.haunt: str | None = None
+        self.ghost = vodozemac.Account()
+
+    def keys_for(self, user_id: str) -> dict[str, Any]:
+        keys = {
+            "user_id": user_id,
+            "device_id": self.ghost_id,
+            "algorithms": list(ALGORITHMS),
+            "keys": {
+                f"curve25519:{self.ghost_id}": self.ghost.curve25519_key.to_base64(),
+                f"ed25519:{self.ghost_id}": self.ghost.ed25519_key.to_base64(),
+            },
+        }
+        sig = self.ghost.sign(canonical.matrix_signable(keys)).to_base64()
+        return {**keys, "signatures": {user_id: {f"ed25519:{self.ghost_id}": sig}}}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if self.haunt is None or request.url.path != "/v1/keys/query":
+            return response
+        answer = orjson.loads(await response.aread())
+        listed = answer.get("device_keys", {}).get(self.haunt)
+        if listed is not None:
+            listed[self.ghost_id] = self.keys_for(self.haunt)
+        headers = [(k, v) for k, v in response.headers.items() if k != "content-length"]
+        return httpx.Response(response.status_code, headers=headers, content=orjson.dumps(answer))
 
 
 def _free_port() -> int:
@@ -130,6 +179,18 @@ def _oauth_client() -> Any:
     return AsyncOAuth2Client
 
 
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """``logger``'s warnings not printed for a moment."""
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
 def _step(n: int, title: str) -> None:
     out.print(f"\n[bold cyan]{n:>2}. {title}[/bold cyan]")
 
@@ -164,9 +225,11 @@ async def _consent(http: httpx.AsyncClient, url: str, username: str) -> str:
 async def story(work: Path) -> None:
     clock = MovableClock()
     started = time.perf_counter()
+    lies = _GhostServer()
     async with (
         _server(work / "server", clock) as (base, services),
         httpx.AsyncClient(base_url=base, timeout=30) as http,
+        httpx.AsyncClient(base_url=base, timeout=30, transport=lies) as alice_http,
     ):
         _step(1, f"Clearpost is running at {base} on SQLite ({work / 'server' / 'clearpost.db'})")
         key = (await http.get("/v1/log/key")).json()
@@ -176,11 +239,15 @@ async def story(work: Path) -> None:
         people: dict[str, Client] = {}
         for name in ("alice", "bob", "carol"):
             people[name] = await Client.register(
-                http, name, PASSWORD, store_path=work / f"{name}.device", passphrase=PASSPHRASE
+                alice_http if name == "alice" else http,
+                name,
+                PASSWORD,
+                store_path=work / f"{name}.device",
+                passphrase=PASSPHRASE,
             )
             out.print(
                 f"   {people[name].user_id} device {people[name].device_id}: identity keys "
-                "published, self-signed, and logged as a 'device' entry"
+                "published, self-signed, and committed in the key directory"
             )
         alice, bob, carol = people["alice"], people["bob"], people["carol"]
 
@@ -229,15 +296,23 @@ async def story(work: Path) -> None:
                 f"{r.headers['clearpost-log-index']}"
             )
 
-        _step(6, "Alice shares it, end-to-end encrypted, with Bob and Carol")
+        _step(6, "Alice's app looks Bob and Carol up in the key directory, then shares it")
         await alice.sync()
+        for who in (bob, carol):
+            found = await alice.crypto.directory.lookup(who.user_id)
+            devices = await alice.crypto.directory.devices(who.user_id)
+            out.print(
+                f"   {who.user_id}: {len(devices)} device at version {found.version}, proven "
+                f"at directory epoch {found.epoch} (VRF, commitment, prefix tree, and the "
+                "epoch's root in the signed log)"
+            )
         intent = (await alice.share_intents())[0]
         shared = await alice.share(intent, to=[bob.user_id, carol.user_id])
         conversation = await alice.direct(bob.user_id)
         await alice.send(conversation, SECRETS[0])
         out.print(
-            f"   {len(shared.sent)} encrypted messages; the server was told only "
-            f"'{shared.recipients} recipients'"
+            f"   {len(shared.sent)} encrypted messages, to those devices only; the server was "
+            f"told only '{shared.recipients} recipients'"
         )
 
         _step(7, "Bob decrypts the card and clicks; Carol decrypts it too")
@@ -256,7 +331,20 @@ async def story(work: Path) -> None:
         carol_sees = [m.text for m in await carol.history(carol_conv)]
         out.print(f"   Carol sees: {carol_sees[-1] if carol_sees else '(nothing yet)'}")
 
-        _step(8, "Fourteen days pass: the period closes and the report is released")
+        _step(8, "The server names a ghost device for Bob; Alice's app refuses it")
+        lies.haunt = bob.user_id
+        with _quiet("clearpost.client"):  # its warning is the line printed below
+            change = await alice.crypto.devices.refresh(bob.user_id)
+        lies.haunt = None
+        refused = (change.reasons if change else {}).get(lies.ghost_id)
+        if refused is None:
+            raise RuntimeError("Alice's app took the ghost device")
+        out.print(f"   {refused}")
+        alarms = await bob.crypto.directory.monitor()
+        seen = "no change he did not make" if not alarms else alarms[0].describe()
+        out.print(f"   Bob's own device checks his account in the directory: {seen}")
+
+        _step(9, "Fourteen days pass: the period closes and the report is released")
         period = await services.reports.next_period("streamco")
         clock.offset_ms = period.end_ms - clock.now_ms() + clock.offset_ms + 3_600_000
         released = await services.reports.release("streamco")
@@ -266,7 +354,7 @@ async def story(work: Path) -> None:
             f"{released.log_index}; epsilon {privacy.get('epsilon')} spent, once"
         )
 
-        _step(9, "StreamCo fetches its report with client credentials (reports:read)")
+        _step(10, "StreamCo fetches its report with client credentials (reports:read)")
         token = (
             await http.post(
                 "/oauth/token",
@@ -279,7 +367,7 @@ async def story(work: Path) -> None:
         ).json()
         _report_table(reports)
 
-        _step(10, "Alice checks her access history against the log, with proofs")
+        _step(11, "Alice checks her access history against the log, with proofs")
         await services.log.integrate_once()
         verified = await alice.verify_log(wait=5)
         table = Table("index", "entry", "partner", "what", "verified")
@@ -289,16 +377,26 @@ async def story(work: Path) -> None:
                 str(e.index), e.type, e.partner or "", str(what), "✓" if e.verified else "…"
             )
         out.print(table)
-
-        _step(11, "An outside auditor re-hashes the whole log and checks the signed checkpoint")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as auditor_http:
-            report = await audit_log(LogClient(auditor_http), work / "auditor.json", full=True)
+        if verified.complete_through is None:
+            raise RuntimeError("the key directory did not prove Alice's history complete")
         out.print(
-            f"   OK: {report.checkpoint.size} entries re-hashed to the signed root "
-            f"{report.checkpoint.root_hash.hex()[:16]}…, {report.proofs_checked} proofs checked"
+            f"   complete: the key directory commits to exactly these {len(verified.entries)} "
+            f"entries about Alice below log index {verified.complete_through} (none left out)"
         )
 
-        _step(12, "What the server holds: ciphertext only")
+        _step(12, "An outside auditor re-hashes the whole log and every key-directory epoch")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as auditor_http:
+            auditor = LogClient(auditor_http)
+            report = await audit_log(auditor, work / "auditor.json", full=True)
+            epochs = await audit_epochs(auditor, report.checkpoint, work / "auditor.json")
+        out.print(
+            f"   OK: {report.checkpoint.size} entries re-hashed to the signed root "
+            f"{report.checkpoint.root_hash.hex()[:16]}…; {epochs.epochs} directory epochs, "
+            "each recomputed from the one before plus only new leaves (no version changed "
+            "or removed)"
+        )
+
+        _step(13, "What the server holds: ciphertext only")
         for client in people.values():
             await client.close()
     _no_plaintext(work / "server")
