@@ -11,14 +11,16 @@ from pathlib import Path
 import clearpost
 
 
-def _clearpost(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARPOST_")}
+def _clearpost(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLEARPOST_")}
     return subprocess.run(
         [sys.executable, "-m", "clearpost", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**env, "COLUMNS": "200"},
+        env={**base, "COLUMNS": "200", **(env or {})},
         cwd=cwd,
     )
 
@@ -45,6 +47,18 @@ def test_usage_errors_are_one_error_line_and_exit_2() -> None:
         assert lines[0].startswith("error: "), (args, done.stderr)
         assert lines[1:] == [] or lines[1].startswith("Try '"), (args, done.stderr)
         assert "Traceback" not in done.stderr and "╭" not in done.stderr
+
+
+def test_audit_and_witness_read_the_server_from_clearpost_server(tmp_path: Path) -> None:
+    """As the device commands do: the URL comes from the environment when ``--server`` is
+    not given (a bad one is refused by name, so the variable was read)."""
+    key = tmp_path / "w.key"
+    made = _clearpost("witness", "keygen", "--name", "w.example/w1", "--out", str(key))
+    assert made.returncode == 0, made.stderr
+    for args in (["audit", "verify"], ["witness", "run", "--key", str(key)]):
+        done = _clearpost(*args, env={"CLEARPOST_SERVER": "ftp://example.org"})
+        assert done.returncode == 2, (args, done.stderr)
+        assert "the server URL must start with http:// or https://" in done.stderr, done.stderr
 
 
 def test_configuration_and_file_errors_share_the_format(tmp_path: Path) -> None:

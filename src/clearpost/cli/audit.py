@@ -46,7 +46,12 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 T = TypeVar("T")
 
 ServerOpt = Annotated[
-    str, typer.Option("--server", help="Base URL of the server, e.g. http://127.0.0.1:8448.")
+    str,
+    typer.Option(
+        "--server",
+        envvar="CLEARPOST_SERVER",
+        help="Base URL of the server, e.g. http://127.0.0.1:8448.",
+    ),
 ]
 OriginOpt = Annotated[
     str | None, typer.Option("--origin", help="The log's origin line (default: the key's name).")
