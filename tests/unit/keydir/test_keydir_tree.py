@@ -326,3 +326,35 @@ def test_only_large_subtrees_keep_their_hash_and_proofs_stay_right() -> None:
     assert tree.root() == naive_root(pairs)
     assert 0 < len(tree._branch) < len(tree) / 3  # about one kept hash per 5.5 leaves
     assert all(isinstance(h, bytes) and len(h) == 32 for h in tree._branch.values())
+
+
+def test_indexes_that_share_their_first_64_bits_or_nearly() -> None:
+    """The tree compares indexes by their first 64 bits and reads the rest only when those
+    are equal: leaves that part at bits 62-66, 127 and 255 give the reference's roots and
+    proofs, are found, and a repeated index among them is refused."""
+    rng = random.Random(5)
+    base = int.from_bytes(rng.randbytes(32), "big")
+    pairs: dict[bytes, bytes] = {}
+    for bit in (62, 63, 64, 65, 66, 127, 255):
+        for flip in range(3):
+            k = base ^ (1 << (255 - bit)) ^ (flip << max(0, 250 - bit))
+            pairs[k.to_bytes(32, "big")] = rng.randbytes(32)
+    pairs[base.to_bytes(32, "big")] = rng.randbytes(32)
+    items = list(pairs.items())
+    tree = PrefixTree.from_leaves(items)
+    assert tree.root() == naive_root(items)
+    grown = PrefixTree.from_leaves(items[::2])
+    grown.insert_many(items[1::2])
+    assert grown.root() == tree.root()
+    assert list(grown.leaves()) == sorted(items)
+    for k, v in items:
+        assert tree.get(k) == v
+    near = [(int.from_bytes(k, "big") ^ 1).to_bytes(32, "big") for k, _ in items[:5]]
+    expected = {**{k: v for k, v in items[:5]}, **{k: pairs.get(k) for k in near}}
+    verify_prefix_proof(tree.root(), tree.prove(expected), expected)
+    same_top = (base ^ (1 << 100)).to_bytes(32, "big")  # no leaf, but its first 64 bits are base's
+    with pytest.raises(DuplicateIndex):
+        PrefixTree.from_leaves([*items, (items[-1][0], h("w")), (same_top, h("v"))])
+    with pytest.raises(DuplicateIndex):
+        tree.insert_many([(same_top, h("v")), (items[-1][0], h("w"))])
+    assert tree.get(same_top) is None and tree.root() == naive_root(items)

@@ -18,17 +18,22 @@ Leaves are never modified or removed: ``insert_many`` refuses an index already p
 epoch only inserts; ``prove_update``/``verify_update`` let an auditor recompute the new root
 from the old one (see ``prefix_proof.py`` for the proof layout).
 
-The in-memory representation is built for a million leaves: the sorted indexes (as ints) and
-their values in two lists, plus the hash of every *branching* node (both children non-empty)
-in a dict keyed by ``(1 << depth) | prefix``. A range of sorted indexes is a subtree; unary
-nodes (one empty child) are recomputed on the way, they are rare.
+The in-memory representation is built for a million leaves: the leaves packed in index order
+(``PrefixTree``'s docstring), plus the hash of each *branching* node (both children
+non-empty) with ``KEPT_FROM`` leaves or more, in a dict keyed by ``(1 << depth) | prefix``. A
+range of sorted indexes is a subtree; unary nodes (one empty child) are recomputed on the
+way, they are rare.
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
+from itertools import compress, islice
+from operator import eq
 
 from clearpost.core.keydir.errors import DuplicateIndex, KeyDirFormatError, KeyDirProofError
 from clearpost.core.keydir.prefix_proof import (
@@ -65,6 +70,11 @@ subtree is hashed again when a proof or an insert needs it (a few dozen hashes f
 indexes, which are random). Keeping every one cost about 175 of the 315 bytes each leaf
 held in memory."""
 _BITS = 256
+_REC = INDEX_SIZE + VALUE_SIZE
+"""A leaf's record in ``PrefixTree._rec``: its index, then its value."""
+_TOP_BYTES = 8
+_TOP_BITS = 64
+_LITTLE = sys.byteorder == "little"
 _sha256 = hashlib.sha256
 
 
@@ -90,18 +100,61 @@ def _check_index(index: bytes) -> int:
     return int.from_bytes(index, "big")
 
 
+def _check_leaf(index: bytes, value: bytes) -> bytes:
+    """The leaf's record, ``index || value``, once both are checked."""
+    if not isinstance(value, bytes | bytearray) or len(value) != VALUE_SIZE:
+        raise KeyDirFormatError(f"a tree value is {VALUE_SIZE} bytes")
+    if not isinstance(index, bytes | bytearray) or len(index) != INDEX_SIZE:
+        raise KeyDirFormatError(f"a tree index is {INDEX_SIZE} bytes")
+    return bytes(index) + bytes(value)
+
+
 def _ib(k: int) -> bytes:
     return k.to_bytes(INDEX_SIZE, "big")
 
 
-class PrefixTree:
-    """An in-memory prefix tree; build it with ``from_leaves``, grow it with ``insert_many``."""
+def _tops(rec: bytes) -> array[int]:
+    """The first 64 bits of each packed record, as unsigned ints (gathered by strided
+    slices: no object per record)."""
+    raw = bytearray(len(rec) // _REC * _TOP_BYTES)
+    for k in range(_TOP_BYTES):
+        raw[(_TOP_BYTES - 1 - k if _LITTLE else k) :: _TOP_BYTES] = rec[k::_REC]
+    tops = array("Q")
+    tops.frombytes(raw)
+    return tops
 
-    __slots__ = ("_branch", "_keys", "_root", "_vals")
+
+def _packed(leaves: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The leaves' records in index order, packed. As they come, they are dealt into 256
+    runs by their first byte; each run is then sorted on its own, so only one run's records
+    are objects at a time (a list of a million records cost 100 MB more at a rebuild)."""
+    runs = [bytearray() for _ in range(256)]
+    for index, value in leaves:
+        record = _check_leaf(index, value)
+        runs[record[0]] += record
+    done: list[bytes] = []
+    for first, run in enumerate(runs):
+        records = [run[at : at + _REC] for at in range(0, len(run), _REC)]
+        runs[first] = bytearray()
+        records.sort()
+        done.append(b"".join(records))
+    return b"".join(done)
+
+
+class PrefixTree:
+    """An in-memory prefix tree; build it with ``from_leaves``, grow it with ``insert_many``.
+
+    Leaves are kept packed: ``_rec`` holds each leaf's ``index || value`` (64 bytes) in index
+    order, and ``_top`` each index's first 64 bits, which decide every comparison but those
+    between indexes sharing them (then the whole index is read from ``_rec``). A million
+    leaves take 72 MB this way, against 141 MB as lists of ints and bytes objects.
+    """
+
+    __slots__ = ("_branch", "_rec", "_root", "_top")
 
     def __init__(self) -> None:
-        self._keys: list[int] = []
-        self._vals: list[bytes] = []
+        self._rec = b""
+        self._top = array("Q")
         self._branch: dict[int, bytes] = {}
         self._root = EMPTY
 
@@ -109,22 +162,20 @@ class PrefixTree:
     def from_leaves(cls, leaves: Iterable[tuple[bytes, bytes]]) -> PrefixTree:
         """A tree holding ``leaves`` (index, value); a repeated index is refused."""
         tree = cls()
-        pairs: dict[int, bytes] = {}
-        count = 0
-        for index, value in leaves:
-            k, v = _check_pair(index, value)
-            pairs[k] = v
-            count += 1
-        if len(pairs) != count:
-            raise DuplicateIndex("the same index appears twice among the leaves")
-        keys = sorted(pairs)
-        tree._keys = keys
-        tree._vals = [pairs[k] for k in keys]
-        tree._root = tree._subtree(0, len(keys), 0, None) if keys else EMPTY
+        rec = _packed(leaves)
+        tops = _tops(rec)
+        for i in compress(range(1, len(tops)), map(eq, tops, islice(tops, 1, None))):
+            if (
+                rec[(i - 1) * _REC : (i - 1) * _REC + INDEX_SIZE]
+                == rec[i * _REC : i * _REC + INDEX_SIZE]
+            ):
+                raise DuplicateIndex("the same index appears twice among the leaves")
+        tree._rec, tree._top = rec, tops
+        tree._root = tree._subtree(0, len(tops), 0, None) if tops else EMPTY
         return tree
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._top)
 
     def root(self) -> bytes:
         """The root hash (``EMPTY`` for a tree without leaves)."""
@@ -132,65 +183,105 @@ class PrefixTree:
 
     def get(self, index: bytes) -> bytes | None:
         """The value at ``index``, or None."""
-        k = _check_index(index)
-        i = bisect_left(self._keys, k)
-        if i < len(self._keys) and self._keys[i] == k:
-            return self._vals[i]
+        _check_index(index)
+        i = self._position(bytes(index))
+        at = i * _REC
+        if i < len(self._top) and self._rec[at : at + INDEX_SIZE] == index:
+            return self._rec[at + INDEX_SIZE : at + _REC]
         return None
 
     def leaves(self) -> Iterable[tuple[bytes, bytes]]:
         """Every (index, value), in index order."""
-        for k, v in zip(self._keys, self._vals, strict=True):
-            yield _ib(k), v
+        rec = self._rec
+        for at in range(0, len(rec), _REC):
+            yield rec[at : at + INDEX_SIZE], rec[at + INDEX_SIZE : at + _REC]
 
     def insert_many(self, leaves: Iterable[tuple[bytes, bytes]]) -> bytes:
         """Insert new leaves and return the new root. Nothing changes if one is refused."""
-        fresh: dict[int, bytes] = {}
-        keys = self._keys
+        fresh: dict[bytes, bytes] = {}
+        rec, tops = self._rec, self._top
         for index, value in leaves:
-            k, v = _check_pair(index, value)
-            if k in fresh:
+            record = _check_leaf(index, value)
+            key = record[:INDEX_SIZE]
+            if key in fresh:
                 raise DuplicateIndex("the same index appears twice in one insert")
-            i = bisect_left(keys, k)
-            if i < len(keys) and keys[i] == k:
+            i = self._position(key)
+            if i < len(tops) and rec[i * _REC : i * _REC + INDEX_SIZE] == key:
                 raise DuplicateIndex("an index already in the tree cannot be inserted again")
-            fresh[k] = v
+            fresh[key] = record
         if not fresh:
             return self._root
-        new_keys: list[int] = []
-        new_vals: list[bytes] = []
+        view = memoryview(rec)
+        pieces: list[bytes | memoryview] = []
+        new_tops = array("Q")
         positions: list[int] = []
         prev = 0
-        vals = self._vals
-        for k in sorted(fresh):
-            i = bisect_left(keys, k, prev)
-            new_keys += keys[prev:i]
-            new_vals += vals[prev:i]
-            positions.append(len(new_keys))
-            new_keys.append(k)
-            new_vals.append(fresh[k])
+        for key in sorted(fresh):
+            i = self._position(key, prev)
+            pieces.append(view[prev * _REC : i * _REC])
+            new_tops.extend(tops[prev:i])
+            positions.append(len(new_tops))
+            pieces.append(fresh[key])
+            new_tops.append(int.from_bytes(key[:_TOP_BYTES], "big"))
             prev = i
-        new_keys += keys[prev:]
-        new_vals += vals[prev:]
-        self._keys, self._vals = new_keys, new_vals
-        self._root = self._subtree(0, len(new_keys), 0, positions)
+        pieces.append(view[prev * _REC :])
+        new_tops.extend(tops[prev:])
+        self._rec = b"".join(pieces)
+        view.release()
+        self._top = new_tops
+        self._root = self._subtree(0, len(new_tops), 0, positions)
         return self._root
+
+    # -- reading the packed leaves ---------------------------------------------------------
+
+    def _key(self, i: int) -> int:
+        """The whole index of leaf ``i``."""
+        return int.from_bytes(self._rec[i * _REC : i * _REC + INDEX_SIZE], "big")
+
+    def _position(self, key: bytes, lo: int = 0) -> int:
+        """Where ``key`` is or would go among the leaves (``bisect_left``), from ``lo``."""
+        tops = self._top
+        top = int.from_bytes(key[:_TOP_BYTES], "big")
+        i = bisect_left(tops, top, lo)
+        j = bisect_right(tops, top, i)
+        if j > i:  # leaves whose indexes start with the same 64 bits: compare them whole
+            rec = self._rec
+            i += bisect_left(range(i, j), key, key=lambda p: rec[p * _REC : p * _REC + INDEX_SIZE])
+        return i
+
+    def _ones_from(self, lo: int, hi: int, depth: int) -> int:
+        """The first of the leaves ``lo:hi`` (which share their first ``depth`` bits) whose
+        bit ``depth`` is 1 (``hi`` if none)."""
+        if depth < _TOP_BITS:
+            shift = _TOP_BITS - 1 - depth
+            threshold = ((self._top[lo] >> shift) | 1) << shift
+            return bisect_left(self._top, threshold, lo, hi)
+        rec, byte, bit = self._rec, depth // 8, 7 - depth % 8
+        return lo + bisect_left(range(lo, hi), 1, key=lambda p: (rec[p * _REC + byte] >> bit) & 1)
 
     # -- hashing -------------------------------------------------------------------------
 
     def _subtree(self, lo: int, hi: int, depth: int, dirty: list[int] | None) -> bytes:
-        """Hash of the node at ``depth`` whose leaves are ``keys[lo:hi]`` (non-empty).
+        """Hash of the node at ``depth`` whose leaves are ``lo:hi`` (non-empty).
 
         ``dirty``: sorted positions of leaves inserted since the cached hashes were computed
         (None: everything is new). A subtree with no dirty leaf is read from the cache if its
         hash is kept (``KEPT_FROM`` leaves or more), else hashed again.
         """
-        keys = self._keys
         if hi - lo == 1:
-            return _sha256(b"\x02" + _ib(keys[lo]) + self._vals[lo]).digest()
-        a = keys[lo]
-        split = _BITS - (a ^ keys[hi - 1]).bit_length()  # depth of the branching node
-        node_id = (1 << split) | (a >> (_BITS - split))
+            return _sha256(b"\x02" + self._rec[lo * _REC : hi * _REC]).digest()
+        tops = self._top
+        a = tops[lo]
+        differ = a ^ tops[hi - 1]
+        if differ:  # the usual case: the branching node is within the first 64 bits
+            split = _TOP_BITS - differ.bit_length()
+            node_id = (1 << split) | (a >> (_TOP_BITS - split))
+            bits = _TOP_BITS
+        else:
+            a = self._key(lo)
+            split = _BITS - (a ^ self._key(hi - 1)).bit_length()
+            node_id = (1 << split) | (a >> (_BITS - split))
+            bits = _BITS
         if dirty is not None:
             j = bisect_left(dirty, lo)
             kept = None if j < len(dirty) and dirty[j] < hi else self._branch.get(node_id)
@@ -199,7 +290,7 @@ class PrefixTree:
             h = self._branching(lo, hi, split, node_id, None)
         # lift through the unary nodes between ``depth`` and the branching node
         for d in range(split - 1, depth - 1, -1):
-            if (a >> (_BITS - 1 - d)) & 1:
+            if (a >> (bits - 1 - d)) & 1:
                 h = _sha256(b"\x03" + EMPTY + h).digest()
             else:
                 h = _sha256(b"\x03" + h + EMPTY).digest()
@@ -208,8 +299,7 @@ class PrefixTree:
     def _branching(
         self, lo: int, hi: int, split: int, node_id: int, dirty: list[int] | None
     ) -> bytes:
-        threshold = ((self._keys[lo] >> (_BITS - 1 - split)) | 1) << (_BITS - 1 - split)
-        m = bisect_left(self._keys, threshold, lo, hi)
+        m = self._ones_from(lo, hi, split)
         h = _sha256(
             b"\x03"
             + self._subtree(lo, m, split + 1, dirty)
@@ -232,7 +322,7 @@ class PrefixTree:
         results: list[SearchResult] = []
         copath: list[bytes | None] = []
         if targets:
-            self._prove(0, len(self._keys), 0, targets, results, copath)
+            self._prove(0, len(self._top), 0, targets, results, copath)
         return PrefixProof(tuple(results), tuple(copath))
 
     def _prove(
@@ -244,22 +334,25 @@ class PrefixTree:
         results: list[SearchResult],
         copath: list[bytes | None],
     ) -> None:
-        keys = self._keys
         if lo == hi:
             results.extend(SearchResult(ABSENT_EMPTY, depth) for _ in targets)
             return
         if hi - lo == 1:
-            k = keys[lo]
+            k = self._key(lo)
             for t in targets:
                 if t == k:
                     results.append(SearchResult(INCLUDED, depth))
                 else:
-                    results.append(SearchResult(ABSENT_LEAF, depth, _ib(k), self._vals[lo]))
+                    leaf = self._rec[lo * _REC : hi * _REC]
+                    results.append(
+                        SearchResult(ABSENT_LEAF, depth, leaf[:INDEX_SIZE], leaf[INDEX_SIZE:])
+                    )
             return
         shift = _BITS - 1 - depth
         threshold = ((targets[0] >> shift) | 1) << shift
-        m = bisect_left(keys, threshold, lo, hi)
         t = bisect_left(targets, threshold)
+        # the leaves lo:hi share the targets' first ``depth`` bits; bit ``depth`` parts them
+        m = self._ones_from(lo, hi, depth)
         for side_lo, side_hi, side_targets in (
             (lo, m, targets[:t]),
             (m, hi, targets[t:]),

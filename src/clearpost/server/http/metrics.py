@@ -65,7 +65,7 @@ class _Figures(Collector):
             )
         yield GaugeMetricFamily(
             "clearpost_keydir_leaves",
-            "Versions in this process's key-directory tree (in memory, about 200 bytes each).",
+            "Versions in this process's key-directory tree (in memory, about 150 bytes each).",
             value=s.keydir_leaves,
         )
         if s.keydir_epoch_age_seconds is not None:

@@ -139,7 +139,7 @@ class KeyDirService:
         return self._vrf.public_key
 
     def leaves_in_memory(self) -> int:
-        """How many versions this process's tree holds (each costs it about 200 bytes)."""
+        """How many versions this process's tree holds (each costs it about 150 bytes)."""
         tree = self._tree
         return len(tree) if tree is not None else 0
 
