@@ -16,7 +16,13 @@ from tests.web.browser import need_browser
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     need_browser()
-    proc = start_server(tmp_path / "srv", f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}")
+    proc = start_server(
+        tmp_path / "srv",
+        f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}",
+        # entries about people counted at most every second: the browser shows it, and the
+        # tests wait for a count as a person would
+        extra_env={"CLEARPOST_KEYDIR_LOG_SECONDS": "1"},
+    )
     try:
         yield proc
     finally:

@@ -164,6 +164,13 @@ def _summary_tail(r: VerifiedLog) -> None:
             f"[green]✓ complete[/green]: the key directory commits to the same entries about "
             f"you below index {r.complete_through:,} (none left out)"
         )
+        newer = sum(1 for e in r.entries if e.index >= r.complete_through)
+        if newer:
+            every = f" within {r.counted_every} s" if r.counted_every else " at its next epoch"
+            out.print(
+                f"[dim]{newer} newer {'entry is' if newer == 1 else 'entries are'} not counted "
+                f"yet: the key directory counts them{every}[/dim]"
+            )
     if r.pending:
         out.print(
             f"[yellow]{r.pending} newer than the checkpoint: their proofs come with the next "

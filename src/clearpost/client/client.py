@@ -524,7 +524,10 @@ class Client:
                 indexes = [e.index for e in result.entries]
                 through = await check_complete(self.crypto.directory, indexes)  # issue 17
                 return dataclasses.replace(
-                    result, trusted_on_first_use=first_use, complete_through=through
+                    result,
+                    trusted_on_first_use=first_use,
+                    complete_through=through,
+                    counted_every=self.crypto.directory.log_seconds,
                 )
             await asyncio.sleep(0.25)
 

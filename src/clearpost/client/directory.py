@@ -99,6 +99,9 @@ class Directory:
         self.transport, self.store, self.clock = transport, store, clock
         self.user_id, self.device_id = user_id, device_id
         self._heartbeat_ms: int | None = None
+        self.log_seconds: int | None = None
+        """How often at the most the server counts entries about you in your ``log:`` label
+        (``GET /v1/keydir/key``; None from a server that does not say)."""
         self.checks = 0
         self.bytes_read = 0
         self.monitor_every_ms = MONITOR_EVERY_MS
@@ -116,6 +119,8 @@ class Directory:
             return saved
         info = await self.transport.request("GET", "/v1/keydir/key")
         self._heartbeat_ms = int(info["heartbeat_seconds"]) * 1000
+        every = info.get("log_seconds")
+        self.log_seconds = every if isinstance(every, int) and not isinstance(every, bool) else None
         if saved is not None:
             return saved
         key = base64.b64decode(str(info["vrf_public_key"]))

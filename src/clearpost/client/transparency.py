@@ -89,6 +89,10 @@ class VerifiedLog:
     complete_through: int | None = None
     """Set when the key directory proved the list complete: every entry about you below
     this log index is in ``entries`` (``client/directory.py``, ``check_complete``)."""
+    counted_every: int | None = None
+    """Seconds: the key directory counts newer entries about you at most this often (the
+    server's ``keydir_log_seconds``), so those at or above ``complete_through`` are counted
+    within about that long."""
 
     @property
     def pending(self) -> int:
@@ -109,6 +113,7 @@ class VerifiedLog:
             "pending": self.pending,
             "total": self.total,
             "complete_through": self.complete_through,
+            "counted_every": self.counted_every,
             "entries": [e.to_json() for e in self.entries],
         }
 

@@ -60,6 +60,9 @@ class Settings:
     keydir_heartbeat_seconds: int = 300
     """The key directory publishes an epoch at least this often, changes or not, so a
     client knows how fresh a proof must be (it refuses one older than twice this)."""
+    keydir_log_seconds: int = 60
+    """Log entries about someone are counted in their ``log:`` label at most this often
+    (0: at every epoch): each count is a new version, kept in every process's memory."""
     report_key_file: Path | None = None
     """The Ed25519 key that signs partner reports; default ``<data_dir>/report.key``,
     generated on first start. Every server process of one database needs the same file."""
@@ -207,7 +210,12 @@ def _check(settings: Settings) -> None:
     for name in _POSITIVE:
         if getattr(settings, name) <= 0:
             raise InvalidInput(f"setting {name!r} must be above 0", field=name)
-    for name in ("login_rate_per_minute", "token_rate_per_second", "click_rate_per_minute"):
+    for name in (
+        "login_rate_per_minute",
+        "token_rate_per_second",
+        "click_rate_per_minute",
+        "keydir_log_seconds",
+    ):
         if getattr(settings, name) < 0:
             raise InvalidInput(f"setting {name!r} must be 0 (off) or above", field=name)
     for name in ("port", "metrics_port"):

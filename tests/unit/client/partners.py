@@ -73,9 +73,11 @@ async def client(
 
 
 @contextlib.asynccontextmanager
-async def partnered(tmp_path: Path, **settings: object) -> AsyncIterator[Partnered]:
-    """The world above; ``settings`` override the server's."""
-    app = create_app(fast_settings(tmp_path, **settings))
+async def partnered(
+    tmp_path: Path, clock: Clock | None = None, **settings: object
+) -> AsyncIterator[Partnered]:
+    """The world above; ``settings`` override the server's, ``clock`` is the server's."""
+    app = create_app(fast_settings(tmp_path, **settings), clock=clock)
     async with app.router.lifespan_context(app):
         asgi = httpx.ASGITransport(app=app)
         tamper = Tamper(asgi)

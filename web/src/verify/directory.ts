@@ -39,10 +39,18 @@ export class DirectoryError extends Error {
   }
 }
 
+/** `GET /v1/keydir/key`: the VRF key, the heartbeat, and how often entries about a person
+ * are counted at the most (`log_seconds`; absent from servers before it was published). */
+export interface Published {
+  vrf_public_key: string;
+  heartbeat_seconds: number;
+  log_seconds?: number;
+}
+
 /** How the directory is reached (the worker's authenticated fetch; a fake in tests). */
 export interface DirectoryApi extends Pick<LogApi, "key" | "consistency"> {
   /** `GET /v1/keydir/key` */
-  directoryKey(): Promise<{ vrf_public_key: string; heartbeat_seconds: number }>;
+  directoryKey(): Promise<Published>;
   /** `GET /v1/keydir/devices/{user_id}[?since=k]` */
   lookupDevices(userId: string, since?: number): Promise<Record<string, unknown>>;
   /** `GET /v1/me/keydir/devices[?since=k]`: this account's own label, as a history */
@@ -97,7 +105,7 @@ export interface Verified {
 
 export class Directory {
   private heartbeatMs = 0;
-  private published: { vrf_public_key: string; heartbeat_seconds: number } | null = null;
+  private published: Published | null = null;
   private logKey: { origin: string; vkey: string } | null = null;
 
   constructor(
@@ -296,7 +304,7 @@ export class Directory {
    * chain of their indexes); `indexes`: every entry the server listed as about you. Returns
    * the count and `through`; throws `DirectoryError` `log_incomplete` otherwise (the SDK's
    * `check_complete`). */
-  async complete(userId: string, indexes: number[]): Promise<{ count: number; through: number }> {
+  async complete(userId: string, indexes: number[]): Promise<{ count: number; through: number; everySeconds: number | null }> {
     const found = await this.verify(await this.api.myLog());
     if (found.label !== `log:${userId}`) {
       throw new DirectoryError("keydir_wrong_label", "the key directory answered for another account");
@@ -320,7 +328,7 @@ export class Directory {
           (missing > 0 ? `: it left ${missing} out of your history` : ": the listed entries are not the ones committed"),
       );
     }
-    return { count, through: found.through };
+    return { count, through: found.through, everySeconds: this.published?.log_seconds ?? null };
   }
 }
 

@@ -527,6 +527,11 @@ class ServerMetadata(BaseModel):
 class KeyDirKey(_Out):
     vrf_public_key: str = Field(description="base64 of the directory's ECVRF-EDWARDS25519 key")
     heartbeat_seconds: int = Field(description="an epoch is published at least this often")
+    log_seconds: int = Field(
+        description="log entries about a person are counted in their log: label at most this "
+        "often (0: at every epoch), so the newest entries of an access history are proven "
+        "complete within about this long"
+    )
     log_origin: str = Field(description="the log whose entries carry the epoch roots")
 
 

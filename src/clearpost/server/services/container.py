@@ -137,7 +137,12 @@ def build_services(
         db, services.accounts, services.conversations, services.oauth
     )
     services.keydir = KeyDirService(
-        db, KeyDirStore(db), log, clock, settings.keydir_heartbeat_seconds
+        db,
+        KeyDirStore(db),
+        log,
+        clock,
+        settings.keydir_heartbeat_seconds,
+        settings.keydir_log_seconds,
     )
     log.before_integrate = services.keydir.publish_in
     services.stats.keydir_leaves = services.keydir.leaves_in_memory

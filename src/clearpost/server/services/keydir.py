@@ -4,8 +4,12 @@ Publishing runs inside the log sequencer's step (``LogService.before_integrate``
 fenced write transaction: with several server processes on one database only the role
 holder publishes, and an epoch's leaves, its ``keydir`` log entry and the checkpoint that
 covers it commit together, or not at all. An epoch is published when an account's devices
-changed (``keydir_dirty``), when log entries about someone were integrated since the last
-epoch (their ``log:`` label), and at least every ``keydir_heartbeat_seconds`` without.
+changed (``keydir_dirty``), when log entries about someone were integrated since they were
+last counted and ``keydir_log_seconds`` have passed since then (their ``log:`` labels, at most
+``MAX_ACCOUNTS_PER_EPOCH`` people an epoch), and at least every ``keydir_heartbeat_seconds``
+without. Counting entries at most every ``keydir_log_seconds`` bounds the versions a busy
+account adds (a partner allowed 60 reads of a person a minute added one an epoch, up to one a
+step: 86,400 a day, each kept in every process's memory) and the epochs in the log.
 
 Every process keeps the prefix tree in memory. It is rebuilt from the stored leaves at
 start and brought up to the stored latest epoch before each publication and each proof;
@@ -103,9 +107,16 @@ class KeyDirService:
         log_service: LogService,
         clock: Clock,
         heartbeat_seconds: int,
+        log_seconds: int,
     ) -> None:
         self.db, self.store, self.log, self.clock = db, store, log_service, clock
         self.heartbeat_ms = heartbeat_seconds * 1000
+        self.log_every_ms = log_seconds * 1000
+        self._counted: tuple[int, int] | None = None
+        """(through, when): the last time this process's epoch counted log entries, and up
+        to where."""
+        self._behind = False
+        """The last count stopped at ``MAX_ACCOUNTS_PER_EPOCH`` people: the next step goes on."""
         self._vrf: VrfSecretKey | None = None
         self._tree: Any = None
         self._tree_epoch = -1
@@ -208,7 +219,13 @@ class KeyDirService:
         size = checkpoint.size if checkpoint else 0
         through = latest.through if latest else 0
         dirty = ks.dirty_users_sync(conn, MAX_ACCOUNTS_PER_EPOCH)
-        about = ks.entries_about_sync(conn, through, size)
+        about: list[tuple[int, str]] = []
+        if self._count_due(conn, latest, now):
+            about, through = _first_people(
+                ks.entries_about_sync(conn, through, size),
+                MAX_ACCOUNTS_PER_EPOCH - len(dirty),
+                size,
+            )
         due = latest is None or now - latest.created_at >= self.heartbeat_ms
         if not dirty and not about and not due:
             return None
@@ -232,19 +249,33 @@ class KeyDirService:
             try:
                 root = self._tree.insert_many(inserted) if inserted else self._tree.root()
                 self._tree_epoch = epoch
-                body = encode_entry(keydir_entry(epoch, root, size, now))
+                body = encode_entry(keydir_entry(epoch, root, through, now))
                 (log_index,) = tlog_store.append_sync(
                     conn, [tlog_store.PendingEntry(body, None)], now
                 )
-                stored = Epoch(epoch, root, log_index, size, now, _bytes(proof))
+                stored = Epoch(epoch, root, log_index, through, now, _bytes(proof))
                 ks.store_epoch_sync(conn, stored, leaves, dirty)
             except BaseException:
                 self._tree = None  # rebuilt from what is stored, next time
                 raise
+        if latest is None or through != latest.through:
+            self._counted = (through, now)
+            self._behind = through < size
         self.last_publish_seconds = time.perf_counter() - started
         if new:
             log.info("key directory epoch %d: %d new versions", epoch, len(new))
         return epoch
+
+    def _count_due(self, conn: Connection, latest: Epoch | None, now: int) -> bool:
+        """Whether this step counts the log entries about people since the last count: at
+        once when the last count stopped short, else ``keydir_log_seconds`` after it (read
+        from the epochs when another process made it)."""
+        if latest is None or self._behind or self.log_every_ms == 0:
+            return True
+        if self._counted is None or self._counted[0] != latest.through:
+            at = ks.counted_at_sync(conn, latest.through)
+            self._counted = (latest.through, latest.created_at if at is None else at)
+        return now - self._counted[1] >= self.log_every_ms
 
     def _new_versions(
         self, conn: Connection, dirty: list[str], about: list[tuple[int, str]]
@@ -461,3 +492,18 @@ def _same_root(service: KeyDirService, latest: Epoch | None) -> bool:
 def _bytes(proof: Any) -> bytes:
     """A core proof's documented byte layout."""
     return bytes(proof.to_bytes())
+
+
+def _first_people(
+    about: list[tuple[int, str]], most: int, size: int
+) -> tuple[list[tuple[int, str]], int]:
+    """The entries (index, person) of ``about``, in index order, up to the first entry of a
+    person beyond the first ``most`` people, and the index the count stops at (``size``, the
+    checkpoint's, if all fit)."""
+    people: set[str] = set()
+    for n, (index, user) in enumerate(about):
+        if user not in people:
+            if len(people) >= most:
+                return about[:n], index
+            people.add(user)
+    return about, size

@@ -97,6 +97,18 @@ def latest_epoch_sync(conn: Connection) -> Epoch | None:
     return Epoch(*row) if row else None
 
 
+def counted_at_sync(conn: Connection, through: int) -> int | None:
+    """When the first epoch whose ``through`` is this one was published (ms): when the
+    entries about people below it were counted. Read once per sequencer role, by scan."""
+    row = conn.execute(
+        select(keydir_epochs.c.created_at)
+        .where(keydir_epochs.c.through == through)
+        .order_by(keydir_epochs.c.epoch)
+        .limit(1)
+    ).first()
+    return None if row is None else int(row[0])
+
+
 def dirty_users_sync(conn: Connection, limit: int) -> list[str]:
     rows = conn.execute(
         select(keydir_dirty.c.user_id).order_by(keydir_dirty.c.since).limit(limit)

@@ -74,7 +74,7 @@ async function completeness(history: History, mayRetry = true): Promise<Complete
   }
 }
 
-type Complete = { count: number; through: number } | { unchecked: string };
+type Complete = { count: number; through: number; everySeconds: number | null } | { unchecked: string };
 
 function again(body: HTMLElement, userId: string): HTMLElement {
   return h(
@@ -141,7 +141,7 @@ function render(r: History, names: Names, complete: Complete | null): HTMLElemen
         { id: "complete", "data-through": String(complete.through) },
         `✓ Complete: the public key directory counts ${complete.count === 1 ? "1 record" : `${complete.count} records`} about you ` +
           `in the log's first ${complete.through} entries, and these are exactly the ones listed here (checked in this browser). ` +
-          "Newer records are counted at the directory's next epoch.",
+          newerCounted(complete.everySeconds),
       ),
     );
   } else if (r.ok && r.total !== null) {
@@ -152,6 +152,15 @@ function render(r: History, names: Names, complete: Complete | null): HTMLElemen
     out.push(h("details", {}, h("summary", {}, "The signed checkpoint, as the server sent it"), h("pre", { class: "key", id: "checkpoint-note" }, r.note)));
   }
   return out;
+}
+
+/** When records newer than the count are counted: the server says how often it counts. */
+function newerCounted(everySeconds: number | null): string {
+  if (!everySeconds) return "Newer records are counted at the directory's next epoch.";
+  const [n, unit] = everySeconds % 60 === 0 ? [everySeconds / 60, "minute"] : [everySeconds, "second"];
+  const within = n === 1 ? `a ${unit}` : `${n} ${unit}s`;
+  const every = n === 1 ? unit : `${n} ${unit}s`;
+  return `Newer records are counted within about ${within}: the directory counts them at most every ${every}.`;
 }
 
 function item(c: CheckedEntry, names: Names): HTMLElement {

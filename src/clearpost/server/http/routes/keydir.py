@@ -48,6 +48,7 @@ async def key(svc: Svc) -> JSON:
         {
             "vrf_public_key": _b64(svc.keydir.vrf_public_key),
             "heartbeat_seconds": svc.settings.keydir_heartbeat_seconds,
+            "log_seconds": svc.settings.keydir_log_seconds,
             "log_origin": svc.log.origin,
         }
     )

@@ -1,0 +1,159 @@
+"""Log entries about people are counted in their ``log:`` labels at most every
+``keydir_log_seconds`` (issue 17): a partner reading a person's profile again and again adds
+one directory version per interval, not one per read, and the access history is still
+proven complete once the interval has passed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from clearpost.cli import me as me_cli
+from clearpost.client import Client
+from clearpost.core.clock import FakeClock, SystemClock
+from clearpost.server.services import keydir as keydir_service
+from clearpost.server.services.keydir import _first_people
+from clearpost.storage.schema import keydir_epochs, keydir_versions
+from tests.unit.client.partners import FAST, PASSWORD, Partnered, partnered
+
+ALICE_LOG = "log:@alice:clearpost.localhost"
+EVERY = 30
+
+
+async def versions_of(w: Partnered, label: str) -> int:
+    async with w.services.db.read() as conn:
+        found = await conn.execute(
+            select(func.count())
+            .select_from(keydir_versions)
+            .where(keydir_versions.c.label == label)
+        )
+        return int(found.scalar_one())
+
+
+async def epochs(w: Partnered) -> tuple[int, int]:
+    """(how many epochs, the latest one's ``through``)."""
+    async with w.services.db.read() as conn:
+        count = (await conn.execute(select(func.count()).select_from(keydir_epochs))).scalar_one()
+        through = (
+            await conn.execute(
+                select(keydir_epochs.c.through).order_by(keydir_epochs.c.epoch.desc()).limit(1)
+            )
+        ).scalar_one()
+    return int(count), int(through)
+
+
+async def read_profile(w: Partnered, times: int) -> list[int]:
+    """StreamCo reads Alice's profile; each read is logged about her. Their log indexes."""
+    indexes = []
+    for _ in range(times):
+        r = await w.streamco.get("http://test/v1/partner/me")
+        assert r.status_code == 200, r.text
+        indexes.append(int(r.headers["clearpost-log-index"]))
+    await w.integrate()
+    return indexes
+
+
+async def test_reads_within_the_interval_make_one_version_and_the_history_stays_complete(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(SystemClock().now_ms())
+    async with partnered(tmp_path, clock=clock, keydir_log_seconds=EVERY) as w:
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        await w.integrate()  # the consent so far is counted
+        before = await versions_of(w, ALICE_LOG)
+        count, through = await epochs(w)
+        assert before == 1
+
+        reads = await read_profile(w, 5)
+        await w.integrate()
+        # within the interval: no version, no epoch, the count stays where it was
+        assert await versions_of(w, ALICE_LOG) == before
+        assert await epochs(w) == (count, through)
+        log = await w.alice.verify_log()
+        assert log.complete_through == through < reads[0]
+        assert {e.index for e in log.entries} >= set(reads)  # shown (verified), not yet counted
+        assert log.counted_every == EVERY
+        with me_cli.out.capture() as shown:
+            me_cli._summary_tail(log)
+        assert "5 newer entries are not counted yet: the key directory counts them within 30 s" in (
+            " ".join(shown.get().split())
+        )
+
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        # one version counts all five reads; the history is proven complete past them
+        assert await versions_of(w, ALICE_LOG) == before + 1
+        new_count, new_through = await epochs(w)
+        assert new_count == count + 1 and new_through > reads[-1]
+        log = await w.alice.verify_log()
+        assert log.complete_through == new_through
+
+        await read_profile(w, 5)
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        assert await versions_of(w, ALICE_LOG) == before + 2
+
+
+async def test_a_count_held_back_by_the_epoch_limit_goes_on_at_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An epoch takes at most ``MAX_ACCOUNTS_PER_EPOCH`` people: Bob's new device takes the
+    only place, and Alice's entries are counted in the epoch right after (not an interval
+    later)."""
+    clock = FakeClock(SystemClock().now_ms())
+    async with partnered(tmp_path, clock=clock, keydir_log_seconds=EVERY) as w:
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        await w.integrate()
+        reads = await read_profile(w, 2)
+        count, _ = await epochs(w)
+        monkeypatch.setattr(keydir_service, "MAX_ACCOUNTS_PER_EPOCH", 1)
+        clock.advance(EVERY + 1)
+        second = await Client.login(
+            w.http,
+            "bob",
+            PASSWORD,
+            store_path=tmp_path / "bob-2.store",
+            passphrase="b2",
+            kdf=FAST,
+            stream=False,
+        )  # returns once an epoch holds the new device
+        await second.close()
+        await w.integrate()
+        async with w.services.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        keydir_epochs.c.epoch, keydir_epochs.c.through, keydir_epochs.c.created_at
+                    )
+                    .where(keydir_epochs.c.epoch >= count)
+                    .order_by(keydir_epochs.c.epoch)
+                )
+            ).all()
+            labels = dict(
+                (
+                    await conn.execute(
+                        select(keydir_versions.c.label, keydir_versions.c.epoch).where(
+                            keydir_versions.c.epoch >= count
+                        )
+                    )
+                ).all()
+            )
+        bob_at, alice_at = labels["devices:@bob:clearpost.localhost"], labels[ALICE_LOG]
+        assert alice_at == bob_at + 1
+        by_epoch = {e: (through, at) for e, through, at in rows}
+        assert by_epoch[bob_at][0] == reads[0]  # the count stopped at Alice's first entry
+        assert by_epoch[alice_at][0] > reads[-1]
+        assert by_epoch[alice_at][1] == by_epoch[bob_at][1]  # the same moment: no interval
+
+
+def test_first_people_stops_before_the_first_entry_of_one_person_too_many() -> None:
+    about = [(10, "a"), (11, "b"), (12, "a"), (13, "c"), (14, "b"), (15, "d")]
+    assert _first_people(about, 2, 99) == (about[:3], 13)
+    assert _first_people(about, 3, 99) == (about[:5], 15)
+    assert _first_people(about, 4, 99) == (about, 99)
+    assert _first_people(about, 0, 99) == ([], 10)
+    assert _first_people([], 5, 99) == ([], 99)
