@@ -19,8 +19,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = start_server(
         tmp_path / "srv",
         f"sqlite+aiosqlite:///{tmp_path / 'srv' / 'cp.db'}",
-        # entries about people counted at most every second: the browser shows it, and the
-        # tests wait for a count as a person would
+        # entries about people counted at most every second, as a person would wait for it
         extra_env={"CLEARPOST_KEYDIR_LOG_SECONDS": "1"},
     )
     try:
