@@ -24,6 +24,7 @@ from clearpost.core.keydir.tree import PrefixTree
 from clearpost.core.tlog import Checkpoint
 from clearpost.core.tlog.note import parse_note_unverified
 from clearpost.server.http.app import create_app
+from clearpost.server.services import keydir as keydir_service
 from clearpost.storage.schema import devices, keydir_dirty, tlog_entries
 from tests.conftest import fast_settings
 from tests.support import api
@@ -398,3 +399,28 @@ async def test_4_different_directory_states_are_caught_through_the_log(tmp_path:
         assert refused.value.code == "log_inconsistent"
         assert "forked history" in refused.value.message
         await bob.close()
+
+
+async def test_6b_an_epoch_that_takes_back_a_count_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that publishes an epoch whose ``through`` is below the last one (so entries
+    once proven counted would no longer be) is refused by the auditor, from a fresh audit
+    and from one that resumes from its state file."""
+    state = tmp_path / "audit.json"
+    async with partnered(tmp_path) as w:
+        await settled(w)
+        await w.integrate()
+        honest = await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)
+        assert honest.epochs >= 2
+        # the lying server: its next count claims to stop at entry 1
+        monkeypatch.setattr(keydir_service, "_first_people", lambda about, most, size: (about, 1))
+        r = await w.streamco.get("http://test/v1/partner/me")
+        assert r.status_code == 200, r.text
+        await w.integrate()
+        await w.integrate()
+        checkpoint = await _checkpoint(w.http)
+        for resumed in (state, None):
+            with pytest.raises(KeyDirTransitionInvalid) as failed:
+                await audit_epochs(LogClient(w.http), checkpoint, resumed)
+            assert "a count taken back" in failed.value.message

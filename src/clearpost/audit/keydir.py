@@ -4,7 +4,10 @@ Every ``keydir`` entry of the log carries an epoch's root. For each one not audi
 in order (``audit_epochs``):
 
 1. Its epoch number follows the previous epoch's (none skipped, none repeated); the first
-   is epoch 0, whose previous root is the empty tree's.
+   is epoch 0, whose previous root is the empty tree's. Its ``through`` (the log entries
+   below it are counted in their people's ``log:`` labels) is no lower than the previous
+   epoch's and no higher than its own index: an epoch cannot take back a count, nor count
+   entries the log did not hold yet.
 2. The entry is in the audited checkpoint (RFC 9162 inclusion proof).
 3. ``GET /v1/keydir/epochs/{n}`` names the same root, and its update proof recomputes that
    root from the previous epoch's root (taken from the log, not from the server's answer)
@@ -12,7 +15,7 @@ in order (``audit_epochs``):
    (``core/keydir/tree.py``, ``verify_update``).
 
 Progress is kept in ``<state>.keydir.json`` beside the audit state file (the last epoch,
-its root and how far the log was scanned), so runs are incremental.
+its root and ``through``, and how far the log was scanned), so runs are incremental.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ async def audit_epochs(
     where the last run stopped, is fetched here."""
     saved = _load(state)
     scanned, last, root = int(saved["scanned"]), saved["epoch"], bytes.fromhex(saved["root"])
+    counted = int(saved.get("through", 0))  # absent from state files before it was checked
     candidates: list[tuple[int, bytes]] = []
     gap_end = checkpoint.size if seen is None or seen.start is None else seen.start
     if scanned < gap_end:
@@ -115,12 +119,21 @@ async def audit_epochs(
     checked = 0
     async with contextlib.aclosing(pipelined(fetch, epochs, _AHEAD)) as fetched:
         async for (index, body, entry), (hashes, answer) in fetched:
-            epoch, new_root = _epoch_of(entry, index)
+            epoch, new_root, through = _epoch_of(entry, index)
             # 1.
             expected = 0 if last is None else int(last) + 1
             if epoch != expected:
                 raise KeyDirTransitionInvalid(
                     f"log entry {index} carries key-directory epoch {epoch}, expected {expected}"
+                )
+            if not counted <= through <= index:
+                raise KeyDirTransitionInvalid(
+                    f"epoch {epoch} (log entry {index}) counts the entries below {through}, but "
+                    + (
+                        f"epoch {epoch - 1} counted those below {counted}: a count taken back"
+                        if through < counted
+                        else "the log did not hold them yet"
+                    )
                 )
             # 2.
             try:
@@ -130,8 +143,8 @@ async def audit_epochs(
                 raise BadProof(f"epoch {epoch}'s entry {index}: {exc}") from exc
             # 3.
             _check_transition(_or_raise(answer), epoch, root, new_root)
-            last, root, checked = epoch, new_root, checked + 1
-    _save(state, checkpoint.size, last, root)
+            last, root, counted, checked = epoch, new_root, through, checked + 1
+    _save(state, checkpoint.size, last, root, counted)
     return EpochAudit(checked, None if last is None else int(last), checkpoint.size)
 
 
@@ -170,14 +183,16 @@ def _check_transition(body: Any, epoch: int, old_root: bytes, new_root: bytes) -
         ) from exc
 
 
-def _epoch_of(entry: dict[str, Any], index: int) -> tuple[int, bytes]:
+def _epoch_of(entry: dict[str, Any], index: int) -> tuple[int, bytes, int]:
     try:
-        epoch, root = entry["epoch"], bytes.fromhex(entry["root"])
+        epoch, root, through = entry["epoch"], bytes.fromhex(entry["root"]), entry["through"]
     except (KeyError, TypeError, ValueError) as exc:
         raise KeyDirTransitionInvalid(f"log entry {index} is a malformed epoch") from exc
-    if not isinstance(epoch, int) or len(root) != 32:
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (epoch, through)):
         raise KeyDirTransitionInvalid(f"log entry {index} is a malformed epoch")
-    return epoch, root
+    if len(root) != 32:
+        raise KeyDirTransitionInvalid(f"log entry {index} is a malformed epoch")
+    return epoch, root, through
 
 
 def _path(state: Path | None) -> Path | None:
@@ -189,10 +204,11 @@ def _load(state: Path | None) -> dict[str, Any]:
     if path is not None and path.exists():
         loaded: dict[str, Any] = orjson.loads(path.read_bytes())
         return loaded
-    return {"scanned": 0, "epoch": None, "root": EMPTY.hex()}
+    return {"scanned": 0, "epoch": None, "root": EMPTY.hex(), "through": 0}
 
 
-def _save(state: Path | None, scanned: int, epoch: Any, root: bytes) -> None:
+def _save(state: Path | None, scanned: int, epoch: Any, root: bytes, through: int) -> None:
     path = _path(state)
     if path is not None:
-        path.write_bytes(orjson.dumps({"scanned": scanned, "epoch": epoch, "root": root.hex()}))
+        saved = {"scanned": scanned, "epoch": epoch, "root": root.hex(), "through": through}
+        path.write_bytes(orjson.dumps(saved))
