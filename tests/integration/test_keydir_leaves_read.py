@@ -1,7 +1,8 @@
 """Reading the key directory's stored leaves, as a server does to rebuild its tree at start
 and to catch up with the latest epoch: every leaf exactly once, whichever way it is read
 (SQLite's one streamed statement, PostgreSQL's pages along the primary key, the last
-epochs by epoch), and none past the epoch the caller read."""
+epochs by epoch), and none past the epoch the caller read; and when entries about people
+were last counted, as a new sequencer reads it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import Connection, insert
 
 from clearpost.storage.db import Database
 from clearpost.storage.migrations import upgrade
-from clearpost.storage.schema import keydir_leaves
+from clearpost.storage.schema import keydir_epochs, keydir_leaves
 from clearpost.storage.sql import keydir as ks
 
 PER_EPOCH = [40, 1, 75, 3, 60]  # leaves each epoch stored, epochs 0..4
@@ -48,5 +49,40 @@ async def test_every_leaf_is_read_once_in_pages_and_by_epoch(
             if after >= 0:  # the last epochs come by epoch
                 assert [x[2] for x in got] == sorted(x[2] for x in got)
         assert await db.run_read(_read, 4, None) == []
+    finally:
+        await db.close()
+
+
+THROUGHS = [0, 0, 3, 3, 3, 8, 8, 12]  # epochs 0..7: counts at epochs 2, 5 and 7
+
+
+def _epochs(conn: Connection) -> None:
+    conn.execute(
+        insert(keydir_epochs),
+        [
+            {
+                "epoch": e,
+                "root": bytes(32),
+                "log_index": 10 * e,
+                "through": t,
+                "created_at": 1000 + e,
+                "proof": b"",
+            }
+            for e, t in enumerate(THROUGHS)
+        ],
+    )
+
+
+async def test_when_a_count_was_taken_is_the_first_epoch_with_its_through(db_url: str) -> None:
+    """What a new sequencer reads to know when entries about people were last counted."""
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        assert await db.run_read(ks.counted_at_sync, 0) is None  # no epoch yet
+        await db.run_write(_epochs)
+        for through, epoch in [(0, 0), (3, 2), (8, 5), (12, 7)]:
+            assert await db.run_read(ks.counted_at_sync, through) == 1000 + epoch, through
+        for through in (1, 9, 13):  # no epoch counted up to there
+            assert await db.run_read(ks.counted_at_sync, through) is None, through
     finally:
         await db.close()

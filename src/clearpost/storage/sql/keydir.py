@@ -99,14 +99,20 @@ def latest_epoch_sync(conn: Connection) -> Epoch | None:
 
 def counted_at_sync(conn: Connection, through: int) -> int | None:
     """When the first epoch whose ``through`` is this one was published (ms): when the
-    entries about people below it were counted. Read once per sequencer role, by scan."""
+    entries about people below it were counted. ``through`` never falls from one epoch to
+    the next, so that epoch follows the last one with a lower ``through``: both are found
+    walking the key back from the latest epoch, past the epochs since that count only."""
+    epochs = keydir_epochs.c
+    before = conn.execute(
+        select(epochs.epoch).where(epochs.through < through).order_by(epochs.epoch.desc()).limit(1)
+    ).scalar()
     row = conn.execute(
-        select(keydir_epochs.c.created_at)
-        .where(keydir_epochs.c.through == through)
-        .order_by(keydir_epochs.c.epoch)
+        select(epochs.created_at, epochs.through)
+        .where(epochs.epoch > (-1 if before is None else before))
+        .order_by(epochs.epoch)
         .limit(1)
     ).first()
-    return None if row is None else int(row[0])
+    return int(row[0]) if row is not None and int(row[1]) == through else None
 
 
 def dirty_users_sync(conn: Connection, limit: int) -> list[str]:
