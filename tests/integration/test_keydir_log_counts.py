@@ -5,18 +5,20 @@ proven complete once the interval has passed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from clearpost.cli import me as me_cli
-from clearpost.client import Client
 from clearpost.core.clock import FakeClock, SystemClock
 from clearpost.server.services import keydir as keydir_service
 from clearpost.server.services.keydir import _first_people
 from clearpost.storage.schema import keydir_epochs, keydir_versions
-from tests.unit.client.partners import FAST, PASSWORD, Partnered, partnered
+from tests.integration.test_keydir_adversarial import second_device
+from tests.unit.client.partners import Partnered, partnered
 
 ALICE_LOG = "log:@alice:clearpost.localhost"
 EVERY = 30
@@ -42,6 +44,14 @@ async def epochs(w: Partnered) -> tuple[int, int]:
             )
         ).scalar_one()
     return int(count), int(through)
+
+
+async def stop_sequencer() -> None:
+    """Stop the server's own sequencer loop, so that only the test's steps publish."""
+    (loop,) = [t for t in asyncio.all_tasks() if t.get_name() == "clearpost-sequencer"]
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
 
 
 async def read_profile(w: Partnered, times: int) -> list[int]:
@@ -105,24 +115,20 @@ async def test_a_count_held_back_by_the_epoch_limit_goes_on_at_the_next_step(
     later)."""
     clock = FakeClock(SystemClock().now_ms())
     async with partnered(tmp_path, clock=clock, keydir_log_seconds=EVERY) as w:
+        await stop_sequencer()  # the steps below are the test's own, one at a time
         clock.advance(EVERY + 1)
-        await w.integrate()
         await w.integrate()
         reads = await read_profile(w, 2)
         count, _ = await epochs(w)
         monkeypatch.setattr(keydir_service, "MAX_ACCOUNTS_PER_EPOCH", 1)
+        login = asyncio.create_task(second_device(w, tmp_path, "bob"))
+        while not await w.services.keydir.store.is_dirty(w.bob.user_id):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # (the upload marks it in the database: no event)
         clock.advance(EVERY + 1)
-        second = await Client.login(
-            w.http,
-            "bob",
-            PASSWORD,
-            store_path=tmp_path / "bob-2.store",
-            passphrase="b2",
-            kdf=FAST,
-            stream=False,
-        )  # returns once an epoch holds the new device
-        await second.close()
-        await w.integrate()
+        await w.integrate()  # Bob's device takes the only place; Alice's count stops short
+        assert await versions_of(w, ALICE_LOG) == 1
+        await w.integrate()  # the rest, at once: not an interval later
+        await (await login).close()  # it returned once an epoch held the device
         async with w.services.db.read() as conn:
             rows = (
                 await conn.execute(
