@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,10 +26,12 @@ from clearpost.storage.schema import (
     keydir_versions,
     tlog_entries,
 )
+from clearpost.storage.sql import tlog as tlog_store  # a module: tlog imports this one too
 from clearpost.storage.sql.bulk import insert_many
 from clearpost.storage.sql.plain import plain_sqlite
-from clearpost.storage.sql.tlog import StoredCheckpoint
-from clearpost.storage.sql.tlog import latest_sync as tlog_latest_sync
+
+if TYPE_CHECKING:
+    from clearpost.storage.sql.tlog import StoredCheckpoint
 
 LEAF_READ_BATCH = 50_000
 _SQLITE_ALL_LEAVES = "SELECT idx, commitment, epoch FROM keydir_leaves WHERE epoch <= ?"
@@ -258,7 +261,7 @@ def anchor_sync(
     """What a proof about ``label`` starts from, in one read: the latest epoch, the latest
     checkpoint, and the label's versions published by that epoch."""
     latest = latest_epoch_sync(conn)
-    checkpoint = tlog_latest_sync(conn)
+    checkpoint = tlog_store.latest_sync(conn)
     return latest, checkpoint, versions_sync(conn, label, latest.epoch) if latest else []
 
 
