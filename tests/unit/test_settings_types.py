@@ -22,6 +22,7 @@ from clearpost.server.config import load_settings
         ("data_dir = [1]", "setting 'data_dir' must be a path (string)"),
         ("login_rate_per_minute = -1", "setting 'login_rate_per_minute' must be 0 (off) or above"),
         ("body_timeout_seconds = 0", "setting 'body_timeout_seconds' must be above 0"),
+        ("keydir_log_seconds = -1", "setting 'keydir_log_seconds' must be 0 (at every epoch)"),
         ('trusted_proxies = "10.0.0.0/33"', "setting 'trusted_proxies'"),
         ("server = 1", "[server] must be a table"),
     ],

@@ -210,14 +210,14 @@ def _check(settings: Settings) -> None:
     for name in _POSITIVE:
         if getattr(settings, name) <= 0:
             raise InvalidInput(f"setting {name!r} must be above 0", field=name)
-    for name in (
-        "login_rate_per_minute",
-        "token_rate_per_second",
-        "click_rate_per_minute",
-        "keydir_log_seconds",
-    ):
+    for name in ("login_rate_per_minute", "token_rate_per_second", "click_rate_per_minute"):
         if getattr(settings, name) < 0:
             raise InvalidInput(f"setting {name!r} must be 0 (off) or above", field=name)
+    if settings.keydir_log_seconds < 0:
+        raise InvalidInput(
+            "setting 'keydir_log_seconds' must be 0 (at every epoch) or above",
+            field="keydir_log_seconds",
+        )
     for name in ("port", "metrics_port"):
         if not 0 <= getattr(settings, name) <= 65535:
             value = getattr(settings, name)
