@@ -10,6 +10,7 @@ Two labels per account (``core/keydir`` commits to them; this module says what t
   log entries about the account, in order: ``chain_0`` is 32 zero bytes and
   ``chain_i = SHA-256("clearpost/keydir/log-chain\\n" || chain_{i-1} || uint64_be(index_i))``.
   Each epoch's log entry says ``through``: the entries below that index are all counted.
+  ``count_time`` is how a client checks that the count is recent.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 
 from clearpost.core.canonical import canonical_json
 from clearpost.core.errors import InvalidInput
+from clearpost.core.keydir.errors import KeyDirProofError
 
 DEVICES = "devices"
 LOG = "log"
@@ -83,3 +85,70 @@ def parse_log_value(value: bytes) -> tuple[int, bytes]:
     if log_value(count, chain) != value:
         raise InvalidInput("a log value is not canonical JSON")
     return count, chain
+
+
+class CountLate(InvalidInput):
+    """The epochs show a count of the log entries about people older than the server's
+    interval allows: a server that stopped counting could leave newer entries out."""
+
+    code = "log_count_late"
+
+
+COUNT_SLACK_MS = 60_000
+"""How much later than ``log_seconds`` a count may be before it is evidence: the sequencer
+counts at its first step after the interval, and an epoch takes a bounded number of
+people, so a large backlog takes a few steps."""
+
+EpochSeen = tuple[int, int, int]
+"""(epoch, through, time in ms) of a ``keydir`` log entry."""
+
+
+def count_time(shown: list[EpochSeen], answer: EpochSeen, log_seconds: int) -> int:
+    """When the ``through`` of the ``answer``'s epoch was set (ms), checked to be no more
+    than ``log_seconds`` and ``COUNT_SLACK_MS`` before that epoch (``CountLate``
+    otherwise): an honest server counts at the first epoch after its interval, and a count
+    always moves ``through`` (the epoch before is a new entry), so an older count means the
+    server stopped counting.
+
+    ``shown``, in epoch order: the first epoch whose ``through`` is the answer's and the one
+    right before it, leaving out the answer's own epoch (so the one before, when the
+    answer's epoch counted; the first, when that is epoch 0; else both). ``through`` never
+    falls (auditors check it), so the epochs between the first and the answer's keep it.
+    Anything else is a ``KeyDirProofError``."""
+    epoch, through, _ = answer
+    before: EpochSeen | None
+    if len(shown) == 2:
+        before, first = shown
+    elif len(shown) == 1 and shown[0][1] < through:  # the answer's epoch counted
+        before, first = shown[0], answer
+    elif len(shown) == 1:
+        before, first = None, shown[0]
+    else:
+        before, first = None, answer
+    fits = (
+        len(shown) <= 2
+        and first[1] == through
+        and (first is answer or first[0] < epoch)
+        and (first[0] == 0 if before is None else before[0] == first[0] - 1)
+        and (before is None or before[1] < through)
+    )
+    if not fits:
+        raise KeyDirProofError(
+            "the answer does not show when its epoch's count was taken: the first epoch "
+            "with its `through` and the epoch before it"
+        )
+    check_count_age(first[2], answer, log_seconds)
+    return first[2]
+
+
+def check_count_age(counted_at: int, answer: EpochSeen, log_seconds: int) -> None:
+    """``CountLate`` when the count taken at ``counted_at`` (ms) is more than
+    ``log_seconds`` and ``COUNT_SLACK_MS`` older than the ``answer`` epoch that keeps it."""
+    epoch, through, time_ms = answer
+    late = time_ms - counted_at
+    if late > log_seconds * 1000 + COUNT_SLACK_MS:
+        raise CountLate(
+            f"the key directory last counted the log entries about people {late // 1000:,} s"
+            f" before its epoch {epoch}, but it counts them every {log_seconds} s: entries "
+            f"about people from index {through:,} on may have been left out"
+        )

@@ -7,7 +7,7 @@ from clearpost.core.tlog.entries import encode_entry, keydir_entry, partner_entr
 
 
 def test_every_epoch_entry_carries_the_marker_and_other_entries_do_not() -> None:
-    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5))
+    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5, 60))
     assert _KEYDIR in epoch
     assert _KEYDIR not in encode_entry(partner_entry("streamco", "suspended", 5))
 
@@ -23,7 +23,7 @@ def test_the_scan_keeps_epochs_only_and_its_marker_rules_out_whole_bundles() -> 
     from clearpost.core.tlog.c2sp_tiles import encode_bundle
 
     plain = encode_entry(partner_entry("streamco", "suspended", 5))
-    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5))
+    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5, 60))
     scan = EpochScan()
     assert scan.marker not in encode_bundle([plain] * 3)
     assert scan.marker in encode_bundle([plain, epoch])

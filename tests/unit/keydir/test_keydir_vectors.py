@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir.commit import commit, label_input
 from clearpost.core.keydir.errors import VrfInvalid
 from clearpost.core.keydir.prefix_proof import PrefixProof
@@ -24,7 +25,7 @@ from clearpost.core.keydir.proofs import (
 )
 from clearpost.core.keydir.tree import verify_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash, verify
-from clearpost.core.keydir_labels import log_chain, parse_log_value
+from clearpost.core.keydir_labels import count_time, log_chain, parse_log_value
 
 VECTORS = Path(__file__).parents[2] / "vectors" / "keydir"
 
@@ -130,3 +131,21 @@ def test_directory_vectors_replay_every_epoch_and_answer() -> None:
     assert proof_to_hash(
         base64.b64decode(answers["lookup_alice"].to_json()["absent"][0]["vrf_proof"])
     )
+
+
+def test_count_vectors() -> None:
+    """When an answer's count was taken, from the epochs it shows (``count_time``)."""
+    cases = load("count.json")
+    assert len(cases) >= 16
+    assert {"log_count_late", "invalid_keydir_proof"} <= {c["expected"].get("error") for c in cases}
+    for case in cases:
+        shown = [(e["epoch"], e["through"], e["time"]) for e in case["counted"]]
+        a = case["answer"]
+        answer = (a["epoch"], a["through"], a["time"])
+        expected = case["expected"]
+        if "time" in expected:
+            assert count_time(shown, answer, case["log_seconds"]) == expected["time"], case
+        else:
+            with pytest.raises(InvalidInput) as refused:
+                count_time(shown, answer, case["log_seconds"])
+            assert refused.value.code == expected["error"], case

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir.commit import commit, label_input
 from clearpost.core.keydir.errors import VrfInvalid
 from clearpost.core.keydir.proofs import (
@@ -23,7 +24,7 @@ from clearpost.core.keydir.proofs import (
 )
 from clearpost.core.keydir.tree import EMPTY, PrefixTree, prove_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash, verify
-from clearpost.core.keydir_labels import log_chain, log_value
+from clearpost.core.keydir_labels import count_time, log_chain, log_value
 
 HERE = Path(__file__).parent
 VRF_SEED = hashlib.sha256(b"clearpost keydir test vectors: VRF seed").digest()
@@ -264,12 +265,115 @@ def directory_vectors() -> dict[str, Any]:
     }
 
 
+T = 1_767_225_600_000  # 2026-01-01T00:00:00Z, in ms
+COUNT_CASES: list[tuple[str, list[tuple[int, int, int]], tuple[int, int, int], int, Any]] = [
+    # (what, shown, answer, log_seconds, expected: the count's time or an error code)
+    ("the answer's epoch counted", [(4, 100, T)], (5, 120, T + 60_000), 60, T + 60_000),
+    ("epoch 0, the first", [], (0, 0, T), 60, T),
+    ("counted at epoch 0", [(0, 0, T)], (3, 0, T + 30_000), 60, T),
+    (
+        "counted at epoch 5, answer at 9",
+        [(4, 100, T), (5, 120, T + 1_000)],
+        (9, 120, T + 100_000),
+        60,
+        T + 1_000,
+    ),
+    (
+        "exactly log_seconds and the slack late",
+        [(4, 100, T), (5, 120, T + 1_000)],
+        (9, 120, T + 121_000),
+        60,
+        T + 1_000,
+    ),
+    (
+        "a millisecond later than that",
+        [(4, 100, T), (5, 120, T + 1_000)],
+        (9, 120, T + 121_001),
+        60,
+        "log_count_late",
+    ),
+    ("an hour late", [(4, 100, T), (5, 120, T)], (30, 120, T + 3_600_000), 60, "log_count_late"),
+    ("counting at every epoch", [(4, 100, T)], (5, 120, T + 5), 0, T + 5),
+    (
+        "the first shown without the one before",
+        [(5, 120, T)],
+        (9, 120, T + 1_000),
+        60,
+        "invalid_keydir_proof",
+    ),
+    (
+        "the one before with the same through",
+        [(4, 120, T), (5, 120, T)],
+        (9, 120, T),
+        60,
+        "invalid_keydir_proof",
+    ),
+    ("not consecutive", [(3, 100, T), (5, 120, T)], (9, 120, T), 60, "invalid_keydir_proof"),
+    (
+        "a first epoch with another through",
+        [(4, 100, T), (5, 110, T)],
+        (9, 120, T),
+        60,
+        "invalid_keydir_proof",
+    ),
+    (
+        "the answer's own epoch shown",
+        [(8, 100, T), (9, 120, T)],
+        (9, 120, T),
+        60,
+        "invalid_keydir_proof",
+    ),
+    (
+        "three shown",
+        [(3, 90, T), (4, 100, T), (5, 120, T)],
+        (9, 120, T),
+        60,
+        "invalid_keydir_proof",
+    ),
+    ("none shown for an epoch after 0", [], (3, 120, T), 60, "invalid_keydir_proof"),
+    (
+        "a later epoch with the same through shown as the first",
+        [(6, 100, T), (7, 120, T)],
+        (7, 120, T),
+        60,
+        "invalid_keydir_proof",
+    ),
+]
+
+
+def count_vectors() -> list[dict[str, Any]]:
+    """``count_time``: when an answer's ``through`` was set, from the epochs its
+    ``counted`` shows (docs/key-directory.md), and whether that is too long ago. Each
+    expected result is written here by hand and checked against the code."""
+    out = []
+    for what, shown, answer, log_seconds, expected in COUNT_CASES:
+        try:
+            got: Any = count_time(shown, answer, log_seconds)
+        except InvalidInput as exc:
+            got = exc.code
+        assert got == expected, (what, got, expected)
+        epoch = lambda e: {"epoch": e[0], "through": e[1], "time": e[2]}  # noqa: E731
+        out.append(
+            {
+                "what": what,
+                "counted": [epoch(e) for e in shown],
+                "answer": epoch(answer),
+                "log_seconds": log_seconds,
+                "expected": (
+                    {"error": expected} if isinstance(expected, str) else {"time": expected}
+                ),
+            }
+        )
+    return out
+
+
 def render() -> dict[str, str]:
     """File name -> exact file text."""
     files = {
         "vrf.json": vrf_vectors(),
         "commitments.json": commit_vectors(),
         "directory.json": directory_vectors(),
+        "count.json": count_vectors(),
     }
     return {name: json.dumps(data, indent=1, sort_keys=True) + "\n" for name, data in files.items()}
 

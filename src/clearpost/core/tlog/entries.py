@@ -222,13 +222,18 @@ refuses anything else), where a key and its string value are written exactly so,
 quote inside a string is escaped. Bytes without it hold no epoch entry."""
 
 
-def keydir_entry(epoch: int, root: bytes, through: int, time_ms: int) -> dict[str, Any]:
+def keydir_entry(
+    epoch: int, root: bytes, through: int, time_ms: int, log_seconds: int
+) -> dict[str, Any]:
     """The key directory's root after ``epoch`` (issue 17). ``through``: every log entry
-    below that index is counted in its person's ``log:`` label."""
+    below that index is counted in its person's ``log:`` label. ``log_seconds``: the server
+    counts entries about people at most this often, and at its first epoch after that long
+    (``count_time`` in ``core/keydir_labels.py`` is the rule clients and auditors check)."""
     return {
         "type": "keydir",
         "epoch": epoch,
         "root": root.hex(),
         "through": through,
         "time": time_ms,
+        "log_seconds": log_seconds,
     }

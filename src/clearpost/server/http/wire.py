@@ -563,6 +563,26 @@ class KeyDirAnswer(_Out):
     proof: str = Field(description="base64 of the prefix-tree proof (docs/key-directory.md)")
 
 
+class KeyDirCountEpoch(_Out):
+    """An epoch's `keydir` log entry, included in the answer's checkpoint."""
+
+    epoch: int
+    log_index: int
+    entry: str = Field(description="base64 of the entry's exact bytes")
+    inclusion: list[str] = Field(description="RFC 9162 inclusion proof, to the answer's checkpoint")
+
+
+class KeyDirLogAnswer(KeyDirAnswer):
+    """The `log:` label's lookup, and when its epoch's `through` was set."""
+
+    counted: list[KeyDirCountEpoch] = Field(
+        description="the first epoch whose `through` is the answer's epoch's, and the epoch "
+        "right before it, in epoch order, leaving out the answer's own epoch (so none for "
+        "epoch 0): the count is checked to be no older than `log_seconds` plus a minute "
+        "(docs/key-directory.md)"
+    )
+
+
 class KeyDirLeaf(_Out):
     index: str = Field(description="base64, 32 bytes")
     commitment: str = Field(description="base64, 32 bytes")

@@ -99,6 +99,17 @@ class Anchored:
     inclusion: list[bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class CountShown:
+    """An epoch's log entry, included in the checkpoint of an answer about a ``log:`` label:
+    one of the epochs that show when that answer's ``through`` was set."""
+
+    epoch: int
+    log_index: int
+    entry: bytes
+    inclusion: list[bytes]
+
+
 class KeyDirService:
     def __init__(
         self,
@@ -249,7 +260,8 @@ class KeyDirService:
             try:
                 root = self._tree.insert_many(inserted) if inserted else self._tree.root()
                 self._tree_epoch = epoch
-                body = encode_entry(keydir_entry(epoch, root, through, now))
+                entry = keydir_entry(epoch, root, through, now, self.log_every_ms // 1000)
+                body = encode_entry(entry)
                 (log_index,) = tlog_store.append_sync(
                     conn, [tlog_store.PendingEntry(body, None)], now
                 )
@@ -391,6 +403,23 @@ class KeyDirService:
             return self._prove(lbl, shown, history_absent(n), epoch, opened=live)
 
         return await self._anchored(lbl, bundle_for)
+
+    async def log_label(self, user_id: str) -> tuple[Anchored, list[CountShown]]:
+        """The greatest version of the person's ``log:`` label, proven, with the epochs that
+        show when its epoch's ``through`` was set: the first epoch with that ``through`` and
+        the one before it (those that are not the answer's own epoch). A client checks that
+        the count is no older than ``keydir_log_seconds`` allow: otherwise a server could
+        stop counting and leave any newer entry out of a history that checks as complete."""
+        found = await self.lookup(LOG, user_id)
+        before, first = await self.store.count_epochs(found.epoch.through, found.epoch.epoch)
+        shown: list[CountShown] = []
+        for e in (before, first):
+            if e is None or e.epoch == found.epoch.epoch:
+                continue
+            body = (await self.log.store.entries(e.log_index, e.log_index + 1))[0]
+            proof = await self.log.inclusion(e.log_index, found.size)
+            shown.append(CountShown(e.epoch, e.log_index, body, proof.hashes))
+        return found, shown
 
     def _vrf_of(self, lbl: bytes, version: int) -> tuple[bytes, bytes]:
         """The VRF proof of (label, version) and its index: deterministic, so kept

@@ -100,22 +100,39 @@ def latest_epoch_sync(conn: Connection) -> Epoch | None:
     return Epoch(*row) if row else None
 
 
-def counted_at_sync(conn: Connection, through: int) -> int | None:
-    """When the first epoch whose ``through`` is this one was published (ms): when the
-    entries about people below it were counted. ``through`` never falls from one epoch to
-    the next, so that epoch follows the last one with a lower ``through``: both are found
-    walking the key back from the latest epoch, past the epochs since that count only."""
+def count_epochs_sync(
+    conn: Connection, through: int, upto: int = MAX_EPOCH
+) -> tuple[Epoch | None, Epoch | None]:
+    """The first epoch (up to ``upto``) whose ``through`` is this one, the one that counted
+    the entries about people below it, and the epoch right before that one (None: the
+    first epoch). ``through`` never falls from one epoch to the next, so the count follows
+    the last epoch with a lower ``through``: both are found walking the key back from
+    ``upto``, past the epochs since that count only. (None, None): no epoch has it."""
     epochs = keydir_epochs.c
-    before = conn.execute(
-        select(epochs.epoch).where(epochs.through < through).order_by(epochs.epoch.desc()).limit(1)
-    ).scalar()
     row = conn.execute(
-        select(epochs.created_at, epochs.through)
-        .where(epochs.epoch > (-1 if before is None else before))
+        select(keydir_epochs)
+        .where(epochs.through < through, epochs.epoch <= upto)
+        .order_by(epochs.epoch.desc())
+        .limit(1)
+    ).first()
+    before = Epoch(*row) if row else None
+    row = conn.execute(
+        select(keydir_epochs)
+        .where(epochs.epoch > (-1 if before is None else before.epoch), epochs.epoch <= upto)
         .order_by(epochs.epoch)
         .limit(1)
     ).first()
-    return int(row[0]) if row is not None and int(row[1]) == through else None
+    first = Epoch(*row) if row else None
+    if first is None or first.through != through:
+        return None, None
+    return before, first
+
+
+def counted_at_sync(conn: Connection, through: int) -> int | None:
+    """When the entries about people below ``through`` were counted (ms): when the first
+    epoch with this ``through`` was published."""
+    _, first = count_epochs_sync(conn, through)
+    return None if first is None else first.created_at
 
 
 def dirty_users_sync(conn: Connection, limit: int) -> list[str]:
@@ -280,6 +297,10 @@ class KeyDirStore:
     ) -> tuple[Epoch | None, StoredCheckpoint | None, list[Version]]:
         """``anchor_sync`` in one read transaction."""
         return await self.db.run_read(anchor_sync, label)
+
+    async def count_epochs(self, through: int, upto: int) -> tuple[Epoch | None, Epoch | None]:
+        """``count_epochs_sync`` in one read transaction."""
+        return await self.db.run_read(count_epochs_sync, through, upto)
 
     async def epoch(self, n: int) -> Epoch | None:
         async with self.db.read() as conn:

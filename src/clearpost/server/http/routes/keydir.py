@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from clearpost.core.ids import parse_user_id
 from clearpost.core.keydir.commit import MAX_VERSION
-from clearpost.core.keydir_labels import DEVICES, LOG
+from clearpost.core.keydir_labels import DEVICES
 from clearpost.core.limits import MAX_SQL_INT
 from clearpost.server.http import wire
 from clearpost.server.http.deps import JSON, Auth, Svc
@@ -98,12 +98,23 @@ async def my_device_history(
 @router.get(
     "/me/keydir/log",
     response_class=JSON,
-    responses=ok(wire.KeyDirAnswer) | problems(404, 503),
+    responses=ok(wire.KeyDirLogAnswer) | problems(404, 503),
 )
 async def my_log_label(caller: Auth, svc: Svc) -> JSON:
     """The greatest version of your ``log:`` label: how many log entries are about you and
-    the hash chain of their indexes (``clearpost me log --verify`` checks the list)."""
-    return JSON(answer(await svc.keydir.lookup(LOG, caller.user_id)))
+    the hash chain of their indexes (``clearpost me log --verify`` checks the list), and the
+    epochs that show when they were counted."""
+    found, counted = await svc.keydir.log_label(caller.user_id)
+    shown = [
+        {
+            "epoch": c.epoch,
+            "log_index": c.log_index,
+            "entry": _b64(c.entry),
+            "inclusion": [_b64(h) for h in c.inclusion],
+        }
+        for c in counted
+    ]
+    return JSON(answer(found) | {"counted": shown})
 
 
 @router.get(
