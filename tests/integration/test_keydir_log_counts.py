@@ -10,14 +10,18 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from clearpost.audit.errors import KeyDirTransitionInvalid
+from clearpost.audit.http import LogClient
+from clearpost.audit.keydir import audit_epochs
 from clearpost.cli import me as me_cli
+from clearpost.client.directory import DirectoryVerificationFailed
 from clearpost.core.clock import FakeClock, SystemClock
 from clearpost.server.services import keydir as keydir_service
 from clearpost.server.services.keydir import _first_people
-from clearpost.storage.schema import keydir_epochs, keydir_versions
-from tests.integration.test_keydir_adversarial import second_device
+from clearpost.storage.schema import keydir_epochs, keydir_versions, tlog_entries
+from tests.integration.test_keydir_adversarial import _checkpoint, second_device
 from tests.unit.client.partners import Partnered, partnered
 
 ALICE_LOG = "log:@alice:clearpost.localhost"
@@ -163,3 +167,50 @@ def test_first_people_stops_before_the_first_entry_of_one_person_too_many() -> N
     assert _first_people(about, 4, 99) == (about, 99)
     assert _first_people(about, 0, 99) == ([], 10)
     assert _first_people([], 5, 99) == ([], 99)
+
+
+async def test_a_count_the_server_stops_taking_fails_the_history_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that stops counting (``through`` frozen while epochs go on) could leave any
+    newer entry out of a history that still checks as complete below ``through``. The
+    answer shows when ``through`` was set (the epoch that set it and the one before, in the
+    log), so a count older than the epoch's ``log_seconds`` plus a minute's slack fails
+    Alice's check; the auditor refuses the epoch that keeps it."""
+    clock = FakeClock(SystemClock().now_ms())
+    async with partnered(tmp_path, clock=clock, keydir_log_seconds=EVERY) as w:
+        await stop_sequencer()
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        await w.integrate()
+        honest = await w.alice.verify_log()
+        assert honest.complete_through is not None
+        assert honest.counted_at_ms is not None and honest.counted_at_ms <= clock.now_ms()
+        state = tmp_path / "audit.json"
+        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+
+        monkeypatch.setattr(keydir_service.KeyDirService, "_count_due", lambda *a: False)
+        (hidden,) = await read_profile(w, 1)
+        async with w.services.db.write() as conn:  # and leaves it out of her history
+            await conn.execute(
+                update(tlog_entries)
+                .where(tlog_entries.c.idx == hidden)
+                .values(subject=None, opening=None)
+            )
+        clock.advance(EVERY + 10)  # late, but within the slack: not yet evidence
+        await w.integrate()
+        late = await w.alice.verify_log()
+        assert late.complete_through == honest.complete_through
+        clock.advance(3600)  # an hour of heartbeat epochs with the count frozen
+        await w.integrate()
+        with pytest.raises(DirectoryVerificationFailed) as failed:
+            await w.alice.verify_log()
+        assert failed.value.code == "log_count_late"
+        assert f"every {EVERY} s" in failed.value.message
+        # and the auditor, who reads every epoch: from its last state and from scratch
+        checkpoint = await _checkpoint(w.http)
+        for resumed in (state, None):
+            with pytest.raises(KeyDirTransitionInvalid) as refused:
+                await audit_epochs(LogClient(w.http), checkpoint, resumed)
+            assert "keeps an old count" in refused.value.message
+            assert f"every {EVERY} s" in refused.value.message

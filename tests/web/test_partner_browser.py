@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -165,6 +166,7 @@ async def complete_history(page: Any, want: int) -> str:
         await line.wait_for()
         words = await line.inner_text()
         if words.startswith(f"✓ Complete: the public key directory counts {want} records"):
+            assert re.search(r"entries \(counted at \d{1,2}:\d\d:\d\d", words), words
             assert words.endswith(  # the server counts at most every second (conftest)
                 "Newer records are counted within about a second: the directory counts them "
                 "at most every second."

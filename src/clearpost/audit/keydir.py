@@ -7,7 +7,11 @@ in order (``audit_epochs``):
    is epoch 0, whose previous root is the empty tree's. Its ``through`` (the log entries
    below it are counted in their people's ``log:`` labels) is no lower than the previous
    epoch's and no higher than its own index: an epoch cannot take back a count, nor count
-   entries the log did not hold yet.
+   entries the log did not hold yet. An epoch that keeps the ``through`` of the one before
+   comes no later than its own ``log_seconds`` (and a minute's slack) after the epoch that
+   set it: a server counts at its first epoch after that long, so a later one means it
+   stopped counting (``count_time`` in ``core/keydir_labels.py``; entries from before
+   ``log_seconds`` was logged are not judged).
 2. The entry is in the audited checkpoint (RFC 9162 inclusion proof).
 3. ``GET /v1/keydir/epochs/{n}`` names the same root, and its update proof recomputes that
    root from the previous epoch's root (taken from the log, not from the server's answer)
@@ -15,7 +19,8 @@ in order (``audit_epochs``):
    (``core/keydir/tree.py``, ``verify_update``).
 
 Progress is kept in ``<state>.keydir.json`` beside the audit state file (the last epoch,
-its root and ``through``, and how far the log was scanned), so runs are incremental.
+its root, ``through`` and when that was counted, and how far the log was scanned), so runs
+are incremental.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from clearpost.audit.tileaudit import pipelined
 from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir.prefix_proof import PrefixProof
 from clearpost.core.keydir.tree import EMPTY, verify_update
+from clearpost.core.keydir_labels import CountLate, check_count_age
 from clearpost.core.tlog import Checkpoint, ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import KEYDIR_MARKER, decode_entry
 
@@ -85,6 +91,7 @@ async def audit_epochs(
     saved = _load(state)
     scanned, last, root = int(saved["scanned"]), saved["epoch"], bytes.fromhex(saved["root"])
     counted = int(saved.get("through", 0))  # absent from state files before it was checked
+    counted_at: int | None = saved.get("counted_at")  # when: the first epoch with ``through``
     candidates: list[tuple[int, bytes]] = []
     gap_end = checkpoint.size if seen is None or seen.start is None else seen.start
     if scanned < gap_end:
@@ -135,6 +142,16 @@ async def audit_epochs(
                         else "the log did not hold them yet"
                     )
                 )
+            time_ms, every = _count_of(entry, index)
+            if last is None or through > counted or counted_at is None:
+                counted_at = time_ms
+            elif every is not None:
+                try:
+                    check_count_age(counted_at, (epoch, through, time_ms), every)
+                except CountLate as exc:
+                    raise KeyDirTransitionInvalid(
+                        f"epoch {epoch} (log entry {index}) keeps an old count: {exc.message}"
+                    ) from exc
             # 2.
             try:
                 size, signed = checkpoint.size, checkpoint.root_hash
@@ -144,7 +161,7 @@ async def audit_epochs(
             # 3.
             _check_transition(_or_raise(answer), epoch, root, new_root)
             last, root, counted, checked = epoch, new_root, through, checked + 1
-    _save(state, checkpoint.size, last, root, counted)
+    _save(state, checkpoint.size, last, root, counted, counted_at)
     return EpochAudit(checked, None if last is None else int(last), checkpoint.size)
 
 
@@ -183,6 +200,16 @@ def _check_transition(body: Any, epoch: int, old_root: bytes, new_root: bytes) -
         ) from exc
 
 
+def _count_of(entry: dict[str, Any], index: int) -> tuple[int, int | None]:
+    """An epoch entry's time and ``log_seconds`` (None in entries older than the field)."""
+    time_ms, every = entry.get("time"), entry.get("log_seconds")
+    if not isinstance(time_ms, int) or isinstance(time_ms, bool):
+        raise KeyDirTransitionInvalid(f"log entry {index} is an epoch without a time")
+    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 0):
+        raise KeyDirTransitionInvalid(f"log entry {index} has a malformed log_seconds")
+    return time_ms, every
+
+
 def _epoch_of(entry: dict[str, Any], index: int) -> tuple[int, bytes, int]:
     try:
         epoch, root, through = entry["epoch"], bytes.fromhex(entry["root"]), entry["through"]
@@ -204,11 +231,24 @@ def _load(state: Path | None) -> dict[str, Any]:
     if path is not None and path.exists():
         loaded: dict[str, Any] = orjson.loads(path.read_bytes())
         return loaded
-    return {"scanned": 0, "epoch": None, "root": EMPTY.hex(), "through": 0}
+    return {"scanned": 0, "epoch": None, "root": EMPTY.hex(), "through": 0, "counted_at": None}
 
 
-def _save(state: Path | None, scanned: int, epoch: Any, root: bytes, through: int) -> None:
+def _save(
+    state: Path | None,
+    scanned: int,
+    epoch: Any,
+    root: bytes,
+    through: int,
+    counted_at: int | None,
+) -> None:
     path = _path(state)
     if path is not None:
-        saved = {"scanned": scanned, "epoch": epoch, "root": root.hex(), "through": through}
+        saved = {
+            "scanned": scanned,
+            "epoch": epoch,
+            "root": root.hex(),
+            "through": through,
+            "counted_at": counted_at,
+        }
         path.write_bytes(orjson.dumps(saved))

@@ -7,6 +7,7 @@ Settings as for ``clearpost chat``.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
@@ -160,9 +161,14 @@ def _summary_tail(r: VerifiedLog) -> None:
             f"[green]✓ {done} of {len(r.entries)} entries about you are in the signed log[/green]"
         )
     if r.complete_through is not None:
+        counted = (
+            ""
+            if r.counted_at_ms is None
+            else f", counted at {dt.datetime.fromtimestamp(r.counted_at_ms / 1000):%H:%M:%S}"
+        )
         out.print(
             f"[green]✓ complete[/green]: the key directory commits to the same entries about "
-            f"you below index {r.complete_through:,} (none left out)"
+            f"you below index {r.complete_through:,} (none left out{counted})"
         )
         newer = sum(1 for e in r.entries if e.index >= r.complete_through)
         if newer:

@@ -522,12 +522,13 @@ class Client:
             )
             if not behind or loop.time() >= deadline:
                 indexes = [e.index for e in result.entries]
-                through = await check_complete(self.crypto.directory, indexes)  # issue 17
+                counted = await check_complete(self.crypto.directory, indexes)  # issue 17
                 return dataclasses.replace(
                     result,
                     trusted_on_first_use=first_use,
-                    complete_through=through,
-                    counted_every=self.crypto.directory.log_seconds,
+                    complete_through=counted.through,
+                    counted_every=counted.every,
+                    counted_at_ms=counted.counted_at_ms,
                 )
             await asyncio.sleep(0.25)
 

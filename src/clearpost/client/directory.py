@@ -47,7 +47,13 @@ from clearpost.core.keydir.proofs import (
     history_shown,
     verify_bundle,
 )
-from clearpost.core.keydir_labels import log_chain, parse_devices_value, parse_log_value
+from clearpost.core.keydir_labels import (
+    CountLate,
+    count_time,
+    log_chain,
+    parse_devices_value,
+    parse_log_value,
+)
 from clearpost.core.tlog import ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import decode_entry
 
@@ -84,6 +90,9 @@ class Verified:
     through: int
     time_ms: int
     checkpoint_size: int
+    checkpoint_root: bytes
+    log_seconds: int | None
+    """The epoch entry's ``log_seconds`` (None in entries from before it was logged)."""
     values: dict[int, bytes]
     """The opened versions (a lookup: one; a history: all; an absence: none)."""
 
@@ -232,7 +241,14 @@ class Directory:
         self.store.set_meta(_EPOCH, str(epoch).encode())
         self.store.commit()
         return Verified(
-            bundle.label.decode(), epoch, int(entry["through"]), time_ms, checkpoint.size, values
+            bundle.label.decode(),
+            epoch,
+            int(entry["through"]),
+            time_ms,
+            checkpoint.size,
+            checkpoint.root_hash,
+            _log_seconds(entry),
+            values,
         )
 
     # --- contacts ---
@@ -353,19 +369,97 @@ class Directory:
 
     # --- completeness of the access history ---
 
-    async def log_label(self) -> tuple[int, bytes, int]:
-        """(count, chain, through) of this account's ``log:`` label, verified: the log
-        entries about you below ``through`` are exactly ``count``, chained to ``chain``."""
+    async def log_label(self) -> LogLabel:
+        """This account's ``log:`` label, verified: the log entries about you below
+        ``through`` are exactly ``count``, chained to ``chain``, and they were counted no
+        longer before the answer's epoch than its ``log_seconds`` and a minute allow
+        (``count_time``)."""
         answer = await self.transport.request("GET", "/v1/me/keydir/log")
         found = await self.verify(answer, "lookup")
         if found.label != f"log:{self.user_id}":
             raise DirectoryVerificationFailed(
                 "the key directory answered for another account", code="keydir_wrong_label"
             )
+        every = found.log_seconds if found.log_seconds is not None else self.log_seconds
+        if every is None:
+            raise DirectoryVerificationFailed(
+                "neither the epoch's log entry nor the server says how often the key "
+                "directory counts the log entries about people (log_seconds), so a count it "
+                "stopped taking cannot be told",
+                code="keydir_invalid_proof",
+            )
+        try:
+            shown = _count_epochs(answer, found)
+            counted_at = count_time(shown, (found.epoch, found.through, found.time_ms), every)
+        except CountLate as exc:
+            raise DirectoryVerificationFailed(exc.message, code=exc.code) from exc
+        except (InvalidInput, KeyError, TypeError, ValueError, binascii.Error) as exc:
+            message = exc.message if isinstance(exc, InvalidInput) else str(exc)
+            raise DirectoryVerificationFailed(
+                f"the key directory's answer does not verify: {message}",
+                code="keydir_invalid_proof",
+            ) from exc
         if found.version is None:
-            return 0, bytes(32), found.through
+            return LogLabel(0, bytes(32), found.through, counted_at, every)
         count, chain = parse_log_value(found.values[found.version])
-        return count, chain, found.through
+        return LogLabel(count, chain, found.through, counted_at, every)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLabel:
+    """A verified ``log:`` label (``Directory.log_label``)."""
+
+    count: int
+    chain: bytes
+    through: int
+    counted_at_ms: int
+    """When the entries below ``through`` were counted (the server's clock)."""
+    every: int
+    """The server counts newer entries at most this often, in seconds (the epoch's
+    ``log_seconds``)."""
+
+
+def _log_seconds(entry: dict[str, Any]) -> int | None:
+    """A ``keydir`` entry's ``log_seconds`` (how often people's entries are counted at the
+    most), None when the entry is older than the field; anything else is malformed."""
+    every = entry.get("log_seconds")
+    if every is None:
+        return None
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+        raise DirectoryVerificationFailed(
+            "the epoch's log entry has a malformed log_seconds", code="keydir_wrong_entry"
+        )
+    return every
+
+
+def _count_epochs(answer: dict[str, Any], found: Verified) -> list[tuple[int, int, int]]:
+    """(epoch, through, time) of each epoch in the answer's ``counted``, each checked to be
+    that epoch's ``keydir`` entry, included in the answer's checkpoint."""
+    shown = []
+    for item in answer["counted"]:
+        body = base64.b64decode(str(item["entry"]), validate=True)
+        hashes = [base64.b64decode(h, validate=True) for h in item["inclusion"]]
+        try:
+            verify_inclusion(
+                leaf_hash(body),
+                int(item["log_index"]),
+                found.checkpoint_size,
+                hashes,
+                found.checkpoint_root,
+            )
+        except ProofError as exc:
+            raise DirectoryVerificationFailed(
+                f"an epoch the answer shows for its count is not in the signed log: {exc}",
+                code="keydir_not_in_log",
+            ) from exc
+        entry = decode_entry(body)
+        if entry.get("type") != "keydir" or entry.get("epoch") != item["epoch"]:
+            raise DirectoryVerificationFailed(
+                "an epoch the answer shows for its count is not that epoch's log entry",
+                code="keydir_wrong_entry",
+            )
+        shown.append((int(entry["epoch"]), int(entry["through"]), int(entry["time"])))
+    return shown
 
 
 def _check_history(
@@ -406,12 +500,13 @@ def _mine(added: tuple[str, ...], removed: tuple[str, ...], device_id: str) -> b
     return added == (device_id,) and not removed
 
 
-async def check_complete(directory: Directory, indexes: list[int]) -> int:
+async def check_complete(directory: Directory, indexes: list[int]) -> LogLabel:
     """The access history is complete: the log entries about you below the directory's
     ``through`` are exactly the ones your ``log:`` label counts (same number, same hash
-    chain of indexes). ``indexes``: every entry the server listed as about you. Returns
-    ``through``; raises ``DirectoryVerificationFailed`` (``log_incomplete``) otherwise."""
-    count, chain, through = await directory.log_label()
+    chain of indexes). ``indexes``: every entry the server listed as about you. Returns the
+    verified label; raises ``DirectoryVerificationFailed`` (``log_incomplete``) otherwise."""
+    found = await directory.log_label()
+    count, chain, through = found.count, found.chain, found.through
     below = sorted(i for i in indexes if i < through)
     n, got = log_chain(below)
     if (n, got) != (count, chain):
@@ -423,4 +518,4 @@ async def check_complete(directory: Directory, indexes: list[int]) -> int:
             + ("" if missing > 0 else ": the listed entries are not the ones committed"),
             code="log_incomplete",
         )
-    return through
+    return found

@@ -93,6 +93,10 @@ class VerifiedLog:
     """Seconds: the key directory counts newer entries about you at most this often (the
     server's ``keydir_log_seconds``), so those at or above ``complete_through`` are counted
     within about that long."""
+    counted_at_ms: int | None = None
+    """When the entries below ``complete_through`` were counted, by the server's clock
+    (checked to be no older than ``counted_every`` and a minute before the directory's
+    epoch)."""
 
     @property
     def pending(self) -> int:
@@ -114,6 +118,7 @@ class VerifiedLog:
             "total": self.total,
             "complete_through": self.complete_through,
             "counted_every": self.counted_every,
+            "counted_at": self.counted_at_ms,
             "entries": [e.to_json() for e in self.entries],
         }
 

@@ -25,7 +25,19 @@
 import { canonicalJson } from "./canonical";
 import { equal, fromBase64, fromUtf8, toBase64, utf8 } from "./bytes";
 import { Failed, consistent, opened, verifier, type LogApi, type LogMemory } from "./history";
-import { type Bundle, bundleFromJson, checkAbsence, checkHistory, checkLookup, checkLookupSince, KeyDirError, logChain, parseLogValue } from "./keydir";
+import {
+  type Bundle,
+  bundleFromJson,
+  checkAbsence,
+  checkHistory,
+  checkLookup,
+  checkLookupSince,
+  countTime,
+  type EpochSeen,
+  KeyDirError,
+  logChain,
+  parseLogValue,
+} from "./keydir";
 import { leafHash, ProofError, verifyInclusion } from "./merkle";
 
 export const SLACK_MS = 60_000;
@@ -98,10 +110,17 @@ export interface Verified {
   epoch: number;
   /** The epoch's `through`: every log entry below it is counted in the `log:` labels. */
   through: number;
+  /** The epoch's time (ms, the server's clock) and the checkpoint its entry is in. */
+  time: number;
+  checkpoint: { size: bigint; root: Uint8Array };
+  /** The epoch entry's `log_seconds`: null in entries from before it was logged. */
+  logSeconds: number | null;
   /** The label's greatest version and its value; null for an absence. */
   version: number | null;
   value: Uint8Array | null;
 }
+
+type Anchor = Omit<Verified, "version" | "value">;
 
 export class Directory {
   private heartbeatMs = 0;
@@ -136,7 +155,7 @@ export class Directory {
   private async checked<T>(
     answer: Record<string, unknown>,
     prove: (vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle) => T,
-  ): Promise<[{ label: string; epoch: number; through: number }, T]> {
+  ): Promise<[Anchor, T]> {
     try {
       return await this.check(answer, prove);
     } catch (exc) {
@@ -151,7 +170,7 @@ export class Directory {
   private async check<T>(
     answer: Record<string, unknown>,
     prove: (vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle) => T,
-  ): Promise<[{ label: string; epoch: number; through: number }, T]> {
+  ): Promise<[Anchor, T]> {
     // 1.
     const published = (this.published ??= await this.api.directoryKey());
     this.heartbeatMs = published.heartbeat_seconds * 1000;
@@ -185,6 +204,10 @@ export class Directory {
     const through = entry.through;
     if (typeof through !== "number" || !Number.isSafeInteger(through) || through < 0) {
       throw new DirectoryError("keydir_wrong_entry", "the epoch's entry does not say up to which log entry it counts");
+    }
+    const logSeconds = entry.log_seconds ?? null;
+    if (logSeconds !== null && (typeof logSeconds !== "number" || !Number.isSafeInteger(logSeconds) || logSeconds < 0)) {
+      throw new DirectoryError("keydir_wrong_entry", "the epoch's log entry has a malformed log_seconds");
     }
     const rootHex = String(entry.root);
     if (!/^[0-9a-f]{64}$/.test(rootHex)) throw new DirectoryError("keydir_wrong_entry", "the epoch's root is not a hash");
@@ -241,7 +264,7 @@ export class Directory {
     const keep = again?.note ? await opened(again.note, logVerifier, pin.origin, "the checkpoint this browser verified before") : null;
     if (!keep || keep.size <= checkpoint.size) await this.log.save({ origin: pin.origin, vkey: pin.vkey, note });
     await this.memory.save({ vrfKey, epoch: Math.max(epoch, newest) });
-    return [{ label: bundle.label, epoch, through }, proven];
+    return [{ label: bundle.label, epoch, through, time, checkpoint: { size: checkpoint.size, root: checkpoint.root }, logSeconds }, proven];
   }
 
   /** The greatest version of `devices:<userId>` (or its proven absence), verified, and
@@ -301,13 +324,32 @@ export class Directory {
 
   /** The access history is complete: the log entries about `userId` below the directory's
    * `through` are exactly those its `log:` label counts (the same number, the same hash
-   * chain of their indexes); `indexes`: every entry the server listed as about you. Returns
-   * the count and `through`; throws `DirectoryError` `log_incomplete` otherwise (the SDK's
+   * chain of their indexes), and they were counted no longer before the answer's epoch
+   * than its `log_seconds` and a minute allow (`countTime`); `indexes`: every entry the
+   * server listed as about you. Returns the count, `through` and when it was counted;
+   * throws `DirectoryError` `log_incomplete` or `log_count_late` otherwise (the SDK's
    * `check_complete`). */
-  async complete(userId: string, indexes: number[]): Promise<{ count: number; through: number; everySeconds: number | null }> {
-    const found = await this.verify(await this.api.myLog());
+  async complete(userId: string, indexes: number[]): Promise<{ count: number; through: number; everySeconds: number | null; countedAt: number }> {
+    const answer = await this.api.myLog();
+    const found = await this.verify(answer);
     if (found.label !== `log:${userId}`) {
       throw new DirectoryError("keydir_wrong_label", "the key directory answered for another account");
+    }
+    const every = found.logSeconds ?? this.published?.log_seconds;
+    if (typeof every !== "number") {
+      throw new DirectoryError(
+        "keydir_invalid_proof",
+        "neither the epoch's log entry nor the server says how often the key directory counts the log entries about people (log_seconds), so a count it stopped taking cannot be told",
+      );
+    }
+    let countedAt: number;
+    try {
+      countedAt = countTime(await countEpochs(answer, found), [found.epoch, found.through, found.time], every);
+    } catch (exc) {
+      if (exc instanceof DirectoryError) throw exc;
+      if (exc instanceof KeyDirError && exc.code === "log_count_late") throw new DirectoryError(exc.code, exc.message);
+      const why = exc instanceof Error ? exc.message : String(exc);
+      throw new DirectoryError("keydir_invalid_proof", `the key directory's answer does not verify: ${why}`);
     }
     let count = 0;
     let chain = new Uint8Array(32) as Uint8Array;
@@ -328,8 +370,45 @@ export class Directory {
           (missing > 0 ? `: it left ${missing} out of your history` : ": the listed entries are not the ones committed"),
       );
     }
-    return { count, through: found.through, everySeconds: this.published?.log_seconds ?? null };
+    return { count, through: found.through, everySeconds: every, countedAt };
   }
+}
+
+/** [epoch, through, time] of each epoch in a `log:` answer's `counted`, each checked to be
+ * that epoch's `keydir` entry, included in the answer's checkpoint. */
+async function countEpochs(answer: Record<string, unknown>, found: Anchor): Promise<EpochSeen[]> {
+  const items = answer.counted;
+  if (!Array.isArray(items)) throw new KeyDirError("the answer does not say when its count was taken");
+  const out: EpochSeen[] = [];
+  for (const item of items as Record<string, unknown>[]) {
+    const body = fromBase64(String(item.entry), false);
+    const index = item.log_index;
+    if (body === null || typeof index !== "number" || !Number.isSafeInteger(index) || index < 0 || !Array.isArray(item.inclusion)) {
+      throw new KeyDirError("an epoch the answer shows for its count is malformed");
+    }
+    const hashes = item.inclusion.map((h) => {
+      const raw = fromBase64(String(h), false);
+      if (raw === null) throw new KeyDirError("an inclusion proof hash is not base64");
+      return raw;
+    });
+    try {
+      await verifyInclusion(await leafHash(body), BigInt(index), found.checkpoint.size, hashes, found.checkpoint.root);
+    } catch (exc) {
+      const why = exc instanceof ProofError ? exc.message : String(exc);
+      throw new DirectoryError("keydir_not_in_log", `an epoch the answer shows for its count is not in the signed log: ${why}`);
+    }
+    const text = fromUtf8(body);
+    const entry = JSON.parse(text) as Record<string, unknown>;
+    const [e, t, time] = [entry.epoch, entry.through, entry.time];
+    if (canonicalJson(entry) !== text || entry.type !== "keydir" || e !== item.epoch) {
+      throw new DirectoryError("keydir_wrong_entry", "an epoch the answer shows for its count is not that epoch's log entry");
+    }
+    if (![e, t, time].every((v) => typeof v === "number" && Number.isSafeInteger(v))) {
+      throw new DirectoryError("keydir_wrong_entry", "an epoch's entry does not say its number, count and time");
+    }
+    out.push([e as number, t as number, time as number]);
+  }
+  return out;
 }
 
 /** The devices of a `devices:` value (canonical JSON, a list of signed device keys): each

@@ -563,3 +563,42 @@ export function parseLogValue(value: Uint8Array): [number, Uint8Array] {
   if (text !== `{"chain":"${p.chain}","count":${p.count}}`) throw new KeyDirError("a log value is not canonical JSON");
   return [p.count as number, Uint8Array.from(p.chain.match(/../g)!.map((b) => parseInt(b, 16)))];
 }
+
+/** A `keydir` log entry's [epoch, through, time in ms]. */
+export type EpochSeen = [number, number, number];
+
+/** How much later than `log_seconds` a count may be before it is evidence. */
+export const COUNT_SLACK_MS = 60_000;
+
+/** When the `through` of the answer's epoch was set (ms), checked to be no more than
+ * `logSeconds` and a minute before that epoch (`log_count_late` otherwise): the Python
+ * core's `count_time`. `shown`, in epoch order: the first epoch whose `through` is the
+ * answer's and the one right before it, leaving out the answer's own epoch (so the one
+ * before, when the answer's epoch counted; the first, when that is epoch 0; else both). */
+export function countTime(shown: EpochSeen[], answer: EpochSeen, logSeconds: number): number {
+  const [epoch, through, time] = answer;
+  let before: EpochSeen | null;
+  let first: EpochSeen;
+  if (shown.length === 2) [before, first] = [shown[0]!, shown[1]!];
+  else if (shown.length === 1 && shown[0]![1] < through) [before, first] = [shown[0]!, answer];
+  else if (shown.length === 1) [before, first] = [null, shown[0]!];
+  else [before, first] = [null, answer];
+  const fits =
+    shown.length <= 2 &&
+    first[1] === through &&
+    (first === answer || first[0] < epoch) &&
+    (before === null ? first[0] === 0 : before[0] === first[0] - 1) &&
+    (before === null || before[1] < through);
+  if (!fits) {
+    throw new KeyDirError("the answer does not show when its epoch's count was taken: the first epoch with its `through` and the epoch before it");
+  }
+  const late = time - first[2];
+  if (late > logSeconds * 1000 + COUNT_SLACK_MS) {
+    throw new KeyDirError(
+      `the key directory last counted the log entries about people ${Math.floor(late / 1000).toLocaleString("en")} s before its epoch ${epoch}, ` +
+        `but it counts them every ${logSeconds} s: entries about people from index ${through.toLocaleString("en")} on may have been left out`,
+      "log_count_late",
+    );
+  }
+  return first[2];
+}

@@ -15,6 +15,8 @@ import {
   checkLookup,
   checkLookupSince,
   commit,
+  countTime,
+  type EpochSeen,
   KeyDirError,
   labelInput,
   lookupLadder,
@@ -172,4 +174,15 @@ test("tampered proofs are refused", () => {
   assert.ok(nextOnly.absent.length > 1);
   nextOnly.absent = nextOnly.absent.filter((a: { version: number }) => a.version === next);
   refused(() => checkHistory(key, root, bundleFromJson(nextOnly)));
+});
+
+test("when a log: answer's count was taken, and a count too old refused", () => {
+  const cases = load("count.json");
+  assert.ok(cases.length >= 16);
+  const seen = (e: { epoch: number; through: number; time: number }): EpochSeen => [e.epoch, e.through, e.time];
+  for (const c of cases) {
+    const run = () => countTime(c.counted.map(seen), seen(c.answer), c.log_seconds);
+    if ("time" in c.expected) assert.equal(run(), c.expected.time, c.what);
+    else refused(run, c.expected.error);
+  }
 });

@@ -74,7 +74,7 @@ async function completeness(history: History, mayRetry = true): Promise<Complete
   }
 }
 
-type Complete = { count: number; through: number; everySeconds: number | null } | { unchecked: string };
+type Complete = { count: number; through: number; everySeconds: number | null; countedAt: number } | { unchecked: string };
 
 function again(body: HTMLElement, userId: string): HTMLElement {
   return h(
@@ -140,7 +140,8 @@ function render(r: History, names: Names, complete: Complete | null): HTMLElemen
         "p",
         { id: "complete", "data-through": String(complete.through) },
         `✓ Complete: the public key directory counts ${complete.count === 1 ? "1 record" : `${complete.count} records`} about you ` +
-          `in the log's first ${complete.through} entries, and these are exactly the ones listed here (checked in this browser). ` +
+          `in the log's first ${complete.through} entries (counted at ${new Date(complete.countedAt).toLocaleTimeString()}), ` +
+          `and these are exactly the ones listed here (checked in this browser). ` +
           newerCounted(complete.everySeconds),
       ),
     );
