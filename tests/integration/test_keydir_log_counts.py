@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import func, select, update
 
@@ -214,3 +216,54 @@ async def test_a_count_the_server_stops_taking_fails_the_history_check(
                 await audit_epochs(LogClient(w.http), checkpoint, resumed)
             assert "keeps an old count" in refused.value.message
             assert f"every {EVERY} s" in refused.value.message
+
+
+async def test_an_answer_that_hides_when_it_counted_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server cannot pass the count check by showing other epochs than the ones that set
+    ``through``, nor epochs outside its checkpoint, nor none at all."""
+    clock = FakeClock(SystemClock().now_ms())
+    settings = {"keydir_log_seconds": EVERY, "keydir_heartbeat_seconds": 10}
+    async with partnered(tmp_path, clock=clock, **settings) as w:
+        await stop_sequencer()
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        await read_profile(w, 1)
+        clock.advance(EVERY + 1)
+        await w.integrate()  # this epoch counts the read
+        clock.advance(11)
+        await w.integrate()  # a heartbeat within the interval: it keeps the count
+        path = "/v1/me/keydir/log"
+        seen: list[Any] = []
+        w.tamper.rewrites[path] = lambda body: seen.append(orjson.loads(body)) or body
+        assert (await w.alice.verify_log()).counted_at_ms is not None
+        honest = seen[-1]
+        assert [c["epoch"] for c in honest["counted"]] == [honest["epoch"] - 2, honest["epoch"] - 1]
+
+        def answer(change: Any) -> Any:
+            def rewrite(body: bytes) -> bytes:
+                doc = orjson.loads(body)
+                change(doc)
+                return orjson.dumps(doc)
+
+            return rewrite
+
+        def bad_proof(doc: dict[str, Any]) -> None:
+            doc["counted"][1]["inclusion"] = doc["counted"][0]["inclusion"]
+
+        cases: list[tuple[Any, str]] = [
+            (lambda doc: doc.pop("counted"), "keydir_invalid_proof"),
+            (lambda doc: doc["counted"].pop(0), "keydir_invalid_proof"),  # the one before
+            (lambda doc: doc["counted"].pop(1), "keydir_invalid_proof"),  # the first
+            (lambda doc: doc.update(counted=[]), "keydir_invalid_proof"),
+            (lambda doc: doc["counted"].reverse(), "keydir_invalid_proof"),
+            (bad_proof, "keydir_not_in_log"),
+        ]
+        for change, code in cases:
+            w.tamper.rewrites[path] = answer(change)
+            with pytest.raises(DirectoryVerificationFailed) as failed:
+                await w.alice.verify_log()
+            assert failed.value.code == code, failed.value.message
+        del w.tamper.rewrites[path]
+        assert (await w.alice.verify_log()).complete_through is not None

@@ -25,6 +25,7 @@ skipped, except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 
 from clearpost.client import MessageEvent, ShareCard
@@ -424,11 +426,40 @@ async def tampered_history(
     write(db, restore, subject, opening, index)
     await verified_history(alice, 3)
 
+    # 3b. the server hides when it counted her records: it shows no epoch for the count, or
+    # epochs whose inclusion proofs do not end at the answer's checkpoint
+    for change, code in (
+        (lambda doc: doc.update(counted=[]), "keydir_invalid_proof"),
+        (
+            lambda doc: [
+                c.update(inclusion=[base64.b64encode(bytes(32)).decode()]) for c in doc["counted"]
+            ],
+            "keydir_not_in_log",
+        ),
+    ):
+        await alice.context.route("**/v1/me/keydir/log", rewriting(change))
+        await failed_history(alice, code, None, out / f"access-count-{code}.png")
+        await alice.context.unroute("**/v1/me/keydir/log")
+    await verified_history(alice, 3)
+
     # 4. the log is rolled back to an older checkpoint than this browser verified
     (size,) = server_row(tmp_path, "SELECT max(size) FROM tlog_checkpoints")
     write(db, "DELETE FROM tlog_cosignatures WHERE size = ?", size)
     write(db, "DELETE FROM tlog_checkpoints WHERE size = ?", size)
     await failed_history(alice, "log_rollback", None, out / "access-rolled-back.png")
+
+
+def rewriting(change: Any) -> Any:
+    """A route handler: the server's JSON answer, changed by ``change`` (in place)."""
+
+    async def rewrite(route: Any) -> None:
+        response = await route.fetch()
+        doc = orjson.loads(await response.body())
+        assert doc["counted"], doc  # (the epoch that counted, or the one before it)
+        change(doc)
+        await route.fulfill(response=response, body=orjson.dumps(doc))
+
+    return rewrite
 
 
 async def narrow(page: Any, shot: Path) -> None:
