@@ -23,6 +23,8 @@ from clearpost.server.config import load_settings
         ("login_rate_per_minute = -1", "setting 'login_rate_per_minute' must be 0 (off) or above"),
         ("body_timeout_seconds = 0", "setting 'body_timeout_seconds' must be above 0"),
         ("keydir_log_seconds = -1", "setting 'keydir_log_seconds' must be 0 (at every epoch)"),
+        ("keydir_log_seconds = 3601", "to 3600 (clients refuse a longer interval)"),
+        ("keydir_heartbeat_seconds = 86401", "to 86400 (clients refuse a longer heartbeat)"),
         ('trusted_proxies = "10.0.0.0/33"', "setting 'trusted_proxies'"),
         ("server = 1", "[server] must be a table"),
     ],

@@ -48,6 +48,7 @@ from clearpost.core.keydir.proofs import (
     verify_bundle,
 )
 from clearpost.core.keydir_labels import (
+    MAX_HEARTBEAT_SECONDS,
     CountLate,
     count_time,
     log_chain,
@@ -127,7 +128,15 @@ class Directory:
         if saved is not None and self._heartbeat_ms is not None:
             return saved
         info = await self.transport.request("GET", "/v1/keydir/key")
-        self._heartbeat_ms = int(info["heartbeat_seconds"]) * 1000
+        heartbeat = int(info["heartbeat_seconds"])
+        if not 0 <= heartbeat <= MAX_HEARTBEAT_SECONDS:
+            raise DirectoryVerificationFailed(
+                f"the key directory says it may go {heartbeat:,} s without an epoch, but no "
+                f"server may wait more than {MAX_HEARTBEAT_SECONDS:,} s: this device would "
+                "accept a directory frozen that long",
+                code="keydir_bad_response",
+            )
+        self._heartbeat_ms = heartbeat * 1000
         every = info.get("log_seconds")
         self.log_seconds = every if isinstance(every, int) and not isinstance(every, bool) else None
         if saved is not None:

@@ -94,6 +94,14 @@ class CountLate(InvalidInput):
     code = "log_count_late"
 
 
+MAX_LOG_SECONDS = 3600
+"""The longest interval between counts any server may claim (``keydir_log_seconds``): a
+count is checked against the interval its epoch states, so without a bound a server could
+state a year and stop counting in plain sight."""
+MAX_HEARTBEAT_SECONDS = 86_400
+"""The longest heartbeat any server may claim (``keydir_heartbeat_seconds``): clients accept
+an epoch up to twice it old, so without a bound a server could freeze their view."""
+
 COUNT_SLACK_MS = 60_000
 """How much later than ``log_seconds`` a count may be before it is evidence: the sequencer
 counts at its first step after the interval, and an epoch takes a bounded number of
@@ -145,6 +153,12 @@ def check_count_age(counted_at: int, answer: EpochSeen, log_seconds: int) -> Non
     """``CountLate`` when the count taken at ``counted_at`` (ms) is more than
     ``log_seconds`` and ``COUNT_SLACK_MS`` older than the ``answer`` epoch that keeps it."""
     epoch, through, time_ms = answer
+    if log_seconds > MAX_LOG_SECONDS:
+        raise CountLate(
+            f"the key directory's epoch {epoch} says it counts the log entries about people "
+            f"only every {log_seconds:,} s, but no server may wait more than "
+            f"{MAX_LOG_SECONDS:,} s: it could stop counting unseen"
+        )
     late = time_ms - counted_at
     if late > log_seconds * 1000 + COUNT_SLACK_MS:
         raise CountLate(

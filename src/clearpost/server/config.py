@@ -14,6 +14,7 @@ from typing import Any
 
 from clearpost.core.errors import InvalidInput
 from clearpost.core.ids import MAX_SERVER_NAME, is_server_name
+from clearpost.core.keydir_labels import MAX_HEARTBEAT_SECONDS, MAX_LOG_SECONDS
 
 ENV_PREFIX = "CLEARPOST_"
 
@@ -213,10 +214,17 @@ def _check(settings: Settings) -> None:
     for name in ("login_rate_per_minute", "token_rate_per_second", "click_rate_per_minute"):
         if getattr(settings, name) < 0:
             raise InvalidInput(f"setting {name!r} must be 0 (off) or above", field=name)
-    if settings.keydir_log_seconds < 0:
+    if not 0 <= settings.keydir_log_seconds <= MAX_LOG_SECONDS:
         raise InvalidInput(
-            "setting 'keydir_log_seconds' must be 0 (at every epoch) or above",
+            "setting 'keydir_log_seconds' must be 0 (at every epoch) to "
+            f"{MAX_LOG_SECONDS} (clients refuse a longer interval)",
             field="keydir_log_seconds",
+        )
+    if not 0 <= settings.keydir_heartbeat_seconds <= MAX_HEARTBEAT_SECONDS:
+        raise InvalidInput(
+            f"setting 'keydir_heartbeat_seconds' must be 0 (an epoch at every step) to "
+            f"{MAX_HEARTBEAT_SECONDS} (clients refuse a longer heartbeat)",
+            field="keydir_heartbeat_seconds",
         )
     for name in ("port", "metrics_port"):
         if not 0 <= getattr(settings, name) <= 65535:

@@ -295,6 +295,20 @@ COUNT_CASES: list[tuple[str, list[tuple[int, int, int]], tuple[int, int, int], i
     ("an hour late", [(4, 100, T), (5, 120, T)], (30, 120, T + 3_600_000), 60, "log_count_late"),
     ("counting at every epoch", [(4, 100, T)], (5, 120, T + 5), 0, T + 5),
     (
+        "the longest interval any server may claim",
+        [(4, 100, T), (5, 120, T)],
+        (9, 120, T + 3_660_000),
+        3_600,
+        T,
+    ),
+    (
+        "an interval longer than any server may claim",
+        [(4, 100, T), (5, 120, T)],
+        (9, 120, T + 1_000),
+        3_601,
+        "log_count_late",
+    ),
+    (
         "the first shown without the one before",
         [(5, 120, T)],
         (9, 120, T + 1_000),

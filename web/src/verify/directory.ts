@@ -36,6 +36,7 @@ import {
   type EpochSeen,
   KeyDirError,
   logChain,
+  MAX_HEARTBEAT_SECONDS,
   parseLogValue,
 } from "./keydir";
 import { leafHash, ProofError, verifyInclusion } from "./merkle";
@@ -173,7 +174,14 @@ export class Directory {
   ): Promise<[Anchor, T]> {
     // 1.
     const published = (this.published ??= await this.api.directoryKey());
-    this.heartbeatMs = published.heartbeat_seconds * 1000;
+    const heartbeat = published.heartbeat_seconds;
+    if (!Number.isSafeInteger(heartbeat) || heartbeat < 0 || heartbeat > MAX_HEARTBEAT_SECONDS) {
+      throw new DirectoryError(
+        "keydir_bad_response",
+        `the key directory says it may go ${heartbeat} s without an epoch, but no server may wait more than ${MAX_HEARTBEAT_SECONDS} s: this browser would accept a directory frozen that long`,
+      );
+    }
+    this.heartbeatMs = heartbeat * 1000;
     const saved = await this.memory.load();
     const vrfKey = saved?.vrfKey ?? published.vrf_public_key;
     if (vrfKey !== published.vrf_public_key) {

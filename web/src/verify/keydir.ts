@@ -569,6 +569,10 @@ export type EpochSeen = [number, number, number];
 
 /** How much later than `log_seconds` a count may be before it is evidence. */
 export const COUNT_SLACK_MS = 60_000;
+/** The longest interval between counts, and the longest heartbeat, any server may claim
+ * (the Python core's `MAX_LOG_SECONDS`, `MAX_HEARTBEAT_SECONDS`). */
+export const MAX_LOG_SECONDS = 3600;
+export const MAX_HEARTBEAT_SECONDS = 86_400;
 
 /** When the `through` of the answer's epoch was set (ms), checked to be no more than
  * `logSeconds` and a minute before that epoch (`log_count_late` otherwise): the Python
@@ -591,6 +595,13 @@ export function countTime(shown: EpochSeen[], answer: EpochSeen, logSeconds: num
     (before === null || before[1] < through);
   if (!fits) {
     throw new KeyDirError("the answer does not show when its epoch's count was taken: the first epoch with its `through` and the epoch before it");
+  }
+  if (logSeconds > MAX_LOG_SECONDS) {
+    throw new KeyDirError(
+      `the key directory's epoch ${epoch} says it counts the log entries about people only every ${logSeconds.toLocaleString("en")} s, ` +
+        `but no server may wait more than ${MAX_LOG_SECONDS.toLocaleString("en")} s: it could stop counting unseen`,
+      "log_count_late",
+    );
   }
   const late = time - first[2];
   if (late > logSeconds * 1000 + COUNT_SLACK_MS) {
