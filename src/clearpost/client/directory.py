@@ -188,32 +188,14 @@ class Directory:
         log_client = LogClient(self.transport.http)
         pin, new_pin, _ = await pin_log(log_client, self.store, None)
         # 2.
-        body = base64.b64decode(str(answer["entry"]), validate=True)
-        entry = decode_entry(body)
         epoch = int(answer["epoch"])
-        if entry.get("type") != "keydir" or entry.get("epoch") != epoch:
-            raise DirectoryVerificationFailed(
-                "the answer's log entry is not its epoch's key-directory entry",
-                code="keydir_wrong_entry",
-            )
+        body, entry = _epoch_entry(answer, epoch, "the answer's log entry")
         root = bytes.fromhex(str(entry["root"]))
         # 3.
         note = str(answer["checkpoint"])
         checkpoint = open_pinned(note, pin)
         await extends_last(log_client, self.store, checkpoint, note, pin)
-        hashes = [base64.b64decode(h, validate=True) for h in answer["inclusion"]]
-        try:
-            verify_inclusion(
-                leaf_hash(body),
-                int(answer["log_index"]),
-                checkpoint.size,
-                hashes,
-                checkpoint.root_hash,
-            )
-        except ProofError as exc:
-            raise DirectoryVerificationFailed(
-                f"the epoch's root is not in the signed log: {exc}", code="keydir_not_in_log"
-            ) from exc
+        _included(body, answer, checkpoint.size, checkpoint.root_hash, "the epoch's root")
         # 4.
         seen = self.store.get_meta(_EPOCH)
         newest = int(seen) if seen else -1
@@ -445,30 +427,36 @@ def _count_epochs(answer: dict[str, Any], found: Verified) -> list[tuple[int, in
     """(epoch, through, time) of each epoch in the answer's ``counted``, each checked to be
     that epoch's ``keydir`` entry, included in the answer's checkpoint."""
     shown = []
+    what = "an epoch the answer shows for its count"
     for item in answer["counted"]:
-        body = base64.b64decode(str(item["entry"]), validate=True)
-        hashes = [base64.b64decode(h, validate=True) for h in item["inclusion"]]
-        try:
-            verify_inclusion(
-                leaf_hash(body),
-                int(item["log_index"]),
-                found.checkpoint_size,
-                hashes,
-                found.checkpoint_root,
-            )
-        except ProofError as exc:
-            raise DirectoryVerificationFailed(
-                f"an epoch the answer shows for its count is not in the signed log: {exc}",
-                code="keydir_not_in_log",
-            ) from exc
-        entry = decode_entry(body)
-        if entry.get("type") != "keydir" or entry.get("epoch") != item["epoch"]:
-            raise DirectoryVerificationFailed(
-                "an epoch the answer shows for its count is not that epoch's log entry",
-                code="keydir_wrong_entry",
-            )
+        body, entry = _epoch_entry(item, int(item["epoch"]), what)
+        _included(body, item, found.checkpoint_size, found.checkpoint_root, what)
         shown.append((int(entry["epoch"]), int(entry["through"]), int(entry["time"])))
     return shown
+
+
+def _epoch_entry(item: dict[str, Any], epoch: int, what: str) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of ``item["entry"]`` and the entry, checked to be ``epoch``'s ``keydir``
+    entry."""
+    body = base64.b64decode(str(item["entry"]), validate=True)
+    entry = decode_entry(body)
+    if entry.get("type") != "keydir" or entry.get("epoch") != epoch:
+        raise DirectoryVerificationFailed(
+            f"{what} is not its epoch's key-directory entry", code="keydir_wrong_entry"
+        )
+    return body, entry
+
+
+def _included(body: bytes, item: dict[str, Any], size: int, root: bytes, what: str) -> None:
+    """``body`` is entry ``item["log_index"]`` of the checkpoint of ``size`` and ``root``,
+    by the RFC 9162 inclusion proof ``item["inclusion"]``."""
+    hashes = [base64.b64decode(h, validate=True) for h in item["inclusion"]]
+    try:
+        verify_inclusion(leaf_hash(body), int(item["log_index"]), size, hashes, root)
+    except ProofError as exc:
+        raise DirectoryVerificationFailed(
+            f"{what} is not in the signed log: {exc}", code="keydir_not_in_log"
+        ) from exc
 
 
 def _check_history(
