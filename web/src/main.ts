@@ -358,13 +358,28 @@ function spoken(m: Msg): string {
 /** Show the conversation's messages in `list`, changing only what changed: an item whose
  * message did not change stays (with its focus and state), new ones go in where they
  * belong, earlier history in one DocumentFragment above. Messages from others that are
- * newer than any shown before are read out (the list itself is not a live region). */
-function fillMessages(id: string, list: HTMLElement): void {
+ * newer than any shown before are read out (the list itself is not a live region).
+ * `appended`: messages that came after every stored one; when the list ends with the one
+ * stored before them (nothing typed is waiting or shown after it), they are added at its
+ * end without going over the rest (a conversation of thousands of messages). */
+function fillMessages(id: string, list: HTMLElement, appended: Msg[] | null = null): void {
   const stored = messages.get(id) ?? [];
-  const all = [...stored, ...(pending.get(id) ?? [])];
   const section = list.closest("section");
   historyStatus(section?.querySelector<HTMLElement>("#history-status") ?? null, id);
   const before = list.dataset["newest"];
+  // the list ends with the message stored just before these (none typed after it shown)
+  const prior = appended?.length ? stored[stored.length - appended.length - 1] : undefined;
+  const tail = list.lastElementChild as HTMLElement | null;
+  if (appended && prior && !pending.get(id)?.length && tail?.dataset["key"] === keyOf(prior)) {
+    const atBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
+    list.append(...appended.map((m) => keyed(messageItem(m, id), m)));
+    list.dataset["newest"] = String(appended[appended.length - 1]!.seq);
+    const fresh = appended.filter((m) => m.sender !== me?.userId);
+    if (fresh.length) announce(section, fresh.map(spoken));
+    if (atBottom && list.isConnected) scrollToEnd();
+    return;
+  }
+  const all = [...stored, ...(pending.get(id) ?? [])];
   const newest = stored.length ? stored[stored.length - 1]!.seq : 0;
   list.dataset["newest"] = String(Math.max(newest, Number(before ?? 0)));
   if (!all.length) {
@@ -380,7 +395,7 @@ function fillMessages(id: string, list: HTMLElement): void {
     if (key) old.set(key, el);
   }
   const items = all.map((m) => {
-    const key = `${m.seq}|${m.state}|${m.txnId ?? ""}|${m.kind}|${m.text.length}`;
+    const key = keyOf(m);
     const el = old.get(key) ?? messageItem(m, id);
     el.dataset["key"] = key;
     return el;
@@ -412,6 +427,16 @@ function fillMessages(id: string, list: HTMLElement): void {
     if (fresh.length) announce(section, fresh.map(spoken));
   }
   if (atBottom && list.isConnected) scrollToEnd();
+}
+
+/** What makes a message's item stale: a new item is made when any of it changes. */
+function keyOf(m: Msg): string {
+  return `${m.seq}|${m.state}|${m.txnId ?? ""}|${m.kind}|${m.text.length}`;
+}
+
+function keyed(el: HTMLElement, m: Msg): HTMLElement {
+  el.dataset["key"] = keyOf(m);
+  return el;
 }
 
 /** Read out lines in the conversation's live region (the last few kept). */
@@ -480,9 +505,34 @@ function dropDelivered(id: string, stored: Msg[]): void {
   for (const txn of done) dismissNotice(`unsent:${txn}`);
 }
 
-function refreshMessages(id: string): void {
+function refreshMessages(id: string, appended: Msg[] | null = null): void {
   const list = document.getElementById("messages");
-  if (list && list.closest(`[data-conversation="${CSS.escape(id)}"]`)) fillMessages(id, list);
+  if (list && list.closest(`[data-conversation="${CSS.escape(id)}"]`)) fillMessages(id, list, appended);
+}
+
+/** Merge new or changed messages (in seq order) into the conversation's list; returns them
+ * when they all came after the newest one it held (the list only grew at its end), else
+ * null. */
+function merge(id: string, changed: Msg[]): Msg[] | null {
+  const list = messages.get(id) ?? [];
+  messages.set(id, list);
+  let appendedOnly = true;
+  for (const m of changed) {
+    if (!list.length || m.seq > list[list.length - 1]!.seq) {
+      list.push(m);
+      continue;
+    }
+    appendedOnly = false;
+    let [lo, hi] = [0, list.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.seq < m.seq) lo = mid + 1;
+      else hi = mid;
+    }
+    if (list[lo]?.seq === m.seq) list[lo] = m;
+    else list.splice(lo, 0, m);
+  }
+  return appendedOnly ? changed : null;
 }
 
 async function settingsPage(id: string): Promise<HTMLElement> {
@@ -630,10 +680,12 @@ onPush((p) => {
       break;
     }
     case "messages": {
-      messages.set(p.conversationId, p.messages);
+      const got = "changed" in p ? p.changed : p.messages;
+      const appended = "changed" in p ? merge(p.conversationId, p.changed) : null;
+      if (!("changed" in p)) messages.set(p.conversationId, p.messages);
       histories.set(p.conversationId, p.history);
-      dropDelivered(p.conversationId, p.messages);
-      refreshMessages(p.conversationId);
+      dropDelivered(p.conversationId, got);
+      refreshMessages(p.conversationId, appended);
       const r = currentRoute();
       if (r.parts[0] === "c" && r.parts[1] === p.conversationId && !r.parts[2] && document.visibilityState === "visible") {
         void rpc("markRead", p.conversationId);

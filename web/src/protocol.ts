@@ -95,7 +95,11 @@ export interface Reply {
 export type Push =
   | { push: "ready"; me: Me }
   | { push: "conversations"; conversations: Conv[] }
+  /** a conversation's messages: all of them, or (`changed`) only those that are new or
+   * changed, which the page merges into the ones it has (a new message in a conversation of
+   * thousands does not copy them all) */
   | { push: "messages"; conversationId: string; messages: Msg[]; history: History }
+  | { push: "messages"; conversationId: string; changed: Msg[]; history: History }
   | { push: "notice"; id: string; text: string; bad?: boolean; action?: { label: string; op: string; args: unknown[] } }
   | { push: "connection"; state: "live" | "polling" | "offline" }
   | { push: "signedOut"; reason: string }

@@ -577,7 +577,7 @@ async function machineSync(m: OlmMachine, body: SyncBody, toDevice: unknown[]): 
 }
 
 async function applyMessages(body: SyncBody): Promise<void> {
-  const touched = new Set<string>();
+  const touched = new Map<string, number[]>();
   let membership = false;
   for (const raw of body.messages ?? []) {
     const c = convs.get(raw.conversation_id);
@@ -590,7 +590,9 @@ async function applyMessages(body: SyncBody): Promise<void> {
       c.messages.set(raw.seq, await decrypt(c, raw));
     }
     c.raw.last_seq = Math.max(c.raw.last_seq, raw.seq);
-    touched.add(raw.conversation_id);
+    const seqs = touched.get(raw.conversation_id) ?? [];
+    seqs.push(raw.seq);
+    touched.set(raw.conversation_id, seqs);
   }
   for (const ev of body.events ?? []) {
     if (ev.type === "membership") membership = true;
@@ -603,7 +605,7 @@ async function applyMessages(body: SyncBody): Promise<void> {
     devicesDirty = true;
     await loadConversations();
   }
-  for (const id of touched) pushMessages(id);
+  for (const [id, seqs] of touched) pushMessages(id, seqs);
   if (touched.size && !membership) pushConversations();
 }
 
@@ -751,13 +753,15 @@ function roomId(c: ConvState): string {
 
 function summary(c: ConvState): Conv {
   const mine = me().userId;
-  const sorted = [...c.messages.values()].sort((a, b) => a.seq - b.seq);
+  // one pass, in no order (sorting every conversation's messages at each new message cost
+  // more than the rest): the newest name, the newest other message, the unread ones
   let name = "";
+  let nameSeq = -1;
   let last: Msg | null = null;
   let unread = 0;
-  for (const msg of sorted) {
-    if (msg.kind === "name" && msg.state === "ok") name = msg.text;
-    if (msg.kind !== "name") last = msg;
+  for (const msg of c.messages.values()) {
+    if (msg.kind === "name" && msg.state === "ok" && msg.seq > nameSeq) [name, nameSeq] = [msg.text, msg.seq];
+    if (msg.kind !== "name" && (last === null || msg.seq > last.seq)) last = msg;
     if (msg.seq > c.readSeq && msg.sender !== mine && msg.kind !== "name") unread++;
   }
   if (!name) {
@@ -789,15 +793,22 @@ function pushConversations(): void {
   post({ push: "conversations", conversations: list });
 }
 
-function pushMessages(id: string): void {
+/** Show a conversation's messages on the page: all of them, or only those with the seqs
+ * `changed` (new, or decrypted anew), which the page merges into the ones it has. Copying a
+ * conversation of 5,000 messages to the page at each new one took most of the page's time
+ * for it (`bench/web_bench.py`). */
+function pushMessages(id: string, changed?: number[]): void {
   const c = convs.get(id);
   if (!c) return;
-  post({
-    push: "messages",
-    conversationId: id,
-    messages: [...c.messages.values()].sort((a, b) => a.seq - b.seq),
-    history: { complete: c.complete, loading: c.loading, error: c.historyError },
-  });
+  const history = { complete: c.complete, loading: c.loading, error: c.historyError };
+  if (changed) {
+    const seqs = [...new Set(changed)].sort((a, b) => a - b);
+    const msgs = seqs.flatMap((seq) => (c.messages.has(seq) ? [c.messages.get(seq)!] : []));
+    post({ push: "messages", conversationId: id, changed: msgs, history });
+    return;
+  }
+  const all = [...c.messages.values()].sort((a, b) => a.seq - b.seq);
+  post({ push: "messages", conversationId: id, messages: all, history });
 }
 
 function conv(id: string): ConvState {
@@ -918,16 +929,16 @@ async function retryWaiting(rooms: Set<string>): Promise<void> {
   await serial(async () => {
     for (const c of convs.values()) {
       if (!rooms.has(roomId(c))) continue;
-      let changed = false;
+      const changed: number[] = [];
       for (const [seq, msg] of c.messages) {
         if (msg.state === "ok" || !c.events.has(seq)) continue;
         const again = await decrypt(c, c.events.get(seq)!);
         if (again.state !== msg.state) {
           c.messages.set(seq, again);
-          changed = true;
+          changed.push(seq);
         }
       }
-      if (changed) pushMessages(c.raw.conversation_id);
+      if (changed.length) pushMessages(c.raw.conversation_id, changed);
     }
     pushConversations();
   });
@@ -991,7 +1002,7 @@ async function sendEvent(id: string, txnId: string, type: string, content: Recor
     }
     c.raw.last_seq = Math.max(c.raw.last_seq, r.seq);
     c.readSeq = Math.max(c.readSeq, r.seq);
-    pushMessages(id);
+    pushMessages(id, [r.seq]);
     pushConversations();
     return r.seq;
   });
