@@ -23,7 +23,9 @@ from clearpost.core.clock import FakeClock, SystemClock
 from clearpost.server.services import keydir as keydir_service
 from clearpost.server.services.keydir import _first_people
 from clearpost.storage.schema import keydir_epochs, keydir_versions, tlog_entries
+from clearpost.storage.sql import keydir as ks
 from tests.integration.test_keydir_adversarial import _checkpoint, second_device
+from tests.support import api
 from tests.unit.client.partners import Partnered, partnered
 
 ALICE_LOG = "log:@alice:clearpost.localhost"
@@ -160,6 +162,33 @@ async def test_a_count_held_back_by_the_epoch_limit_goes_on_at_the_next_step(
         assert by_epoch[bob_at][0] == reads[0]  # the count stopped at Alice's first entry
         assert by_epoch[alice_at][0] > reads[-1]
         assert by_epoch[alice_at][1] == by_epoch[bob_at][1]  # the same moment: no interval
+
+
+async def test_a_flood_of_device_changes_does_not_hold_a_count_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When as many accounts' devices changed as an epoch takes, the count still takes a
+    quarter as many people besides: ``through`` moves, so the count stays as recent as
+    clients and auditors require."""
+    clock = FakeClock(SystemClock().now_ms())
+    async with partnered(tmp_path, clock=clock, keydir_log_seconds=EVERY) as w:
+        dave = await api.user(w.http, "dave")
+        await stop_sequencer()
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        reads = await read_profile(w, 1)
+        monkeypatch.setattr(keydir_service, "MAX_ACCOUNTS_PER_EPOCH", 4)
+        everyone = [w.alice.user_id, w.bob.user_id, w.carol.user_id, dave.user_id]
+        async with w.services.db.write() as conn:
+            for user in everyone:
+                await ks.mark_dirty(conn, user, clock.now_ms())
+        clock.advance(EVERY + 1)
+        await w.integrate()
+        # the four accounts' devices (none changed: no version), and Alice's count besides
+        assert await versions_of(w, ALICE_LOG) == 2
+        assert (await epochs(w))[1] > reads[-1]
+        for user in everyone:
+            assert not await w.services.keydir.store.is_dirty(user)
 
 
 def test_first_people_stops_before_the_first_entry_of_one_person_too_many() -> None:

@@ -5,8 +5,9 @@ fenced write transaction: with several server processes on one database only the
 holder publishes, and an epoch's leaves, its ``keydir`` log entry and the checkpoint that
 covers it commit together, or not at all. An epoch is published when an account's devices
 changed (``keydir_dirty``), when log entries about someone were integrated since they were
-last counted and ``keydir_log_seconds`` have passed since then (their ``log:`` labels, at most
-``MAX_ACCOUNTS_PER_EPOCH`` people an epoch), and at least every ``keydir_heartbeat_seconds``
+last counted and ``keydir_log_seconds`` have passed since then (their ``log:`` labels, up to
+``MAX_ACCOUNTS_PER_EPOCH`` people an epoch with those whose devices changed, and a quarter of
+that at least), and at least every ``keydir_heartbeat_seconds``
 without. Counting entries at most every ``keydir_log_seconds`` bounds the versions a busy
 account adds (a partner allowed 60 reads of a person a minute added one an epoch, up to one a
 step: 86,400 a day, each kept in every process's memory) and the epochs in the log.
@@ -71,6 +72,10 @@ BundleFor = Callable[[Epoch, list[Version]], Bundle]
 
 VRF_SECRET = "keydir_vrf"
 MAX_ACCOUNTS_PER_EPOCH = 20_000
+"""Accounts whose devices changed that one epoch takes. A count of the entries about people
+takes the rest, and at least a quarter as many besides: a flood of device changes must not
+hold a count back past ``keydir_log_seconds``, since clients and auditors refuse a count
+older than that and a minute."""
 VRF_CACHE = 100_000
 
 
@@ -234,7 +239,7 @@ class KeyDirService:
         if self._count_due(conn, latest, now):
             about, through = _first_people(
                 ks.entries_about_sync(conn, through, size),
-                MAX_ACCOUNTS_PER_EPOCH - len(dirty),
+                max(MAX_ACCOUNTS_PER_EPOCH - len(dirty), MAX_ACCOUNTS_PER_EPOCH // 4),
                 size,
             )
         due = latest is None or now - latest.created_at >= self.heartbeat_ms
