@@ -115,6 +115,15 @@ WATCH_OPEN = """([newest, oldest]) => {
 }"""
 
 
+async def arrived(page: Any, i: int) -> float:
+    """When the page showed message ``bench-<i>`` (``OBSERVE``'s clock), once it has."""
+    while True:
+        got = await page.evaluate(f"window.__arrived['{i}'] || 0")
+        if got:
+            return float(got)
+        await asyncio.sleep(0.002)
+
+
 def browser_cpu_ms() -> float:
     """CPU time (user + system) of the Chromium processes this bench started, in ms:
     every process below this one whose name starts with "chrom" (not other users')."""
@@ -195,12 +204,7 @@ async def run(args: argparse.Namespace) -> None:
             latencies = []
             for i in range(args.messages):
                 sent = await alice.page.evaluate(SEND, i)
-                while True:
-                    got = await bob.page.evaluate(f"window.__arrived['{i}'] || 0")
-                    if got:
-                        break
-                    await asyncio.sleep(0.002)
-                latencies.append(got - sent)
+                latencies.append(await arrived(bob.page, i) - sent)
             rows.append(
                 (
                     f"send-to-render, browser to browser ({args.messages} messages)",
@@ -255,12 +259,7 @@ async def run(args: argparse.Namespace) -> None:
             for i in range(args.messages // 4):
                 sent = time.time() * 1000
                 await carol.send(conv, f"bench-{i}")
-                while True:
-                    got = await alice.page.evaluate(f"window.__arrived['{i}'] || 0")
-                    if got:
-                        break
-                    await asyncio.sleep(0.002)
-                long_latencies.append(got - sent)
+                long_latencies.append(await arrived(alice.page, i) - sent)
             await carol.close()
 
             def spread(values: list[float]) -> str:

@@ -169,12 +169,8 @@ class Directory:
             raise DirectoryVerificationFailed(exc.message, code=exc.code) from exc
         except AuditFailure as exc:
             raise DirectoryVerificationFailed(exc.message, code=f"log_{exc.code}") from exc
-        except (InvalidInput, KeyError, TypeError, ValueError, binascii.Error) as exc:
-            message = exc.message if isinstance(exc, InvalidInput) else str(exc)
-            raise DirectoryVerificationFailed(
-                f"the key directory's answer does not verify: {message}",
-                code="keydir_invalid_proof",
-            ) from exc
+        except _MALFORMED as exc:
+            raise _malformed(exc) from exc
 
     async def _verify(
         self,
@@ -384,16 +380,23 @@ class Directory:
             counted_at = count_time(shown, (found.epoch, found.through, found.time_ms), every)
         except CountLate as exc:
             raise DirectoryVerificationFailed(exc.message, code=exc.code) from exc
-        except (InvalidInput, KeyError, TypeError, ValueError, binascii.Error) as exc:
-            message = exc.message if isinstance(exc, InvalidInput) else str(exc)
-            raise DirectoryVerificationFailed(
-                f"the key directory's answer does not verify: {message}",
-                code="keydir_invalid_proof",
-            ) from exc
+        except _MALFORMED as exc:
+            raise _malformed(exc) from exc
         if found.version is None:
             return LogLabel(0, bytes(32), found.through, counted_at, every)
         count, chain = parse_log_value(found.values[found.version])
         return LogLabel(count, chain, found.through, counted_at, every)
+
+
+_MALFORMED = (InvalidInput, KeyError, TypeError, ValueError, binascii.Error)
+"""What reading a malformed answer raises."""
+
+
+def _malformed(exc: Exception) -> DirectoryVerificationFailed:
+    message = exc.message if isinstance(exc, InvalidInput) else str(exc)
+    return DirectoryVerificationFailed(
+        f"the key directory's answer does not verify: {message}", code="keydir_invalid_proof"
+    )
 
 
 @dataclass(frozen=True, slots=True)
