@@ -40,7 +40,7 @@ from clearpost.audit.tileaudit import pipelined
 from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir.prefix_proof import PrefixProof
 from clearpost.core.keydir.tree import EMPTY, verify_update
-from clearpost.core.keydir_labels import CountLate, check_count_age
+from clearpost.core.keydir_labels import MAX_LOG_SECONDS, CountLate, check_count_age
 from clearpost.core.tlog import Checkpoint, ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import KEYDIR_MARKER, decode_entry
 
@@ -207,6 +207,11 @@ def _count_of(entry: dict[str, Any], index: int) -> tuple[int, int | None]:
         raise KeyDirTransitionInvalid(f"log entry {index} is an epoch without a time")
     if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 0):
         raise KeyDirTransitionInvalid(f"log entry {index} has a malformed log_seconds")
+    if every is not None and every > MAX_LOG_SECONDS:
+        raise KeyDirTransitionInvalid(
+            f"log entry {index} says the directory counts the entries about people only every "
+            f"{every:,} s, but no server may wait more than {MAX_LOG_SECONDS:,} s"
+        )
     return time_ms, every
 
 

@@ -30,3 +30,25 @@ def test_the_scan_keeps_epochs_only_and_its_marker_rules_out_whole_bundles() -> 
     scan(512, [plain, epoch])
     scan.read_from(256)
     assert scan.found == [(513, epoch)] and scan.start == 256
+
+
+def test_an_epochs_time_and_interval_are_read_and_an_interval_no_server_may_state_refused() -> None:
+    import pytest
+
+    from clearpost.audit.errors import KeyDirTransitionInvalid
+    from clearpost.audit.keydir import _count_of
+
+    entry = keydir_entry(3, b"\x01" * 32, 10, 5, 60)
+    assert _count_of(entry, 7) == (5, 60)
+    assert _count_of(entry | {"log_seconds": 3600}, 7) == (5, 3600)
+    older = {k: v for k, v in entry.items() if k != "log_seconds"}  # before it was logged
+    assert _count_of(older, 7) == (5, None)
+    for bad, words in (
+        ({"log_seconds": 3601}, "no server may wait more than 3,600 s"),
+        ({"log_seconds": -1}, "malformed log_seconds"),
+        ({"log_seconds": True}, "malformed log_seconds"),
+        ({"time": "5"}, "an epoch without a time"),
+    ):
+        with pytest.raises(KeyDirTransitionInvalid) as refused:
+            _count_of(entry | bad, 7)
+        assert words in refused.value.message and "log entry 7" in refused.value.message
