@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -188,3 +189,33 @@ async def test_a_device_added_through_the_directory_is_announced_in_the_owners_b
         assert checks and "since=" not in checks[0], checks
         assert len(checks) > 2 and all("?since=" in u for u in checks[1:]), checks
         assert alice.foreign_requests() == []
+
+
+async def test_a_heartbeat_longer_than_any_server_may_state_fails_the_browsers_check(
+    server: ServerProcess,
+) -> None:
+    """A server that says it may go a year without an epoch would have the browser accept a
+    directory frozen that long: the browser's check of its own account fails, in words."""
+
+    async def a_year(route: Any) -> None:
+        response = await route.fetch()
+        doc = orjson.loads(await response.body())
+        doc["heartbeat_seconds"] = 365 * 86_400
+        await route.fulfill(response=response, body=orjson.dumps(doc))
+
+    async with chromium() as browser:
+        alice = await open_tab(browser, server.url, "alice")
+        await alice.context.route("**/v1/keydir/key", a_year)
+        await register(alice, "alice")
+        await alice.page.goto(server.url + "/#/devices")
+        status = alice.page.locator("#directory-check")
+        await status.wait_for(timeout=20_000)
+        await alice.page.get_by_role("button", name="Check now").click()
+        await alice.page.wait_for_function(
+            "document.getElementById('directory-check').textContent.includes('failed')",
+            timeout=20_000,
+        )
+        words = await status.inner_text()
+        assert "may go 31,536,000 s" in words, words
+        assert "no server may wait more than 86,400 s" in words, words
+        await alice.shot("own-devices-heartbeat-refused")

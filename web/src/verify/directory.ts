@@ -178,7 +178,7 @@ export class Directory {
     if (!Number.isSafeInteger(heartbeat) || heartbeat < 0 || heartbeat > MAX_HEARTBEAT_SECONDS) {
       throw new DirectoryError(
         "keydir_bad_response",
-        `the key directory says it may go ${heartbeat} s without an epoch, but no server may wait more than ${MAX_HEARTBEAT_SECONDS} s: this browser would accept a directory frozen that long`,
+        `the key directory says it may go ${Number(heartbeat).toLocaleString("en")} s without an epoch, but no server may wait more than ${MAX_HEARTBEAT_SECONDS.toLocaleString("en")} s: this browser would accept a directory frozen that long`,
       );
     }
     this.heartbeatMs = heartbeat * 1000;
