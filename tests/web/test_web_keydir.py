@@ -153,14 +153,7 @@ async def test_a_device_added_through_the_directory_is_announced_in_the_owners_b
             lambda r: checks.append(r.url) if "/v1/me/keydir/devices" in r.url else None,
         )
         await register(alice, "alice")
-        await alice.page.goto(server.url + "/#/devices")
-        status = alice.page.locator("#directory-check")
-        await status.wait_for(timeout=20_000)
-        await alice.page.get_by_role("button", name="Check now").click()
-        await alice.page.wait_for_function(
-            "document.getElementById('directory-check').textContent.includes('version 0 of your')",
-            timeout=20_000,
-        )
+        status = await check_now(alice, server.url, "version 0 of your")
         assert await alice.page.locator("#notices .notice.bad").count() == 0
         # the server adds a device to her account through the directory, and says nothing
         plant(db, account(db, "alice"), in_directory=True)
@@ -207,15 +200,21 @@ async def test_a_heartbeat_longer_than_any_server_may_state_fails_the_browsers_c
         alice = await open_tab(browser, server.url, "alice")
         await alice.context.route("**/v1/keydir/key", a_year)
         await register(alice, "alice")
-        await alice.page.goto(server.url + "/#/devices")
-        status = alice.page.locator("#directory-check")
-        await status.wait_for(timeout=20_000)
-        await alice.page.get_by_role("button", name="Check now").click()
-        await alice.page.wait_for_function(
-            "document.getElementById('directory-check').textContent.includes('failed')",
-            timeout=20_000,
-        )
-        words = await status.inner_text()
+        words = await (await check_now(alice, server.url, "failed")).inner_text()
         assert "may go 31,536,000 s" in words, words
         assert "no server may wait more than 86,400 s" in words, words
         await alice.shot("own-devices-heartbeat-refused")
+
+
+async def check_now(tab: Any, url: str, words: str) -> Any:
+    """On *Your devices*, press **Check now** and wait for the status to say ``words``;
+    returns the status line."""
+    await tab.page.goto(url + "/#/devices")
+    status = tab.page.locator("#directory-check")
+    await status.wait_for(timeout=20_000)
+    await tab.page.get_by_role("button", name="Check now").click()
+    await tab.page.wait_for_function(
+        f"document.getElementById('directory-check').textContent.includes({words!r})",
+        timeout=20_000,
+    )
+    return status
