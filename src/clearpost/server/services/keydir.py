@@ -270,8 +270,8 @@ class KeyDirService:
                 (log_index,) = tlog_store.append_sync(
                     conn, [tlog_store.PendingEntry(body, None)], now
                 )
-                stored = Epoch(epoch, root, log_index, through, now, _bytes(proof))
-                ks.store_epoch_sync(conn, stored, leaves, dirty)
+                stored = Epoch(epoch, root, log_index, through, now)
+                ks.store_epoch_sync(conn, stored, _bytes(proof), leaves, dirty)
             except BaseException:
                 self._tree = None  # rebuilt from what is stored, next time
                 raise
@@ -505,13 +505,17 @@ class KeyDirService:
             _bytes(proof),
         )
 
-    async def epoch_changes(self, n: int) -> tuple[Epoch, Epoch | None, list[tuple[bytes, bytes]]]:
-        """An epoch, the one before it, and the leaves it inserted (for auditors)."""
+    async def epoch_changes(
+        self, n: int
+    ) -> tuple[Epoch, Epoch | None, list[tuple[bytes, bytes]], bytes]:
+        """An epoch, the one before it, the leaves it inserted and its update proof (for
+        auditors)."""
         epoch = await self.store.epoch(n)
         if epoch is None:
             raise NotFound(f"no key-directory epoch {n}", code="epoch_not_found")
         before = await self.store.epoch(n - 1) if n > 0 else None
-        return epoch, before, await self.store.epoch_leaves(n)
+        leaves = await self.store.epoch_leaves(n)
+        return epoch, before, leaves, await self.store.epoch_proof(n)
 
 
 def _erased(version: Version) -> bool:

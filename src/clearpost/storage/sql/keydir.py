@@ -45,8 +45,18 @@ class Epoch:
     log_index: int
     through: int
     created_at: int
-    proof: bytes
-    """The update proof from the previous epoch's root (``core/keydir/tree.py``)."""
+
+
+_EPOCHS = select(
+    keydir_epochs.c.epoch,
+    keydir_epochs.c.root,
+    keydir_epochs.c.log_index,
+    keydir_epochs.c.through,
+    keydir_epochs.c.created_at,
+)
+"""Epoch rows without their update proof: it is read only for auditors (``epoch_proof``),
+and after an epoch of 10,000 changes it is 1.5 MB, which every lookup read with the latest
+epoch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +104,7 @@ def forget_user_sync(conn: Connection, user_id: str, labels: Sequence[str]) -> N
 
 
 def latest_epoch_sync(conn: Connection) -> Epoch | None:
-    row = conn.execute(
-        select(keydir_epochs).order_by(keydir_epochs.c.epoch.desc()).limit(1)
-    ).first()
+    row = conn.execute(_EPOCHS.order_by(keydir_epochs.c.epoch.desc()).limit(1)).first()
     return Epoch(*row) if row else None
 
 
@@ -110,15 +118,13 @@ def count_epochs_sync(
     ``upto``, past the epochs since that count only. (None, None): no epoch has it."""
     epochs = keydir_epochs.c
     row = conn.execute(
-        select(keydir_epochs)
-        .where(epochs.through < through, epochs.epoch <= upto)
+        _EPOCHS.where(epochs.through < through, epochs.epoch <= upto)
         .order_by(epochs.epoch.desc())
         .limit(1)
     ).first()
     before = Epoch(*row) if row else None
     row = conn.execute(
-        select(keydir_epochs)
-        .where(epochs.epoch > (-1 if before is None else before.epoch), epochs.epoch <= upto)
+        _EPOCHS.where(epochs.epoch > (-1 if before is None else before.epoch), epochs.epoch <= upto)
         .order_by(epochs.epoch)
         .limit(1)
     ).first()
@@ -184,10 +190,12 @@ def latest_versions_sync(conn: Connection, labels: Sequence[str]) -> dict[str, V
 def store_epoch_sync(
     conn: Connection,
     epoch: Epoch,
+    proof: bytes,
     versions: Sequence[tuple[Version, bytes]],
     done_users: Sequence[str],
 ) -> None:
-    """One epoch's rows: its leaves, its versions, the epoch, and the accounts done."""
+    """One epoch's rows: its leaves, its versions, the epoch with its update proof, and the
+    accounts done."""
     if versions:
         insert_many(
             conn,
@@ -211,7 +219,7 @@ def store_epoch_sync(
             log_index=epoch.log_index,
             through=epoch.through,
             created_at=epoch.created_at,
-            proof=epoch.proof,
+            proof=proof,
         )
     )
     if done_users:
@@ -304,10 +312,17 @@ class KeyDirStore:
 
     async def epoch(self, n: int) -> Epoch | None:
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(keydir_epochs).where(keydir_epochs.c.epoch == n))
-            ).first()
+            row = (await conn.execute(_EPOCHS.where(keydir_epochs.c.epoch == n))).first()
             return Epoch(*row) if row else None
+
+    async def epoch_proof(self, n: int) -> bytes:
+        """The update proof from epoch ``n - 1``'s root to epoch ``n``'s
+        (``core/keydir/tree.py``); ``n`` is an epoch that exists."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                select(keydir_epochs.c.proof).where(keydir_epochs.c.epoch == n)
+            )
+            return bytes(found.scalar_one())
 
     async def epoch_leaves(self, n: int) -> list[tuple[bytes, bytes]]:
         async with self.db.read() as conn:

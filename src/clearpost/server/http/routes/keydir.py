@@ -126,7 +126,7 @@ async def epoch_changes(svc: Svc, epoch: int = Path(ge=0, le=MAX_SQL_INT)) -> JS
     """What epoch ``epoch`` inserted (VRF index and commitment of each new version), and
     the proof that recomputes its root from the previous epoch's root with every existing
     leaf unchanged."""
-    found, before, leaves = await svc.keydir.epoch_changes(epoch)
+    found, before, leaves, proof = await svc.keydir.epoch_changes(epoch)
     return JSON(
         {
             "epoch": found.epoch,
@@ -136,6 +136,6 @@ async def epoch_changes(svc: Svc, epoch: int = Path(ge=0, le=MAX_SQL_INT)) -> JS
             "through": found.through,
             "time": found.created_at,
             "inserted": [{"index": _b64(i), "commitment": _b64(c)} for i, c in leaves],
-            "proof": _b64(found.proof),
+            "proof": _b64(proof),
         }
     )
