@@ -9,6 +9,7 @@ import pytest
 from clearpost.core.keydir.commit import commit, label_input
 from clearpost.core.keydir.errors import KeyDirFormatError, KeyDirProofError, VrfInvalid
 from clearpost.core.keydir.proofs import (
+    ABSENT,
     Bundle,
     check_absence,
     check_history,
@@ -23,6 +24,7 @@ from clearpost.core.keydir.proofs import (
     prove_absence,
     prove_history,
     prove_lookup,
+    verify_bundle,
 )
 from clearpost.core.keydir.tree import PrefixTree
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
@@ -72,11 +74,12 @@ def directory(alice_versions: int = 6) -> tuple[PrefixTree, list[Version], list[
 
 def test_ladder_shows_n_and_n_plus_one_and_separates_any_two_claims() -> None:
     assert lookup_ladder(0) == ([0], [1])
-    assert lookup_ladder(3) == ([0, 1, 3], [4, 5, 7])
-    assert lookup_ladder(10) == ([0, 1, 3, 7, 9, 10], [11, 15])
-    assert lookup_ladder(6) == ([0, 1, 3, 5, 6], [7])  # the draft's own example
+    assert lookup_ladder(1) == ([1], [2, 3])
+    assert lookup_ladder(3) == ([1, 3], [4, 5, 7])
+    assert lookup_ladder(10) == ([1, 3, 7, 9, 10], [11, 15])
+    assert lookup_ladder(6) == ([1, 3, 5, 6], [7])  # the draft's own example, without 0
     top = 2**32 - 1  # the greatest version there can be: nothing above it to show absent
-    assert lookup_ladder(top) == ([2**k - 1 for k in range(33)], [])
+    assert lookup_ladder(top) == ([2**k - 1 for k in range(1, 33)], [])
     assert lookup_ladder(top - 1)[1] == [top]
     with pytest.raises(ValueError):
         lookup_ladder(2**32)
@@ -87,6 +90,8 @@ def test_ladder_shows_n_and_n_plus_one_and_separates_any_two_claims() -> None:
         for m in range(n + 1, 70):
             p2, _ = lookup_ladder(m)
             assert set(absent) & set(p2), (n, m)  # some version both show, differently
+    for m in range(70):  # and the absence proof: no version at all
+        assert set(ABSENT) & set(lookup_ladder(m)[0]), m
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 6])
@@ -112,7 +117,7 @@ def test_history_and_absence() -> None:
 def test_a_history_shows_absent_every_version_a_later_lookup_needs_present() -> None:
     """The owner's check catches any greatest version above its own: a lookup of ``m > n``
     shows present a version that the history of ``0..n`` shows absent."""
-    assert history_absent(-1) == [0]
+    assert history_absent(-1) == [0, 1]
     assert history_absent(1) == [2, 3]
     assert history_absent(3) == [4, 5, 7]
     for n in range(200):
@@ -160,19 +165,36 @@ def test_a_history_from_a_version_the_device_verified_before() -> None:
 
 def test_versions_skipped_ahead_for_a_contact_fail_the_owners_history() -> None:
     """The server adds versions 3 and 4 to Alice's label (she made 0 and 1), skipping 2, and
-    gives Bob a valid lookup of version 4 (its ladder: 0, 1, 3, 4 present; 5, 7 absent). The
+    gives Bob a valid lookup of version 4 (its ladder: 1, 3, 4 present; 5, 7 absent). The
     history Alice's device checks must show 3 absent, which the tree cannot prove; a history
     with only 2 absent (the next version) would have passed."""
     ghost = versions_of(ALICE, 5)
     made, skipped = ghost[:2], [ghost[3], ghost[4]]
     tree = PrefixTree.from_leaves(leaves(ALICE, made + skipped))
-    lookup = make_bundle(tree, KEY, ALICE, made + skipped, [5, 7], [4])
+    lookup = make_bundle(tree, KEY, ALICE, made[1:] + skipped, [5, 7], [4])
     assert check_lookup(PK, tree.root(), lookup)[0] == 4  # Bob sees version 4
     with pytest.raises(KeyDirProofError):
         check_history(PK, tree.root(), prove_history(tree, KEY, ALICE, made))
     only_next = make_bundle(tree, KEY, ALICE, made, [2], [0, 1])
     with pytest.raises(KeyDirProofError, match="must show"):
         check_history(PK, tree.root(), only_next)
+
+
+def test_a_lookup_without_version_0_cannot_stand_beside_an_absence_proof() -> None:
+    """Lookups past version 0 do not show it, so a server could build a tree with Alice's
+    version 1 and not her version 0, and show Bob version 1 as her greatest. It then cannot
+    also tell Carol, in that epoch, that Alice has no account: the absence proof must show
+    version 1 absent. With version 0 alone (the draft's absence proof) it could have."""
+    alice = versions_of(ALICE, 2)
+    tree = PrefixTree.from_leaves(leaves(ALICE, alice[1:]))
+    lookup = make_bundle(tree, KEY, ALICE, alice[1:], [2, 3], [1])
+    assert check_lookup(PK, tree.root(), lookup)[0] == 1  # Bob sees version 1
+    with pytest.raises(KeyDirProofError):
+        check_absence(PK, tree.root(), prove_absence(tree, KEY, ALICE))
+    zero_alone = make_bundle(tree, KEY, ALICE, [], [0], [])
+    verify_bundle(PK, tree.root(), zero_alone)  # true of this tree, and not enough
+    with pytest.raises(KeyDirProofError, match="must show"):
+        check_absence(PK, tree.root(), zero_alone)
 
 
 def test_a_repeat_lookup_leaves_out_the_ladder_versions_the_asker_has_seen() -> None:

@@ -421,12 +421,15 @@ export function verifyBundle(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundl
   return opened;
 }
 
-/** (present, absent) versions a lookup of greatest version `n` shows, ascending. */
+/** (present, absent) versions a lookup of greatest version `n` shows, ascending: the
+ * draft's base binary ladder without version 0 unless `n` is 0. No lookup shows 0 absent, so
+ * showing it present would separate a lookup only from an absence proof, which shows 1
+ * absent too (`ABSENT`), and every lookup above 0 shows 1 present. */
 export function lookupLadder(n: number): [number[], number[]] {
   if (!Number.isSafeInteger(n) || n < 0 || n > MAX_VERSION) throw new KeyDirError(`a version is in 0..${MAX_VERSION}`, "invalid_keydir_format");
-  const present = new Set<number>();
+  const present = new Set<number>([n]);
   const absent = new Set<number>();
-  let k = 0;
+  let k = 1;
   while (2 ** k - 1 <= n) {
     present.add(2 ** k - 1);
     k++;
@@ -491,17 +494,21 @@ export function checkLookupSince(vrfKey: Uint8Array, root: Uint8Array, bundle: B
   return [n, value];
 }
 
+/** The versions an absence proof shows absent: 0 (no version) and 1, which every lookup of
+ * a greatest version above 0 shows present. */
+export const ABSENT: readonly number[] = [0, 1];
+
 /** The label has no version at all under `root`. */
 export function checkAbsence(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundle): void {
   verifyBundle(vrfKey, root, bundle);
-  shape(bundle, [], [0]);
+  shape(bundle, [], [...ABSENT]);
 }
 
-/** The versions a history of versions `0..n` shows absent (`n = -1`: none exist): the absent
- * half of `n`'s lookup ladder. Any lookup claiming a greatest version above `n` shows one of
+/** The versions a history of versions `0..n` shows absent (`n = -1`: none exist, `ABSENT`):
+ * the absent half of `n`'s lookup ladder. Any lookup claiming a greatest version above `n` shows one of
  * them present, so a version skipped ahead for a contact's eyes fails the owner's check. */
 export function historyAbsent(n: number): number[] {
-  return n < 0 ? [0] : lookupLadder(n)[1];
+  return n < 0 ? [...ABSENT] : lookupLadder(n)[1];
 }
 
 /** The versions a history of greatest version `n` shows present and opened: `0..n`; to a

@@ -16,6 +16,7 @@ import {
   checkLookupSince,
   commit,
   countTime,
+  historyAbsent,
   type EpochSeen,
   KeyDirError,
   labelInput,
@@ -73,8 +74,17 @@ test("label inputs and commitments", () => {
 
 test("the binary ladder", () => {
   assert.deepEqual(lookupLadder(0), [[0], [1]]);
-  assert.deepEqual(lookupLadder(3), [[0, 1, 3], [4, 5, 7]]);
-  assert.deepEqual(lookupLadder(5), [[0, 1, 3, 5], [6, 7]]);
+  assert.deepEqual(lookupLadder(1), [[1], [2, 3]]);
+  assert.deepEqual(lookupLadder(3), [[1, 3], [4, 5, 7]]);
+  assert.deepEqual(lookupLadder(5), [[1, 3, 5], [6, 7]]);
+  assert.deepEqual(historyAbsent(-1), [0, 1]);
+  // any two claims of a greatest version (or none, -1) disagree on a version both show
+  for (let n = -1; n < 70; n++) {
+    const absent = n < 0 ? historyAbsent(n) : lookupLadder(n)[1];
+    for (let m = n + 1; m < 70; m++) {
+      assert.ok(lookupLadder(m)[0].some((v) => absent.includes(v)), `${n} ${m}`);
+    }
+  }
   assert.deepEqual(lookupSince(10, 3), [[7, 9, 10], [11, 15]]);
   assert.deepEqual(lookupSince(10, 10), [[], [11, 15]]);
   refused(() => lookupSince(3, 4), "invalid_keydir_format");

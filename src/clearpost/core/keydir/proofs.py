@@ -13,12 +13,16 @@ others absent (with their VRF proofs). ``verify_bundle``:
 The shapes then say which versions an answer must show:
 
 - lookup of the greatest version ``n``: the binary ladder of draft-ietf-keytrans-protocol
-  (``lookup_ladder``): versions ``0, 1, 3, 7, ..., 2^k - 1`` up to the first one above ``n``,
-  then a binary search between the last present and the first absent one down to ``n`` and
-  ``n + 1``. Every ladder version ``<= n`` is present, every one ``> n`` absent; only ``n`` is
-  opened. Two lookups that claim different greatest versions ``n < m`` always disagree on one
-  version both show (the property the ladder exists for), so a server cannot give two people
-  two "latest" versions without one of them holding proof of it.
+  (``lookup_ladder``) without version 0: versions ``1, 3, 7, ..., 2^k - 1`` up to the first
+  one above ``n``, then a binary search between the last present one (or 0) and the first
+  absent one down to ``n`` and ``n + 1``. Every ladder version ``<= n`` is present, every one
+  ``> n`` absent; only ``n`` is opened. Two lookups that claim different greatest versions
+  ``n < m`` always disagree on one version both show (the property the ladder exists for), so
+  a server cannot give two people two "latest" versions without one of them holding proof of
+  it. The draft's ladder also shows version 0 present, but no lookup shows 0 absent, so it
+  separates a lookup only from the absence proof; that one shows 1 absent too, which every
+  lookup of a version above 0 shows present. One version fewer in every lookup past 0 (about
+  650 bytes at a million accounts), one more in an absence proof.
 - history (the owner's monitoring): ``0..n`` present and opened (or only the versions after
   ``since``, for a device that verified ``since`` before: ``history_shown``), and absent
   every version the lookup ladder of ``n`` shows absent (``history_absent``: ``n + 1``
@@ -34,7 +38,7 @@ The shapes then say which versions an answer must show:
   (the two ladders agree below the first version where their binary searches part, which
   is above ``k``), so the asker has seen them present, and the tree only grows; the absent
   ones are all shown again, so a greatest version above ``n`` still cannot hide;
-- absence: version 0 absent.
+- absence: versions 0 and 1 absent (``ABSENT``).
 
 Layouts (bytes and JSON) are in ``Bundle``'s docstring and docs/key-directory.md.
 """
@@ -54,6 +58,7 @@ from clearpost.core.keydir.tree import PrefixTree, verify_prefix_proof
 from clearpost.core.keydir.vrf import PROOF_SIZE, VrfSecretKey, proof_to_hash, verify
 
 __all__ = [
+    "ABSENT",
     "INDEX_SIZE",
     "Bundle",
     "Present",
@@ -79,6 +84,9 @@ __all__ = [
 ]
 
 INDEX_SIZE = 32
+ABSENT = (0, 1)
+"""The versions an absence proof shows absent: 0 (no version) and 1, which every lookup of
+a greatest version above 0 shows present (0 is shown present only by lookups of 0)."""
 
 
 def index_of(vrf_output: bytes) -> bytes:
@@ -89,14 +97,15 @@ def index_of(vrf_output: bytes) -> bytes:
 def lookup_ladder(n: int) -> tuple[list[int], list[int]]:
     """(present, absent) versions a lookup of greatest version ``n`` shows, ascending.
 
-    The draft's ``base_binary_ladder``: versions past ``2^32 - 1`` cannot exist and are left
-    out (taken as absent without a proof).
+    The draft's ``base_binary_ladder`` without version 0 unless ``n`` is 0 (the module
+    docstring says why). Versions past ``2^32 - 1`` cannot exist and are left out (taken as
+    absent without a proof).
     """
     if not 0 <= n <= MAX_VERSION:
         raise KeyDirFormatError(f"a version is in 0..{MAX_VERSION}")
-    present: set[int] = set()
+    present: set[int] = {n}
     absent: set[int] = set()
-    k = 0
+    k = 1
     while (1 << k) - 1 <= n:
         present.add((1 << k) - 1)
         k += 1
@@ -131,11 +140,12 @@ def lookup_shown(n: int, since: int | None = None) -> tuple[list[int], list[int]
 
 
 def history_absent(n: int) -> list[int]:
-    """The versions a history of versions ``0..n`` shows absent (``n = -1``: none exist).
+    """The versions a history of versions ``0..n`` shows absent (``n = -1``: none exist, and
+    it is ``ABSENT``, as in an absence proof).
 
     The absent half of ``lookup_ladder(n)``: any lookup that claims a greatest version above
     ``n`` shows one of them present (the module docstring says why this matters)."""
-    return [0] if n < 0 else lookup_ladder(n)[1]
+    return list(ABSENT) if n < 0 else lookup_ladder(n)[1]
 
 
 def history_shown(n: int, since: int | None = None) -> list[int]:
@@ -367,7 +377,7 @@ def check_history(
 def check_absence(vrf_key: bytes, root: bytes, bundle: Bundle) -> None:
     """The label has no version at all under ``root``."""
     verify_bundle(vrf_key, root, bundle)
-    _shape(bundle, [], [0])
+    _shape(bundle, [], list(ABSENT))
 
 
 verify_lookup = check_lookup
@@ -464,8 +474,8 @@ def prove_history(
 
 
 def prove_absence(tree: PrefixTree, vrf_key: VrfSecretKey, label: bytes) -> Bundle:
-    """Version 0 absent: the label has never existed."""
-    return make_bundle(tree, vrf_key, label, [], [0], [])
+    """Versions 0 and 1 absent (``ABSENT``): the label has never existed."""
+    return make_bundle(tree, vrf_key, label, [], ABSENT, [])
 
 
 def _b64(b: bytes) -> str:

@@ -39,6 +39,7 @@ from clearpost.core.errors import InvalidInput, NotFound, StoredDataDamaged, Una
 from clearpost.core.keydir import commit as commit_mod
 from clearpost.core.keydir import tree as tree_mod
 from clearpost.core.keydir.proofs import (
+    ABSENT,
     Bundle,
     Present,
     history_absent,
@@ -384,7 +385,7 @@ class KeyDirService:
         def bundle_for(epoch: Epoch, stored: list[Version]) -> Bundle:
             versions = self._erased_before(lbl, stored, epoch)
             if not versions:
-                return self._prove(lbl, [], [0], epoch, opened=set())
+                return self._prove(lbl, [], list(ABSENT), epoch, opened=set())
             if _erased(versions[-1]):
                 raise NotFound("that account was deleted", code="user_not_found")
             n = versions[-1].version
