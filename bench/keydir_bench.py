@@ -17,8 +17,10 @@ Pure core, in one process (no server, no database): what ``clearpost.core.keydir
    The peer:
    WhatsApp's akd, 2,130 bytes for a lookup proof on a tiny directory (published figure, not
    re-measured here). Beside them, measured on the same tree and not used by Clearpost: the
-   sizes the akd-style *marker* scheme would give (``marker_lookup``, ``marker_history_absent``):
-   a shorter lookup, paid for by a longer history at every check a device makes.
+   lookups the draft's own ladder would give (``draft_ladder``: version 0 shown as well), and
+   the sizes the akd-style *marker* scheme would give (``marker_lookup``,
+   ``marker_history_absent``): a shorter lookup, paid for by a longer history at every check
+   a device makes.
 3. **Epoch** of ``--changes`` new versions on the full tree, each step timed: VRF proofs of the
    new versions, commitments, ``insert_many`` (the new root), the auditor's update proof
    (``prove_update``) and its verification (``verify_update``) with the proof's size.
@@ -49,6 +51,7 @@ from clearpost.core.keydir.proofs import (
     check_lookup,
     check_lookup_since,
     index_of,
+    lookup_ladder,
     make_bundle,
     prove_absence,
     prove_history,
@@ -141,6 +144,13 @@ def marker_lookup(n: int) -> tuple[list[int], list[int]]:
     """(present, absent) versions of a lookup of greatest version ``n`` in the akd-style
     marker scheme: ``n``, the greatest power of two not above it, and ``n + 1`` absent."""
     return sorted({n, 1 << (n.bit_length() - 1)} if n else {0}), [n + 1]
+
+
+def draft_ladder(n: int) -> tuple[list[int], list[int]]:
+    """(present, absent) versions of a lookup of greatest version ``n`` with the draft's own
+    ladder, which shows version 0 present as well (Clearpost's did until 2026-12)."""
+    present, absent = lookup_ladder(n)
+    return sorted({0, *present}), absent
 
 
 def marker_history_absent(n: int) -> list[int]:
@@ -272,6 +282,14 @@ def main() -> None:
 
     for n in COUNTS[1:]:
         sizes_row(
+            f"  alternative: the draft's ladder (version 0 too), version {n - 1}",
+            lambda lbl, mine, n=n: marker_bundle(lbl, mine, *draft_ladder(n - 1), [n - 1]),
+            lambda bundle: None,
+            n,
+            "{present} present + {absent} absent versions",
+        )
+    for n in COUNTS[1:]:
+        sizes_row(
             f"  alternative: marker lookup, version {n - 1}",
             lambda lbl, mine, n=n: marker_bundle(lbl, mine, *marker_lookup(n - 1), [n - 1]),
             lambda bundle: None,  # verified as it is made
@@ -286,13 +304,18 @@ def main() -> None:
             n,
             "{present} opened + {absent} absent (a device's next check)",
         )
-    absence = prove_absence(tree, key, b"devices:@nobody:example.org")
-    check_absence(pk, root, absence)
+    absences = [
+        prove_absence(tree, key, f"devices:@nobody{i}:example.org".encode())
+        for i in range(args.samples)
+    ]
+    for absence in absences:
+        check_absence(pk, root, absence)
+    json_size = statistics.median(len(orjson.dumps(a.to_json())) for a in absences)
     rows.append(
         (
             "absence proof",
-            "version 0 absent",
-            f"{len(absence.to_bytes()):,} B (JSON {len(orjson.dumps(absence.to_json())):,} B)",
+            "versions 0 and 1 absent",
+            f"{spread([len(a.to_bytes()) for a in absences])} (JSON {json_size:,.0f} B)",
         )
     )
     rows.append(
