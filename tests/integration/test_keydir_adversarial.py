@@ -20,6 +20,7 @@ from clearpost.audit.http import LogClient
 from clearpost.audit.keydir import audit_epochs
 from clearpost.client import Client
 from clearpost.client.directory import DirectoryAlarm, DirectoryVerificationFailed
+from clearpost.core.clock import SystemClock
 from clearpost.core.keydir.tree import PrefixTree
 from clearpost.core.tlog import Checkpoint
 from clearpost.core.tlog.note import parse_note_unverified
@@ -60,7 +61,7 @@ async def plant(w: Partnered, planted: TestDevice) -> None:
             insert(devices).values(
                 user_id=ALICE,
                 device_id=planted.device_id,
-                token_hash="0" * 64,
+                token_hash=planted.device_id.encode().hex().ljust(64, "0"),
                 created_at=1,
                 curve25519=planted.curve,
                 ed25519=planted.account.ed25519_key.to_base64(),
@@ -423,6 +424,59 @@ async def test_6b_an_epoch_that_takes_back_a_count_is_refused(
             with pytest.raises(KeyDirTransitionInvalid) as failed:
                 await audit_epochs(LogClient(w.http), checkpoint, resumed)
             assert "a count taken back" in failed.value.message
+
+
+class SteppedClock(SystemClock):
+    """The system clock, stepped by ``offset_ms``."""
+
+    def __init__(self) -> None:
+        self.offset_ms = 0
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self.offset_ms
+
+
+async def test_6c_an_epoch_dated_back_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients judge a directory's freshness and a count's age by its epochs' times, so a
+    server that dates an epoch back could pass a stale view or a stopped count as on time.
+    An honest server whose clock steps back an hour dates its next epoch as its last one,
+    which the auditor takes; a server that dates one back is refused, from a fresh audit and
+    from one that resumes from its state file."""
+    state = tmp_path / "audit.json"
+    clock = SteppedClock()
+    async with partnered(tmp_path, clock=clock) as w:
+        await settled(w)
+        await w.integrate()
+        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+        keydir = w.services.keydir
+        last = await keydir.store.latest_epoch()
+        assert last is not None
+
+        async def an_epoch(device_id: str) -> int:
+            """A device change (an epoch whenever it comes); the new epoch's time. Not a
+            client's: a client calls a directory dated an hour back stale, as it should."""
+            await plant(w, TestDevice(ALICE, device_id, "no-token"))
+            await w.integrate()
+            await w.integrate()
+            latest = await keydir.store.latest_epoch()
+            assert latest is not None and latest.epoch > last.epoch
+            return latest.created_at
+
+        clock.offset_ms = -3_600_000
+        assert await an_epoch("TABLETXXXX") == last.created_at  # stepped back: dated as the last
+        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+        # the lying server: its epochs take the clock's time, an hour back
+        monkeypatch.setattr(keydir_service, "_epoch_time", lambda now, latest: now)
+        last = await keydir.store.latest_epoch()
+        assert last is not None
+        assert await an_epoch("LAPTOPXXXX") < last.created_at
+        checkpoint = await _checkpoint(w.http)
+        for resumed in (state, None):
+            with pytest.raises(KeyDirTransitionInvalid) as failed:
+                await audit_epochs(LogClient(w.http), checkpoint, resumed)
+            assert "epochs are never dated back" in failed.value.message
 
 
 async def test_3c_a_heartbeat_longer_than_any_server_may_claim_is_refused(

@@ -11,7 +11,9 @@ in order (``audit_epochs``):
    comes no later than its own ``log_seconds`` (and a minute's slack) after the epoch that
    set it: a server counts at its first epoch after that long, so a later one means it
    stopped counting (``count_time`` in ``core/keydir_labels.py``; entries from before
-   ``log_seconds`` was logged are not judged).
+   ``log_seconds`` was logged are not judged). Its time is no earlier than the previous
+   epoch's: clients judge a directory's freshness and a count's age by these times, so a
+   server dating an epoch back could pass a stale view or a stopped count as on time.
 2. The entry is in the audited checkpoint (RFC 9162 inclusion proof).
 3. ``GET /v1/keydir/epochs/{n}`` names the same root, and its update proof recomputes that
    root from the previous epoch's root (taken from the log, not from the server's answer)
@@ -19,8 +21,8 @@ in order (``audit_epochs``):
    (``core/keydir/tree.py``, ``verify_update``).
 
 Progress is kept in ``<state>.keydir.json`` beside the audit state file (the last epoch,
-its root, ``through`` and when that was counted, and how far the log was scanned), so runs
-are incremental.
+its root and time, ``through`` and when that was counted, and how far the log was scanned),
+so runs are incremental.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ async def audit_epochs(
     scanned, last, root = int(saved["scanned"]), saved["epoch"], bytes.fromhex(saved["root"])
     counted = int(saved.get("through", 0))  # absent from state files before it was checked
     counted_at: int | None = saved.get("counted_at")  # when: the first epoch with ``through``
+    dated: int | None = saved.get("time")  # the last epoch's time (absent from older states)
     candidates: list[tuple[int, bytes]] = []
     gap_end = checkpoint.size if seen is None or seen.start is None else seen.start
     if scanned < gap_end:
@@ -143,6 +146,11 @@ async def audit_epochs(
                     )
                 )
             time_ms, every = _count_of(entry, index)
+            if dated is not None and time_ms < dated:
+                raise KeyDirTransitionInvalid(
+                    f"epoch {epoch} (log entry {index}) is dated {dated - time_ms:,} ms before "
+                    f"epoch {epoch - 1}: epochs are never dated back"
+                )
             if last is None or through > counted or counted_at is None:
                 counted_at = time_ms
             elif every is not None:
@@ -160,8 +168,8 @@ async def audit_epochs(
                 raise BadProof(f"epoch {epoch}'s entry {index}: {exc}") from exc
             # 3.
             _check_transition(_or_raise(answer), epoch, root, new_root)
-            last, root, counted, checked = epoch, new_root, through, checked + 1
-    _save(state, checkpoint.size, last, root, counted, counted_at)
+            last, root, counted, dated, checked = epoch, new_root, through, time_ms, checked + 1
+    _save(state, checkpoint.size, last, root, counted, counted_at, dated)
     return EpochAudit(checked, None if last is None else int(last), checkpoint.size)
 
 
@@ -246,6 +254,7 @@ def _save(
     root: bytes,
     through: int,
     counted_at: int | None,
+    dated: int | None,
 ) -> None:
     path = _path(state)
     if path is not None:
@@ -255,5 +264,6 @@ def _save(
             "root": root.hex(),
             "through": through,
             "counted_at": counted_at,
+            "time": dated,
         }
         path.write_bytes(orjson.dumps(saved))

@@ -263,21 +263,22 @@ class KeyDirService:
                 leaves.append((row, commit_mod.commit(opening, lbl, version, value)))
             inserted = [(v.index, c) for v, c in leaves]
             proof = tree_mod.prove_update(self._tree, [i for i, _ in inserted])
+            at = _epoch_time(now, latest)
             try:
                 root = self._tree.insert_many(inserted) if inserted else self._tree.root()
                 self._tree_epoch = epoch
-                entry = keydir_entry(epoch, root, through, now, self.log_every_ms // 1000)
+                entry = keydir_entry(epoch, root, through, at, self.log_every_ms // 1000)
                 body = encode_entry(entry)
                 (log_index,) = tlog_store.append_sync(
                     conn, [tlog_store.PendingEntry(body, None)], now
                 )
-                stored = Epoch(epoch, root, log_index, through, now)
+                stored = Epoch(epoch, root, log_index, through, at)
                 ks.store_epoch_sync(conn, stored, _bytes(proof), leaves, dirty)
             except BaseException:
                 self._tree = None  # rebuilt from what is stored, next time
                 raise
         if latest is None or through != latest.through:
-            self._counted = (through, now)
+            self._counted = (through, at)
             self._behind = through < size
         self.last_publish_seconds = time.perf_counter() - started
         if new:
@@ -517,6 +518,13 @@ class KeyDirService:
         before = await self.store.epoch(n - 1) if n > 0 else None
         leaves = await self.store.epoch_leaves(n)
         return epoch, before, leaves, await self.store.epoch_proof(n)
+
+
+def _epoch_time(now: int, latest: Epoch | None) -> int:
+    """An epoch's time: the clock's, but never before the previous epoch's (a clock stepped
+    back dates epochs as the last one until it catches up): auditors refuse epochs dated
+    back, since clients judge freshness and counts by these times."""
+    return now if latest is None else max(now, latest.created_at)
 
 
 def _erased(version: Version) -> bool:
