@@ -7,8 +7,10 @@ one). A wrong statement must stay what it was: a bug, not a 503.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +59,17 @@ async def test_an_sqlite_file_that_cannot_be_opened_is_unavailable(
         assert len(_messages(caplog, DOWN)) == 1 and db.outage.down
     finally:
         await db.close()
+        await _failed_connects_stopped()
+
+
+async def _failed_connects_stopped() -> None:
+    """aiosqlite stops the worker thread of a connection that failed to open without
+    waiting for it, and the thread then reports to the event loop: if the test's loop has
+    closed by then, the thread's error surfaces as a warning in a later test. Let those
+    threads finish while the loop runs."""
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 5)
 
 
 async def test_a_refused_postgres_connection_is_unavailable(
