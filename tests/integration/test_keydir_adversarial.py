@@ -22,6 +22,7 @@ from clearpost.client import Client
 from clearpost.client.directory import DirectoryAlarm, DirectoryVerificationFailed
 from clearpost.core.clock import SystemClock
 from clearpost.core.keydir.tree import PrefixTree
+from clearpost.core.keydir.vrf import VrfSecretKey
 from clearpost.core.tlog import Checkpoint
 from clearpost.core.tlog.note import parse_note_unverified
 from clearpost.server.http.app import create_app
@@ -268,6 +269,77 @@ async def test_3b_a_stale_epoch_is_refused_by_a_device_that_never_looked(
         await fresh.close()
 
 
+async def test_3d_a_heartbeat_answered_to_one_device_does_not_loosen_its_check(
+    tmp_path: Path,
+) -> None:
+    """A server that tells one device its heartbeat is a day (within what any server may
+    say) would have that device accept a directory frozen a day: the device judges an
+    epoch by the heartbeat the epoch states in the log, the same for everyone."""
+    async with partnered(tmp_path, keydir_heartbeat_seconds=1) as w:
+        old = await w.carol.transport.request("GET", f"/v1/keydir/devices/{ALICE}")
+        entry = orjson.loads(base64.b64decode(old["entry"]))
+        assert entry["heartbeat_seconds"] == 1
+
+        class Later:
+            def now_ms(self) -> int:
+                return int(entry["time"]) + 600_000  # ten minutes on: past 2 s + 60 s
+
+        def a_day(body: bytes) -> bytes:
+            doc = orjson.loads(body)
+            doc["heartbeat_seconds"] = 86_400
+            return orjson.dumps(doc)
+
+        w.tamper.rewrites["/v1/keydir/key"] = a_day
+        async with httpx.AsyncClient(transport=w.tamper, base_url="http://test") as via:
+            fresh = await _device_via(via, tmp_path, "bob-late")
+            fresh.crypto.directory.clock = Later()  # type: ignore[assignment]
+            with pytest.raises(DirectoryVerificationFailed) as failed:
+                await fresh.crypto.directory.devices(ALICE)
+            assert failed.value.code == "keydir_stale", failed.value.message
+            await fresh.close()
+
+
+async def test_3e_a_vrf_key_the_log_does_not_state_is_refused(tmp_path: Path) -> None:
+    """A server could hand one new device a VRF key of its own and answer that device's
+    lookups under labels no account's owner checks, with ghost devices only it sees. Every
+    epoch states the key in the signed log: a device refuses another one (here at its first
+    check of its own account, as it logs in), and takes the logged key once the server
+    stops lying."""
+    async with partnered(tmp_path) as w:
+        other = base64.b64encode(VrfSecretKey.from_seed(b"\x07" * 32).public_key).decode()
+
+        def another_key(body: bytes) -> bytes:
+            doc = orjson.loads(body)
+            doc["vrf_public_key"] = other
+            return orjson.dumps(doc)
+
+        w.tamper.rewrites["/v1/keydir/key"] = another_key
+        async with httpx.AsyncClient(transport=w.tamper, base_url="http://test") as via:
+            with pytest.raises(DirectoryVerificationFailed) as failed:
+                await _device_via(via, tmp_path, "bob-new")
+            assert failed.value.code == "keydir_key_not_logged", failed.value.message
+            assert f"was handed {other}" in failed.value.message
+            del w.tamper.rewrites["/v1/keydir/key"]
+            fresh = await _device_via(via, tmp_path, "bob-newer")
+            assert len(await fresh.crypto.directory.devices(ALICE)) == 1
+            logged = (await w.http.get("/v1/keydir/key")).json()["vrf_public_key"]
+            assert fresh.store.get_meta("keydir_vrf_key") == base64.b64decode(logged)
+            await fresh.close()
+
+
+async def _device_via(via: httpx.AsyncClient, tmp_path: Path, name: str) -> Client:
+    """A new device of Bob's whose requests go through ``via``."""
+    return await Client.login(
+        via,
+        "bob",
+        PASSWORD,
+        store_path=tmp_path / f"{name}.store",
+        passphrase="x",
+        kdf=FAST,
+        stream=False,
+    )
+
+
 async def test_5_an_access_left_out_of_alices_history_fails_verification(
     tmp_path: Path,
 ) -> None:
@@ -330,6 +402,16 @@ async def test_6_an_epoch_that_changes_an_existing_version_is_refused(tmp_path: 
         with pytest.raises(KeyDirTransitionInvalid) as failed:
             await audit_epochs(LogClient(http), checkpoint, state)
         assert "does not follow" in failed.value.message
+
+
+async def audit_refuses(http: httpx.AsyncClient, state: Path, words: str) -> None:
+    """The auditor refuses the log's epochs, saying ``words``: a run that resumes from the
+    state file ``state`` and a fresh one."""
+    checkpoint = await _checkpoint(http)
+    for resumed in (state, None):
+        with pytest.raises(KeyDirTransitionInvalid) as failed:
+            await audit_epochs(LogClient(http), checkpoint, resumed)
+        assert words in failed.value.message, failed.value.message
 
 
 async def _checkpoint(http: httpx.AsyncClient) -> Checkpoint:
@@ -419,11 +501,7 @@ async def test_6b_an_epoch_that_takes_back_a_count_is_refused(
         assert r.status_code == 200, r.text
         await w.integrate()
         await w.integrate()
-        checkpoint = await _checkpoint(w.http)
-        for resumed in (state, None):
-            with pytest.raises(KeyDirTransitionInvalid) as failed:
-                await audit_epochs(LogClient(w.http), checkpoint, resumed)
-            assert "a count taken back" in failed.value.message
+        await audit_refuses(w.http, state, "a count taken back")
 
 
 class SteppedClock(SystemClock):
@@ -472,11 +550,27 @@ async def test_6c_an_epoch_dated_back_is_refused(
         last = await keydir.store.latest_epoch()
         assert last is not None
         assert await an_epoch("LAPTOPXXXX") < last.created_at
-        checkpoint = await _checkpoint(w.http)
-        for resumed in (state, None):
-            with pytest.raises(KeyDirTransitionInvalid) as failed:
-                await audit_epochs(LogClient(w.http), checkpoint, resumed)
-            assert "epochs are never dated back" in failed.value.message
+        await audit_refuses(w.http, state, "epochs are never dated back")
+
+
+async def test_6d_an_epoch_that_states_another_vrf_key_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every epoch states the VRF key in the log, so a device cannot be handed its own; a
+    server that switches the stated key (to hand it to new devices) is refused by the
+    auditor, from a fresh audit and from one that resumes from its state file."""
+    state = tmp_path / "audit.json"
+    async with partnered(tmp_path) as w:
+        await settled(w)
+        await w.integrate()
+        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+        honest = keydir_service.keydir_entry
+        other = VrfSecretKey.from_seed(b"\x07" * 32).public_key
+        monkeypatch.setattr(keydir_service, "keydir_entry", lambda *a: honest(*a[:-1], other))
+        await plant(w, ghost(ALICE))
+        await w.integrate()
+        await w.integrate()
+        await audit_refuses(w.http, state, "but the epochs before it stated")
 
 
 async def test_3c_a_heartbeat_longer_than_any_server_may_claim_is_refused(

@@ -190,20 +190,44 @@ async def test_a_heartbeat_longer_than_any_server_may_state_fails_the_browsers_c
     """A server that says it may go a year without an epoch would have the browser accept a
     directory frozen that long: the browser's check of its own account fails, in words."""
 
-    async def a_year(route: Any) -> None:
-        response = await route.fetch()
-        doc = orjson.loads(await response.body())
-        doc["heartbeat_seconds"] = 365 * 86_400
-        await route.fulfill(response=response, body=orjson.dumps(doc))
-
     async with chromium() as browser:
         alice = await open_tab(browser, server.url, "alice")
-        await alice.context.route("**/v1/keydir/key", a_year)
+        await alice.context.route("**/v1/keydir/key", rewritten("heartbeat_seconds", 31_536_000))
         await register(alice, "alice")
         words = await (await check_now(alice, server.url, "failed")).inner_text()
         assert "may go 31,536,000 s" in words, words
         assert "no server may wait more than 86,400 s" in words, words
         await alice.shot("own-devices-heartbeat-refused")
+
+
+async def test_a_vrf_key_the_log_does_not_state_fails_the_browsers_check(
+    server: ServerProcess,
+) -> None:
+    """A server that hands this browser a VRF key of its own could answer its lookups under
+    labels no account's owner checks: every epoch states the key in the signed log, and
+    the browser's check of its own account fails, in words, on another one."""
+    other = "B" * 43 + "="  # 32 bytes of base64, not the directory's key
+    async with chromium() as browser:
+        alice = await open_tab(browser, server.url, "alice")
+        await alice.context.route("**/v1/keydir/key", rewritten("vrf_public_key", other))
+        await register(alice, "alice")
+        words = await (await check_now(alice, server.url, "failed")).inner_text()
+        assert f"this browser was handed {other}" in words, words
+        assert "labels under a key the log does not state" in words, words
+        await alice.shot("own-devices-vrf-key-refused")
+
+
+def rewritten(field: str, value: object) -> Any:
+    """A Playwright route handler that passes the server's JSON answer on with ``field``
+    set to ``value``: a server telling this browser something it tells no one else."""
+
+    async def handle(route: Any) -> None:
+        response = await route.fetch()
+        doc = orjson.loads(await response.body())
+        doc[field] = value
+        await route.fulfill(response=response, body=orjson.dumps(doc))
+
+    return handle
 
 
 async def check_now(tab: Any, url: str, words: str) -> Any:

@@ -13,7 +13,9 @@ in order (``audit_epochs``):
    stopped counting (``count_time`` in ``core/keydir_labels.py``; entries from before
    ``log_seconds`` was logged are not judged). Its time is no earlier than the previous
    epoch's: clients judge a directory's freshness and a count's age by these times, so a
-   server dating an epoch back could pass a stale view or a stopped count as on time.
+   server dating an epoch back could pass a stale view or a stopped count as on time. It
+   states the same VRF key as the epochs before it, once they state one, and a heartbeat
+   no higher than any server may state (``core/keydir_epoch.py``).
 2. The entry is in the audited checkpoint (RFC 9162 inclusion proof).
 3. ``GET /v1/keydir/epochs/{n}`` names the same root, and its update proof recomputes that
    root from the previous epoch's root (taken from the log, not from the server's answer)
@@ -21,7 +23,8 @@ in order (``audit_epochs``):
    (``core/keydir/tree.py``, ``verify_update``).
 
 Progress is kept in ``<state>.keydir.json`` beside the audit state file (the last epoch,
-its root and time, ``through`` and when that was counted, and how far the log was scanned),
+its root, time and VRF key, ``through`` and when that was counted, and how far the log was
+scanned),
 so runs are incremental.
 """
 
@@ -42,6 +45,7 @@ from clearpost.audit.tileaudit import pipelined
 from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir.prefix_proof import PrefixProof
 from clearpost.core.keydir.tree import EMPTY, verify_update
+from clearpost.core.keydir_epoch import EpochStatementInvalid, stated
 from clearpost.core.keydir_labels import MAX_LOG_SECONDS, CountLate, check_count_age
 from clearpost.core.tlog import Checkpoint, ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import KEYDIR_MARKER, decode_entry
@@ -95,6 +99,7 @@ async def audit_epochs(
     counted = int(saved.get("through", 0))  # absent from state files before it was checked
     counted_at: int | None = saved.get("counted_at")  # when: the first epoch with ``through``
     dated: int | None = saved.get("time")  # the last epoch's time (absent from older states)
+    vrf_key: str | None = saved.get("vrf_key")  # the VRF key the epochs state, once they do
     candidates: list[tuple[int, bytes]] = []
     gap_end = checkpoint.size if seen is None or seen.start is None else seen.start
     if scanned < gap_end:
@@ -146,6 +151,7 @@ async def audit_epochs(
                     )
                 )
             time_ms, every = _count_of(entry, index)
+            vrf_key = _same_key(entry, index, epoch, vrf_key)
             if dated is not None and time_ms < dated:
                 raise KeyDirTransitionInvalid(
                     f"epoch {epoch} (log entry {index}) is dated {dated - time_ms:,} ms before "
@@ -169,7 +175,7 @@ async def audit_epochs(
             # 3.
             _check_transition(_or_raise(answer), epoch, root, new_root)
             last, root, counted, dated, checked = epoch, new_root, through, time_ms, checked + 1
-    _save(state, checkpoint.size, last, root, counted, counted_at, dated)
+    _save(state, checkpoint.size, last, root, counted, counted_at, dated, vrf_key)
     return EpochAudit(checked, None if last is None else int(last), checkpoint.size)
 
 
@@ -223,6 +229,25 @@ def _count_of(entry: dict[str, Any], index: int) -> tuple[int, int | None]:
     return time_ms, every
 
 
+def _same_key(entry: dict[str, Any], index: int, epoch: int, before: str | None) -> str | None:
+    """The VRF key (base64) ``entry`` states, which must be the one the epochs before it
+    stated, if they did (``core/keydir_epoch.py``); its heartbeat must be one a server may
+    state."""
+    try:
+        key = stated(entry).vrf_public_key
+    except EpochStatementInvalid as exc:
+        raise KeyDirTransitionInvalid(f"log entry {index}: {exc.message}") from exc
+    now = None if key is None else base64.b64encode(key).decode()
+    if before is not None and now != before:
+        raise KeyDirTransitionInvalid(
+            f"epoch {epoch} (log entry {index}) states "
+            + ("no VRF key" if now is None else f"the VRF key {now}")
+            + f", but the epochs before it stated {before}: a device handed another key "
+            "would look people up under labels their owners never check"
+        )
+    return now
+
+
 def _epoch_of(entry: dict[str, Any], index: int) -> tuple[int, bytes, int]:
     try:
         epoch, root, through = entry["epoch"], bytes.fromhex(entry["root"]), entry["through"]
@@ -255,6 +280,7 @@ def _save(
     through: int,
     counted_at: int | None,
     dated: int | None,
+    vrf_key: str | None,
 ) -> None:
     path = _path(state)
     if path is not None:
@@ -265,5 +291,6 @@ def _save(
             "through": through,
             "counted_at": counted_at,
             "time": dated,
+            "vrf_key": vrf_key,
         }
         path.write_bytes(orjson.dumps(saved))

@@ -4,15 +4,18 @@ A contact's devices are encrypted to only when their signed keys are in the dire
 current version of the contact's ``devices:`` label, and every device monitors its own
 account's label. Verifying a directory answer (``Directory.verify``):
 
-1. Pin the directory's VRF key (the one this device pinned before; else the one the server
-   publishes, trusted on first use) and the log key (shared with ``transparency.py``).
+1. Take the directory's VRF key (the one this device pinned before; else the one the server
+   publishes, pinned once an answer verifies under it) and the log key (shared with
+   ``transparency.py``).
 2. The answer's epoch entry is a ``keydir`` log entry of the epoch the answer names, and
    its root is the root the proofs are checked against.
 3. The checkpoint is signed by the pinned log key and extends the last checkpoint this
    device verified (consistency proof); the entry is included in it (RFC 9162).
-4. The epoch is not older than the newest epoch this device has verified (a server showing
-   an older version of a label must show an older epoch), and not older than twice the
-   heartbeat plus a minute by this device's clock (a server cannot freeze the view).
+4. The epoch states the VRF key of step 1 (``core/keydir_epoch.py``: the log says which
+   key everyone's labels are under, so no device can be handed its own), is not older than
+   the newest epoch this device has verified (a server showing an older version of a label
+   must show an older epoch), and not older than twice the heartbeat it states plus a
+   minute by this device's clock (a server cannot freeze the view).
 5. The VRF proofs, commitments and prefix-tree proof (``core/keydir/proofs.py``) show the
    versions the answer must show: a lookup, an absence or a history.
 """
@@ -47,6 +50,7 @@ from clearpost.core.keydir.proofs import (
     history_shown,
     verify_bundle,
 )
+from clearpost.core.keydir_epoch import EpochStated, EpochStatementInvalid, stated
 from clearpost.core.keydir_labels import (
     MAX_HEARTBEAT_SECONDS,
     CountLate,
@@ -123,10 +127,13 @@ class Directory:
 
     # --- verifying ---
 
-    async def _vrf_key(self) -> bytes:
+    async def _vrf_key(self) -> tuple[bytes, bool]:
+        """The VRF key to verify with, and whether this device pinned it before; else it is
+        the one the server publishes, pinned once an answer verifies under it and the
+        answer's epoch states it (step 4)."""
         saved = self.store.get_meta(_VRF_PIN)
         if saved is not None and self._heartbeat_ms is not None:
-            return saved
+            return saved, True
         info = await self.transport.request("GET", "/v1/keydir/key")
         heartbeat = int(info["heartbeat_seconds"])
         if not 0 <= heartbeat <= MAX_HEARTBEAT_SECONDS:
@@ -140,10 +147,8 @@ class Directory:
         every = info.get("log_seconds")
         self.log_seconds = every if isinstance(every, int) and not isinstance(every, bool) else None
         if saved is not None:
-            return saved
-        key = base64.b64decode(str(info["vrf_public_key"]))
-        self.store.set_meta(_VRF_PIN, key)  # trusted on first use, then pinned
-        return key
+            return saved, True
+        return base64.b64decode(str(info["vrf_public_key"]), validate=True), False
 
     async def verify(
         self,
@@ -180,7 +185,7 @@ class Directory:
         known: tuple[int, bytes] | None,
     ) -> Verified:
         # 1.
-        vrf_key = await self._vrf_key()
+        vrf_key, pinned = await self._vrf_key()
         log_client = LogClient(self.transport.http)
         pin, new_pin, _ = await pin_log(log_client, self.store, None)
         # 2.
@@ -201,9 +206,21 @@ class Directory:
                 f"verified epoch {newest}: the server showed an older directory",
                 code="keydir_rollback",
             )
+        said = _stated(entry)
+        if said.vrf_public_key is not None and said.vrf_public_key != vrf_key:
+            raise DirectoryVerificationFailed(
+                f"the key directory's epoch {epoch} states the VRF key "
+                f"{_b64(said.vrf_public_key)}, but this device "
+                f"{'pinned' if pinned else 'was handed'} {_b64(vrf_key)}: labels under a key "
+                "the log does not state are ones no account's owner checks",
+                code="keydir_key_not_logged",
+            )
         time_ms = int(entry["time"])
         assert self._heartbeat_ms is not None
-        if time_ms < self.clock.now_ms() - 2 * self._heartbeat_ms - SLACK_MS:
+        heartbeat_ms = (
+            self._heartbeat_ms if said.heartbeat_seconds is None else said.heartbeat_seconds * 1000
+        )
+        if time_ms < self.clock.now_ms() - 2 * heartbeat_ms - SLACK_MS:
             raise DirectoryVerificationFailed(
                 f"the key directory's epoch {epoch} is older than its heartbeat allows: the "
                 "server is showing a stale directory",
@@ -224,6 +241,8 @@ class Directory:
             check_absence(vrf_key, root, bundle)
         if new_pin:
             self.store.set_meta(_PIN, orjson.dumps({"origin": pin.origin, "vkey": pin.vkey}))
+        if not pinned:
+            self.store.set_meta(_VRF_PIN, vrf_key)
         self.store.set_meta(_LAST, note.encode())
         self.store.set_meta(_EPOCH, str(epoch).encode())
         self.store.commit()
@@ -411,6 +430,18 @@ class LogLabel:
     every: int
     """The server counts newer entries at most this often, in seconds (the epoch's
     ``log_seconds``)."""
+
+
+def _stated(entry: dict[str, Any]) -> EpochStated:
+    """The VRF key and heartbeat an epoch's entry states (``core/keydir_epoch.py``)."""
+    try:
+        return stated(entry)
+    except EpochStatementInvalid as exc:
+        raise DirectoryVerificationFailed(exc.message, code=exc.code) from exc
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 def _log_seconds(entry: dict[str, Any]) -> int | None:

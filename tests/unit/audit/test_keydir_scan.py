@@ -7,7 +7,7 @@ from clearpost.core.tlog.entries import encode_entry, keydir_entry, partner_entr
 
 
 def test_every_epoch_entry_carries_the_marker_and_other_entries_do_not() -> None:
-    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5, 60))
+    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5, 60, 300, b"\x02" * 32))
     assert _KEYDIR in epoch
     assert _KEYDIR not in encode_entry(partner_entry("streamco", "suspended", 5))
 
@@ -23,7 +23,7 @@ def test_the_scan_keeps_epochs_only_and_its_marker_rules_out_whole_bundles() -> 
     from clearpost.core.tlog.c2sp_tiles import encode_bundle
 
     plain = encode_entry(partner_entry("streamco", "suspended", 5))
-    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5, 60))
+    epoch = encode_entry(keydir_entry(3, b"\x01" * 32, 10, 5, 60, 300, b"\x02" * 32))
     scan = EpochScan()
     assert scan.marker not in encode_bundle([plain] * 3)
     assert scan.marker in encode_bundle([plain, epoch])
@@ -38,7 +38,7 @@ def test_an_epochs_time_and_interval_are_read_and_an_interval_no_server_may_stat
     from clearpost.audit.errors import KeyDirTransitionInvalid
     from clearpost.audit.keydir import _count_of
 
-    entry = keydir_entry(3, b"\x01" * 32, 10, 5, 60)
+    entry = keydir_entry(3, b"\x01" * 32, 10, 5, 60, 300, b"\x02" * 32)
     assert _count_of(entry, 7) == (5, 60)
     assert _count_of(entry | {"log_seconds": 3600}, 7) == (5, 3600)
     older = {k: v for k, v in entry.items() if k != "log_seconds"}  # before it was logged

@@ -2,16 +2,18 @@
  * A contact's devices checked against the key directory in this browser, as the Python
  * SDK's `client/directory.py` checks them (`Directory.verify`, `lookup`, `devices`):
  *
- * 1. Pin the directory's VRF key (the one this browser pinned before; else the one the
- *    server publishes, trusted on first use) and the log key (the access history's pin,
- *    shared: one log, one key).
+ * 1. Take the directory's VRF key (the one this browser pinned before; else the one the
+ *    server publishes, pinned once an answer verifies under it) and the log key (the access
+ *    history's pin, shared: one log, one key).
  * 2. The answer's log entry is the `keydir` entry of the epoch the answer names; its root
  *    is the root the proofs are checked against.
  * 3. The checkpoint is signed by the pinned log key and is consistent with the last
  *    checkpoint this browser verified (RFC 9162 consistency proof; smaller is a rollback);
  *    the entry is included in it.
- * 4. The epoch is not older than the newest epoch this browser verified, and not older than
- *    twice the heartbeat plus a minute by this browser's clock.
+ * 4. The epoch states the VRF key of step 1 (the log says which key everyone's labels are
+ *    under, so no browser can be handed its own), is not older than the newest epoch this
+ *    browser verified, and not older than twice the heartbeat it states plus a minute by
+ *    this browser's clock.
  * 5. The VRF proofs, commitments and prefix-tree proof (`keydir.ts`) show a lookup of the
  *    label's greatest version, or its absence, or (this browser's own account) a history;
  *    the label is the one asked for.
@@ -217,6 +219,7 @@ export class Directory {
     if (logSeconds !== null && (typeof logSeconds !== "number" || !Number.isSafeInteger(logSeconds) || logSeconds < 0)) {
       throw new DirectoryError("keydir_wrong_entry", "the epoch's log entry has a malformed log_seconds");
     }
+    const [statedKey, statedHeartbeat] = statedIn(entry);
     const rootHex = String(entry.root);
     if (!/^[0-9a-f]{64}$/.test(rootHex)) throw new DirectoryError("keydir_wrong_entry", "the epoch's root is not a hash");
     const root = Uint8Array.from(rootHex.match(/../g)!.map((b) => parseInt(b, 16)));
@@ -257,8 +260,15 @@ export class Directory {
         `the key directory answered from epoch ${epoch}, but this browser already verified epoch ${newest}: the server showed an older directory`,
       );
     }
+    if (statedKey !== null && !equal(statedKey, vrfRaw)) {
+      throw new DirectoryError(
+        "keydir_key_not_logged",
+        `the key directory's epoch ${epoch} states the VRF key ${toBase64(statedKey)}, but this browser ${saved?.vrfKey ? "pinned" : "was handed"} ${vrfKey}: labels under a key the log does not state are ones no account's owner checks`,
+      );
+    }
+    const heartbeatMs = statedHeartbeat === null ? this.heartbeatMs : statedHeartbeat * 1000;
     const time = Number(entry.time);
-    if (!(time >= this.now() - 2 * this.heartbeatMs - SLACK_MS)) {
+    if (!(time >= this.now() - 2 * heartbeatMs - SLACK_MS)) {
       throw new DirectoryError(
         "keydir_stale",
         `the key directory's epoch ${epoch} is older than its heartbeat allows: the server is showing a stale directory`,
@@ -444,4 +454,28 @@ function devicesIn(value: Uint8Array): Map<string, string> {
 export function signedKeys(keys: Record<string, unknown>): string {
   const { unsigned: _unsigned, ...signed } = keys;
   return canonicalJson(signed);
+}
+
+/** The VRF key and heartbeat an epoch's entry states (the SDK's `core/keydir_epoch.py`):
+ * both, or neither in an entry from before them; a heartbeat no server may state is
+ * refused. In the signed log, they are the same for everyone. */
+function statedIn(entry: Record<string, unknown>): [Uint8Array | null, number | null] {
+  const key = entry.vrf_public_key ?? null;
+  const heartbeat = entry.heartbeat_seconds ?? null;
+  if ((key === null) !== (heartbeat === null)) {
+    throw new DirectoryError("keydir_wrong_entry", "an epoch states its VRF key and heartbeat, or neither");
+  }
+  if (key === null || heartbeat === null) return [null, null];
+  const raw = typeof key === "string" ? fromBase64(key, false) : null;
+  if (raw === null || raw.length !== 32) throw new DirectoryError("keydir_wrong_entry", "an epoch's vrf_public_key is not 32 bytes of base64");
+  if (typeof heartbeat !== "number" || !Number.isSafeInteger(heartbeat) || heartbeat < 0) {
+    throw new DirectoryError("keydir_wrong_entry", "an epoch's heartbeat_seconds is not a whole number");
+  }
+  if (heartbeat > MAX_HEARTBEAT_SECONDS) {
+    throw new DirectoryError(
+      "keydir_wrong_entry",
+      `an epoch says the directory may go ${heartbeat.toLocaleString("en")} s without an epoch, but no server may wait more than ${MAX_HEARTBEAT_SECONDS.toLocaleString("en")} s`,
+    );
+  }
+  return [raw, heartbeat];
 }

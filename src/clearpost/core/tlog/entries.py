@@ -223,12 +223,21 @@ quote inside a string is escaped. Bytes without it hold no epoch entry."""
 
 
 def keydir_entry(
-    epoch: int, root: bytes, through: int, time_ms: int, log_seconds: int
+    epoch: int,
+    root: bytes,
+    through: int,
+    time_ms: int,
+    log_seconds: int,
+    heartbeat_seconds: int,
+    vrf_public_key: bytes,
 ) -> dict[str, Any]:
     """The key directory's root after ``epoch`` (issue 17). ``through``: every log entry
     below that index is counted in its person's ``log:`` label. ``log_seconds``: the server
     counts entries about people at most this often, and at its first epoch after that long
-    (``count_time`` in ``core/keydir_labels.py`` is the rule clients and auditors check)."""
+    (``count_time`` in ``core/keydir_labels.py`` is the rule clients and auditors check).
+    ``heartbeat_seconds`` and ``vrf_public_key`` (base64): the longest the server goes
+    without an epoch and the key its labels are computed under, stated in the log so that
+    every device judges by the same ones (``core/keydir_epoch.py``)."""
     return {
         "type": "keydir",
         "epoch": epoch,
@@ -236,4 +245,6 @@ def keydir_entry(
         "through": through,
         "time": time_ms,
         "log_seconds": log_seconds,
+        "heartbeat_seconds": heartbeat_seconds,
+        "vrf_public_key": base64.b64encode(vrf_public_key).decode(),
     }

@@ -267,7 +267,15 @@ class KeyDirService:
             try:
                 root = self._tree.insert_many(inserted) if inserted else self._tree.root()
                 self._tree_epoch = epoch
-                entry = keydir_entry(epoch, root, through, at, self.log_every_ms // 1000)
+                entry = keydir_entry(
+                    epoch,
+                    root,
+                    through,
+                    at,
+                    self.log_every_ms // 1000,
+                    self.heartbeat_ms // 1000,
+                    vrf_key.public_key,
+                )
                 body = encode_entry(entry)
                 (log_index,) = tlog_store.append_sync(
                     conn, [tlog_store.PendingEntry(body, None)], now

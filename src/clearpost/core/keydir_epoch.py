@@ -1,0 +1,69 @@
+"""What a ``keydir`` log entry states about the directory besides its root.
+
+An epoch's entry (``keydir_entry`` in ``core/tlog/entries.py``) names the VRF key its
+labels are computed under and the heartbeat it promises. Both are in the signed,
+witnessed log, the same for everyone, so a server cannot hand one device a key or a
+heartbeat that no one else sees:
+
+- a device checks that the key it verifies with is the one the answer's epoch states
+  (a device handed another key would look people up under labels whose versions no owner
+  ever checks: a ghost device nobody else sees);
+- a device judges an epoch's age by the heartbeat the epoch states, not by the one a
+  server answers it (which could be a day for one device and five minutes for the rest);
+- auditors check that every epoch states the same key, and no heartbeat above
+  ``MAX_HEARTBEAT_SECONDS``.
+
+Entries from before these fields state neither (``None``); once an epoch states them, every
+later one does (auditors check it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clearpost.core.errors import InvalidInput
+from clearpost.core.keydir_labels import MAX_HEARTBEAT_SECONDS
+
+__all__ = ["EpochStated", "EpochStatementInvalid", "stated"]
+
+
+class EpochStatementInvalid(InvalidInput):
+    """An epoch entry states a malformed key or a heartbeat no server may state."""
+
+    code = "keydir_wrong_entry"
+
+
+@dataclass(frozen=True, slots=True)
+class EpochStated:
+    vrf_public_key: bytes | None
+    """The directory's VRF public key (32 bytes), or None in an entry from before the field."""
+    heartbeat_seconds: int | None
+    """The longest the server goes without an epoch, or None likewise."""
+
+
+def stated(entry: Mapping[str, Any]) -> EpochStated:
+    """The key and heartbeat ``entry`` states, checked (``EpochStatementInvalid``)."""
+    key, heartbeat = entry.get("vrf_public_key"), entry.get("heartbeat_seconds")
+    if (key is None) != (heartbeat is None):
+        raise EpochStatementInvalid("an epoch states its VRF key and heartbeat, or neither")
+    raw: bytes | None = None
+    if key is not None:
+        try:
+            raw = base64.b64decode(key, validate=True) if isinstance(key, str) else b""
+        except binascii.Error:
+            raw = b""
+        if len(raw) != 32:
+            raise EpochStatementInvalid("an epoch's vrf_public_key is not 32 bytes of base64")
+    if heartbeat is not None:
+        if not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 0:
+            raise EpochStatementInvalid("an epoch's heartbeat_seconds is not a whole number")
+        if heartbeat > MAX_HEARTBEAT_SECONDS:
+            raise EpochStatementInvalid(
+                f"an epoch says the directory may go {heartbeat:,} s without an epoch, but no "
+                f"server may wait more than {MAX_HEARTBEAT_SECONDS:,} s"
+            )
+    return EpochStated(raw, heartbeat)
