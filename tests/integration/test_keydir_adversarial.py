@@ -5,6 +5,7 @@ client (``Tamper``), and each must be caught by a client or the auditor."""
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -551,6 +552,28 @@ async def test_6c_an_epoch_dated_back_is_refused(
         assert last is not None
         assert await an_epoch("LAPTOPXXXX") < last.created_at
         await audit_refuses(w.http, state, "epochs are never dated back")
+
+
+async def test_3f_an_epoch_dated_ahead_is_refused(tmp_path: Path) -> None:
+    """An epoch dated a day ahead would pass for current for a day: the server could stop
+    showing a device anything newer and the device would not see its view freeze. Devices
+    refuse an epoch dated more than twice the heartbeat and a minute ahead of their clock,
+    and so does the auditor."""
+    state = tmp_path / "audit.json"
+    clock = SteppedClock()
+    async with partnered(tmp_path, clock=clock) as w:
+        await settled(w)
+        await w.integrate()
+        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+        clock.offset_ms = 86_400_000  # the server's clock, a day on
+        await plant(w, TestDevice(ALICE, "TABLETXXXX", "no-token"))
+        await w.integrate()
+        await w.integrate()
+        with pytest.raises(DirectoryVerificationFailed) as failed:
+            await w.carol.crypto.directory.devices(ALICE)
+        assert failed.value.code == "keydir_dated_ahead", failed.value.message
+        assert re.search(r"dated 86,[34]\d\d s ahead of this device's clock", failed.value.message)
+        await audit_refuses(w.http, state, "ahead of this auditor's clock")
 
 
 async def test_6d_an_epoch_that_states_another_vrf_key_is_refused(

@@ -217,6 +217,32 @@ async def test_a_vrf_key_the_log_does_not_state_fails_the_browsers_check(
         await alice.shot("own-devices-vrf-key-refused")
 
 
+async def test_an_epoch_dated_ahead_of_the_browsers_clock_fails_its_check(
+    server: ServerProcess,
+) -> None:
+    """An epoch dated a day ahead would pass for current for a day, so a server could
+    freeze this browser's view on it: with the clock of the browser's crypto worker (which
+    checks the directory) a day behind the server's, its check of its own account fails,
+    in words that point at the clock. (Playwright's clock does not reach workers, so the
+    worker's script is served with its clock set back.)"""
+
+    async def a_day_behind(route: Any) -> None:
+        response = await route.fetch()
+        shim = b"{const real = Date.now; Date.now = () => real() - 86400000;}\n"
+        await route.fulfill(response=response, body=shim + await response.body())
+
+    async with chromium() as browser:
+        alice = await open_tab(browser, server.url, "alice")
+        await alice.context.route("**/worker.js", a_day_behind)
+        await alice.page.reload()  # the worker started with the page: start it again
+        await alice.page.wait_for_selector("body[data-ready]")
+        await register(alice, "alice")
+        words = await (await check_now(alice, server.url, "failed")).inner_text()
+        assert "s ahead of this browser's clock" in words, words
+        assert "check this computer's clock" in words, words
+        await alice.shot("own-devices-epoch-dated-ahead")
+
+
 def rewritten(field: str, value: object) -> Any:
     """A Playwright route handler that passes the server's JSON answer on with ``field``
     set to ``value``: a server telling this browser something it tells no one else."""
@@ -237,8 +263,5 @@ async def check_now(tab: Any, url: str, words: str) -> Any:
     status = tab.page.locator("#directory-check")
     await status.wait_for(timeout=20_000)
     await tab.page.get_by_role("button", name="Check now").click()
-    await tab.page.wait_for_function(
-        f"document.getElementById('directory-check').textContent.includes({words!r})",
-        timeout=20_000,
-    )
+    await tab.page.locator("#directory-check", has_text=words).wait_for(timeout=20_000)
     return status

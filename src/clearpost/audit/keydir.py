@@ -15,7 +15,9 @@ in order (``audit_epochs``):
    epoch's: clients judge a directory's freshness and a count's age by these times, so a
    server dating an epoch back could pass a stale view or a stopped count as on time. It
    states the same VRF key as the epochs before it, once they state one, and a heartbeat
-   no higher than any server may state (``core/keydir_epoch.py``).
+   no higher than any server may state (``core/keydir_epoch.py``), and it is not dated
+   ahead of the auditor's clock by more than twice that heartbeat and a minute (it would
+   pass for current that much longer).
 2. The entry is in the audited checkpoint (RFC 9162 inclusion proof).
 3. ``GET /v1/keydir/epochs/{n}`` names the same root, and its update proof recomputes that
    root from the previous epoch's root (taken from the log, not from the server's answer)
@@ -42,11 +44,17 @@ import orjson
 from clearpost.audit.errors import AuditFailure, BadProof, KeyDirTransitionInvalid, LogUnavailable
 from clearpost.audit.http import LogClient
 from clearpost.audit.tileaudit import pipelined
+from clearpost.core.clock import Clock, SystemClock
 from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir.prefix_proof import PrefixProof
 from clearpost.core.keydir.tree import EMPTY, verify_update
-from clearpost.core.keydir_epoch import EpochStatementInvalid, stated
-from clearpost.core.keydir_labels import MAX_LOG_SECONDS, CountLate, check_count_age
+from clearpost.core.keydir_epoch import EpochStated, EpochStatementInvalid, stated, when
+from clearpost.core.keydir_labels import (
+    MAX_HEARTBEAT_SECONDS,
+    MAX_LOG_SECONDS,
+    CountLate,
+    check_count_age,
+)
 from clearpost.core.tlog import Checkpoint, ProofError, leaf_hash, verify_inclusion
 from clearpost.core.tlog.entries import KEYDIR_MARKER, decode_entry
 
@@ -87,13 +95,19 @@ class EpochScan:
 
 
 async def audit_epochs(
-    log: LogClient, checkpoint: Checkpoint, state: Path | None = None, seen: EpochScan | None = None
+    log: LogClient,
+    checkpoint: Checkpoint,
+    state: Path | None = None,
+    seen: EpochScan | None = None,
+    clock: Clock | None = None,
 ) -> EpochAudit:
     """Steps in the module docstring; raises ``KeyDirTransitionInvalid`` on a bad epoch.
 
     ``seen``: the epoch entries a log audit of the same ``checkpoint`` already read (those
     bodies are the ones it checked against the signed root); what it did not read, from
-    where the last run stopped, is fetched here."""
+    where the last run stopped, is fetched here. ``clock``: this auditor's (the system's
+    unless given), against which no epoch may be dated ahead."""
+    now_ms = (clock or SystemClock()).now_ms()
     saved = _load(state)
     scanned, last, root = int(saved["scanned"]), saved["epoch"], bytes.fromhex(saved["root"])
     counted = int(saved.get("through", 0))  # absent from state files before it was checked
@@ -151,7 +165,16 @@ async def audit_epochs(
                     )
                 )
             time_ms, every = _count_of(entry, index)
-            vrf_key = _same_key(entry, index, epoch, vrf_key)
+            said = _stated(entry, index)
+            vrf_key = _same_key(said, index, epoch, vrf_key)
+            heartbeat = said.heartbeat_seconds
+            heartbeat = MAX_HEARTBEAT_SECONDS if heartbeat is None else heartbeat
+            if when(time_ms, now_ms, heartbeat * 1000) == "ahead":
+                raise KeyDirTransitionInvalid(
+                    f"epoch {epoch} (log entry {index}) is dated "
+                    f"{(time_ms - now_ms) / 1000:,.0f} s ahead of this auditor's clock: it "
+                    "would pass for current that much longer"
+                )
             if dated is not None and time_ms < dated:
                 raise KeyDirTransitionInvalid(
                     f"epoch {epoch} (log entry {index}) is dated {dated - time_ms:,} ms before "
@@ -229,14 +252,18 @@ def _count_of(entry: dict[str, Any], index: int) -> tuple[int, int | None]:
     return time_ms, every
 
 
-def _same_key(entry: dict[str, Any], index: int, epoch: int, before: str | None) -> str | None:
-    """The VRF key (base64) ``entry`` states, which must be the one the epochs before it
-    stated, if they did (``core/keydir_epoch.py``); its heartbeat must be one a server may
-    state."""
+def _stated(entry: dict[str, Any], index: int) -> EpochStated:
+    """The VRF key and heartbeat ``entry`` states (``core/keydir_epoch.py``)."""
     try:
-        key = stated(entry).vrf_public_key
+        return stated(entry)
     except EpochStatementInvalid as exc:
         raise KeyDirTransitionInvalid(f"log entry {index}: {exc.message}") from exc
+
+
+def _same_key(said: EpochStated, index: int, epoch: int, before: str | None) -> str | None:
+    """The VRF key (base64) an epoch states, which must be the one the epochs before it
+    stated, if they did."""
+    key = said.vrf_public_key
     now = None if key is None else base64.b64encode(key).decode()
     if before is not None and now != before:
         raise KeyDirTransitionInvalid(

@@ -14,8 +14,9 @@ account's label. Verifying a directory answer (``Directory.verify``):
 4. The epoch states the VRF key of step 1 (``core/keydir_epoch.py``: the log says which
    key everyone's labels are under, so no device can be handed its own), is not older than
    the newest epoch this device has verified (a server showing an older version of a label
-   must show an older epoch), and not older than twice the heartbeat it states plus a
-   minute by this device's clock (a server cannot freeze the view).
+   must show an older epoch), and within twice the heartbeat it states plus a minute of
+   this device's clock: not older (a server cannot freeze the view), nor dated ahead (an
+   epoch dated a day ahead would pass for current for a day).
 5. The VRF proofs, commitments and prefix-tree proof (``core/keydir/proofs.py``) show the
    versions the answer must show: a lookup, an absence or a history.
 """
@@ -50,7 +51,7 @@ from clearpost.core.keydir.proofs import (
     history_shown,
     verify_bundle,
 )
-from clearpost.core.keydir_epoch import EpochStated, EpochStatementInvalid, stated
+from clearpost.core.keydir_epoch import EpochStated, EpochStatementInvalid, stated, when
 from clearpost.core.keydir_labels import (
     MAX_HEARTBEAT_SECONDS,
     CountLate,
@@ -70,7 +71,6 @@ _OWN = "keydir_own_devices"
 _PIN = "log_pin"
 _LAST = "log_checkpoint"
 _SEEN = "keydir_seen:"  # + user id: the greatest version of a contact's label verified
-SLACK_MS = 60_000
 MONITOR_EVERY_MS = 60_000
 
 
@@ -220,11 +220,19 @@ class Directory:
         heartbeat_ms = (
             self._heartbeat_ms if said.heartbeat_seconds is None else said.heartbeat_seconds * 1000
         )
-        if time_ms < self.clock.now_ms() - 2 * heartbeat_ms - SLACK_MS:
+        now_ms = self.clock.now_ms()
+        if when(time_ms, now_ms, heartbeat_ms) == "stale":
             raise DirectoryVerificationFailed(
                 f"the key directory's epoch {epoch} is older than its heartbeat allows: the "
                 "server is showing a stale directory",
                 code="keydir_stale",
+            )
+        if when(time_ms, now_ms, heartbeat_ms) == "ahead":
+            raise DirectoryVerificationFailed(
+                f"the key directory's epoch {epoch} is dated {(time_ms - now_ms) / 1000:,.0f} s "
+                "ahead of this device's clock: it would pass for current that much longer, "
+                "so the server could keep showing it (check this device's clock)",
+                code="keydir_dated_ahead",
             )
         # 5.
         bundle = Bundle.from_json(answer)

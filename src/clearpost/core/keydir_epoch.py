@@ -28,7 +28,10 @@ from typing import Any
 from clearpost.core.errors import InvalidInput
 from clearpost.core.keydir_labels import MAX_HEARTBEAT_SECONDS
 
-__all__ = ["EpochStated", "EpochStatementInvalid", "stated"]
+__all__ = ["CLOCK_SLACK_MS", "EpochStated", "EpochStatementInvalid", "stated", "when"]
+
+CLOCK_SLACK_MS = 60_000
+"""How far a reader's clock and the server's may disagree when an epoch's time is judged."""
 
 
 class EpochStatementInvalid(InvalidInput):
@@ -43,6 +46,20 @@ class EpochStated:
     """The directory's VRF public key (32 bytes), or None in an entry from before the field."""
     heartbeat_seconds: int | None
     """The longest the server goes without an epoch, or None likewise."""
+
+
+def when(time_ms: int, now_ms: int, heartbeat_ms: int) -> str | None:
+    """Whether an epoch dated ``time_ms`` is current at ``now_ms`` (a reader's clock): None
+    when it is; ``"stale"`` when it is older than twice the heartbeat and the clock slack (a
+    server publishes at least once a heartbeat, so it is showing an old view); ``"ahead"``
+    when it is dated that much later than now (such an epoch would look current for that
+    much longer: a server could date one ahead and freeze a reader's view on it)."""
+    allowed = 2 * heartbeat_ms + CLOCK_SLACK_MS
+    if time_ms < now_ms - allowed:
+        return "stale"
+    if time_ms > now_ms + allowed:
+        return "ahead"
+    return None
 
 
 def stated(entry: Mapping[str, Any]) -> EpochStated:

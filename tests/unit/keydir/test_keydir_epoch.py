@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from clearpost.core.keydir_epoch import EpochStatementInvalid, stated
+from clearpost.core.keydir_epoch import CLOCK_SLACK_MS, EpochStatementInvalid, stated, when
 from clearpost.core.tlog.entries import keydir_entry
 
 KEY = bytes(range(32))
@@ -46,3 +46,13 @@ def test_a_malformed_statement_is_refused(changes: dict[str, Any], words: str) -
     with pytest.raises(EpochStatementInvalid, match=words) as refused:
         stated(entry(**changes))
     assert refused.value.code == "keydir_wrong_entry"
+
+
+def test_an_epoch_is_current_within_twice_its_heartbeat_and_a_minute_either_way() -> None:
+    now, beat = 1_800_000_000_000, 300_000
+    allowed = 2 * beat + CLOCK_SLACK_MS
+    assert when(now, now, beat) is None
+    assert when(now - allowed, now, beat) is None and when(now + allowed, now, beat) is None
+    assert when(now - allowed - 1, now, beat) == "stale"
+    assert when(now + allowed + 1, now, beat) == "ahead"
+    assert when(now + 86_400_000, now, 86_400_000) is None  # a day's heartbeat: a day either way

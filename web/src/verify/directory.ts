@@ -12,8 +12,9 @@
  *    the entry is included in it.
  * 4. The epoch states the VRF key of step 1 (the log says which key everyone's labels are
  *    under, so no browser can be handed its own), is not older than the newest epoch this
- *    browser verified, and not older than twice the heartbeat it states plus a minute by
- *    this browser's clock.
+ *    browser verified, and within twice the heartbeat it states plus a minute of this
+ *    browser's clock (not older: a frozen view; nor dated ahead: it would pass for current
+ *    that much longer).
  * 5. The VRF proofs, commitments and prefix-tree proof (`keydir.ts`) show a lookup of the
  *    label's greatest version, or its absence, or (this browser's own account) a history;
  *    the label is the one asked for.
@@ -268,10 +269,18 @@ export class Directory {
     }
     const heartbeatMs = statedHeartbeat === null ? this.heartbeatMs : statedHeartbeat * 1000;
     const time = Number(entry.time);
-    if (!(time >= this.now() - 2 * heartbeatMs - SLACK_MS)) {
+    const now = this.now();
+    if (!(time >= now - 2 * heartbeatMs - SLACK_MS)) {
       throw new DirectoryError(
         "keydir_stale",
         `the key directory's epoch ${epoch} is older than its heartbeat allows: the server is showing a stale directory`,
+      );
+    }
+    if (time > now + 2 * heartbeatMs + SLACK_MS) {
+      const ahead = Math.round((time - now) / 1000).toLocaleString("en");
+      throw new DirectoryError(
+        "keydir_dated_ahead",
+        `the key directory's epoch ${epoch} is dated ${ahead} s ahead of this browser's clock: it would pass for current that much longer, so the server could keep showing it (check this computer's clock)`,
       );
     }
     // 5.
