@@ -26,8 +26,7 @@ in order (``audit_epochs``):
 
 Progress is kept in ``<state>.keydir.json`` beside the audit state file (the last epoch,
 its root, time and VRF key, ``through`` and when that was counted, and how far the log was
-scanned),
-so runs are incremental.
+scanned), so runs are incremental.
 """
 
 from __future__ import annotations

@@ -221,13 +221,14 @@ class Directory:
             self._heartbeat_ms if said.heartbeat_seconds is None else said.heartbeat_seconds * 1000
         )
         now_ms = self.clock.now_ms()
-        if when(time_ms, now_ms, heartbeat_ms) == "stale":
+        current = when(time_ms, now_ms, heartbeat_ms)
+        if current == "stale":
             raise DirectoryVerificationFailed(
                 f"the key directory's epoch {epoch} is older than its heartbeat allows: the "
                 "server is showing a stale directory",
                 code="keydir_stale",
             )
-        if when(time_ms, now_ms, heartbeat_ms) == "ahead":
+        if current == "ahead":
             raise DirectoryVerificationFailed(
                 f"the key directory's epoch {epoch} is dated {(time_ms - now_ms) / 1000:,.0f} s "
                 "ahead of this device's clock: it would pass for current that much longer, "

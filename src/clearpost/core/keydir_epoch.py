@@ -9,9 +9,10 @@ heartbeat that no one else sees:
   (a device handed another key would look people up under labels whose versions no owner
   ever checks: a ghost device nobody else sees);
 - a device judges an epoch's age by the heartbeat the epoch states, not by the one a
-  server answers it (which could be a day for one device and five minutes for the rest);
-- auditors check that every epoch states the same key, and no heartbeat above
-  ``MAX_HEARTBEAT_SECONDS``.
+  server answers it (which could be a day for one device and five minutes for the rest),
+  and refuses one dated too far either side of its clock (``when``);
+- auditors check that every epoch states the same key, no heartbeat above
+  ``MAX_HEARTBEAT_SECONDS``, and no time too far ahead of their clock.
 
 Entries from before these fields state neither (``None``); once an epoch states them, every
 later one does (auditors check it).

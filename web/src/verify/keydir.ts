@@ -505,8 +505,9 @@ export function checkAbsence(vrfKey: Uint8Array, root: Uint8Array, bundle: Bundl
 }
 
 /** The versions a history of versions `0..n` shows absent (`n = -1`: none exist, `ABSENT`):
- * the absent half of `n`'s lookup ladder. Any lookup claiming a greatest version above `n` shows one of
- * them present, so a version skipped ahead for a contact's eyes fails the owner's check. */
+ * the absent half of `n`'s lookup ladder. Any lookup claiming a greatest version above `n`
+ * shows one of them present, so a version skipped ahead for a contact's eyes fails the
+ * owner's check. */
 export function historyAbsent(n: number): number[] {
   return n < 0 ? [...ABSENT] : lookupLadder(n)[1];
 }

@@ -22,7 +22,7 @@ The shapes then say which versions an answer must show:
   it. The draft's ladder also shows version 0 present, but no lookup shows 0 absent, so it
   separates a lookup only from the absence proof; that one shows 1 absent too, which every
   lookup of a version above 0 shows present. One version fewer in every lookup past 0 (about
-  650 bytes at a million accounts), one more in an absence proof.
+  600 bytes at a million accounts), one more in an absence proof.
 - history (the owner's monitoring): ``0..n`` present and opened (or only the versions after
   ``since``, for a device that verified ``since`` before: ``history_shown``), and absent
   every version the lookup ladder of ``n`` shows absent (``history_absent``: ``n + 1``
