@@ -43,7 +43,9 @@ def answer(found: Anchored) -> dict[str, Any]:
 
 @router.get("/keydir/key", response_class=JSON, responses=ok(wire.KeyDirKey) | problems(503))
 async def key(svc: Svc) -> JSON:
-    """The directory's VRF public key (labels are VRF outputs under it) and its heartbeat."""
+    """The directory's VRF public key (labels are VRF outputs under it) and its heartbeat.
+
+    Every epoch's log entry states both too; clients verify with the ones it states."""
     return JSON(
         {
             "vrf_public_key": _b64(svc.keydir.vrf_public_key),
