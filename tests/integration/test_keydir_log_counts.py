@@ -210,6 +210,7 @@ async def test_a_count_the_server_stops_taking_fails_the_history_check(
     Alice's check; the auditor refuses the epoch that keeps it."""
     clock = FakeClock(SystemClock().now_ms())
     async with partnered(tmp_path, clock=clock, keydir_log_seconds=EVERY) as w:
+        w.alice.crypto.directory.clock = clock  # her device lives through the same hour
         await stop_sequencer()
         clock.advance(EVERY + 1)
         await w.integrate()
@@ -242,7 +243,7 @@ async def test_a_count_the_server_stops_taking_fails_the_history_check(
         checkpoint = await _checkpoint(w.http)
         for resumed in (state, None):
             with pytest.raises(KeyDirTransitionInvalid) as refused:
-                await audit_epochs(LogClient(w.http), checkpoint, resumed)
+                await audit_epochs(LogClient(w.http), checkpoint, resumed, clock=clock)
             assert "keeps an old count" in refused.value.message
             assert f"every {EVERY} s" in refused.value.message
 

@@ -244,6 +244,7 @@ async def story(work: Path) -> None:
                 PASSWORD,
                 store_path=work / f"{name}.device",
                 passphrase=PASSPHRASE,
+                clock=clock,  # the story's time, which moves for everyone (step 9)
             )
             out.print(
                 f"   {people[name].user_id} device {people[name].device_id}: identity keys "
@@ -388,7 +389,9 @@ async def story(work: Path) -> None:
         async with httpx.AsyncClient(base_url=base, timeout=30) as auditor_http:
             auditor = LogClient(auditor_http)
             report = await audit_log(auditor, work / "auditor.json", full=True)
-            epochs = await audit_epochs(auditor, report.checkpoint, work / "auditor.json")
+            epochs = await audit_epochs(
+                auditor, report.checkpoint, work / "auditor.json", clock=clock
+            )
         out.print(
             f"   OK: {report.checkpoint.size} entries re-hashed to the signed root "
             f"{report.checkpoint.root_hash.hex()[:16]}…; {epochs.epochs} directory epochs, "

@@ -19,7 +19,7 @@ from clearpost.client import (
     WrongPassphrase,
 )
 from clearpost.client.olm import ONE_TIME_KEY_TARGET
-from clearpost.core.clock import FakeClock
+from clearpost.core.clock import FakeClock, SystemClock
 from tests.support import api
 
 FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
@@ -72,8 +72,11 @@ async def test_sessions_rotate_after_100_messages_and_after_a_week(
     app_client: httpx.AsyncClient,
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(SystemClock().now_ms())
     alice = await register(app_client, tmp_path, "alice", clock)
+    # the fake week is the session's age only: the server's epochs keep the real time,
+    # which a device a week on would call stale
+    alice.crypto.directory.clock = SystemClock()
     bob = await register(app_client, tmp_path, "bob")
     conv = await alice.direct("@bob")
     sessions = [(await alice.send(conv, f"m{i}")).session_id for i in range(101)]
