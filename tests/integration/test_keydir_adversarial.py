@@ -5,8 +5,10 @@ client (``Tamper``), and each must be caught by a client or the auditor."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -515,6 +517,19 @@ class SteppedClock(SystemClock):
         return super().now_ms() + self.offset_ms
 
 
+@contextlib.asynccontextmanager
+async def audited(tmp_path: Path) -> AsyncIterator[tuple[Partnered, SteppedClock, Path]]:
+    """The world, with a server clock a test can step, settled and audited once (honestly)
+    into the state file it yields."""
+    state = tmp_path / "audit.json"
+    clock = SteppedClock()
+    async with partnered(tmp_path, clock=clock) as w:
+        await settled(w)
+        await w.integrate()
+        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+        yield w, clock, state
+
+
 async def test_6c_an_epoch_dated_back_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -523,12 +538,7 @@ async def test_6c_an_epoch_dated_back_is_refused(
     An honest server whose clock steps back an hour dates its next epoch as its last one,
     which the auditor takes; a server that dates one back is refused, from a fresh audit and
     from one that resumes from its state file."""
-    state = tmp_path / "audit.json"
-    clock = SteppedClock()
-    async with partnered(tmp_path, clock=clock) as w:
-        await settled(w)
-        await w.integrate()
-        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+    async with audited(tmp_path) as (w, clock, state):
         keydir = w.services.keydir
         last = await keydir.store.latest_epoch()
         assert last is not None
@@ -559,12 +569,7 @@ async def test_3f_an_epoch_dated_ahead_is_refused(tmp_path: Path) -> None:
     showing a device anything newer and the device would not see its view freeze. Devices
     refuse an epoch dated more than twice the heartbeat and a minute ahead of their clock,
     and so does the auditor."""
-    state = tmp_path / "audit.json"
-    clock = SteppedClock()
-    async with partnered(tmp_path, clock=clock) as w:
-        await settled(w)
-        await w.integrate()
-        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+    async with audited(tmp_path) as (w, clock, state):
         clock.offset_ms = 86_400_000  # the server's clock, a day on
         await plant(w, TestDevice(ALICE, "TABLETXXXX", "no-token"))
         await w.integrate()
@@ -582,11 +587,7 @@ async def test_6d_an_epoch_that_states_another_vrf_key_is_refused(
     """Every epoch states the VRF key in the log, so a device cannot be handed its own; a
     server that switches the stated key (to hand it to new devices) is refused by the
     auditor, from a fresh audit and from one that resumes from its state file."""
-    state = tmp_path / "audit.json"
-    async with partnered(tmp_path) as w:
-        await settled(w)
-        await w.integrate()
-        assert (await audit_epochs(LogClient(w.http), await _checkpoint(w.http), state)).epochs
+    async with audited(tmp_path) as (w, _, state):
         honest = keydir_service.keydir_entry
         other = VrfSecretKey.from_seed(b"\x07" * 32).public_key
         monkeypatch.setattr(keydir_service, "keydir_entry", lambda *a: honest(*a[:-1], other))
