@@ -63,7 +63,7 @@ from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
 
 AKD_LOOKUP_BYTES = 2130
 COUNTS = (1, 2, 3, 4, 11)
-"""Versions per sampled label: lookups of greatest version 0, 1, 3 and 10."""
+"""Versions per sampled label: lookups of greatest version 0, 1, 2, 3 and 10."""
 DEVICES = orjson.dumps(
     [
         {
