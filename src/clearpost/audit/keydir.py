@@ -163,8 +163,8 @@ async def audit_epochs(
                         else "the log did not hold them yet"
                     )
                 )
-            time_ms, every = _count_of(entry, index)
-            said = _stated(entry, index)
+            time_ms, said = _read_epoch(entry, index)
+            every = said.log_seconds
             vrf_key = _same_key(said, index, epoch, vrf_key)
             heartbeat = said.heartbeat_seconds
             heartbeat = MAX_HEARTBEAT_SECONDS if heartbeat is None else heartbeat
@@ -236,27 +236,23 @@ def _check_transition(body: Any, epoch: int, old_root: bytes, new_root: bytes) -
         ) from exc
 
 
-def _count_of(entry: dict[str, Any], index: int) -> tuple[int, int | None]:
-    """An epoch entry's time and ``log_seconds`` (None in entries older than the field)."""
-    time_ms, every = entry.get("time"), entry.get("log_seconds")
+def _read_epoch(entry: dict[str, Any], index: int) -> tuple[int, EpochStated]:
+    """An epoch entry's time and what it states (``core/keydir_epoch.py``), with no
+    ``log_seconds`` above what any server may state."""
+    time_ms = entry.get("time")
     if not isinstance(time_ms, int) or isinstance(time_ms, bool):
         raise KeyDirTransitionInvalid(f"log entry {index} is an epoch without a time")
-    if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 0):
-        raise KeyDirTransitionInvalid(f"log entry {index} has a malformed log_seconds")
+    try:
+        said = stated(entry)
+    except EpochStatementInvalid as exc:
+        raise KeyDirTransitionInvalid(f"log entry {index}: {exc.message}") from exc
+    every = said.log_seconds
     if every is not None and every > MAX_LOG_SECONDS:
         raise KeyDirTransitionInvalid(
             f"log entry {index} says the directory counts the entries about people only every "
             f"{every:,} s, but no server may wait more than {MAX_LOG_SECONDS:,} s"
         )
-    return time_ms, every
-
-
-def _stated(entry: dict[str, Any], index: int) -> EpochStated:
-    """The VRF key and heartbeat ``entry`` states (``core/keydir_epoch.py``)."""
-    try:
-        return stated(entry)
-    except EpochStatementInvalid as exc:
-        raise KeyDirTransitionInvalid(f"log entry {index}: {exc.message}") from exc
+    return time_ms, said
 
 
 def _same_key(said: EpochStated, index: int, epoch: int, before: str | None) -> str | None:

@@ -262,7 +262,7 @@ class Directory:
             time_ms,
             checkpoint.size,
             checkpoint.root_hash,
-            _log_seconds(entry),
+            said.log_seconds,
             values,
         )
 
@@ -442,7 +442,7 @@ class LogLabel:
 
 
 def _stated(entry: dict[str, Any]) -> EpochStated:
-    """The VRF key and heartbeat an epoch's entry states (``core/keydir_epoch.py``)."""
+    """What an epoch's entry states (``core/keydir_epoch.py``)."""
     try:
         return stated(entry)
     except EpochStatementInvalid as exc:
@@ -451,19 +451,6 @@ def _stated(entry: dict[str, Any]) -> EpochStated:
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
-
-
-def _log_seconds(entry: dict[str, Any]) -> int | None:
-    """A ``keydir`` entry's ``log_seconds`` (how often people's entries are counted at the
-    most), None when the entry is older than the field; anything else is malformed."""
-    every = entry.get("log_seconds")
-    if every is None:
-        return None
-    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
-        raise DirectoryVerificationFailed(
-            "the epoch's log entry has a malformed log_seconds", code="keydir_wrong_entry"
-        )
-    return every
 
 
 def _count_epochs(answer: dict[str, Any], found: Verified) -> list[tuple[int, int, int]]:

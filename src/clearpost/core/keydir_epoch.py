@@ -1,7 +1,9 @@
 """What a ``keydir`` log entry states about the directory besides its root.
 
 An epoch's entry (``keydir_entry`` in ``core/tlog/entries.py``) names the VRF key its
-labels are computed under and the heartbeat it promises. Both are in the signed,
+labels are computed under, the heartbeat it promises and how often at the most it counts
+the log entries about people (``log_seconds``, judged by ``count_time`` in
+``core/keydir_labels.py``). They are in the signed,
 witnessed log, the same for everyone, so a server cannot hand one device a key or a
 heartbeat that no one else sees:
 
@@ -14,8 +16,8 @@ heartbeat that no one else sees:
 - auditors check that every epoch states the same key, no heartbeat above
   ``MAX_HEARTBEAT_SECONDS``, and no time too far ahead of their clock.
 
-Entries from before these fields state neither (``None``); once an epoch states them, every
-later one does (auditors check it).
+Entries from before these fields lack them (``None``; ``log_seconds`` came first); once an
+epoch states the key and heartbeat, every later one does (auditors check it).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class EpochStated:
     """The directory's VRF public key (32 bytes), or None in an entry from before the field."""
     heartbeat_seconds: int | None
     """The longest the server goes without an epoch, or None likewise."""
+    log_seconds: int | None
+    """How often at the most entries about people are counted, or None likewise; its
+    ceiling is the count rule's to judge (``check_count_age``)."""
 
 
 def when(time_ms: int, now_ms: int, heartbeat_ms: int) -> str | None:
@@ -64,8 +69,11 @@ def when(time_ms: int, now_ms: int, heartbeat_ms: int) -> str | None:
 
 
 def stated(entry: Mapping[str, Any]) -> EpochStated:
-    """The key and heartbeat ``entry`` states, checked (``EpochStatementInvalid``)."""
+    """What ``entry`` states, checked (``EpochStatementInvalid``)."""
     key, heartbeat = entry.get("vrf_public_key"), entry.get("heartbeat_seconds")
+    every = entry.get("log_seconds")
+    if every is not None and not _whole(every):
+        raise EpochStatementInvalid("an epoch's log_seconds is not a whole number")
     if (key is None) != (heartbeat is None):
         raise EpochStatementInvalid("an epoch states its VRF key and heartbeat, or neither")
     raw: bytes | None = None
@@ -77,11 +85,15 @@ def stated(entry: Mapping[str, Any]) -> EpochStated:
         if len(raw) != 32:
             raise EpochStatementInvalid("an epoch's vrf_public_key is not 32 bytes of base64")
     if heartbeat is not None:
-        if not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or heartbeat < 0:
+        if not _whole(heartbeat):
             raise EpochStatementInvalid("an epoch's heartbeat_seconds is not a whole number")
         if heartbeat > MAX_HEARTBEAT_SECONDS:
             raise EpochStatementInvalid(
                 f"an epoch says the directory may go {heartbeat:,} s without an epoch, but no "
                 f"server may wait more than {MAX_HEARTBEAT_SECONDS:,} s"
             )
-    return EpochStated(raw, heartbeat)
+    return EpochStated(raw, heartbeat, every)
+
+
+def _whole(n: object) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0

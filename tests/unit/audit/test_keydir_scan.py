@@ -36,19 +36,20 @@ def test_an_epochs_time_and_interval_are_read_and_an_interval_no_server_may_stat
     import pytest
 
     from clearpost.audit.errors import KeyDirTransitionInvalid
-    from clearpost.audit.keydir import _count_of
+    from clearpost.audit.keydir import _read_epoch
 
     entry = keydir_entry(3, b"\x01" * 32, 10, 5, 60, 300, b"\x02" * 32)
-    assert _count_of(entry, 7) == (5, 60)
-    assert _count_of(entry | {"log_seconds": 3600}, 7) == (5, 3600)
+    time_ms, said = _read_epoch(entry, 7)
+    assert (time_ms, said.log_seconds, said.heartbeat_seconds) == (5, 60, 300)
+    assert _read_epoch(entry | {"log_seconds": 3600}, 7)[1].log_seconds == 3600
     older = {k: v for k, v in entry.items() if k != "log_seconds"}  # before it was logged
-    assert _count_of(older, 7) == (5, None)
+    assert _read_epoch(older, 7)[1].log_seconds is None
     for bad, words in (
         ({"log_seconds": 3601}, "no server may wait more than 3,600 s"),
-        ({"log_seconds": -1}, "malformed log_seconds"),
-        ({"log_seconds": True}, "malformed log_seconds"),
+        ({"log_seconds": -1}, "log_seconds is not a whole number"),
+        ({"log_seconds": True}, "log_seconds is not a whole number"),
         ({"time": "5"}, "an epoch without a time"),
     ):
         with pytest.raises(KeyDirTransitionInvalid) as refused:
-            _count_of(entry | bad, 7)
+            _read_epoch(entry | bad, 7)
         assert words in refused.value.message and "log entry 7" in refused.value.message

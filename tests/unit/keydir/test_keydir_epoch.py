@@ -21,11 +21,15 @@ def entry(**changes: Any) -> dict[str, Any]:
 
 def test_an_epoch_states_its_vrf_key_and_heartbeat() -> None:
     said = stated(entry())
-    assert (said.vrf_public_key, said.heartbeat_seconds) == (KEY, 300)
+    assert (said.vrf_public_key, said.heartbeat_seconds, said.log_seconds) == (KEY, 300, 60)
     assert stated(entry(heartbeat_seconds=86_400)).heartbeat_seconds == 86_400
     assert stated(entry(heartbeat_seconds=0)).heartbeat_seconds == 0
     old = stated(entry(vrf_public_key=None, heartbeat_seconds=None))  # before the fields
-    assert (old.vrf_public_key, old.heartbeat_seconds) == (None, None)
+    assert (old.vrf_public_key, old.heartbeat_seconds, old.log_seconds) == (None, None, 60)
+    oldest = stated(entry(vrf_public_key=None, heartbeat_seconds=None, log_seconds=None))
+    assert oldest.log_seconds is None
+    # the interval's ceiling is the count rule's to judge (``check_count_age``), not this
+    assert stated(entry(log_seconds=86_400)).log_seconds == 86_400
 
 
 @pytest.mark.parametrize(
@@ -40,6 +44,8 @@ def test_an_epoch_states_its_vrf_key_and_heartbeat() -> None:
         ({"heartbeat_seconds": True}, "not a whole number"),
         ({"heartbeat_seconds": 1.5}, "not a whole number"),
         ({"heartbeat_seconds": 86_401}, "no server may wait more than 86,400 s"),
+        ({"log_seconds": -1}, "log_seconds is not a whole number"),
+        ({"log_seconds": "60"}, "log_seconds is not a whole number"),
     ],
 )
 def test_a_malformed_statement_is_refused(changes: dict[str, Any], words: str) -> None:
