@@ -216,11 +216,7 @@ export class Directory {
     if (typeof through !== "number" || !Number.isSafeInteger(through) || through < 0) {
       throw new DirectoryError("keydir_wrong_entry", "the epoch's entry does not say up to which log entry it counts");
     }
-    const logSeconds = entry.log_seconds ?? null;
-    if (logSeconds !== null && (typeof logSeconds !== "number" || !Number.isSafeInteger(logSeconds) || logSeconds < 0)) {
-      throw new DirectoryError("keydir_wrong_entry", "the epoch's log entry has a malformed log_seconds");
-    }
-    const [statedKey, statedHeartbeat] = statedIn(entry);
+    const { key: statedKey, heartbeat: statedHeartbeat, logSeconds } = statedIn(entry);
     const rootHex = String(entry.root);
     if (!/^[0-9a-f]{64}$/.test(rootHex)) throw new DirectoryError("keydir_wrong_entry", "the epoch's root is not a hash");
     const root = Uint8Array.from(rootHex.match(/../g)!.map((b) => parseInt(b, 16)));
@@ -465,26 +461,28 @@ export function signedKeys(keys: Record<string, unknown>): string {
   return canonicalJson(signed);
 }
 
-/** The VRF key and heartbeat an epoch's entry states (the SDK's `core/keydir_epoch.py`):
- * both, or neither in an entry from before them; a heartbeat no server may state is
- * refused. In the signed log, they are the same for everyone. */
-function statedIn(entry: Record<string, unknown>): [Uint8Array | null, number | null] {
+/** What an epoch's entry states (the SDK's `core/keydir_epoch.py`): its VRF key and
+ * heartbeat (both, or neither in an entry from before them; a heartbeat no server may state
+ * is refused) and its `log_seconds` (null before it was logged). In the signed log, they are
+ * the same for everyone. */
+function statedIn(entry: Record<string, unknown>): { key: Uint8Array | null; heartbeat: number | null; logSeconds: number | null } {
+  const whole = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+  const logSeconds = entry.log_seconds ?? null;
+  if (logSeconds !== null && !whole(logSeconds)) throw new DirectoryError("keydir_wrong_entry", "an epoch's log_seconds is not a whole number");
   const key = entry.vrf_public_key ?? null;
   const heartbeat = entry.heartbeat_seconds ?? null;
   if ((key === null) !== (heartbeat === null)) {
     throw new DirectoryError("keydir_wrong_entry", "an epoch states its VRF key and heartbeat, or neither");
   }
-  if (key === null || heartbeat === null) return [null, null];
+  if (key === null || heartbeat === null) return { key: null, heartbeat: null, logSeconds };
   const raw = typeof key === "string" ? fromBase64(key, false) : null;
   if (raw === null || raw.length !== 32) throw new DirectoryError("keydir_wrong_entry", "an epoch's vrf_public_key is not 32 bytes of base64");
-  if (typeof heartbeat !== "number" || !Number.isSafeInteger(heartbeat) || heartbeat < 0) {
-    throw new DirectoryError("keydir_wrong_entry", "an epoch's heartbeat_seconds is not a whole number");
-  }
+  if (!whole(heartbeat)) throw new DirectoryError("keydir_wrong_entry", "an epoch's heartbeat_seconds is not a whole number");
   if (heartbeat > MAX_HEARTBEAT_SECONDS) {
     throw new DirectoryError(
       "keydir_wrong_entry",
       `an epoch says the directory may go ${heartbeat.toLocaleString("en")} s without an epoch, but no server may wait more than ${MAX_HEARTBEAT_SECONDS.toLocaleString("en")} s`,
     );
   }
-  return [raw, heartbeat];
+  return { key: raw, heartbeat, logSeconds };
 }
