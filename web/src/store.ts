@@ -7,8 +7,12 @@ const DB = "clearpost-app";
 const STORE = "kv";
 
 let opened: Promise<IDBDatabase> | null = null;
+/** Set when the device is wiped. A write still under way then (a sync's cursor, a check of
+ * the directory) must fail, not open the database again and leave it behind. */
+let wiped = false;
 
 function db(): Promise<IDBDatabase> {
+  if (wiped) return Promise.reject(new Error("this device was signed out: its storage is deleted"));
   if (!opened) {
     opened = new Promise((resolve, reject) => {
       const req = indexedDB.open(DB, 1);
@@ -91,8 +95,9 @@ export function newPassphrase(): string {
 }
 
 /** Delete everything this browser holds for Clearpost: the crypto store, the session and
- * its wrapping key, cursors and read markers. */
+ * its wrapping key, cursors and read markers. Nothing can be stored after it. */
 export async function wipe(storeName: string | null): Promise<void> {
+  wiped = true;
   if (opened) {
     (await opened).close();
     opened = null;
@@ -108,4 +113,11 @@ export async function wipe(storeName: string | null): Promise<void> {
         }),
     ),
   );
+}
+
+/** Start a device afresh (a login): delete what an earlier session left behind, then store
+ * again. */
+export async function reset(): Promise<void> {
+  await wipe(null);
+  wiped = false;
 }

@@ -339,7 +339,7 @@ async function login(username: string, password: string): Promise<Me> {
     "/v1/login",
     { username, password, device_name: name },
   );
-  await store.wipe(null); // whatever an earlier session left behind
+  await store.reset(); // whatever an earlier session left behind
   const s: store.Session = {
     userId: r.user_id,
     deviceId: r.device_id,
