@@ -14,13 +14,14 @@ Pure core, in one process (no server, no database): what ``clearpost.core.keydir
    verified: still that one, or one newer), a history (versions 0..3, and from version 3: what a
    device that checked version 3 before reads), an absence. Bytes are the bundle's byte
    layout (docs/key-directory.md) without the value itself, and the JSON wire size with it.
-   The peer:
-   WhatsApp's akd, 2,130 bytes for a lookup proof on a tiny directory (published figure, not
-   re-measured here). Beside them, measured on the same tree and not used by Clearpost: the
-   lookups the draft's own ladder would give (``draft_ladder``: version 0 shown as well), and
-   the sizes the akd-style *marker* scheme would give (``marker_lookup``,
-   ``marker_history_absent``): a shorter lookup, paid for by a longer history at every check
-   a device makes.
+   The peer: WhatsApp's akd, 2,130 bytes for a lookup proof in its test vectors (a directory
+   of 94 versions), and the size of akd's lookup of the same versions on this tree: its
+   protobuf format laid over the tree's paths (``akd_size.py``; akd itself cannot be built
+   here). ``--akd-vector`` checks those wire rules against a file of akd's test vectors.
+   Beside them, measured on the same tree and not used by Clearpost: the lookups the draft's
+   own ladder would give (``draft_ladder``: version 0 shown as well), and the sizes the
+   akd-style *marker* scheme would give (``marker_lookup``, ``marker_history_absent``): a
+   shorter lookup, paid for by a longer history at every check a device makes.
 3. **Epoch** of ``--changes`` new versions on the full tree, each step timed: VRF proofs of the
    new versions, commitments, ``insert_many`` (the new root), the auditor's update proof
    (``prove_update``) and its verification (``verify_update``) with the proof's size.
@@ -39,9 +40,13 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from akd_size import Trie, check_vector, lookup_size
 
 from clearpost.core.keydir.commit import MAX_VERSION, commit, label_input, new_opening
 from clearpost.core.keydir.proofs import (
@@ -62,6 +67,8 @@ from clearpost.core.keydir.tree import PrefixTree, prove_update, verify_update
 from clearpost.core.keydir.vrf import VrfSecretKey, proof_to_hash
 
 AKD_LOOKUP_BYTES = 2130
+AKD_EPOCH = 105_120
+"""The epoch an akd lookup names (a varint): a year of 5-minute epochs."""
 COUNTS = (1, 2, 3, 4, 11)
 """Versions per sampled label: lookups of greatest version 0, 1, 2, 3 and 10."""
 DEVICES = orjson.dumps(
@@ -181,6 +188,12 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, default=1_000_000)
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--samples", type=int, default=50, help="labels per proof kind")
+    parser.add_argument(
+        "--akd-vector",
+        type=Path,
+        help="one of akd's test-vector files (examples/src/test_vectors/whatsapp_v1.yaml): "
+        "its lookup proof, sized again by akd_size.py's wire rules, must come to its length",
+    )
     args = parser.parse_args()
     rows: list[tuple[str, str, str]] = []
     key = VrfSecretKey.from_seed(os.urandom(32))
@@ -202,6 +215,7 @@ def main() -> None:
     rss_before = rss_mb()
     with Timer() as build:
         tree = PrefixTree.from_leaves(leaves)
+    akd_trie = Trie(sorted(index for index, _ in leaves))
     del leaves
     rows.append(("build", f"{len(tree):,} leaves", str(build)))
     rows.append(
@@ -319,8 +333,26 @@ def main() -> None:
         )
     )
     rows.append(
-        ("  peer: akd lookup proof", "tiny directory (published)", f"{AKD_LOOKUP_BYTES:,} B")
+        ("  peer: akd lookup proof", "its test vectors (94 versions)", f"{AKD_LOOKUP_BYTES:,} B")
     )
+    for n in COUNTS:
+        sizes = [
+            akd_lookup(akd_trie, key, labels[n, i], versions[n, i]) for i in range(args.samples)
+        ]
+        rows.append(
+            (
+                f"  peer: akd lookup, version {n - 1} (akd's {n})",
+                "its wire format on this tree",
+                spread(sizes),
+            )
+        )
+    if args.akd_vector:
+        size, sized = check_vector(args.akd_vector.read_text())
+        if size != sized:
+            sys.exit(f"akd_size.py sizes akd's vector at {sized:,} B, not its {size:,} B")
+        rows.append(
+            ("  peer: akd_size.py's wire rules", args.akd_vector.name, f"{size:,} B, sized alike")
+        )
     rows.append(
         ("  value: 2-device list", "canonical JSON, not counted above", f"{len(DEVICES):,} B")
     )
@@ -379,6 +411,24 @@ def main() -> None:
     print(f"|{'-' * (width[0] + 2)}|{'-' * (width[1] + 2)}|{'-' * (width[2] + 2)}|")
     for a, b, c in rows:
         print(f"| {a:<{width[0]}} | {b:<{width[1]}} | {c:<{width[2]}} |")
+
+
+def akd_lookup(trie: Trie, key: VrfSecretKey, label: bytes, mine: list[Version]) -> int:
+    """Bytes of akd's lookup of the greatest of ``mine`` (versions 0..n-1 here are akd's
+    1..n) on ``trie``, without the value: its version's path, its marker version's (the
+    greatest power of two not above it), and the absence of a label not in the tree (akd's
+    *stale* label of the version, a VRF output like the rest)."""
+    n = len(mine)
+    marker = 1 << (n.bit_length() - 1)
+    index = [leaf for leaf, _ in leaves_of(label, mine)]
+    stale = index_of(proof_to_hash(key.prove(label_input(label, n))))
+    return lookup_size(
+        trie.path(index[n - 1]),
+        trie.path(index[marker - 1]),
+        trie.absence(stale),
+        epoch=AKD_EPOCH,
+        version=n,
+    )
 
 
 def absence_at(tree: PrefixTree, key: VrfSecretKey) -> Bundle:
