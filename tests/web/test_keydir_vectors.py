@@ -13,25 +13,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.web.test_verify_vectors import ESBUILD, ROOT, WEB, _need_node
+from tests.web.test_verify_vectors import ROOT, WEB, _need_node, esbuild
 
 
 def test_the_browser_directory_checks_pass_the_keydir_vectors(tmp_path: Path) -> None:
     node = _need_node()
-    bundle = tmp_path / "keydir.test.mjs"
-    subprocess.run(
-        [
-            str(ESBUILD),
-            str(WEB / "test" / "keydir" / "vectors.test.ts"),
-            "--bundle",
-            "--platform=node",
-            "--format=esm",
-            f"--outfile={bundle}",
-            "--log-level=warning",
-        ],
-        check=True,
-        cwd=WEB,
-    )
+    bundle = esbuild(WEB / "test" / "keydir" / "vectors.test.ts", tmp_path / "keydir.test.mjs")
     run = subprocess.run(
         [node, "--test", "--test-reporter=tap", str(bundle)],
         capture_output=True,

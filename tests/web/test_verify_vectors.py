@@ -42,6 +42,25 @@ ORIGIN = "clearpost.localhost/log"
 USER = "@alice:clearpost.localhost"
 
 
+def esbuild(entry: Path, out: Path, *, platform: str = "node") -> Path:
+    """A TypeScript test under ``web/test`` bundled by the project's esbuild into ``out``
+    (an ES module, for Node or the browser)."""
+    subprocess.run(
+        [
+            str(ESBUILD),
+            str(entry),
+            "--bundle",
+            f"--platform={platform}",
+            "--format=esm",
+            f"--outfile={out}",
+            "--log-level=warning",
+        ],
+        check=True,
+        cwd=WEB,
+    )
+    return out
+
+
 def _need_node() -> str:
     node = shutil.which("node")
     if node is None or not ESBUILD.exists():
@@ -159,20 +178,7 @@ def test_the_browser_verifier_passes_the_python_vectors(tmp_path: Path) -> None:
     node = _need_node()
     fx = tmp_path / "fixtures.json"
     fx.write_text(json.dumps(fixtures(), ensure_ascii=False))
-    bundle = tmp_path / "vectors.test.mjs"
-    subprocess.run(
-        [
-            str(ESBUILD),
-            str(WEB / "test" / "verify" / "vectors.test.ts"),
-            "--bundle",
-            "--platform=node",
-            "--format=esm",
-            f"--outfile={bundle}",
-            "--log-level=warning",
-        ],
-        check=True,
-        cwd=WEB,
-    )
+    bundle = esbuild(WEB / "test" / "verify" / "vectors.test.ts", tmp_path / "vectors.test.mjs")
     env = {"TLOG_VECTORS": str(ROOT / "tests" / "vectors" / "tlog"), "VERIFY_FIXTURES": str(fx)}
     run = subprocess.run(
         [node, "--test", "--test-reporter=tap", str(bundle)],

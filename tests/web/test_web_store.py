@@ -11,7 +11,6 @@ localhost origin through Playwright's routing (no server: IndexedDB is the brows
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from tests.support.chromium import chromium
 from tests.web.browser import need_browser
-from tests.web.test_verify_vectors import ESBUILD, WEB, _need_node
+from tests.web.test_verify_vectors import WEB, _need_node, esbuild
 
 ORIGIN = "http://localhost:9"
 NAMES = "indexedDB.databases().then(d => d.map(x => x.name))"
@@ -46,20 +45,8 @@ def script(tmp_path: Path) -> bytes:
     """``store.ts`` bundled for the page."""
     need_browser()
     _need_node()
-    bundle = tmp_path / "store.js"
-    subprocess.run(
-        [
-            str(ESBUILD),
-            str(WEB / "test" / "store" / "page.ts"),
-            "--bundle",
-            "--format=esm",
-            f"--outfile={bundle}",
-            "--log-level=warning",
-        ],
-        check=True,
-        cwd=WEB,
-    )
-    return bundle.read_bytes()
+    page = WEB / "test" / "store" / "page.ts"
+    return esbuild(page, tmp_path / "store.js", platform="browser").read_bytes()
 
 
 async def test_a_write_under_way_when_the_device_is_wiped_does_not_bring_its_storage_back(
