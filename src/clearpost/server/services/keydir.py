@@ -314,10 +314,11 @@ class KeyDirService:
         labels = [label(DEVICES, u).decode() for u in dirty]
         labels += [label(LOG, u).decode() for u in by_user]
         prev = ks.latest_versions_sync(conn, labels)
+        uploaded = ks.device_keys_sync(conn, dirty)
         out: list[tuple[bytes, int, bytes]] = []
         for user in dirty:
             lbl = label(DEVICES, user)
-            keys = [orjson.loads(k) for k in ks.device_keys_sync(conn, user)]
+            keys = [orjson.loads(k) for k in uploaded[user]]
             value = devices_value(keys)
             before = prev.get(lbl.decode())
             if before is None and not keys:

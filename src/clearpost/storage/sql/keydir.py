@@ -148,14 +148,20 @@ def dirty_users_sync(conn: Connection, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def device_keys_sync(conn: Connection, user_id: str) -> list[str]:
-    """The signed device keys (JSON text, as uploaded) of the account's devices."""
+def device_keys_sync(conn: Connection, user_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The signed device keys (JSON text, as uploaded) of each account's devices, in device
+    order: one read for an epoch's accounts, not one each."""
+    out: dict[str, list[str]] = {u: [] for u in user_ids}
+    if not user_ids:
+        return out
     rows = conn.execute(
-        select(devices.c.device_keys)
-        .where(devices.c.user_id == user_id, devices.c.device_keys.is_not(None))
-        .order_by(devices.c.device_id)
+        select(devices.c.user_id, devices.c.device_keys)
+        .where(devices.c.user_id.in_(list(user_ids)), devices.c.device_keys.is_not(None))
+        .order_by(devices.c.user_id, devices.c.device_id)
     ).all()
-    return [r[0] for r in rows]
+    for user_id, keys in rows:
+        out[user_id].append(keys)
+    return out
 
 
 def entries_about_sync(conn: Connection, start: int, end: int) -> list[tuple[int, str]]:
