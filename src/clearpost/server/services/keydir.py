@@ -254,12 +254,9 @@ class KeyDirService:
             epoch = self._tree_epoch + 1
             leaves: list[tuple[Version, bytes]] = []
             for lbl, version, value in new:
-                alpha = commit_mod.label_input(lbl, version)
-                pi = vrf_key.prove(alpha)
+                pi, index = self._published_vrf(vrf_key, lbl, version)
                 opening = commit_mod.new_opening()
-                row = Version(
-                    lbl.decode(), version, epoch, index_of(proof_to_hash(pi)), pi, opening, value
-                )
+                row = Version(lbl.decode(), version, epoch, index, pi, opening, value)
                 leaves.append((row, commit_mod.commit(opening, lbl, version, value)))
             inserted = [(v.index, c) for v, c in leaves]
             proof = tree_mod.prove_update(self._tree, [i for i, _ in inserted])
@@ -448,6 +445,20 @@ class KeyDirService:
         if known is None:
             pi = vrf_key.prove(alpha)
             known = self._absent_proofs[alpha] = (pi, index_of(proof_to_hash(pi)))
+        return known
+
+    def _published_vrf(
+        self, vrf_key: VrfSecretKey, lbl: bytes, version: int
+    ) -> tuple[bytes, bytes]:
+        """The VRF proof and index of a version being published: the one kept while it was
+        absent (``_first_free`` proves a new label's first version, a lookup's ladder the
+        next ones), else made now. Once published it is stored with the version's row, so it
+        is no longer kept here."""
+        alpha = commit_mod.label_input(lbl, version)
+        known = self._absent_proofs.pop(alpha, None)
+        if known is None:
+            pi = vrf_key.prove(alpha)
+            known = (pi, index_of(proof_to_hash(pi)))
         return known
 
     def _vrf_proof(self, lbl: bytes, version: int) -> bytes:
