@@ -287,7 +287,12 @@ class KeyDirService:
             self._behind = through < size
         self.last_publish_seconds = time.perf_counter() - started
         if new:
-            log.info("key directory epoch %d: %d new versions", epoch, len(new))
+            log.info(
+                "key directory epoch %d: %d new versions in %.2f s",
+                epoch,
+                len(new),
+                self.last_publish_seconds,
+            )
         return epoch
 
     def _count_due(self, conn: Connection, latest: Epoch | None, now: int) -> bool:
