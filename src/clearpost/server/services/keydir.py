@@ -254,7 +254,7 @@ class KeyDirService:
             epoch = self._tree_epoch + 1
             leaves: list[tuple[Version, bytes]] = []
             for lbl, version, value in new:
-                pi, index = self._published_vrf(vrf_key, lbl, version)
+                pi, index = self._vrf_of(lbl, version, keep=False)
                 opening = commit_mod.new_opening()
                 row = Version(lbl.decode(), version, epoch, index, pi, opening, value)
                 leaves.append((row, commit_mod.commit(opening, lbl, version, value)))
@@ -439,31 +439,21 @@ class KeyDirService:
             shown.append(CountShown(e.epoch, e.log_index, body, proof.hashes))
         return found, shown
 
-    def _vrf_of(self, lbl: bytes, version: int) -> tuple[bytes, bytes]:
-        """The VRF proof of (label, version) and its index: deterministic, so kept
-        (bounded)."""
+    def _vrf_of(self, lbl: bytes, version: int, *, keep: bool = True) -> tuple[bytes, bytes]:
+        """The VRF proof of (label, version) and its index: deterministic, so kept (bounded)
+        while the version is absent. ``keep=False`` for a version being published: it takes
+        the one kept (``_first_free`` proves a new label's first version, a lookup's ladder
+        the next ones), and the proof is stored with the version's row from then on."""
         vrf_key = self._vrf
         if vrf_key is None:
             raise KeyDirBusy("the key directory is starting")
         alpha = commit_mod.label_input(lbl, version)
-        known = self._absent_proofs.get(alpha)
-        if known is None:
-            pi = vrf_key.prove(alpha)
-            known = self._absent_proofs[alpha] = (pi, index_of(proof_to_hash(pi)))
-        return known
-
-    def _published_vrf(
-        self, vrf_key: VrfSecretKey, lbl: bytes, version: int
-    ) -> tuple[bytes, bytes]:
-        """The VRF proof and index of a version being published: the one kept while it was
-        absent (``_first_free`` proves a new label's first version, a lookup's ladder the
-        next ones), else made now. Once published it is stored with the version's row, so it
-        is no longer kept here."""
-        alpha = commit_mod.label_input(lbl, version)
-        known = self._absent_proofs.pop(alpha, None)
+        known = self._absent_proofs.get(alpha) if keep else self._absent_proofs.pop(alpha, None)
         if known is None:
             pi = vrf_key.prove(alpha)
             known = (pi, index_of(proof_to_hash(pi)))
+            if keep:
+                self._absent_proofs[alpha] = known
         return known
 
     def _vrf_proof(self, lbl: bytes, version: int) -> bytes:
